@@ -1,0 +1,29 @@
+//! cadre's pure domain layer.
+//!
+//! Products and their blocks, subscriptions with their lifecycle state machine, the typed domain
+//! models of the demo products (User, UserGroup), validated identifiers, typed errors, and the
+//! ports (async traits) that the storage, engine and edge layers meet at.
+//!
+//! This crate performs no I/O and knows nothing about databases, HTTP or async runtimes.
+
+pub mod catalogue;
+pub mod error;
+pub mod ids;
+pub mod lifecycle;
+pub mod models;
+pub mod ports;
+pub mod subscription;
+
+pub use catalogue::{FixedInput, Product, ProductBlock, ProductStatus, ProductType, ResourceType};
+pub use error::{DomainError, Result};
+pub use ids::{Email, ExternalId, Name};
+pub use lifecycle::{Lifecycle, LifecycleError};
+pub use ports::{
+    CatalogueRepository, Clock, Customer, CustomerRepository, IdSource, Page, Repositories,
+    SortOrder, Store, StoreTransaction, SubscriptionQuery, SubscriptionRepository,
+    SubscriptionSort, SystemClock, UuidV7Source,
+};
+pub use subscription::{
+    BlockInstance, BlockRef, BlockRelation, NewSubscription, Subscription, SubscriptionRecord,
+    SubscriptionSummary,
+};
