@@ -1,1 +1,26 @@
+//! cadre's database schema as reversible sea-orm migrations.
+//!
+//! [`Migrator`] lists them in order. `cargo xtask migrate up|down|fresh|status` and
+//! `cadre serve` run them; `cargo xtask codegen` regenerates the sea-orm entities of
+//! `cadre-store` from a freshly migrated scratch database. Shipped migrations are never edited:
+//! a schema change is a new migration.
 
+pub use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_catalogue_and_subscriptions;
+mod m20261124_000002_demo_catalogue;
+
+pub mod demo;
+
+/// All of cadre's migrations, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261124_000001_catalogue_and_subscriptions::Migration),
+            Box::new(m20261124_000002_demo_catalogue::Migration),
+        ]
+    }
+}

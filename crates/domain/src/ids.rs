@@ -24,26 +24,26 @@ impl ExternalId {
 
     /// Validates `value` as an external identifier.
     pub fn parse(value: &str) -> Result<Self, DomainError> {
-        let reason = if value.is_empty() {
-            Some("must not be empty".to_owned())
-        } else if value.len() > Self::MAX_LEN {
-            Some(format!("must be at most {} characters", Self::MAX_LEN))
-        } else if value.starts_with('.') {
-            Some("must not start with '.'".to_owned())
-        } else if let Some(bad) = value
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-        {
-            Some(format!(
-                "contains {bad:?}; only letters A-Z and a-z, digits, '.', '_' and '-' are allowed"
-            ))
-        } else {
-            None
-        };
-        match reason {
-            Some(reason) => Err(DomainError::invalid("id", format!("{value:?} {reason}"))),
-            None => Ok(Self(value.to_owned())),
+        let invalid = |reason: String| DomainError::invalid("id", format!("{value:?} {reason}"));
+        if value.is_empty() {
+            return Err(invalid("must not be empty".to_owned()));
         }
+        if value.len() > Self::MAX_LEN {
+            return Err(invalid(format!(
+                "must be at most {} characters",
+                Self::MAX_LEN
+            )));
+        }
+        if value.starts_with('.') {
+            return Err(invalid("must not start with '.'".to_owned()));
+        }
+        let allowed = |c: &char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if let Some(bad) = value.chars().find(|c| !allowed(c)) {
+            return Err(invalid(format!(
+                "contains {bad:?}; only letters A-Z and a-z, digits, '.', '_' and '-' are allowed"
+            )));
+        }
+        Ok(Self(value.to_owned()))
     }
 
     /// The identifier as text.
@@ -173,11 +173,23 @@ mod tests {
     #[test]
     fn external_ids_follow_the_pattern() {
         for ok in ["a", "user_1", "A.b-c_9", "x.", &"z".repeat(255)] {
-            assert_eq!(ExternalId::parse(ok).map(|id| id.to_string()), Ok(ok.to_owned()));
+            assert_eq!(
+                ExternalId::parse(ok).map(|id| id.to_string()),
+                Ok(ok.to_owned())
+            );
         }
-        for bad in ["", ".hidden", "has space", "slash/", "ümlaut", &"z".repeat(256)] {
+        for bad in [
+            "",
+            ".hidden",
+            "has space",
+            "slash/",
+            "ümlaut",
+            &"z".repeat(256),
+        ] {
             let error = ExternalId::parse(bad).expect_err(bad);
-            assert!(matches!(error, DomainError::InvalidArgument { ref field, .. } if field == "id"));
+            assert!(
+                matches!(error, DomainError::InvalidArgument { ref field, .. } if field == "id")
+            );
         }
     }
 
@@ -205,7 +217,14 @@ mod tests {
     fn emails_are_case_folded_and_checked() {
         let email = Email::parse("  Alice.Smith@Example.ORG ").expect("valid");
         assert_eq!(email.as_str(), "alice.smith@example.org");
-        for bad in ["alice", "@example.org", "alice@localhost", "a@b@c.org", "a b@c.org", "a@-x.org"] {
+        for bad in [
+            "alice",
+            "@example.org",
+            "alice@localhost",
+            "a@b@c.org",
+            "a b@c.org",
+            "a@-x.org",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }
@@ -217,7 +236,10 @@ mod tests {
         let bad = serde_json::from_str::<ExternalId>("\".grp\"").expect_err("leading dot");
         assert!(bad.to_string().contains("must not start with '.'"), "{bad}");
         let email: Email = serde_json::from_str("\"Bob@Example.org\"").expect("valid email");
-        assert_eq!(serde_json::to_string(&email).expect("serialise"), "\"bob@example.org\"");
+        assert_eq!(
+            serde_json::to_string(&email).expect("serialise"),
+            "\"bob@example.org\""
+        );
     }
 
     proptest! {

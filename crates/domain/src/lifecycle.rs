@@ -105,7 +105,9 @@ impl fmt::Display for Lifecycle {
 
 /// An unknown lifecycle string.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("unknown lifecycle {0:?}; expected one of initial, provisioning, active, disabled, terminated, migrating")]
+#[error(
+    "unknown lifecycle {0:?}; expected one of initial, provisioning, active, disabled, terminated, migrating"
+)]
 pub struct UnknownLifecycle(pub String);
 
 impl FromStr for Lifecycle {
@@ -175,7 +177,14 @@ mod tests {
         let wire: Vec<&str> = Lifecycle::ALL.iter().map(|l| l.as_str()).collect();
         assert_eq!(
             wire,
-            ["initial", "provisioning", "active", "disabled", "terminated", "migrating"]
+            [
+                "initial",
+                "provisioning",
+                "active",
+                "disabled",
+                "terminated",
+                "migrating"
+            ]
         );
         for lifecycle in Lifecycle::ALL {
             assert_eq!(lifecycle.as_str().parse::<Lifecycle>(), Ok(lifecycle));

@@ -34,7 +34,7 @@ pub struct Subscription {
     /// Free-form operator note.
     pub note: Option<String>,
     /// Optimistic-concurrency version, incremented by every save.
-    pub version: i32,
+    pub version: i64,
 }
 
 impl Subscription {
@@ -71,7 +71,7 @@ pub struct BlockRelation {
     /// The field of the referring block it fills, e.g. `groups`.
     pub attr: String,
     /// Position within that field's list.
-    pub position: i32,
+    pub position: i64,
     /// The referenced block instance.
     pub target: BlockRef,
 }
@@ -87,7 +87,7 @@ pub struct BlockInstance {
     pub label: Option<String>,
     /// Values by resource type; a list-valued field holds several values in order.
     pub values: BTreeMap<String, Vec<String>>,
-    /// References to other block instances.
+    /// References to other block instances, ordered by field and position.
     pub relations: Vec<BlockRelation>,
 }
 
@@ -132,18 +132,27 @@ impl BlockInstance {
             .filter(|relation| relation.attr == attr)
             .collect();
         relations.sort_by_key(|relation| relation.position);
-        relations.into_iter().map(|relation| relation.target).collect()
+        relations
+            .into_iter()
+            .map(|relation| relation.target)
+            .collect()
     }
 
     /// Replaces the references filling `attr` with `targets`, in order.
     pub fn set_references(&mut self, attr: &str, targets: &[BlockRef]) {
         self.relations.retain(|relation| relation.attr != attr);
+        self.relations.extend(
+            targets
+                .iter()
+                .zip(0..)
+                .map(|(target, position)| BlockRelation {
+                    attr: attr.to_owned(),
+                    position,
+                    target: *target,
+                }),
+        );
         self.relations
-            .extend(targets.iter().zip(0..).map(|(target, position)| BlockRelation {
-                attr: attr.to_owned(),
-                position,
-                target: *target,
-            }));
+            .sort_by(|a, b| (a.attr.as_str(), a.position).cmp(&(b.attr.as_str(), b.position)));
     }
 }
 

@@ -1,0 +1,59 @@
+//! Translation of database errors into domain errors: constraint violations become conflicts
+//! with a message a person can act on; anything else is a storage failure, logged here.
+
+use cadre_domain::DomainError;
+use sea_orm::{DbErr, SqlErr};
+
+/// Turns a sea-orm error into a [`DomainError`], never leaking SQL to callers.
+pub fn storage_error(error: DbErr) -> DomainError {
+    // SQLite reports some foreign key failures with an extended code sea-orm does not map.
+    let sql_err = error.sql_err().or_else(|| {
+        error
+            .to_string()
+            .contains("FOREIGN KEY constraint failed")
+            .then(|| SqlErr::ForeignKeyConstraintViolation(error.to_string()))
+    });
+    match sql_err {
+        Some(SqlErr::UniqueConstraintViolation(detail)) => {
+            DomainError::Conflict(unique_message(&detail).to_owned())
+        }
+        Some(SqlErr::ForeignKeyConstraintViolation(_)) => DomainError::Conflict(
+            "the change refers to something that does not exist, or removes something still in use"
+                .to_owned(),
+        ),
+        _ => {
+            tracing::error!(%error, "database error");
+            DomainError::Storage("the database failed to complete the operation".to_owned())
+        }
+    }
+}
+
+/// A human message for a unique index, recognised by its name (PostgreSQL) or columns (SQLite).
+fn unique_message(detail: &str) -> &'static str {
+    const KNOWN: &[(&[&str], &str)] = &[
+        (
+            &[
+                "uq_subscription_instance_values_unique_value",
+                "unique_value",
+            ],
+            "a live subscription already holds this identifying value (id, name or email)",
+        ),
+        (
+            &["uq_customers_name", "customers.name"],
+            "a customer with this name already exists",
+        ),
+        (
+            &["uq_products_name", "products.name"],
+            "a product with this name already exists",
+        ),
+        (
+            &["subscriptions_pkey", "subscriptions.id"],
+            "a subscription with this id already exists",
+        ),
+    ];
+    KNOWN
+        .iter()
+        .find(|(needles, _)| needles.iter().any(|needle| detail.contains(needle)))
+        .map(|(_, message)| *message)
+        .unwrap_or("the change collides with an existing record")
+}

@@ -1,0 +1,81 @@
+//! Test helpers (feature `testing`): a freshly migrated scratch database per test.
+//!
+//! Without `DATABASE_URL`, or with a SQLite one, each store is a private in-memory SQLite
+//! database. With `DATABASE_URL=postgres://…`, each store gets a new database
+//! `cadre_test_<uuid>` on that server, so tests run in parallel without seeing each other.
+
+#![allow(clippy::expect_used)]
+
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use uuid::Uuid;
+
+use crate::{SeaStore, connect, migrate};
+
+/// Which backend the tests run on, from `DATABASE_URL`.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|url| url.starts_with("postgres://") || url.starts_with("postgresql://"))
+}
+
+/// A new, empty, unmigrated scratch database.
+pub async fn scratch_connection() -> DatabaseConnection {
+    match postgres_url() {
+        Some(server) => {
+            let admin = connect(&server).await.expect("connect to DATABASE_URL");
+            let name = format!("cadre_test_{}", Uuid::new_v4().simple());
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .expect("create scratch database");
+            admin.close().await.expect("close admin connection");
+            connect(&with_database(&server, &name))
+                .await
+                .expect("connect to scratch database")
+        }
+        None => connect("sqlite::memory:")
+            .await
+            .expect("open in-memory SQLite"),
+    }
+}
+
+/// A store over a new scratch database with every migration applied.
+pub async fn scratch_store() -> SeaStore {
+    let conn = scratch_connection().await;
+    migrate(&conn).await.expect("migrate scratch database");
+    SeaStore::new(conn)
+}
+
+/// `url` with its database name replaced by `database`.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |index| index + 3);
+    let server = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{server}/{database}?{query}"),
+        None => format!("{server}/{database}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn database_name_is_replaced_or_added() {
+        assert_eq!(
+            with_database("postgres://u:p@127.0.0.1:5433/postgres", "t1"),
+            "postgres://u:p@127.0.0.1:5433/t1"
+        );
+        assert_eq!(
+            with_database("postgres://u@h:1?sslmode=disable", "t1"),
+            "postgres://u@h:1/t1?sslmode=disable"
+        );
+    }
+}

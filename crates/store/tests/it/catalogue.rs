@@ -1,0 +1,72 @@
+//! The demo catalogue installed by the migrations.
+
+use cadre_domain::{CatalogueRepository, CustomerRepository, Name, ProductStatus, ProductType};
+use cadre_migrations::demo::{DEFAULT_CUSTOMER_ID, USER_INTERNAL_PRODUCT_ID};
+use cadre_store::testing::scratch_store;
+
+#[tokio::test]
+async fn the_demo_products_are_installed_with_their_blocks() {
+    let store = scratch_store().await;
+    let products = store.list_products().await.unwrap();
+    let summary: Vec<(&str, &str, &str)> = products
+        .iter()
+        .map(|product| {
+            (
+                product.name.as_str(),
+                product.product_type.as_str(),
+                product.tag.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("User Group", "UserGroup", "GROUP"),
+            ("User external", "User", "USER_EXT"),
+            ("User internal", "User", "USER_INT")
+        ]
+    );
+    assert!(
+        products
+            .iter()
+            .all(|product| product.status == ProductStatus::Active)
+    );
+
+    let user = store.product(USER_INTERNAL_PRODUCT_ID).await.unwrap();
+    assert_eq!(user.fixed_input("affiliation"), Some("internal"));
+    assert_eq!(user.product_type, ProductType::user());
+    let block = user.block("UserBlock").unwrap();
+    let fields: Vec<(&str, bool)> = block
+        .resource_types
+        .iter()
+        .map(|field| (field.resource_type.as_str(), field.unique))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("auth_id", false),
+            ("email", true),
+            ("firstname", false),
+            ("lastname", false),
+            ("user_id", true),
+            ("username", true)
+        ]
+    );
+    assert_eq!(block.depends_on, ["UserGroupBlock"]);
+
+    let blocks = store.list_product_blocks().await.unwrap();
+    let group_block = blocks
+        .iter()
+        .find(|block| block.name == "UserGroupBlock")
+        .unwrap();
+    assert_eq!(group_block.depends_on, ["UserGroupBlock"], "groups nest");
+
+    let customer = store.customer(DEFAULT_CUSTOMER_ID).await.unwrap();
+    assert_eq!(customer.name.as_str(), "Default");
+    let by_name = store
+        .customer_by_name(&Name::parse("Default").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(by_name, customer);
+    assert!(store.product_by_name("No such product").await.is_err());
+}

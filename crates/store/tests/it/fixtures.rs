@@ -1,0 +1,107 @@
+//! Builders for groups and users through the domain models, as a workflow would create them.
+
+use cadre_domain::models::{self, DomainModel, User, UserGroup, UserGroupInactive, UserInactive};
+use cadre_domain::{
+    BlockRef, Email, ExternalId, Lifecycle, Name, NewSubscription, SubscriptionRepository,
+};
+use cadre_migrations::demo::{
+    DEFAULT_CUSTOMER_ID, USER_GROUP_PRODUCT_ID, USER_INTERNAL_PRODUCT_ID,
+};
+use cadre_store::SeaStore;
+use chrono::{DateTime, TimeZone, Utc};
+use uuid::Uuid;
+
+pub fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap()
+}
+
+pub async fn initial_group(store: &SeaStore, description: &str) -> UserGroupInactive {
+    let record = store
+        .create_subscription(NewSubscription {
+            id: Uuid::now_v7(),
+            product_id: USER_GROUP_PRODUCT_ID,
+            customer_id: DEFAULT_CUSTOMER_ID,
+            description: description.to_owned(),
+        })
+        .await
+        .unwrap();
+    UserGroupInactive::from_record(record).unwrap()
+}
+
+/// An active group with the given external id and name, and optional parents.
+pub async fn active_group(
+    store: &SeaStore,
+    group_id: &str,
+    name: &str,
+    parents: &[BlockRef],
+) -> UserGroup {
+    let mut group = initial_group(store, &format!("User Group {name}")).await;
+    group.user_group.user_group_id = Some(ExternalId::parse(group_id).unwrap());
+    group.user_group.name = Some(Name::parse(name).unwrap());
+    group.user_group.parent_groups = parents.to_vec();
+    let group = models::save(store, group.into_provisioning(now()).unwrap())
+        .await
+        .unwrap();
+    activate(store, group).await
+}
+
+pub async fn initial_user(store: &SeaStore) -> UserInactive {
+    let record = store
+        .create_subscription(NewSubscription {
+            id: Uuid::now_v7(),
+            product_id: USER_INTERNAL_PRODUCT_ID,
+            customer_id: DEFAULT_CUSTOMER_ID,
+            description: "Initial subscription".to_owned(),
+        })
+        .await
+        .unwrap();
+    UserInactive::from_record(record).unwrap()
+}
+
+/// A provisioning user in `groups`; `Err` when the store refuses it.
+pub async fn provisioned_user(
+    store: &SeaStore,
+    user_id: &str,
+    username: &str,
+    email: &str,
+    groups: &[&UserGroup],
+) -> cadre_domain::Result<User> {
+    let mut user = initial_user(store).await;
+    user.subscription.description = format!("User {username}");
+    user.user.user_id = Some(ExternalId::parse(user_id)?);
+    user.user.username = Some(Name::parse(username)?);
+    user.user.email = Some(Email::parse(email)?);
+    user.user.firstname = Some(Name::parse("Ada")?);
+    user.user.auth_id = Some(format!("oidc|{user_id}"));
+    user.user.groups = groups
+        .iter()
+        .map(|group| group.user_group.reference(group.subscription.id))
+        .collect();
+    models::save(store, user.into_provisioning(now())?).await
+}
+
+pub async fn activate<M: DomainModel + HasSubscription>(store: &SeaStore, mut model: M) -> M {
+    model
+        .subscription_mut()
+        .change_lifecycle(Lifecycle::Active, now())
+        .unwrap();
+    model.subscription_mut().insync = true;
+    models::save(store, model).await.unwrap()
+}
+
+/// Access to the subscription row of a typed model, for generic fixtures.
+pub trait HasSubscription {
+    fn subscription_mut(&mut self) -> &mut cadre_domain::Subscription;
+}
+
+impl HasSubscription for User {
+    fn subscription_mut(&mut self) -> &mut cadre_domain::Subscription {
+        &mut self.subscription
+    }
+}
+
+impl HasSubscription for UserGroup {
+    fn subscription_mut(&mut self) -> &mut cadre_domain::Subscription {
+        &mut self.subscription
+    }
+}

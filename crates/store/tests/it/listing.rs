@@ -1,0 +1,141 @@
+//! Listing subscriptions with filters, sorting and pagination.
+
+use cadre_domain::{
+    Lifecycle, ProductType, SortOrder, SubscriptionQuery, SubscriptionRepository, SubscriptionSort,
+};
+use cadre_store::testing::scratch_store;
+use uuid::Uuid;
+
+use crate::fixtures::{active_group, initial_group, provisioned_user};
+
+fn ids(page: &cadre_domain::Page<cadre_domain::SubscriptionSummary>) -> Vec<Uuid> {
+    page.items.iter().map(|item| item.subscription.id).collect()
+}
+
+#[tokio::test]
+async fn filters_and_pages_return_exactly_the_expected_rows() {
+    let store = scratch_store().await;
+    let alpha = active_group(&store, "alpha", "Alpha", &[]).await;
+    let beta = active_group(&store, "beta", "Beta 50%_off", &[]).await;
+    let draft = initial_group(&store, "Draft group ALPHA").await;
+    let ann = provisioned_user(&store, "ann", "ann", "ann@example.org", &[&alpha])
+        .await
+        .unwrap();
+    let bob = provisioned_user(&store, "bob", "bob", "bob@example.org", &[&beta])
+        .await
+        .unwrap();
+    let (alpha, beta, draft, ann, bob) = (
+        alpha.subscription.id,
+        beta.subscription.id,
+        draft.subscription.id,
+        ann.subscription.id,
+        bob.subscription.id,
+    );
+
+    let all = store
+        .list_subscriptions(&SubscriptionQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&all),
+        [alpha, beta, draft, ann, bob],
+        "creation order by default"
+    );
+    assert_eq!(all.total, 5);
+
+    let groups = SubscriptionQuery {
+        product_type: Some(ProductType::user_group()),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(&store.list_subscriptions(&groups).await.unwrap()),
+        [alpha, beta, draft]
+    );
+
+    let active_groups = SubscriptionQuery {
+        lifecycle: Some(Lifecycle::Active),
+        ..groups.clone()
+    };
+    let page = store.list_subscriptions(&active_groups).await.unwrap();
+    assert_eq!(ids(&page), [alpha, beta]);
+    assert_eq!(page.items[0].product_name, "User Group");
+
+    let provisioning_users = SubscriptionQuery {
+        product_type: Some(ProductType::user()),
+        lifecycle: Some(Lifecycle::Provisioning),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(&store.list_subscriptions(&provisioning_users).await.unwrap()),
+        [ann, bob]
+    );
+
+    let text = SubscriptionQuery {
+        text: Some("alpha".to_owned()),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(&store.list_subscriptions(&text).await.unwrap()),
+        [alpha, draft],
+        "case-insensitive"
+    );
+    let wildcard = SubscriptionQuery {
+        text: Some("50%_".to_owned()),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(&store.list_subscriptions(&wildcard).await.unwrap()),
+        [beta],
+        "% and _ are literal"
+    );
+    let underscore = SubscriptionQuery {
+        text: Some("_".to_owned()),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(&store.list_subscriptions(&underscore).await.unwrap()),
+        [beta]
+    );
+
+    let second_page = SubscriptionQuery {
+        offset: 2,
+        limit: Some(2),
+        ..Default::default()
+    };
+    let page = store.list_subscriptions(&second_page).await.unwrap();
+    assert_eq!(ids(&page), [draft, ann]);
+    assert_eq!(page.total, 5, "total counts every match, not the page");
+    let past_the_end = SubscriptionQuery {
+        offset: 10,
+        limit: Some(2),
+        ..Default::default()
+    };
+    let page = store.list_subscriptions(&past_the_end).await.unwrap();
+    assert!(page.items.is_empty());
+    assert_eq!(page.total, 5);
+
+    let by_description_desc = SubscriptionQuery {
+        sort: SubscriptionSort::Description,
+        order: SortOrder::Desc,
+        ..groups
+    };
+    assert_eq!(
+        ids(&store
+            .list_subscriptions(&by_description_desc)
+            .await
+            .unwrap()),
+        [beta, alpha, draft],
+        "'User Group Beta…' > 'User Group Alpha' > 'Draft…'"
+    );
+
+    let by_start = SubscriptionQuery {
+        sort: SubscriptionSort::StartDate,
+        ..Default::default()
+    };
+    let page = store.list_subscriptions(&by_start).await.unwrap();
+    assert_eq!(
+        &ids(&page)[..2],
+        [alpha, beta],
+        "started ones first, never-started last"
+    );
+}

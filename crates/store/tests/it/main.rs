@@ -1,0 +1,11 @@
+//! Integration tests of cadre-store, run on SQLite by default and on PostgreSQL when
+//! `DATABASE_URL=postgres://…` is set. One binary, one module per concern.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod catalogue;
+mod fixtures;
+mod listing;
+mod migrations;
+mod subscriptions;
+mod uniqueness;

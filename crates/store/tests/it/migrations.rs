@@ -1,0 +1,89 @@
+//! Migrations are reversible: down then up restores an identical schema.
+
+use cadre_migrations::{Migrator, MigratorTrait};
+use cadre_store::testing::scratch_connection;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+
+/// A textual dump of every table, column, index and constraint.
+async fn schema(conn: &DatabaseConnection) -> Vec<String> {
+    let sql = match conn.get_database_backend() {
+        DbBackend::Sqlite => {
+            "SELECT type || ' ' || name || ': ' || COALESCE(sql, '') AS line FROM sqlite_master \
+             WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name"
+        }
+        _ => {
+            "SELECT line FROM ( \
+               SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type || ' ' || \
+                      is_nullable || ' ' || COALESCE(column_default, '') AS line \
+                 FROM information_schema.columns WHERE table_schema = current_schema() \
+               UNION ALL \
+               SELECT 'index ' || indexname || ': ' || indexdef FROM pg_indexes \
+                WHERE schemaname = current_schema() \
+               UNION ALL \
+               SELECT 'constraint ' || conname || ': ' || pg_get_constraintdef(oid) FROM pg_constraint \
+                WHERE connamespace = current_schema()::regnamespace \
+             ) AS schema ORDER BY line"
+        }
+    };
+    conn.query_all_raw(Statement::from_string(conn.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<String>("", "line").unwrap())
+        .collect()
+}
+
+async fn row_count(conn: &DatabaseConnection, table: &str) -> i64 {
+    let sql = format!("SELECT COUNT(*) AS n FROM {table}");
+    conn.query_one_raw(Statement::from_string(conn.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn down_then_up_restores_an_identical_schema_and_catalogue() {
+    let conn = scratch_connection().await;
+    Migrator::up(&conn, None).await.unwrap();
+    let migrated = schema(&conn).await;
+    assert!(
+        migrated
+            .iter()
+            .any(|line| line.contains("uq_subscription_instance_values_unique_value"))
+    );
+    assert_eq!(row_count(&conn, "products").await, 3);
+
+    let applied = Migrator::get_applied_migrations(&conn).await.unwrap().len();
+    assert_eq!(applied, Migrator::migrations().len());
+    Migrator::down(&conn, None).await.unwrap();
+    let emptied = schema(&conn).await;
+    assert!(
+        emptied.iter().all(|line| line.contains("seaql_migrations")),
+        "only the migration table remains: {emptied:?}"
+    );
+
+    Migrator::up(&conn, None).await.unwrap();
+    assert_eq!(schema(&conn).await, migrated);
+    assert_eq!(row_count(&conn, "products").await, 3);
+    assert_eq!(row_count(&conn, "resource_types").await, 10);
+}
+
+#[tokio::test]
+async fn each_migration_reverts_on_its_own() {
+    let conn = scratch_connection().await;
+    Migrator::up(&conn, Some(1)).await.unwrap();
+    let schema_only = schema(&conn).await;
+    assert_eq!(row_count(&conn, "products").await, 0);
+    Migrator::up(&conn, None).await.unwrap();
+    assert_eq!(row_count(&conn, "products").await, 3);
+    Migrator::down(&conn, Some(1)).await.unwrap();
+    assert_eq!(
+        row_count(&conn, "products").await,
+        0,
+        "the demo catalogue is removed"
+    );
+    assert_eq!(row_count(&conn, "customers").await, 0);
+    assert_eq!(schema(&conn).await, schema_only);
+}

@@ -1,0 +1,188 @@
+//! The demo catalogue that `m20261124_000002_demo_catalogue` installs: the User and UserGroup
+//! products of the orchestrator-core workshop, extended with the identity fields cadre needs,
+//! and a default customer.
+//!
+//! Ids are fixed so that the catalogue is identical on every database and after `down`/`up`.
+
+use sea_orm_migration::sea_orm::prelude::Uuid;
+
+/// A resource type: name, description, whether its values identify a subscription.
+pub struct DemoResourceType {
+    /// Fixed id.
+    pub id: Uuid,
+    /// Field name.
+    pub name: &'static str,
+    /// What it holds.
+    pub description: &'static str,
+    /// Unique among live subscriptions.
+    pub unique: bool,
+}
+
+/// A product block with its resource types and the blocks it may reference.
+pub struct DemoBlock {
+    /// Fixed id.
+    pub id: Uuid,
+    /// Block name.
+    pub name: &'static str,
+    /// What it represents.
+    pub description: &'static str,
+    /// Short tag.
+    pub tag: &'static str,
+    /// Its fields.
+    pub resource_types: &'static [DemoResourceType],
+    /// Ids of the blocks it may reference.
+    pub depends_on: &'static [Uuid],
+}
+
+/// A product with its fixed inputs and root blocks.
+pub struct DemoProduct {
+    /// Fixed id.
+    pub id: Uuid,
+    /// Product name.
+    pub name: &'static str,
+    /// What it is.
+    pub description: &'static str,
+    /// Domain-model family.
+    pub product_type: &'static str,
+    /// Short tag.
+    pub tag: &'static str,
+    /// `(id, name, value)` of each fixed input.
+    pub fixed_inputs: &'static [(Uuid, &'static str, &'static str)],
+    /// Ids of the root blocks.
+    pub blocks: &'static [Uuid],
+}
+
+const fn id(n: u128) -> Uuid {
+    Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0000 | n)
+}
+
+/// The default customer's id.
+pub const DEFAULT_CUSTOMER_ID: Uuid = id(0x1);
+/// The default customer's name.
+pub const DEFAULT_CUSTOMER_NAME: &str = "Default";
+/// The `UserGroupBlock` id.
+pub const USER_GROUP_BLOCK_ID: Uuid = id(0x100);
+/// The `UserBlock` id.
+pub const USER_BLOCK_ID: Uuid = id(0x101);
+/// The `User Group` product id.
+pub const USER_GROUP_PRODUCT_ID: Uuid = id(0x200);
+/// The `User internal` product id.
+pub const USER_INTERNAL_PRODUCT_ID: Uuid = id(0x201);
+/// The `User external` product id.
+pub const USER_EXTERNAL_PRODUCT_ID: Uuid = id(0x202);
+
+/// The catalogue's creation instant, fixed so that reinstalling is byte-identical.
+pub const CREATED_AT: &str = "2026-11-24T00:00:00Z";
+
+/// Every demo product block.
+pub const BLOCKS: &[DemoBlock] = &[
+    DemoBlock {
+        id: USER_GROUP_BLOCK_ID,
+        name: "UserGroupBlock",
+        description: "A group of users",
+        tag: "UGB",
+        resource_types: &[
+            DemoResourceType {
+                id: id(0x300),
+                name: "user_group_id",
+                description: "External id of the group",
+                unique: true,
+            },
+            DemoResourceType {
+                id: id(0x301),
+                name: "user_group_name",
+                description: "Name of the group",
+                unique: true,
+            },
+            DemoResourceType {
+                id: id(0x302),
+                name: "discoverable",
+                description: "Whether users may find and join the group",
+                unique: false,
+            },
+            DemoResourceType {
+                id: id(0x303),
+                name: "terms",
+                description: "Terms a joiner must accept",
+                unique: false,
+            },
+        ],
+        depends_on: &[USER_GROUP_BLOCK_ID],
+    },
+    DemoBlock {
+        id: USER_BLOCK_ID,
+        name: "UserBlock",
+        description: "A user",
+        tag: "UB",
+        resource_types: &[
+            DemoResourceType {
+                id: id(0x310),
+                name: "user_id",
+                description: "External id of the user",
+                unique: true,
+            },
+            DemoResourceType {
+                id: id(0x311),
+                name: "username",
+                description: "Login name",
+                unique: true,
+            },
+            DemoResourceType {
+                id: id(0x312),
+                name: "firstname",
+                description: "Given name",
+                unique: false,
+            },
+            DemoResourceType {
+                id: id(0x313),
+                name: "lastname",
+                description: "Family name",
+                unique: false,
+            },
+            DemoResourceType {
+                id: id(0x314),
+                name: "email",
+                description: "Email address",
+                unique: true,
+            },
+            DemoResourceType {
+                id: id(0x315),
+                name: "auth_id",
+                description: "Identity at the authentication provider",
+                unique: false,
+            },
+        ],
+        depends_on: &[USER_GROUP_BLOCK_ID],
+    },
+];
+
+/// Every demo product.
+pub const PRODUCTS: &[DemoProduct] = &[
+    DemoProduct {
+        id: USER_GROUP_PRODUCT_ID,
+        name: "User Group",
+        description: "user group administration",
+        product_type: "UserGroup",
+        tag: "GROUP",
+        fixed_inputs: &[],
+        blocks: &[USER_GROUP_BLOCK_ID],
+    },
+    DemoProduct {
+        id: USER_INTERNAL_PRODUCT_ID,
+        name: "User internal",
+        description: "user administration - internal",
+        product_type: "User",
+        tag: "USER_INT",
+        fixed_inputs: &[(id(0x400), "affiliation", "internal")],
+        blocks: &[USER_BLOCK_ID],
+    },
+    DemoProduct {
+        id: USER_EXTERNAL_PRODUCT_ID,
+        name: "User external",
+        description: "user administration - external",
+        product_type: "User",
+        tag: "USER_EXT",
+        fixed_inputs: &[(id(0x401), "affiliation", "external")],
+        blocks: &[USER_BLOCK_ID],
+    },
+];

@@ -1,0 +1,5 @@
+//! Workspace-wide integration tests: one binary, one module per concern.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod layering;
