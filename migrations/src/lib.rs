@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_catalogue_and_subscriptions;
 mod m20261124_000002_demo_catalogue;
+mod m20261124_000003_processes;
 
 pub mod demo;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261124_000001_catalogue_and_subscriptions::Migration),
             Box::new(m20261124_000002_demo_catalogue::Migration),
+            Box::new(m20261124_000003_processes::Migration),
         ]
     }
 }

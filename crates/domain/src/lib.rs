@@ -12,6 +12,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod models;
 pub mod ports;
+pub mod process;
 pub mod subscription;
 
 pub use catalogue::{FixedInput, Product, ProductBlock, ProductStatus, ProductType, ResourceType};
@@ -22,6 +23,10 @@ pub use ports::{
     CatalogueRepository, Clock, Customer, CustomerRepository, IdSource, Page, Repositories,
     SortOrder, Store, StoreTransaction, SubscriptionQuery, SubscriptionRepository,
     SubscriptionSort, SystemClock, UuidV7Source,
+};
+pub use process::{
+    Lease, NewProcess, Process, ProcessQuery, ProcessRepository, ProcessStatus, ProcessStep,
+    ProcessUpdate, State, StepRecord, StepStatus, Target,
 };
 pub use subscription::{
     BlockInstance, BlockRef, BlockRelation, NewSubscription, Subscription, SubscriptionRecord,

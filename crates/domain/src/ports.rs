@@ -10,6 +10,7 @@ use crate::catalogue::{Product, ProductBlock, ProductType};
 use crate::error::Result;
 use crate::ids::Name;
 use crate::lifecycle::Lifecycle;
+use crate::process::ProcessRepository;
 use crate::subscription::{NewSubscription, SubscriptionRecord, SubscriptionSummary};
 
 /// The time source. Pass one in instead of reading the system clock deep inside.
@@ -153,10 +154,17 @@ pub trait SubscriptionRepository: Send + Sync {
 }
 
 /// Every repository, as one object.
-pub trait Repositories: CatalogueRepository + CustomerRepository + SubscriptionRepository {}
+pub trait Repositories:
+    CatalogueRepository + CustomerRepository + SubscriptionRepository + ProcessRepository
+{
+}
 
 impl<T> Repositories for T where
-    T: CatalogueRepository + CustomerRepository + SubscriptionRepository + ?Sized
+    T: CatalogueRepository
+        + CustomerRepository
+        + SubscriptionRepository
+        + ProcessRepository
+        + ?Sized
 {
 }
 

@@ -9,6 +9,7 @@ mod catalogue;
 mod customers;
 mod entities;
 mod error;
+mod processes;
 mod subscriptions;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -20,8 +21,8 @@ use async_trait::async_trait;
 use cadre_domain::{IdSource, Result, Store, StoreTransaction, UuidV7Source};
 use cadre_migrations::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction,
-    TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 use catalogue::CatalogueCache;
@@ -29,6 +30,7 @@ pub use error::storage_error;
 
 /// The repositories over a sea-orm connection `C`: the database itself ([`SeaStore`]) or one
 /// transaction ([`SeaTransaction`]).
+#[derive(Clone)]
 pub struct Repo<C> {
     conn: C,
     ids: Arc<dyn IdSource>,
@@ -92,7 +94,17 @@ impl SeaStore {
 #[async_trait]
 impl Store for SeaStore {
     async fn begin(&self) -> Result<Box<dyn StoreTransaction>> {
-        let txn = self.conn.begin().await.map_err(storage_error)?;
+        // On SQLite, take the write lock up front: a deferred transaction that reads and then
+        // writes can fail with SQLITE_BUSY when another connection wrote in between.
+        let options = TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        };
+        let txn = match self.conn.get_database_backend() {
+            DbBackend::Sqlite => self.conn.begin_with_options(options).await,
+            _ => self.conn.begin().await,
+        }
+        .map_err(storage_error)?;
         Ok(Box::new(Repo {
             conn: txn,
             ids: Arc::clone(&self.ids),

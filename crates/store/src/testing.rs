@@ -21,22 +21,41 @@ pub fn postgres_url() -> Option<String> {
 /// A new, empty, unmigrated scratch database.
 pub async fn scratch_connection() -> DatabaseConnection {
     match postgres_url() {
+        Some(_) => connect(&scratch_url().await)
+            .await
+            .expect("connect to scratch database"),
+        None => connect("sqlite::memory:")
+            .await
+            .expect("open in-memory SQLite"),
+    }
+}
+
+/// The URL of a new, empty, unmigrated scratch database that several connections (or
+/// processes) can share: a fresh PostgreSQL database, or a fresh SQLite file in the temp dir.
+pub async fn scratch_url() -> String {
+    let name = format!("cadre_test_{}", Uuid::new_v4().simple());
+    match postgres_url() {
         Some(server) => {
             let admin = connect(&server).await.expect("connect to DATABASE_URL");
-            let name = format!("cadre_test_{}", Uuid::new_v4().simple());
             admin
                 .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
                 .await
                 .expect("create scratch database");
             admin.close().await.expect("close admin connection");
-            connect(&with_database(&server, &name))
-                .await
-                .expect("connect to scratch database")
+            with_database(&server, &name)
         }
-        None => connect("sqlite::memory:")
-            .await
-            .expect("open in-memory SQLite"),
+        None => {
+            let path = std::env::temp_dir().join(format!("{name}.db"));
+            format!("sqlite://{}?mode=rwc", path.display())
+        }
     }
+}
+
+/// A store over the scratch database at `url` (from [`scratch_url`]), migrated.
+pub async fn store_at(url: &str) -> SeaStore {
+    let conn = connect(url).await.expect("connect to scratch database");
+    migrate(&conn).await.expect("migrate scratch database");
+    SeaStore::new(conn)
 }
 
 /// A store over a new scratch database with every migration applied.

@@ -4,6 +4,10 @@
 
 pub mod customers;
 pub mod fixed_inputs;
+pub mod input_states;
+pub mod process_steps;
+pub mod processes;
+pub mod processes_subscriptions;
 pub mod product_block_relations;
 pub mod product_block_resource_types;
 pub mod product_blocks;

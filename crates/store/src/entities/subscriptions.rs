@@ -31,6 +31,8 @@ pub enum Relation {
         on_delete = "Restrict"
     )]
     Customers,
+    #[sea_orm(has_many = "super::processes_subscriptions::Entity")]
+    ProcessesSubscriptions,
     #[sea_orm(
         belongs_to = "super::products::Entity",
         from = "Column::ProductId",
@@ -46,6 +48,12 @@ pub enum Relation {
 impl Related<super::customers::Entity> for Entity {
     fn to() -> RelationDef {
         Relation::Customers.def()
+    }
+}
+
+impl Related<super::processes_subscriptions::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::ProcessesSubscriptions.def()
     }
 }
 

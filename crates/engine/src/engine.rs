@@ -1,0 +1,796 @@
+//! The engine: starts processes from submitted forms, runs them step by step on workers, and
+//! resumes, skips or aborts them for operators.
+//!
+//! Each step runs in its own transaction, and the same transaction appends the step log entry
+//! and moves the process on (fenced by the worker's lease). A crash at any point therefore
+//! leaves the process at its last committed step with none of the interrupted step's effects;
+//! a restarted worker claims it once its lease expires and runs that step again.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use cadre_domain::{
+    Clock, DomainError, Lease, NewProcess, Process, ProcessStatus, ProcessUpdate, State,
+    StepRecord, StepStatus, Store, Target,
+};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{Value, json};
+use thiserror::Error;
+use tracing::{Instrument, info_span};
+use uuid::Uuid;
+
+use crate::form::{EmptyForm, FormError, InputForm};
+use crate::step::{Condition, Patch, Step, StepContext, StepError, StepKind, merge};
+use crate::workflow::{Registry, Workflow};
+
+/// Why the engine refused a request.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum EngineError {
+    /// No workflow has this name.
+    #[error("workflow {0:?} does not exist")]
+    UnknownWorkflow(String),
+    /// The workflow cannot start on this input (subscription busy, wrong lifecycle, …).
+    #[error("this workflow cannot be started: {0}")]
+    NotStartable(String),
+    /// The submitted pages did not produce input.
+    #[error(transparent)]
+    Form(#[from] FormError),
+    /// The store refused or failed.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+}
+
+/// How a worker behaves.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// This worker's name, recorded as the lease owner.
+    pub worker_id: String,
+    /// How long a claim lasts without a step commit; another worker takes over after it.
+    pub lease: TimeDelta,
+    /// How long an idle worker sleeps before looking for work again.
+    pub poll_interval: std::time::Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            worker_id: format!("worker-{}", Uuid::now_v7().simple()),
+            lease: TimeDelta::seconds(30),
+            poll_interval: std::time::Duration::from_millis(200),
+        }
+    }
+}
+
+/// A workflow engine over a store.
+#[derive(Clone)]
+pub struct Engine {
+    store: Arc<dyn Store>,
+    registry: Arc<Registry>,
+    clock: Arc<dyn Clock>,
+    config: EngineConfig,
+}
+
+/// What running one step produced.
+enum Execution {
+    /// The step ran (or was skipped) and the state moves on.
+    Advanced(Patch, StepStatus),
+    /// An input step: wait for an operator.
+    Suspend,
+    /// The `done` step.
+    Complete,
+    /// The step failed; with a policy, it is retried.
+    Failed(StepError, Option<crate::step::RetryPolicy>),
+}
+
+impl Engine {
+    /// An engine over `store` running the workflows of `registry`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        registry: Registry,
+        clock: Arc<dyn Clock>,
+        config: EngineConfig,
+    ) -> Self {
+        Self {
+            store,
+            registry: Arc::new(registry),
+            clock,
+            config,
+        }
+    }
+
+    /// The workflows this engine runs.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The store this engine runs on.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    fn workflow(&self, name: &str) -> Result<&Arc<Workflow>, EngineError> {
+        self.registry
+            .get(name)
+            .ok_or_else(|| EngineError::UnknownWorkflow(name.to_owned()))
+    }
+
+    /// Validates `pages` against the workflow's initial form and stores a new process in status
+    /// `created`; a worker picks it up. Returns the stored process.
+    pub async fn start(
+        &self,
+        workflow_name: &str,
+        pages: &[Value],
+        created_by: &str,
+    ) -> Result<Process, EngineError> {
+        let workflow = self.workflow(workflow_name)?;
+        let id = Uuid::now_v7();
+        let mut state = State::new();
+        state.insert("process_id".to_owned(), json!(id));
+        state.insert("reporter".to_owned(), json!(created_by));
+        state.insert("workflow_name".to_owned(), json!(workflow.name));
+        state.insert("workflow_target".to_owned(), json!(workflow.target));
+        let input = workflow
+            .initial_form
+            .submit(self.store.as_ref(), &state, pages)
+            .await?;
+        let subscription_id = self.check_startable(workflow, &input).await?;
+        let raw_input = Value::Array(pages.to_vec());
+        merge(&mut state, input);
+
+        let txn = self.store.begin().await?;
+        let now = self.clock.now();
+        let process = txn
+            .create_process(&NewProcess {
+                id,
+                workflow_name: workflow.name.clone(),
+                workflow_version: workflow.version,
+                target: workflow.target,
+                created_by: created_by.to_owned(),
+                state,
+                input: raw_input,
+                first_step: first_step_key(workflow),
+                now,
+            })
+            .await?;
+        if let Some(subscription_id) = subscription_id {
+            txn.link_subscription(id, subscription_id, now).await?;
+        }
+        txn.commit().await?;
+        tracing::info!(process_id = %id, workflow = %workflow.name, "process created");
+        Ok(process)
+    }
+
+    /// Refuses to start a workflow on a subscription of another product type, in a lifecycle the
+    /// workflow does not allow, or (modify, terminate) held by another process. Returns the
+    /// subscription the input names, if any.
+    async fn check_startable(
+        &self,
+        workflow: &Workflow,
+        input: &State,
+    ) -> Result<Option<Uuid>, EngineError> {
+        let Some(raw) = input.get("subscription_id") else {
+            return Ok(None);
+        };
+        let subscription_id: Uuid = serde_json::from_value(raw.clone())
+            .map_err(|_| EngineError::NotStartable(format!("{raw} is not a subscription id")))?;
+        let record = self.store.load_subscription(subscription_id).await?;
+        let subscription = &record.subscription;
+        if !workflow.product_types.is_empty()
+            && !workflow
+                .product_types
+                .contains(&record.product.product_type)
+        {
+            return Err(EngineError::NotStartable(format!(
+                "subscription {subscription_id} is a {}, not a {}",
+                record.product.product_type,
+                workflow
+                    .product_types
+                    .iter()
+                    .map(|product_type| product_type.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )));
+        }
+        if !workflow.usable_when.is_empty()
+            && !workflow.usable_when.contains(&subscription.lifecycle)
+        {
+            return Err(EngineError::NotStartable(format!(
+                "subscription {subscription_id} is {}; {} needs it {}",
+                subscription.lifecycle,
+                workflow.name,
+                workflow
+                    .usable_when
+                    .iter()
+                    .map(|lifecycle| lifecycle.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )));
+        }
+        let exclusive = matches!(workflow.target, Target::Modify | Target::Terminate);
+        if exclusive && !subscription.insync {
+            return Err(EngineError::NotStartable(format!(
+                "subscription {subscription_id} already has a running process"
+            )));
+        }
+        Ok(Some(subscription_id))
+    }
+
+    /// Claims one runnable process and runs it until it completes, suspends, fails, waits or
+    /// loses its lease. Returns the process id, or `None` when nothing was runnable.
+    pub async fn run_next(&self) -> Result<Option<Uuid>, DomainError> {
+        let now = self.clock.now();
+        let claim = self
+            .store
+            .claim_process(&self.config.worker_id, now, now + self.config.lease)
+            .await?;
+        let Some((process, lease)) = claim else {
+            return Ok(None);
+        };
+        let id = process.id;
+        let span = info_span!("process", process_id = %id, workflow = %process.workflow_name);
+        self.run_claimed(process, lease).instrument(span).await?;
+        Ok(Some(id))
+    }
+
+    /// Runs processes until none is runnable now; returns how many runs it made.
+    pub async fn run_until_idle(&self) -> Result<usize, DomainError> {
+        let mut runs = 0;
+        while self.run_next().await?.is_some() {
+            runs += 1;
+        }
+        Ok(runs)
+    }
+
+    /// Works until `shutdown` resolves: runs processes as they become runnable, sleeping
+    /// `poll_interval` when idle. A step in progress finishes before the worker stops.
+    pub async fn run_worker(&self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let idle = match self.run_next().await {
+                Ok(Some(_)) => false,
+                Ok(None) => true,
+                Err(error) => {
+                    tracing::warn!(%error, "worker could not run a process");
+                    true
+                }
+            };
+            if idle {
+                tokio::select! {
+                    () = &mut shutdown => return,
+                    () = tokio::time::sleep(self.config.poll_interval) => {}
+                }
+            } else {
+                // Between processes, stop if shutdown was requested, without waiting for it.
+                let stop = tokio::select! {
+                    biased;
+                    () = &mut shutdown => true,
+                    () = std::future::ready(()) => false,
+                };
+                if stop {
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn run_claimed(&self, process: Process, mut lease: Lease) -> Result<(), DomainError> {
+        let Some(workflow) = self.registry.get(&process.workflow_name).cloned() else {
+            let reason = format!("workflow {:?} is not registered", process.workflow_name);
+            return self.fail_unrunnable(&process, &lease, reason).await;
+        };
+        let mut state = process.state.clone();
+        let mut next_key = process.next_step.clone();
+        let mut attempt = process.attempt;
+        while let Some(key) = next_key.clone() {
+            let Some((index, step)) = workflow.steps.find(&key) else {
+                let reason = format!(
+                    "workflow {} version {} has no step {key:?} (the process started on version {})",
+                    workflow.name, workflow.version, process.workflow_version
+                );
+                return self.fail_unrunnable(&process, &lease, reason).await;
+            };
+            let following = workflow
+                .steps
+                .steps()
+                .get(index + 1)
+                .map(|step| step.key.clone());
+            let started_at = self.clock.now();
+            let txn = self.store.begin().await?;
+            let execution = {
+                let ctx = StepContext {
+                    store: txn.as_ref(),
+                    process_id: process.id,
+                    now: started_at,
+                    state: &state,
+                };
+                execute(step, &ctx)
+                    .instrument(info_span!("step", key = %step.key, name = %step.name))
+                    .await
+            };
+            let completed_at = self.clock.now();
+            let record = |status, state: &State, error: Option<Value>| StepRecord {
+                step_key: step.key.clone(),
+                name: step.name.clone(),
+                status,
+                state: state.clone(),
+                error,
+                created_by: process.created_by.clone(),
+                started_at,
+                completed_at,
+            };
+            let update = |status, next_step: Option<String>, state: &State| ProcessUpdate {
+                status,
+                last_step: Some(step.name.clone()),
+                next_step,
+                state: state.clone(),
+                failed_reason: None,
+                traceback: None,
+                run_at: completed_at,
+                attempt: 0,
+                now: completed_at,
+            };
+            match execution {
+                Execution::Advanced(patch, status) => {
+                    let mut new_state = state.clone();
+                    merge(&mut new_state, patch);
+                    let renewed = txn
+                        .commit_step(
+                            &lease,
+                            &record(status, &new_state, None),
+                            &update(ProcessStatus::Running, following.clone(), &new_state),
+                            Some(completed_at + self.config.lease),
+                        )
+                        .await;
+                    let Some(renewed) = lost_lease_is_stop(renewed)? else {
+                        return Ok(());
+                    };
+                    txn.commit().await?;
+                    lease = renewed;
+                    state = new_state;
+                    next_key = following;
+                    attempt = 0;
+                }
+                Execution::Suspend => {
+                    let done = txn
+                        .commit_step(
+                            &lease,
+                            &record(StepStatus::Suspend, &state, None),
+                            &update(ProcessStatus::Suspended, Some(key), &state),
+                            None,
+                        )
+                        .await;
+                    if lost_lease_is_stop(done)?.is_some() {
+                        txn.commit().await?;
+                    }
+                    return Ok(());
+                }
+                Execution::Complete => {
+                    let done = txn
+                        .commit_step(
+                            &lease,
+                            &record(StepStatus::Complete, &state, None),
+                            &update(ProcessStatus::Completed, None, &state),
+                            None,
+                        )
+                        .await;
+                    if lost_lease_is_stop(done)?.is_some() {
+                        txn.commit().await?;
+                        tracing::info!("process completed");
+                    }
+                    return Ok(());
+                }
+                Execution::Failed(error, policy) => {
+                    // The step's own writes roll back; the failure is recorded on its own.
+                    drop(txn);
+                    let attempts = attempt + 1;
+                    let retry_at = policy.and_then(|policy| {
+                        (attempts < i64::from(policy.max_attempts)).then(|| {
+                            let delay = policy.delay(u32::try_from(attempts).unwrap_or(u32::MAX));
+                            completed_at + TimeDelta::from_std(delay).unwrap_or(TimeDelta::MAX)
+                        })
+                    });
+                    let detail = json!({
+                        "error": error.message,
+                        "detail": error.detail,
+                        "attempt": attempts,
+                    });
+                    let (step_status, process_status, run_at) = match retry_at {
+                        Some(run_at) => (StepStatus::Waiting, ProcessStatus::Waiting, run_at),
+                        None => (StepStatus::Failed, ProcessStatus::Failed, completed_at),
+                    };
+                    tracing::warn!(step = %step.key, %error, attempt = attempts, status = %process_status, "step failed");
+                    let failure = ProcessUpdate {
+                        failed_reason: Some(error.message.clone()),
+                        traceback: Some(format!(
+                            "step {:?} ({}), attempt {attempts}: {}",
+                            step.name, step.key, error.message
+                        )),
+                        run_at,
+                        attempt: attempts,
+                        ..update(process_status, Some(key), &state)
+                    };
+                    let txn = self.store.begin().await?;
+                    let done = txn
+                        .commit_step(
+                            &lease,
+                            &record(step_status, &state, Some(detail)),
+                            &failure,
+                            None,
+                        )
+                        .await;
+                    if lost_lease_is_stop(done)?.is_some() {
+                        txn.commit().await?;
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails a process that cannot run at all (its workflow or step is gone).
+    async fn fail_unrunnable(
+        &self,
+        process: &Process,
+        lease: &Lease,
+        reason: String,
+    ) -> Result<(), DomainError> {
+        tracing::error!(%reason, "process cannot run");
+        let now = self.clock.now();
+        let key = process.next_step.clone().unwrap_or_default();
+        let txn = self.store.begin().await?;
+        let done = txn
+            .commit_step(
+                lease,
+                &StepRecord {
+                    step_key: key.clone(),
+                    name: key.clone(),
+                    status: StepStatus::Failed,
+                    state: process.state.clone(),
+                    error: Some(json!({ "error": reason })),
+                    created_by: process.created_by.clone(),
+                    started_at: now,
+                    completed_at: now,
+                },
+                &ProcessUpdate {
+                    status: ProcessStatus::Failed,
+                    last_step: process.last_step.clone(),
+                    next_step: process.next_step.clone(),
+                    state: process.state.clone(),
+                    failed_reason: Some(reason.clone()),
+                    traceback: Some(reason),
+                    run_at: now,
+                    attempt: process.attempt,
+                    now,
+                },
+                None,
+            )
+            .await;
+        if lost_lease_is_stop(done)?.is_some() {
+            txn.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Resumes a process: a suspended one with input for its input step (validated like a start),
+    /// a failed or waiting one by running the failed step again (`pages` must be `[]` or `[{}]`).
+    pub async fn resume(
+        &self,
+        id: Uuid,
+        pages: &[Value],
+        user: &str,
+    ) -> Result<Process, EngineError> {
+        let process = self.store.process(id).await?;
+        let workflow = self.workflow(&process.workflow_name)?;
+        let key = process.next_step.clone().unwrap_or_default();
+        let now = self.clock.now();
+        if process.status == ProcessStatus::Suspended {
+            let (index, step) = workflow.steps.find(&key).ok_or_else(|| {
+                EngineError::NotStartable(format!("the process has no step {key:?}"))
+            })?;
+            let StepKind::Input(form) = &step.kind else {
+                return Err(EngineError::NotStartable(format!(
+                    "step {key:?} takes no input"
+                )));
+            };
+            let input = form
+                .submit(self.store.as_ref(), &process.state, pages)
+                .await?;
+            let mut state = process.state.clone();
+            merge(&mut state, input);
+            let following = workflow
+                .steps
+                .steps()
+                .get(index + 1)
+                .map(|step| step.key.clone());
+            let txn = self.store.begin().await?;
+            txn.record_input(id, "user_input", &Value::Array(pages.to_vec()), now)
+                .await?;
+            let resumed = txn
+                .transition_process(
+                    id,
+                    &[ProcessStatus::Suspended],
+                    Some(&operator_record(
+                        step,
+                        StepStatus::Success,
+                        &state,
+                        user,
+                        now,
+                    )),
+                    &operator_update(
+                        ProcessStatus::Resumed,
+                        Some(&step.name),
+                        following,
+                        &state,
+                        now,
+                    ),
+                )
+                .await?;
+            txn.commit().await?;
+            return Ok(resumed);
+        }
+        EmptyForm
+            .submit(self.store.as_ref(), &process.state, pages)
+            .await?;
+        let resumed = self
+            .store
+            .transition_process(
+                id,
+                &retryable_statuses(),
+                None,
+                &operator_update(
+                    ProcessStatus::Resumed,
+                    process.last_step.as_deref(),
+                    Some(key),
+                    &process.state,
+                    now,
+                ),
+            )
+            .await?;
+        Ok(resumed)
+    }
+
+    /// Skips the failed (or waiting) step of a process, logging it as skipped, and lets a worker
+    /// continue with the step after it.
+    pub async fn skip_step(&self, id: Uuid, user: &str) -> Result<Process, EngineError> {
+        let process = self.store.process(id).await?;
+        let retryable = retryable_statuses();
+        if !retryable.contains(&process.status) {
+            return Err(DomainError::Conflict(format!(
+                "process {id} is {}; only a failed or waiting step can be skipped",
+                process.status
+            ))
+            .into());
+        }
+        let workflow = self.workflow(&process.workflow_name)?;
+        let key = process.next_step.clone().unwrap_or_default();
+        let (index, step) = workflow
+            .steps
+            .find(&key)
+            .ok_or_else(|| EngineError::NotStartable(format!("the process has no step {key:?}")))?;
+        let following = workflow
+            .steps
+            .steps()
+            .get(index + 1)
+            .map(|step| step.key.clone());
+        let now = self.clock.now();
+        Ok(self
+            .store
+            .transition_process(
+                id,
+                &retryable,
+                Some(&operator_record(
+                    step,
+                    StepStatus::Skipped,
+                    &process.state,
+                    user,
+                    now,
+                )),
+                &operator_update(
+                    ProcessStatus::Resumed,
+                    Some(&step.name),
+                    following,
+                    &process.state,
+                    now,
+                ),
+            )
+            .await?)
+    }
+
+    /// Aborts an unfinished process. A worker running it loses its lease: its current step
+    /// rolls back and nothing more runs.
+    pub async fn abort(&self, id: Uuid, user: &str) -> Result<Process, EngineError> {
+        let process = self.store.process(id).await?;
+        let now = self.clock.now();
+        let unfinished: Vec<ProcessStatus> = ProcessStatus::ALL
+            .iter()
+            .copied()
+            .filter(|status| !status.is_final())
+            .collect();
+        let abort_step = StepRecord {
+            step_key: "abort".to_owned(),
+            name: "User Aborted".to_owned(),
+            status: StepStatus::Abort,
+            state: process.state.clone(),
+            error: None,
+            created_by: user.to_owned(),
+            started_at: now,
+            completed_at: now,
+        };
+        Ok(self
+            .store
+            .transition_process(
+                id,
+                &unfinished,
+                Some(&abort_step),
+                &ProcessUpdate {
+                    last_step: Some("User Aborted".to_owned()),
+                    ..operator_update(
+                        ProcessStatus::Aborted,
+                        None,
+                        process.next_step.clone(),
+                        &process.state,
+                        now,
+                    )
+                },
+            )
+            .await?)
+    }
+
+    /// The JSON Schema of the next page a suspended process asks for, or `None` when it asks
+    /// for nothing.
+    pub async fn pending_form(&self, process: &Process) -> Result<Option<Value>, EngineError> {
+        if process.status != ProcessStatus::Suspended {
+            return Ok(None);
+        }
+        let workflow = self.workflow(&process.workflow_name)?;
+        let key = process.next_step.clone().unwrap_or_default();
+        let Some((
+            _,
+            Step {
+                kind: StepKind::Input(form),
+                ..
+            },
+        )) = workflow.steps.find(&key)
+        else {
+            return Ok(None);
+        };
+        match form.submit(self.store.as_ref(), &process.state, &[]).await {
+            Err(FormError::NotComplete { form, .. }) => Ok(Some(form)),
+            Err(other) => Err(other.into()),
+            Ok(_) => Ok(None),
+        }
+    }
+}
+
+fn first_step_key(workflow: &Workflow) -> String {
+    workflow
+        .steps
+        .steps()
+        .first()
+        .map(|step| step.key.clone())
+        .unwrap_or_default()
+}
+
+fn retryable_statuses() -> Vec<ProcessStatus> {
+    ProcessStatus::RESUMABLE
+        .iter()
+        .copied()
+        .filter(|status| *status != ProcessStatus::Suspended)
+        .collect()
+}
+
+fn operator_record(
+    step: &Step,
+    status: StepStatus,
+    state: &State,
+    user: &str,
+    now: DateTime<Utc>,
+) -> StepRecord {
+    StepRecord {
+        step_key: step.key.clone(),
+        name: step.name.clone(),
+        status,
+        state: state.clone(),
+        error: None,
+        created_by: user.to_owned(),
+        started_at: now,
+        completed_at: now,
+    }
+}
+
+fn operator_update(
+    status: ProcessStatus,
+    last_step: Option<&str>,
+    next_step: Option<String>,
+    state: &State,
+    now: DateTime<Utc>,
+) -> ProcessUpdate {
+    ProcessUpdate {
+        status,
+        last_step: last_step.map(str::to_owned),
+        next_step,
+        state: state.clone(),
+        failed_reason: None,
+        traceback: None,
+        run_at: now,
+        attempt: 0,
+        now,
+    }
+}
+
+/// A step commit that lost its lease means another worker or an operator took the process:
+/// stop quietly (the transaction rolls back when dropped). Other errors propagate.
+fn lost_lease_is_stop(result: Result<Lease, DomainError>) -> Result<Option<Lease>, DomainError> {
+    match result {
+        Ok(lease) => Ok(Some(lease)),
+        Err(DomainError::Conflict(message)) => {
+            tracing::warn!(%message, "lease lost; the step is rolled back");
+            Ok(None)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Runs one step against the state in `ctx`.
+async fn execute(step: &Step, ctx: &StepContext<'_>) -> Execution {
+    match &step.kind {
+        StepKind::Plain(body) => match body.run(ctx).await {
+            Ok(patch) => Execution::Advanced(patch, StepStatus::Success),
+            Err(error) => Execution::Failed(error, None),
+        },
+        StepKind::Retry(body, policy) => match body.run(ctx).await {
+            Ok(patch) => Execution::Advanced(patch, StepStatus::Success),
+            Err(error) => Execution::Failed(error, Some(*policy)),
+        },
+        StepKind::Input(_) => Execution::Suspend,
+        StepKind::Conditional(condition, inner) => {
+            if condition(ctx.state) {
+                Box::pin(execute(inner, ctx)).await
+            } else {
+                Execution::Advanced(Patch::new(), StepStatus::Skipped)
+            }
+        }
+        StepKind::Group(members) => run_group(members, ctx).await,
+        StepKind::Done => Execution::Complete,
+    }
+}
+
+/// Runs the members of a step group in order over a working state; the group's patch is the
+/// difference they made together.
+async fn run_group(members: &[Step], ctx: &StepContext<'_>) -> Execution {
+    let mut working = ctx.state.clone();
+    let mut patch = Patch::new();
+    for member in members {
+        let (body, condition): (_, Option<&Condition>) = match &member.kind {
+            StepKind::Plain(body) => (body, None),
+            StepKind::Conditional(condition, inner) => match &inner.kind {
+                StepKind::Plain(body) => (body, Some(condition)),
+                _ => return Execution::Failed(StepError::new("unsupported step in group"), None),
+            },
+            _ => return Execution::Failed(StepError::new("unsupported step in group"), None),
+        };
+        if condition.is_some_and(|condition| !condition(&working)) {
+            continue;
+        }
+        let member_ctx = StepContext {
+            store: ctx.store,
+            process_id: ctx.process_id,
+            now: ctx.now,
+            state: &working,
+        };
+        match body.run(&member_ctx).await {
+            Ok(member_patch) => {
+                merge(&mut patch, member_patch.clone());
+                merge(&mut working, member_patch);
+            }
+            Err(error) => {
+                return Execution::Failed(
+                    StepError::new(format!("{}: {}", member.name, error.message)),
+                    None,
+                );
+            }
+        }
+    }
+    Execution::Advanced(patch, StepStatus::Success)
+}

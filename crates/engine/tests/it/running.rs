@@ -1,0 +1,288 @@
+//! Running processes: steps commit one by one, failures roll back, retries back off.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+use cadre_domain::{ProcessRepository, ProcessStatus, SubscriptionRepository};
+use cadre_engine::{RetryPolicy, conditional, done, init, retry_step, step, step_group};
+use cadre_store::testing::scratch_store;
+use chrono::TimeDelta;
+use serde_json::json;
+
+use crate::fixtures::{
+    ManualClock, Touch, TouchThenFail, active_group, engine, expected, log, page, touch_twice,
+    workflow,
+};
+
+#[tokio::test]
+async fn a_process_runs_every_step_once_and_completes() {
+    let store = scratch_store().await;
+    let group = active_group(&store, "g1").await;
+    let version = group.subscription.version;
+    let engine = engine(&store, vec![touch_twice()], ManualClock::new());
+
+    let process = engine
+        .start("touch_twice", &page(group.subscription.id), "alice")
+        .await
+        .unwrap();
+    assert_eq!(process.status, ProcessStatus::Created);
+    assert_eq!(process.next_step.as_deref(), Some("init"));
+    assert_eq!(process.state["reporter"], json!("alice"));
+    assert_eq!(process.state["workflow_target"], json!("SYSTEM"));
+
+    assert_eq!(engine.run_until_idle().await.unwrap(), 1);
+    let process = store.process(process.id).await.unwrap();
+    assert_eq!(process.status, ProcessStatus::Completed);
+    assert_eq!(process.next_step, None);
+    assert_eq!(process.last_step.as_deref(), Some("Done"));
+    assert_eq!(process.state["touched_a"], json!(true));
+    assert_eq!(process.state["touched_b"], json!(true));
+    assert_eq!(
+        log(&store.process_steps(process.id).await.unwrap()),
+        expected(&[
+            ("Start", "success"),
+            ("Touch A", "success"),
+            ("Touch B", "success"),
+            ("Done", "complete")
+        ])
+    );
+    let subscription = store
+        .load_subscription(group.subscription.id)
+        .await
+        .unwrap()
+        .subscription;
+    assert_eq!(
+        subscription.version,
+        version + 2,
+        "each step's save committed once"
+    );
+    assert_eq!(subscription.note.as_deref(), Some("ab"));
+    assert_eq!(
+        store.process_subscriptions(process.id).await.unwrap(),
+        [group.subscription.id]
+    );
+    assert_eq!(
+        engine.run_until_idle().await.unwrap(),
+        0,
+        "a completed process is not run again"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_step_rolls_back_its_writes_and_runs_again_on_resume() {
+    let store = scratch_store().await;
+    let group = active_group(&store, "g1").await;
+    let version = group.subscription.version;
+    let failures = Arc::new(AtomicU32::new(1));
+    let flow = workflow(
+        "flaky",
+        init()
+            >> step("touch_a", "Touch A", Touch("a"))
+            >> step(
+                "flaky",
+                "Flaky step",
+                TouchThenFail {
+                    tag: "f",
+                    failures: failures.clone(),
+                },
+            )
+            >> done(),
+    );
+    let engine = engine(&store, vec![flow], ManualClock::new());
+    let process = engine
+        .start("flaky", &page(group.subscription.id), "alice")
+        .await
+        .unwrap();
+    engine.run_until_idle().await.unwrap();
+
+    let failed = store.process(process.id).await.unwrap();
+    assert_eq!(failed.status, ProcessStatus::Failed);
+    assert_eq!(
+        failed.failed_reason.as_deref(),
+        Some("external system unavailable")
+    );
+    assert_eq!(failed.next_step.as_deref(), Some("flaky"));
+    let subscription = store
+        .load_subscription(group.subscription.id)
+        .await
+        .unwrap()
+        .subscription;
+    assert_eq!(
+        subscription.version,
+        version + 1,
+        "the failed step's save rolled back"
+    );
+    assert_eq!(subscription.note.as_deref(), Some("a"));
+    assert_eq!(
+        engine.run_until_idle().await.unwrap(),
+        0,
+        "a failed process waits for an operator"
+    );
+
+    let resumed = engine
+        .resume(process.id, &[json!({})], "bob")
+        .await
+        .unwrap();
+    assert_eq!(resumed.status, ProcessStatus::Resumed);
+    engine.run_until_idle().await.unwrap();
+    let process = store.process(process.id).await.unwrap();
+    assert_eq!(process.status, ProcessStatus::Completed);
+    assert_eq!(process.failed_reason, None);
+    let steps = store.process_steps(process.id).await.unwrap();
+    assert_eq!(
+        log(&steps),
+        expected(&[
+            ("Start", "success"),
+            ("Touch A", "success"),
+            ("Flaky step", "failed"),
+            ("Flaky step", "success"),
+            ("Done", "complete")
+        ])
+    );
+    assert_eq!(
+        steps[2].error.as_ref().unwrap()["error"],
+        json!("external system unavailable")
+    );
+    let subscription = store
+        .load_subscription(group.subscription.id)
+        .await
+        .unwrap()
+        .subscription;
+    assert_eq!(subscription.version, version + 2);
+    assert_eq!(subscription.note.as_deref(), Some("af"));
+}
+
+#[tokio::test]
+async fn retry_steps_wait_with_backoff_until_their_attempts_run_out() {
+    let store = scratch_store().await;
+    let group = active_group(&store, "g1").await;
+    let clock = ManualClock::new();
+    let policy = RetryPolicy {
+        max_attempts: 3,
+        initial: Duration::from_secs(10),
+        factor: 2.0,
+        max_delay: Duration::from_secs(3600),
+    };
+    let failures = Arc::new(AtomicU32::new(u32::MAX));
+    let flow = workflow(
+        "retrying",
+        init()
+            >> retry_step(
+                "call",
+                "Call API",
+                policy,
+                TouchThenFail { tag: "r", failures },
+            )
+            >> done(),
+    );
+    let engine = engine(&store, vec![flow], clock.clone());
+    let process = engine
+        .start("retrying", &page(group.subscription.id), "alice")
+        .await
+        .unwrap();
+
+    engine.run_until_idle().await.unwrap();
+    let waiting = store.process(process.id).await.unwrap();
+    assert_eq!(waiting.status, ProcessStatus::Waiting);
+    assert_eq!(waiting.attempt, 1);
+    assert_eq!(
+        waiting.run_at - waiting.last_modified_at,
+        TimeDelta::seconds(10)
+    );
+    assert_eq!(engine.run_until_idle().await.unwrap(), 0, "not due yet");
+
+    clock.advance(TimeDelta::seconds(10));
+    assert_eq!(engine.run_until_idle().await.unwrap(), 1);
+    let waiting = store.process(process.id).await.unwrap();
+    assert_eq!(
+        (waiting.status, waiting.attempt),
+        (ProcessStatus::Waiting, 2)
+    );
+    assert_eq!(
+        waiting.run_at - waiting.last_modified_at,
+        TimeDelta::seconds(20)
+    );
+
+    clock.advance(TimeDelta::seconds(19));
+    assert_eq!(engine.run_until_idle().await.unwrap(), 0);
+    clock.advance(TimeDelta::seconds(1));
+    assert_eq!(engine.run_until_idle().await.unwrap(), 1);
+    let failed = store.process(process.id).await.unwrap();
+    assert_eq!((failed.status, failed.attempt), (ProcessStatus::Failed, 3));
+    assert_eq!(
+        log(&store.process_steps(process.id).await.unwrap()),
+        expected(&[
+            ("Start", "success"),
+            ("Call API", "waiting"),
+            ("Call API", "waiting"),
+            ("Call API", "failed")
+        ])
+    );
+    let subscription = store
+        .load_subscription(group.subscription.id)
+        .await
+        .unwrap()
+        .subscription;
+    assert_eq!(
+        subscription.version, group.subscription.version,
+        "no attempt's writes survived"
+    );
+}
+
+#[tokio::test]
+async fn conditional_steps_skip_and_groups_commit_as_one_step() {
+    let store = scratch_store().await;
+    let group = active_group(&store, "g1").await;
+    let flow = workflow(
+        "shaped",
+        init()
+            >> conditional(
+                |state| state.contains_key("never"),
+                step("never", "Never", Touch("n")),
+            )
+            >> step_group(
+                "pair",
+                "Touch pair",
+                init_free(step("touch_a", "Touch A", Touch("a")))
+                    >> conditional(
+                        |state| state.contains_key("touched_a"),
+                        step("touch_b", "Touch B", Touch("b")),
+                    ),
+            )
+            >> done(),
+    );
+    let engine = engine(&store, vec![flow], ManualClock::new());
+    let process = engine
+        .start("shaped", &page(group.subscription.id), "alice")
+        .await
+        .unwrap();
+    engine.run_until_idle().await.unwrap();
+    let process = store.process(process.id).await.unwrap();
+    assert_eq!(process.status, ProcessStatus::Completed);
+    assert_eq!(
+        log(&store.process_steps(process.id).await.unwrap()),
+        expected(&[
+            ("Start", "success"),
+            ("Never", "skipped"),
+            ("Touch pair", "success"),
+            ("Done", "complete")
+        ])
+    );
+    assert!(!process.state.contains_key("touched_n"));
+    assert_eq!(
+        process.state["touched_b"],
+        json!(true),
+        "later members see earlier members' patches"
+    );
+    let subscription = store
+        .load_subscription(group.subscription.id)
+        .await
+        .unwrap()
+        .subscription;
+    assert_eq!(subscription.note.as_deref(), Some("ab"));
+}
+
+fn init_free(step: cadre_engine::Step) -> cadre_engine::StepList {
+    cadre_engine::StepList::from(step)
+}

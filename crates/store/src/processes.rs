@@ -1,0 +1,402 @@
+//! Processes, their step logs, inputs and subscription links; claiming with leases.
+//!
+//! Claiming is one `UPDATE … WHERE id IN (SELECT … LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING`,
+//! atomic on both backends: PostgreSQL skips rows other workers have locked, SQLite serialises
+//! writers (and drops the lock clause). Every step commit is fenced by the lease token.
+
+use async_trait::async_trait;
+use cadre_domain::{
+    DomainError, Lease, NewProcess, Page, Process, ProcessQuery, ProcessRepository, ProcessStatus,
+    ProcessStep, ProcessUpdate, Result, State, StepRecord,
+};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::entities::{input_states, process_steps, processes, processes_subscriptions};
+use crate::{Conn, Repo, storage_error};
+
+/// Statuses a worker may pick up (when the lease is free and the process is due).
+const CLAIMABLE: [ProcessStatus; 4] = [
+    ProcessStatus::Created,
+    ProcessStatus::Resumed,
+    ProcessStatus::Running,
+    ProcessStatus::Waiting,
+];
+
+fn state_of(value: Value) -> Result<State> {
+    match value {
+        Value::Object(map) => Ok(map),
+        other => Err(DomainError::Storage(format!(
+            "stored process state is not an object: {other}"
+        ))),
+    }
+}
+
+fn to_process(row: processes::Model) -> Result<Process> {
+    Ok(Process {
+        id: row.id,
+        target: row.workflow_target.parse()?,
+        status: row.status.parse()?,
+        state: state_of(row.state)?,
+        workflow_name: row.workflow_name,
+        workflow_version: row.workflow_version,
+        is_task: row.is_task,
+        last_step: row.last_step,
+        next_step: row.next_step,
+        failed_reason: row.failed_reason,
+        traceback: row.traceback,
+        created_by: row.created_by,
+        started_at: row.started_at.to_utc(),
+        last_modified_at: row.last_modified_at.to_utc(),
+        run_at: row.run_at.to_utc(),
+        attempt: row.attempt,
+    })
+}
+
+fn to_step(row: process_steps::Model) -> Result<ProcessStep> {
+    Ok(ProcessStep {
+        id: row.id,
+        process_id: row.process_id,
+        step_key: row.step_key,
+        name: row.name,
+        status: row.status.parse()?,
+        state: state_of(row.state)?,
+        error: row.error,
+        created_by: row.created_by,
+        started_at: row.started_at.to_utc(),
+        completed_at: row.completed_at.to_utc(),
+    })
+}
+
+/// The columns an update writes, with the lease columns left to the caller.
+fn update_model(update: &ProcessUpdate) -> processes::ActiveModel {
+    processes::ActiveModel {
+        status: Set(update.status.as_str().to_owned()),
+        last_step: Set(update.last_step.clone()),
+        next_step: Set(update.next_step.clone()),
+        state: Set(Value::Object(update.state.clone())),
+        failed_reason: Set(update.failed_reason.clone()),
+        traceback: Set(update.traceback.clone()),
+        last_modified_at: Set(update.now.fixed_offset()),
+        run_at: Set(update.run_at.fixed_offset()),
+        attempt: Set(update.attempt),
+        ..Default::default()
+    }
+}
+
+async fn insert_step(
+    conn: &impl Conn,
+    id: Uuid,
+    process_id: Uuid,
+    step: &StepRecord,
+) -> Result<()> {
+    process_steps::Entity::insert(process_steps::ActiveModel {
+        id: Set(id),
+        process_id: Set(process_id),
+        step_key: Set(step.step_key.clone()),
+        name: Set(step.name.clone()),
+        status: Set(step.status.as_str().to_owned()),
+        state: Set(Value::Object(step.state.clone())),
+        error: Set(step.error.clone()),
+        created_by: Set(step.created_by.clone()),
+        started_at: Set(step.started_at.fixed_offset()),
+        completed_at: Set(step.completed_at.fixed_offset()),
+    })
+    .exec_without_returning(conn)
+    .await
+    .map_err(storage_error)?;
+    Ok(())
+}
+
+impl<C: Conn> Repo<C> {
+    async fn process_row(&self, id: Uuid) -> Result<processes::Model> {
+        processes::Entity::find_by_id(id)
+            .one(&self.conn)
+            .await
+            .map_err(storage_error)?
+            .ok_or_else(|| DomainError::not_found("process", id))
+    }
+}
+
+#[async_trait]
+impl<C: Conn> ProcessRepository for Repo<C> {
+    async fn create_process(&self, new: &NewProcess) -> Result<Process> {
+        let now = new.now.fixed_offset();
+        processes::Entity::insert(processes::ActiveModel {
+            id: Set(new.id),
+            workflow_name: Set(new.workflow_name.clone()),
+            workflow_version: Set(new.workflow_version),
+            workflow_target: Set(new.target.as_str().to_owned()),
+            is_task: Set(new.target == cadre_domain::Target::System),
+            status: Set(ProcessStatus::Created.as_str().to_owned()),
+            last_step: Set(None),
+            next_step: Set(Some(new.first_step.clone())),
+            state: Set(Value::Object(new.state.clone())),
+            failed_reason: Set(None),
+            traceback: Set(None),
+            created_by: Set(new.created_by.clone()),
+            started_at: Set(now),
+            last_modified_at: Set(now),
+            run_at: Set(now),
+            attempt: Set(0),
+            lease_owner: Set(None),
+            lease_expires_at: Set(None),
+            lease_token: Set(0),
+        })
+        .exec_without_returning(&self.conn)
+        .await
+        .map_err(storage_error)?;
+        self.record_input(new.id, "initial_state", &new.input, new.now)
+            .await?;
+        self.process(new.id).await
+    }
+
+    async fn process(&self, id: Uuid) -> Result<Process> {
+        to_process(self.process_row(id).await?)
+    }
+
+    async fn process_steps(&self, id: Uuid) -> Result<Vec<ProcessStep>> {
+        process_steps::Entity::find()
+            .filter(process_steps::Column::ProcessId.eq(id))
+            .order_by_asc(process_steps::Column::CompletedAt)
+            .order_by_asc(process_steps::Column::Id)
+            .all(&self.conn)
+            .await
+            .map_err(storage_error)?
+            .into_iter()
+            .map(to_step)
+            .collect()
+    }
+
+    async fn list_processes(&self, query: &ProcessQuery) -> Result<Page<Process>> {
+        let mut select = processes::Entity::find();
+        if let Some(workflow_name) = &query.workflow_name {
+            select = select.filter(processes::Column::WorkflowName.eq(workflow_name.as_str()));
+        }
+        if let Some(status) = query.status {
+            select = select.filter(processes::Column::Status.eq(status.as_str()));
+        }
+        if let Some(subscription_id) = query.subscription_id {
+            select = select.filter(
+                processes::Column::Id.in_subquery(
+                    Query::select()
+                        .column(processes_subscriptions::Column::ProcessId)
+                        .from(processes_subscriptions::Entity)
+                        .and_where(
+                            Expr::col(processes_subscriptions::Column::SubscriptionId)
+                                .eq(subscription_id),
+                        )
+                        .take(),
+                ),
+            );
+        }
+        let total = select
+            .clone()
+            .count(&self.conn)
+            .await
+            .map_err(storage_error)?;
+        let rows = select
+            .order_by_desc(processes::Column::StartedAt)
+            .order_by_desc(processes::Column::Id)
+            .limit(query.limit.unwrap_or(i64::MAX as u64))
+            .offset(query.offset)
+            .all(&self.conn)
+            .await
+            .map_err(storage_error)?;
+        let items = rows
+            .into_iter()
+            .map(to_process)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page { items, total })
+    }
+
+    async fn process_subscriptions(&self, id: Uuid) -> Result<Vec<Uuid>> {
+        Ok(processes_subscriptions::Entity::find()
+            .filter(processes_subscriptions::Column::ProcessId.eq(id))
+            .order_by_asc(processes_subscriptions::Column::CreatedAt)
+            .all(&self.conn)
+            .await
+            .map_err(storage_error)?
+            .into_iter()
+            .map(|row| row.subscription_id)
+            .collect())
+    }
+
+    async fn link_subscription(
+        &self,
+        id: Uuid,
+        subscription_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let linked = processes_subscriptions::Entity::find()
+            .filter(processes_subscriptions::Column::ProcessId.eq(id))
+            .filter(processes_subscriptions::Column::SubscriptionId.eq(subscription_id))
+            .count(&self.conn)
+            .await
+            .map_err(storage_error)?;
+        if linked > 0 {
+            return Ok(());
+        }
+        processes_subscriptions::Entity::insert(processes_subscriptions::ActiveModel {
+            id: Set(self.ids.new_id()),
+            process_id: Set(id),
+            subscription_id: Set(subscription_id),
+            created_at: Set(now.fixed_offset()),
+        })
+        .exec_without_returning(&self.conn)
+        .await
+        .map_err(storage_error)?;
+        Ok(())
+    }
+
+    async fn claim_process(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Option<(Process, Lease)>> {
+        let now_value = now.fixed_offset();
+        let due = Query::select()
+            .column(processes::Column::Id)
+            .from(processes::Entity)
+            .and_where(
+                Expr::col(processes::Column::Status)
+                    .is_in(CLAIMABLE.iter().map(|status| status.as_str())),
+            )
+            .and_where(Expr::col(processes::Column::RunAt).lte(now_value))
+            .and_where(
+                Expr::col(processes::Column::LeaseExpiresAt)
+                    .is_null()
+                    .or(Expr::col(processes::Column::LeaseExpiresAt).lt(now_value)),
+            )
+            .order_by(processes::Column::RunAt, sea_orm::Order::Asc)
+            .order_by(processes::Column::Id, sea_orm::Order::Asc)
+            .limit(1)
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .take();
+        let claimed = processes::Entity::update_many()
+            .col_expr(
+                processes::Column::Status,
+                Expr::value(ProcessStatus::Running.as_str()),
+            )
+            .col_expr(processes::Column::LeaseOwner, Expr::value(owner))
+            .col_expr(
+                processes::Column::LeaseExpiresAt,
+                Expr::value(expires_at.fixed_offset()),
+            )
+            .col_expr(
+                processes::Column::LeaseToken,
+                Expr::col(processes::Column::LeaseToken).add(1),
+            )
+            .col_expr(processes::Column::LastModifiedAt, Expr::value(now_value))
+            .filter(processes::Column::Id.in_subquery(due))
+            .exec_with_returning(&self.conn)
+            .await
+            .map_err(storage_error)?;
+        let Some(row) = claimed.into_iter().next() else {
+            return Ok(None);
+        };
+        let lease = Lease {
+            process_id: row.id,
+            owner: owner.to_owned(),
+            token: row.lease_token,
+            expires_at,
+        };
+        Ok(Some((to_process(row)?, lease)))
+    }
+
+    async fn commit_step(
+        &self,
+        lease: &Lease,
+        step: &StepRecord,
+        update: &ProcessUpdate,
+        renew_until: Option<DateTime<Utc>>,
+    ) -> Result<Lease> {
+        let mut model = update_model(update);
+        model.lease_owner = Set(renew_until.map(|_| lease.owner.clone()));
+        model.lease_expires_at = Set(renew_until.map(|until| until.fixed_offset()));
+        let updated = processes::Entity::update_many()
+            .set(model)
+            .filter(processes::Column::Id.eq(lease.process_id))
+            .filter(processes::Column::LeaseToken.eq(lease.token))
+            .exec(&self.conn)
+            .await
+            .map_err(storage_error)?;
+        if updated.rows_affected != 1 {
+            return Err(DomainError::Conflict(format!(
+                "process {} is no longer held by worker {}: its lease expired or an operator acted on it",
+                lease.process_id, lease.owner
+            )));
+        }
+        insert_step(&self.conn, self.ids.new_id(), lease.process_id, step).await?;
+        Ok(Lease {
+            expires_at: renew_until.unwrap_or(update.now),
+            ..lease.clone()
+        })
+    }
+
+    async fn transition_process(
+        &self,
+        id: Uuid,
+        from: &[ProcessStatus],
+        step: Option<&StepRecord>,
+        update: &ProcessUpdate,
+    ) -> Result<Process> {
+        let mut model = update_model(update);
+        model.lease_owner = Set(None);
+        model.lease_expires_at = Set(None);
+        model.lease_token = NotSet;
+        let updated = processes::Entity::update_many()
+            .set(model)
+            .col_expr(
+                processes::Column::LeaseToken,
+                Expr::col(processes::Column::LeaseToken).add(1),
+            )
+            .filter(processes::Column::Id.eq(id))
+            .filter(processes::Column::Status.is_in(from.iter().map(|status| status.as_str())))
+            .exec(&self.conn)
+            .await
+            .map_err(storage_error)?;
+        if updated.rows_affected != 1 {
+            let current = self.process(id).await?;
+            return Err(DomainError::Conflict(format!(
+                "process {id} is {}; this action needs one of: {}",
+                current.status,
+                from.iter()
+                    .map(|status| status.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        if let Some(step) = step {
+            insert_step(&self.conn, self.ids.new_id(), id, step).await?;
+        }
+        self.process(id).await
+    }
+
+    async fn record_input(
+        &self,
+        id: Uuid,
+        input_type: &str,
+        input: &Value,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        input_states::Entity::insert(input_states::ActiveModel {
+            id: Set(self.ids.new_id()),
+            process_id: Set(id),
+            input_type: Set(input_type.to_owned()),
+            input_state: Set(input.clone()),
+            input_time: Set(now.fixed_offset()),
+        })
+        .exec_without_returning(&self.conn)
+        .await
+        .map_err(storage_error)?;
+        Ok(())
+    }
+}
