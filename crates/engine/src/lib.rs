@@ -13,6 +13,8 @@ mod engine;
 mod form;
 mod step;
 pub mod steps;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod workflow;
 pub mod workflows;
 

@@ -1,0 +1,144 @@
+//! Durability: worker processes killed with SIGKILL at many points; restarted workers finish
+//! every process, and no step's database effects are applied twice.
+
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cadre_domain::{
+    ProcessQuery, ProcessRepository, ProcessStatus, ProductType, SubscriptionQuery,
+    SubscriptionRepository, SystemClock,
+};
+use cadre_engine::{Engine, EngineConfig};
+use cadre_migrations::demo::USER_GROUP_PRODUCT_ID;
+use cadre_store::testing::{scratch_url, store_at};
+use serde_json::json;
+
+const PROCESSES: u64 = 60;
+
+/// Kill delays in milliseconds: a fixed, varied sequence (some before the lease of the previous
+/// victim expires, most after), so every run exercises many interruption points.
+fn delays() -> impl Iterator<Item = u64> {
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    std::iter::from_fn(move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        Some(40 + seed % 700)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_workers_resume_every_process_without_applying_a_step_twice() {
+    let url = scratch_url().await;
+    let store = store_at(&url).await;
+    let starter = Engine::new(
+        Arc::new(store.clone()),
+        cadre_tests::registry(),
+        Arc::new(SystemClock),
+        EngineConfig::default(),
+    );
+    for _ in 0..PROCESSES {
+        starter
+            .start(
+                cadre_tests::CRASH_WORKFLOW,
+                &[json!({"product": USER_GROUP_PRODUCT_ID})],
+                "test",
+            )
+            .await
+            .unwrap();
+    }
+
+    let mut kills = 0;
+    let mut interrupted_steps = BTreeSet::new();
+    for delay in delays() {
+        let mut worker = Command::new(env!("CARGO_BIN_EXE_crash-worker"))
+            .env("CADRE_CRASH_DB", &url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a worker");
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        worker.kill().expect("SIGKILL the worker");
+        worker.wait().expect("reap the worker");
+        kills += 1;
+
+        let running = store
+            .list_processes(&ProcessQuery {
+                status: Some(ProcessStatus::Running),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        interrupted_steps.extend(
+            running
+                .items
+                .iter()
+                .filter_map(|process| process.next_step.clone()),
+        );
+        let completed = store
+            .list_processes(&ProcessQuery {
+                status: Some(ProcessStatus::Completed),
+                limit: Some(0),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .total;
+        if completed == PROCESSES {
+            break;
+        }
+        assert!(
+            kills < 400,
+            "only {completed} of {PROCESSES} processes completed after {kills} kills"
+        );
+    }
+    eprintln!("{kills} kills interrupted steps {interrupted_steps:?}");
+    assert!(kills >= 5, "the workers were killed only {kills} times");
+    assert!(
+        interrupted_steps.len() >= 3,
+        "kills interrupted too few distinct steps: {interrupted_steps:?}"
+    );
+
+    let processes = store
+        .list_processes(&ProcessQuery::default())
+        .await
+        .unwrap();
+    for process in &processes.items {
+        assert_eq!(process.status, ProcessStatus::Completed);
+        let steps = store.process_steps(process.id).await.unwrap();
+        let keys: Vec<&str> = steps.iter().map(|step| step.step_key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "init",
+                "create_subscription",
+                "touch_a",
+                "touch_b",
+                "touch_c",
+                "done"
+            ],
+            "process {} logged a step twice or skipped one",
+            process.id
+        );
+    }
+    let groups = store
+        .list_subscriptions(&SubscriptionQuery {
+            product_type: Some(ProductType::user_group()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        groups.total, PROCESSES,
+        "create_subscription committed exactly once per process"
+    );
+    for group in &groups.items {
+        assert_eq!(
+            group.subscription.version, 4,
+            "created once and touched three times"
+        );
+        assert_eq!(group.subscription.note.as_deref(), Some("abc"));
+    }
+}
