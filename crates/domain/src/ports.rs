@@ -146,6 +146,9 @@ pub trait SubscriptionRepository: Send + Sync {
     /// machine forbids, references to block instances that do not exist, and values that
     /// collide with another live subscription's unique values (conflict).
     async fn save_subscription(&self, record: &SubscriptionRecord) -> Result<SubscriptionRecord>;
+    /// The live (not terminated) subscriptions other than the owner whose blocks reference the
+    /// block instance `instance_id`, e.g. the users of a group.
+    async fn subscriptions_using(&self, instance_id: Uuid) -> Result<Vec<SubscriptionSummary>>;
     /// Lists subscriptions matching `query`.
     async fn list_subscriptions(
         &self,

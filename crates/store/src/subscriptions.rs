@@ -12,7 +12,7 @@ use cadre_domain::{
     NewSubscription, Page, Result, SortOrder, Subscription, SubscriptionQuery, SubscriptionRecord,
     SubscriptionRepository, SubscriptionSort, SubscriptionSummary,
 };
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, NullOrdering};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, NullOrdering, Query};
 use sea_orm::{
     ActiveValue::{NotSet, Set, Unchanged},
     ColumnTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -433,6 +433,30 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
         Ok(stored)
     }
 
+    async fn subscriptions_using(&self, instance_id: Uuid) -> Result<Vec<SubscriptionSummary>> {
+        let catalogue = self.catalogue().await?;
+        let referring_instances = Query::select()
+            .column(relations::Column::InUseById)
+            .from(relations::Entity)
+            .and_where(Expr::col(relations::Column::DependsOnId).eq(instance_id))
+            .take();
+        let owners = Query::select()
+            .column(instances::Column::SubscriptionId)
+            .from(instances::Entity)
+            .and_where(Expr::col(instances::Column::Id).in_subquery(referring_instances))
+            .take();
+        let rows = subscriptions::Entity::find()
+            .filter(subscriptions::Column::Id.in_subquery(owners))
+            .filter(subscriptions::Column::Status.ne(Lifecycle::Terminated.as_str()))
+            .order_by_asc(subscriptions::Column::Id)
+            .all(&self.conn)
+            .await
+            .map_err(storage_error)?;
+        rows.into_iter()
+            .map(|row| summary(&catalogue, row))
+            .collect()
+    }
+
     async fn list_subscriptions(
         &self,
         query: &SubscriptionQuery,
@@ -488,17 +512,19 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
         let rows = select.all(&self.conn).await.map_err(storage_error)?;
         let items = rows
             .into_iter()
-            .map(|row| {
-                let product = catalogue.product(row.product_id)?;
-                Ok(SubscriptionSummary {
-                    product_name: product.name.clone(),
-                    product_type: product.product_type.clone(),
-                    subscription: to_subscription(row)?,
-                })
-            })
+            .map(|row| summary(&catalogue, row))
             .collect::<Result<Vec<_>>>()?;
         Ok(Page { items, total })
     }
+}
+
+fn summary(catalogue: &Catalogue, row: subscriptions::Model) -> Result<SubscriptionSummary> {
+    let product = catalogue.product(row.product_id)?;
+    Ok(SubscriptionSummary {
+        product_name: product.name.clone(),
+        product_type: product.product_type.clone(),
+        subscription: to_subscription(row)?,
+    })
 }
 
 /// Escapes `%`, `_` and the escape character itself for a `LIKE … ESCAPE '\'` pattern.

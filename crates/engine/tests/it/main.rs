@@ -7,3 +7,4 @@ mod operators;
 mod registry;
 mod running;
 mod workers;
+mod workflows;

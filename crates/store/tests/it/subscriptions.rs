@@ -262,3 +262,47 @@ async fn changes_inside_a_transaction_are_visible_only_after_commit() {
         .unwrap();
     assert_eq!(stored.subscription.description, "renamed");
 }
+
+#[tokio::test]
+async fn subscriptions_using_a_block_are_the_live_referrers() {
+    let store = scratch_store().await;
+    let group = active_group(&store, "g1", "Group One", &[]).await;
+    let child = active_group(
+        &store,
+        "g2",
+        "Group Two",
+        &[group.user_group.reference(group.subscription.id)],
+    )
+    .await;
+    let ann = provisioned_user(&store, "ann", "ann", "ann@example.org", &[&group])
+        .await
+        .unwrap();
+    let bob = provisioned_user(&store, "bob", "bob", "bob@example.org", &[&group])
+        .await
+        .unwrap();
+    let mut bob = activate(&store, bob).await;
+    bob.subscription
+        .change_lifecycle(Lifecycle::Terminated, now())
+        .unwrap();
+    models::save(&store, bob).await.unwrap();
+
+    let users: Vec<Uuid> = store
+        .subscriptions_using(group.user_group.instance_id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|summary| summary.subscription.id)
+        .collect();
+    assert_eq!(
+        users,
+        [child.subscription.id, ann.subscription.id],
+        "terminated bob is not a user"
+    );
+    assert!(
+        store
+            .subscriptions_using(child.user_group.instance_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -1,0 +1,187 @@
+//! The User workflows; the create workflow is the seed's:
+//! `create_subscription >> store_process_subscription >> initialize_subscription >> provision_user
+//! >> set_status(active) >> resync >> done`.
+
+use async_trait::async_trait;
+use cadre_domain::models::{DomainModel, User, UserGroup, UserInactive};
+use cadre_domain::{Email, ExternalId, Lifecycle, Name, ProductType};
+
+use super::active_groups;
+use crate::step::{Patch, StepContext, StepError, StepFn, StepList, done, init, step};
+use crate::steps::{
+    create_subscription, load_subscription, resync, set_status, store_process_subscription,
+    subscription_patch, unsync, unsync_unchecked,
+};
+
+pub fn create() -> StepList {
+    init()
+        >> create_subscription(ProductType::user())
+        >> store_process_subscription()
+        >> step(
+            "initialize_subscription",
+            "Initialize subscription",
+            Initialize,
+        )
+        >> step("provision_user", "Provision user", Provision)
+        >> set_status(Lifecycle::Active)
+        >> resync()
+        >> done()
+}
+
+pub fn modify() -> StepList {
+    init()
+        >> store_process_subscription()
+        >> unsync()
+        >> step("modify_user_subscription", "Modify subscription", Modify)
+        >> resync()
+        >> done()
+}
+
+pub fn terminate() -> StepList {
+    init()
+        >> store_process_subscription()
+        >> unsync()
+        >> set_status(Lifecycle::Terminated)
+        >> resync()
+        >> done()
+}
+
+pub fn validate() -> StepList {
+    init()
+        >> store_process_subscription()
+        >> unsync_unchecked()
+        >> step("check_user", "Check user", Check)
+        >> resync()
+        >> done()
+}
+
+/// "User <username> from group <names> (<affiliation>)", as in the workshop.
+fn description(
+    username: &Name,
+    groups: &[UserGroup],
+    affiliation: impl std::fmt::Display,
+) -> String {
+    let names: Vec<&str> = groups
+        .iter()
+        .map(|group| group.user_group.name.as_str())
+        .collect();
+    if names.is_empty() {
+        format!("User {username} ({affiliation})")
+    } else {
+        format!(
+            "User {username} from group {} ({affiliation})",
+            names.join(", ")
+        )
+    }
+}
+
+fn optional_name(ctx: &StepContext<'_>, key: &str) -> Result<Option<Name>, StepError> {
+    ctx.get_optional::<String>(key)?
+        .filter(|value| !value.trim().is_empty())
+        .map(|value| Name::parse(&value))
+        .transpose()
+        .map_err(StepError::from)
+}
+
+struct Initialize;
+
+#[async_trait]
+impl StepFn for Initialize {
+    async fn run(&self, ctx: &StepContext<'_>) -> Result<Patch, StepError> {
+        let mut user = UserInactive::from_record(load_subscription(ctx).await?)?;
+        let username = Name::parse(&ctx.get::<String>("username")?)?;
+        let groups = active_groups(ctx, "user_group_ids").await?;
+        user.user.user_id = Some(ExternalId::parse(&ctx.get::<String>("user_id")?)?);
+        user.user.email = Some(Email::parse(&ctx.get::<String>("email")?)?);
+        user.user.firstname = optional_name(ctx, "firstname")?;
+        user.user.lastname = optional_name(ctx, "lastname")?;
+        user.user.auth_id = ctx.get_optional("auth_id")?;
+        user.user.groups = groups
+            .iter()
+            .map(|group| group.user_group.reference(group.subscription.id))
+            .collect();
+        user.subscription.description = description(&username, &groups, user.affiliation);
+        user.user.username = Some(username);
+        let user = user.into_provisioning(ctx.now)?;
+        subscription_patch(&ctx.store.save_subscription(&user.into_record()).await?)
+    }
+}
+
+struct Provision;
+
+#[async_trait]
+impl StepFn for Provision {
+    async fn run(&self, ctx: &StepContext<'_>) -> Result<Patch, StepError> {
+        // The groups chosen on the form must still be active when the user goes live.
+        active_groups(ctx, "user_group_ids").await?;
+        Ok(Patch::new())
+    }
+}
+
+struct Modify;
+
+#[async_trait]
+impl StepFn for Modify {
+    async fn run(&self, ctx: &StepContext<'_>) -> Result<Patch, StepError> {
+        let mut user = User::from_record(load_subscription(ctx).await?)?;
+        if let Some(username) = ctx.get_optional::<String>("username")? {
+            user.user.username = Name::parse(&username)?;
+        }
+        if let Some(email) = ctx.get_optional::<String>("email")? {
+            user.user.email = Email::parse(&email)?;
+        }
+        if ctx.state.contains_key("firstname") {
+            user.user.firstname = optional_name(ctx, "firstname")?;
+        }
+        if ctx.state.contains_key("lastname") {
+            user.user.lastname = optional_name(ctx, "lastname")?;
+        }
+        if ctx.state.contains_key("auth_id") {
+            user.user.auth_id = ctx.get_optional("auth_id")?;
+        }
+        let groups = if ctx.state.contains_key("user_group_ids") {
+            let groups = active_groups(ctx, "user_group_ids").await?;
+            user.user.groups = groups
+                .iter()
+                .map(|group| group.user_group.reference(group.subscription.id))
+                .collect();
+            groups
+        } else {
+            let mut groups = Vec::new();
+            for group in &user.user.groups {
+                let record = ctx
+                    .store
+                    .load_subscription(group.owner_subscription_id)
+                    .await?;
+                groups.push(UserGroup::from_record(record)?);
+            }
+            groups
+        };
+        user.subscription.description = description(&user.user.username, &groups, user.affiliation);
+        subscription_patch(&ctx.store.save_subscription(&user.into_record()).await?)
+    }
+}
+
+struct Check;
+
+#[async_trait]
+impl StepFn for Check {
+    async fn run(&self, ctx: &StepContext<'_>) -> Result<Patch, StepError> {
+        let user = User::from_record(load_subscription(ctx).await?)?;
+        for group in &user.user.groups {
+            let record = ctx
+                .store
+                .load_subscription(group.owner_subscription_id)
+                .await?;
+            if record.subscription.lifecycle != Lifecycle::Active {
+                return Err(StepError::new(format!(
+                    "user {} belongs to group {}, which is {}",
+                    user.user.username,
+                    record.subscription.description,
+                    record.subscription.lifecycle
+                )));
+            }
+        }
+        Ok(Patch::new())
+    }
+}

@@ -1,0 +1,218 @@
+//! The UserGroup workflows.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use cadre_domain::models::{DomainModel, UserGroup, UserGroupInactive};
+use cadre_domain::{BlockRef, DomainError, ExternalId, Lifecycle, Name, ProductType};
+use uuid::Uuid;
+
+use super::active_groups;
+use crate::step::{Patch, StepContext, StepError, StepFn, StepList, done, init, step};
+use crate::steps::{
+    create_subscription, load_subscription, resync, set_status, store_process_subscription,
+    subscription_patch, unsync, unsync_unchecked,
+};
+
+pub fn create() -> StepList {
+    init()
+        >> create_subscription(ProductType::user_group())
+        >> store_process_subscription()
+        >> step(
+            "initialize_subscription",
+            "Initialize subscription",
+            Initialize,
+        )
+        >> step("provision_user_group", "Provision user group", Provision)
+        >> set_status(Lifecycle::Active)
+        >> resync()
+        >> done()
+}
+
+pub fn modify() -> StepList {
+    init()
+        >> store_process_subscription()
+        >> unsync()
+        >> step(
+            "modify_user_group_subscription",
+            "Modify subscription",
+            Modify,
+        )
+        >> resync()
+        >> done()
+}
+
+pub fn terminate() -> StepList {
+    init()
+        >> store_process_subscription()
+        >> unsync()
+        >> step(
+            "deprovision_user_group",
+            "Deprovision user group",
+            Deprovision,
+        )
+        >> set_status(Lifecycle::Terminated)
+        >> resync()
+        >> done()
+}
+
+pub fn validate() -> StepList {
+    init()
+        >> store_process_subscription()
+        >> unsync_unchecked()
+        >> step("check_user_group", "Check user group", Check)
+        >> resync()
+        >> done()
+}
+
+fn description(name: &Name) -> String {
+    format!("User Group {name}")
+}
+
+/// The parent references for `parents`, refusing any that is `group` itself or descends from it.
+async fn parent_references(
+    ctx: &StepContext<'_>,
+    group: Uuid,
+    parents: &[UserGroup],
+) -> Result<Vec<BlockRef>, StepError> {
+    for parent in parents {
+        if ancestors(ctx, parent).await?.contains(&group) {
+            return Err(StepError::new(format!(
+                "{} cannot be a parent: it is nested in this group, which would make a cycle",
+                parent.subscription.description
+            )));
+        }
+    }
+    Ok(parents
+        .iter()
+        .map(|parent| parent.user_group.reference(parent.subscription.id))
+        .collect())
+}
+
+/// The subscription ids of `group` and every group above it.
+async fn ancestors(ctx: &StepContext<'_>, group: &UserGroup) -> Result<HashSet<Uuid>, StepError> {
+    let mut seen = HashSet::from([group.subscription.id]);
+    let mut frontier: Vec<BlockRef> = group.user_group.parent_groups.clone();
+    while let Some(parent) = frontier.pop() {
+        if seen.insert(parent.owner_subscription_id) {
+            let record = ctx
+                .store
+                .load_subscription(parent.owner_subscription_id)
+                .await?;
+            frontier.extend(
+                UserGroupInactive::from_record(record)?
+                    .user_group
+                    .parent_groups,
+            );
+        }
+    }
+    Ok(seen)
+}
+
+struct Initialize;
+
+#[async_trait]
+impl StepFn for Initialize {
+    async fn run(&self, ctx: &StepContext<'_>) -> Result<Patch, StepError> {
+        let mut group = UserGroupInactive::from_record(load_subscription(ctx).await?)?;
+        let name = Name::parse(&ctx.get::<String>("user_group_name")?)?;
+        group.user_group.user_group_id =
+            Some(ExternalId::parse(&ctx.get::<String>("user_group_id")?)?);
+        group.subscription.description = description(&name);
+        group.user_group.name = Some(name);
+        let parents = active_groups(ctx, "parent_user_groups").await?;
+        group.user_group.parent_groups =
+            parent_references(ctx, group.subscription.id, &parents).await?;
+        group.user_group.discoverable = ctx.get_optional("discoverable")?.unwrap_or(false);
+        group.user_group.terms = ctx.get_optional("terms")?;
+        let group = group.into_provisioning(ctx.now)?;
+        subscription_patch(&ctx.store.save_subscription(&group.into_record()).await?)
+    }
+}
+
+struct Provision;
+
+#[async_trait]
+impl StepFn for Provision {
+    async fn run(&self, ctx: &StepContext<'_>) -> Result<Patch, StepError> {
+        // Parents chosen on the form must still be active when the group goes live.
+        active_groups(ctx, "parent_user_groups").await?;
+        Ok(Patch::new())
+    }
+}
+
+struct Modify;
+
+#[async_trait]
+impl StepFn for Modify {
+    async fn run(&self, ctx: &StepContext<'_>) -> Result<Patch, StepError> {
+        let mut group = UserGroup::from_record(load_subscription(ctx).await?)?;
+        if let Some(name) = ctx.get_optional::<String>("user_group_name")? {
+            let name = Name::parse(&name)?;
+            group.subscription.description = description(&name);
+            group.user_group.name = name;
+        }
+        if ctx.state.contains_key("parent_user_groups") {
+            let parents = active_groups(ctx, "parent_user_groups").await?;
+            group.user_group.parent_groups =
+                parent_references(ctx, group.subscription.id, &parents).await?;
+        }
+        if let Some(discoverable) = ctx.get_optional("discoverable")? {
+            group.user_group.discoverable = discoverable;
+        }
+        if ctx.state.contains_key("terms") {
+            group.user_group.terms = ctx.get_optional("terms")?;
+        }
+        subscription_patch(&ctx.store.save_subscription(&group.into_record()).await?)
+    }
+}
+
+struct Deprovision;
+
+#[async_trait]
+impl StepFn for Deprovision {
+    async fn run(&self, ctx: &StepContext<'_>) -> Result<Patch, StepError> {
+        let group = UserGroupInactive::from_record(load_subscription(ctx).await?)?;
+        let users = ctx
+            .store
+            .subscriptions_using(group.user_group.instance_id)
+            .await?;
+        if !users.is_empty() {
+            let names: Vec<&str> = users
+                .iter()
+                .map(|user| user.subscription.description.as_str())
+                .collect();
+            return Err(DomainError::Conflict(format!(
+                "this subscription can not be terminated as it is used in other subscriptions: {}",
+                names.join(", ")
+            ))
+            .into());
+        }
+        Ok(Patch::new())
+    }
+}
+
+struct Check;
+
+#[async_trait]
+impl StepFn for Check {
+    async fn run(&self, ctx: &StepContext<'_>) -> Result<Patch, StepError> {
+        let group = UserGroup::from_record(load_subscription(ctx).await?)?;
+        let mut parents = Vec::with_capacity(group.user_group.parent_groups.len());
+        for parent in &group.user_group.parent_groups {
+            let record = ctx
+                .store
+                .load_subscription(parent.owner_subscription_id)
+                .await?;
+            if record.subscription.lifecycle != Lifecycle::Active {
+                return Err(StepError::new(format!(
+                    "parent group {} is {}",
+                    record.subscription.description, record.subscription.lifecycle
+                )));
+            }
+            parents.push(UserGroup::from_record(record)?);
+        }
+        parent_references(ctx, group.subscription.id, &parents).await?;
+        Ok(Patch::new())
+    }
+}
