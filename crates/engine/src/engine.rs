@@ -68,6 +68,9 @@ pub struct Engine {
     registry: Arc<Registry>,
     clock: Arc<dyn Clock>,
     config: EngineConfig,
+    /// Wakes this engine's idle workers when it makes a process runnable; workers elsewhere
+    /// find it at their next poll.
+    work_available: Arc<tokio::sync::Notify>,
 }
 
 /// What running one step produced.
@@ -95,6 +98,7 @@ impl Engine {
             registry: Arc::new(registry),
             clock,
             config,
+            work_available: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -156,6 +160,7 @@ impl Engine {
             txn.link_subscription(id, subscription_id, now).await?;
         }
         txn.commit().await?;
+        self.work_available.notify_waiters();
         tracing::info!(process_id = %id, workflow = %workflow.name, "process created");
         Ok(process)
     }
@@ -257,6 +262,7 @@ impl Engine {
             if idle {
                 tokio::select! {
                     () = &mut shutdown => return,
+                    () = self.work_available.notified() => {}
                     () = tokio::time::sleep(self.config.poll_interval) => {}
                 }
             } else {
@@ -527,6 +533,7 @@ impl Engine {
                 )
                 .await?;
             txn.commit().await?;
+            self.work_available.notify_waiters();
             return Ok(resumed);
         }
         EmptyForm
@@ -547,6 +554,7 @@ impl Engine {
                 ),
             )
             .await?;
+        self.work_available.notify_waiters();
         Ok(resumed)
     }
 
@@ -574,7 +582,7 @@ impl Engine {
             .get(index + 1)
             .map(|step| step.key.clone());
         let now = self.clock.now();
-        Ok(self
+        let skipped = self
             .store
             .transition_process(
                 id,
@@ -594,7 +602,9 @@ impl Engine {
                     now,
                 ),
             )
-            .await?)
+            .await?;
+        self.work_available.notify_waiters();
+        Ok(skipped)
     }
 
     /// Aborts an unfinished process. A worker running it loses its lease: its current step

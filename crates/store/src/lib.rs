@@ -35,6 +35,9 @@ pub struct Repo<C> {
     conn: C,
     ids: Arc<dyn IdSource>,
     catalogue: CatalogueCache,
+    /// Inside a transaction: the subscriptions it has read or written, as they stand in it, so
+    /// that a load followed by a save reads the rows once.
+    records: Option<subscriptions::RecordCache>,
 }
 
 /// The repositories over the database; [`Store::begin`] opens a [`SeaTransaction`].
@@ -82,6 +85,7 @@ impl SeaStore {
             conn,
             ids,
             catalogue: CatalogueCache::default(),
+            records: None,
         }
     }
 
@@ -109,6 +113,7 @@ impl Store for SeaStore {
             conn: txn,
             ids: Arc::clone(&self.ids),
             catalogue: Arc::clone(&self.catalogue),
+            records: Some(subscriptions::RecordCache::default()),
         }))
     }
 }

@@ -10,7 +10,7 @@ use cadre_domain::{
     ProcessStep, ProcessUpdate, Result, State, StepRecord,
 };
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, OnConflict, Query};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -234,21 +234,20 @@ impl<C: Conn> ProcessRepository for Repo<C> {
         subscription_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let linked = processes_subscriptions::Entity::find()
-            .filter(processes_subscriptions::Column::ProcessId.eq(id))
-            .filter(processes_subscriptions::Column::SubscriptionId.eq(subscription_id))
-            .count(&self.conn)
-            .await
-            .map_err(storage_error)?;
-        if linked > 0 {
-            return Ok(());
-        }
         processes_subscriptions::Entity::insert(processes_subscriptions::ActiveModel {
             id: Set(self.ids.new_id()),
             process_id: Set(id),
             subscription_id: Set(subscription_id),
             created_at: Set(now.fixed_offset()),
         })
+        .on_conflict(
+            OnConflict::columns([
+                processes_subscriptions::Column::ProcessId,
+                processes_subscriptions::Column::SubscriptionId,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
         .exec_without_returning(&self.conn)
         .await
         .map_err(storage_error)?;

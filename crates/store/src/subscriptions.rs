@@ -4,7 +4,8 @@
 //! stored as text) and relations to other instances, possibly owned by other subscriptions.
 //! Saving rewrites the values and relations of the instances it owns inside one transaction.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use cadre_domain::{
@@ -15,8 +16,8 @@ use cadre_domain::{
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, NullOrdering, Query};
 use sea_orm::{
     ActiveValue::{NotSet, Set, Unchanged},
-    ColumnTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionSession,
+    ColumnTrait, EntityTrait, FromQueryResult, JoinType, Order, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, RelationTrait, TransactionSession,
 };
 use uuid::Uuid;
 
@@ -26,6 +27,9 @@ use crate::entities::{
     subscription_instances as instances, subscriptions,
 };
 use crate::{Conn, Repo, storage_error};
+
+/// Records read or written inside one transaction, by subscription id.
+pub(crate) type RecordCache = Arc<Mutex<HashMap<Uuid, SubscriptionRecord>>>;
 
 /// Rows per multi-row insert, well below every backend's bound-parameter limit.
 const INSERT_CHUNK: usize = 500;
@@ -53,88 +57,144 @@ fn to_subscription(row: subscriptions::Model) -> Result<Subscription> {
     })
 }
 
-/// Reads subscription `id` with every instance it owns.
+/// One row of the subscription ⟕ instances ⟕ values join that loads a subscription.
+#[derive(Debug, FromQueryResult)]
+struct FlatRow {
+    id: Uuid,
+    product_id: Uuid,
+    customer_id: Uuid,
+    description: String,
+    status: String,
+    insync: bool,
+    start_date: Option<chrono::DateTime<chrono::FixedOffset>>,
+    end_date: Option<chrono::DateTime<chrono::FixedOffset>>,
+    note: Option<String>,
+    version: i64,
+    instance_id: Option<Uuid>,
+    product_block_id: Option<Uuid>,
+    label: Option<String>,
+    resource_type_id: Option<Uuid>,
+    value: Option<String>,
+}
+
+/// Reads subscription `id` with every instance it owns, in two queries: the subscription joined
+/// with its instances and their values, then the instances' relations with their targets' owners.
 async fn read_record(
     conn: &impl Conn,
     catalogue: &Catalogue,
     id: Uuid,
 ) -> Result<SubscriptionRecord> {
-    let row = subscriptions::Entity::find_by_id(id)
-        .one(conn)
+    let rows: Vec<FlatRow> = subscriptions::Entity::find_by_id(id)
+        .select_only()
+        .columns([
+            subscriptions::Column::Id,
+            subscriptions::Column::ProductId,
+            subscriptions::Column::CustomerId,
+            subscriptions::Column::Description,
+            subscriptions::Column::Status,
+            subscriptions::Column::Insync,
+            subscriptions::Column::StartDate,
+            subscriptions::Column::EndDate,
+            subscriptions::Column::Note,
+            subscriptions::Column::Version,
+        ])
+        .column_as(instances::Column::Id, "instance_id")
+        .column(instances::Column::ProductBlockId)
+        .column(instances::Column::Label)
+        .column(values::Column::ResourceTypeId)
+        .column(values::Column::Value)
+        .join(
+            JoinType::LeftJoin,
+            subscriptions::Relation::SubscriptionInstances.def(),
+        )
+        .join(
+            JoinType::LeftJoin,
+            instances::Relation::SubscriptionInstanceValues.def(),
+        )
+        .order_by_asc(instances::Column::Id)
+        .order_by_asc(values::Column::ResourceTypeId)
+        .order_by_asc(values::Column::Position)
+        .into_model()
+        .all(conn)
         .await
-        .map_err(storage_error)?
+        .map_err(storage_error)?;
+    let first = rows
+        .first()
         .ok_or_else(|| DomainError::not_found("subscription", id))?;
-    let subscription = to_subscription(row)?;
+    let subscription = Subscription {
+        id: first.id,
+        product_id: first.product_id,
+        customer_id: first.customer_id,
+        description: first.description.clone(),
+        lifecycle: parse_lifecycle(&first.status)?,
+        insync: first.insync,
+        start_date: first.start_date.map(|date| date.to_utc()),
+        end_date: first.end_date.map(|date| date.to_utc()),
+        note: first.note.clone(),
+        version: first.version,
+    };
     let product = catalogue.product(subscription.product_id)?.clone();
 
-    let instance_rows = instances::Entity::find()
-        .filter(instances::Column::SubscriptionId.eq(id))
-        .order_by_asc(instances::Column::Id)
-        .all(conn)
-        .await
-        .map_err(storage_error)?;
-    let instance_ids: Vec<Uuid> = instance_rows.iter().map(|row| row.id).collect();
-    let value_rows = values::Entity::find()
-        .filter(values::Column::SubscriptionInstanceId.is_in(instance_ids.clone()))
-        .order_by_asc(values::Column::Position)
-        .all(conn)
-        .await
-        .map_err(storage_error)?;
-    let relation_rows = relations::Entity::find()
-        .filter(relations::Column::InUseById.is_in(instance_ids))
-        .all(conn)
-        .await
-        .map_err(storage_error)?;
-    let target_ids: HashSet<Uuid> = relation_rows.iter().map(|row| row.depends_on_id).collect();
-    let owners: HashMap<Uuid, Uuid> = instances::Entity::find()
-        .filter(instances::Column::Id.is_in(target_ids))
-        .all(conn)
-        .await
-        .map_err(storage_error)?
-        .into_iter()
-        .map(|row| (row.id, row.subscription_id))
-        .collect();
-
-    let mut blocks = Vec::with_capacity(instance_rows.len());
-    for row in instance_rows {
-        let mut block = BlockInstance::new(row.id, catalogue.block_name(row.product_block_id)?);
-        block.label = row.label;
-        let mut block_values: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for value in value_rows
-            .iter()
-            .filter(|value| value.subscription_instance_id == row.id)
-        {
-            block_values
-                .entry(
-                    catalogue
-                        .resource_type_name(value.resource_type_id)?
-                        .to_owned(),
-                )
-                .or_default()
-                .push(value.value.clone());
+    let mut blocks: Vec<BlockInstance> = Vec::new();
+    for row in &rows {
+        let (Some(instance_id), Some(block_id)) = (row.instance_id, row.product_block_id) else {
+            continue;
+        };
+        if blocks.last().is_none_or(|block| block.id != instance_id) {
+            let mut block = BlockInstance::new(instance_id, catalogue.block_name(block_id)?);
+            block.label = row.label.clone();
+            blocks.push(block);
         }
-        block.values = block_values;
-        for relation in relation_rows
-            .iter()
-            .filter(|relation| relation.in_use_by_id == row.id)
+        if let (Some(block), Some(resource_type), Some(value)) =
+            (blocks.last_mut(), row.resource_type_id, &row.value)
         {
-            let owner_subscription_id = owners
-                .get(&relation.depends_on_id)
-                .copied()
-                .ok_or_else(|| DomainError::not_found("block instance", relation.depends_on_id))?;
+            block
+                .values
+                .entry(catalogue.resource_type_name(resource_type)?.to_owned())
+                .or_default()
+                .push(value.clone());
+        }
+    }
+
+    // Each relation with the subscription that owns its target, in one query.
+    let instance_ids: Vec<Uuid> = blocks.iter().map(|block| block.id).collect();
+    let relation_rows: Vec<(Uuid, Uuid, String, i64, Uuid)> = if instance_ids.is_empty() {
+        Vec::new()
+    } else {
+        relations::Entity::find()
+            .select_only()
+            .column(relations::Column::InUseById)
+            .column(relations::Column::DependsOnId)
+            .column(relations::Column::DomainModelAttr)
+            .column(relations::Column::Position)
+            .column_as(instances::Column::SubscriptionId, "owner_subscription_id")
+            .join(
+                JoinType::InnerJoin,
+                relations::Relation::SubscriptionInstances2.def(),
+            )
+            .filter(relations::Column::InUseById.is_in(instance_ids))
+            .into_tuple()
+            .all(conn)
+            .await
+            .map_err(storage_error)?
+    };
+    for block in &mut blocks {
+        for (_, depends_on, attr, position, owner) in relation_rows
+            .iter()
+            .filter(|(in_use_by, ..)| *in_use_by == block.id)
+        {
             block.relations.push(BlockRelation {
-                attr: relation.domain_model_attr.clone(),
-                position: relation.position,
+                attr: attr.clone(),
+                position: *position,
                 target: BlockRef {
-                    instance_id: relation.depends_on_id,
-                    owner_subscription_id,
+                    instance_id: *depends_on,
+                    owner_subscription_id: *owner,
                 },
             });
         }
         block
             .relations
             .sort_by(|a, b| (a.attr.as_str(), a.position).cmp(&(b.attr.as_str(), b.position)));
-        blocks.push(block);
     }
     Ok(SubscriptionRecord {
         subscription,
@@ -143,28 +203,30 @@ async fn read_record(
     })
 }
 
-/// Writes `record` over the stored subscription; the caller provides the transaction.
+/// Writes `record` over the stored subscription inside `txn`, touching only the rows that
+/// differ from what is stored (`cached`, when the transaction already read it at the same
+/// version), and returns the record as stored (with its new version).
 async fn write_record(
     txn: &impl Conn,
     catalogue: &Catalogue,
     ids: &dyn IdSource,
     record: &SubscriptionRecord,
-) -> Result<()> {
+    cached: Option<SubscriptionRecord>,
+) -> Result<SubscriptionRecord> {
     let subscription = &record.subscription;
-    let current = subscriptions::Entity::find_by_id(subscription.id)
-        .one(txn)
-        .await
-        .map_err(storage_error)?
-        .ok_or_else(|| DomainError::not_found("subscription", subscription.id))?;
-    if current.product_id != subscription.product_id {
+    let stored = match cached {
+        Some(stored) => stored,
+        None => read_record(txn, catalogue, subscription.id).await?,
+    };
+    if stored.subscription.product_id != subscription.product_id {
         return Err(DomainError::invalid(
             "product_id",
             "a subscription's product cannot change on save",
         ));
     }
-    let current_lifecycle = parse_lifecycle(&current.status)?;
-    if current_lifecycle != subscription.lifecycle {
-        current_lifecycle.transition(subscription.lifecycle)?;
+    let stored_lifecycle = stored.subscription.lifecycle;
+    if stored_lifecycle != subscription.lifecycle {
+        stored_lifecycle.transition(subscription.lifecycle)?;
     }
     // Compare-and-set on the version: a concurrent save makes this update match no row.
     let updated = subscriptions::Entity::update_many()
@@ -192,35 +254,13 @@ async fn write_record(
         )));
     }
 
-    let existing: HashMap<Uuid, instances::Model> = instances::Entity::find()
-        .filter(instances::Column::SubscriptionId.eq(subscription.id))
-        .all(txn)
-        .await
-        .map_err(storage_error)?
-        .into_iter()
-        .map(|row| (row.id, row))
-        .collect();
     let kept: HashSet<Uuid> = record.blocks.iter().map(|block| block.id).collect();
-    let removed: Vec<Uuid> = existing
-        .keys()
+    let removed: Vec<Uuid> = stored
+        .blocks
+        .iter()
+        .map(|block| block.id)
         .filter(|id| !kept.contains(id))
-        .copied()
         .collect();
-    let rewritten: Vec<Uuid> = existing
-        .keys()
-        .filter(|id| kept.contains(id))
-        .copied()
-        .collect();
-    values::Entity::delete_many()
-        .filter(values::Column::SubscriptionInstanceId.is_in(rewritten.clone()))
-        .exec(txn)
-        .await
-        .map_err(storage_error)?;
-    relations::Entity::delete_many()
-        .filter(relations::Column::InUseById.is_in(rewritten))
-        .exec(txn)
-        .await
-        .map_err(storage_error)?;
     if !removed.is_empty() {
         instances::Entity::delete_many()
             .filter(instances::Column::Id.is_in(removed))
@@ -235,12 +275,15 @@ async fn write_record(
             })?;
     }
 
-    let keeps_unique_values = subscription.lifecycle != Lifecycle::Terminated;
+    let terminating = subscription.lifecycle == Lifecycle::Terminated;
+    let releases_identifiers = terminating && stored_lifecycle != Lifecycle::Terminated;
     let mut new_values = Vec::new();
+    let mut changed_relations = Vec::new();
     for block in &record.blocks {
         let definition = catalogue.block(&block.block)?;
-        match existing.get(&block.id) {
-            Some(row) if row.label == block.label && row.product_block_id == definition.id => {}
+        let before = stored.blocks.iter().find(|stored| stored.id == block.id);
+        match before {
+            Some(before) if before.block == block.block && before.label == block.label => {}
             Some(_) => {
                 instances::Entity::update(instances::ActiveModel {
                     id: Unchanged(block.id),
@@ -270,25 +313,53 @@ async fn write_record(
                 })?;
             }
         }
-        for (field, field_values) in &block.values {
+        let no_values = BTreeMap::new();
+        let before_values = before.map_or(&no_values, |before| &before.values);
+        let fields: BTreeSet<&String> = block.values.keys().chain(before_values.keys()).collect();
+        for field in fields {
             let resource_type = definition.resource_type(field).ok_or_else(|| {
                 DomainError::invalid(
                     format!("{}.{field}", block.block),
                     format!("is not a field of {}", block.block),
                 )
             })?;
-            for (position, value) in (0..).zip(field_values) {
+            let after = block.values.get(field);
+            // Terminating releases identifying values: their rows are rewritten without one.
+            let releases = releases_identifiers && resource_type.unique;
+            if after == before_values.get(field) && !releases {
+                continue;
+            }
+            if before_values.contains_key(field) {
+                values::Entity::delete_many()
+                    .filter(values::Column::SubscriptionInstanceId.eq(block.id))
+                    .filter(values::Column::ResourceTypeId.eq(resource_type.id))
+                    .exec(txn)
+                    .await
+                    .map_err(storage_error)?;
+            }
+            for (position, value) in (0..).zip(after.into_iter().flatten()) {
                 new_values.push(values::ActiveModel {
                     id: Set(ids.new_id()),
                     subscription_instance_id: Set(block.id),
                     resource_type_id: Set(resource_type.id),
                     position: Set(position),
                     value: Set(value.clone()),
-                    unique_value: Set(
-                        (resource_type.unique && keeps_unique_values).then(|| value.clone())
-                    ),
+                    unique_value: Set((resource_type.unique && !terminating).then(|| value.clone())),
                 });
             }
+        }
+        let before_relations = before
+            .map(|before| before.relations.as_slice())
+            .unwrap_or_default();
+        if before_relations != block.relations.as_slice() {
+            if !before_relations.is_empty() {
+                relations::Entity::delete_many()
+                    .filter(relations::Column::InUseById.eq(block.id))
+                    .exec(txn)
+                    .await
+                    .map_err(storage_error)?;
+            }
+            changed_relations.push(block);
         }
     }
     for chunk in new_values.chunks(INSERT_CHUNK) {
@@ -297,26 +368,29 @@ async fn write_record(
             .await
             .map_err(storage_error)?;
     }
-
-    let new_relations = check_relations(txn, catalogue, record).await?;
+    let new_relations = check_relations(txn, catalogue, &changed_relations).await?;
     for chunk in new_relations.chunks(INSERT_CHUNK) {
         relations::Entity::insert_many(chunk.to_vec())
             .exec_without_returning(txn)
             .await
             .map_err(storage_error)?;
     }
-    Ok(())
+
+    let mut saved = record.clone();
+    saved.subscription.version += 1;
+    saved.product = stored.product;
+    saved.blocks.sort_by_key(|block| block.id);
+    Ok(saved)
 }
 
-/// Validates every reference of `record` (target exists, is owned by the subscription the
+/// Validates every reference of `blocks` (target exists, is owned by the subscription the
 /// reference names, and is of a block the referring block may use) and returns the rows.
 async fn check_relations(
     txn: &impl Conn,
     catalogue: &Catalogue,
-    record: &SubscriptionRecord,
+    blocks: &[&BlockInstance],
 ) -> Result<Vec<relations::ActiveModel>> {
-    let target_ids: HashSet<Uuid> = record
-        .blocks
+    let target_ids: HashSet<Uuid> = blocks
         .iter()
         .flat_map(|block| {
             block
@@ -337,7 +411,7 @@ async fn check_relations(
         .map(|row| (row.id, row))
         .collect();
     let mut rows = Vec::new();
-    for block in &record.blocks {
+    for block in blocks {
         let definition = catalogue.block(&block.block)?;
         for relation in &block.relations {
             let field = format!("{}.{}", block.block, relation.attr);
@@ -381,55 +455,113 @@ async fn check_relations(
     Ok(rows)
 }
 
+impl<C> Repo<C> {
+    /// The record this transaction last read or wrote, if any.
+    fn cached(&self, id: Uuid) -> Option<SubscriptionRecord> {
+        let cache = self.records.as_ref()?;
+        let records = cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        records.get(&id).cloned()
+    }
+
+    /// Remembers `record` for the rest of this transaction.
+    fn remember(&self, record: &SubscriptionRecord) {
+        if let Some(cache) = &self.records {
+            let mut records = cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            records.insert(record.subscription.id, record.clone());
+        }
+    }
+}
+
 #[async_trait]
 impl<C: Conn> SubscriptionRepository for Repo<C> {
     async fn create_subscription(&self, new: NewSubscription) -> Result<SubscriptionRecord> {
         let catalogue = self.catalogue().await?;
-        let product = catalogue.product(new.product_id)?;
+        let product = catalogue.product(new.product_id)?.clone();
         self.customer(new.customer_id).await?;
+        let subscription = Subscription {
+            id: new.id,
+            product_id: new.product_id,
+            customer_id: new.customer_id,
+            description: new.description,
+            lifecycle: Lifecycle::Initial,
+            insync: false,
+            start_date: None,
+            end_date: None,
+            note: None,
+            version: 1,
+        };
+        let mut blocks: Vec<BlockInstance> = product
+            .blocks
+            .iter()
+            .map(|block| BlockInstance::new(self.ids.new_id(), block.name.clone()))
+            .collect();
+        blocks.sort_by_key(|block| block.id);
         let txn = self.conn.begin().await.map_err(storage_error)?;
         subscriptions::Entity::insert(subscriptions::ActiveModel {
-            id: Set(new.id),
-            product_id: Set(new.product_id),
-            customer_id: Set(new.customer_id),
-            description: Set(new.description),
-            status: Set(Lifecycle::Initial.as_str().to_owned()),
-            insync: Set(false),
+            id: Set(subscription.id),
+            product_id: Set(subscription.product_id),
+            customer_id: Set(subscription.customer_id),
+            description: Set(subscription.description.clone()),
+            status: Set(subscription.lifecycle.as_str().to_owned()),
+            insync: Set(subscription.insync),
             start_date: Set(None),
             end_date: Set(None),
             note: Set(None),
-            version: Set(1),
+            version: Set(subscription.version),
         })
         .exec_without_returning(&txn)
         .await
         .map_err(storage_error)?;
-        for block in &product.blocks {
-            instances::Entity::insert(instances::ActiveModel {
-                id: Set(self.ids.new_id()),
-                subscription_id: Set(new.id),
-                product_block_id: Set(block.id),
-                label: Set(None),
+        let instance_rows: Vec<instances::ActiveModel> = blocks
+            .iter()
+            .map(|block| {
+                Ok(instances::ActiveModel {
+                    id: Set(block.id),
+                    subscription_id: Set(subscription.id),
+                    product_block_id: Set(catalogue.block(&block.block)?.id),
+                    label: Set(None),
+                })
             })
-            .exec_without_returning(&txn)
-            .await
-            .map_err(storage_error)?;
+            .collect::<Result<_>>()?;
+        if !instance_rows.is_empty() {
+            instances::Entity::insert_many(instance_rows)
+                .exec_without_returning(&txn)
+                .await
+                .map_err(storage_error)?;
         }
-        let record = read_record(&txn, &catalogue, new.id).await?;
         txn.commit().await.map_err(storage_error)?;
+        let record = SubscriptionRecord {
+            subscription,
+            product,
+            blocks,
+        };
+        self.remember(&record);
         Ok(record)
     }
 
     async fn load_subscription(&self, id: Uuid) -> Result<SubscriptionRecord> {
+        if let Some(record) = self.cached(id) {
+            return Ok(record);
+        }
         let catalogue = self.catalogue().await?;
-        read_record(&self.conn, &catalogue, id).await
+        let record = read_record(&self.conn, &catalogue, id).await?;
+        self.remember(&record);
+        Ok(record)
     }
 
     async fn save_subscription(&self, record: &SubscriptionRecord) -> Result<SubscriptionRecord> {
         let catalogue = self.catalogue().await?;
         let txn = self.conn.begin().await.map_err(storage_error)?;
-        write_record(&txn, &catalogue, self.ids.as_ref(), record).await?;
-        let stored = read_record(&txn, &catalogue, record.subscription.id).await?;
+        let cached = self
+            .cached(record.subscription.id)
+            .filter(|cached| cached.subscription.version == record.subscription.version);
+        let stored = write_record(&txn, &catalogue, self.ids.as_ref(), record, cached).await?;
         txn.commit().await.map_err(storage_error)?;
+        self.remember(&stored);
         Ok(stored)
     }
 
