@@ -3,7 +3,9 @@
 //! - `cargo xtask migrate up|down|fresh|status [--database-url URL]` runs cadre's migrations.
 //! - `cargo xtask codegen [--check]` regenerates the sea-orm entities of `cadre-store` from a
 //!   freshly migrated scratch database; `--check` fails instead when a committed file is stale.
+//! - `cargo xtask bench engine [--database-url URL]` runs the engine benchmark.
 
+mod bench;
 mod codegen;
 mod migrate;
 
@@ -24,6 +26,8 @@ enum Command {
     Migrate(migrate::MigrateArgs),
     /// Regenerates generated files (sea-orm entities), or checks that they are up to date.
     Codegen(codegen::CodegenArgs),
+    /// Runs a benchmark and prints its figures.
+    Bench(bench::BenchArgs),
 }
 
 #[tokio::main]
@@ -31,6 +35,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Migrate(args) => migrate::run(args).await,
         Command::Codegen(args) => codegen::run(args).await,
+        Command::Bench(args) => bench::run(args),
     }
 }
 

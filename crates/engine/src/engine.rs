@@ -20,7 +20,7 @@ use tracing::{Instrument, info_span};
 use uuid::Uuid;
 
 use crate::form::{EmptyForm, FormError, InputForm};
-use crate::step::{Condition, Patch, Step, StepContext, StepError, StepKind, merge};
+use crate::step::{Condition, FailureKind, Patch, Step, StepContext, StepError, StepKind, merge};
 use crate::workflow::{Registry, Workflow};
 
 /// Why the engine refused a request.
@@ -400,9 +400,14 @@ impl Engine {
                         "detail": error.detail,
                         "attempt": attempts,
                     });
+                    let failed = match (process.is_task, error.kind) {
+                        (true, FailureKind::ApiUnavailable) => ProcessStatus::ApiUnavailable,
+                        (true, FailureKind::InconsistentData) => ProcessStatus::InconsistentData,
+                        _ => ProcessStatus::Failed,
+                    };
                     let (step_status, process_status, run_at) = match retry_at {
                         Some(run_at) => (StepStatus::Waiting, ProcessStatus::Waiting, run_at),
-                        None => (StepStatus::Failed, ProcessStatus::Failed, completed_at),
+                        None => (StepStatus::Failed, failed, completed_at),
                     };
                     tracing::warn!(step = %step.key, %error, attempt = attempts, status = %process_status, "step failed");
                     let failure = ProcessUpdate {

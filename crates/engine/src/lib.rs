@@ -21,7 +21,7 @@ pub mod workflows;
 pub use engine::{Engine, EngineConfig, EngineError};
 pub use form::{EmptyForm, FormError, InputForm};
 pub use step::{
-    Condition, Patch, RetryPolicy, Step, StepContext, StepError, StepFn, StepKind, StepList,
-    conditional, done, init, input_step, merge, retry_step, step, step_group,
+    Condition, FailureKind, Patch, RetryPolicy, Step, StepContext, StepError, StepFn, StepKind,
+    StepList, conditional, done, init, input_step, merge, retry_step, step, step_group,
 };
 pub use workflow::{DefinitionError, Registry, Workflow};

@@ -59,6 +59,20 @@ pub struct StepError {
     pub message: String,
     /// Structured detail for the step log (e.g. the domain error's kind).
     pub detail: Option<Value>,
+    /// What kind of failure it is; tasks report some kinds as their own process status.
+    pub kind: FailureKind,
+}
+
+/// The kind of a step failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailureKind {
+    /// Anything else: the process becomes `failed`.
+    #[default]
+    Failed,
+    /// An external API could not be reached: a task becomes `api_unavailable`.
+    ApiUnavailable,
+    /// The data is inconsistent: a task becomes `inconsistent_data`.
+    InconsistentData,
 }
 
 impl StepError {
@@ -67,6 +81,23 @@ impl StepError {
         Self {
             message: message.into(),
             detail: None,
+            kind: FailureKind::Failed,
+        }
+    }
+
+    /// An external API could not be reached.
+    pub fn api_unavailable(message: impl Into<String>) -> Self {
+        Self {
+            kind: FailureKind::ApiUnavailable,
+            ..Self::new(message)
+        }
+    }
+
+    /// The data the step works on is inconsistent.
+    pub fn inconsistent_data(message: impl Into<String>) -> Self {
+        Self {
+            kind: FailureKind::InconsistentData,
+            ..Self::new(message)
         }
     }
 }
@@ -85,6 +116,7 @@ impl From<DomainError> for StepError {
         Self {
             message: error.to_string(),
             detail: Some(serde_json::json!({ "class": kind })),
+            kind: FailureKind::Failed,
         }
     }
 }

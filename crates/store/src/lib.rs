@@ -126,6 +126,16 @@ impl StoreTransaction for SeaTransaction {
 }
 
 /// A sea-orm connection or transaction that [`Repo`] can work over.
-pub trait Conn: ConnectionTrait + TransactionTrait + Send + Sync {}
+pub trait Conn: ConnectionTrait + TransactionTrait + Send + Sync {
+    /// Whether statements already run inside a transaction, so that a multi-row change needs no
+    /// transaction (or savepoint) of its own.
+    const IN_TRANSACTION: bool;
+}
 
-impl<T: ConnectionTrait + TransactionTrait + Send + Sync> Conn for T {}
+impl Conn for DatabaseConnection {
+    const IN_TRANSACTION: bool = false;
+}
+
+impl Conn for DatabaseTransaction {
+    const IN_TRANSACTION: bool = true;
+}

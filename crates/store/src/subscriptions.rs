@@ -16,8 +16,8 @@ use cadre_domain::{
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, NullOrdering, Query};
 use sea_orm::{
     ActiveValue::{NotSet, Set, Unchanged},
-    ColumnTrait, EntityTrait, FromQueryResult, JoinType, Order, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, RelationTrait, TransactionSession,
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, JoinType, Order, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, RelationTrait, TransactionSession,
 };
 use uuid::Uuid;
 
@@ -80,7 +80,7 @@ struct FlatRow {
 /// Reads subscription `id` with every instance it owns, in two queries: the subscription joined
 /// with its instances and their values, then the instances' relations with their targets' owners.
 async fn read_record(
-    conn: &impl Conn,
+    conn: &impl ConnectionTrait,
     catalogue: &Catalogue,
     id: Uuid,
 ) -> Result<SubscriptionRecord> {
@@ -207,7 +207,7 @@ async fn read_record(
 /// differ from what is stored (`cached`, when the transaction already read it at the same
 /// version), and returns the record as stored (with its new version).
 async fn write_record(
-    txn: &impl Conn,
+    txn: &impl ConnectionTrait,
     catalogue: &Catalogue,
     ids: &dyn IdSource,
     record: &SubscriptionRecord,
@@ -386,7 +386,7 @@ async fn write_record(
 /// Validates every reference of `blocks` (target exists, is owned by the subscription the
 /// reference names, and is of a block the referring block may use) and returns the rows.
 async fn check_relations(
-    txn: &impl Conn,
+    txn: &impl ConnectionTrait,
     catalogue: &Catalogue,
     blocks: &[&BlockInstance],
 ) -> Result<Vec<relations::ActiveModel>> {
@@ -455,6 +455,48 @@ async fn check_relations(
     Ok(rows)
 }
 
+/// Inserts a new subscription row and its empty block instances.
+async fn insert_new(
+    txn: &impl ConnectionTrait,
+    catalogue: &Catalogue,
+    subscription: &Subscription,
+    blocks: &[BlockInstance],
+) -> Result<()> {
+    subscriptions::Entity::insert(subscriptions::ActiveModel {
+        id: Set(subscription.id),
+        product_id: Set(subscription.product_id),
+        customer_id: Set(subscription.customer_id),
+        description: Set(subscription.description.clone()),
+        status: Set(subscription.lifecycle.as_str().to_owned()),
+        insync: Set(subscription.insync),
+        start_date: Set(None),
+        end_date: Set(None),
+        note: Set(None),
+        version: Set(subscription.version),
+    })
+    .exec_without_returning(txn)
+    .await
+    .map_err(storage_error)?;
+    let instance_rows: Vec<instances::ActiveModel> = blocks
+        .iter()
+        .map(|block| {
+            Ok(instances::ActiveModel {
+                id: Set(block.id),
+                subscription_id: Set(subscription.id),
+                product_block_id: Set(catalogue.block(&block.block)?.id),
+                label: Set(None),
+            })
+        })
+        .collect::<Result<_>>()?;
+    if !instance_rows.is_empty() {
+        instances::Entity::insert_many(instance_rows)
+            .exec_without_returning(txn)
+            .await
+            .map_err(storage_error)?;
+    }
+    Ok(())
+}
+
 impl<C> Repo<C> {
     /// The record this transaction last read or wrote, if any.
     fn cached(&self, id: Uuid) -> Option<SubscriptionRecord> {
@@ -500,40 +542,13 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
             .map(|block| BlockInstance::new(self.ids.new_id(), block.name.clone()))
             .collect();
         blocks.sort_by_key(|block| block.id);
-        let txn = self.conn.begin().await.map_err(storage_error)?;
-        subscriptions::Entity::insert(subscriptions::ActiveModel {
-            id: Set(subscription.id),
-            product_id: Set(subscription.product_id),
-            customer_id: Set(subscription.customer_id),
-            description: Set(subscription.description.clone()),
-            status: Set(subscription.lifecycle.as_str().to_owned()),
-            insync: Set(subscription.insync),
-            start_date: Set(None),
-            end_date: Set(None),
-            note: Set(None),
-            version: Set(subscription.version),
-        })
-        .exec_without_returning(&txn)
-        .await
-        .map_err(storage_error)?;
-        let instance_rows: Vec<instances::ActiveModel> = blocks
-            .iter()
-            .map(|block| {
-                Ok(instances::ActiveModel {
-                    id: Set(block.id),
-                    subscription_id: Set(subscription.id),
-                    product_block_id: Set(catalogue.block(&block.block)?.id),
-                    label: Set(None),
-                })
-            })
-            .collect::<Result<_>>()?;
-        if !instance_rows.is_empty() {
-            instances::Entity::insert_many(instance_rows)
-                .exec_without_returning(&txn)
-                .await
-                .map_err(storage_error)?;
+        if C::IN_TRANSACTION {
+            insert_new(&self.conn, &catalogue, &subscription, &blocks).await?;
+        } else {
+            let txn = self.conn.begin().await.map_err(storage_error)?;
+            insert_new(&txn, &catalogue, &subscription, &blocks).await?;
+            txn.commit().await.map_err(storage_error)?;
         }
-        txn.commit().await.map_err(storage_error)?;
         let record = SubscriptionRecord {
             subscription,
             product,
@@ -555,12 +570,17 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
 
     async fn save_subscription(&self, record: &SubscriptionRecord) -> Result<SubscriptionRecord> {
         let catalogue = self.catalogue().await?;
-        let txn = self.conn.begin().await.map_err(storage_error)?;
         let cached = self
             .cached(record.subscription.id)
             .filter(|cached| cached.subscription.version == record.subscription.version);
-        let stored = write_record(&txn, &catalogue, self.ids.as_ref(), record, cached).await?;
-        txn.commit().await.map_err(storage_error)?;
+        let stored = if C::IN_TRANSACTION {
+            write_record(&self.conn, &catalogue, self.ids.as_ref(), record, cached).await?
+        } else {
+            let txn = self.conn.begin().await.map_err(storage_error)?;
+            let stored = write_record(&txn, &catalogue, self.ids.as_ref(), record, cached).await?;
+            txn.commit().await.map_err(storage_error)?;
+            stored
+        };
         self.remember(&stored);
         Ok(stored)
     }

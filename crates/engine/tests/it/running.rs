@@ -286,3 +286,128 @@ async fn conditional_steps_skip_and_groups_commit_as_one_step() {
 fn init_free(step: cadre_engine::Step) -> cadre_engine::StepList {
     cadre_engine::StepList::from(step)
 }
+
+/// Fails with the error `make` builds.
+struct FailWith(fn() -> cadre_engine::StepError);
+
+#[async_trait::async_trait]
+impl cadre_engine::StepFn for FailWith {
+    async fn run(
+        &self,
+        _ctx: &cadre_engine::StepContext<'_>,
+    ) -> Result<cadre_engine::Patch, cadre_engine::StepError> {
+        Err((self.0)())
+    }
+}
+
+#[tokio::test]
+async fn tasks_report_unavailable_apis_and_inconsistent_data_as_their_own_statuses() {
+    let store = scratch_store().await;
+    let group = active_group(&store, "g1").await;
+    let api = workflow(
+        "api_task",
+        init()
+            >> step(
+                "call",
+                "Call API",
+                FailWith(|| cadre_engine::StepError::api_unavailable("API down")),
+            )
+            >> done(),
+    );
+    let data = workflow(
+        "data_task",
+        init()
+            >> step(
+                "check",
+                "Check data",
+                FailWith(|| cadre_engine::StepError::inconsistent_data("mismatch")),
+            )
+            >> done(),
+    );
+    let engine = engine(&store, vec![api, data], ManualClock::new());
+    let api = engine
+        .start("api_task", &page(group.subscription.id), "alice")
+        .await
+        .unwrap();
+    let data = engine
+        .start("data_task", &page(group.subscription.id), "alice")
+        .await
+        .unwrap();
+    engine.run_until_idle().await.unwrap();
+    let api = store.process(api.id).await.unwrap();
+    assert!(api.is_task);
+    assert_eq!(api.status, ProcessStatus::ApiUnavailable);
+    assert_eq!(api.failed_reason.as_deref(), Some("API down"));
+    assert_eq!(
+        store.process(data.id).await.unwrap().status,
+        ProcessStatus::InconsistentData
+    );
+    let resumed = engine.resume(api.id, &[json!({})], "bob").await.unwrap();
+    assert_eq!(
+        resumed.status,
+        ProcessStatus::Resumed,
+        "both statuses are resumable"
+    );
+}
+
+#[tokio::test]
+async fn a_process_resumes_by_step_key_and_fails_clearly_when_a_new_version_dropped_its_step() {
+    let store = scratch_store().await;
+    let group = active_group(&store, "g1").await;
+    let failures = Arc::new(AtomicU32::new(1));
+    let version_one = workflow(
+        "evolving",
+        init()
+            >> step("touch_a", "Touch A", Touch("a"))
+            >> step("flaky", "Flaky step", TouchThenFail { tag: "f", failures })
+            >> done(),
+    );
+    let old = engine(&store, vec![version_one], ManualClock::new());
+    let process = old
+        .start("evolving", &page(group.subscription.id), "alice")
+        .await
+        .unwrap();
+    old.run_until_idle().await.unwrap();
+    assert_eq!(
+        store
+            .process(process.id)
+            .await
+            .unwrap()
+            .next_step
+            .as_deref(),
+        Some("flaky")
+    );
+
+    // Version 2 inserts a step before the failed one and renames the failed one's key.
+    let mut version_two = workflow(
+        "evolving",
+        init()
+            >> step("touch_z", "Touch Z", Touch("z"))
+            >> step("touch_a", "Touch A", Touch("a"))
+            >> step("flaky_renamed", "Flaky step", Touch("f"))
+            >> done(),
+    );
+    version_two.version = 2;
+    let new = engine(&store, vec![version_two], ManualClock::new());
+    new.resume(process.id, &[json!({})], "bob").await.unwrap();
+    new.run_until_idle().await.unwrap();
+    let failed = store.process(process.id).await.unwrap();
+    assert_eq!(failed.status, ProcessStatus::Failed);
+    assert_eq!(
+        failed.failed_reason.as_deref(),
+        Some(
+            "workflow evolving version 2 has no step \"flaky\" (the process started on version 1)"
+        )
+    );
+    let note = store
+        .load_subscription(group.subscription.id)
+        .await
+        .unwrap()
+        .subscription
+        .note;
+    assert_eq!(
+        note.as_deref(),
+        Some("a"),
+        "no step ran by position: touch_z and touch_a did not run again"
+    );
+}
