@@ -323,13 +323,13 @@ pub trait ProcessRepository: Send + Sync {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<Option<(Process, Lease)>>;
-    /// Appends a step to the log and updates the process, if `lease` still holds; renews the
+    /// Appends `steps` to the log and updates the process, if `lease` still holds; renews the
     /// lease until `renew_until`, or releases it when `renew_until` is `None`. A lost lease is a
     /// conflict, and the surrounding transaction must then roll back.
-    async fn commit_step(
+    async fn commit_steps(
         &self,
         lease: &Lease,
-        step: &StepRecord,
+        steps: &[StepRecord],
         update: &ProcessUpdate,
         renew_until: Option<DateTime<Utc>>,
     ) -> Result<Lease>;

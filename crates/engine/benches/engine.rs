@@ -145,7 +145,7 @@ fn spawn_workers(store: &SeaStore, count: usize) -> Workers {
 
 async fn wait_for_completed(store: &SeaStore, count: u64) {
     while completed(store).await < count {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

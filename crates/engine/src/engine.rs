@@ -287,6 +287,8 @@ impl Engine {
         let mut state = process.state.clone();
         let mut next_key = process.next_step.clone();
         let mut attempt = process.attempt;
+        // Log entries of pure steps (`init`), committed with the next step's transaction.
+        let mut pending: Vec<StepRecord> = Vec::new();
         while let Some(key) = next_key.clone() {
             let Some((index, step)) = workflow.steps.find(&key) else {
                 let reason = format!(
@@ -295,12 +297,23 @@ impl Engine {
                 );
                 return self.fail_unrunnable(&process, &lease, reason).await;
             };
-            let following = workflow
-                .steps
-                .steps()
-                .get(index + 1)
-                .map(|step| step.key.clone());
+            let following = workflow.steps.steps().get(index + 1);
             let started_at = self.clock.now();
+            let record = |step: &Step, status, state: &State, error: Option<Value>| StepRecord {
+                step_key: step.key.clone(),
+                name: step.name.clone(),
+                status,
+                state: state.clone(),
+                error,
+                created_by: process.created_by.clone(),
+                started_at,
+                completed_at: self.clock.now(),
+            };
+            if matches!(step.kind, StepKind::Pure) {
+                pending.push(record(step, StepStatus::Success, &state, None));
+                next_key = following.map(|step| step.key.clone());
+                continue;
+            }
             let txn = self.store.begin().await?;
             let execution = {
                 let ctx = StepContext {
@@ -313,17 +326,7 @@ impl Engine {
                     .instrument(info_span!("step", key = %step.key, name = %step.name))
                     .await
             };
-            let completed_at = self.clock.now();
-            let record = |status, state: &State, error: Option<Value>| StepRecord {
-                step_key: step.key.clone(),
-                name: step.name.clone(),
-                status,
-                state: state.clone(),
-                error,
-                created_by: process.created_by.clone(),
-                started_at,
-                completed_at,
-            };
+            let now = self.clock.now();
             let update = |status, next_step: Option<String>, state: &State| ProcessUpdate {
                 status,
                 last_step: Some(step.name.clone()),
@@ -331,110 +334,135 @@ impl Engine {
                 state: state.clone(),
                 failed_reason: None,
                 traceback: None,
-                run_at: completed_at,
+                run_at: now,
                 attempt: 0,
-                now: completed_at,
+                now,
             };
-            match execution {
+            let (update, renew) = match execution {
                 Execution::Advanced(patch, status) => {
-                    let mut new_state = state.clone();
-                    merge(&mut new_state, patch);
-                    let renewed = txn
-                        .commit_step(
-                            &lease,
-                            &record(status, &new_state, None),
-                            &update(ProcessStatus::Running, following.clone(), &new_state),
-                            Some(completed_at + self.config.lease),
-                        )
-                        .await;
-                    let Some(renewed) = lost_lease_is_stop(renewed)? else {
-                        return Ok(());
-                    };
-                    txn.commit().await?;
-                    lease = renewed;
-                    state = new_state;
-                    next_key = following;
-                    attempt = 0;
+                    merge(&mut state, patch);
+                    pending.push(record(step, status, &state, None));
+                    match following {
+                        // `done` has no effects: it completes the process in this transaction.
+                        Some(
+                            done @ Step {
+                                kind: StepKind::Done,
+                                ..
+                            },
+                        ) => {
+                            pending.push(record(done, StepStatus::Complete, &state, None));
+                            let mut update = update(ProcessStatus::Completed, None, &state);
+                            update.last_step = Some(done.name.clone());
+                            (update, None)
+                        }
+                        _ => {
+                            let next = following.map(|step| step.key.clone());
+                            (
+                                update(ProcessStatus::Running, next, &state),
+                                Some(now + self.config.lease),
+                            )
+                        }
+                    }
                 }
                 Execution::Suspend => {
-                    let done = txn
-                        .commit_step(
-                            &lease,
-                            &record(StepStatus::Suspend, &state, None),
-                            &update(ProcessStatus::Suspended, Some(key), &state),
-                            None,
-                        )
-                        .await;
-                    if lost_lease_is_stop(done)?.is_some() {
-                        txn.commit().await?;
-                    }
-                    return Ok(());
+                    pending.push(record(step, StepStatus::Suspend, &state, None));
+                    (update(ProcessStatus::Suspended, Some(key), &state), None)
                 }
                 Execution::Complete => {
-                    let done = txn
-                        .commit_step(
-                            &lease,
-                            &record(StepStatus::Complete, &state, None),
-                            &update(ProcessStatus::Completed, None, &state),
-                            None,
-                        )
-                        .await;
-                    if lost_lease_is_stop(done)?.is_some() {
-                        txn.commit().await?;
-                        tracing::info!("process completed");
-                    }
-                    return Ok(());
+                    pending.push(record(step, StepStatus::Complete, &state, None));
+                    (update(ProcessStatus::Completed, None, &state), None)
                 }
                 Execution::Failed(error, policy) => {
                     // The step's own writes roll back; the failure is recorded on its own.
                     drop(txn);
-                    let attempts = attempt + 1;
-                    let retry_at = policy.and_then(|policy| {
-                        (attempts < i64::from(policy.max_attempts)).then(|| {
-                            let delay = policy.delay(u32::try_from(attempts).unwrap_or(u32::MAX));
-                            completed_at + TimeDelta::from_std(delay).unwrap_or(TimeDelta::MAX)
-                        })
-                    });
-                    let detail = json!({
-                        "error": error.message,
-                        "detail": error.detail,
-                        "attempt": attempts,
-                    });
-                    let failed = match (process.is_task, error.kind) {
-                        (true, FailureKind::ApiUnavailable) => ProcessStatus::ApiUnavailable,
-                        (true, FailureKind::InconsistentData) => ProcessStatus::InconsistentData,
-                        _ => ProcessStatus::Failed,
-                    };
-                    let (step_status, process_status, run_at) = match retry_at {
-                        Some(run_at) => (StepStatus::Waiting, ProcessStatus::Waiting, run_at),
-                        None => (StepStatus::Failed, failed, completed_at),
-                    };
-                    tracing::warn!(step = %step.key, %error, attempt = attempts, status = %process_status, "step failed");
-                    let failure = ProcessUpdate {
-                        failed_reason: Some(error.message.clone()),
-                        traceback: Some(format!(
-                            "step {:?} ({}), attempt {attempts}: {}",
-                            step.name, step.key, error.message
-                        )),
-                        run_at,
-                        attempt: attempts,
-                        ..update(process_status, Some(key), &state)
-                    };
-                    let txn = self.store.begin().await?;
-                    let done = txn
-                        .commit_step(
+                    pending.push(record(step, StepStatus::Failed, &state, None));
+                    return self
+                        .record_failure(
+                            &process,
                             &lease,
-                            &record(step_status, &state, Some(detail)),
-                            &failure,
-                            None,
+                            pending,
+                            error,
+                            policy,
+                            attempt + 1,
+                            update(ProcessStatus::Failed, Some(key), &state),
                         )
                         .await;
-                    if lost_lease_is_stop(done)?.is_some() {
-                        txn.commit().await?;
-                    }
-                    return Ok(());
                 }
+            };
+            let finished = renew.is_none();
+            let committed = txn.commit_steps(&lease, &pending, &update, renew).await;
+            let Some(renewed) = lost_lease_is_stop(committed)? else {
+                return Ok(());
+            };
+            txn.commit().await?;
+            pending.clear();
+            if finished {
+                if update.status == ProcessStatus::Completed {
+                    tracing::info!("process completed");
+                }
+                return Ok(());
             }
+            lease = renewed;
+            next_key = update.next_step;
+            attempt = 0;
+        }
+        Ok(())
+    }
+
+    /// Records a failed attempt of the last step in `records`: the process waits for a retry
+    /// when the step's policy allows another attempt, and fails otherwise.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_failure(
+        &self,
+        process: &Process,
+        lease: &Lease,
+        mut records: Vec<StepRecord>,
+        error: StepError,
+        policy: Option<crate::step::RetryPolicy>,
+        attempts: i64,
+        update: ProcessUpdate,
+    ) -> Result<(), DomainError> {
+        let now = update.now;
+        let retry_at = policy.and_then(|policy| {
+            (attempts < i64::from(policy.max_attempts)).then(|| {
+                let delay = policy.delay(u32::try_from(attempts).unwrap_or(u32::MAX));
+                now + TimeDelta::from_std(delay).unwrap_or(TimeDelta::MAX)
+            })
+        });
+        let failed = match (process.is_task, error.kind) {
+            (true, FailureKind::ApiUnavailable) => ProcessStatus::ApiUnavailable,
+            (true, FailureKind::InconsistentData) => ProcessStatus::InconsistentData,
+            _ => ProcessStatus::Failed,
+        };
+        let (step_status, process_status, run_at) = match retry_at {
+            Some(run_at) => (StepStatus::Waiting, ProcessStatus::Waiting, run_at),
+            None => (StepStatus::Failed, failed, now),
+        };
+        let Some(last) = records.last_mut() else {
+            return Ok(());
+        };
+        tracing::warn!(step = %last.step_key, %error, attempt = attempts, status = %process_status, "step failed");
+        last.status = step_status;
+        last.error = Some(json!({
+            "error": error.message,
+            "detail": error.detail,
+            "attempt": attempts,
+        }));
+        let failure = ProcessUpdate {
+            status: process_status,
+            failed_reason: Some(error.message.clone()),
+            traceback: Some(format!(
+                "step {:?} ({}), attempt {attempts}: {}",
+                last.name, last.step_key, error.message
+            )),
+            run_at,
+            attempt: attempts,
+            ..update
+        };
+        let txn = self.store.begin().await?;
+        let done = txn.commit_steps(lease, &records, &failure, None).await;
+        if lost_lease_is_stop(done)?.is_some() {
+            txn.commit().await?;
         }
         Ok(())
     }
@@ -451,9 +479,9 @@ impl Engine {
         let key = process.next_step.clone().unwrap_or_default();
         let txn = self.store.begin().await?;
         let done = txn
-            .commit_step(
+            .commit_steps(
                 lease,
-                &StepRecord {
+                &[StepRecord {
                     step_key: key.clone(),
                     name: key.clone(),
                     status: StepStatus::Failed,
@@ -462,7 +490,7 @@ impl Engine {
                     created_by: process.created_by.clone(),
                     started_at: now,
                     completed_at: now,
-                },
+                }],
                 &ProcessUpdate {
                     status: ProcessStatus::Failed,
                     last_step: process.last_step.clone(),
@@ -759,6 +787,7 @@ async fn execute(step: &Step, ctx: &StepContext<'_>) -> Execution {
             Err(error) => Execution::Failed(error, Some(*policy)),
         },
         StepKind::Input(_) => Execution::Suspend,
+        StepKind::Pure => Execution::Advanced(Patch::new(), StepStatus::Success),
         StepKind::Conditional(condition, inner) => {
             if condition(ctx.state) {
                 Box::pin(execute(inner, ctx)).await

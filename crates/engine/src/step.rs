@@ -181,6 +181,8 @@ pub enum StepKind {
     Conditional(Condition, Box<Step>),
     /// Runs several plain steps as one, in one transaction, logged once.
     Group(Vec<Step>),
+    /// Does nothing (the first step, `init`); logged with the next step's transaction.
+    Pure,
     /// The last step: completes the process.
     Done,
 }
@@ -254,18 +256,13 @@ pub fn step_group(key: &str, name: &str, steps: StepList) -> Step {
     }
 }
 
-struct Nothing;
-
-#[async_trait]
-impl StepFn for Nothing {
-    async fn run(&self, _ctx: &StepContext<'_>) -> Result<Patch, StepError> {
-        Ok(Patch::new())
-    }
-}
-
 /// The first step of every workflow ("Start").
 pub fn init() -> StepList {
-    StepList(vec![step("init", "Start", Nothing)])
+    StepList(vec![Step {
+        key: "init".to_owned(),
+        name: "Start".to_owned(),
+        kind: StepKind::Pure,
+    }])
 }
 
 /// The last step of every workflow ("Done").
@@ -327,6 +324,16 @@ pub fn merge(state: &mut State, patch: Patch) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A step that changes nothing.
+    struct Nothing;
+
+    #[async_trait]
+    impl StepFn for Nothing {
+        async fn run(&self, _ctx: &StepContext<'_>) -> Result<Patch, StepError> {
+            Ok(Patch::new())
+        }
+    }
 
     #[test]
     fn backoff_grows_exponentially_and_is_capped() {

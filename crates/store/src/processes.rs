@@ -13,7 +13,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, OnConflict, Query};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    Statement,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -21,7 +22,8 @@ use uuid::Uuid;
 use crate::entities::{input_states, process_steps, processes, processes_subscriptions};
 use crate::{Conn, Repo, storage_error};
 
-/// Statuses a worker may pick up (when the lease is free and the process is due).
+/// Statuses a worker may pick up (when the lease is free and the process is due); the partial
+/// index `ix_processes_runnable` covers exactly these.
 const CLAIMABLE: [ProcessStatus; 4] = [
     ProcessStatus::Created,
     ProcessStatus::Resumed,
@@ -90,14 +92,17 @@ fn update_model(update: &ProcessUpdate) -> processes::ActiveModel {
     }
 }
 
-async fn insert_step(
+async fn insert_steps(
     conn: &impl Conn,
-    id: Uuid,
+    ids: &dyn cadre_domain::IdSource,
     process_id: Uuid,
-    step: &StepRecord,
+    steps: &[StepRecord],
 ) -> Result<()> {
-    process_steps::Entity::insert(process_steps::ActiveModel {
-        id: Set(id),
+    if steps.is_empty() {
+        return Ok(());
+    }
+    let rows = steps.iter().map(|step| process_steps::ActiveModel {
+        id: Set(ids.new_id()),
         process_id: Set(process_id),
         step_key: Set(step.step_key.clone()),
         name: Set(step.name.clone()),
@@ -107,11 +112,72 @@ async fn insert_step(
         created_by: Set(step.created_by.clone()),
         started_at: Set(step.started_at.fixed_offset()),
         completed_at: Set(step.completed_at.fixed_offset()),
-    })
-    .exec_without_returning(conn)
-    .await
-    .map_err(storage_error)?;
+    });
+    process_steps::Entity::insert_many(rows)
+        .exec_without_returning(conn)
+        .await
+        .map_err(storage_error)?;
     Ok(())
+}
+
+/// PostgreSQL's single-statement step commit: the process row is updated only if the lease
+/// token still matches, and the log rows are inserted only from that update's result, so the
+/// statement inserts `steps.len()` rows exactly when the lease held.
+fn fenced_commit_statement(
+    lease: &Lease,
+    steps: &[StepRecord],
+    update: &ProcessUpdate,
+    owner: Option<String>,
+    renew_until: Option<DateTime<Utc>>,
+    ids: &dyn cadre_domain::IdSource,
+) -> Statement {
+    let mut values: Vec<sea_orm::Value> = vec![
+        update.status.as_str().into(),
+        update.last_step.clone().into(),
+        update.next_step.clone().into(),
+        Value::Object(update.state.clone()).into(),
+        update.failed_reason.clone().into(),
+        update.traceback.clone().into(),
+        update.now.fixed_offset().into(),
+        update.run_at.fixed_offset().into(),
+        update.attempt.into(),
+        owner.into(),
+        renew_until.map(|until| until.fixed_offset()).into(),
+        lease.process_id.into(),
+        lease.token.into(),
+    ];
+    let mut rows = Vec::with_capacity(steps.len());
+    for step in steps {
+        let n = values.len();
+        rows.push(format!(
+            "(${}::uuid, ${}::text, ${}::text, ${}::text, ${}::jsonb, ${}::jsonb, ${}::text, ${}::timestamptz, ${}::timestamptz)",
+            n + 1, n + 2, n + 3, n + 4, n + 5, n + 6, n + 7, n + 8, n + 9
+        ));
+        values.extend([
+            ids.new_id().into(),
+            step.step_key.clone().into(),
+            step.name.clone().into(),
+            step.status.as_str().into(),
+            Value::Object(step.state.clone()).into(),
+            step.error.clone().into(),
+            step.created_by.clone().into(),
+            step.started_at.fixed_offset().into(),
+            step.completed_at.fixed_offset().into(),
+        ]);
+    }
+    let sql = format!(
+        "WITH updated AS (UPDATE processes SET status = $1, last_step = $2, next_step = $3, \
+         state = $4, failed_reason = $5, traceback = $6, last_modified_at = $7, run_at = $8, \
+         attempt = $9, lease_owner = $10, lease_expires_at = $11 \
+         WHERE id = $12 AND lease_token = $13 RETURNING id) \
+         INSERT INTO process_steps (id, process_id, step_key, name, status, state, error, \
+         created_by, started_at, completed_at) \
+         SELECT v.id, updated.id, v.step_key, v.name, v.status, v.state, v.error, v.created_by, \
+         v.started_at, v.completed_at FROM updated CROSS JOIN (VALUES {}) \
+         AS v(id, step_key, name, status, state, error, created_by, started_at, completed_at)",
+        rows.join(", ")
+    );
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
 
 impl<C: Conn> Repo<C> {
@@ -264,10 +330,16 @@ impl<C: Conn> ProcessRepository for Repo<C> {
         let due = Query::select()
             .column(processes::Column::Id)
             .from(processes::Entity)
-            .and_where(
-                Expr::col(processes::Column::Status)
-                    .is_in(CLAIMABLE.iter().map(|status| status.as_str())),
-            )
+            // Literal statuses, so that PostgreSQL can use the partial index of runnable
+            // processes even with a generic plan.
+            .and_where(Expr::cust(format!(
+                "status IN ({})",
+                CLAIMABLE
+                    .iter()
+                    .map(|status| format!("'{}'", status.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
             .and_where(Expr::col(processes::Column::RunAt).lte(now_value))
             .and_where(
                 Expr::col(processes::Column::LeaseExpiresAt)
@@ -310,30 +382,47 @@ impl<C: Conn> ProcessRepository for Repo<C> {
         Ok(Some((to_process(row)?, lease)))
     }
 
-    async fn commit_step(
+    async fn commit_steps(
         &self,
         lease: &Lease,
-        step: &StepRecord,
+        steps: &[StepRecord],
         update: &ProcessUpdate,
         renew_until: Option<DateTime<Utc>>,
     ) -> Result<Lease> {
-        let mut model = update_model(update);
-        model.lease_owner = Set(renew_until.map(|_| lease.owner.clone()));
-        model.lease_expires_at = Set(renew_until.map(|until| until.fixed_offset()));
-        let updated = processes::Entity::update_many()
-            .set(model)
-            .filter(processes::Column::Id.eq(lease.process_id))
-            .filter(processes::Column::LeaseToken.eq(lease.token))
-            .exec(&self.conn)
-            .await
-            .map_err(storage_error)?;
-        if updated.rows_affected != 1 {
+        let owner = renew_until.map(|_| lease.owner.clone());
+        let held = if self.conn.get_database_backend() == DbBackend::Postgres && !steps.is_empty() {
+            // One round trip: the fenced update and the log rows in a single statement.
+            let statement =
+                fenced_commit_statement(lease, steps, update, owner, renew_until, &*self.ids);
+            let inserted = self
+                .conn
+                .execute_raw(statement)
+                .await
+                .map_err(storage_error)?;
+            inserted.rows_affected() == steps.len() as u64
+        } else {
+            let mut model = update_model(update);
+            model.lease_owner = Set(owner);
+            model.lease_expires_at = Set(renew_until.map(|until| until.fixed_offset()));
+            let updated = processes::Entity::update_many()
+                .set(model)
+                .filter(processes::Column::Id.eq(lease.process_id))
+                .filter(processes::Column::LeaseToken.eq(lease.token))
+                .exec(&self.conn)
+                .await
+                .map_err(storage_error)?;
+            let held = updated.rows_affected == 1;
+            if held {
+                insert_steps(&self.conn, &*self.ids, lease.process_id, steps).await?;
+            }
+            held
+        };
+        if !held {
             return Err(DomainError::Conflict(format!(
                 "process {} is no longer held by worker {}: its lease expired or an operator acted on it",
                 lease.process_id, lease.owner
             )));
         }
-        insert_step(&self.conn, self.ids.new_id(), lease.process_id, step).await?;
         Ok(Lease {
             expires_at: renew_until.unwrap_or(update.now),
             ..lease.clone()
@@ -373,9 +462,8 @@ impl<C: Conn> ProcessRepository for Repo<C> {
                     .join(", ")
             )));
         }
-        if let Some(step) = step {
-            insert_step(&self.conn, self.ids.new_id(), id, step).await?;
-        }
+        let steps = step.map(std::slice::from_ref).unwrap_or_default();
+        insert_steps(&self.conn, &*self.ids, id, steps).await?;
         self.process(id).await
     }
 

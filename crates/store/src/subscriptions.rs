@@ -9,15 +9,15 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use cadre_domain::{
-    BlockInstance, BlockRef, BlockRelation, CustomerRepository, DomainError, IdSource, Lifecycle,
-    NewSubscription, Page, Result, SortOrder, Subscription, SubscriptionQuery, SubscriptionRecord,
+    BlockInstance, BlockRef, BlockRelation, DomainError, IdSource, Lifecycle, NewSubscription,
+    Page, Result, SortOrder, Subscription, SubscriptionQuery, SubscriptionRecord,
     SubscriptionRepository, SubscriptionSort, SubscriptionSummary,
 };
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, NullOrdering, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, LikeExpr, NullOrdering, Query};
 use sea_orm::{
     ActiveValue::{NotSet, Set, Unchanged},
     ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, JoinType, Order, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, RelationTrait, TransactionSession,
+    QueryFilter, QueryOrder, QuerySelect, TransactionSession,
 };
 use uuid::Uuid;
 
@@ -57,7 +57,8 @@ fn to_subscription(row: subscriptions::Model) -> Result<Subscription> {
     })
 }
 
-/// One row of the subscription ⟕ instances ⟕ values join that loads a subscription.
+/// One row of the join that loads a subscription: the subscription, one of its instances, and
+/// one value and one relation (with the owner of its target) of that instance.
 #[derive(Debug, FromQueryResult)]
 struct FlatRow {
     id: Uuid,
@@ -74,47 +75,84 @@ struct FlatRow {
     product_block_id: Option<Uuid>,
     label: Option<String>,
     resource_type_id: Option<Uuid>,
+    value_position: Option<i64>,
     value: Option<String>,
+    depends_on_id: Option<Uuid>,
+    domain_model_attr: Option<String>,
+    relation_position: Option<i64>,
+    owner_subscription_id: Option<Uuid>,
 }
 
-/// Reads subscription `id` with every instance it owns, in two queries: the subscription joined
-/// with its instances and their values, then the instances' relations with their targets' owners.
+/// Reads subscription `id` with every instance it owns in one query: the subscription left-joined
+/// with its instances, their values, and their relations with the owners of their targets.
 async fn read_record(
     conn: &impl ConnectionTrait,
     catalogue: &Catalogue,
     id: Uuid,
 ) -> Result<SubscriptionRecord> {
-    let rows: Vec<FlatRow> = subscriptions::Entity::find_by_id(id)
-        .select_only()
+    let target = Alias::new("target");
+    let query = Query::select()
         .columns([
-            subscriptions::Column::Id,
-            subscriptions::Column::ProductId,
-            subscriptions::Column::CustomerId,
-            subscriptions::Column::Description,
-            subscriptions::Column::Status,
-            subscriptions::Column::Insync,
-            subscriptions::Column::StartDate,
-            subscriptions::Column::EndDate,
-            subscriptions::Column::Note,
-            subscriptions::Column::Version,
+            (subscriptions::Entity, subscriptions::Column::Id),
+            (subscriptions::Entity, subscriptions::Column::ProductId),
+            (subscriptions::Entity, subscriptions::Column::CustomerId),
+            (subscriptions::Entity, subscriptions::Column::Description),
+            (subscriptions::Entity, subscriptions::Column::Status),
+            (subscriptions::Entity, subscriptions::Column::Insync),
+            (subscriptions::Entity, subscriptions::Column::StartDate),
+            (subscriptions::Entity, subscriptions::Column::EndDate),
+            (subscriptions::Entity, subscriptions::Column::Note),
+            (subscriptions::Entity, subscriptions::Column::Version),
         ])
-        .column_as(instances::Column::Id, "instance_id")
-        .column(instances::Column::ProductBlockId)
-        .column(instances::Column::Label)
-        .column(values::Column::ResourceTypeId)
-        .column(values::Column::Value)
-        .join(
-            JoinType::LeftJoin,
-            subscriptions::Relation::SubscriptionInstances.def(),
+        .expr_as(
+            Expr::col((instances::Entity, instances::Column::Id)),
+            "instance_id",
         )
-        .join(
-            JoinType::LeftJoin,
-            instances::Relation::SubscriptionInstanceValues.def(),
+        .column((instances::Entity, instances::Column::ProductBlockId))
+        .column((instances::Entity, instances::Column::Label))
+        .column((values::Entity, values::Column::ResourceTypeId))
+        .expr_as(
+            Expr::col((values::Entity, values::Column::Position)),
+            "value_position",
         )
-        .order_by_asc(instances::Column::Id)
-        .order_by_asc(values::Column::ResourceTypeId)
-        .order_by_asc(values::Column::Position)
-        .into_model()
+        .column((values::Entity, values::Column::Value))
+        .column((relations::Entity, relations::Column::DependsOnId))
+        .column((relations::Entity, relations::Column::DomainModelAttr))
+        .expr_as(
+            Expr::col((relations::Entity, relations::Column::Position)),
+            "relation_position",
+        )
+        .expr_as(
+            Expr::col((target.clone(), instances::Column::SubscriptionId)),
+            "owner_subscription_id",
+        )
+        .from(subscriptions::Entity)
+        .left_join(
+            instances::Entity,
+            Expr::col((instances::Entity, instances::Column::SubscriptionId))
+                .equals((subscriptions::Entity, subscriptions::Column::Id)),
+        )
+        .left_join(
+            values::Entity,
+            Expr::col((values::Entity, values::Column::SubscriptionInstanceId))
+                .equals((instances::Entity, instances::Column::Id)),
+        )
+        .left_join(
+            relations::Entity,
+            Expr::col((relations::Entity, relations::Column::InUseById))
+                .equals((instances::Entity, instances::Column::Id)),
+        )
+        .join_as(
+            JoinType::LeftJoin,
+            instances::Entity,
+            target.clone(),
+            Expr::col((target, instances::Column::Id))
+                .equals((relations::Entity, relations::Column::DependsOnId)),
+        )
+        .and_where(Expr::col((subscriptions::Entity, subscriptions::Column::Id)).eq(id))
+        .order_by((instances::Entity, instances::Column::Id), Order::Asc)
+        .take();
+    let rows = FlatRow::find_by_statement(conn.get_database_backend().build(&query))
         .all(conn)
         .await
         .map_err(storage_error)?;
@@ -135,7 +173,11 @@ async fn read_record(
     };
     let product = catalogue.product(subscription.product_id)?.clone();
 
+    // The join repeats each value once per relation and each relation once per value: collect
+    // them by their slots, which are unique, then order them.
     let mut blocks: Vec<BlockInstance> = Vec::new();
+    let mut values_by_slot: BTreeMap<(Uuid, String, i64), String> = BTreeMap::new();
+    let mut relations_by_slot: BTreeMap<(Uuid, String, i64), BlockRef> = BTreeMap::new();
     for row in &rows {
         let (Some(instance_id), Some(block_id)) = (row.instance_id, row.product_block_id) else {
             continue;
@@ -145,56 +187,46 @@ async fn read_record(
             block.label = row.label.clone();
             blocks.push(block);
         }
-        if let (Some(block), Some(resource_type), Some(value)) =
-            (blocks.last_mut(), row.resource_type_id, &row.value)
+        if let (Some(resource_type), Some(position), Some(value)) =
+            (row.resource_type_id, row.value_position, &row.value)
         {
-            block
-                .values
-                .entry(catalogue.resource_type_name(resource_type)?.to_owned())
-                .or_default()
-                .push(value.clone());
+            let field = catalogue.resource_type_name(resource_type)?.to_owned();
+            values_by_slot.insert((instance_id, field, position), value.clone());
+        }
+        if let (Some(depends_on), Some(attr), Some(position), Some(owner)) = (
+            row.depends_on_id,
+            &row.domain_model_attr,
+            row.relation_position,
+            row.owner_subscription_id,
+        ) {
+            relations_by_slot.insert(
+                (instance_id, attr.clone(), position),
+                BlockRef {
+                    instance_id: depends_on,
+                    owner_subscription_id: owner,
+                },
+            );
         }
     }
-
-    // Each relation with the subscription that owns its target, in one query.
-    let instance_ids: Vec<Uuid> = blocks.iter().map(|block| block.id).collect();
-    let relation_rows: Vec<(Uuid, Uuid, String, i64, Uuid)> = if instance_ids.is_empty() {
-        Vec::new()
-    } else {
-        relations::Entity::find()
-            .select_only()
-            .column(relations::Column::InUseById)
-            .column(relations::Column::DependsOnId)
-            .column(relations::Column::DomainModelAttr)
-            .column(relations::Column::Position)
-            .column_as(instances::Column::SubscriptionId, "owner_subscription_id")
-            .join(
-                JoinType::InnerJoin,
-                relations::Relation::SubscriptionInstances2.def(),
-            )
-            .filter(relations::Column::InUseById.is_in(instance_ids))
-            .into_tuple()
-            .all(conn)
-            .await
-            .map_err(storage_error)?
-    };
     for block in &mut blocks {
-        for (_, depends_on, attr, position, owner) in relation_rows
-            .iter()
-            .filter(|(in_use_by, ..)| *in_use_by == block.id)
-        {
-            block.relations.push(BlockRelation {
-                attr: attr.clone(),
-                position: *position,
-                target: BlockRef {
-                    instance_id: *depends_on,
-                    owner_subscription_id: *owner,
-                },
-            });
+        for ((instance, field, _), value) in &values_by_slot {
+            if *instance == block.id {
+                block
+                    .values
+                    .entry(field.clone())
+                    .or_default()
+                    .push(value.clone());
+            }
         }
-        block
-            .relations
-            .sort_by(|a, b| (a.attr.as_str(), a.position).cmp(&(b.attr.as_str(), b.position)));
+        for ((instance, attr, position), target) in &relations_by_slot {
+            if *instance == block.id {
+                block.relations.push(BlockRelation {
+                    attr: attr.clone(),
+                    position: *position,
+                    target: *target,
+                });
+            }
+        }
     }
     Ok(SubscriptionRecord {
         subscription,
@@ -476,7 +508,11 @@ async fn insert_new(
     })
     .exec_without_returning(txn)
     .await
-    .map_err(storage_error)?;
+    .map_err(|error| match storage_error(error) {
+        // The product was checked against the catalogue: the customer is what is missing.
+        DomainError::Conflict(_) => DomainError::not_found("customer", subscription.customer_id),
+        other => other,
+    })?;
     let instance_rows: Vec<instances::ActiveModel> = blocks
         .iter()
         .map(|block| {
@@ -523,7 +559,6 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
     async fn create_subscription(&self, new: NewSubscription) -> Result<SubscriptionRecord> {
         let catalogue = self.catalogue().await?;
         let product = catalogue.product(new.product_id)?.clone();
-        self.customer(new.customer_id).await?;
         let subscription = Subscription {
             id: new.id,
             product_id: new.product_id,

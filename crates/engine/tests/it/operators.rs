@@ -255,18 +255,23 @@ async fn a_lease_taken_over_or_revoked_fences_out_the_old_worker() {
         now: later,
     };
     let stale = store
-        .commit_step(&first, &step, &update, None)
+        .commit_steps(&first, std::slice::from_ref(&step), &update, None)
         .await
         .unwrap_err();
     assert!(matches!(stale, DomainError::Conflict(_)), "{stale:?}");
     store
-        .commit_step(&second, &step, &update, Some(later + TimeDelta::seconds(5)))
+        .commit_steps(
+            &second,
+            std::slice::from_ref(&step),
+            &update,
+            Some(later + TimeDelta::seconds(5)),
+        )
         .await
         .unwrap();
 
     engine.abort(process.id, "bob").await.unwrap();
     let revoked = store
-        .commit_step(&second, &step, &update, None)
+        .commit_steps(&second, std::slice::from_ref(&step), &update, None)
         .await
         .unwrap_err();
     assert!(
