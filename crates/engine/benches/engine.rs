@@ -143,9 +143,29 @@ fn spawn_workers(store: &SeaStore, count: usize) -> Workers {
     Workers { stop, handles }
 }
 
+/// Starts create-User processes numbered `numbers` from [`CALLERS`] concurrent callers.
+async fn start_concurrently(store: &SeaStore, group_id: Uuid, numbers: std::ops::Range<usize>) {
+    let mut callers = Vec::new();
+    for caller in 0..CALLERS {
+        let engine = engine(store, "caller");
+        let numbers = numbers.clone();
+        callers.push(tokio::spawn(async move {
+            for n in numbers.skip(caller).step_by(CALLERS) {
+                engine
+                    .start("create_user", &[user_input(n, group_id)], "bench")
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for caller in callers {
+        caller.await.unwrap();
+    }
+}
+
 async fn wait_for_completed(store: &SeaStore, count: u64) {
     while completed(store).await < count {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -177,37 +197,18 @@ async fn run(server: Option<&str>, processes: usize, workers: usize) {
     .await
     .unwrap();
     let group_id = group.subscription.id;
-    for n in 0..10 {
-        setup
-            .start(
-                "create_user",
-                &[user_input(1_000_000 + n, group_id)],
-                "bench",
-            )
-            .await
-            .unwrap();
-    }
-    setup.run_until_idle().await.unwrap();
+    // Warm-up with the same concurrency as the timed runs, so the connection pool is full.
+    let warm_up = 10 * (workers + CALLERS);
+    let workers_running = spawn_workers(&store, workers);
+    start_concurrently(&store, group_id, 1_000_000..1_000_000 + warm_up).await;
+    wait_for_completed(&store, 1 + warm_up as u64).await;
+    workers_running.stop().await;
     let baseline = completed(&store).await;
 
     // Phase 1, end to end: callers start processes while the workers run them.
     let started = Instant::now();
     let workers_running = spawn_workers(&store, workers);
-    let mut callers = Vec::new();
-    for caller in 0..CALLERS {
-        let engine = engine(&store, "caller");
-        callers.push(tokio::spawn(async move {
-            for n in (caller..processes).step_by(CALLERS) {
-                engine
-                    .start("create_user", &[user_input(n, group_id)], "bench")
-                    .await
-                    .unwrap();
-            }
-        }));
-    }
-    for caller in callers {
-        caller.await.unwrap();
-    }
+    start_concurrently(&store, group_id, 0..processes).await;
     wait_for_completed(&store, baseline + processes as u64).await;
     let end_to_end = started.elapsed().as_secs_f64();
     workers_running.stop().await;
@@ -248,7 +249,7 @@ async fn run(server: Option<&str>, processes: usize, workers: usize) {
         );
         step_rows += store.process_steps(process.id).await.unwrap().len();
     }
-    assert_eq!(step_rows, 8 * (2 * processes + 10));
+    assert_eq!(step_rows, 8 * (2 * processes + warm_up));
     let steps = (8 * processes) as f64;
     let backend = if server.is_some() {
         "postgres"

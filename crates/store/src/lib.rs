@@ -46,6 +46,9 @@ pub type SeaStore = Repo<DatabaseConnection>;
 /// The repositories inside one database transaction.
 pub type SeaTransaction = Repo<DatabaseTransaction>;
 
+/// Connections a PostgreSQL pool opens at most.
+pub const POSTGRES_POOL_SIZE: u32 = 32;
+
 /// Opens a connection pool to `url` (`sqlite://…`, `sqlite::memory:` or `postgres://…`).
 ///
 /// SQLite files get WAL journaling and a busy timeout so that readers and the writer do not
@@ -54,6 +57,10 @@ pub type SeaTransaction = Repo<DatabaseTransaction>;
 pub async fn connect(url: &str) -> Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(url.to_owned());
     options.sqlx_logging(false);
+    if url.starts_with("postgres") {
+        // Room for the API and several engine workers in one process (sqlx's default is 10).
+        options.max_connections(POSTGRES_POOL_SIZE);
+    }
     if url.starts_with("sqlite:") {
         if url.contains(":memory:") || url.contains("mode=memory") {
             options.max_connections(1).min_connections(1);

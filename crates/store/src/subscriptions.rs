@@ -244,6 +244,7 @@ async fn write_record(
     ids: &dyn IdSource,
     record: &SubscriptionRecord,
     cached: Option<SubscriptionRecord>,
+    known: HashMap<Uuid, InstanceHome>,
 ) -> Result<SubscriptionRecord> {
     let subscription = &record.subscription;
     let stored = match cached {
@@ -400,7 +401,7 @@ async fn write_record(
             .await
             .map_err(storage_error)?;
     }
-    let new_relations = check_relations(txn, catalogue, &changed_relations).await?;
+    let new_relations = check_relations(txn, catalogue, &changed_relations, known).await?;
     for chunk in new_relations.chunks(INSERT_CHUNK) {
         relations::Entity::insert_many(chunk.to_vec())
             .exec_without_returning(txn)
@@ -415,14 +416,22 @@ async fn write_record(
     Ok(saved)
 }
 
+/// Where a block instance lives: the subscription that owns it and the name of its block.
+struct InstanceHome {
+    owner: Uuid,
+    block: String,
+}
+
 /// Validates every reference of `blocks` (target exists, is owned by the subscription the
 /// reference names, and is of a block the referring block may use) and returns the rows.
+/// Targets in `known` (instances the transaction has already read) need no query.
 async fn check_relations(
     txn: &impl ConnectionTrait,
     catalogue: &Catalogue,
     blocks: &[&BlockInstance],
+    mut known: HashMap<Uuid, InstanceHome>,
 ) -> Result<Vec<relations::ActiveModel>> {
-    let target_ids: HashSet<Uuid> = blocks
+    let unknown: HashSet<Uuid> = blocks
         .iter()
         .flat_map(|block| {
             block
@@ -430,55 +439,55 @@ async fn check_relations(
                 .iter()
                 .map(|relation| relation.target.instance_id)
         })
+        .filter(|id| !known.contains_key(id))
         .collect();
-    if target_ids.is_empty() {
-        return Ok(Vec::new());
+    if !unknown.is_empty() {
+        let rows = instances::Entity::find()
+            .filter(instances::Column::Id.is_in(unknown))
+            .all(txn)
+            .await
+            .map_err(storage_error)?;
+        for row in rows {
+            let block = catalogue.block_name(row.product_block_id)?.to_owned();
+            known.insert(
+                row.id,
+                InstanceHome {
+                    owner: row.subscription_id,
+                    block,
+                },
+            );
+        }
     }
-    let targets: HashMap<Uuid, instances::Model> = instances::Entity::find()
-        .filter(instances::Column::Id.is_in(target_ids))
-        .all(txn)
-        .await
-        .map_err(storage_error)?
-        .into_iter()
-        .map(|row| (row.id, row))
-        .collect();
     let mut rows = Vec::new();
     for block in blocks {
         let definition = catalogue.block(&block.block)?;
         for relation in &block.relations {
             let field = format!("{}.{}", block.block, relation.attr);
-            let target = targets.get(&relation.target.instance_id).ok_or_else(|| {
+            let target_id = relation.target.instance_id;
+            let target = known.get(&target_id).ok_or_else(|| {
                 DomainError::invalid(
                     &field,
-                    format!(
-                        "refers to block instance {}, which does not exist",
-                        relation.target.instance_id
-                    ),
+                    format!("refers to block instance {target_id}, which does not exist"),
                 )
             })?;
-            if target.subscription_id != relation.target.owner_subscription_id {
+            if target.owner != relation.target.owner_subscription_id {
                 return Err(DomainError::invalid(
                     &field,
                     format!(
-                        "block instance {} belongs to subscription {}, not {}",
-                        target.id, target.subscription_id, relation.target.owner_subscription_id
+                        "block instance {target_id} belongs to subscription {}, not {}",
+                        target.owner, relation.target.owner_subscription_id
                     ),
                 ));
             }
-            let target_block = catalogue.block_name(target.product_block_id)?;
-            if !definition
-                .depends_on
-                .iter()
-                .any(|name| name == target_block)
-            {
+            if !definition.depends_on.contains(&target.block) {
                 return Err(DomainError::invalid(
                     &field,
-                    format!("{} cannot refer to a {target_block}", block.block),
+                    format!("{} cannot refer to a {}", block.block, target.block),
                 ));
             }
             rows.push(relations::ActiveModel {
                 in_use_by_id: Set(block.id),
-                depends_on_id: Set(target.id),
+                depends_on_id: Set(target_id),
                 domain_model_attr: Set(relation.attr.clone()),
                 position: Set(relation.position),
             });
@@ -541,6 +550,28 @@ impl<C> Repo<C> {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         records.get(&id).cloned()
+    }
+
+    /// The block instances of every subscription this transaction has read or written.
+    fn known_instances(&self) -> HashMap<Uuid, InstanceHome> {
+        let Some(cache) = &self.records else {
+            return HashMap::new();
+        };
+        let records = cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        records
+            .values()
+            .flat_map(|record| {
+                record.blocks.iter().map(|block| {
+                    let home = InstanceHome {
+                        owner: record.subscription.id,
+                        block: block.block.clone(),
+                    };
+                    (block.id, home)
+                })
+            })
+            .collect()
     }
 
     /// Remembers `record` for the rest of this transaction.
@@ -608,11 +639,21 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
         let cached = self
             .cached(record.subscription.id)
             .filter(|cached| cached.subscription.version == record.subscription.version);
+        let known = self.known_instances();
         let stored = if C::IN_TRANSACTION {
-            write_record(&self.conn, &catalogue, self.ids.as_ref(), record, cached).await?
+            write_record(
+                &self.conn,
+                &catalogue,
+                self.ids.as_ref(),
+                record,
+                cached,
+                known,
+            )
+            .await?
         } else {
             let txn = self.conn.begin().await.map_err(storage_error)?;
-            let stored = write_record(&txn, &catalogue, self.ids.as_ref(), record, cached).await?;
+            let stored =
+                write_record(&txn, &catalogue, self.ids.as_ref(), record, cached, known).await?;
             txn.commit().await.map_err(storage_error)?;
             stored
         };

@@ -306,3 +306,59 @@ async fn subscriptions_using_a_block_are_the_live_referrers() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn references_to_instances_the_transaction_already_read_are_checked_the_same_way() {
+    use cadre_domain::Store;
+    let store = scratch_store().await;
+    let group = active_group(&store, "g1", "Group One", &[]).await;
+    let other = provisioned_user(&store, "bob", "bob", "bob@example.org", &[&group])
+        .await
+        .unwrap();
+    let user = initial_user(&store).await;
+
+    let txn = store.begin().await.unwrap();
+    txn.load_subscription(other.subscription.id).await.unwrap();
+    txn.load_subscription(group.subscription.id).await.unwrap();
+    let mut record = txn.load_subscription(user.subscription.id).await.unwrap();
+    let wrong_kind = BlockRef {
+        instance_id: other.user.instance_id,
+        owner_subscription_id: other.subscription.id,
+    };
+    record.blocks[0].set_references("groups", &[wrong_kind]);
+    let error = txn.save_subscription(&record).await.unwrap_err();
+    assert_eq!(
+        error,
+        DomainError::invalid("UserBlock.groups", "UserBlock cannot refer to a UserBlock")
+    );
+    drop(txn);
+
+    let txn = store.begin().await.unwrap();
+    txn.load_subscription(group.subscription.id).await.unwrap();
+    let mut record = txn.load_subscription(user.subscription.id).await.unwrap();
+    let wrong_owner = BlockRef {
+        instance_id: group.user_group.instance_id,
+        owner_subscription_id: other.subscription.id,
+    };
+    record.blocks[0].set_references("groups", &[wrong_owner]);
+    let error = txn.save_subscription(&record).await.unwrap_err();
+    assert!(
+        error.to_string().contains("belongs to subscription"),
+        "{error}"
+    );
+    drop(txn);
+
+    let txn = store.begin().await.unwrap();
+    txn.load_subscription(group.subscription.id).await.unwrap();
+    let mut record = txn.load_subscription(user.subscription.id).await.unwrap();
+    record.blocks[0].set_references(
+        "groups",
+        &[group.user_group.reference(group.subscription.id)],
+    );
+    let saved = txn.save_subscription(&record).await.unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(
+        store.load_subscription(user.subscription.id).await.unwrap(),
+        saved
+    );
+}
