@@ -217,6 +217,8 @@ pub struct NewProcess {
     pub input: Value,
     /// Key of the first step.
     pub first_step: String,
+    /// The subscription the process works on, if the input names one.
+    pub subscription_id: Option<Uuid>,
     /// Now.
     pub now: DateTime<Utc>,
 }
@@ -297,7 +299,8 @@ pub struct ProcessQuery {
 /// Processes and their step logs.
 #[async_trait]
 pub trait ProcessRepository: Send + Sync {
-    /// Stores a new process in status `created` with its initial input.
+    /// Stores a new process in status `created` with its initial input and its link to the
+    /// subscription it works on, atomically.
     async fn create_process(&self, new: &NewProcess) -> Result<Process>;
     /// One process.
     async fn process(&self, id: Uuid) -> Result<Process>;

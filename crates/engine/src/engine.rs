@@ -141,9 +141,8 @@ impl Engine {
         let raw_input = Value::Array(pages.to_vec());
         merge(&mut state, input);
 
-        let txn = self.store.begin().await?;
-        let now = self.clock.now();
-        let process = txn
+        let process = self
+            .store
             .create_process(&NewProcess {
                 id,
                 workflow_name: workflow.name.clone(),
@@ -153,13 +152,10 @@ impl Engine {
                 state,
                 input: raw_input,
                 first_step: first_step_key(workflow),
-                now,
+                subscription_id,
+                now: self.clock.now(),
             })
             .await?;
-        if let Some(subscription_id) = subscription_id {
-            txn.link_subscription(id, subscription_id, now).await?;
-        }
-        txn.commit().await?;
         self.work_available.notify_waiters();
         tracing::info!(process_id = %id, workflow = %workflow.name, "process created");
         Ok(process)

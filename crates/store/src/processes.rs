@@ -6,21 +6,24 @@
 
 use async_trait::async_trait;
 use cadre_domain::{
-    DomainError, Lease, NewProcess, Page, Process, ProcessQuery, ProcessRepository, ProcessStatus,
-    ProcessStep, ProcessUpdate, Result, State, StepRecord,
+    DomainError, IdSource, Lease, NewProcess, Page, Process, ProcessQuery, ProcessRepository,
+    ProcessStatus, ProcessStep, ProcessUpdate, Result, State, StepRecord, Target,
 };
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, OnConflict, Query};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    Statement,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement, TransactionSession,
 };
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::entities::{input_states, process_steps, processes, processes_subscriptions};
 use crate::{Conn, Repo, storage_error};
+
+/// The input type of the form answers a process starts with.
+const INITIAL_STATE: &str = "initial_state";
 
 /// Statuses a worker may pick up (when the lease is free and the process is due); the partial
 /// index `ix_processes_runnable` covers exactly these.
@@ -94,7 +97,7 @@ fn update_model(update: &ProcessUpdate) -> processes::ActiveModel {
 
 async fn insert_steps(
     conn: &impl Conn,
-    ids: &dyn cadre_domain::IdSource,
+    ids: &dyn IdSource,
     process_id: Uuid,
     steps: &[StepRecord],
 ) -> Result<()> {
@@ -120,6 +123,124 @@ async fn insert_steps(
     Ok(())
 }
 
+/// The process row a [`NewProcess`] becomes.
+fn new_process(new: &NewProcess) -> Process {
+    Process {
+        id: new.id,
+        workflow_name: new.workflow_name.clone(),
+        workflow_version: new.workflow_version,
+        target: new.target,
+        is_task: new.target == Target::System,
+        status: ProcessStatus::Created,
+        last_step: None,
+        next_step: Some(new.first_step.clone()),
+        state: new.state.clone(),
+        failed_reason: None,
+        traceback: None,
+        created_by: new.created_by.clone(),
+        started_at: new.now,
+        last_modified_at: new.now,
+        run_at: new.now,
+        attempt: 0,
+    }
+}
+
+/// Inserts a new process, its initial input and its subscription link, statement by statement
+/// (inside the caller's transaction).
+async fn insert_process(
+    conn: &impl ConnectionTrait,
+    new: &NewProcess,
+    ids: &dyn IdSource,
+) -> Result<()> {
+    let now = new.now.fixed_offset();
+    processes::Entity::insert(processes::ActiveModel {
+        id: Set(new.id),
+        workflow_name: Set(new.workflow_name.clone()),
+        workflow_version: Set(new.workflow_version),
+        workflow_target: Set(new.target.as_str().to_owned()),
+        is_task: Set(new.target == Target::System),
+        status: Set(ProcessStatus::Created.as_str().to_owned()),
+        last_step: Set(None),
+        next_step: Set(Some(new.first_step.clone())),
+        state: Set(Value::Object(new.state.clone())),
+        failed_reason: Set(None),
+        traceback: Set(None),
+        created_by: Set(new.created_by.clone()),
+        started_at: Set(now),
+        last_modified_at: Set(now),
+        run_at: Set(now),
+        attempt: Set(0),
+        lease_owner: Set(None),
+        lease_expires_at: Set(None),
+        lease_token: Set(0),
+    })
+    .exec_without_returning(conn)
+    .await
+    .map_err(storage_error)?;
+    input_states::Entity::insert(input_states::ActiveModel {
+        id: Set(ids.new_id()),
+        process_id: Set(new.id),
+        input_type: Set(INITIAL_STATE.to_owned()),
+        input_state: Set(new.input.clone()),
+        input_time: Set(now),
+    })
+    .exec_without_returning(conn)
+    .await
+    .map_err(storage_error)?;
+    if let Some(subscription_id) = new.subscription_id {
+        processes_subscriptions::Entity::insert(processes_subscriptions::ActiveModel {
+            id: Set(ids.new_id()),
+            process_id: Set(new.id),
+            subscription_id: Set(subscription_id),
+            created_at: Set(now),
+        })
+        .exec_without_returning(conn)
+        .await
+        .map_err(storage_error)?;
+    }
+    Ok(())
+}
+
+/// PostgreSQL's single-statement process creation: the process row, its initial input and (if
+/// any) its subscription link.
+fn create_process_statement(new: &NewProcess, process: &Process, ids: &dyn IdSource) -> Statement {
+    let now = new.now.fixed_offset();
+    let mut values: Vec<sea_orm::Value> = vec![
+        process.id.into(),
+        process.workflow_name.clone().into(),
+        process.workflow_version.into(),
+        process.target.as_str().into(),
+        process.is_task.into(),
+        process.status.as_str().into(),
+        process.next_step.clone().into(),
+        Value::Object(process.state.clone()).into(),
+        process.created_by.clone().into(),
+        now.into(),
+        ids.new_id().into(),
+        INITIAL_STATE.into(),
+        new.input.clone().into(),
+    ];
+    let mut sql = String::from(
+        "WITH created AS (INSERT INTO processes (id, workflow_name, workflow_version, \
+         workflow_target, is_task, status, next_step, state, created_by, started_at, \
+         last_modified_at, run_at, attempt, lease_token) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10, 0, 0) RETURNING id), \
+         input AS (INSERT INTO input_states (id, process_id, input_type, input_state, input_time) \
+         SELECT $11, created.id, $12, $13, $10 FROM created RETURNING process_id) ",
+    );
+    match new.subscription_id {
+        Some(subscription_id) => {
+            values.extend([ids.new_id().into(), subscription_id.into()]);
+            sql.push_str(
+                "INSERT INTO processes_subscriptions (id, process_id, subscription_id, created_at) \
+                 SELECT $14, process_id, $15, $10 FROM input",
+            );
+        }
+        None => sql.push_str("SELECT process_id FROM input"),
+    }
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
 /// PostgreSQL's single-statement step commit: the process row is updated only if the lease
 /// token still matches, and the log rows are inserted only from that update's result, so the
 /// statement inserts `steps.len()` rows exactly when the lease held.
@@ -129,7 +250,7 @@ fn fenced_commit_statement(
     update: &ProcessUpdate,
     owner: Option<String>,
     renew_until: Option<DateTime<Utc>>,
-    ids: &dyn cadre_domain::IdSource,
+    ids: &dyn IdSource,
 ) -> Statement {
     let mut values: Vec<sea_orm::Value> = vec![
         update.status.as_str().into(),
@@ -193,34 +314,22 @@ impl<C: Conn> Repo<C> {
 #[async_trait]
 impl<C: Conn> ProcessRepository for Repo<C> {
     async fn create_process(&self, new: &NewProcess) -> Result<Process> {
-        let now = new.now.fixed_offset();
-        processes::Entity::insert(processes::ActiveModel {
-            id: Set(new.id),
-            workflow_name: Set(new.workflow_name.clone()),
-            workflow_version: Set(new.workflow_version),
-            workflow_target: Set(new.target.as_str().to_owned()),
-            is_task: Set(new.target == cadre_domain::Target::System),
-            status: Set(ProcessStatus::Created.as_str().to_owned()),
-            last_step: Set(None),
-            next_step: Set(Some(new.first_step.clone())),
-            state: Set(Value::Object(new.state.clone())),
-            failed_reason: Set(None),
-            traceback: Set(None),
-            created_by: Set(new.created_by.clone()),
-            started_at: Set(now),
-            last_modified_at: Set(now),
-            run_at: Set(now),
-            attempt: Set(0),
-            lease_owner: Set(None),
-            lease_expires_at: Set(None),
-            lease_token: Set(0),
-        })
-        .exec_without_returning(&self.conn)
-        .await
-        .map_err(storage_error)?;
-        self.record_input(new.id, "initial_state", &new.input, new.now)
-            .await?;
-        self.process(new.id).await
+        let process = new_process(new);
+        if self.conn.get_database_backend() == DbBackend::Postgres {
+            // One round trip: the process, its input and its link in a single statement.
+            let statement = create_process_statement(new, &process, &*self.ids);
+            self.conn
+                .execute_raw(statement)
+                .await
+                .map_err(storage_error)?;
+        } else if C::IN_TRANSACTION {
+            insert_process(&self.conn, new, &*self.ids).await?;
+        } else {
+            let txn = self.conn.begin().await.map_err(storage_error)?;
+            insert_process(&txn, new, &*self.ids).await?;
+            txn.commit().await.map_err(storage_error)?;
+        }
+        Ok(process)
     }
 
     async fn process(&self, id: Uuid) -> Result<Process> {
