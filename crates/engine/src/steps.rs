@@ -33,6 +33,8 @@ pub async fn load_subscription(ctx: &StepContext<'_>) -> Result<SubscriptionReco
 
 struct CreateSubscription {
     product_type: ProductType,
+    /// The default customer's id, looked up once.
+    default_customer: tokio::sync::OnceCell<Uuid>,
 }
 
 #[async_trait]
@@ -53,8 +55,13 @@ impl StepFn for CreateSubscription {
         let customer_id = match ctx.get_optional::<Uuid>("customer_id")? {
             Some(id) => id,
             None => {
-                let name = Name::parse(DEFAULT_CUSTOMER)?;
-                ctx.store.customer_by_name(&name).await?.id
+                *self
+                    .default_customer
+                    .get_or_try_init(|| async {
+                        let name = Name::parse(DEFAULT_CUSTOMER)?;
+                        Ok::<_, DomainError>(ctx.store.customer_by_name(&name).await?.id)
+                    })
+                    .await?
             }
         };
         let record = ctx
@@ -74,12 +81,15 @@ impl StepFn for CreateSubscription {
 }
 
 /// "Create subscription": a new `initial` subscription of the state's `product` (which must be of
-/// `product_type`), for the state's `customer_id` or the default customer.
+/// `product_type`), for the state's `customer_id` or the default customer (looked up once per step).
 pub fn create_subscription(product_type: ProductType) -> Step {
     step(
         "create_subscription",
         "Create subscription",
-        CreateSubscription { product_type },
+        CreateSubscription {
+            product_type,
+            default_customer: tokio::sync::OnceCell::new(),
+        },
     )
 }
 
