@@ -520,9 +520,7 @@ impl Engine {
         let key = process.next_step.clone().unwrap_or_default();
         let now = self.clock.now();
         if process.status == ProcessStatus::Suspended {
-            let (index, step) = workflow.steps.find(&key).ok_or_else(|| {
-                EngineError::NotStartable(format!("the process has no step {key:?}"))
-            })?;
+            let (step, following) = current_step(workflow, &key)?;
             let StepKind::Input(form) = &step.kind else {
                 return Err(EngineError::NotStartable(format!(
                     "step {key:?} takes no input"
@@ -533,11 +531,6 @@ impl Engine {
                 .await?;
             let mut state = process.state.clone();
             merge(&mut state, input);
-            let following = workflow
-                .steps
-                .steps()
-                .get(index + 1)
-                .map(|step| step.key.clone());
             let txn = self.store.begin().await?;
             txn.record_input(id, "user_input", &Value::Array(pages.to_vec()), now)
                 .await?;
@@ -601,15 +594,7 @@ impl Engine {
         }
         let workflow = self.workflow(&process.workflow_name)?;
         let key = process.next_step.clone().unwrap_or_default();
-        let (index, step) = workflow
-            .steps
-            .find(&key)
-            .ok_or_else(|| EngineError::NotStartable(format!("the process has no step {key:?}")))?;
-        let following = workflow
-            .steps
-            .steps()
-            .get(index + 1)
-            .map(|step| step.key.clone());
+        let (step, following) = current_step(workflow, &key)?;
         let now = self.clock.now();
         let skipped = self
             .store
@@ -700,6 +685,23 @@ impl Engine {
             Ok(_) => Ok(None),
         }
     }
+}
+
+/// The step with `key` and the key of the step after it.
+fn current_step<'a>(
+    workflow: &'a Workflow,
+    key: &str,
+) -> Result<(&'a Step, Option<String>), EngineError> {
+    let (index, step) = workflow
+        .steps
+        .find(key)
+        .ok_or_else(|| EngineError::NotStartable(format!("the process has no step {key:?}")))?;
+    let following = workflow
+        .steps
+        .steps()
+        .get(index + 1)
+        .map(|step| step.key.clone());
+    Ok((step, following))
 }
 
 fn first_step_key(workflow: &Workflow) -> String {
