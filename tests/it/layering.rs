@@ -60,3 +60,25 @@ fn the_store_does_not_reach_up_into_other_layers() {
         );
     }
 }
+
+#[test]
+fn the_forms_are_usable_alone() {
+    let dependencies = normal_dependencies("cadre-forms");
+    assert!(
+        dependencies.iter().any(|name| name == "cadre-domain"),
+        "the tree was read: {dependencies:?}"
+    );
+    for forbidden in [
+        "sea-orm",
+        "sqlx",
+        "axum",
+        "tokio",
+        "cadre-store",
+        "cadre-engine",
+    ] {
+        assert!(
+            !dependencies.iter().any(|name| name == forbidden),
+            "cadre-forms depends on {forbidden}"
+        );
+    }
+}

@@ -1,0 +1,245 @@
+//! The initial forms of the built-in workflows, following orchestrator-core's conventions: a
+//! create workflow starts with the product page, the others with the subscription page.
+
+use async_trait::async_trait;
+use cadre_domain::{
+    DomainError, Email, ExternalId, Lifecycle, Name, ProductType, Repositories, SubscriptionQuery,
+};
+use serde_json::{Map, Value, json};
+
+use crate::form::{Form, PageBuilder};
+use crate::page::{Choices, Field, FormPage};
+
+/// Choices of the active subscriptions of `product_type`: value = subscription id, label =
+/// description. This is the seed's user group selector for `UserGroup`.
+pub async fn active_subscriptions(
+    repositories: &dyn Repositories,
+    product_type: ProductType,
+    name: &str,
+) -> Result<Choices, DomainError> {
+    let page = repositories
+        .list_subscriptions(&SubscriptionQuery {
+            product_type: Some(product_type),
+            lifecycle: Some(Lifecycle::Active),
+            limit: None,
+            ..SubscriptionQuery::default()
+        })
+        .await?;
+    Ok(Choices::labelled(
+        name,
+        page.items.into_iter().map(|summary| {
+            (
+                summary.subscription.id.to_string(),
+                summary.subscription.description,
+            )
+        }),
+    ))
+}
+
+/// The first page of a create workflow: which product of `product_type`.
+struct ProductPage(ProductType);
+
+#[async_trait]
+impl PageBuilder for ProductPage {
+    async fn build(
+        &self,
+        repositories: &dyn Repositories,
+        _: &Map<String, Value>,
+    ) -> Result<FormPage, DomainError> {
+        let products = repositories.list_products().await?;
+        let choices = Choices::labelled(
+            "ProductChoice",
+            products
+                .into_iter()
+                .filter(|product| product.product_type == self.0)
+                .map(|product| (product.id.to_string(), product.name)),
+        );
+        Ok(FormPage::untitled().field(Field::choice("product", choices).format("productId")))
+    }
+}
+
+/// The first page of a modify, terminate or validate workflow: which subscription, and
+/// optionally the version the caller saw (optimistic locking is done by the store on save).
+fn subscription_page() -> FormPage {
+    FormPage::untitled()
+        .field(Field::uuid("subscription_id").format("subscriptionId"))
+        .field(Field::integer("version").nullable())
+}
+
+fn external_id(value: &Value) -> Result<(), String> {
+    let text = value.as_str().unwrap_or_default();
+    ExternalId::parse(text)
+        .map(|_| ())
+        .map_err(|error| error.to_string())
+}
+
+fn name(value: &Value) -> Result<(), String> {
+    Name::parse(value.as_str().unwrap_or_default())
+        .map(|_| ())
+        .map_err(|error| error.to_string())
+}
+
+fn email(value: &Value) -> Result<(), String> {
+    Email::parse(value.as_str().unwrap_or_default())
+        .map(|_| ())
+        .map_err(|error| error.to_string())
+}
+
+const EXTERNAL_ID_PATTERN: &str = r"^(?!\.)[.A-Za-z0-9_-]{1,255}$";
+
+/// The second page of `create_user_group`.
+struct UserGroupPage;
+
+#[async_trait]
+impl PageBuilder for UserGroupPage {
+    async fn build(
+        &self,
+        repositories: &dyn Repositories,
+        _: &Map<String, Value>,
+    ) -> Result<FormPage, DomainError> {
+        let groups =
+            active_subscriptions(repositories, ProductType::user_group(), "UserGroupEnum").await?;
+        Ok(FormPage::new("User Group")
+            .field(
+                Field::string("user_group_id")
+                    .length(Some(1), Some(255))
+                    .pattern(EXTERNAL_ID_PATTERN)
+                    .check(external_id),
+            )
+            .field(
+                Field::string("user_group_name")
+                    .length(Some(1), Some(255))
+                    .check(name),
+            )
+            .field(
+                Field::choice_list("parent_user_groups", groups, 0, None)
+                    .unique_items()
+                    .default(json!([])),
+            )
+            .field(Field::boolean("discoverable").default(json!(false)))
+            .field(Field::string("terms").format("long").nullable()))
+    }
+}
+
+/// The second page of `create_user`: the seed's form, with the identity fields of cadre's User.
+struct UserPage;
+
+#[async_trait]
+impl PageBuilder for UserPage {
+    async fn build(
+        &self,
+        repositories: &dyn Repositories,
+        _: &Map<String, Value>,
+    ) -> Result<FormPage, DomainError> {
+        let groups =
+            active_subscriptions(repositories, ProductType::user_group(), "UserGroupEnum").await?;
+        Ok(FormPage::new("User")
+            .field(
+                Field::string("user_id")
+                    .length(Some(1), Some(255))
+                    .pattern(EXTERNAL_ID_PATTERN)
+                    .check(external_id),
+            )
+            .field(
+                Field::string("username")
+                    .length(Some(1), Some(255))
+                    .check(name),
+            )
+            .field(Field::string("firstname").nullable())
+            .field(Field::string("lastname").nullable())
+            .field(Field::string("email").format("email").check(email))
+            .field(Field::string("auth_id").nullable())
+            .field(Field::choice_list("user_group_ids", groups, 1, Some(1))))
+    }
+}
+
+/// The second page of `modify_user_group`: what to change (fields left empty stay as they are).
+struct ModifyUserGroupPage;
+
+#[async_trait]
+impl PageBuilder for ModifyUserGroupPage {
+    async fn build(
+        &self,
+        repositories: &dyn Repositories,
+        _: &Map<String, Value>,
+    ) -> Result<FormPage, DomainError> {
+        let groups =
+            active_subscriptions(repositories, ProductType::user_group(), "UserGroupEnum").await?;
+        Ok(FormPage::new("Modify user group")
+            .field(Field::string("user_group_name").nullable())
+            .field(
+                Field::choice_list("parent_user_groups", groups, 0, None)
+                    .unique_items()
+                    .nullable(),
+            )
+            .field(Field::boolean("discoverable").nullable())
+            .field(Field::string("terms").format("long").nullable()))
+    }
+}
+
+/// The second page of `modify_user`.
+struct ModifyUserPage;
+
+#[async_trait]
+impl PageBuilder for ModifyUserPage {
+    async fn build(
+        &self,
+        repositories: &dyn Repositories,
+        _: &Map<String, Value>,
+    ) -> Result<FormPage, DomainError> {
+        let groups =
+            active_subscriptions(repositories, ProductType::user_group(), "UserGroupEnum").await?;
+        Ok(FormPage::new("Modify user")
+            .field(Field::string("username").nullable())
+            .field(Field::string("firstname").nullable())
+            .field(Field::string("lastname").nullable())
+            .field(Field::string("email").format("email").nullable())
+            .field(Field::string("auth_id").nullable())
+            .field(Field::choice_list("user_group_ids", groups, 1, Some(1)).nullable()))
+    }
+}
+
+/// The confirmation page of a terminate workflow.
+fn terminate_page(what: &str) -> FormPage {
+    FormPage::untitled().field(Field::label(
+        "are_you_sure",
+        &format!("Are you sure you want to terminate this {what}?"),
+    ))
+}
+
+/// The initial form of the built-in workflow `workflow`, or `None` if there is no such workflow.
+pub fn form(workflow: &str) -> Option<Form> {
+    let form = match workflow {
+        "create_user_group" => Form::new()
+            .page(ProductPage(ProductType::user_group()))
+            .page(UserGroupPage),
+        "create_user" => Form::new()
+            .page(ProductPage(ProductType::user()))
+            .page(UserPage),
+        "modify_user_group" => Form::new()
+            .page(subscription_page())
+            .page(ModifyUserGroupPage),
+        "modify_user" => Form::new().page(subscription_page()).page(ModifyUserPage),
+        "terminate_user_group" => Form::new()
+            .page(subscription_page())
+            .page(terminate_page("user group")),
+        "terminate_user" => Form::new()
+            .page(subscription_page())
+            .page(terminate_page("user")),
+        "validate_user_group" | "validate_user" => Form::new().page(subscription_page()),
+        _ => return None,
+    };
+    Some(form)
+}
+
+/// The names of the built-in forms, for exporting their schemas.
+pub const NAMES: [&str; 8] = [
+    "create_user_group",
+    "modify_user_group",
+    "terminate_user_group",
+    "validate_user_group",
+    "create_user",
+    "modify_user",
+    "terminate_user",
+    "validate_user",
+];

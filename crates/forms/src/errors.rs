@@ -1,0 +1,124 @@
+//! The error shapes of pydantic-forms: validation errors, the 400 and 510 bodies.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// One validation error, as pydantic reports it (`url` is left out: it points at pydantic's
+/// documentation, not cadre's).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ValidationError {
+    /// The error type, e.g. `missing`, `string_too_short`, `value_error`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Where: the field name (and list index); `__root__` for the whole page.
+    pub loc: Vec<Value>,
+    /// The message a person reads.
+    pub msg: String,
+    /// The offending input.
+    pub input: Value,
+    /// The error's parameters, e.g. `{"ge": 18}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ctx: Option<Map<String, Value>>,
+}
+
+impl ValidationError {
+    /// An error of type `kind` at `loc` about `input`.
+    pub fn new(kind: &str, loc: Vec<Value>, msg: impl Into<String>, input: &Value) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            loc,
+            msg: msg.into(),
+            input: input.clone(),
+            ctx: None,
+        }
+    }
+
+    /// Adds a parameter of the error to `ctx`.
+    pub fn with_ctx(mut self, key: &str, value: Value) -> Self {
+        self.ctx
+            .get_or_insert_with(Map::new)
+            .insert(key.to_owned(), value);
+        self
+    }
+}
+
+/// The HTTP 400 body: a page did not validate. cadre adds `page`, the zero-based index of that
+/// page (pydantic-forms leaves the client to guess).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FormValidationError {
+    /// Always `FormValidationError`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Always `Form not valid`.
+    pub title: &'static str,
+    /// Always 400.
+    pub status: u16,
+    /// The page that failed.
+    pub page: usize,
+    /// Every error of that page.
+    pub validation_errors: Vec<ValidationError>,
+}
+
+impl FormValidationError {
+    /// The body for `errors` on page `page`.
+    pub fn new(page: usize, validation_errors: Vec<ValidationError>) -> Self {
+        Self {
+            kind: "FormValidationError",
+            title: "Form not valid",
+            status: 400,
+            page,
+            validation_errors,
+        }
+    }
+}
+
+/// The HTTP 510 body: more pages are needed; `form` is the next page's schema.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FormNotComplete {
+    /// Always `FormNotCompleteError`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Always `Form not complete`.
+    pub title: &'static str,
+    /// Always 510.
+    pub status: u16,
+    /// The next page's JSON Schema.
+    pub form: Value,
+    /// Page metadata; cadre sends none yet.
+    pub meta: Option<Value>,
+}
+
+impl FormNotComplete {
+    /// The body asking for the page `form`.
+    pub fn new(form: Value) -> Self {
+        Self {
+            kind: "FormNotCompleteError",
+            title: "Form not complete",
+            status: 510,
+            form,
+            meta: None,
+        }
+    }
+}
+
+/// Why submitted pages produced no input.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SubmitError {
+    /// More pages are needed.
+    #[error("form not complete")]
+    NotComplete(Box<FormNotComplete>),
+    /// A page did not validate.
+    #[error("form not valid: {} error(s) on page {}", .0.validation_errors.len(), .0.page)]
+    Invalid(Box<FormValidationError>),
+    /// More pages were submitted than the form has.
+    #[error("the form has {expected} pages but {submitted} were submitted")]
+    TooManyPages {
+        /// Pages the form has for these answers.
+        expected: usize,
+        /// Pages submitted.
+        submitted: usize,
+    },
+    /// A lookup for a page failed.
+    #[error(transparent)]
+    Domain(#[from] cadre_domain::DomainError),
+}

@@ -1,0 +1,21 @@
+//! Forms declared in Rust that produce the JSON Schema pydantic-forms emits and validate
+//! submitted pages the way pydantic does, with the same error shapes.
+//!
+//! A [`FormPage`] is built field by field ([`Field::string`], [`Field::integer`], …); it renders
+//! its schema ([`FormPage::schema`]) and validates an answer ([`FormPage::validate`]) into the
+//! submitted values, or every error at once. A [`Form`] is a sequence of pages where each page
+//! may depend on the answers before it and on lookups through the `cadre-domain` repositories;
+//! [`Form::submit`] follows the pydantic-forms protocol (next page, or errors, or the merged
+//! answers). [`builtin`] holds the forms of the built-in workflows.
+//!
+//! This crate depends on `cadre-domain` only: no database, no HTTP.
+
+pub mod builtin;
+mod errors;
+mod form;
+mod page;
+mod validate;
+
+pub use errors::{FormNotComplete, FormValidationError, SubmitError, ValidationError};
+pub use form::{Form, PageBuilder};
+pub use page::{Check, Choice, Choices, Field, FieldKind, FormPage, PageCheck, title_from_name};

@@ -1,0 +1,311 @@
+//! Validation of one submitted page, with pydantic's error types and messages.
+
+use serde_json::{Map, Value, json};
+
+use crate::errors::ValidationError;
+use crate::page::{FieldKind, FormPage};
+
+pub(crate) fn page(
+    page: &FormPage,
+    answer: &Value,
+) -> Result<Map<String, Value>, Vec<ValidationError>> {
+    let Value::Object(submitted) = answer else {
+        return Err(vec![
+            ValidationError::new(
+                "model_type",
+                vec![],
+                "Input should be a valid dictionary or instance of the model",
+                answer,
+            )
+            .with_ctx("class_name", json!("FormPage")),
+        ]);
+    };
+    let mut errors = Vec::new();
+    let mut values = Map::new();
+    for field in &page.fields {
+        let loc = vec![json!(field.name)];
+        if field.is_display_only() {
+            // Whatever is submitted, display-only fields keep their declared value.
+            values.insert(
+                field.name.clone(),
+                field.default.clone().unwrap_or(Value::Null),
+            );
+            continue;
+        }
+        let Some(value) = submitted.get(&field.name) else {
+            match &field.default {
+                Some(default) => {
+                    values.insert(field.name.clone(), default.clone());
+                }
+                None => errors.push(ValidationError::new(
+                    "missing",
+                    loc,
+                    "field required",
+                    answer,
+                )),
+            }
+            continue;
+        };
+        if field.nullable && value.is_null() {
+            values.insert(field.name.clone(), Value::Null);
+            continue;
+        }
+        match check_kind(&field.kind, value, &loc) {
+            Ok(checked) => {
+                let custom: Vec<ValidationError> = field
+                    .checks
+                    .iter()
+                    .filter_map(|check| check(&checked).err())
+                    .map(|message| {
+                        ValidationError::new("value_error", loc.clone(), message.clone(), value)
+                            .with_ctx("error", json!(message))
+                    })
+                    .collect();
+                if custom.is_empty() {
+                    values.insert(field.name.clone(), checked);
+                } else {
+                    errors.extend(custom);
+                }
+            }
+            Err(field_errors) => errors.extend(field_errors),
+        }
+    }
+    for (name, value) in submitted {
+        if !page.fields.iter().any(|field| &field.name == name) {
+            errors.push(ValidationError::new(
+                "extra_forbidden",
+                vec![json!(name)],
+                "Extra inputs are not permitted",
+                value,
+            ));
+        }
+    }
+    if errors.is_empty() {
+        for check in &page.checks {
+            if let Err(message) = check(&values) {
+                errors.push(
+                    ValidationError::new(
+                        "value_error",
+                        vec![json!("__root__")],
+                        message.clone(),
+                        answer,
+                    )
+                    .with_ctx("error", json!(message)),
+                );
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(values)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Checks one value against its kind; returns it normalised (numbers parsed, read-only values
+/// kept as declared).
+fn check_kind(
+    kind: &FieldKind,
+    value: &Value,
+    loc: &[Value],
+) -> Result<Value, Vec<ValidationError>> {
+    let error = |kind: &str, msg: String| ValidationError::new(kind, loc.to_vec(), msg, value);
+    match kind {
+        FieldKind::String {
+            min_length,
+            max_length,
+            ..
+        } => {
+            let Value::String(text) = value else {
+                return Err(vec![error(
+                    "string_type",
+                    "Input should be a valid string".to_owned(),
+                )]);
+            };
+            let length = text.chars().count() as u64;
+            if let Some(min) = min_length.filter(|min| length < *min) {
+                let plural = if min == 1 { "character" } else { "characters" };
+                return Err(vec![
+                    error(
+                        "string_too_short",
+                        format!("String should have at least {min} {plural}"),
+                    )
+                    .with_ctx("min_length", json!(min)),
+                ]);
+            }
+            if let Some(max) = max_length.filter(|max| length > *max) {
+                let plural = if max == 1 { "character" } else { "characters" };
+                return Err(vec![
+                    error(
+                        "string_too_long",
+                        format!("String should have at most {max} {plural}"),
+                    )
+                    .with_ctx("max_length", json!(max)),
+                ]);
+            }
+            Ok(value.clone())
+        }
+        FieldKind::Uuid { .. } => match value.as_str().map(uuid::Uuid::parse_str) {
+            Some(Ok(id)) => Ok(json!(id)),
+            Some(Err(parse)) => Err(vec![
+                error(
+                    "uuid_parsing",
+                    format!("Input should be a valid UUID, {parse}"),
+                )
+                .with_ctx("error", json!(parse.to_string())),
+            ]),
+            None => Err(vec![error(
+                "uuid_type",
+                "UUID input should be a string, bytes or UUID object".to_owned(),
+            )]),
+        },
+        FieldKind::Integer { minimum, maximum } => {
+            let number = match value {
+                Value::Number(number) => number
+                    .as_i64()
+                    .or_else(|| {
+                        number
+                            .as_f64()
+                            .filter(|f| f.fract() == 0.0)
+                            .map(|f| f as i64)
+                    })
+                    .ok_or_else(|| {
+                        vec![error(
+                            "int_from_float",
+                            "Input should be a valid integer, got a number with a fractional part"
+                                .to_owned(),
+                        )]
+                    })?,
+                Value::String(text) => text.trim().parse::<i64>().map_err(|_| {
+                    vec![error(
+                        "int_parsing",
+                        "Input should be a valid integer, unable to parse string as an integer"
+                            .to_owned(),
+                    )]
+                })?,
+                _ => {
+                    return Err(vec![error(
+                        "int_type",
+                        "Input should be a valid integer".to_owned(),
+                    )]);
+                }
+            };
+            if let Some(min) = minimum.filter(|min| number < *min) {
+                return Err(vec![
+                    error(
+                        "greater_than_equal",
+                        format!("Input should be greater than or equal to {min}"),
+                    )
+                    .with_ctx("ge", json!(min)),
+                ]);
+            }
+            if let Some(max) = maximum.filter(|max| number > *max) {
+                return Err(vec![
+                    error(
+                        "less_than_equal",
+                        format!("Input should be less than or equal to {max}"),
+                    )
+                    .with_ctx("le", json!(max)),
+                ]);
+            }
+            Ok(json!(number))
+        }
+        FieldKind::Boolean => match value {
+            Value::Bool(flag) => Ok(json!(flag)),
+            Value::String(text) => match text.to_ascii_lowercase().as_str() {
+                "true" | "yes" | "on" | "1" | "t" | "y" => Ok(json!(true)),
+                "false" | "no" | "off" | "0" | "f" | "n" => Ok(json!(false)),
+                _ => Err(vec![error(
+                    "bool_parsing",
+                    "Input should be a valid boolean, unable to interpret input".to_owned(),
+                )]),
+            },
+            Value::Number(number) if number.as_i64() == Some(0) => Ok(json!(false)),
+            Value::Number(number) if number.as_i64() == Some(1) => Ok(json!(true)),
+            _ => Err(vec![error(
+                "bool_type",
+                "Input should be a valid boolean".to_owned(),
+            )]),
+        },
+        FieldKind::Choice { choices, .. } => match value.as_str() {
+            Some(choice) if choices.contains(choice) => Ok(value.clone()),
+            _ => Err(vec![
+                error("enum", format!("Input should be {}", choices.expected()))
+                    .with_ctx("expected", json!(choices.expected())),
+            ]),
+        },
+        FieldKind::ChoiceList {
+            choices,
+            min_items,
+            max_items,
+            unique,
+        } => {
+            let Value::Array(items) = value else {
+                return Err(vec![error(
+                    "list_type",
+                    "Input should be a valid list".to_owned(),
+                )]);
+            };
+            let mut errors = Vec::new();
+            for (index, item) in items.iter().enumerate() {
+                let allowed = item.as_str().is_some_and(|choice| choices.contains(choice));
+                if !allowed {
+                    let mut item_loc = loc.to_vec();
+                    item_loc.push(json!(index));
+                    errors.push(
+                        ValidationError::new(
+                            "enum",
+                            item_loc,
+                            format!("Input should be {}", choices.expected()),
+                            item,
+                        )
+                        .with_ctx("expected", json!(choices.expected())),
+                    );
+                }
+            }
+            let count = items.len() as u64;
+            if let Some(min) = min_items.filter(|min| count < *min) {
+                let plural = if min == 1 { "item" } else { "items" };
+                errors.push(
+                    error(
+                        "too_short",
+                        format!(
+                            "List should have at least {min} {plural} after validation, not {count}"
+                        ),
+                    )
+                    .with_ctx("field_type", json!("List"))
+                    .with_ctx("min_length", json!(min))
+                    .with_ctx("actual_length", json!(count)),
+                );
+            }
+            if let Some(max) = max_items.filter(|max| count > *max) {
+                let plural = if max == 1 { "item" } else { "items" };
+                errors.push(
+                    error(
+                        "too_long",
+                        format!(
+                            "List should have at most {max} {plural} after validation, not {count}"
+                        ),
+                    )
+                    .with_ctx("field_type", json!("List"))
+                    .with_ctx("max_length", json!(max))
+                    .with_ctx("actual_length", json!(count)),
+                );
+            }
+            let distinct: std::collections::HashSet<String> =
+                items.iter().map(Value::to_string).collect();
+            if *unique && distinct.len() != items.len() {
+                errors.push(
+                    error("value_error", "Items must be unique".to_owned())
+                        .with_ctx("error", json!("Items must be unique")),
+                );
+            }
+            if errors.is_empty() {
+                Ok(value.clone())
+            } else {
+                Err(errors)
+            }
+        }
+        FieldKind::Label | FieldKind::Divider | FieldKind::ReadOnly(_) => Ok(value.clone()),
+    }
+}
