@@ -19,7 +19,7 @@ use thiserror::Error;
 use tracing::{Instrument, info_span};
 use uuid::Uuid;
 
-use crate::form::{EmptyForm, FormError, InputForm};
+use crate::form::FormError;
 use crate::step::{Condition, FailureKind, Patch, Step, StepContext, StepError, StepKind, merge};
 use crate::workflow::{Registry, Workflow};
 
@@ -558,7 +558,7 @@ impl Engine {
             self.work_available.notify_waiters();
             return Ok(resumed);
         }
-        EmptyForm
+        cadre_forms::Form::new()
             .submit(self.store.as_ref(), &process.state, pages)
             .await?;
         let resumed = self
@@ -680,7 +680,7 @@ impl Engine {
             return Ok(None);
         };
         match form.submit(self.store.as_ref(), &process.state, &[]).await {
-            Err(FormError::NotComplete { form, .. }) => Ok(Some(form)),
+            Err(FormError::NotComplete(body)) => Ok(Some(body.form)),
             Err(other) => Err(other.into()),
             Ok(_) => Ok(None),
         }

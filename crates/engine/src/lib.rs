@@ -19,7 +19,7 @@ mod workflow;
 pub mod workflows;
 
 pub use engine::{Engine, EngineConfig, EngineError};
-pub use form::{EmptyForm, FormError, InputForm};
+pub use form::{FormError, InputForm};
 pub use step::{
     Condition, FailureKind, Patch, RetryPolicy, Step, StepContext, StepError, StepFn, StepKind,
     StepList, conditional, done, init, input_step, merge, retry_step, step, step_group,

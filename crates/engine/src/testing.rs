@@ -12,6 +12,8 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use cadre_forms::{FormNotComplete, FormValidationError, ValidationError};
+
 use crate::{FormError, InputForm, Patch, StepContext, StepError, StepFn};
 
 /// A clock the test moves by hand.
@@ -51,20 +53,24 @@ impl InputForm for OnePage {
         _: &State,
         pages: &[Value],
     ) -> Result<State, FormError> {
-        let schema = json!({"type": "object", "properties": {}, "title": "unknown"});
         match pages {
-            [] => Err(FormError::NotComplete {
-                form: schema,
-                meta: None,
-            }),
+            [] => Err(FormError::NotComplete(Box::new(FormNotComplete::new(
+                json!({
+                    "type": "object", "properties": {}, "title": "unknown"
+                }),
+            )))),
             [Value::Object(page)] => match self.required {
                 Some(field) if !page.get(field).is_some_and(Value::is_string) => {
-                    Err(FormError::Invalid {
-                        page: 0,
-                        errors: vec![
-                            json!({"type": "missing", "loc": [field], "msg": "Field required"}),
-                        ],
-                    })
+                    let error = ValidationError::new(
+                        "string_type",
+                        vec![json!(field)],
+                        "Input should be a valid string",
+                        &Value::Object(page.clone()),
+                    );
+                    Err(FormError::Invalid(Box::new(FormValidationError::new(
+                        0,
+                        vec![error],
+                    ))))
                 }
                 _ => Ok(page.clone()),
             },

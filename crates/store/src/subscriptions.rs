@@ -710,11 +710,19 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
                     .like(LikeExpr::new(pattern).escape('\\')),
             );
         }
-        let total = select
-            .clone()
-            .count(&self.conn)
-            .await
-            .map_err(storage_error)?;
+        // Without paging, the rows themselves are the count.
+        let unpaged = query.offset == 0 && query.limit.is_none();
+        let total = if unpaged {
+            None
+        } else {
+            Some(
+                select
+                    .clone()
+                    .count(&self.conn)
+                    .await
+                    .map_err(storage_error)?,
+            )
+        };
 
         let order = match query.order {
             SortOrder::Asc => Order::Asc,
@@ -742,6 +750,7 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
             .into_iter()
             .map(|row| summary(&catalogue, row))
             .collect::<Result<Vec<_>>>()?;
+        let total = total.unwrap_or(items.len() as u64);
         Ok(Page { items, total })
     }
 }

@@ -4,7 +4,8 @@
 //! Steps read their input from the process state under the field names of the initial forms
 //! (`user_group_id`, `user_group_name`, `parent_user_groups`, …; `user_id`, `username`, `email`,
 //! `user_group_ids`, …) and write through the domain models, so a subscription created here is
-//! validated by the same types as one created by any other path.
+//! validated by the same types as one created by any other path. In modify workflows a field
+//! that is absent or null leaves the value as it is.
 
 mod user;
 mod user_group;
@@ -21,6 +22,14 @@ use crate::workflow::{DefinitionError, Registry, Workflow};
 
 /// The initial form of each built-in workflow, by workflow name.
 pub type FormsByWorkflow<'a> = &'a dyn Fn(&str) -> Arc<dyn InputForm>;
+
+/// A registry with every built-in workflow and its initial form from `cadre_forms::builtin`.
+pub fn registry() -> Result<Registry, DefinitionError> {
+    builtin(&|name| match cadre_forms::builtin::form(name) {
+        Some(form) => Arc::new(form) as Arc<dyn InputForm>,
+        None => Arc::new(cadre_forms::Form::new()),
+    })
+}
 
 /// A registry with every built-in workflow, each with the initial form `forms` gives for its name.
 pub fn builtin(forms: FormsByWorkflow<'_>) -> Result<Registry, DefinitionError> {

@@ -130,16 +130,19 @@ impl StepFn for Modify {
         if let Some(email) = ctx.get_optional::<String>("email")? {
             user.user.email = Email::parse(&email)?;
         }
-        if ctx.state.contains_key("firstname") {
-            user.user.firstname = optional_name(ctx, "firstname")?;
+        if let Some(firstname) = optional_name(ctx, "firstname")? {
+            user.user.firstname = Some(firstname);
         }
-        if ctx.state.contains_key("lastname") {
-            user.user.lastname = optional_name(ctx, "lastname")?;
+        if let Some(lastname) = optional_name(ctx, "lastname")? {
+            user.user.lastname = Some(lastname);
         }
-        if ctx.state.contains_key("auth_id") {
-            user.user.auth_id = ctx.get_optional("auth_id")?;
+        if let Some(auth_id) = ctx.get_optional("auth_id")? {
+            user.user.auth_id = Some(auth_id);
         }
-        let groups = if ctx.state.contains_key("user_group_ids") {
+        let groups = if ctx
+            .get_optional::<Vec<uuid::Uuid>>("user_group_ids")?
+            .is_some()
+        {
             let groups = active_groups(ctx, "user_group_ids").await?;
             user.user.groups = groups
                 .iter()

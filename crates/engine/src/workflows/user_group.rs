@@ -152,7 +152,10 @@ impl StepFn for Modify {
             group.subscription.description = description(&name);
             group.user_group.name = name;
         }
-        if ctx.state.contains_key("parent_user_groups") {
+        if ctx
+            .get_optional::<Vec<Uuid>>("parent_user_groups")?
+            .is_some()
+        {
             let parents = active_groups(ctx, "parent_user_groups").await?;
             group.user_group.parent_groups =
                 parent_references(ctx, group.subscription.id, &parents).await?;
@@ -160,8 +163,8 @@ impl StepFn for Modify {
         if let Some(discoverable) = ctx.get_optional("discoverable")? {
             group.user_group.discoverable = discoverable;
         }
-        if ctx.state.contains_key("terms") {
-            group.user_group.terms = ctx.get_optional("terms")?;
+        if let Some(terms) = ctx.get_optional("terms")? {
+            group.user_group.terms = Some(terms);
         }
         subscription_patch(&ctx.store.save_subscription(&group.into_record()).await?)
     }

@@ -50,13 +50,13 @@ async fn an_input_step_suspends_until_valid_input_arrives() {
     assert!(
         matches!(
             invalid,
-            EngineError::Form(FormError::Invalid { page: 0, .. })
+            EngineError::Form(FormError::Invalid(ref body)) if body.page == 0
         ),
         "{invalid:?}"
     );
     let missing = engine.resume(process.id, &[], "bob").await.unwrap_err();
     assert!(
-        matches!(missing, EngineError::Form(FormError::NotComplete { .. })),
+        matches!(missing, EngineError::Form(FormError::NotComplete(_))),
         "{missing:?}"
     );
     assert_eq!(

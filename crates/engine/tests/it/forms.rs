@@ -1,0 +1,131 @@
+//! Starting the built-in workflows through their real forms: the pydantic-forms page protocol.
+
+use std::sync::Arc;
+
+use cadre_domain::{ProcessRepository, ProcessStatus, Store, SystemClock};
+use cadre_engine::{Engine, EngineConfig, EngineError, FormError, workflows};
+use cadre_migrations::demo::{USER_GROUP_PRODUCT_ID, USER_INTERNAL_PRODUCT_ID};
+use cadre_store::testing::scratch_store;
+use serde_json::json;
+
+use crate::fixtures::active_group;
+
+#[tokio::test]
+async fn create_user_walks_the_product_page_then_the_user_page_with_the_group_selector() {
+    let store = scratch_store().await;
+    let staff = active_group(&store, "staff").await;
+    let shared: Arc<dyn Store> = Arc::new(store.clone());
+    let engine = Engine::new(
+        shared,
+        workflows::registry().unwrap(),
+        Arc::new(SystemClock),
+        EngineConfig::default(),
+    );
+
+    let Err(EngineError::Form(FormError::NotComplete(first))) =
+        engine.start("create_user", &[], "alice").await
+    else {
+        panic!("an empty submission asks for the first page");
+    };
+    assert_eq!(first.status, 510);
+    let products = &first.form["$defs"]["ProductChoice"];
+    assert_eq!(
+        products["options"][USER_INTERNAL_PRODUCT_ID.to_string()],
+        json!("User internal")
+    );
+    assert!(
+        products["options"]
+            .get(USER_GROUP_PRODUCT_ID.to_string())
+            .is_none(),
+        "only User products"
+    );
+    assert_eq!(
+        first.form["properties"]["product"]["format"],
+        json!("productId")
+    );
+
+    let product = json!({"product": USER_INTERNAL_PRODUCT_ID});
+    let Err(EngineError::Form(FormError::NotComplete(second))) = engine
+        .start("create_user", std::slice::from_ref(&product), "alice")
+        .await
+    else {
+        panic!("the product page leads to the user page");
+    };
+    let groups = &second.form["$defs"]["UserGroupEnum"];
+    assert_eq!(groups["enum"], json!([staff.subscription.id]));
+    assert_eq!(
+        groups["options"][staff.subscription.id.to_string()],
+        json!("User Group staff")
+    );
+    assert_eq!(
+        second.form["properties"]["user_group_ids"]["minItems"],
+        json!(1)
+    );
+    assert_eq!(
+        second.form["properties"]["user_group_ids"]["maxItems"],
+        json!(1)
+    );
+
+    let bad = json!({"user_id": ".ada", "username": "ada", "email": "not-an-email", "user_group_ids": [], "shoe": 44});
+    let Err(EngineError::Form(FormError::Invalid(body))) = engine
+        .start("create_user", &[product.clone(), bad], "alice")
+        .await
+    else {
+        panic!("bad input is refused");
+    };
+    assert_eq!(body.page, 1);
+    let kinds: Vec<(&str, &str)> = body
+        .validation_errors
+        .iter()
+        .map(|error| {
+            (
+                error.loc[0].as_str().unwrap_or_default(),
+                error.kind.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("user_id", "value_error"),
+            ("email", "value_error"),
+            ("user_group_ids", "too_short"),
+            ("shoe", "extra_forbidden")
+        ]
+    );
+
+    let good = json!({"user_id": "ada", "username": "ada", "email": "ada@example.org",
+                      "user_group_ids": [staff.subscription.id]});
+    let extra_page = engine
+        .start(
+            "create_user",
+            &[product.clone(), good.clone(), json!({})],
+            "alice",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        extra_page,
+        EngineError::Form(FormError::TooManyPages {
+            expected: 2,
+            submitted: 3
+        })
+    );
+
+    let process = engine
+        .start("create_user", &[product, good], "alice")
+        .await
+        .unwrap();
+    engine.run_until_idle().await.unwrap();
+    let process = store.process(process.id).await.unwrap();
+    assert_eq!(
+        process.status,
+        ProcessStatus::Completed,
+        "{:?}",
+        process.failed_reason
+    );
+    assert_eq!(
+        process.state["user_group_ids"],
+        json!([staff.subscription.id])
+    );
+}
