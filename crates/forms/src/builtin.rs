@@ -87,11 +87,11 @@ fn email(value: &Value) -> Result<(), String> {
 
 const EXTERNAL_ID_PATTERN: &str = r"^(?!\.)[.A-Za-z0-9_-]{1,255}$";
 
-/// The second page of `create_user_group`.
-struct UserGroupPage;
+/// A page that offers the active user groups as choices: `page` builds it from them.
+struct WithGroups(fn(Choices) -> FormPage);
 
 #[async_trait]
-impl PageBuilder for UserGroupPage {
+impl PageBuilder for WithGroups {
     async fn build(
         &self,
         repositories: &dyn Repositories,
@@ -99,104 +99,71 @@ impl PageBuilder for UserGroupPage {
     ) -> Result<FormPage, DomainError> {
         let groups =
             active_subscriptions(repositories, ProductType::user_group(), "UserGroupEnum").await?;
-        Ok(FormPage::new("User Group")
-            .field(
-                Field::string("user_group_id")
-                    .length(Some(1), Some(255))
-                    .pattern(EXTERNAL_ID_PATTERN)
-                    .check(external_id),
-            )
-            .field(
-                Field::string("user_group_name")
-                    .length(Some(1), Some(255))
-                    .check(name),
-            )
-            .field(
-                Field::choice_list("parent_user_groups", groups, 0, None)
-                    .unique_items()
-                    .default(json!([])),
-            )
-            .field(Field::boolean("discoverable").default(json!(false)))
-            .field(Field::string("terms").format("long").nullable()))
+        Ok((self.0)(groups))
     }
+}
+
+/// An external id field, checked by the domain's `ExternalId`.
+fn external_id_field(field: &str) -> Field {
+    Field::string(field)
+        .length(Some(1), Some(255))
+        .pattern(EXTERNAL_ID_PATTERN)
+        .check(external_id)
+}
+
+/// A name field, checked by the domain's `Name`.
+fn name_field(field: &str) -> Field {
+    Field::string(field).length(Some(1), Some(255)).check(name)
+}
+
+/// The second page of `create_user_group`.
+fn user_group_page(groups: Choices) -> FormPage {
+    FormPage::new("User Group")
+        .field(external_id_field("user_group_id"))
+        .field(name_field("user_group_name"))
+        .field(
+            Field::choice_list("parent_user_groups", groups, 0, None)
+                .unique_items()
+                .default(json!([])),
+        )
+        .field(Field::boolean("discoverable").default(json!(false)))
+        .field(Field::string("terms").format("long").nullable())
 }
 
 /// The second page of `create_user`: the seed's form, with the identity fields of cadre's User.
-struct UserPage;
-
-#[async_trait]
-impl PageBuilder for UserPage {
-    async fn build(
-        &self,
-        repositories: &dyn Repositories,
-        _: &Map<String, Value>,
-    ) -> Result<FormPage, DomainError> {
-        let groups =
-            active_subscriptions(repositories, ProductType::user_group(), "UserGroupEnum").await?;
-        Ok(FormPage::new("User")
-            .field(
-                Field::string("user_id")
-                    .length(Some(1), Some(255))
-                    .pattern(EXTERNAL_ID_PATTERN)
-                    .check(external_id),
-            )
-            .field(
-                Field::string("username")
-                    .length(Some(1), Some(255))
-                    .check(name),
-            )
-            .field(Field::string("firstname").nullable())
-            .field(Field::string("lastname").nullable())
-            .field(Field::string("email").format("email").check(email))
-            .field(Field::string("auth_id").nullable())
-            .field(Field::choice_list("user_group_ids", groups, 1, Some(1))))
-    }
+fn user_page(groups: Choices) -> FormPage {
+    FormPage::new("User")
+        .field(external_id_field("user_id"))
+        .field(name_field("username"))
+        .field(Field::string("firstname").nullable())
+        .field(Field::string("lastname").nullable())
+        .field(Field::string("email").format("email").check(email))
+        .field(Field::string("auth_id").nullable())
+        .field(Field::choice_list("user_group_ids", groups, 1, Some(1)))
 }
 
 /// The second page of `modify_user_group`: what to change (fields left empty stay as they are).
-struct ModifyUserGroupPage;
-
-#[async_trait]
-impl PageBuilder for ModifyUserGroupPage {
-    async fn build(
-        &self,
-        repositories: &dyn Repositories,
-        _: &Map<String, Value>,
-    ) -> Result<FormPage, DomainError> {
-        let groups =
-            active_subscriptions(repositories, ProductType::user_group(), "UserGroupEnum").await?;
-        Ok(FormPage::new("Modify user group")
-            .field(Field::string("user_group_name").nullable())
-            .field(
-                Field::choice_list("parent_user_groups", groups, 0, None)
-                    .unique_items()
-                    .nullable(),
-            )
-            .field(Field::boolean("discoverable").nullable())
-            .field(Field::string("terms").format("long").nullable()))
-    }
+fn modify_user_group_page(groups: Choices) -> FormPage {
+    FormPage::new("Modify user group")
+        .field(Field::string("user_group_name").nullable())
+        .field(
+            Field::choice_list("parent_user_groups", groups, 0, None)
+                .unique_items()
+                .nullable(),
+        )
+        .field(Field::boolean("discoverable").nullable())
+        .field(Field::string("terms").format("long").nullable())
 }
 
-/// The second page of `modify_user`.
-struct ModifyUserPage;
-
-#[async_trait]
-impl PageBuilder for ModifyUserPage {
-    async fn build(
-        &self,
-        repositories: &dyn Repositories,
-        _: &Map<String, Value>,
-    ) -> Result<FormPage, DomainError> {
-        let groups =
-            active_subscriptions(repositories, ProductType::user_group(), "UserGroupEnum").await?;
-        Ok(FormPage::new("Modify user")
-            .field(Field::string("username").nullable())
-            .field(Field::string("firstname").nullable())
-            .field(Field::string("lastname").nullable())
-            .field(Field::string("email").format("email").nullable())
-            .field(Field::string("auth_id").nullable())
-            .field(Field::choice_list("user_group_ids", groups, 1, Some(1)).nullable()))
-    }
+/// The second page of `modify_user` (fields left empty stay as they are).
+fn modify_user_page(groups: Choices) -> FormPage {
+    FormPage::new("Modify user")
+        .field(Field::string("username").nullable())
+        .field(Field::string("firstname").nullable())
+        .field(Field::string("lastname").nullable())
+        .field(Field::string("email").format("email").nullable())
+        .field(Field::string("auth_id").nullable())
+        .field(Field::choice_list("user_group_ids", groups, 1, Some(1)).nullable())
 }
 
 /// The confirmation page of a terminate workflow.
@@ -212,14 +179,16 @@ pub fn form(workflow: &str) -> Option<Form> {
     let form = match workflow {
         "create_user_group" => Form::new()
             .page(ProductPage(ProductType::user_group()))
-            .page(UserGroupPage),
+            .page(WithGroups(user_group_page)),
         "create_user" => Form::new()
             .page(ProductPage(ProductType::user()))
-            .page(UserPage),
+            .page(WithGroups(user_page)),
         "modify_user_group" => Form::new()
             .page(subscription_page())
-            .page(ModifyUserGroupPage),
-        "modify_user" => Form::new().page(subscription_page()).page(ModifyUserPage),
+            .page(WithGroups(modify_user_group_page)),
+        "modify_user" => Form::new()
+            .page(subscription_page())
+            .page(WithGroups(modify_user_page)),
         "terminate_user_group" => Form::new()
             .page(subscription_page())
             .page(terminate_page("user group")),
