@@ -1,6 +1,9 @@
 //! The initial forms of the built-in workflows, following orchestrator-core's conventions: a
 //! create workflow starts with the product page, the others with the subscription page.
 
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
 use async_trait::async_trait;
 use cadre_domain::{
     DomainError, Email, ExternalId, Lifecycle, Name, ProductType, Repositories, SubscriptionQuery,
@@ -87,8 +90,34 @@ fn email(value: &Value) -> Result<(), String> {
 
 const EXTERNAL_ID_PATTERN: &str = r"^(?!\.)[.A-Za-z0-9_-]{1,255}$";
 
-/// A page that offers the active user groups as choices: `page` builds it from them.
-struct WithGroups(fn(Choices) -> FormPage);
+/// How long the active user groups offered as choices are reused before they are looked up
+/// again. Choices only guide the person filling in the form: the workflow's steps check again
+/// that every chosen group is active when they run.
+pub const CHOICES_TTL: Duration = Duration::from_secs(1);
+
+/// A page that offers the active user groups as choices: `page` builds it from them. The groups
+/// are looked up at most once per [`CHOICES_TTL`] for the same form.
+struct WithGroups {
+    page: fn(Choices) -> FormPage,
+    recent: Mutex<Option<(Instant, Choices)>>,
+}
+
+impl WithGroups {
+    fn new(page: fn(Choices) -> FormPage) -> Self {
+        Self {
+            page,
+            recent: Mutex::new(None),
+        }
+    }
+
+    fn recent_groups(&self) -> Option<Choices> {
+        let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        recent
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < CHOICES_TTL)
+            .map(|(_, groups)| groups.clone())
+    }
+}
 
 #[async_trait]
 impl PageBuilder for WithGroups {
@@ -97,9 +126,18 @@ impl PageBuilder for WithGroups {
         repositories: &dyn Repositories,
         _: &Map<String, Value>,
     ) -> Result<FormPage, DomainError> {
-        let groups =
-            active_subscriptions(repositories, ProductType::user_group(), "UserGroupEnum").await?;
-        Ok((self.0)(groups))
+        let groups = match self.recent_groups() {
+            Some(groups) => groups,
+            None => {
+                let groups =
+                    active_subscriptions(repositories, ProductType::user_group(), "UserGroupEnum")
+                        .await?;
+                let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+                *recent = Some((Instant::now(), groups.clone()));
+                groups
+            }
+        };
+        Ok((self.page)(groups))
     }
 }
 
@@ -179,16 +217,16 @@ pub fn form(workflow: &str) -> Option<Form> {
     let form = match workflow {
         "create_user_group" => Form::new()
             .page(ProductPage(ProductType::user_group()))
-            .page(WithGroups(user_group_page)),
+            .page(WithGroups::new(user_group_page)),
         "create_user" => Form::new()
             .page(ProductPage(ProductType::user()))
-            .page(WithGroups(user_page)),
+            .page(WithGroups::new(user_page)),
         "modify_user_group" => Form::new()
             .page(subscription_page())
-            .page(WithGroups(modify_user_group_page)),
+            .page(WithGroups::new(modify_user_group_page)),
         "modify_user" => Form::new()
             .page(subscription_page())
-            .page(WithGroups(modify_user_page)),
+            .page(WithGroups::new(modify_user_page)),
         "terminate_user_group" => Form::new()
             .page(subscription_page())
             .page(terminate_page("user group")),

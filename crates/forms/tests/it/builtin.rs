@@ -148,3 +148,36 @@ async fn error_bodies() {
         }
     );
 }
+
+/// The group choices of a page's schema.
+async fn offered_groups(form: &cadre_forms::Form, store: &SeaStore) -> Value {
+    let answers = [json!({"product": USER_INTERNAL_PRODUCT_ID})];
+    let Err(SubmitError::NotComplete(body)) = form.submit(store, &Map::new(), &answers).await
+    else {
+        panic!("the user page");
+    };
+    body.form["$defs"]["UserGroupEnum"]["enum"].clone()
+}
+
+#[tokio::test]
+async fn group_choices_are_reused_for_a_second_at_most() {
+    let store = scratch_store().await;
+    let staff = group(&store, 0x51, "Staff").await;
+    let form = builtin::form("create_user").unwrap();
+    assert_eq!(offered_groups(&form, &store).await, json!([staff]));
+
+    let admins = group(&store, 0x52, "Admins").await;
+    assert_eq!(
+        offered_groups(&form, &store).await,
+        json!([staff]),
+        "reused within the second"
+    );
+    let fresh = builtin::form("create_user").unwrap();
+    assert_eq!(offered_groups(&fresh, &store).await, json!([staff, admins]));
+    tokio::time::sleep(builtin::CHOICES_TTL + std::time::Duration::from_millis(100)).await;
+    assert_eq!(
+        offered_groups(&form, &store).await,
+        json!([staff, admins]),
+        "looked up again"
+    );
+}
