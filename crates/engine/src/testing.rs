@@ -58,6 +58,7 @@ impl InputForm for OnePage {
                 json!({
                     "type": "object", "properties": {}, "title": "unknown"
                 }),
+                None,
             )))),
             [Value::Object(page)] => match self.required {
                 Some(field) if !page.get(field).is_some_and(Value::is_string) => {

@@ -84,19 +84,19 @@ pub struct FormNotComplete {
     pub status: u16,
     /// The next page's JSON Schema.
     pub form: Value,
-    /// Page metadata; cadre sends none yet.
+    /// Page metadata, e.g. `{"hasNext": true}`.
     pub meta: Option<Value>,
 }
 
 impl FormNotComplete {
-    /// The body asking for the page `form`.
-    pub fn new(form: Value) -> Self {
+    /// The body asking for the page with schema `form` and metadata `meta`.
+    pub fn new(form: Value, meta: Option<Value>) -> Self {
         Self {
             kind: "FormNotCompleteError",
             title: "Form not complete",
             status: 510,
             form,
-            meta: None,
+            meta,
         }
     }
 }

@@ -78,7 +78,7 @@ impl Form {
         for (index, builder) in pages.iter().enumerate() {
             let page = builder.build(repositories, &merged).await?;
             let Some(answer) = answers.get(index) else {
-                let next = FormNotComplete::new(page.schema());
+                let next = FormNotComplete::new(page.schema(), page.meta.clone());
                 return Err(SubmitError::NotComplete(Box::new(next)));
             };
             let values = page.validate(answer).map_err(|errors| {

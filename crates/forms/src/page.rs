@@ -482,6 +482,8 @@ pub struct FormPage {
     pub fields: Vec<Field>,
     /// Checks run once every field is valid (pydantic's model validators).
     pub checks: Vec<PageCheck>,
+    /// Page metadata sent beside the schema, e.g. `{"hasNext": true}` (pydantic-forms' `meta__`).
+    pub meta: Option<Value>,
 }
 
 impl FormPage {
@@ -491,6 +493,7 @@ impl FormPage {
             title: Some(title.to_owned()),
             fields: Vec::new(),
             checks: Vec::new(),
+            meta: None,
         }
     }
 
@@ -500,12 +503,19 @@ impl FormPage {
             title: None,
             fields: Vec::new(),
             checks: Vec::new(),
+            meta: None,
         }
     }
 
     /// Adds a field.
     pub fn field(mut self, field: Field) -> Self {
         self.fields.push(field);
+        self
+    }
+
+    /// Sets the page metadata.
+    pub fn meta(mut self, meta: Value) -> Self {
+        self.meta = Some(meta);
         self
     }
 

@@ -188,3 +188,77 @@ fn validation_errors_match_pydantic_forms() {
         assert_eq!(our_errors(request), reference_errors(case), "case {case}");
     }
 }
+
+/// Sample 04: the second page depends on the first page's answer (its title is the product's
+/// name), and the first page says a page follows (`meta.hasNext`).
+#[tokio::test]
+async fn a_later_page_depends_on_earlier_answers_as_in_pydantic_forms() {
+    use async_trait::async_trait;
+    use cadre_domain::{DomainError, Repositories};
+    use cadre_forms::{Form, PageBuilder, SubmitError};
+
+    const PRODUCTS: [(&str, &str); 2] = [
+        ("p-user-int", "User internal"),
+        ("p-user-ext", "User external"),
+    ];
+
+    struct UserPage;
+
+    #[async_trait]
+    impl PageBuilder for UserPage {
+        async fn build(
+            &self,
+            _: &dyn Repositories,
+            state: &Map<String, Value>,
+        ) -> Result<FormPage, DomainError> {
+            let product = state["product"].as_str().unwrap_or_default();
+            let title = PRODUCTS
+                .iter()
+                .find(|(id, _)| *id == product)
+                .map_or("unknown", |(_, name)| name);
+            let groups = Choices::labelled(
+                "UserGroupEnum",
+                [("g1".to_owned(), "User Group Admins".to_owned())],
+            );
+            Ok(FormPage::new(title)
+                .field(Field::string("username"))
+                .field(Field::integer("age").nullable())
+                .field(Field::choice_list("user_group_ids", groups, 1, Some(1))))
+        }
+    }
+
+    let products = Choices::labelled(
+        "ProductChoice",
+        PRODUCTS.map(|(id, name)| (id.to_owned(), name.to_owned())),
+    );
+    let form = Form::new()
+        .page(
+            FormPage::untitled()
+                .field(Field::choice("product", products))
+                .meta(json!({"hasNext": true})),
+        )
+        .page(UserPage);
+    let store = cadre_store::testing::scratch_store().await;
+    let reference = sample("04_multi_page_generator");
+    for case in ["no_answers", "page1_answered"] {
+        let answers = reference[case]["request_body"].as_array().unwrap().clone();
+        let Err(SubmitError::NotComplete(body)) = form.submit(&store, &Map::new(), &answers).await
+        else {
+            panic!("{case}: not complete");
+        };
+        let mut expected = reference[case]["response_body"].clone();
+        // Documented difference: no `detail` (a Python repr of the schema).
+        expected.as_object_mut().unwrap().shift_remove("detail");
+        assert_eq!(serde_json::to_value(&*body).unwrap(), expected, "{case}");
+    }
+    let answers = reference["all_answered"]["request_body"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let input = form.submit(&store, &Map::new(), &answers).await.unwrap();
+    assert_eq!(
+        Value::Object(input),
+        json!({"product": "p-user-int", "username": "alice", "age": 30, "user_group_ids": ["g1"]}),
+        "the answers, merged (derived values such as product_name come from workflow steps)"
+    );
+}
