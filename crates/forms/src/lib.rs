@@ -18,4 +18,6 @@ mod validate;
 
 pub use errors::{FormNotComplete, FormValidationError, SubmitError, ValidationError};
 pub use form::{Form, PageBuilder};
-pub use page::{Check, Choice, Choices, Field, FieldKind, FormPage, PageCheck, title_from_name};
+pub use page::{
+    Check, Choice, Choices, Field, FieldKind, FormPage, ListItem, PageCheck, title_from_name,
+};

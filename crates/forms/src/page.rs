@@ -132,10 +132,10 @@ pub enum FieldKind {
         /// A rendering hint, e.g. `productId`.
         format: Option<String>,
     },
-    /// A list of choices.
-    ChoiceList {
-        /// The choices.
-        choices: Choices,
+    /// A list of choices, texts or nested models.
+    List {
+        /// What each item is.
+        item: ListItem,
         /// Fewest items.
         min_items: Option<u64>,
         /// Most items.
@@ -145,10 +145,23 @@ pub enum FieldKind {
     },
     /// Display-only text.
     Label,
+    /// A value the form carries but does not show.
+    Hidden,
     /// A display-only separator.
     Divider,
     /// A value shown but not editable; submissions keep it.
     ReadOnly(Value),
+}
+
+/// What the items of a list field are.
+#[derive(Debug, Clone)]
+pub enum ListItem {
+    /// One of a set of choices.
+    Choice(Choices),
+    /// Free text.
+    Text,
+    /// A nested model (its own fields), rendered under `$defs`.
+    Model(Box<FormPage>),
 }
 
 /// One field of a page.
@@ -232,15 +245,36 @@ impl Field {
         min_items: u64,
         max_items: Option<u64>,
     ) -> Self {
+        Self::list(name, ListItem::Choice(choices), min_items, max_items)
+    }
+
+    /// A list of texts with bounds on its length.
+    pub fn text_list(name: &str, min_items: u64, max_items: Option<u64>) -> Self {
+        Self::list(name, ListItem::Text, min_items, max_items)
+    }
+
+    /// A list of nested models (see [`FormPage::model`]) with bounds on its length.
+    pub fn model_list(name: &str, model: FormPage, min_items: u64, max_items: Option<u64>) -> Self {
+        Self::list(name, ListItem::Model(Box::new(model)), min_items, max_items)
+    }
+
+    fn list(name: &str, item: ListItem, min_items: u64, max_items: Option<u64>) -> Self {
         Self::new(
             name,
-            FieldKind::ChoiceList {
-                choices,
+            FieldKind::List {
+                item,
                 min_items: (min_items > 0).then_some(min_items),
                 max_items,
                 unique: false,
             },
         )
+    }
+
+    /// A value carried but not shown.
+    pub fn hidden(name: &str, value: Value) -> Self {
+        let mut field = Self::new(name, FieldKind::Hidden);
+        field.default = Some(value);
+        field
     }
 
     /// Display-only text.
@@ -321,7 +355,7 @@ impl Field {
 
     /// Requires list items to be distinct.
     pub fn unique_items(mut self) -> Self {
-        if let FieldKind::ChoiceList { unique, .. } = &mut self.kind {
+        if let FieldKind::List { unique, .. } = &mut self.kind {
             *unique = true;
         }
         self
@@ -343,7 +377,7 @@ impl Field {
     pub fn is_display_only(&self) -> bool {
         matches!(
             self.kind,
-            FieldKind::Label | FieldKind::Divider | FieldKind::ReadOnly(_)
+            FieldKind::Label | FieldKind::Divider | FieldKind::Hidden | FieldKind::ReadOnly(_)
         )
     }
 
@@ -408,16 +442,27 @@ impl Field {
                 }
                 definition = Some((choices.name.clone(), choices.definition()));
             }
-            FieldKind::ChoiceList {
-                choices,
+            FieldKind::List {
+                item,
                 min_items,
                 max_items,
                 unique,
             } => {
-                put(
-                    "items",
-                    json!({"$ref": format!("#/$defs/{}", choices.name)}),
-                );
+                match item {
+                    ListItem::Choice(choices) => {
+                        put(
+                            "items",
+                            json!({"$ref": format!("#/$defs/{}", choices.name)}),
+                        );
+                        definition = Some((choices.name.clone(), choices.definition()));
+                    }
+                    ListItem::Text => put("items", json!({"type": "string"})),
+                    ListItem::Model(model) => {
+                        let name = model.title.clone().unwrap_or_default();
+                        put("items", json!({"$ref": format!("#/$defs/{name}")}));
+                        definition = Some((name, model.schema()));
+                    }
+                }
                 if let Some(max) = max_items {
                     put("maxItems", json!(max));
                 }
@@ -429,13 +474,12 @@ impl Field {
                 if *unique {
                     put("uniqueItems", json!(true));
                 }
-                definition = Some((choices.name.clone(), choices.definition()));
             }
-            FieldKind::Label | FieldKind::Divider => {
-                let format = if matches!(self.kind, FieldKind::Label) {
-                    "label"
-                } else {
-                    "divider"
+            FieldKind::Label | FieldKind::Divider | FieldKind::Hidden => {
+                let format = match self.kind {
+                    FieldKind::Label => "label",
+                    FieldKind::Hidden => "hidden",
+                    _ => "divider",
                 };
                 put("anyOf", json!([{"type": "string"}, {"type": "null"}]));
                 put("format", json!(format));
@@ -484,6 +528,9 @@ pub struct FormPage {
     pub checks: Vec<PageCheck>,
     /// Page metadata sent beside the schema, e.g. `{"hasNext": true}` (pydantic-forms' `meta__`).
     pub meta: Option<Value>,
+    /// Whether this is a nested model rather than a page: a model ignores unknown keys and its
+    /// schema has no `additionalProperties`, as pydantic's plain models do.
+    pub nested: bool,
 }
 
 impl FormPage {
@@ -494,6 +541,15 @@ impl FormPage {
             fields: Vec::new(),
             checks: Vec::new(),
             meta: None,
+            nested: false,
+        }
+    }
+
+    /// A nested model named `name`, for [`Field::model_list`].
+    pub fn model(name: &str) -> Self {
+        Self {
+            nested: true,
+            ..Self::new(name)
         }
     }
 
@@ -504,6 +560,7 @@ impl FormPage {
             fields: Vec::new(),
             checks: Vec::new(),
             meta: None,
+            nested: false,
         }
     }
 
@@ -547,7 +604,9 @@ impl FormPage {
         if !definitions.is_empty() {
             schema.insert("$defs".to_owned(), Value::Object(sort_keys(definitions)));
         }
-        schema.insert("additionalProperties".to_owned(), json!(false));
+        if !self.nested {
+            schema.insert("additionalProperties".to_owned(), json!(false));
+        }
         schema.insert("properties".to_owned(), Value::Object(properties));
         if !required.is_empty() {
             schema.insert("required".to_owned(), json!(required));

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::errors::ValidationError;
-use crate::page::{FieldKind, FormPage};
+use crate::page::{FieldKind, FormPage, ListItem};
 
 pub(crate) fn page(
     page: &FormPage,
@@ -70,7 +70,7 @@ pub(crate) fn page(
             Err(field_errors) => errors.extend(field_errors),
         }
     }
-    for (name, value) in submitted {
+    for (name, value) in submitted.iter().filter(|_| !page.nested) {
         if !page.fields.iter().any(|field| &field.name == name) {
             errors.push(ValidationError::new(
                 "extra_forbidden",
@@ -234,8 +234,8 @@ fn check_kind(
                     .with_ctx("expected", json!(choices.expected())),
             ]),
         },
-        FieldKind::ChoiceList {
-            choices,
+        FieldKind::List {
+            item: item_kind,
             min_items,
             max_items,
             unique,
@@ -247,20 +247,13 @@ fn check_kind(
                 )]);
             };
             let mut errors = Vec::new();
+            let mut checked = Vec::with_capacity(items.len());
             for (index, item) in items.iter().enumerate() {
-                let allowed = item.as_str().is_some_and(|choice| choices.contains(choice));
-                if !allowed {
-                    let mut item_loc = loc.to_vec();
-                    item_loc.push(json!(index));
-                    errors.push(
-                        ValidationError::new(
-                            "enum",
-                            item_loc,
-                            format!("Input should be {}", choices.expected()),
-                            item,
-                        )
-                        .with_ctx("expected", json!(choices.expected())),
-                    );
+                let mut item_loc = loc.to_vec();
+                item_loc.push(json!(index));
+                match check_item(item_kind, item, item_loc) {
+                    Ok(value) => checked.push(value),
+                    Err(item_errors) => errors.extend(item_errors),
                 }
             }
             let count = items.len() as u64;
@@ -301,11 +294,56 @@ fn check_kind(
                 );
             }
             if errors.is_empty() {
-                Ok(value.clone())
+                Ok(Value::Array(checked))
             } else {
                 Err(errors)
             }
         }
-        FieldKind::Label | FieldKind::Divider | FieldKind::ReadOnly(_) => Ok(value.clone()),
+        FieldKind::Label | FieldKind::Divider | FieldKind::Hidden | FieldKind::ReadOnly(_) => {
+            Ok(value.clone())
+        }
+    }
+}
+
+/// Checks one list item at `loc`: a choice, a text, or a nested model (whose errors are located
+/// under the item).
+fn check_item(
+    kind: &ListItem,
+    item: &Value,
+    loc: Vec<Value>,
+) -> Result<Value, Vec<ValidationError>> {
+    match kind {
+        ListItem::Choice(choices) => match item.as_str() {
+            Some(choice) if choices.contains(choice) => Ok(item.clone()),
+            _ => Err(vec![
+                ValidationError::new(
+                    "enum",
+                    loc,
+                    format!("Input should be {}", choices.expected()),
+                    item,
+                )
+                .with_ctx("expected", json!(choices.expected())),
+            ]),
+        },
+        ListItem::Text => match item {
+            Value::String(_) => Ok(item.clone()),
+            _ => Err(vec![ValidationError::new(
+                "string_type",
+                loc,
+                "Input should be a valid string",
+                item,
+            )]),
+        },
+        ListItem::Model(model) => page(model, item).map(Value::Object).map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|mut error| {
+                    let mut located = loc.clone();
+                    located.append(&mut error.loc);
+                    error.loc = located;
+                    error
+                })
+                .collect()
+        }),
     }
 }

@@ -74,7 +74,7 @@ fn basic_fields_match_pydantic_forms() {
 }
 
 #[test]
-fn choices_match_pydantic_forms_except_free_text_lists() {
+fn choices_and_lists_match_pydantic_forms() {
     let page = FormPage::untitled()
         .field(Field::choice("primary_group", groups()))
         .field(Field::choice_list("user_group_ids", groups(), 1, Some(1)))
@@ -86,15 +86,50 @@ fn choices_match_pydantic_forms_except_free_text_lists() {
         .field(
             Field::choice("shell", Choices::plain("Shell", &["bash", "zsh"]))
                 .default(json!("bash")),
-        );
-    // Documented difference: lists of free text (`unique_conlist(str)`) are not supported yet.
-    let mut expected = sample("02_choices");
-    expected["properties"]
-        .as_object_mut()
-        .unwrap()
-        .shift_remove("tags");
-    expected["required"] = json!(["primary_group", "user_group_ids"]);
+        )
+        .field(Field::text_list("tags", 1, Some(3)).unique_items());
+    assert_same_schema(&page.schema(), &sample("02_choices"));
+}
+
+/// Sample 06: nested models and fixed-length text lists.
+#[test]
+fn nested_models_and_text_lists_match_pydantic_forms() {
+    let ssh_key = FormPage::model("SshKey")
+        .field(Field::string("name"))
+        .field(Field::string("public_key").length(Some(20), None));
+    let page = FormPage::untitled()
+        .field(Field::model_list("ssh_keys", ssh_key, 0, None).default(json!([])))
+        .field(Field::text_list("admin_contacts", 2, Some(2)).unique_items());
+    // Documented differences: timestamps and accept fields are not supported yet.
+    let mut expected = sample("06_nested_lists_meta")["form"].clone();
+    let properties = expected["properties"].as_object_mut().unwrap();
+    for unsupported in ["expires_at", "confirm"] {
+        properties.shift_remove(unsupported);
+    }
+    expected["required"] = json!(["admin_contacts"]);
     assert_same_schema(&page.schema(), &expected);
+
+    let errors = page
+        .validate(
+            &json!({"ssh_keys": [{"name": "laptop", "public_key": "short", "comment": "ignored"}],
+                          "admin_contacts": ["a@example.org"]}),
+        )
+        .unwrap_err();
+    let summary: Vec<(Vec<Value>, &str)> = errors
+        .iter()
+        .map(|error| (error.loc.clone(), error.kind.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                vec![json!("ssh_keys"), json!(0), json!("public_key")],
+                "string_too_short"
+            ),
+            (vec![json!("admin_contacts")], "too_short"),
+        ],
+        "nested errors are located under their item; unknown keys of a nested model are ignored"
+    );
 }
 
 #[test]
