@@ -624,6 +624,23 @@ impl FormPage {
     pub fn validate(&self, answer: &Value) -> Result<Map<String, Value>, Vec<ValidationError>> {
         crate::validate::page(self, answer)
     }
+
+    /// Validates `answer` and deserialises the values into `T`, a struct with the page's fields.
+    /// A mismatch between the page and `T` is reported as a `__root__` error.
+    pub fn parse<T: serde::de::DeserializeOwned>(
+        &self,
+        answer: &Value,
+    ) -> Result<T, Vec<ValidationError>> {
+        let values = self.validate(answer)?;
+        serde_json::from_value(Value::Object(values)).map_err(|error| {
+            vec![ValidationError::new(
+                "model_type",
+                vec![json!("__root__")],
+                format!("the page's values do not fit the target type: {error}"),
+                answer,
+            )]
+        })
+    }
 }
 
 /// pydantic's title for a field name: words split on `_`, each capitalised.

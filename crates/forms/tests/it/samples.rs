@@ -297,3 +297,33 @@ async fn a_later_page_depends_on_earlier_answers_as_in_pydantic_forms() {
         "the answers, merged (derived values such as product_name come from workflow steps)"
     );
 }
+
+#[test]
+fn valid_input_becomes_a_typed_value() {
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct NewUser {
+        username: String,
+        age: i64,
+        nickname: Option<String>,
+    }
+    let page = FormPage::new("User")
+        .field(Field::string("username").length(Some(3), None))
+        .field(Field::integer("age").default(json!(30)))
+        .field(Field::string("nickname").nullable());
+    let user: NewUser = page
+        .parse(&json!({"username": "alice", "age": "41"}))
+        .unwrap();
+    assert_eq!(
+        user,
+        NewUser {
+            username: "alice".to_owned(),
+            age: 41,
+            nickname: None
+        },
+        "defaults filled in, numbers parsed as pydantic's lax mode does"
+    );
+    let errors = page
+        .parse::<NewUser>(&json!({"username": "al"}))
+        .unwrap_err();
+    assert_eq!(errors[0].kind, "string_too_short");
+}
