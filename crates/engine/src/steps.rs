@@ -8,7 +8,7 @@ use cadre_domain::{
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::step::{Patch, Step, StepContext, StepError, StepFn, step};
+use crate::step::{Patch, Step, StepContext, StepError, StepFn, StepList, done, init, step};
 
 /// The customer new subscriptions belong to when the state names none.
 pub const DEFAULT_CUSTOMER: &str = "Default";
@@ -197,4 +197,41 @@ pub fn resync() -> Step {
             checked: false,
         },
     )
+}
+
+/// A create workflow's steps, as orchestrator-core's `@create_workflow` frames them:
+/// `init >> create_subscription >> store_process_subscription >> body >> set_status(active) >>
+/// resync >> done`.
+pub fn create_workflow(product_type: ProductType, body: StepList) -> StepList {
+    init()
+        >> create_subscription(product_type)
+        >> store_process_subscription()
+        >> body
+        >> set_status(Lifecycle::Active)
+        >> resync()
+        >> done()
+}
+
+/// A modify workflow's steps: `init >> store_process_subscription >> unsync >> body >> resync
+/// >> done`.
+pub fn modify_workflow(body: StepList) -> StepList {
+    init() >> store_process_subscription() >> unsync() >> body >> resync() >> done()
+}
+
+/// A terminate workflow's steps: `init >> store_process_subscription >> unsync >> body >>
+/// set_status(terminated) >> resync >> done`.
+pub fn terminate_workflow(body: StepList) -> StepList {
+    init()
+        >> store_process_subscription()
+        >> unsync()
+        >> body
+        >> set_status(Lifecycle::Terminated)
+        >> resync()
+        >> done()
+}
+
+/// A validate workflow's steps: `init >> store_process_subscription >> unsync_unchecked >>
+/// body >> resync >> done`.
+pub fn validate_workflow(body: StepList) -> StepList {
+    init() >> store_process_subscription() >> unsync_unchecked() >> body >> resync() >> done()
 }

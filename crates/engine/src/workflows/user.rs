@@ -7,52 +7,33 @@ use cadre_domain::models::{DomainModel, User, UserGroup, UserInactive};
 use cadre_domain::{Email, ExternalId, Lifecycle, Name, ProductType};
 
 use super::active_groups;
-use crate::step::{Patch, StepContext, StepError, StepFn, StepList, done, init, step};
+use crate::step::{Patch, StepContext, StepError, StepFn, StepList, step};
 use crate::steps::{
-    create_subscription, load_subscription, resync, set_status, store_process_subscription,
-    subscription_patch, unsync, unsync_unchecked,
+    create_workflow, load_subscription, modify_workflow, subscription_patch, terminate_workflow,
+    validate_workflow,
 };
 
 pub fn create() -> StepList {
-    init()
-        >> create_subscription(ProductType::user())
-        >> store_process_subscription()
-        >> step(
+    create_workflow(
+        ProductType::user(),
+        StepList::from(step(
             "initialize_subscription",
             "Initialize subscription",
             Initialize,
-        )
-        >> step("provision_user", "Provision user", Provision)
-        >> set_status(Lifecycle::Active)
-        >> resync()
-        >> done()
+        )) >> step("provision_user", "Provision user", Provision),
+    )
 }
 
 pub fn modify() -> StepList {
-    init()
-        >> store_process_subscription()
-        >> unsync()
-        >> step("modify_user_subscription", "Modify subscription", Modify)
-        >> resync()
-        >> done()
+    modify_workflow(step("modify_user_subscription", "Modify subscription", Modify).into())
 }
 
 pub fn terminate() -> StepList {
-    init()
-        >> store_process_subscription()
-        >> unsync()
-        >> set_status(Lifecycle::Terminated)
-        >> resync()
-        >> done()
+    terminate_workflow(StepList::default())
 }
 
 pub fn validate() -> StepList {
-    init()
-        >> store_process_subscription()
-        >> unsync_unchecked()
-        >> step("check_user", "Check user", Check)
-        >> resync()
-        >> done()
+    validate_workflow(step("check_user", "Check user", Check).into())
 }
 
 /// "User <username> from group <names> (<affiliation>)", as in the workshop.

@@ -8,61 +8,47 @@ use cadre_domain::{BlockRef, DomainError, ExternalId, Lifecycle, Name, ProductTy
 use uuid::Uuid;
 
 use super::active_groups;
-use crate::step::{Patch, StepContext, StepError, StepFn, StepList, done, init, step};
+use crate::step::{Patch, StepContext, StepError, StepFn, StepList, step};
 use crate::steps::{
-    create_subscription, load_subscription, resync, set_status, store_process_subscription,
-    subscription_patch, unsync, unsync_unchecked,
+    create_workflow, load_subscription, modify_workflow, subscription_patch, terminate_workflow,
+    validate_workflow,
 };
 
 pub fn create() -> StepList {
-    init()
-        >> create_subscription(ProductType::user_group())
-        >> store_process_subscription()
-        >> step(
+    create_workflow(
+        ProductType::user_group(),
+        StepList::from(step(
             "initialize_subscription",
             "Initialize subscription",
             Initialize,
-        )
-        >> step("provision_user_group", "Provision user group", Provision)
-        >> set_status(Lifecycle::Active)
-        >> resync()
-        >> done()
+        )) >> step("provision_user_group", "Provision user group", Provision),
+    )
 }
 
 pub fn modify() -> StepList {
-    init()
-        >> store_process_subscription()
-        >> unsync()
-        >> step(
+    modify_workflow(
+        step(
             "modify_user_group_subscription",
             "Modify subscription",
             Modify,
         )
-        >> resync()
-        >> done()
+        .into(),
+    )
 }
 
 pub fn terminate() -> StepList {
-    init()
-        >> store_process_subscription()
-        >> unsync()
-        >> step(
+    terminate_workflow(
+        step(
             "deprovision_user_group",
             "Deprovision user group",
             Deprovision,
         )
-        >> set_status(Lifecycle::Terminated)
-        >> resync()
-        >> done()
+        .into(),
+    )
 }
 
 pub fn validate() -> StepList {
-    init()
-        >> store_process_subscription()
-        >> unsync_unchecked()
-        >> step("check_user_group", "Check user group", Check)
-        >> resync()
-        >> done()
+    validate_workflow(step("check_user_group", "Check user group", Check).into())
 }
 
 fn description(name: &Name) -> String {
