@@ -4,5 +4,4 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod builtin;
-mod layering;
 mod samples;
