@@ -10,6 +10,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261124_000001_catalogue_and_subscriptions;
 mod m20261124_000002_demo_catalogue;
 mod m20261124_000003_processes;
+mod m20261124_000004_api_tokens;
 
 pub mod demo;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_catalogue_and_subscriptions::Migration),
             Box::new(m20261124_000002_demo_catalogue::Migration),
             Box::new(m20261124_000003_processes::Migration),
+            Box::new(m20261124_000004_api_tokens::Migration),
         ]
     }
 }

@@ -6,6 +6,7 @@
 //!
 //! This crate performs no I/O and knows nothing about databases, HTTP or async runtimes.
 
+pub mod auth;
 pub mod catalogue;
 pub mod error;
 pub mod ids;
@@ -15,6 +16,7 @@ pub mod ports;
 pub mod process;
 pub mod subscription;
 
+pub use auth::{ApiToken, Role, TokenRepository};
 pub use catalogue::{FixedInput, Product, ProductBlock, ProductStatus, ProductType, ResourceType};
 pub use error::{DomainError, Result};
 pub use ids::{Email, ExternalId, Name};

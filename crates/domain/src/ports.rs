@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::auth::TokenRepository;
 use crate::catalogue::{Product, ProductBlock, ProductType};
 use crate::error::Result;
 use crate::ids::Name;
@@ -158,7 +159,11 @@ pub trait SubscriptionRepository: Send + Sync {
 
 /// Every repository, as one object.
 pub trait Repositories:
-    CatalogueRepository + CustomerRepository + SubscriptionRepository + ProcessRepository
+    CatalogueRepository
+    + CustomerRepository
+    + SubscriptionRepository
+    + ProcessRepository
+    + TokenRepository
 {
 }
 
@@ -167,6 +172,7 @@ impl<T> Repositories for T where
         + CustomerRepository
         + SubscriptionRepository
         + ProcessRepository
+        + TokenRepository
         + ?Sized
 {
 }

@@ -13,6 +13,7 @@ mod processes;
 mod subscriptions;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tokens;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -8,4 +8,5 @@ mod fixtures;
 mod listing;
 mod migrations;
 mod subscriptions;
+mod tokens;
 mod uniqueness;
