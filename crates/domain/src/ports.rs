@@ -180,6 +180,8 @@ impl<T> Repositories for T where
 /// A store: the repositories, and transactions over them.
 #[async_trait]
 pub trait Store: Repositories {
+    /// Checks that the storage answers (a round trip, no cache).
+    async fn ping(&self) -> Result<()>;
     /// Starts a transaction; its changes become visible together on commit.
     async fn begin(&self) -> Result<Box<dyn StoreTransaction>>;
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use cadre_domain::{
     Clock, DomainError, Lease, NewProcess, Process, ProcessStatus, ProcessUpdate, State,
-    StepRecord, StepStatus, Store, Target,
+    StepRecord, StepStatus, Store,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
@@ -102,6 +102,14 @@ impl Engine {
         }
     }
 
+    /// A second handle on this engine that claims processes as worker `worker_id`; it shares the
+    /// store, the registry and the wake-ups of processes this engine starts.
+    pub fn with_worker_id(&self, worker_id: impl Into<String>) -> Self {
+        let mut engine = self.clone();
+        engine.config.worker_id = worker_id.into();
+        engine
+    }
+
     /// The workflows this engine runs.
     pub fn registry(&self) -> &Registry {
         &self.registry
@@ -175,45 +183,10 @@ impl Engine {
         let subscription_id: Uuid = serde_json::from_value(raw.clone())
             .map_err(|_| EngineError::NotStartable(format!("{raw} is not a subscription id")))?;
         let record = self.store.load_subscription(subscription_id).await?;
-        let subscription = &record.subscription;
-        if !workflow.product_types.is_empty()
-            && !workflow
-                .product_types
-                .contains(&record.product.product_type)
-        {
-            return Err(EngineError::NotStartable(format!(
-                "subscription {subscription_id} is a {}, not a {}",
-                record.product.product_type,
-                workflow
-                    .product_types
-                    .iter()
-                    .map(|product_type| product_type.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" or ")
-            )));
+        match workflow.refusal(&record) {
+            Some(reason) => Err(EngineError::NotStartable(reason)),
+            None => Ok(Some(subscription_id)),
         }
-        if !workflow.usable_when.is_empty()
-            && !workflow.usable_when.contains(&subscription.lifecycle)
-        {
-            return Err(EngineError::NotStartable(format!(
-                "subscription {subscription_id} is {}; {} needs it {}",
-                subscription.lifecycle,
-                workflow.name,
-                workflow
-                    .usable_when
-                    .iter()
-                    .map(|lifecycle| lifecycle.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" or ")
-            )));
-        }
-        let exclusive = matches!(workflow.target, Target::Modify | Target::Terminate);
-        if exclusive && !subscription.insync {
-            return Err(EngineError::NotStartable(format!(
-                "subscription {subscription_id} already has a running process"
-            )));
-        }
-        Ok(Some(subscription_id))
     }
 
     /// Claims one runnable process and runs it until it completes, suspends, fails, waits or
@@ -558,9 +531,12 @@ impl Engine {
             self.work_available.notify_waiters();
             return Ok(resumed);
         }
-        cadre_forms::Form::new()
-            .submit(self.store.as_ref(), &process.state, pages)
-            .await?;
+        // A retry takes no input: `[]`, or the one empty page of an empty form.
+        if !pages.is_empty() {
+            cadre_forms::Form::new()
+                .submit(self.store.as_ref(), &process.state, pages)
+                .await?;
+        }
         let resumed = self
             .store
             .transition_process(

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use cadre_domain::{Lifecycle, ProductType, Target};
+use cadre_domain::{Lifecycle, ProductType, SubscriptionRecord, Target};
 
 use crate::form::InputForm;
 use crate::step::{StepKind, StepList};
@@ -73,6 +73,36 @@ pub enum DefinitionError {
 }
 
 impl Workflow {
+    /// Why this workflow cannot start on `record` now, or `None` if it can: the subscription is of
+    /// another product type, in a lifecycle the workflow does not allow, or (modify, terminate)
+    /// held by another process.
+    pub fn refusal(&self, record: &SubscriptionRecord) -> Option<String> {
+        let subscription = &record.subscription;
+        let id = subscription.id;
+        let product_type = &record.product.product_type;
+        if !self.product_types.is_empty() && !self.product_types.contains(product_type) {
+            let wanted: Vec<&str> = self.product_types.iter().map(|t| t.as_str()).collect();
+            return Some(format!(
+                "subscription {id} is a {product_type}, not a {}",
+                wanted.join(" or ")
+            ));
+        }
+        if !self.usable_when.is_empty() && !self.usable_when.contains(&subscription.lifecycle) {
+            let wanted: Vec<&str> = self.usable_when.iter().map(|l| l.as_str()).collect();
+            return Some(format!(
+                "subscription {id} is {}; {} needs it {}",
+                subscription.lifecycle,
+                self.name,
+                wanted.join(" or ")
+            ));
+        }
+        let exclusive = matches!(self.target, Target::Modify | Target::Terminate);
+        if exclusive && !subscription.insync {
+            return Some(format!("subscription {id} already has a running process"));
+        }
+        None
+    }
+
     fn check(&self) -> Result<(), DefinitionError> {
         let steps = self.steps.steps();
         let starts = steps.first().is_some_and(|step| step.key == "init");

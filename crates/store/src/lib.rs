@@ -105,6 +105,10 @@ impl SeaStore {
 
 #[async_trait]
 impl Store for SeaStore {
+    async fn ping(&self) -> Result<()> {
+        self.conn.ping().await.map_err(storage_error)
+    }
+
     async fn begin(&self) -> Result<Box<dyn StoreTransaction>> {
         // On SQLite, take the write lock up front: a deferred transaction that reads and then
         // writes can fail with SQLITE_BUSY when another connection wrote in between.

@@ -43,6 +43,25 @@ pub async fn from_subscription<M: DomainModel>(
     M::from_record(record)
 }
 
+/// The typed domain model of `record` as JSON, as the API shows it: the `*Inactive` model of its
+/// product type (which covers every lifecycle), or the generic record for a product type
+/// without a typed model.
+pub fn to_json(record: SubscriptionRecord) -> Result<serde_json::Value> {
+    fn render<M: DomainModel + serde::Serialize>(
+        record: SubscriptionRecord,
+    ) -> Result<serde_json::Value> {
+        let model = M::from_record(record)?;
+        serde_json::to_value(model)
+            .map_err(|error| DomainError::invalid("subscription", error.to_string()))
+    }
+    match record.product.product_type.as_str() {
+        ProductType::USER => render::<UserInactive>(record),
+        ProductType::USER_GROUP => render::<UserGroupInactive>(record),
+        _ => serde_json::to_value(record)
+            .map_err(|error| DomainError::invalid("subscription", error.to_string())),
+    }
+}
+
 /// Saves `model` whole and returns it as stored.
 pub async fn save<M: DomainModel>(
     repository: &(impl SubscriptionRepository + ?Sized),
