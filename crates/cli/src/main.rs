@@ -1,0 +1,422 @@
+//! `cadre`: serve the API and workers, or act on the database directly as an operator.
+//!
+//! Every command reads the same configuration as `cadre serve` (defaults, `--config` TOML
+//! file, `CADRE_*` and `DATABASE_URL` environment variables, flags), so an operator command
+//! acts on the database the server uses. Output is a table for people, or JSON with `--json`
+//! (the API's wire shapes). Errors go to stderr with a non-zero exit code.
+
+mod output;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow};
+use cadre_domain::{Clock, Role, SystemClock};
+use cadre_engine::Engine;
+use cadre_server::api::{processes, subscriptions, workflows};
+use cadre_server::{ApiError, Config, Mode};
+use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::output::Output;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cadre",
+    version,
+    about = "Users and groups as subscriptions, changed by durable workflows"
+)]
+struct Cli {
+    /// TOML configuration file (see docs/configuration.md).
+    #[arg(long, global = true, env = "CADRE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Database URL: `sqlite://FILE?mode=rwc` or `postgres://…` (default: ./cadre.db).
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    /// Print JSON (the API's shapes) instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the REST API and engine workers.
+    Serve(ServeArgs),
+    /// Create the database if needed and apply pending migrations.
+    Migrate,
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Workflows.
+    #[command(subcommand)]
+    Workflow(WorkflowCommand),
+    /// Processes (workflow runs).
+    #[command(subcommand)]
+    Process(ProcessCommand),
+    /// Subscriptions.
+    #[command(subcommand)]
+    Subscription(SubscriptionCommand),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on (default 127.0.0.1).
+    #[arg(long)]
+    bind: Option<std::net::IpAddr>,
+    /// Port to listen on (default 8080; 0 picks a free one).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Engine workers to run in this process (default 2).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Serve the API only; workers run elsewhere on the same database.
+    #[arg(long, conflicts_with = "workers_only")]
+    no_workers: bool,
+    /// Run engine workers only, without the API.
+    #[arg(long)]
+    workers_only: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it once.
+    Create {
+        /// Whose or what the token is; processes record it as their creator.
+        #[arg(long)]
+        name: String,
+        /// `admin` or `user`.
+        #[arg(long, default_value = "user")]
+        role: String,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token.
+    Revoke {
+        /// Token id.
+        id: Uuid,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WorkflowCommand {
+    /// List workflows.
+    List,
+    /// Start a workflow with the answers to its form's pages, one JSON object each.
+    Start {
+        /// Workflow name, e.g. `create_user_group`.
+        name: String,
+        /// Page answers, e.g. '{"product": "…"}' '{"user_group_id": "g1", …}'.
+        pages: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProcessCommand {
+    /// List processes, newest first.
+    List {
+        /// Only this workflow.
+        #[arg(long)]
+        workflow: Option<String>,
+        /// Only this status, e.g. `failed`.
+        #[arg(long)]
+        status: Option<String>,
+        /// Rows to skip.
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        /// Most rows to show (1 to 1000).
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+    },
+    /// Show a process with its steps.
+    Show {
+        /// Process id.
+        id: Uuid,
+    },
+    /// Resume a suspended process with page answers, or retry a failed one.
+    Resume {
+        /// Process id.
+        id: Uuid,
+        /// Answers to the awaited form's pages, one JSON object each.
+        pages: Vec<String>,
+    },
+    /// Abort an unfinished process.
+    Abort {
+        /// Process id.
+        id: Uuid,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SubscriptionCommand {
+    /// List subscriptions.
+    List {
+        /// Only this product type, e.g. `User`.
+        #[arg(long)]
+        product_type: Option<String>,
+        /// Only this lifecycle, e.g. `active`.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only descriptions containing this text.
+        #[arg(long)]
+        query: Option<String>,
+        /// Rows to skip.
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        /// Most rows to show (1 to 1000).
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+    },
+    /// Show a subscription with its domain model.
+    Show {
+        /// Subscription id.
+        id: Uuid,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let mut config = Config::load(cli.config.as_deref()).map_err(|error| anyhow!("{error}"))?;
+    if let Some(url) = cli.database_url {
+        config.database_url = url;
+    }
+    let output = Output { json: cli.json };
+    if let Command::Serve(args) = cli.command {
+        return serve(config, args).await;
+    }
+    init_tracing("warn");
+    let engine = cadre_server::open(&config.database_url).await?;
+    match cli.command {
+        Command::Serve(_) => unreachable!("handled above"),
+        Command::Migrate => {
+            output.message("database is up to date");
+            Ok(())
+        }
+        Command::Token(command) => token(&engine, &output, command).await,
+        Command::Workflow(command) => workflow(&engine, &output, command).await,
+        Command::Process(command) => process(&engine, &output, command).await,
+        Command::Subscription(command) => subscription(&engine, &output, command).await,
+    }
+}
+
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(default))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+async fn serve(mut config: Config, args: ServeArgs) -> Result<()> {
+    config.bind = args.bind.unwrap_or(config.bind);
+    config.port = args.port.unwrap_or(config.port);
+    config.workers = args.workers.unwrap_or(config.workers);
+    if args.no_workers {
+        config.mode = Mode::ApiOnly;
+    }
+    if args.workers_only {
+        config.mode = Mode::WorkersOnly;
+    }
+    init_tracing(&config.log);
+    cadre_server::serve(&config, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown requested");
+}
+
+/// Who the operator is, as processes record it.
+fn operator() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "operator".to_owned())
+    )
+}
+
+fn parse_pages(pages: &[String]) -> Result<Vec<Value>> {
+    pages
+        .iter()
+        .enumerate()
+        .map(|(index, page)| {
+            serde_json::from_str(page).with_context(|| format!("page {index} is not valid JSON"))
+        })
+        .collect()
+}
+
+/// Turns an API error into a message for the terminal, with the form's own detail.
+fn explain(error: ApiError) -> anyhow::Error {
+    match error {
+        ApiError::FormNotComplete(body) => anyhow!(
+            "the form needs another page; its schema:\n{}",
+            serde_json::to_string_pretty(&body.form).unwrap_or_default()
+        ),
+        ApiError::FormInvalid(body) => {
+            let errors: Vec<String> = body
+                .validation_errors
+                .iter()
+                .map(|error| {
+                    let loc: Vec<String> = error.loc.iter().map(|part| part.to_string()).collect();
+                    format!("  {}: {} ({})", loc.join("."), error.msg, error.kind)
+                })
+                .collect();
+            anyhow!("page {} is not valid:\n{}", body.page, errors.join("\n"))
+        }
+        other => anyhow!(other),
+    }
+}
+
+async fn token(engine: &Engine, output: &Output, command: TokenCommand) -> Result<()> {
+    let store = engine.store().as_ref();
+    match command {
+        TokenCommand::Create { name, role } => {
+            let role: Role = role.parse()?;
+            let issued =
+                cadre_server::auth::issue_token(store, &name, role, &operator(), SystemClock.now())
+                    .await?;
+            output.token_created(&issued);
+        }
+        TokenCommand::List => output.tokens(&store.list_tokens().await?),
+        TokenCommand::Revoke { id } => {
+            store.revoke_token(id, SystemClock.now()).await?;
+            output.message(&format!("token {id} revoked"));
+        }
+    }
+    Ok(())
+}
+
+async fn workflow(engine: &Engine, output: &Output, command: WorkflowCommand) -> Result<()> {
+    match command {
+        WorkflowCommand::List => output.workflows(&workflows::list(engine)),
+        WorkflowCommand::Start { name, pages } => {
+            let pages = parse_pages(&pages)?;
+            let process = engine
+                .start(&name, &pages, &operator())
+                .await
+                .map_err(|error| explain(error.into()))?;
+            output.created(process.id);
+        }
+    }
+    Ok(())
+}
+
+async fn process(engine: &Engine, output: &Output, command: ProcessCommand) -> Result<()> {
+    match command {
+        ProcessCommand::List {
+            workflow,
+            status,
+            offset,
+            limit,
+        } => {
+            let filter = processes::ProcessFilter {
+                workflow_name: workflow,
+                status,
+                subscription_id: None,
+                offset: Some(offset),
+                limit: Some(limit),
+            };
+            output.processes(&processes::list(engine, filter).await.map_err(explain)?);
+        }
+        ProcessCommand::Show { id } => {
+            output.process(&processes::detail(engine, id).await.map_err(explain)?);
+        }
+        ProcessCommand::Resume { id, pages } => {
+            let pages = parse_pages(&pages)?;
+            let process = engine
+                .resume(id, &pages, &operator())
+                .await
+                .map_err(|error| explain(error.into()))?;
+            output.message(&format!("process {id} is {}", process.status));
+        }
+        ProcessCommand::Abort { id } => {
+            let process = engine
+                .abort(id, &operator())
+                .await
+                .map_err(|error| explain(error.into()))?;
+            output.message(&format!("process {id} is {}", process.status));
+        }
+    }
+    Ok(())
+}
+
+async fn subscription(
+    engine: &Engine,
+    output: &Output,
+    command: SubscriptionCommand,
+) -> Result<()> {
+    match command {
+        SubscriptionCommand::List {
+            product_type,
+            status,
+            query,
+            offset,
+            limit,
+        } => {
+            let filter = subscriptions::SubscriptionFilter {
+                product_type,
+                status,
+                query,
+                offset: Some(offset),
+                limit: Some(limit),
+                ..Default::default()
+            };
+            let page = subscriptions::list(engine, &filter)
+                .await
+                .map_err(explain)?;
+            output.subscriptions(&page);
+        }
+        SubscriptionCommand::Show { id } => {
+            let detail = subscriptions::detail(engine, id).await.map_err(explain)?;
+            output.subscription(&detail);
+        }
+    }
+    Ok(())
+}

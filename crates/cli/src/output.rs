@@ -1,0 +1,250 @@
+//! What commands print: tables for people, JSON for scripts.
+
+use cadre_domain::ApiToken;
+use cadre_server::api::processes::{ProcessDetail, ProcessPage};
+use cadre_server::api::subscriptions::{SubscriptionDetail, SubscriptionPage};
+use cadre_server::api::workflows::WorkflowSchema;
+use cadre_server::auth::IssuedToken;
+use chrono::{DateTime, Utc};
+use comfy_table::Table;
+use serde::Serialize;
+use serde_json::json;
+use uuid::Uuid;
+
+/// The output format.
+pub struct Output {
+    /// JSON instead of tables.
+    pub json: bool,
+}
+
+/// A token as listed: never its hash.
+#[derive(Serialize)]
+struct TokenView<'a> {
+    id: Uuid,
+    name: &'a str,
+    role: &'a str,
+    created_by: &'a str,
+    created_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl<'a> From<&'a ApiToken> for TokenView<'a> {
+    fn from(token: &'a ApiToken) -> Self {
+        Self {
+            id: token.id,
+            name: &token.name,
+            role: token.role.as_str(),
+            created_by: &token.created_by,
+            created_at: token.created_at,
+            revoked_at: token.revoked_at,
+        }
+    }
+}
+
+fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Table {
+    let mut table = Table::new();
+    table.set_header(header.to_vec());
+    for row in rows {
+        table.add_row(row);
+    }
+    table
+}
+
+fn print_json(value: &impl Serialize) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(error) => eprintln!("error: cannot render JSON: {error}"),
+    }
+}
+
+fn time(epoch: f64) -> String {
+    DateTime::from_timestamp_millis((epoch * 1000.0) as i64)
+        .map(|at| at.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+impl Output {
+    /// A one-line outcome.
+    pub fn message(&self, text: &str) {
+        if self.json {
+            print_json(&json!({ "message": text }));
+        } else {
+            println!("{text}");
+        }
+    }
+
+    /// A new process's id.
+    pub fn created(&self, id: Uuid) {
+        if self.json {
+            print_json(&json!({ "id": id }));
+        } else {
+            println!("process {id} created");
+        }
+    }
+
+    /// A token just created, with its one-time secret.
+    pub fn token_created(&self, issued: &IssuedToken) {
+        if self.json {
+            let mut view = serde_json::to_value(TokenView::from(&issued.token)).unwrap_or_default();
+            view["token"] = json!(issued.plain);
+            print_json(&view);
+        } else {
+            println!("{}", issued.plain);
+            eprintln!(
+                "token {} ({}, {}) created; it is shown only this once",
+                issued.token.id, issued.token.name, issued.token.role
+            );
+        }
+    }
+
+    /// Tokens.
+    pub fn tokens(&self, tokens: &[ApiToken]) {
+        if self.json {
+            print_json(&tokens.iter().map(TokenView::from).collect::<Vec<_>>());
+            return;
+        }
+        let rows = tokens.iter().map(|token| {
+            vec![
+                token.id.to_string(),
+                token.name.clone(),
+                token.role.to_string(),
+                token.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                token
+                    .revoked_at
+                    .map(|at| at.format("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_default(),
+            ]
+        });
+        println!(
+            "{}",
+            table(&["id", "name", "role", "created", "revoked"], rows)
+        );
+    }
+
+    /// Workflows.
+    pub fn workflows(&self, workflows: &[WorkflowSchema]) {
+        if self.json {
+            print_json(&workflows);
+            return;
+        }
+        let rows = workflows.iter().map(|workflow| {
+            vec![
+                workflow.name.clone(),
+                workflow.target.clone(),
+                workflow.product_types.join(", "),
+                workflow.description.clone(),
+            ]
+        });
+        println!(
+            "{}",
+            table(&["name", "target", "products", "description"], rows)
+        );
+    }
+
+    /// A page of processes.
+    pub fn processes(&self, page: &ProcessPage) {
+        if self.json {
+            print_json(page);
+            return;
+        }
+        let rows = page.items.iter().map(|process| {
+            vec![
+                process.process_id.to_string(),
+                process.workflow_name.clone(),
+                process.last_status.clone(),
+                process.last_step.clone().unwrap_or_default(),
+                process.created_by.clone(),
+                time(process.started_at),
+            ]
+        });
+        println!(
+            "{}",
+            table(
+                &["id", "workflow", "status", "last step", "by", "started"],
+                rows
+            )
+        );
+        println!("{} of {} shown", page.items.len(), page.total);
+    }
+
+    /// One process with its steps.
+    pub fn process(&self, detail: &ProcessDetail) {
+        if self.json {
+            print_json(detail);
+            return;
+        }
+        let process = &detail.process;
+        println!("process   {}", process.process_id);
+        println!(
+            "workflow  {} ({})",
+            process.workflow_name, process.workflow_target
+        );
+        println!("status    {}", process.last_status);
+        println!("by        {}", process.created_by);
+        if let Some(reason) = &process.failed_reason {
+            println!("failed    {reason}");
+        }
+        for subscription in &detail.subscriptions {
+            println!("touches   {subscription}");
+        }
+        let rows = detail.steps.iter().map(|step| {
+            vec![
+                step.name.clone(),
+                step.status.clone(),
+                step.completed.map(time).unwrap_or_default(),
+            ]
+        });
+        println!("{}", table(&["step", "status", "completed"], rows));
+        if let Some(form) = &detail.form {
+            println!(
+                "waiting for input:\n{}",
+                serde_json::to_string_pretty(form).unwrap_or_default()
+            );
+        }
+    }
+
+    /// A page of subscriptions.
+    pub fn subscriptions(&self, page: &SubscriptionPage) {
+        if self.json {
+            print_json(page);
+            return;
+        }
+        let rows = page.items.iter().map(|subscription| {
+            vec![
+                subscription.subscription_id.to_string(),
+                subscription.description.clone(),
+                subscription.product_name.clone(),
+                subscription.status.clone(),
+                if subscription.insync { "yes" } else { "no" }.to_owned(),
+            ]
+        });
+        println!(
+            "{}",
+            table(&["id", "description", "product", "status", "in sync"], rows)
+        );
+        println!("{} of {} shown", page.items.len(), page.total);
+    }
+
+    /// One subscription with its domain model.
+    pub fn subscription(&self, detail: &SubscriptionDetail) {
+        if self.json {
+            print_json(detail);
+            return;
+        }
+        let subscription = &detail.subscription;
+        println!("subscription  {}", subscription.subscription_id);
+        println!("description   {}", subscription.description);
+        println!(
+            "product       {} ({})",
+            subscription.product_name, subscription.product_type
+        );
+        println!(
+            "status        {} (in sync: {})",
+            subscription.status, subscription.insync
+        );
+        println!(
+            "domain model\n{}",
+            serde_json::to_string_pretty(&detail.domain_model).unwrap_or_default()
+        );
+    }
+}

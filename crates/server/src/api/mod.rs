@@ -1,0 +1,105 @@
+//! The REST API: routes, their OpenAPI description, and the wire shapes.
+//!
+//! Paths and field names follow orchestrator-core's REST API where it has one
+//! (`/api/processes/{workflow_name}`, `process_id`, `last_status`, …), so its clients feel at
+//! home. Timestamps are seconds since the Unix epoch as JSON numbers, as orchestrator-core sends.
+
+pub mod health;
+// utoipa's expansion of `params(SomeFilter)` names the filter type with a needless path.
+#[allow(unused_qualifications)]
+pub mod processes;
+pub mod products;
+#[allow(unused_qualifications)]
+pub mod subscriptions;
+pub mod workflows;
+
+use axum::Router;
+use chrono::{DateTime, Utc};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "cadre",
+        description = "Users and groups as subscriptions, changed only by durable workflows.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0")
+    ),
+    modifiers(&BearerToken),
+    tags(
+        (name = "health", description = "Liveness and readiness"),
+        (name = "products", description = "The product catalogue"),
+        (name = "subscriptions", description = "Subscriptions and their domain models"),
+        (name = "workflows", description = "Workflows and their initial forms"),
+        (name = "processes", description = "Workflow runs: start, inspect, resume, abort"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerToken;
+
+impl Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API token from `cadre token create`"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The API's routes and their OpenAPI document, from the same annotations.
+pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::health))
+        .routes(routes!(health::ready))
+        .routes(routes!(products::list_products))
+        .routes(routes!(products::get_product))
+        .routes(routes!(products::list_product_blocks))
+        .routes(routes!(subscriptions::list_subscriptions))
+        .routes(routes!(subscriptions::get_subscription))
+        .routes(routes!(subscriptions::get_domain_model))
+        .routes(routes!(subscriptions::subscription_workflows))
+        .routes(routes!(workflows::list_workflows))
+        .routes(routes!(workflows::get_workflow))
+        .routes(routes!(processes::list_processes))
+        .routes(routes!(processes::start_process))
+        .routes(routes!(processes::get_process))
+        .routes(routes!(processes::resume_process))
+        .routes(routes!(processes::abort_process))
+        .split_for_parts()
+}
+
+/// The OpenAPI document of the API, as served at `/api/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().1
+}
+
+/// Seconds since the Unix epoch, with millisecond precision.
+fn epoch(at: DateTime<Utc>) -> f64 {
+    at.timestamp_millis() as f64 / 1000.0
+}
+
+/// The default and largest page sizes of listings.
+const DEFAULT_LIMIT: u64 = 50;
+const MAX_LIMIT: u64 = 1000;
+
+/// The page size a listing uses for the `limit` a client asked for.
+fn page_limit(limit: Option<u64>) -> Result<u64, crate::error::ApiError> {
+    match limit.unwrap_or(DEFAULT_LIMIT) {
+        0 => Err(crate::error::ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "limit must be at least 1",
+        )),
+        limit => Ok(limit.min(MAX_LIMIT)),
+    }
+}

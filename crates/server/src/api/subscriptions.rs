@@ -1,0 +1,312 @@
+//! Subscriptions: listing, detail with the domain model, and the workflows that may run on one.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use cadre_domain::models;
+use cadre_domain::{
+    Lifecycle, ProductType, SortOrder, Subscription, SubscriptionQuery, SubscriptionSort,
+    SubscriptionSummary,
+};
+use cadre_engine::Engine;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::products::ProductSchema;
+use super::workflows::WorkflowSchema;
+use super::{epoch, page_limit};
+use crate::auth::Caller;
+use crate::error::{ApiError, Problem};
+use crate::extract::{Path, Query};
+use crate::state::AppState;
+
+/// A subscription as listed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionSchema {
+    /// Subscription id.
+    pub subscription_id: Uuid,
+    /// Human description.
+    pub description: String,
+    /// Lifecycle: `initial`, `provisioning`, `active`, `disabled`, `migrating`, `terminated`.
+    pub status: String,
+    /// False while a process works on it.
+    pub insync: bool,
+    /// Incremented by every change.
+    pub version: i64,
+    /// Its product.
+    pub product_id: Uuid,
+    /// Its product's name.
+    pub product_name: String,
+    /// Its product's type.
+    pub product_type: String,
+    /// The owning customer.
+    pub customer_id: Uuid,
+    /// When it came into service (seconds since the epoch).
+    pub start_date: Option<f64>,
+    /// When it ended.
+    pub end_date: Option<f64>,
+    /// Operator note.
+    pub note: Option<String>,
+}
+
+impl SubscriptionSchema {
+    fn new(subscription: Subscription, product_name: String, product_type: &ProductType) -> Self {
+        Self {
+            subscription_id: subscription.id,
+            description: subscription.description,
+            status: subscription.lifecycle.to_string(),
+            insync: subscription.insync,
+            version: subscription.version,
+            product_id: subscription.product_id,
+            product_name,
+            product_type: product_type.to_string(),
+            customer_id: subscription.customer_id,
+            start_date: subscription.start_date.map(epoch),
+            end_date: subscription.end_date.map(epoch),
+            note: subscription.note,
+        }
+    }
+}
+
+impl From<SubscriptionSummary> for SubscriptionSchema {
+    fn from(summary: SubscriptionSummary) -> Self {
+        Self::new(
+            summary.subscription,
+            summary.product_name,
+            &summary.product_type,
+        )
+    }
+}
+
+/// One page of subscriptions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionPage {
+    /// The subscriptions of this page.
+    pub items: Vec<SubscriptionSchema>,
+    /// How many match the filters in all.
+    pub total: u64,
+}
+
+/// A subscription with its product and its full domain model.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionDetail {
+    /// The subscription row.
+    #[serde(flatten)]
+    pub subscription: SubscriptionSchema,
+    /// Its product.
+    pub product: ProductSchema,
+    /// The typed domain model (for a User: the subscription, product, affiliation and `user`
+    /// block).
+    #[schema(value_type = Object)]
+    pub domain_model: serde_json::Value,
+}
+
+/// The field listings sort by.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SortField {
+    /// Creation order.
+    #[default]
+    Created,
+    /// Description.
+    Description,
+    /// Start date.
+    StartDate,
+}
+
+/// Sort direction.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    /// Smallest first.
+    #[default]
+    Asc,
+    /// Largest first.
+    Desc,
+}
+
+/// Filters, sorting and paging of the subscription list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SubscriptionFilter {
+    /// Only subscriptions of products of this type, e.g. `User`.
+    pub product_type: Option<String>,
+    /// Only subscriptions in this lifecycle, e.g. `active`.
+    pub status: Option<String>,
+    /// Only subscriptions whose description contains this text (ASCII case ignored).
+    pub query: Option<String>,
+    /// Sort field (default `created`).
+    pub sort: Option<SortField>,
+    /// Sort direction (default `asc`).
+    pub order: Option<Order>,
+    /// Rows to skip (default 0).
+    pub offset: Option<u64>,
+    /// Page size, 1 to 1000 (default 50).
+    pub limit: Option<u64>,
+}
+
+impl SubscriptionFilter {
+    fn to_query(&self) -> Result<SubscriptionQuery, ApiError> {
+        let lifecycle = self
+            .status
+            .as_deref()
+            .map(str::parse::<Lifecycle>)
+            .transpose()
+            .map_err(|error| ApiError::new(StatusCode::BAD_REQUEST, error.to_string()))?;
+        Ok(SubscriptionQuery {
+            product_type: self.product_type.as_deref().map(ProductType::new),
+            lifecycle,
+            text: self.query.clone().filter(|text| !text.is_empty()),
+            sort: match self.sort.unwrap_or_default() {
+                SortField::Created => SubscriptionSort::Created,
+                SortField::Description => SubscriptionSort::Description,
+                SortField::StartDate => SubscriptionSort::StartDate,
+            },
+            order: match self.order.unwrap_or_default() {
+                Order::Asc => SortOrder::Asc,
+                Order::Desc => SortOrder::Desc,
+            },
+            offset: self.offset.unwrap_or(0),
+            limit: Some(page_limit(self.limit)?),
+        })
+    }
+}
+
+/// Subscriptions matching the filters, one page.
+#[utoipa::path(get, path = "/api/subscriptions", tag = "subscriptions", security(("bearer" = [])),
+    params(SubscriptionFilter),
+    responses(
+        (status = 200, description = "One page of subscriptions", body = SubscriptionPage),
+        (status = 401, description = "No valid token", body = Problem),
+        (status = 400, description = "A filter is malformed", body = Problem),
+    ))]
+pub async fn list_subscriptions(
+    _caller: Caller,
+    State(state): State<AppState>,
+    Query(filter): Query<SubscriptionFilter>,
+) -> Result<Json<SubscriptionPage>, ApiError> {
+    Ok(Json(list(&state.engine, &filter).await?))
+}
+
+/// The subscriptions matching `filter`, one page.
+pub async fn list(
+    engine: &Engine,
+    filter: &SubscriptionFilter,
+) -> Result<SubscriptionPage, ApiError> {
+    let page = engine
+        .store()
+        .list_subscriptions(&filter.to_query()?)
+        .await?;
+    Ok(SubscriptionPage {
+        items: page.items.into_iter().map(Into::into).collect(),
+        total: page.total,
+    })
+}
+
+/// One subscription with its product and domain model.
+#[utoipa::path(get, path = "/api/subscriptions/{subscription_id}", tag = "subscriptions",
+    security(("bearer" = [])),
+    params(("subscription_id" = Uuid, Path, description = "Subscription id")),
+    responses(
+        (status = 200, description = "The subscription", body = SubscriptionDetail),
+        (status = 401, description = "No valid token", body = Problem),
+        (status = 400, description = "The id is malformed", body = Problem),
+        (status = 404, description = "No such subscription", body = Problem),
+    ))]
+pub async fn get_subscription(
+    _caller: Caller,
+    State(state): State<AppState>,
+    Path(subscription_id): Path<Uuid>,
+) -> Result<Json<SubscriptionDetail>, ApiError> {
+    Ok(Json(detail(&state.engine, subscription_id).await?))
+}
+
+/// Subscription `id` with its product and domain model.
+pub async fn detail(engine: &Engine, id: Uuid) -> Result<SubscriptionDetail, ApiError> {
+    let record = engine.store().load_subscription(id).await?;
+    let subscription = SubscriptionSchema::new(
+        record.subscription.clone(),
+        record.product.name.clone(),
+        &record.product.product_type,
+    );
+    let product = record.product.clone().into();
+    Ok(SubscriptionDetail {
+        subscription,
+        product,
+        domain_model: models::to_json(record)?,
+    })
+}
+
+/// The typed domain model of a subscription.
+#[utoipa::path(get, path = "/api/subscriptions/domain-model/{subscription_id}",
+    tag = "subscriptions", security(("bearer" = [])),
+    params(("subscription_id" = Uuid, Path, description = "Subscription id")),
+    responses(
+        (status = 200, description = "The domain model", body = Object),
+        (status = 401, description = "No valid token", body = Problem),
+        (status = 400, description = "The id is malformed", body = Problem),
+        (status = 404, description = "No such subscription", body = Problem),
+    ))]
+pub async fn get_domain_model(
+    _caller: Caller,
+    State(state): State<AppState>,
+    Path(subscription_id): Path<Uuid>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let record = state
+        .engine
+        .store()
+        .load_subscription(subscription_id)
+        .await?;
+    Ok(Json(models::to_json(record)?))
+}
+
+/// A workflow and whether it may start on a given subscription now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionWorkflow {
+    /// The workflow.
+    #[serde(flatten)]
+    pub workflow: WorkflowSchema,
+    /// Why it cannot start now; absent when it can.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The modify, terminate and validate workflows of a subscription's product type, each with the
+/// reason it cannot start now, if any.
+#[utoipa::path(get, path = "/api/subscriptions/workflows/{subscription_id}", tag = "subscriptions",
+    security(("bearer" = [])),
+    params(("subscription_id" = Uuid, Path, description = "Subscription id")),
+    responses(
+        (status = 200, description = "The workflows", body = Vec<SubscriptionWorkflow>),
+        (status = 401, description = "No valid token", body = Problem),
+        (status = 400, description = "The id is malformed", body = Problem),
+        (status = 404, description = "No such subscription", body = Problem),
+    ))]
+pub async fn subscription_workflows(
+    _caller: Caller,
+    State(state): State<AppState>,
+    Path(subscription_id): Path<Uuid>,
+) -> Result<Json<Vec<SubscriptionWorkflow>>, ApiError> {
+    let record = state
+        .engine
+        .store()
+        .load_subscription(subscription_id)
+        .await?;
+    let workflows = state
+        .engine
+        .registry()
+        .iter()
+        .filter(|workflow| {
+            workflow.target != cadre_domain::Target::Create
+                && workflow
+                    .product_types
+                    .contains(&record.product.product_type)
+        })
+        .map(|workflow| SubscriptionWorkflow {
+            reason: workflow.refusal(&record),
+            workflow: WorkflowSchema::from(workflow.as_ref()),
+        })
+        .collect();
+    Ok(Json(workflows))
+}

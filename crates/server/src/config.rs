@@ -1,0 +1,126 @@
+//! Server configuration: defaults, then a TOML file, then `CADRE_*` environment variables
+//! (and `DATABASE_URL`), then command-line flags.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Which parts of the server a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// The API and the engine workers.
+    #[default]
+    All,
+    /// The API only; workers run elsewhere on the same database.
+    ApiOnly,
+    /// Engine workers only, no listener.
+    WorkersOnly,
+}
+
+/// Everything `cadre serve` needs to know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `sqlite://FILE?mode=rwc` (created if absent) or `postgres://…`.
+    pub database_url: String,
+    /// Address to listen on.
+    pub bind: IpAddr,
+    /// Port to listen on; 0 picks a free one.
+    pub port: u16,
+    /// Engine workers to run in this process.
+    pub workers: usize,
+    /// Which parts to run.
+    pub mode: Mode,
+    /// Log filter in `RUST_LOG` syntax, e.g. `info` or `cadre_engine=debug,info`.
+    pub log: String,
+}
+
+/// The default database: `cadre.db` in the working directory, created if absent.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://cadre.db?mode=rwc";
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: DEFAULT_DATABASE_URL.to_owned(),
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: 8080,
+            workers: 2,
+            mode: Mode::All,
+            log: "info".to_owned(),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, overridden by the TOML file at `file` (which must exist if given), then by
+    /// `CADRE_DATABASE_URL`, `CADRE_BIND`, `CADRE_PORT`, `CADRE_WORKERS`, `CADRE_MODE`,
+    /// `CADRE_LOG`, and by `DATABASE_URL`.
+    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(Box::new(figment::Error::from(format!(
+                    "configuration file {} does not exist",
+                    file.display()
+                ))));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment
+            .merge(Env::prefixed("CADRE_"))
+            .merge(Env::raw().only(&["DATABASE_URL"]))
+            .extract()
+            .map_err(Box::new)
+    }
+}
+
+#[cfg(test)]
+// figment's `Jail` closures return its large error type; that is its API, not ours.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_overrides_defaults_and_the_environment_overrides_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.create_file(
+                "cadre.toml",
+                "port = 9000\nworkers = 4\nmode = \"api-only\"\n",
+            )?;
+            jail.set_env("CADRE_WORKERS", "8");
+            let config = Config::load(Some(Path::new("cadre.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(config.port, 9000);
+            assert_eq!(config.workers, 8);
+            assert_eq!(config.mode, Mode::ApiOnly);
+            assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn database_url_selects_the_database() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("DATABASE_URL", "postgres://db.example/cadre");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.database_url, "postgres://db.example/cadre");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_files_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.create_file("cadre.toml", "prot = 9000\n")?;
+            assert!(Config::load(Some(Path::new("cadre.toml"))).is_err());
+            assert!(Config::load(Some(Path::new("absent.toml"))).is_err());
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,138 @@
+//! API errors: every failure becomes a status code and a JSON body a client can act on.
+//!
+//! Form errors keep pydantic-forms' bodies (510 "form not complete", 400 "form not valid");
+//! everything else is a problem body `{title, status, detail}` as orchestrator-core sends.
+//! Storage failures are logged and answered without internals.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cadre_domain::DomainError;
+use cadre_engine::{EngineError, FormError};
+use cadre_forms::{FormNotComplete, FormValidationError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// An RFC 7807-style problem body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Problem {
+    /// The status code's reason phrase.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong, for a person.
+    pub detail: String,
+}
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A problem with a status and a message.
+    #[error("{1}")]
+    Problem(StatusCode, String),
+    /// No valid API token (401, with `WWW-Authenticate`).
+    #[error("a valid API token is required")]
+    Unauthenticated,
+    /// More form pages are needed (510).
+    #[error("the form needs more pages")]
+    FormNotComplete(Box<FormNotComplete>),
+    /// A form page did not validate (400).
+    #[error("page {} of the form is not valid", .0.page)]
+    FormInvalid(Box<FormValidationError>),
+}
+
+impl ApiError {
+    /// A problem with `status` and `detail`.
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self::Problem(status, detail.into())
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(error: DomainError) -> Self {
+        let status = match &error {
+            DomainError::NotFound { .. } => StatusCode::NOT_FOUND,
+            DomainError::Conflict(_) | DomainError::Lifecycle(_) => StatusCode::CONFLICT,
+            DomainError::InvalidArgument { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            DomainError::Forbidden(_) => StatusCode::FORBIDDEN,
+            DomainError::Gone(_) => StatusCode::GONE,
+            DomainError::Storage(_) => {
+                tracing::error!(%error, "storage failure");
+                return Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the database is unavailable; try again later",
+                );
+            }
+        };
+        Self::new(status, error.to_string())
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> Self {
+        match error {
+            EngineError::UnknownWorkflow(_) => Self::new(StatusCode::NOT_FOUND, error.to_string()),
+            EngineError::NotStartable(_) => {
+                Self::new(StatusCode::PRECONDITION_FAILED, error.to_string())
+            }
+            EngineError::Form(FormError::NotComplete(body)) => Self::FormNotComplete(body),
+            EngineError::Form(FormError::Invalid(body)) => Self::FormInvalid(body),
+            EngineError::Form(FormError::TooManyPages { .. }) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string())
+            }
+            EngineError::Form(FormError::Domain(error)) | EngineError::Domain(error) => {
+                error.into()
+            }
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        Self::new(rejection.status(), rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        Self::new(rejection.status(), rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::new(rejection.status(), rejection.body_text())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::Problem(status, detail) => problem(status, detail),
+            ApiError::Unauthenticated => {
+                let mut response = problem(
+                    StatusCode::UNAUTHORIZED,
+                    "a valid API token is required: send `Authorization: Bearer <token>`".into(),
+                );
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response
+            }
+            ApiError::FormNotComplete(body) => {
+                (StatusCode::NOT_EXTENDED, Json(body)).into_response()
+            }
+            ApiError::FormInvalid(body) => (StatusCode::BAD_REQUEST, Json(body)).into_response(),
+        }
+    }
+}
+
+fn problem(status: StatusCode, detail: String) -> Response {
+    let body = Problem {
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: status.as_u16(),
+        detail,
+    };
+    (status, Json(body)).into_response()
+}

@@ -1,0 +1,556 @@
+//! End to end over HTTP: the real server (API and engine workers) on an ephemeral port, on a
+//! scratch SQLite file or PostgreSQL database, driven by an HTTP client as a user would.
+
+use std::time::Duration;
+
+use cadre_domain::{Clock, Role, SystemClock};
+use cadre_migrations::demo::{USER_GROUP_PRODUCT_ID, USER_INTERNAL_PRODUCT_ID};
+use cadre_server::auth::issue_token;
+use insta::assert_json_snapshot;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// A running server and a client with an admin and a user token.
+struct Server {
+    base: String,
+    admin: String,
+    user: String,
+    client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    /// The server with `workers` engine workers.
+    async fn start(workers: usize) -> Self {
+        let url = cadre_store::testing::scratch_url().await;
+        let engine = cadre_server::open(&url).await.unwrap();
+        let now = SystemClock.now();
+        let store = engine.store().as_ref();
+        let admin = issue_token(store, "alice", Role::Admin, "test", now)
+            .await
+            .unwrap()
+            .plain;
+        let user = issue_token(store, "bob", Role::User, "test", now)
+            .await
+            .unwrap()
+            .plain;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            cadre_server::run(engine, Some(listener), workers, shutdown)
+                .await
+                .unwrap();
+        });
+        Self {
+            base,
+            admin,
+            user,
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Sends a request with `token` (if any) and returns the status and the JSON body (`null`
+    /// when empty).
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+        };
+        (status, body)
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(&self.admin), None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(&self.admin), Some(body))
+            .await
+    }
+
+    async fn put(&self, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call(Method::PUT, path, Some(&self.admin), body).await
+    }
+
+    /// Starts `workflow` with `pages`, expecting 201; returns the process id.
+    async fn start_process(&self, workflow: &str, pages: Value) -> String {
+        let (status, body) = self
+            .post(&format!("/api/processes/{workflow}"), pages)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Polls process `id` until its status is one of `wanted`; returns its detail.
+    async fn wait_for(&self, id: &str, wanted: &[&str]) -> Value {
+        for _ in 0..200 {
+            let (status, process) = self.get(&format!("/api/processes/{id}")).await;
+            assert_eq!(status, StatusCode::OK);
+            if wanted.contains(&process["last_status"].as_str().unwrap()) {
+                return process;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("process {id} never reached {wanted:?}");
+    }
+
+    /// Creates an active user group through the workflow; returns its subscription id.
+    async fn create_group(&self, group_id: &str, name: &str) -> String {
+        let id = self
+            .start_process(
+                "create_user_group",
+                json!([{"product": USER_GROUP_PRODUCT_ID},
+                       {"user_group_id": group_id, "user_group_name": name}]),
+            )
+            .await;
+        let process = self.wait_for(&id, &["completed"]).await;
+        process["current_state"]["subscription_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Starts create_user for `user_id` in `group`; returns the process id.
+    async fn start_create_user(&self, user_id: &str, group: &str) -> String {
+        // The group choices of a form are cached for up to a second.
+        tokio::time::sleep(cadre_forms::builtin::CHOICES_TTL).await;
+        self.start_process(
+            "create_user",
+            json!([{"product": USER_INTERNAL_PRODUCT_ID},
+                   {"user_id": user_id, "username": user_id, "email": format!("{user_id}@example.org"),
+                    "user_group_ids": [group]}]),
+        )
+        .await
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+}
+
+/// `detail` with every UUID replaced by `[uuid]`, for snapshots.
+fn without_ids(body: Value) -> Value {
+    let text = body.to_string();
+    let mut redacted = String::new();
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find(|c: char| c.is_ascii_hexdigit()) {
+        let candidate = rest.get(start..start + 36).unwrap_or("");
+        if Uuid::try_parse(candidate).is_ok() {
+            redacted.push_str(&rest[..start]);
+            redacted.push_str("[uuid]");
+            rest = &rest[start + 36..];
+        } else {
+            let next = start + rest[start..].chars().next().map_or(1, char::len_utf8);
+            redacted.push_str(&rest[..next]);
+            rest = &rest[next..];
+        }
+    }
+    redacted.push_str(rest);
+    serde_json::from_str(&redacted).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_then_a_user_in_it_through_the_form_pages() {
+    let server = Server::start(1).await;
+
+    let (status, first) = server
+        .post("/api/processes/create_user_group", json!([]))
+        .await;
+    assert_eq!(status, StatusCode::NOT_EXTENDED);
+    assert_eq!(first["type"], "FormNotCompleteError");
+    assert_eq!(
+        first["form"]["properties"]["product"]["$ref"],
+        "#/$defs/ProductChoice"
+    );
+    let (status, second) = server
+        .post(
+            "/api/processes/create_user_group",
+            json!([{"product": USER_GROUP_PRODUCT_ID}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_EXTENDED);
+    assert_json_snapshot!("group_form_second_page", second);
+
+    let group = server.create_group("staff", "Staff").await;
+
+    let (status, page) = server
+        .post(
+            "/api/processes/create_user",
+            json!([{"product": USER_INTERNAL_PRODUCT_ID}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_EXTENDED);
+    assert_eq!(
+        page["form"]["$defs"]["UserGroupEnum"]["enum"],
+        json!([group]),
+        "the user form offers the active group"
+    );
+    let process_id = server.start_create_user("ada", &group).await;
+    let process = server.wait_for(&process_id, &["completed"]).await;
+    let steps: Vec<(&str, &str)> = process["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| {
+            (
+                step["name"].as_str().unwrap(),
+                step["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(steps.first(), Some(&("Start", "success")));
+    assert_eq!(steps.last(), Some(&("Done", "complete")));
+    assert!(steps.iter().all(|(_, status)| *status != "pending"));
+    assert_eq!(process["created_by"], "alice");
+
+    let user = process["subscriptions"][0].as_str().unwrap();
+    let (status, detail) = server.get(&format!("/api/subscriptions/{user}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(detail["status"], "active");
+    assert_eq!(detail["insync"], true);
+    assert_eq!(detail["product_type"], "User");
+    assert_eq!(detail["domain_model"]["user"]["username"], "ada");
+    assert_eq!(
+        detail["domain_model"]["user"]["groups"][0]["owner_subscription_id"],
+        group
+    );
+    let (status, model) = server
+        .get(&format!("/api/subscriptions/domain-model/{user}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(model, detail["domain_model"]);
+
+    let (status, workflows) = server
+        .get(&format!("/api/subscriptions/workflows/{user}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<&str> = workflows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|workflow| workflow["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["modify_user", "terminate_user", "validate_user"]);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn form_errors_name_the_page_and_field() {
+    let server = Server::start(0).await;
+    let (status, body) = server
+        .post(
+            "/api/processes/create_user_group",
+            json!([{"product": USER_GROUP_PRODUCT_ID},
+                   {"user_group_id": ".hidden", "user_group_name": 42, "bogus": 1}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_json_snapshot!("form_not_valid", body);
+
+    let (status, body) = server
+        .post(
+            "/api/processes/create_user_group",
+            json!([{"product": USER_GROUP_PRODUCT_ID}, {"user_group_id": "g", "user_group_name": "G"}, {}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_json_snapshot!("too_many_pages", body);
+
+    let (status, body) = server
+        .post("/api/processes/no_such_workflow", json!([]))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_json_snapshot!("unknown_workflow", body);
+
+    let (status, body) = server
+        .post("/api/processes/create_user_group", json!({"product": "x"}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_json_snapshot!("body_not_a_list_of_pages", body);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_step_is_resumed_after_the_cause_is_fixed() {
+    let server = Server::start(1).await;
+    let group = server.create_group("staff", "Staff").await;
+    let first = server.start_create_user("ada", &group).await;
+    let first = server.wait_for(&first, &["completed"]).await;
+    let ada = first["subscriptions"][0].as_str().unwrap().to_owned();
+
+    // A second user with the same id fails at the step that stores it.
+    let second = server.start_create_user("ada", &group).await;
+    let failed = server.wait_for(&second, &["failed"]).await;
+    assert!(
+        failed["failed_reason"]
+            .as_str()
+            .unwrap()
+            .contains("already"),
+        "{}",
+        failed["failed_reason"]
+    );
+    assert!(
+        failed["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|step| step["status"] == "pending")
+    );
+
+    // Only an admin may resume.
+    let (status, body) = server
+        .call(
+            Method::PUT,
+            &format!("/api/processes/{second}/resume"),
+            Some(&server.user),
+            Some(json!([])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_json_snapshot!("resume_as_user", body);
+
+    // Terminating the first user frees the id; the resumed process then completes.
+    let terminate = server
+        .start_process("terminate_user", json!([{"subscription_id": ada}, {}]))
+        .await;
+    server.wait_for(&terminate, &["completed"]).await;
+    let (status, body) = server
+        .put(&format!("/api/processes/{second}/resume"), Some(json!([])))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let resumed = server.wait_for(&second, &["completed"]).await;
+    assert_eq!(resumed["failed_reason"], Value::Null);
+
+    // A completed process cannot be resumed again.
+    let (status, body) = server
+        .put(&format!("/api/processes/{second}/resume"), Some(json!([])))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_json_snapshot!("resume_completed", without_ids(body));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfinished_process_is_aborted_once() {
+    // No workers: the process stays `created` until aborted.
+    let server = Server::start(0).await;
+    let id = server
+        .start_process(
+            "create_user_group",
+            json!([{"product": USER_GROUP_PRODUCT_ID},
+                   {"user_group_id": "staff", "user_group_name": "Staff"}]),
+        )
+        .await;
+    let (status, body) = server
+        .call(
+            Method::PUT,
+            &format!("/api/processes/{id}/abort"),
+            Some(&server.user),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    let (status, _) = server
+        .put(&format!("/api/processes/{id}/abort"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, process) = server.get(&format!("/api/processes/{id}")).await;
+    assert_eq!(process["last_status"], "aborted");
+    assert_eq!(process["last_step"], "User Aborted");
+
+    let (status, body) = server
+        .put(&format!("/api/processes/{id}/abort"), None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_json_snapshot!("abort_aborted", without_ids(body));
+
+    let (status, body) = server
+        .put(&format!("/api/processes/{}/abort", Uuid::nil()), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_json_snapshot!("abort_unknown", body);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_checks_who_calls_it() {
+    let server = Server::start(0).await;
+    let (status, openapi) = server
+        .call(Method::GET, "/api/openapi.json", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(openapi["openapi"].as_str().unwrap().starts_with("3.1"));
+
+    let mut secured = 0;
+    for (path, operations) in openapi["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            let concrete = path
+                .replace("{id}", &Uuid::nil().to_string())
+                .replace("{subscription_id}", &Uuid::nil().to_string())
+                .replace("{product_id}", &Uuid::nil().to_string())
+                .replace("{workflow_name}", "create_user");
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let body = (method == Method::POST || method == Method::PUT).then(|| json!([]));
+            if operation.get("security").is_none() {
+                let (status, _) = server.call(method, &concrete, None, body).await;
+                assert_eq!(status, StatusCode::OK, "{path} is public");
+                continue;
+            }
+            secured += 1;
+            let (status, body_401) = server
+                .call(method.clone(), &concrete, None, body.clone())
+                .await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+            assert_eq!(body_401["status"], 401);
+            let (status, _) = server
+                .call(
+                    method.clone(),
+                    &concrete,
+                    Some("cadre_not_a_token"),
+                    body.clone(),
+                )
+                .await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+            let (status, _) = server
+                .call(method.clone(), &concrete, Some(&server.user), body)
+                .await;
+            let admin_only = operation["responses"].get("403").is_some();
+            if admin_only {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}");
+            } else {
+                assert_ne!(status, StatusCode::FORBIDDEN, "{method} {path}");
+                assert_ne!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+            }
+        }
+    }
+    assert!(secured >= 14, "only {secured} secured operations");
+
+    let (status, body) = server.call(Method::GET, "/api/products", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_json_snapshot!("anonymous", body);
+
+    // A token with the right id but a wrong secret, and a revoked token, are refused alike.
+    let (id, _) = server.admin["cadre_".len()..].split_once('_').unwrap();
+    let forged = format!("cadre_{id}_{}", "0".repeat(64));
+    let (status, _) = server
+        .call(Method::GET, "/api/products", Some(&forged), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_no_longer_authenticates() {
+    let url = cadre_store::testing::scratch_url().await;
+    let engine = cadre_server::open(&url).await.unwrap();
+    let store = engine.store().as_ref();
+    let issued = issue_token(store, "carol", Role::User, "test", SystemClock.now())
+        .await
+        .unwrap();
+    let found = cadre_server::auth::authenticate(store, &issued.plain)
+        .await
+        .unwrap();
+    assert_eq!(found.map(|token| token.id), Some(issued.token.id));
+    store
+        .revoke_token(issued.token.id, SystemClock.now())
+        .await
+        .unwrap();
+    let found = cadre_server::auth::authenticate(store, &issued.plain)
+        .await
+        .unwrap();
+    assert_eq!(found, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_are_filtered_sorted_and_paged() {
+    let server = Server::start(1).await;
+    for (id, name) in [("b", "Beta"), ("a", "Alpha"), ("c", "Gamma")] {
+        server.create_group(id, name).await;
+    }
+
+    let (status, page) = server
+        .get("/api/subscriptions?product_type=UserGroup&sort=description&order=desc&limit=2")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["total"], 3);
+    let descriptions: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["description"].as_str().unwrap())
+        .collect();
+    assert_eq!(descriptions, ["User Group Gamma", "User Group Beta"]);
+    let (_, rest) = server
+        .get("/api/subscriptions?product_type=UserGroup&sort=description&order=desc&limit=2&offset=2")
+        .await;
+    assert_eq!(rest["items"][0]["description"], "User Group Alpha");
+    assert_eq!(rest["items"].as_array().unwrap().len(), 1);
+
+    let (_, found) = server
+        .get("/api/subscriptions?query=alp&status=active")
+        .await;
+    assert_eq!(found["total"], 1);
+    let (_, none) = server.get("/api/subscriptions?product_type=User").await;
+    assert_eq!(none["total"], 0);
+
+    let (status, body) = server.get("/api/subscriptions?status=asleep").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_json_snapshot!("unknown_lifecycle", body);
+    let (status, body) = server.get("/api/subscriptions?limit=0").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_json_snapshot!("limit_zero", body);
+    let (status, body) = server.get("/api/subscriptions?sort=colour").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_json_snapshot!("unknown_sort", body);
+
+    let (status, processes) = server
+        .get("/api/processes?workflow_name=create_user_group&status=completed&limit=2")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(processes["total"], 3);
+    assert_eq!(processes["items"].as_array().unwrap().len(), 2);
+    let (status, body) = server.get("/api/processes?status=sleeping").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_json_snapshot!("unknown_process_status", body);
+
+    let (status, body) = server
+        .get(&format!("/api/subscriptions/{}", Uuid::nil()))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_json_snapshot!("unknown_subscription", body);
+    let (status, body) = server.get("/api/subscriptions/not-a-uuid").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_json_snapshot!("malformed_subscription_id", body);
+    server.stop().await;
+}
