@@ -8,7 +8,7 @@ use crate::state::AppState;
 
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/api/health", tag = "health",
-    responses((status = 200, description = "The server is up", body = String, example = json!("OK"))))]
+    responses((status = 200, description = "The server is up", body = String, content_type = "application/json", example = json!("OK"))))]
 pub async fn health() -> Json<&'static str> {
     Json("OK")
 }
@@ -16,7 +16,7 @@ pub async fn health() -> Json<&'static str> {
 /// Readiness: the database answers.
 #[utoipa::path(get, path = "/api/ready", tag = "health",
     responses(
-        (status = 200, description = "The database answers", body = String, example = json!("OK")),
+        (status = 200, description = "The database answers", body = String, content_type = "application/json", example = json!("OK")),
         (status = 503, description = "The database does not answer", body = Problem),
     ))]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<&'static str>, ApiError> {

@@ -93,13 +93,35 @@ fn epoch(at: DateTime<Utc>) -> f64 {
 const DEFAULT_LIMIT: u64 = 50;
 const MAX_LIMIT: u64 = 1000;
 
+/// The largest offset a listing accepts: databases count rows in signed 64-bit integers.
+const MAX_OFFSET: u64 = i64::MAX as u64;
+
+/// The offset a listing uses for the `offset` a client asked for.
+fn page_offset(offset: Option<u64>) -> Result<u64, crate::error::ApiError> {
+    match offset.unwrap_or(0) {
+        offset if offset > MAX_OFFSET => Err(crate::error::ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            format!("offset must be at most {MAX_OFFSET}"),
+        )),
+        offset => Ok(offset),
+    }
+}
+
+/// A string schema that accepts only `values`, for query parameters parsed from wire strings.
+fn one_of(values: impl IntoIterator<Item = &'static str>) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(values))
+        .build()
+}
+
 /// The page size a listing uses for the `limit` a client asked for.
 fn page_limit(limit: Option<u64>) -> Result<u64, crate::error::ApiError> {
     match limit.unwrap_or(DEFAULT_LIMIT) {
-        0 => Err(crate::error::ApiError::new(
+        limit @ 1..=MAX_LIMIT => Ok(limit),
+        _ => Err(crate::error::ApiError::new(
             axum::http::StatusCode::BAD_REQUEST,
-            "limit must be at least 1",
+            format!("limit must be between 1 and {MAX_LIMIT}"),
         )),
-        limit => Ok(limit.min(MAX_LIMIT)),
     }
 }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use cadre_engine::Engine;
 
-use super::{epoch, page_limit};
+use super::{epoch, one_of, page_limit, page_offset};
 use crate::auth::{Admin, Caller};
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, Path, Query};
@@ -145,12 +145,15 @@ pub struct ProcessFilter {
     /// Only processes of this workflow.
     pub workflow_name: Option<String>,
     /// Only processes in this status, e.g. `failed`.
+    #[param(schema_with = process_statuses)]
     pub status: Option<String>,
     /// Only processes that touched this subscription.
     pub subscription_id: Option<Uuid>,
     /// Rows to skip (default 0).
+    #[param(maximum = 9223372036854775807_u64)]
     pub offset: Option<u64>,
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u64>,
 }
 
@@ -173,10 +176,10 @@ pub async fn list_processes(
 /// The processes matching `filter`, newest first, one page.
 pub async fn list(engine: &Engine, filter: ProcessFilter) -> Result<ProcessPage, ApiError> {
     let query = ProcessQuery {
-        workflow_name: filter.workflow_name,
+        workflow_name: filter.workflow_name.filter(|name| !name.is_empty()),
         status: filter.status.as_deref().map(parse_status).transpose()?,
         subscription_id: filter.subscription_id,
-        offset: filter.offset.unwrap_or(0),
+        offset: page_offset(filter.offset)?,
         limit: Some(page_limit(filter.limit)?),
     };
     let page = engine.store().list_processes(&query).await?;
@@ -184,6 +187,10 @@ pub async fn list(engine: &Engine, filter: ProcessFilter) -> Result<ProcessPage,
         items: page.items.into_iter().map(Into::into).collect(),
         total: page.total,
     })
+}
+
+fn process_statuses() -> utoipa::openapi::Object {
+    one_of(ProcessStatus::ALL.iter().map(|status| status.as_str()))
 }
 
 fn parse_status(status: &str) -> Result<ProcessStatus, ApiError> {

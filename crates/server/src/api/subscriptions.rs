@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::products::ProductSchema;
 use super::workflows::WorkflowSchema;
-use super::{epoch, page_limit};
+use super::{epoch, one_of, page_limit, page_offset};
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
 use crate::extract::{Path, Query};
@@ -133,17 +133,26 @@ pub struct SubscriptionFilter {
     /// Only subscriptions of products of this type, e.g. `User`.
     pub product_type: Option<String>,
     /// Only subscriptions in this lifecycle, e.g. `active`.
+    #[param(schema_with = lifecycles)]
     pub status: Option<String>,
     /// Only subscriptions whose description contains this text (ASCII case ignored).
     pub query: Option<String>,
     /// Sort field (default `created`).
+    #[param(inline)]
     pub sort: Option<SortField>,
     /// Sort direction (default `asc`).
+    #[param(inline)]
     pub order: Option<Order>,
     /// Rows to skip (default 0).
+    #[param(maximum = 9223372036854775807_u64)]
     pub offset: Option<u64>,
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u64>,
+}
+
+fn lifecycles() -> utoipa::openapi::Object {
+    one_of(Lifecycle::ALL.iter().map(|lifecycle| lifecycle.as_str()))
 }
 
 impl SubscriptionFilter {
@@ -155,7 +164,11 @@ impl SubscriptionFilter {
             .transpose()
             .map_err(|error| ApiError::new(StatusCode::BAD_REQUEST, error.to_string()))?;
         Ok(SubscriptionQuery {
-            product_type: self.product_type.as_deref().map(ProductType::new),
+            product_type: self
+                .product_type
+                .as_deref()
+                .filter(|product_type| !product_type.is_empty())
+                .map(ProductType::new),
             lifecycle,
             text: self.query.clone().filter(|text| !text.is_empty()),
             sort: match self.sort.unwrap_or_default() {
@@ -167,7 +180,7 @@ impl SubscriptionFilter {
                 Order::Asc => SortOrder::Asc,
                 Order::Desc => SortOrder::Desc,
             },
-            offset: self.offset.unwrap_or(0),
+            offset: page_offset(self.offset)?,
             limit: Some(page_limit(self.limit)?),
         })
     }

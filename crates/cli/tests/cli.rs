@@ -1,0 +1,160 @@
+//! The `cadre` binary as an operator uses it: real processes over a scratch database (SQLite,
+//! or PostgreSQL with `DATABASE_URL`), checking output and exit codes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::process::{Command, Output};
+
+use cadre_migrations::demo::USER_GROUP_PRODUCT_ID;
+use serde_json::{Value, json};
+
+struct Cadre {
+    database_url: String,
+}
+
+impl Cadre {
+    async fn new() -> Self {
+        Self {
+            database_url: cadre_store::testing::scratch_url().await,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_cadre"))
+            .args(args)
+            .arg("--database-url")
+            .arg(&self.database_url)
+            .env_remove("DATABASE_URL")
+            .env_remove("CADRE_CONFIG")
+            .output()
+            .expect("cadre runs")
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "cadre {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// Runs a command that must fail; returns its stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert_eq!(output.status.code(), Some(1), "cadre {args:?} should fail");
+        String::from_utf8(output.stderr).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        serde_json::from_str(&self.ok(&args)).unwrap()
+    }
+}
+
+fn group_pages(group_id: &str) -> [String; 2] {
+    [
+        json!({"product": USER_GROUP_PRODUCT_ID}).to_string(),
+        json!({"user_group_id": group_id, "user_group_name": group_id}).to_string(),
+    ]
+}
+
+#[tokio::test]
+async fn a_token_is_shown_once_and_listed_without_its_secret() {
+    let cadre = Cadre::new().await;
+    let created = cadre.json(&["token", "create", "--name", "ops", "--role", "admin"]);
+    let plain = created["token"].as_str().unwrap();
+    assert!(plain.starts_with("cadre_"), "{plain}");
+
+    let listed = cadre.json(&["token", "list"]);
+    assert_eq!(listed[0]["name"], "ops");
+    assert_eq!(listed[0]["role"], "admin");
+    let text = listed.to_string();
+    assert!(!text.contains(&plain["cadre_".len() + 33..]), "secret leaked");
+    assert!(listed[0].get("secret_hash").is_none());
+
+    let id = created["id"].as_str().unwrap();
+    cadre.ok(&["token", "revoke", id]);
+    assert_ne!(cadre.json(&["token", "list"])[0]["revoked_at"], Value::Null);
+
+    let error = cadre.fails(&["token", "create", "--name", "x", "--role", "root"]);
+    assert!(error.contains("\"root\" is not one of admin, user"), "{error}");
+}
+
+#[tokio::test]
+async fn a_workflow_is_started_listed_shown_and_aborted() {
+    let cadre = Cadre::new().await;
+    let [product, group] = group_pages("staff");
+    let started = cadre.json(&["workflow", "start", "create_user_group", &product, &group]);
+    let id = started["id"].as_str().unwrap().to_owned();
+
+    let listed = cadre.json(&["process", "list", "--status", "created"]);
+    assert_eq!(listed["total"], 1);
+    assert_eq!(listed["items"][0]["process_id"], id.as_str());
+    assert!(
+        listed["items"][0]["created_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("cli:")
+    );
+
+    let table = cadre.ok(&["process", "show", &id]);
+    assert!(table.contains("create_user_group"), "{table}");
+    assert!(table.contains("pending"), "{table}");
+
+    cadre.ok(&["process", "abort", &id]);
+    let shown = cadre.json(&["process", "show", &id]);
+    assert_eq!(shown["last_status"], "aborted");
+    let error = cadre.fails(&["process", "abort", &id]);
+    assert!(error.contains("is aborted"), "{error}");
+}
+
+#[tokio::test]
+async fn bad_input_is_explained_with_a_non_zero_exit() {
+    let cadre = Cadre::new().await;
+    let product = json!({"product": USER_GROUP_PRODUCT_ID}).to_string();
+    let error = cadre.fails(&[
+        "workflow",
+        "start",
+        "create_user_group",
+        &product,
+        r#"{"user_group_id": ".x", "user_group_name": "X"}"#,
+    ]);
+    assert!(error.contains("page 1 is not valid"), "{error}");
+    assert!(error.contains("user_group_id"), "{error}");
+
+    let error = cadre.fails(&["workflow", "start", "create_user_group", &product]);
+    assert!(error.contains("the form needs another page"), "{error}");
+
+    let error = cadre.fails(&["workflow", "start", "create_user_group", "{not json"]);
+    assert!(error.contains("page 0 is not valid JSON"), "{error}");
+
+    let error = cadre.fails(&["workflow", "start", "no_such_workflow"]);
+    assert!(error.contains("does not exist"), "{error}");
+
+    let error = cadre.fails(&["subscription", "show", &uuid_nil()]);
+    assert!(error.contains("not found"), "{error}");
+
+    let error = cadre.fails(&["process", "list", "--status", "sleeping"]);
+    assert!(error.contains("unknown process status"), "{error}");
+
+    let usage = cadre.run(&["process", "frobnicate"]);
+    assert_eq!(usage.status.code(), Some(2), "clap's usage errors exit 2");
+}
+
+fn uuid_nil() -> String {
+    "00000000-0000-0000-0000-000000000000".to_owned()
+}
+
+#[tokio::test]
+async fn tables_are_the_default_output() {
+    let cadre = Cadre::new().await;
+    let workflows = cadre.ok(&["workflow", "list"]);
+    assert!(workflows.contains("create_user_group"), "{workflows}");
+    assert!(workflows.contains("TERMINATE"), "{workflows}");
+    let subscriptions = cadre.ok(&["subscription", "list"]);
+    assert!(subscriptions.contains("0 of 0 shown"), "{subscriptions}");
+}
