@@ -82,3 +82,18 @@ fn the_forms_are_usable_alone() {
         );
     }
 }
+
+#[test]
+fn the_engine_meets_storage_only_through_the_domain() {
+    let dependencies = normal_dependencies("cadre-engine");
+    assert!(
+        dependencies.iter().any(|name| name == "cadre-forms"),
+        "the tree was read: {dependencies:?}"
+    );
+    for forbidden in ["sea-orm", "sqlx", "axum", "cadre-store", "cadre-server"] {
+        assert!(
+            !dependencies.iter().any(|name| name == forbidden),
+            "cadre-engine depends on {forbidden}"
+        );
+    }
+}

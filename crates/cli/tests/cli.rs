@@ -73,7 +73,10 @@ async fn a_token_is_shown_once_and_listed_without_its_secret() {
     assert_eq!(listed[0]["name"], "ops");
     assert_eq!(listed[0]["role"], "admin");
     let text = listed.to_string();
-    assert!(!text.contains(&plain["cadre_".len() + 33..]), "secret leaked");
+    assert!(
+        !text.contains(&plain["cadre_".len() + 33..]),
+        "secret leaked"
+    );
     assert!(listed[0].get("secret_hash").is_none());
 
     let id = created["id"].as_str().unwrap();
@@ -81,7 +84,10 @@ async fn a_token_is_shown_once_and_listed_without_its_secret() {
     assert_ne!(cadre.json(&["token", "list"])[0]["revoked_at"], Value::Null);
 
     let error = cadre.fails(&["token", "create", "--name", "x", "--role", "root"]);
-    assert!(error.contains("\"root\" is not one of admin, user"), "{error}");
+    assert!(
+        error.contains("\"root\" is not one of admin, user"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
