@@ -2,6 +2,8 @@
 //!
 //! - `engine`: `crates/engine/benches/engine.rs`, on a fresh SQLite file and, with
 //!   `--database-url postgres://…` (or `DATABASE_URL`), also on fresh databases on that server.
+//! - `api`: `crates/server/benches/api.rs` against the release `cadre` binary, on a fresh
+//!   SQLite file, or with `--database-url postgres://…` on a fresh database on that server.
 
 use std::process::Command;
 
@@ -21,12 +23,23 @@ pub struct BenchArgs {
     /// Worker counts to measure on PostgreSQL, comma-separated (SQLite always uses one).
     #[arg(long, default_value = "1,2,4,8")]
     workers: String,
+    /// API: subscriptions in the database.
+    #[arg(long, default_value_t = 100_000)]
+    subscriptions: u64,
+    /// API: requests per second of the open-loop runs.
+    #[arg(long, default_value_t = 1_000)]
+    rate: u64,
+    /// API: seconds per run.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Target {
     /// The workflow engine: create-User processes against raw commits.
     Engine,
+    /// The REST API: latency and throughput of a running `cadre serve`.
+    Api,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -42,12 +55,46 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Target::Api => api(&args),
     }
 }
 
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+}
+
+fn api(args: &BenchArgs) -> anyhow::Result<()> {
+    let built = cargo()
+        .args(["build", "--release", "--quiet", "-p", "cadre"])
+        .status()
+        .context("cannot run cargo build")?;
+    if !built.success() {
+        bail!("building the cadre binary failed");
+    }
+    let binary = crate::project_root().join("target/release/cadre");
+    let mut bench = cargo();
+    bench
+        .args(["bench", "--quiet", "-p", "cadre-server", "--bench", "api"])
+        .env("BENCH_CADRE_BIN", &binary)
+        .env("BENCH_SUBSCRIPTIONS", args.subscriptions.to_string())
+        .env("BENCH_RATE", args.rate.to_string())
+        .env("BENCH_SECONDS", args.seconds.to_string());
+    match args
+        .database_url
+        .as_deref()
+        .filter(|url| url.starts_with("postgres"))
+    {
+        Some(url) => bench.env("DATABASE_URL", url),
+        None => bench.env_remove("DATABASE_URL"),
+    };
+    if !bench.status().context("cannot run cargo bench")?.success() {
+        bail!("the API benchmark failed");
+    }
+    Ok(())
+}
+
 fn engine(database_url: Option<&str>, processes: u32, workers: &str) -> anyhow::Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = Command::new(cargo)
+    let status = cargo()
         .args([
             "bench",
             "--quiet",

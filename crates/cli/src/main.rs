@@ -114,6 +114,17 @@ enum WorkflowCommand {
     },
 }
 
+/// Which page of a listing to show.
+#[derive(Debug, Args)]
+struct Paging {
+    /// Rows to skip.
+    #[arg(long, default_value_t = 0)]
+    offset: u64,
+    /// Most rows to show (1 to 1000).
+    #[arg(long, default_value_t = 50)]
+    limit: u64,
+}
+
 #[derive(Debug, Subcommand)]
 enum ProcessCommand {
     /// List processes, newest first.
@@ -124,12 +135,8 @@ enum ProcessCommand {
         /// Only this status, e.g. `failed`.
         #[arg(long)]
         status: Option<String>,
-        /// Rows to skip.
-        #[arg(long, default_value_t = 0)]
-        offset: u64,
-        /// Most rows to show (1 to 1000).
-        #[arg(long, default_value_t = 50)]
-        limit: u64,
+        #[command(flatten)]
+        paging: Paging,
     },
     /// Show a process with its steps.
     Show {
@@ -163,12 +170,8 @@ enum SubscriptionCommand {
         /// Only descriptions containing this text.
         #[arg(long)]
         query: Option<String>,
-        /// Rows to skip.
-        #[arg(long, default_value_t = 0)]
-        offset: u64,
-        /// Most rows to show (1 to 1000).
-        #[arg(long, default_value_t = 50)]
-        limit: u64,
+        #[command(flatten)]
+        paging: Paging,
     },
     /// Show a subscription with its domain model.
     Show {
@@ -353,15 +356,14 @@ async fn process(engine: &Engine, output: &Output, command: ProcessCommand) -> R
         ProcessCommand::List {
             workflow,
             status,
-            offset,
-            limit,
+            paging,
         } => {
             let filter = processes::ProcessFilter {
                 workflow_name: workflow,
                 status,
                 subscription_id: None,
-                offset: Some(offset),
-                limit: Some(limit),
+                offset: Some(paging.offset),
+                limit: Some(paging.limit),
             };
             output.processes(&processes::list(engine, filter).await.map_err(explain)?);
         }
@@ -397,15 +399,14 @@ async fn subscription(
             product_type,
             status,
             query,
-            offset,
-            limit,
+            paging,
         } => {
             let filter = subscriptions::SubscriptionFilter {
                 product_type,
                 status,
                 query,
-                offset: Some(offset),
-                limit: Some(limit),
+                offset: Some(paging.offset),
+                limit: Some(paging.limit),
                 ..Default::default()
             };
             let page = subscriptions::list(engine, &filter)

@@ -14,6 +14,7 @@ mod subscriptions;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tokens;
+mod totals;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,8 @@ pub struct Repo<C> {
     /// Inside a transaction: the subscriptions it has read or written, as they stand in it, so
     /// that a load followed by a save reads the rows once.
     records: Option<subscriptions::RecordCache>,
+    /// Listing totals counted recently, shared by the store and its transactions.
+    totals: Arc<totals::ListingTotals>,
 }
 
 /// The repositories over the database; [`Store::begin`] opens a [`SeaTransaction`].
@@ -94,6 +97,7 @@ impl SeaStore {
             ids,
             catalogue: CatalogueCache::default(),
             records: None,
+            totals: Arc::default(),
         }
     }
 
@@ -126,6 +130,7 @@ impl Store for SeaStore {
             ids: Arc::clone(&self.ids),
             catalogue: Arc::clone(&self.catalogue),
             records: Some(subscriptions::RecordCache::default()),
+            totals: Arc::clone(&self.totals),
         }))
     }
 }
@@ -133,7 +138,9 @@ impl Store for SeaStore {
 #[async_trait]
 impl StoreTransaction for SeaTransaction {
     async fn commit(self: Box<Self>) -> Result<()> {
-        self.conn.commit().await.map_err(storage_error)
+        self.conn.commit().await.map_err(storage_error)?;
+        self.totals.invalidate();
+        Ok(())
     }
 }
 

@@ -614,6 +614,7 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
             let txn = self.conn.begin().await.map_err(storage_error)?;
             insert_new(&txn, &catalogue, &subscription, &blocks).await?;
             txn.commit().await.map_err(storage_error)?;
+            self.totals.invalidate();
         }
         let record = SubscriptionRecord {
             subscription,
@@ -655,6 +656,7 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
             let stored =
                 write_record(&txn, &catalogue, self.ids.as_ref(), record, cached, known).await?;
             txn.commit().await.map_err(storage_error)?;
+            self.totals.invalidate();
             stored
         };
         self.remember(&stored);
@@ -710,18 +712,34 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
                     .like(LikeExpr::new(pattern).escape('\\')),
             );
         }
-        // Without paging, the rows themselves are the count.
+        // Without paging, the rows themselves are the count. Outside transactions, a total
+        // counted moments ago for the same filter is reused (see `totals`).
         let unpaged = query.offset == 0 && query.limit.is_none();
-        let total = if unpaged {
+        let key = (
+            query.product_type.clone(),
+            query.lifecycle,
+            query.text.as_deref().map(str::to_ascii_lowercase),
+        );
+        let remembered = if C::IN_TRANSACTION {
             None
         } else {
-            Some(
-                select
+            self.totals.get(&key)
+        };
+        let total = match (unpaged, remembered) {
+            (true, _) => None,
+            (false, Some(total)) => Some(total),
+            (false, None) => {
+                let generation = self.totals.generation();
+                let total = select
                     .clone()
                     .count(&self.conn)
                     .await
-                    .map_err(storage_error)?,
-            )
+                    .map_err(storage_error)?;
+                if !C::IN_TRANSACTION {
+                    self.totals.put(key, generation, total);
+                }
+                Some(total)
+            }
         };
 
         let order = match query.order {
