@@ -316,16 +316,18 @@ async fn main() {
             n % 1000 + 1000
         )
     }));
+    // Process start: validate_user_group on a random group (its form reads the subscription;
+    // create_user_group's form would list all 100,000 groups as parent choices).
     let start = {
         let base = Arc::clone(&base);
         let token = Arc::clone(&token);
-        let run = Uuid::now_v7().simple().to_string();
+        let ids = Arc::clone(&ids);
         Arc::new(move |client: &reqwest::Client, n: u64| {
+            let index = (n.wrapping_mul(2_654_435_761) % ids.len() as u64) as usize;
             client
-                .post(format!("{base}/api/processes/create_user_group"))
+                .post(format!("{base}/api/processes/validate_user_group"))
                 .bearer_auth(token.as_str())
-                .json(&json!([{"product": USER_GROUP_PRODUCT_ID},
-                              {"user_group_id": format!("bench{run}{n}"), "user_group_name": format!("Bench {run} {n}")}]))
+                .json(&json!([{"subscription_id": ids[index]}]))
         }) as MakeRequest
     };
 
@@ -362,7 +364,7 @@ async fn main() {
     let start_rate = (rate / 5).max(1);
     let figures = open_loop(&client, Arc::clone(&start), start_rate, seconds).await;
     row(
-        &format!("POST /api/processes/create_user_group ({start_rate}/s)"),
+        &format!("POST /api/processes/validate_user_group ({start_rate}/s)"),
         "open",
         &figures,
         Some(&baseline),
