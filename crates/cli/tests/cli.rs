@@ -164,3 +164,36 @@ async fn tables_are_the_default_output() {
     let subscriptions = cadre.ok(&["subscription", "list"]);
     assert!(subscriptions.contains("0 of 0 shown"), "{subscriptions}");
 }
+
+#[tokio::test]
+async fn workers_only_runs_processes_without_listening_and_stops_on_sigterm() {
+    let cadre = Cadre::new().await;
+    let [product, group] = group_pages("staff");
+    let started = cadre.json(&["workflow", "start", "create_user_group", &product, &group]);
+    let id = started["id"].as_str().unwrap().to_owned();
+
+    let mut server = Command::new(env!("CARGO_BIN_EXE_cadre"))
+        .args(["serve", "--workers-only", "--port", "1", "--database-url"])
+        .arg(&cadre.database_url)
+        .env_remove("DATABASE_URL")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        status = cadre.json(&["process", "show", &id])["last_status"].clone();
+        if status == "completed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "completed", "the worker ran the process");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let exit = server.wait().unwrap();
+    assert!(exit.success(), "a graceful shutdown exits 0: {exit:?}");
+}

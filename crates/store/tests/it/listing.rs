@@ -139,3 +139,35 @@ async fn filters_and_pages_return_exactly_the_expected_rows() {
         "started ones first, never-started last"
     );
 }
+
+#[tokio::test]
+async fn a_paged_total_counts_writes_of_this_store_at_once() {
+    let store = scratch_store().await;
+    let query = SubscriptionQuery {
+        product_type: Some(ProductType::user_group()),
+        limit: Some(1),
+        ..SubscriptionQuery::default()
+    };
+    active_group(&store, "alpha", "Alpha", &[]).await;
+    assert_eq!(store.list_subscriptions(&query).await.unwrap().total, 1);
+
+    // Written outside a transaction, and inside one: both count at once.
+    initial_group(&store, "Draft").await;
+    assert_eq!(store.list_subscriptions(&query).await.unwrap().total, 2);
+    let txn = cadre_domain::Store::begin(&store).await.unwrap();
+    txn.create_subscription(cadre_domain::NewSubscription {
+        id: Uuid::now_v7(),
+        product_id: cadre_migrations::demo::USER_GROUP_PRODUCT_ID,
+        customer_id: cadre_migrations::demo::DEFAULT_CUSTOMER_ID,
+        description: "In a transaction".to_owned(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        txn.list_subscriptions(&query).await.unwrap().total,
+        3,
+        "a transaction counts its own writes"
+    );
+    txn.commit().await.unwrap();
+    assert_eq!(store.list_subscriptions(&query).await.unwrap().total, 3);
+}
