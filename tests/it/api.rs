@@ -419,6 +419,8 @@ async fn every_endpoint_checks_who_calls_it() {
                 .replace("{id}", &Uuid::nil().to_string())
                 .replace("{subscription_id}", &Uuid::nil().to_string())
                 .replace("{product_id}", &Uuid::nil().to_string())
+                .replace("{product_block_id}", &Uuid::nil().to_string())
+                .replace("{product_block_id}", &Uuid::nil().to_string())
                 .replace("{workflow_name}", "create_user");
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let body = (method == Method::POST || method == Method::PUT).then(|| json!([]));
@@ -552,5 +554,47 @@ async fn subscriptions_are_filtered_sorted_and_paged() {
     let (status, body) = server.get("/api/subscriptions/not-a-uuid").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_json_snapshot!("malformed_subscription_id", body);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalogue_lists_products_and_blocks_with_details() {
+    let server = Server::start(0).await;
+    let (status, products) = server.get("/api/products").await;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<&str> = products
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|product| product["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["User Group", "User external", "User internal"]);
+
+    let (status, product) = server
+        .get(&format!("/api/products/{USER_INTERNAL_PRODUCT_ID}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(product["product_type"], "User");
+    assert_eq!(product["fixed_inputs"][0]["name"], "affiliation");
+    assert_eq!(product["fixed_inputs"][0]["value"], "internal");
+    let block = &product["product_blocks"][0];
+    assert_eq!(block["name"], "UserBlock");
+
+    let (status, blocks) = server.get("/api/product_blocks").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(blocks.as_array().unwrap().contains(block));
+    let (status, detail) = server
+        .get(&format!(
+            "/api/product_blocks/{}",
+            block["product_block_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(&detail, block);
+    let (status, body) = server
+        .get(&format!("/api/product_blocks/{}", Uuid::nil()))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_json_snapshot!("unknown_product_block", body);
     server.stop().await;
 }

@@ -65,6 +65,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(products::list_products))
         .routes(routes!(products::get_product))
         .routes(routes!(products::list_product_blocks))
+        .routes(routes!(products::get_product_block))
         .routes(routes!(subscriptions::list_subscriptions))
         .routes(routes!(subscriptions::get_subscription))
         .routes(routes!(subscriptions::get_domain_model))

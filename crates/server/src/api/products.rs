@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use cadre_domain::{FixedInput, Product, ProductBlock, ResourceType};
+use cadre_domain::{DomainError, FixedInput, Product, ProductBlock, ResourceType};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -179,4 +179,30 @@ pub async fn list_product_blocks(
 ) -> Result<Json<Vec<ProductBlockSchema>>, ApiError> {
     let blocks = state.engine.store().list_product_blocks().await?;
     Ok(Json(blocks.into_iter().map(Into::into).collect()))
+}
+
+/// One product block.
+#[utoipa::path(get, path = "/api/product_blocks/{product_block_id}", tag = "products",
+    security(("bearer" = [])),
+    params(("product_block_id" = Uuid, Path, description = "Product block id")),
+    responses(
+        (status = 200, description = "The product block", body = ProductBlockSchema),
+        (status = 400, description = "The id is malformed", body = Problem),
+        (status = 401, description = "No valid token", body = Problem),
+        (status = 404, description = "No such product block", body = Problem),
+    ))]
+pub async fn get_product_block(
+    _caller: Caller,
+    State(state): State<AppState>,
+    Path(product_block_id): Path<Uuid>,
+) -> Result<Json<ProductBlockSchema>, ApiError> {
+    let block = state
+        .engine
+        .store()
+        .list_product_blocks()
+        .await?
+        .into_iter()
+        .find(|block| block.id == product_block_id)
+        .ok_or_else(|| DomainError::not_found("product block", product_block_id))?;
+    Ok(Json(block.into()))
 }
