@@ -334,6 +334,7 @@ async fn main() {
     // Warm up connections and caches.
     closed_loop(&client, Arc::clone(&health), 16, 1).await;
     closed_loop(&client, Arc::clone(&detail), 16, 1).await;
+    closed_loop(&client, Arc::clone(&listing), 16, 3).await;
 
     println!(
         "\n{subscriptions} subscriptions; open loop at {rate} requests/s for {seconds} s; latency in ms from the scheduled send\n"

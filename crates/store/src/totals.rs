@@ -2,9 +2,11 @@
 //!
 //! Counting every row that matches a filter costs a scan of the matching index entries (100,000
 //! rows: milliseconds), far more than reading one page. A store therefore remembers the total
-//! of each filter for up to [`TOTAL_TTL`], and forgets them all whenever a write through this
-//! store commits: a process sees its own writes in totals at once, and another process's
-//! writes within the TTL. Transactions always count afresh.
+//! of each filter for [`TOTAL_TTL`], and forgets them all whenever a write through this store
+//! commits: a process sees its own writes in totals at once, and another process's writes
+//! about a second later. When a total expires, one caller counts again while the others keep
+//! using the expired total, so a busy filter is never counted by many requests at once.
+//! Transactions always count afresh.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +28,8 @@ struct Entry {
     generation: u64,
     counted_at: Instant,
     total: u64,
+    /// A caller is counting this filter again.
+    refreshing: bool,
 }
 
 /// The totals a store counted recently.
@@ -42,16 +46,21 @@ impl ListingTotals {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// The remembered total for `key`, if counted since the last write and within the TTL.
+    /// The remembered total for `key`, if counted since the last write: within the TTL, or
+    /// past it while another caller counts again. `None` means: count, then [`Self::put`].
     pub(crate) fn get(&self, key: &TotalKey) -> Option<u64> {
         let generation = self.generation();
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries
-            .get(key)
-            .filter(|entry| {
-                entry.generation == generation && entry.counted_at.elapsed() < TOTAL_TTL
-            })
-            .map(|entry| entry.total)
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = entries
+            .get_mut(key)
+            .filter(|entry| entry.generation == generation)?;
+        let age = entry.counted_at.elapsed();
+        // A refresh that has not finished in ten TTLs failed; the next caller tries again.
+        if age < TOTAL_TTL || (entry.refreshing && age < TOTAL_TTL * 10) {
+            return Some(entry.total);
+        }
+        entry.refreshing = true;
+        None
     }
 
     /// Remembers `total` for `key`, counted at `generation`.
@@ -66,6 +75,7 @@ impl ListingTotals {
                 generation,
                 counted_at: Instant::now(),
                 total,
+                refreshing: false,
             },
         );
     }
@@ -89,6 +99,29 @@ mod tests {
         assert_eq!(totals.get(&key), Some(7));
         totals.invalidate();
         assert_eq!(totals.get(&key), None);
+    }
+
+    #[test]
+    fn an_expired_total_is_counted_again_by_one_caller_at_a_time() {
+        let totals = ListingTotals::default();
+        let key: TotalKey = (None, Some(Lifecycle::Active), None);
+        totals.put(key.clone(), totals.generation(), 5);
+        if let Some(entry) = totals
+            .entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(&key)
+        {
+            entry.counted_at -= TOTAL_TTL;
+        }
+        assert_eq!(totals.get(&key), None, "the first caller counts again");
+        assert_eq!(
+            totals.get(&key),
+            Some(5),
+            "the others reuse the total meanwhile"
+        );
+        totals.put(key.clone(), totals.generation(), 6);
+        assert_eq!(totals.get(&key), Some(6));
     }
 
     #[test]
