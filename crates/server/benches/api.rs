@@ -69,6 +69,17 @@ async fn seed(store: &dyn Store, count: u64) -> Vec<Uuid> {
     ids
 }
 
+/// Brings a freshly loaded PostgreSQL database to its steady state (visibility map and
+/// statistics, as autovacuum would a little later); SQLite needs nothing.
+async fn settle(database_url: &str) {
+    use sea_orm::ConnectionTrait;
+    if database_url.starts_with("postgres") {
+        let conn = cadre_store::connect(database_url).await.unwrap();
+        conn.execute_unprepared("VACUUM ANALYZE").await.unwrap();
+        conn.close().await.unwrap();
+    }
+}
+
 struct Server {
     child: Child,
     base: String,
@@ -277,6 +288,7 @@ async fn main() {
     .unwrap()
     .plain;
     drop(engine);
+    settle(&database_url).await;
 
     let server = Server::start(&binary, &database_url);
     let client = reqwest::Client::builder()
