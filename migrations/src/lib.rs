@@ -11,6 +11,7 @@ mod m20261124_000001_catalogue_and_subscriptions;
 mod m20261124_000002_demo_catalogue;
 mod m20261124_000003_processes;
 mod m20261124_000004_api_tokens;
+mod m20261201_000005_workflow_groups;
 
 pub mod demo;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_demo_catalogue::Migration),
             Box::new(m20261124_000003_processes::Migration),
             Box::new(m20261124_000004_api_tokens::Migration),
+            Box::new(m20261201_000005_workflow_groups::Migration),
         ]
     }
 }

@@ -28,11 +28,11 @@ impl Server {
         let engine = cadre_server::open(&url).await.unwrap();
         let now = SystemClock.now();
         let store = engine.store().as_ref();
-        let admin = issue_token(store, "alice", Role::Admin, "test", now)
+        let admin = issue_token(store, "alice", Role::Admin, None, "test", now)
             .await
             .unwrap()
             .plain;
-        let user = issue_token(store, "bob", Role::User, "test", now)
+        let user = issue_token(store, "bob", Role::User, None, "test", now)
             .await
             .unwrap()
             .plain;
@@ -477,7 +477,7 @@ async fn a_revoked_token_no_longer_authenticates() {
     let url = cadre_store::testing::scratch_url().await;
     let engine = cadre_server::open(&url).await.unwrap();
     let store = engine.store().as_ref();
-    let issued = issue_token(store, "carol", Role::User, "test", SystemClock.now())
+    let issued = issue_token(store, "carol", Role::User, None, "test", SystemClock.now())
         .await
         .unwrap();
     let found = cadre_server::auth::authenticate(store, &issued.plain)

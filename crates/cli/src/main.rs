@@ -85,12 +85,16 @@ struct ServeArgs {
 enum TokenCommand {
     /// Create a token and print it once.
     Create {
-        /// Whose or what the token is; processes record it as their creator.
+        /// Whose or what the token is; processes record it as their creator. Defaults to the
+        /// role.
         #[arg(long)]
-        name: String,
+        name: Option<String>,
         /// `admin` or `user`.
         #[arg(long, default_value = "user")]
         role: String,
+        /// The User subscription the token acts for (needed to own and join workflow groups).
+        #[arg(long)]
+        user: Option<Uuid>,
     },
     /// List tokens (never their secrets).
     List,
@@ -320,11 +324,18 @@ fn explain(error: ApiError) -> anyhow::Error {
 async fn token(engine: &Engine, output: &Output, command: TokenCommand) -> Result<()> {
     let store = engine.store().as_ref();
     match command {
-        TokenCommand::Create { name, role } => {
+        TokenCommand::Create { name, role, user } => {
             let role: Role = role.parse()?;
-            let issued =
-                cadre_server::auth::issue_token(store, &name, role, &operator(), SystemClock.now())
-                    .await?;
+            let name = name.unwrap_or_else(|| role.to_string());
+            let issued = cadre_server::auth::issue_token(
+                store,
+                &name,
+                role,
+                user,
+                &operator(),
+                SystemClock.now(),
+            )
+            .await?;
             output.token_created(&issued);
         }
         TokenCommand::List => output.tokens(&store.list_tokens().await?),

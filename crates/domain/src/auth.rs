@@ -69,6 +69,9 @@ pub struct ApiToken {
     pub name: String,
     /// What the token may do.
     pub role: Role,
+    /// The User subscription the token acts for (the owner of what it creates, the member it
+    /// acts as in workflow groups); `None` for a token of a service or an operator.
+    pub user_id: Option<Uuid>,
     /// Lowercase hex SHA-256 of the secret part.
     pub secret_hash: String,
     /// Who created it.

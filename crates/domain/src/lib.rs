@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod catalogue;
 pub mod error;
+pub mod groups;
 pub mod ids;
 pub mod lifecycle;
 pub mod models;
@@ -19,6 +20,10 @@ pub mod subscription;
 pub use auth::{ApiToken, Role, TokenRepository};
 pub use catalogue::{FixedInput, Product, ProductBlock, ProductStatus, ProductType, ResourceType};
 pub use error::{DomainError, Result};
+pub use groups::{
+    ByteStream, FileName, FileStatus, FileVolume, GroupFile, GroupId, GroupName, WorkflowGroup,
+    WorkflowGroupRepository,
+};
 pub use ids::{Email, ExternalId, Name};
 pub use lifecycle::{Lifecycle, LifecycleError};
 pub use ports::{

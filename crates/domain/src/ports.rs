@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::auth::TokenRepository;
 use crate::catalogue::{Product, ProductBlock, ProductType};
 use crate::error::Result;
+use crate::groups::WorkflowGroupRepository;
 use crate::ids::Name;
 use crate::lifecycle::Lifecycle;
 use crate::process::ProcessRepository;
@@ -164,6 +165,7 @@ pub trait Repositories:
     + SubscriptionRepository
     + ProcessRepository
     + TokenRepository
+    + WorkflowGroupRepository
 {
 }
 
@@ -173,6 +175,7 @@ impl<T> Repositories for T where
         + SubscriptionRepository
         + ProcessRepository
         + TokenRepository
+        + WorkflowGroupRepository
         + ?Sized
 {
 }

@@ -120,6 +120,11 @@ impl Engine {
         &self.store
     }
 
+    /// The clock this engine reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
     fn workflow(&self, name: &str) -> Result<&Arc<Workflow>, EngineError> {
         self.registry
             .get(name)
@@ -635,6 +640,20 @@ impl Engine {
                 },
             )
             .await?)
+    }
+
+    /// The JSON Schema of the first page of `workflow`'s initial form (an empty object when the
+    /// form asks for nothing).
+    pub async fn first_page(&self, workflow: &Workflow) -> Result<Value, EngineError> {
+        match workflow
+            .initial_form
+            .submit(self.store.as_ref(), &State::new(), &[])
+            .await
+        {
+            Err(FormError::NotComplete(body)) => Ok(body.form),
+            Err(error) => Err(error.into()),
+            Ok(_) => Ok(json!({})),
+        }
     }
 
     /// The JSON Schema of the next page a suspended process asks for, or `None` when it asks

@@ -73,6 +73,20 @@ pub enum DefinitionError {
 }
 
 impl Workflow {
+    /// A description of the workflow as data: name, description, target, product types,
+    /// lifecycles it starts in, version and step names. Workflow groups keep a copy.
+    pub fn spec(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.name,
+            "description": self.description,
+            "target": self.target.to_string(),
+            "product_types": self.product_types.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "usable_when": self.usable_when.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "version": self.version,
+            "steps": self.steps.steps().iter().map(|step| step.name.clone()).collect::<Vec<_>>(),
+        })
+    }
+
     /// Why this workflow cannot start on `record` now, or `None` if it can: the subscription is of
     /// another product type, in a lifecycle the workflow does not allow, or (modify, terminate)
     /// held by another process.

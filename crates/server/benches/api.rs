@@ -281,6 +281,7 @@ async fn main() {
         store.as_ref(),
         "bench",
         Role::Admin,
+        None,
         "bench",
         SystemClock.now(),
     )

@@ -8,7 +8,8 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use cadre_domain::{ApiToken, DomainError, Role, TokenRepository};
+use cadre_domain::models::is_active_user;
+use cadre_domain::{ApiToken, DomainError, Repositories, Role, TokenRepository};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -28,11 +29,13 @@ pub struct IssuedToken {
     pub plain: String,
 }
 
-/// Creates and stores a token named `name` with `role`.
+/// Creates and stores a token named `name` with `role`, acting for the User subscription `user`
+/// if given (which must be an active User).
 pub async fn issue_token(
-    tokens: &dyn TokenRepository,
+    repositories: &dyn Repositories,
     name: &str,
     role: Role,
+    user: Option<Uuid>,
     created_by: &str,
     now: DateTime<Utc>,
 ) -> Result<IssuedToken, DomainError> {
@@ -43,6 +46,14 @@ pub async fn issue_token(
             "a token name needs 1 to 255 characters",
         ));
     }
+    if let Some(user) = user
+        && !is_active_user(repositories, user).await?
+    {
+        return Err(DomainError::invalid(
+            "user",
+            format!("{user} is not an active User subscription"),
+        ));
+    }
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret)
         .map_err(|error| DomainError::Storage(format!("no randomness available: {error}")))?;
@@ -51,12 +62,13 @@ pub async fn issue_token(
         id: Uuid::now_v7(),
         name: name.to_owned(),
         role,
+        user_id: user,
         secret_hash: hash_secret(&secret),
         created_by: created_by.to_owned(),
         created_at: now,
         revoked_at: None,
     };
-    tokens.create_token(&token).await?;
+    repositories.create_token(&token).await?;
     let plain = format!("{PREFIX}{}_{secret}", token.id.simple());
     Ok(IssuedToken { token, plain })
 }

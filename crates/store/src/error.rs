@@ -47,6 +47,17 @@ fn unique_message(detail: &str) -> &'static str {
             "a product with this name already exists",
         ),
         (
+            &[
+                "uq_workflow_groups_workflow_name_key",
+                "workflow_groups.name_key",
+            ],
+            "a group with this name already exists in this workflow",
+        ),
+        (
+            &["workflow_groups_pkey", "workflow_groups.id"],
+            "a workflow group with this identifier already exists",
+        ),
+        (
             &["subscriptions_pkey", "subscriptions.id"],
             "a subscription with this id already exists",
         ),

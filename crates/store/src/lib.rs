@@ -9,6 +9,7 @@ mod catalogue;
 mod customers;
 mod entities;
 mod error;
+mod groups;
 mod processes;
 mod subscriptions;
 #[cfg(feature = "testing")]

@@ -62,6 +62,20 @@ pub fn to_json(record: SubscriptionRecord) -> Result<serde_json::Value> {
     }
 }
 
+/// Whether subscription `id` is a User in the `active` lifecycle: the test for a person who may
+/// act (hold a token for themselves, belong to a workflow group). A missing id is not one.
+pub async fn is_active_user(
+    repository: &(impl SubscriptionRepository + ?Sized),
+    id: Uuid,
+) -> Result<bool> {
+    match repository.load_subscription(id).await {
+        Ok(record) => Ok(record.product.product_type.as_str() == ProductType::USER
+            && record.subscription.lifecycle == Lifecycle::Active),
+        Err(DomainError::NotFound { .. }) => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
 /// Saves `model` whole and returns it as stored.
 pub async fn save<M: DomainModel>(
     repository: &(impl SubscriptionRepository + ?Sized),

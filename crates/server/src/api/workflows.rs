@@ -2,8 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use cadre_domain::State as ProcessState;
-use cadre_engine::{Engine, FormError, Workflow};
+use cadre_engine::{Engine, Workflow};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -104,15 +103,7 @@ pub async fn get_workflow(
         .registry()
         .get(&workflow_name)
         .ok_or_else(|| cadre_engine::EngineError::UnknownWorkflow(workflow_name.clone()))?;
-    let form = match workflow
-        .initial_form
-        .submit(state.engine.store().as_ref(), &ProcessState::new(), &[])
-        .await
-    {
-        Err(FormError::NotComplete(body)) => body.form,
-        Err(error) => return Err(cadre_engine::EngineError::from(error).into()),
-        Ok(_) => serde_json::json!({}),
-    };
+    let form = state.engine.first_page(workflow).await?;
     Ok(Json(WorkflowDetail {
         workflow: workflow.as_ref().into(),
         steps: workflow

@@ -19,3 +19,6 @@ pub mod subscription_instance_relations;
 pub mod subscription_instance_values;
 pub mod subscription_instances;
 pub mod subscriptions;
+pub mod workflow_group_files;
+pub mod workflow_group_members;
+pub mod workflow_groups;

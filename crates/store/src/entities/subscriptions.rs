@@ -43,6 +43,10 @@ pub enum Relation {
     Products,
     #[sea_orm(has_many = "super::subscription_instances::Entity")]
     SubscriptionInstances,
+    #[sea_orm(has_many = "super::workflow_group_members::Entity")]
+    WorkflowGroupMembers,
+    #[sea_orm(has_many = "super::workflow_groups::Entity")]
+    WorkflowGroups,
 }
 
 impl Related<super::customers::Entity> for Entity {
@@ -66,6 +70,25 @@ impl Related<super::products::Entity> for Entity {
 impl Related<super::subscription_instances::Entity> for Entity {
     fn to() -> RelationDef {
         Relation::SubscriptionInstances.def()
+    }
+}
+
+impl Related<super::workflow_group_members::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::WorkflowGroupMembers.def()
+    }
+}
+
+impl Related<super::workflow_groups::Entity> for Entity {
+    fn to() -> RelationDef {
+        super::workflow_group_members::Relation::WorkflowGroups.def()
+    }
+    fn via() -> Option<RelationDef> {
+        Some(
+            super::workflow_group_members::Relation::Subscriptions
+                .def()
+                .rev(),
+        )
     }
 }
 

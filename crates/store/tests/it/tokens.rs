@@ -12,6 +12,7 @@ fn token(name: &str, role: Role) -> ApiToken {
         id: Uuid::now_v7(),
         name: name.to_owned(),
         role,
+        user_id: None,
         secret_hash: "ab".repeat(32),
         created_by: "test".to_owned(),
         created_at: now(),

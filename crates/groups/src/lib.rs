@@ -1,0 +1,611 @@
+//! Workflow groups: teams of users attached to a workflow, with their own uploaded files.
+//!
+//! [`WorkflowGroups`] offers flowserv's `WorkflowGroupManager` operations (create, get, list,
+//! update, delete; upload, list, read and delete files), with the authorisation its service
+//! layer adds and the hardening cadre wants:
+//!
+//! - names are unique per workflow in the schema, after normalisation, also on rename;
+//! - the owner is always a member and cannot be removed; members are existing active users;
+//! - only members (and admins) act on a group; only the owner (or an admin) deletes it;
+//! - file names are validated and never become storage paths: content lives under an opaque key
+//!   on a [`FileVolume`], with a size limit;
+//! - a file row records whether its content is complete, and content is written before a row
+//!   says so and removed before its row goes, so a failure at any point leaves nothing visible
+//!   without content and no content without a row; [`WorkflowGroups::recover`] finishes what an
+//!   interrupted upload or delete left behind.
+
+mod mime;
+mod volume;
+
+use std::collections::BTreeSet;
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use cadre_domain::models::is_active_user;
+use cadre_domain::{
+    ByteStream, Clock, DomainError, FileName, FileStatus, FileVolume, GroupFile, GroupId,
+    GroupName, IdSource, Store, UuidV7Source, WorkflowGroup,
+};
+use cadre_engine::{Engine, EngineError};
+use chrono::TimeDelta;
+use futures_util::StreamExt;
+use serde_json::Value;
+use thiserror::Error;
+use uuid::Uuid;
+
+pub use volume::LocalVolume;
+
+/// The default largest upload: 1 GiB.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 1 << 30;
+
+/// Why a workflow group operation failed.
+#[derive(Debug, Error)]
+pub enum GroupError {
+    /// Not found, conflict, invalid argument or forbidden, as the domain says.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// The uploaded content is larger than the limit.
+    #[error("the file is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// The uploaded content could not be read to its end (the client went away, a malformed
+    /// body).
+    #[error("the upload was interrupted: {0}")]
+    Interrupted(String),
+    /// The file volume failed; the message is for operators' logs.
+    #[error("the file volume failed: {0}")]
+    Volume(String),
+}
+
+impl From<EngineError> for GroupError {
+    fn from(error: EngineError) -> Self {
+        match error {
+            EngineError::Domain(error) => Self::Domain(error),
+            EngineError::UnknownWorkflow(name) => Self::Domain(DomainError::NotFound {
+                kind: "workflow",
+                id: name,
+            }),
+            other => Self::Domain(DomainError::invalid("workflow", other.to_string())),
+        }
+    }
+}
+
+/// A result whose error is a [`GroupError`].
+pub type Result<T, E = GroupError> = std::result::Result<T, E>;
+
+/// Who is acting: the User subscription a caller acts for, and whether the caller is an admin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actor {
+    /// The User subscription the caller acts for, if any.
+    pub user: Option<Uuid>,
+    /// Whether the caller has the admin role (acts on every group).
+    pub admin: bool,
+}
+
+impl Actor {
+    /// An admin acting for no user (an operator at the CLI).
+    pub fn operator() -> Self {
+        Self {
+            user: None,
+            admin: true,
+        }
+    }
+
+    /// A non-admin acting for the User subscription `user`.
+    pub fn user(user: Uuid) -> Self {
+        Self {
+            user: Some(user),
+            admin: false,
+        }
+    }
+
+    fn is_member(&self, group: &WorkflowGroup) -> bool {
+        self.user.is_some_and(|user| group.members.contains(&user))
+    }
+
+    /// Refuses anyone but members and admins.
+    fn require_member(&self, group: &WorkflowGroup) -> Result<()> {
+        if self.admin || self.is_member(group) {
+            Ok(())
+        } else {
+            Err(forbidden("only members of the group may do this"))
+        }
+    }
+}
+
+fn forbidden(message: &str) -> GroupError {
+    DomainError::Forbidden(message.to_owned()).into()
+}
+
+/// A group to create.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewGroup {
+    /// The workflow the group belongs to.
+    pub workflow: String,
+    /// The group's name.
+    pub name: String,
+    /// The identifier to use instead of a generated one.
+    pub identifier: Option<String>,
+    /// The owner: the caller's user unless an admin names another.
+    pub owner: Option<Uuid>,
+    /// Members besides the owner; duplicates collapse.
+    pub members: Vec<Uuid>,
+    /// Group-specific parameters (a form schema, a JSON object); by default the first page of
+    /// the workflow's initial form.
+    pub parameters: Option<Value>,
+    /// Engine settings for the group's runs (a JSON object).
+    pub engine_config: Option<Value>,
+}
+
+/// Changes to a group; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupChanges {
+    /// A new name.
+    pub name: Option<String>,
+    /// The exact new member set; it must include the owner.
+    pub members: Option<Vec<Uuid>>,
+}
+
+/// What [`WorkflowGroups::recover`] finished.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Interrupted uploads whose partial content and row were removed.
+    pub abandoned_uploads: usize,
+    /// Interrupted deletions that were completed.
+    pub completed_deletions: usize,
+}
+
+/// Workflow groups and their files over an engine (for its store, workflows and clock) and a
+/// file volume.
+#[derive(Clone)]
+pub struct WorkflowGroups {
+    engine: Engine,
+    volume: Arc<dyn FileVolume>,
+    ids: Arc<dyn IdSource>,
+    max_file_size: u64,
+}
+
+impl WorkflowGroups {
+    /// Groups over `engine`'s store and workflows, with file content on `volume` and uploads up
+    /// to `max_file_size` bytes.
+    pub fn new(engine: Engine, volume: Arc<dyn FileVolume>, max_file_size: u64) -> Self {
+        Self {
+            engine,
+            volume,
+            ids: Arc::new(UuidV7Source),
+            max_file_size,
+        }
+    }
+
+    /// The largest upload accepted, in bytes.
+    pub fn max_file_size(&self) -> u64 {
+        self.max_file_size
+    }
+
+    fn store(&self) -> &dyn Store {
+        self.engine.store().as_ref()
+    }
+
+    fn clock(&self) -> &dyn Clock {
+        self.engine.clock().as_ref()
+    }
+
+    /// Refuses any id that is not an active User subscription, naming it.
+    async fn require_active_users(&self, users: &BTreeSet<Uuid>) -> Result<()> {
+        for user in users {
+            if !is_active_user(self.store(), *user).await? {
+                return Err(DomainError::invalid(
+                    "members",
+                    format!("unknown user {user}: no active User subscription has this id"),
+                )
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a group. Checks, in order: the identifier, the name, the workflow, the owner
+    /// (the caller's user; an admin may name another), then that every member is an active
+    /// user. A name the workflow already has (after normalisation) or a taken identifier is a
+    /// conflict.
+    pub async fn create(&self, actor: &Actor, new: NewGroup) -> Result<WorkflowGroup> {
+        let id = match new.identifier.as_deref() {
+            Some(identifier) => GroupId::parse(identifier)?,
+            None => GroupId::from_uuid(Uuid::new_v4()),
+        };
+        let name = GroupName::parse(&new.name)?;
+        let workflow = self
+            .engine
+            .registry()
+            .get(&new.workflow)
+            .ok_or_else(|| EngineError::UnknownWorkflow(new.workflow.clone()))?;
+        let owner = match (new.owner, actor.user) {
+            (Some(owner), _) if actor.admin => owner,
+            (Some(owner), Some(user)) if owner == user => owner,
+            (Some(_), _) => {
+                return Err(forbidden(
+                    "only an admin may create a group for another user",
+                ));
+            }
+            (None, Some(user)) => user,
+            (None, None) => {
+                return Err(DomainError::invalid(
+                    "owner",
+                    "the caller acts for no user: name the owner (admins only)",
+                )
+                .into());
+            }
+        };
+        let mut members: BTreeSet<Uuid> = new.members.into_iter().collect();
+        members.insert(owner);
+        self.require_active_users(&members).await?;
+        let parameters = match new.parameters {
+            Some(parameters) => json_object("parameters", parameters)?,
+            None => self.engine.first_page(workflow).await?,
+        };
+        let engine_config = new
+            .engine_config
+            .map(|config| json_object("engine_config", config))
+            .transpose()?;
+        let group = WorkflowGroup {
+            id,
+            workflow: workflow.name.clone(),
+            name,
+            owner,
+            members,
+            parameters,
+            workflow_spec: workflow.spec(),
+            engine_config,
+            created_at: self.clock().now(),
+        };
+        self.store().create_group(&group).await?;
+        tracing::info!(group = %group.id, workflow = %group.workflow, "workflow group created");
+        Ok(group)
+    }
+
+    /// One group, to its members and admins.
+    pub async fn get(&self, actor: &Actor, id: &str) -> Result<WorkflowGroup> {
+        let group = self.load(id).await?;
+        actor.require_member(&group)?;
+        Ok(group)
+    }
+
+    async fn load(&self, id: &str) -> Result<WorkflowGroup> {
+        // A malformed id cannot name a group: it is as unknown as any other.
+        let unknown = || DomainError::NotFound {
+            kind: "workflow group",
+            id: id.to_owned(),
+        };
+        let id = GroupId::parse(id).map_err(|_| unknown())?;
+        Ok(self.store().group(&id).await?)
+    }
+
+    /// Groups in creation order, of `workflow` and with `member` if given. An unknown workflow,
+    /// or a member that is not an active user, is an error. A non-admin sees only the groups
+    /// they belong to, and may not ask for another user's.
+    pub async fn list(
+        &self,
+        actor: &Actor,
+        workflow: Option<&str>,
+        member: Option<Uuid>,
+    ) -> Result<Vec<WorkflowGroup>> {
+        if let Some(workflow) = workflow
+            && self.engine.registry().get(workflow).is_none()
+        {
+            return Err(EngineError::UnknownWorkflow(workflow.to_owned()).into());
+        }
+        let member = if actor.admin {
+            member
+        } else {
+            match (member, actor.user) {
+                (Some(member), Some(user)) if member != user => {
+                    return Err(forbidden("only admins may list another user's groups"));
+                }
+                (_, Some(user)) => Some(user),
+                (_, None) => {
+                    return Err(forbidden(
+                        "the caller acts for no user, so belongs to no group",
+                    ));
+                }
+            }
+        };
+        if let Some(member) = member
+            && !is_active_user(self.store(), member).await?
+        {
+            return Err(DomainError::invalid(
+                "member",
+                format!("unknown user {member}: no active User subscription has this id"),
+            )
+            .into());
+        }
+        Ok(self.store().list_groups(workflow, member).await?)
+    }
+
+    /// Renames a group and/or replaces its member set exactly (duplicates collapse; the owner
+    /// must stay; every member must be an active user). No changes return the group as it is.
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        id: &str,
+        changes: GroupChanges,
+    ) -> Result<WorkflowGroup> {
+        let mut group = self.get(actor, id).await?;
+        if changes == GroupChanges::default() {
+            return Ok(group);
+        }
+        if let Some(name) = changes.name {
+            group.name = GroupName::parse(&name)?;
+        }
+        if let Some(members) = changes.members {
+            let members: BTreeSet<Uuid> = members.into_iter().collect();
+            if !members.contains(&group.owner) {
+                return Err(DomainError::invalid(
+                    "members",
+                    "the owner cannot be removed from the group",
+                )
+                .into());
+            }
+            self.require_active_users(&members).await?;
+            group.members = members;
+        }
+        self.store().update_group(&group).await?;
+        Ok(group)
+    }
+
+    /// Deletes a group with its members and files; only its owner or an admin may.
+    ///
+    /// Its files are marked for deletion first (no longer listed), their content removed, then
+    /// the group's rows. If the volume fails, the group stays and the call can be repeated.
+    pub async fn delete(&self, actor: &Actor, id: &str) -> Result<()> {
+        let group = self.get(actor, id).await?;
+        if !actor.admin && actor.user != Some(group.owner) {
+            return Err(forbidden("only the owner or an admin may delete a group"));
+        }
+        let mut files = self.store().group_files(&group.id, None).await?;
+        for file in &mut files {
+            if file.status != FileStatus::Deleting {
+                file.status = FileStatus::Deleting;
+                self.store().update_file(file).await?;
+            }
+        }
+        for file in files {
+            self.remove_file(file).await?;
+        }
+        self.store().delete_group(&group.id).await?;
+        tracing::info!(group = %group.id, "workflow group deleted");
+        Ok(())
+    }
+
+    /// Stores `content` as a new file of the group named `name` and returns its row.
+    ///
+    /// The row is recorded as `uploading` first (not listed), the content written under a fresh
+    /// opaque key, and only then the row marked `stored` with its size and media type. A
+    /// failure removes both; what a crash leaves is removed by [`WorkflowGroups::recover`].
+    pub async fn upload(
+        &self,
+        actor: &Actor,
+        id: &str,
+        name: &str,
+        content: ByteStream,
+    ) -> Result<GroupFile> {
+        let group = self.get(actor, id).await?;
+        let name = FileName::parse(name)?;
+        let mut file = GroupFile {
+            id: self.ids.new_id(),
+            group_id: group.id,
+            name,
+            key: Uuid::new_v4().simple().to_string(),
+            mime_type: None,
+            size: 0,
+            status: FileStatus::Uploading,
+            created_at: self.clock().now(),
+        };
+        self.store().insert_file(&file).await?;
+        let watch = UploadWatch::new(self.max_file_size);
+        let written = self
+            .volume
+            .write(&file.key, watch.wrap(content))
+            .await
+            .map_err(|error| watch.error(error));
+        let stored = match written {
+            Ok(size) => {
+                file.size = size;
+                file.mime_type = mime::detect(file.name.as_str(), &watch.head());
+                file.status = FileStatus::Stored;
+                self.store()
+                    .update_file(&file)
+                    .await
+                    .map_err(GroupError::from)
+            }
+            Err(error) => Err(error),
+        };
+        if let Err(error) = stored {
+            self.abandon_upload(&file).await;
+            return Err(error);
+        }
+        Ok(file)
+    }
+
+    /// Removes what a failed upload left, as far as the volume and the database allow; what
+    /// remains is an `uploading` row that [`WorkflowGroups::recover`] removes.
+    async fn abandon_upload(&self, file: &GroupFile) {
+        if let Err(error) = self.volume.delete(&file.key).await {
+            tracing::warn!(file = %file.id, %error, "could not remove a failed upload's content");
+            return;
+        }
+        if let Err(error) = self.store().delete_file(file.id).await {
+            tracing::warn!(file = %file.id, %error, "could not remove a failed upload's row");
+        }
+    }
+
+    /// The group's stored files in upload order.
+    pub async fn files(&self, actor: &Actor, id: &str) -> Result<Vec<GroupFile>> {
+        let group = self.get(actor, id).await?;
+        Ok(self
+            .store()
+            .group_files(&group.id, Some(FileStatus::Stored))
+            .await?)
+    }
+
+    async fn stored_file(&self, group: &GroupId, file_id: Uuid) -> Result<GroupFile> {
+        match self.store().group_file(group, file_id).await {
+            Ok(file) if file.status == FileStatus::Stored => Ok(file),
+            Ok(_) | Err(DomainError::NotFound { .. }) => {
+                Err(DomainError::not_found("file", file_id).into())
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// A stored file of the group and its content as a stream. A file id of another group is an
+    /// unknown file.
+    pub async fn read_file(
+        &self,
+        actor: &Actor,
+        id: &str,
+        file_id: Uuid,
+    ) -> Result<(GroupFile, ByteStream)> {
+        let group = self.get(actor, id).await?;
+        let file = self.stored_file(&group.id, file_id).await?;
+        let content = self
+            .volume
+            .read(&file.key)
+            .await
+            .map_err(|error| GroupError::Volume(error.to_string()))?;
+        Ok((file, content))
+    }
+
+    /// Deletes a stored file of the group. A file id of another group is an unknown file.
+    pub async fn delete_file(&self, actor: &Actor, id: &str, file_id: Uuid) -> Result<()> {
+        let group = self.get(actor, id).await?;
+        let file = self.stored_file(&group.id, file_id).await?;
+        self.remove_file(file).await
+    }
+
+    /// Marks `file` as deleting (no longer listed), removes its content, then its row. A volume
+    /// failure leaves the `deleting` row for [`WorkflowGroups::recover`].
+    async fn remove_file(&self, mut file: GroupFile) -> Result<()> {
+        if file.status != FileStatus::Deleting {
+            file.status = FileStatus::Deleting;
+            self.store().update_file(&file).await?;
+        }
+        self.volume
+            .delete(&file.key)
+            .await
+            .map_err(|error| GroupError::Volume(error.to_string()))?;
+        self.store().delete_file(file.id).await?;
+        Ok(())
+    }
+
+    /// Finishes what interrupted operations left: removes uploads still `uploading` that
+    /// started more than `grace` ago (content and row), and completes every pending deletion.
+    pub async fn recover(&self, grace: TimeDelta) -> Result<Recovery> {
+        let now = self.clock().now();
+        let mut recovery = Recovery::default();
+        for file in self
+            .store()
+            .files_in_status(FileStatus::Uploading, now - grace)
+            .await?
+        {
+            self.remove_file(file).await?;
+            recovery.abandoned_uploads += 1;
+        }
+        for file in self
+            .store()
+            .files_in_status(FileStatus::Deleting, now + TimeDelta::seconds(1))
+            .await?
+        {
+            self.remove_file(file).await?;
+            recovery.completed_deletions += 1;
+        }
+        Ok(recovery)
+    }
+}
+
+/// Refuses anything but a JSON object for `field`.
+fn json_object(field: &str, value: Value) -> Result<Value> {
+    if value.is_object() {
+        Ok(value)
+    } else {
+        Err(DomainError::invalid(field, "must be a JSON object").into())
+    }
+}
+
+/// How many leading bytes of an upload are kept for the content sniff.
+const SNIFF_BYTES: usize = 512;
+
+/// Watches an upload stream: enforces the size limit, keeps the first bytes for the content
+/// sniff, and remembers whether the stream itself failed, so that a volume error can be told
+/// apart from a client's.
+#[derive(Clone)]
+struct UploadWatch {
+    limit: u64,
+    state: Arc<Mutex<WatchState>>,
+}
+
+#[derive(Default)]
+struct WatchState {
+    head: Vec<u8>,
+    too_large: bool,
+    interrupted: Option<String>,
+}
+
+impl UploadWatch {
+    fn new(limit: u64) -> Self {
+        Self {
+            limit,
+            state: Arc::default(),
+        }
+    }
+
+    fn wrap(&self, content: ByteStream) -> ByteStream {
+        let watch = self.clone();
+        let mut seen: u64 = 0;
+        Box::pin(content.map(move |chunk: io::Result<Bytes>| {
+            let mut state = watch.lock();
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(error) => {
+                    state.interrupted = Some(error.to_string());
+                    return Err(error);
+                }
+            };
+            seen = seen.saturating_add(chunk.len() as u64);
+            if seen > watch.limit {
+                state.too_large = true;
+                return Err(io::Error::other("the upload exceeds the size limit"));
+            }
+            let room = SNIFF_BYTES.saturating_sub(state.head.len());
+            state
+                .head
+                .extend_from_slice(&chunk[..room.min(chunk.len())]);
+            Ok(chunk)
+        }))
+    }
+
+    fn head(&self) -> Vec<u8> {
+        self.lock().head.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, WatchState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The error to report for a failed write: the limit, the client's stream, or the volume.
+    fn error(&self, error: io::Error) -> GroupError {
+        let state = self.lock();
+        if state.too_large {
+            GroupError::TooLarge { limit: self.limit }
+        } else if let Some(reason) = &state.interrupted {
+            GroupError::Interrupted(reason.clone())
+        } else {
+            tracing::error!(%error, "file volume write failed");
+            GroupError::Volume(error.to_string())
+        }
+    }
+}
