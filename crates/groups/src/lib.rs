@@ -24,11 +24,11 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use cadre_domain::models::is_active_user;
 use cadre_domain::{
-    ByteStream, Clock, DomainError, FileName, FileStatus, FileVolume, GroupFile, GroupId,
-    GroupName, IdSource, Store, UuidV7Source, WorkflowGroup,
+    ByteStream, DomainError, FileName, FileStatus, FileVolume, GroupFile, GroupId, GroupName,
+    IdSource, Store, UuidV7Source, WorkflowGroup,
 };
 use cadre_engine::{Engine, EngineError};
-use chrono::TimeDelta;
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use futures_util::StreamExt;
 use serde_json::Value;
 use thiserror::Error;
@@ -189,8 +189,10 @@ impl WorkflowGroups {
         self.engine.store().as_ref()
     }
 
-    fn clock(&self) -> &dyn Clock {
-        self.engine.clock().as_ref()
+    /// The current time at the precision both databases store (microseconds), so that what a
+    /// call returns equals what a later read gives.
+    fn now(&self) -> DateTime<Utc> {
+        self.engine.clock().now().trunc_subsecs(6)
     }
 
     /// Refuses any id that is not an active User subscription, naming it.
@@ -259,7 +261,7 @@ impl WorkflowGroups {
             parameters,
             workflow_spec: workflow.spec(),
             engine_config,
-            created_at: self.clock().now(),
+            created_at: self.now(),
         };
         self.store().create_group(&group).await?;
         tracing::info!(group = %group.id, workflow = %group.workflow, "workflow group created");
@@ -401,7 +403,7 @@ impl WorkflowGroups {
             mime_type: None,
             size: 0,
             status: FileStatus::Uploading,
-            created_at: self.clock().now(),
+            created_at: self.now(),
         };
         self.store().insert_file(&file).await?;
         let watch = UploadWatch::new(self.max_file_size);
@@ -503,7 +505,7 @@ impl WorkflowGroups {
     /// Finishes what interrupted operations left: removes uploads still `uploading` that
     /// started more than `grace` ago (content and row), and completes every pending deletion.
     pub async fn recover(&self, grace: TimeDelta) -> Result<Recovery> {
-        let now = self.clock().now();
+        let now = self.now();
         let mut recovery = Recovery::default();
         for file in self
             .store()
