@@ -17,6 +17,8 @@ struct Server {
     admin: String,
     user: String,
     client: reqwest::Client,
+    engine: cadre_engine::Engine,
+    _files: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -39,11 +41,17 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let files = tempfile::tempdir().unwrap();
+        let config = cadre_server::Config {
+            files_dir: files.path().to_owned(),
+            ..cadre_server::Config::default()
+        };
+        let state = cadre_server::app_state(engine.clone(), &config);
         let task = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopped.await;
             };
-            cadre_server::run(engine, Some(listener), workers, shutdown)
+            cadre_server::run(state, Some(listener), workers, shutdown)
                 .await
                 .unwrap();
         });
@@ -52,6 +60,8 @@ impl Server {
             admin,
             user,
             client: reqwest::Client::new(),
+            engine,
+            _files: files,
             stop: Some(stop),
             task: Some(task),
         }
@@ -417,6 +427,8 @@ async fn every_endpoint_checks_who_calls_it() {
         for (method, operation) in operations.as_object().unwrap() {
             let concrete = path
                 .replace("{id}", &Uuid::nil().to_string())
+                .replace("{group_id}", "no_such_group")
+                .replace("{file_id}", &Uuid::nil().to_string())
                 .replace("{subscription_id}", &Uuid::nil().to_string())
                 .replace("{product_id}", &Uuid::nil().to_string())
                 .replace("{product_block_id}", &Uuid::nil().to_string())
@@ -447,16 +459,20 @@ async fn every_endpoint_checks_who_calls_it() {
             let (status, _) = server
                 .call(method.clone(), &concrete, Some(&server.user), body)
                 .await;
-            let admin_only = operation["responses"].get("403").is_some();
-            if admin_only {
+            // Admin-only operations document their 403 as "Not an admin"; others that document
+            // a 403 decide by what the caller asks for (workflow groups: membership).
+            let forbidden = &operation["responses"]["403"]["description"];
+            if forbidden == "Not an admin" {
                 assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}");
+            } else if !forbidden.is_null() {
+                assert_ne!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
             } else {
                 assert_ne!(status, StatusCode::FORBIDDEN, "{method} {path}");
                 assert_ne!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
             }
         }
     }
-    assert!(secured >= 14, "only {secured} secured operations");
+    assert!(secured >= 23, "only {secured} secured operations");
 
     let (status, body) = server.call(Method::GET, "/api/products", None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -596,5 +612,202 @@ async fn the_catalogue_lists_products_and_blocks_with_details() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_json_snapshot!("unknown_product_block", body);
+    server.stop().await;
+}
+
+impl Server {
+    /// Creates an active user in `group` through the workflow; returns its subscription id
+    /// and a `user`-role token acting for it.
+    async fn create_user(&self, user_id: &str, group: &str) -> (String, String) {
+        let process = self.start_create_user(user_id, group).await;
+        let process = self.wait_for(&process, &["completed"]).await;
+        let id = process["current_state"]["subscription_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let token = issue_token(
+            self.engine.store().as_ref(),
+            user_id,
+            Role::User,
+            Some(id.parse().unwrap()),
+            "test",
+            SystemClock.now(),
+        )
+        .await
+        .unwrap()
+        .plain;
+        (id, token)
+    }
+
+    /// Uploads `content` as `name` to group `group` with `token`.
+    async fn upload(
+        &self,
+        token: &str,
+        group: &str,
+        form: reqwest::multipart::Form,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(format!("{}/api/workflow-groups/{group}/files", self.base))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+}
+
+fn file_part(name: &str, content: &'static [u8]) -> reqwest::multipart::Form {
+    reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(content).file_name(name.to_owned()),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflow_groups_and_their_files_over_http() {
+    let server = Server::start(1).await;
+    let staff = server.create_group("staff", "Staff").await;
+    let (ada, ada_token) = server.create_user("ada", &staff).await;
+    let (bob, bob_token) = server.create_user("bob", &staff).await;
+    let (_eve, eve_token) = server.create_user("eve", &staff).await;
+
+    // Ada creates a group with Bob; she owns it and both are members.
+    let (status, group) = server
+        .call(
+            Method::POST,
+            "/api/workflow-groups",
+            Some(&ada_token),
+            Some(
+                json!({"workflow": "create_user", "name": "Team A", "identifier": "team_a",
+                        "members": [bob]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{group}");
+    assert_eq!(group["owner"], json!(ada));
+    let mut members = vec![ada.clone(), bob.clone()];
+    members.sort();
+    assert_eq!(group["members"], json!(members));
+    assert_eq!(group["workflow_spec"]["name"], "create_user");
+    let id = group["id"].as_str().unwrap().to_owned();
+    assert_eq!(id, "team_a");
+
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/api/workflow-groups",
+            Some(&bob_token),
+            Some(json!({"workflow": "create_user", "name": " team  a"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_json_snapshot!("group_name_taken", body);
+
+    // Bob uploads a file; the listing and the download give it back.
+    let (status, file) = server
+        .upload(&bob_token, &id, file_part("rows.csv", b"a,b\n1,2\n"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{file}");
+    assert_eq!(file["size"], 8);
+    assert_eq!(file["mime_type"], "text/csv");
+    let (status, files) = server
+        .call(
+            Method::GET,
+            &format!("/api/workflow-groups/{id}/files"),
+            Some(&ada_token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(files["items"].as_array().unwrap().len(), 1);
+    let file_id = file["id"].as_str().unwrap();
+    let response = server
+        .client
+        .get(format!(
+            "{}/api/workflow-groups/{id}/files/{file_id}",
+            server.base
+        ))
+        .bearer_auth(&ada_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers().clone();
+    assert_eq!(headers["content-type"], "text/csv");
+    assert_eq!(headers["content-length"], "8");
+    assert_eq!(
+        headers["content-disposition"],
+        "attachment; filename=\"rows.csv\"; filename*=UTF-8''rows%2Ecsv"
+    );
+    assert_eq!(response.bytes().await.unwrap().as_ref(), b"a,b\n1,2\n");
+
+    // A bad file name, a body without a file part, and an outsider are refused.
+    let (status, body) = server
+        .upload(&bob_token, &id, file_part("../etc/passwd", b"x"))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_json_snapshot!("group_file_bad_name", body);
+    let (status, body) = server
+        .upload(
+            &bob_token,
+            &id,
+            reqwest::multipart::Form::new().text("note", "no file"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_json_snapshot!("group_upload_without_file", body);
+    let (status, body) = server
+        .call(
+            Method::GET,
+            &format!("/api/workflow-groups/{id}"),
+            Some(&eve_token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_json_snapshot!("group_not_a_member", body);
+
+    // The owner stays; only she deletes the group.
+    let (status, body) = server
+        .call(
+            Method::PATCH,
+            &format!("/api/workflow-groups/{id}"),
+            Some(&bob_token),
+            Some(json!({"members": [bob]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_json_snapshot!("group_owner_removed", body);
+    let (status, _) = server
+        .call(
+            Method::DELETE,
+            &format!("/api/workflow-groups/{id}"),
+            Some(&bob_token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = server
+        .call(
+            Method::DELETE,
+            &format!("/api/workflow-groups/{id}"),
+            Some(&ada_token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = server
+        .call(
+            Method::GET,
+            &format!("/api/workflow-groups/{id}/files/{file_id}"),
+            Some(&ada_token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_json_snapshot!("group_deleted", body);
     server.stop().await;
 }

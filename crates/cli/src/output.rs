@@ -1,6 +1,7 @@
 //! What commands print: tables for people, JSON for scripts.
 
 use cadre_domain::ApiToken;
+use cadre_server::api::groups::{FileSchema, GroupSchema};
 use cadre_server::api::processes::{ProcessDetail, ProcessPage};
 use cadre_server::api::subscriptions::{SubscriptionDetail, SubscriptionPage};
 use cadre_server::api::workflows::WorkflowSchema;
@@ -245,6 +246,64 @@ impl Output {
         println!(
             "domain model\n{}",
             serde_json::to_string_pretty(&detail.domain_model).unwrap_or_default()
+        );
+    }
+
+    /// Workflow groups.
+    pub fn groups(&self, groups: &[GroupSchema]) {
+        if self.json {
+            print_json(&json!({ "items": groups }));
+            return;
+        }
+        let rows = groups.iter().map(|group| {
+            vec![
+                group.id.clone(),
+                group.workflow.clone(),
+                group.name.clone(),
+                group.owner.to_string(),
+                group.members.len().to_string(),
+            ]
+        });
+        println!(
+            "{}",
+            table(&["id", "workflow", "name", "owner", "members"], rows)
+        );
+    }
+
+    /// One workflow group.
+    pub fn group(&self, group: &GroupSchema) {
+        if self.json {
+            print_json(group);
+            return;
+        }
+        println!("group     {}", group.id);
+        println!("name      {}", group.name);
+        println!("workflow  {}", group.workflow);
+        println!("owner     {}", group.owner);
+        for member in &group.members {
+            println!("member    {member}");
+        }
+        println!("created   {}", time(group.created_at));
+    }
+
+    /// Files of a workflow group.
+    pub fn files(&self, files: &[FileSchema]) {
+        if self.json {
+            print_json(&json!({ "items": files }));
+            return;
+        }
+        let rows = files.iter().map(|file| {
+            vec![
+                file.id.to_string(),
+                file.name.clone(),
+                file.mime_type.clone().unwrap_or_default(),
+                file.size.to_string(),
+                time(file.created_at),
+            ]
+        });
+        println!(
+            "{}",
+            table(&["id", "name", "media type", "bytes", "uploaded"], rows)
         );
     }
 }

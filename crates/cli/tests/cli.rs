@@ -5,17 +5,19 @@
 
 use std::process::{Command, Output};
 
-use cadre_migrations::demo::USER_GROUP_PRODUCT_ID;
+use cadre_migrations::demo::{USER_GROUP_PRODUCT_ID, USER_INTERNAL_PRODUCT_ID};
 use serde_json::{Value, json};
 
 struct Cadre {
     database_url: String,
+    files: tempfile::TempDir,
 }
 
 impl Cadre {
     async fn new() -> Self {
         Self {
             database_url: cadre_store::testing::scratch_url().await,
+            files: tempfile::tempdir().unwrap(),
         }
     }
 
@@ -26,6 +28,7 @@ impl Cadre {
             .arg(&self.database_url)
             .env_remove("DATABASE_URL")
             .env_remove("CADRE_CONFIG")
+            .env("CADRE_FILES_DIR", self.files.path().join("volume"))
             .output()
             .expect("cadre runs")
     }
@@ -196,4 +199,101 @@ async fn workers_only_runs_processes_without_listening_and_stops_on_sigterm() {
     assert!(killed.success());
     let exit = server.wait().unwrap();
     assert!(exit.success(), "a graceful shutdown exits 0: {exit:?}");
+}
+
+/// An active user made through the engine on the same database; returns its subscription id.
+async fn active_user(database_url: &str) -> String {
+    let engine = cadre_server::open(database_url).await.unwrap();
+    let run = |workflow: &'static str, pages: Vec<Value>| {
+        let engine = engine.clone();
+        async move {
+            let process = engine.start(workflow, &pages, "test").await.unwrap();
+            engine.run_until_idle().await.unwrap();
+            let process = engine.store().process(process.id).await.unwrap();
+            process.state["subscription_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let staff = run(
+        "create_user_group",
+        vec![
+            json!({"product": USER_GROUP_PRODUCT_ID}),
+            json!({"user_group_id": "staff", "user_group_name": "Staff"}),
+        ],
+    )
+    .await;
+    run(
+        "create_user",
+        vec![
+            json!({"product": USER_INTERNAL_PRODUCT_ID}),
+            json!({"user_id": "ada", "username": "ada", "email": "ada@example.org",
+                   "user_group_ids": [staff]}),
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn workflow_groups_and_their_files_from_the_command_line() {
+    let cadre = Cadre::new().await;
+    let ada = active_user(&cadre.database_url).await;
+    let group = cadre.json(&[
+        "workflow-group",
+        "create",
+        "--workflow",
+        "create_user",
+        "--name",
+        "Team",
+        "--owner",
+        &ada,
+        "--identifier",
+        "team",
+    ]);
+    assert_eq!(group["id"], "team");
+    assert_eq!(group["members"], json!([ada]));
+    let stderr = cadre.fails(&[
+        "workflow-group",
+        "create",
+        "--workflow",
+        "create_user",
+        "--name",
+        " team ",
+        "--owner",
+        &ada,
+    ]);
+    assert!(
+        stderr.contains("already exists in this workflow"),
+        "{stderr}"
+    );
+
+    let local = cadre.files.path().join("rows.csv");
+    std::fs::write(&local, "a,b\n1,2\n").unwrap();
+    let uploaded = cadre.json(&["workflow-group", "upload", "team", local.to_str().unwrap()]);
+    let file = &uploaded["items"][0];
+    assert_eq!(file["name"], "rows.csv");
+    assert_eq!(file["size"], 8);
+    let listed = cadre.json(&["workflow-group", "files", "team"]);
+    assert_eq!(listed["items"][0]["id"], file["id"]);
+
+    let copy = cadre.files.path().join("copy.csv");
+    cadre.ok(&[
+        "workflow-group",
+        "download",
+        "team",
+        file["id"].as_str().unwrap(),
+        "--output",
+        copy.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read_to_string(&copy).unwrap(), "a,b\n1,2\n");
+
+    cadre.ok(&["workflow-group", "delete", "team"]);
+    let stderr = cadre.fails(&["workflow-group", "show", "team"]);
+    assert!(stderr.contains("workflow group team not found"), "{stderr}");
+    let stderr = cadre.fails(&["token", "create", "--user", &uuid::Uuid::nil().to_string()]);
+    assert!(
+        stderr.contains("is not an active User subscription"),
+        "{stderr}"
+    );
 }

@@ -10,6 +10,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use cadre_domain::models::is_active_user;
 use cadre_domain::{ApiToken, DomainError, Repositories, Role, TokenRepository};
+use cadre_groups::Actor;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -112,6 +113,15 @@ impl Caller {
     /// The name processes record as their creator.
     pub fn name(&self) -> &str {
         &self.0.name
+    }
+
+    /// Who the caller is to workflow groups: the user the token acts for, and whether it is an
+    /// admin's.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            user: self.0.user_id,
+            admin: self.0.role.includes(Role::Admin),
+        }
     }
 }
 

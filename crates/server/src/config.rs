@@ -2,7 +2,7 @@
 //! (and `DATABASE_URL`), then command-line flags.
 
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -37,6 +37,10 @@ pub struct Config {
     pub mode: Mode,
     /// Log filter in `RUST_LOG` syntax, e.g. `info` or `cadre_engine=debug,info`.
     pub log: String,
+    /// The folder workflow groups' files are kept in (created if absent).
+    pub files_dir: PathBuf,
+    /// The largest file a workflow group accepts, in bytes.
+    pub max_upload_bytes: u64,
 }
 
 /// The default database: `cadre.db` in the working directory, created if absent.
@@ -51,6 +55,8 @@ impl Default for Config {
             workers: 2,
             mode: Mode::All,
             log: "info".to_owned(),
+            files_dir: PathBuf::from("cadre-files"),
+            max_upload_bytes: cadre_groups::DEFAULT_MAX_FILE_SIZE,
         }
     }
 }
@@ -58,7 +64,8 @@ impl Default for Config {
 impl Config {
     /// Defaults, overridden by the TOML file at `file` (which must exist if given), then by
     /// `CADRE_DATABASE_URL`, `CADRE_BIND`, `CADRE_PORT`, `CADRE_WORKERS`, `CADRE_MODE`,
-    /// `CADRE_LOG`, and by `DATABASE_URL`.
+    /// `CADRE_LOG`, `CADRE_FILES_DIR`, `CADRE_MAX_UPLOAD_BYTES`, and by `DATABASE_URL`.
+    /// (`CADRE_CONFIG` names the file and is not a setting.)
     pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
@@ -71,7 +78,7 @@ impl Config {
             figment = figment.merge(Toml::file(file));
         }
         figment
-            .merge(Env::prefixed("CADRE_"))
+            .merge(Env::prefixed("CADRE_").ignore(&["config"]))
             .merge(Env::raw().only(&["DATABASE_URL"]))
             .extract()
             .map_err(Box::new)
@@ -109,6 +116,20 @@ mod tests {
             jail.set_env("DATABASE_URL", "postgres://db.example/cadre");
             let config = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(config.database_url, "postgres://db.example/cadre");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_variable_naming_the_file_is_not_a_setting() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.create_file("cadre.toml", "files_dir = \"/srv/cadre-files\"\n")?;
+            jail.set_env("CADRE_CONFIG", "cadre.toml");
+            jail.set_env("CADRE_MAX_UPLOAD_BYTES", "1024");
+            let config = Config::load(Some(Path::new("cadre.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(config.files_dir, PathBuf::from("/srv/cadre-files"));
+            assert_eq!(config.max_upload_bytes, 1024);
             Ok(())
         });
     }

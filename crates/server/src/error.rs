@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use cadre_domain::DomainError;
 use cadre_engine::{EngineError, FormError};
 use cadre_forms::{FormNotComplete, FormValidationError};
+use cadre_groups::GroupError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -83,6 +84,25 @@ impl From<EngineError> for ApiError {
             }
             EngineError::Form(FormError::Domain(error)) | EngineError::Domain(error) => {
                 error.into()
+            }
+        }
+    }
+}
+
+impl From<GroupError> for ApiError {
+    fn from(error: GroupError) -> Self {
+        match error {
+            GroupError::Domain(error) => error.into(),
+            GroupError::TooLarge { .. } => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, error.to_string())
+            }
+            GroupError::Interrupted(_) => Self::new(StatusCode::BAD_REQUEST, error.to_string()),
+            GroupError::Volume(_) => {
+                tracing::error!(%error, "file volume failure");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "file storage is unavailable; try again later",
+                )
             }
         }
     }

@@ -12,8 +12,9 @@ mod error;
 mod extract;
 mod server;
 mod state;
+pub use state::AppState;
 
 pub use api::openapi;
 pub use config::{Config, Mode};
 pub use error::{ApiError, Problem};
-pub use server::{ServeError, open, router, run, serve};
+pub use server::{ServeError, app_state, open, router, run, serve};

@@ -8,6 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use cadre_domain::{DomainError, Role, Store, SystemClock, TokenRepository};
 use cadre_engine::{DefinitionError, Engine, EngineConfig};
+use cadre_groups::{LocalVolume, Recovery, WorkflowGroups};
 use cadre_store::SeaStore;
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -77,9 +78,17 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// The application state for `engine` and `config`: workflow groups keep their files in
+/// `config.files_dir`, up to `config.max_upload_bytes` each.
+pub fn app_state(engine: Engine, config: &Config) -> AppState {
+    let volume = Arc::new(LocalVolume::new(&config.files_dir));
+    let groups = WorkflowGroups::new(engine.clone(), volume, config.max_upload_bytes);
+    AppState { engine, groups }
+}
+
 /// The HTTP application: the API, its OpenAPI document at `/api/openapi.json`, request tracing,
 /// and problem bodies for unknown paths.
-pub fn router(engine: Engine) -> Router {
+pub fn router(state: AppState) -> Router {
     let (api, openapi) = api::routes();
     let openapi = Arc::new(openapi);
     api.route(
@@ -91,7 +100,7 @@ pub fn router(engine: Engine) -> Router {
     )
     .fallback(|| async { ApiError::new(axum::http::StatusCode::NOT_FOUND, "no such path") })
     .layer(TraceLayer::new_for_http())
-    .with_state(AppState { engine })
+    .with_state(state)
 }
 
 /// `cadre serve`: opens the database, then runs what `config.mode` asks for until `shutdown`
@@ -120,7 +129,21 @@ pub async fn serve(
         Mode::All | Mode::WorkersOnly => config.workers,
     };
     hint_at_first_token(engine.store().as_ref()).await;
-    run(engine, listener, workers, shutdown).await
+    let state = app_state(engine, config);
+    recover_files(&state.groups).await;
+    run(state, listener, workers, shutdown).await
+}
+
+/// Finishes file uploads and deletions that an earlier run left half done (uploads older than
+/// an hour: younger ones may still be running in another server process).
+async fn recover_files(groups: &WorkflowGroups) {
+    match groups.recover(chrono::TimeDelta::hours(1)).await {
+        Ok(recovery) if recovery != Recovery::default() => {
+            tracing::info!(?recovery, "finished interrupted file operations");
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "could not finish interrupted file operations"),
+    }
 }
 
 async fn hint_at_first_token(tokens: &dyn TokenRepository) {
@@ -143,11 +166,12 @@ async fn hint_at_first_token(tokens: &dyn TokenRepository) {
 /// completes; then stops accepting requests, lets in-flight requests and each worker's current
 /// process run finish, and returns.
 pub async fn run(
-    engine: Engine,
+    state: AppState,
     listener: Option<TcpListener>,
     workers: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let engine = state.engine.clone();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let handles: Vec<_> = (0..workers)
         .map(|n| {
@@ -171,7 +195,7 @@ pub async fn run(
                 source,
             })?;
             tracing::info!("listening on http://{address} (OpenAPI at /api/openapi.json)");
-            axum::serve(listener, router(engine))
+            axum::serve(listener, router(state))
                 .with_graceful_shutdown(shutdown)
                 .await
                 .map_err(|source| ServeError::Io {

@@ -4,6 +4,8 @@
 //! (`/api/processes/{workflow_name}`, `process_id`, `last_status`, …), so its clients feel at
 //! home. Timestamps are seconds since the Unix epoch as JSON numbers, as orchestrator-core sends.
 
+#[allow(unused_qualifications)]
+pub mod groups;
 pub mod health;
 // utoipa's expansion of `params(SomeFilter)` names the filter type with a needless path.
 #[allow(unused_qualifications)]
@@ -36,6 +38,7 @@ use crate::state::AppState;
         (name = "subscriptions", description = "Subscriptions and their domain models"),
         (name = "workflows", description = "Workflows and their initial forms"),
         (name = "processes", description = "Workflow runs: start, inspect, resume, abort"),
+        (name = "workflow-groups", description = "Teams of users attached to a workflow, with their files"),
     )
 )]
 struct ApiDoc;
@@ -77,6 +80,14 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(processes::get_process))
         .routes(routes!(processes::resume_process))
         .routes(routes!(processes::abort_process))
+        .routes(routes!(groups::create_group, groups::list_groups))
+        .routes(routes!(
+            groups::get_group,
+            groups::update_group,
+            groups::delete_group
+        ))
+        .routes(routes!(groups::upload_file, groups::list_files))
+        .routes(routes!(groups::download_file, groups::delete_file))
         .split_for_parts()
 }
 
