@@ -4,6 +4,8 @@
 //!   `--database-url postgres://…` (or `DATABASE_URL`), also on fresh databases on that server.
 //! - `api`: `crates/server/benches/api.rs` against the release `cadre` binary, on a fresh
 //!   SQLite file, or with `--database-url postgres://…` on a fresh database on that server.
+//! - `upload`: `crates/server/benches/upload.rs`: a streamed upload of `--upload-mib` MiB to the
+//!   release `cadre` binary, with the server's peak memory.
 
 use std::process::Command;
 
@@ -32,6 +34,9 @@ pub struct BenchArgs {
     /// API: seconds per run.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Upload: the size of the large upload, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    upload_mib: u64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -40,6 +45,8 @@ enum Target {
     Engine,
     /// The REST API: latency and throughput of a running `cadre serve`.
     Api,
+    /// Workflow group uploads: the server's memory while it streams a large file.
+    Upload,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -56,6 +63,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             Ok(())
         }
         Target::Api => api(&args),
+        Target::Upload => upload(args.upload_mib),
     }
 }
 
@@ -63,7 +71,8 @@ fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
 }
 
-fn api(args: &BenchArgs) -> anyhow::Result<()> {
+/// Builds the release `cadre` binary and returns its path.
+fn release_binary() -> anyhow::Result<std::path::PathBuf> {
     let built = cargo()
         .args(["build", "--release", "--quiet", "-p", "cadre"])
         .status()
@@ -71,7 +80,33 @@ fn api(args: &BenchArgs) -> anyhow::Result<()> {
     if !built.success() {
         bail!("building the cadre binary failed");
     }
-    let binary = crate::project_root().join("target/release/cadre");
+    Ok(crate::project_root().join("target/release/cadre"))
+}
+
+fn upload(mib: u64) -> anyhow::Result<()> {
+    let binary = release_binary()?;
+    let status = cargo()
+        .args([
+            "bench",
+            "--quiet",
+            "-p",
+            "cadre-server",
+            "--bench",
+            "upload",
+        ])
+        .env("BENCH_CADRE_BIN", &binary)
+        .env("BENCH_UPLOAD_MIB", mib.to_string())
+        .env_remove("DATABASE_URL")
+        .status()
+        .context("cannot run cargo bench")?;
+    if !status.success() {
+        bail!("the upload benchmark failed");
+    }
+    Ok(())
+}
+
+fn api(args: &BenchArgs) -> anyhow::Result<()> {
+    let binary = release_binary()?;
     let mut bench = cargo();
     bench
         .args(["bench", "--quiet", "-p", "cadre-server", "--bench", "api"])

@@ -13,7 +13,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,7 @@ use cadre_domain::models::{self, DomainModel, UserGroupInactive};
 use cadre_domain::{Clock, ExternalId, Lifecycle, Name, NewSubscription, Role, Store, SystemClock};
 use cadre_migrations::demo::{DEFAULT_CUSTOMER_ID, USER_GROUP_PRODUCT_ID};
 use serde_json::json;
+use support::Server;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -77,57 +79,6 @@ async fn settle(database_url: &str) {
         let conn = cadre_store::connect(database_url).await.unwrap();
         conn.execute_unprepared("VACUUM ANALYZE").await.unwrap();
         conn.close().await.unwrap();
-    }
-}
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(binary: &str, database_url: &str) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(binary)
-            .args([
-                "serve",
-                "--port",
-                &port.to_string(),
-                "--database-url",
-                database_url,
-            ])
-            .env("CADRE_LOG", "warn")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start cadre serve");
-        Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    async fn wait_until_ready(&self, client: &reqwest::Client) {
-        for _ in 0..200 {
-            if let Ok(response) = client.get(format!("{}/api/ready", self.base)).send().await
-                && response.status().is_success()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("cadre serve did not become ready");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -291,7 +242,7 @@ async fn main() {
     drop(engine);
     settle(&database_url).await;
 
-    let server = Server::start(&binary, &database_url);
+    let server = Server::start(&binary, &database_url, &[]);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()
@@ -394,5 +345,9 @@ async fn main() {
         let figures = closed_loop(&client, Arc::clone(make), 16, seconds.min(5)).await;
         row(name, "closed, 16 callers", &figures, Some(&baseline));
     }
+    println!(
+        "\nserver peak resident memory: {:.1} MiB",
+        server.peak_rss() as f64 / f64::from(1 << 20)
+    );
     drop(server);
 }
