@@ -97,3 +97,18 @@ fn the_engine_meets_storage_only_through_the_domain() {
         );
     }
 }
+
+#[test]
+fn workflow_groups_meet_storage_only_through_the_domain() {
+    let dependencies = normal_dependencies("cadre-groups");
+    assert!(
+        dependencies.iter().any(|name| name == "cadre-engine"),
+        "the tree was read: {dependencies:?}"
+    );
+    for forbidden in ["sea-orm", "sqlx", "axum", "cadre-store", "cadre-server"] {
+        assert!(
+            !dependencies.iter().any(|name| name == forbidden),
+            "cadre-groups depends on {forbidden}"
+        );
+    }
+}
