@@ -24,6 +24,7 @@ struct TokenView<'a> {
     id: Uuid,
     name: &'a str,
     role: &'a str,
+    user_id: Option<Uuid>,
     created_by: &'a str,
     created_at: DateTime<Utc>,
     revoked_at: Option<DateTime<Utc>>,
@@ -35,6 +36,7 @@ impl<'a> From<&'a ApiToken> for TokenView<'a> {
             id: token.id,
             name: &token.name,
             role: token.role.as_str(),
+            user_id: token.user_id,
             created_by: &token.created_by,
             created_at: token.created_at,
             revoked_at: token.revoked_at,
@@ -109,6 +111,10 @@ impl Output {
                 token.id.to_string(),
                 token.name.clone(),
                 token.role.to_string(),
+                token
+                    .user_id
+                    .map(|user| user.to_string())
+                    .unwrap_or_default(),
                 token.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
                 token
                     .revoked_at
@@ -118,7 +124,7 @@ impl Output {
         });
         println!(
             "{}",
-            table(&["id", "name", "role", "created", "revoked"], rows)
+            table(&["id", "name", "role", "user", "created", "revoked"], rows)
         );
     }
 

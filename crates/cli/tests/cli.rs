@@ -291,6 +291,9 @@ async fn workflow_groups_and_their_files_from_the_command_line() {
     cadre.ok(&["workflow-group", "delete", "team"]);
     let stderr = cadre.fails(&["workflow-group", "show", "team"]);
     assert!(stderr.contains("workflow group team not found"), "{stderr}");
+    let created = cadre.json(&["token", "create", "--role", "user", "--user", &ada]);
+    assert_eq!(created["name"], "user", "the name defaults to the role");
+    assert_eq!(created["user_id"], json!(ada));
     let stderr = cadre.fails(&["token", "create", "--user", &uuid::Uuid::nil().to_string()]);
     assert!(
         stderr.contains("is not an active User subscription"),

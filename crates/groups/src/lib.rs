@@ -25,9 +25,9 @@ use bytes::Bytes;
 use cadre_domain::models::is_active_user;
 use cadre_domain::{
     ByteStream, DomainError, FileName, FileStatus, FileVolume, GroupFile, GroupId, GroupName,
-    IdSource, Store, UuidV7Source, WorkflowGroup,
+    Store, WorkflowGroup,
 };
-use cadre_engine::{Engine, EngineError};
+use cadre_engine::{Engine, EngineError, FormError};
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -63,7 +63,9 @@ pub enum GroupError {
 impl From<EngineError> for GroupError {
     fn from(error: EngineError) -> Self {
         match error {
-            EngineError::Domain(error) => Self::Domain(error),
+            EngineError::Domain(error) | EngineError::Form(FormError::Domain(error)) => {
+                Self::Domain(error)
+            }
             EngineError::UnknownWorkflow(name) => Self::Domain(DomainError::NotFound {
                 kind: "workflow",
                 id: name,
@@ -164,7 +166,6 @@ pub struct Recovery {
 pub struct WorkflowGroups {
     engine: Engine,
     volume: Arc<dyn FileVolume>,
-    ids: Arc<dyn IdSource>,
     max_file_size: u64,
 }
 
@@ -175,14 +176,8 @@ impl WorkflowGroups {
         Self {
             engine,
             volume,
-            ids: Arc::new(UuidV7Source),
             max_file_size,
         }
-    }
-
-    /// The largest upload accepted, in bytes.
-    pub fn max_file_size(&self) -> u64 {
-        self.max_file_size
     }
 
     fn store(&self) -> &dyn Store {
@@ -368,10 +363,7 @@ impl WorkflowGroups {
         }
         let mut files = self.store().group_files(&group.id, None).await?;
         for file in &mut files {
-            if file.status != FileStatus::Deleting {
-                file.status = FileStatus::Deleting;
-                self.store().update_file(file).await?;
-            }
+            self.mark_deleting(file).await?;
         }
         for file in files {
             self.remove_file(file).await?;
@@ -396,7 +388,7 @@ impl WorkflowGroups {
         let group = self.get(actor, id).await?;
         let name = FileName::parse(name)?;
         let mut file = GroupFile {
-            id: self.ids.new_id(),
+            id: Uuid::now_v7(),
             group_id: group.id,
             name,
             key: Uuid::new_v4().simple().to_string(),
@@ -490,15 +482,21 @@ impl WorkflowGroups {
     /// Marks `file` as deleting (no longer listed), removes its content, then its row. A volume
     /// failure leaves the `deleting` row for [`WorkflowGroups::recover`].
     async fn remove_file(&self, mut file: GroupFile) -> Result<()> {
-        if file.status != FileStatus::Deleting {
-            file.status = FileStatus::Deleting;
-            self.store().update_file(&file).await?;
-        }
+        self.mark_deleting(&mut file).await?;
         self.volume
             .delete(&file.key)
             .await
             .map_err(|error| GroupError::Volume(error.to_string()))?;
         self.store().delete_file(file.id).await?;
+        Ok(())
+    }
+
+    /// Records that `file` is being deleted, which hides it, unless it already is.
+    async fn mark_deleting(&self, file: &mut GroupFile) -> Result<()> {
+        if file.status != FileStatus::Deleting {
+            file.status = FileStatus::Deleting;
+            self.store().update_file(file).await?;
+        }
         Ok(())
     }
 
@@ -517,6 +515,7 @@ impl WorkflowGroups {
         }
         for file in self
             .store()
+            // Every pending deletion, whatever its age (the second covers a row created now).
             .files_in_status(FileStatus::Deleting, now + TimeDelta::seconds(1))
             .await?
         {

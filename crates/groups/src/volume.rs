@@ -1,7 +1,7 @@
 //! A [`FileVolume`] on a local folder.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use async_trait::async_trait;
 use cadre_domain::{ByteStream, FileVolume};
@@ -24,11 +24,6 @@ impl LocalVolume {
     /// A volume in `root` (created on first write).
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
-    }
-
-    /// The folder the volume keeps its content in.
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     /// Where the content of `key` lives. Keys are opaque ids made by cadre; anything that could
