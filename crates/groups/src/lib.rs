@@ -526,13 +526,26 @@ impl WorkflowGroups {
     }
 }
 
-/// Refuses anything but a JSON object for `field`.
+/// Refuses anything but a JSON object for `field`, and NUL characters anywhere in it (which
+/// PostgreSQL's `jsonb` cannot store).
 fn json_object(field: &str, value: Value) -> Result<Value> {
-    if value.is_object() {
-        Ok(value)
-    } else {
-        Err(DomainError::invalid(field, "must be a JSON object").into())
+    fn has_nul(value: &Value) -> bool {
+        match value {
+            Value::String(text) => text.contains('\0'),
+            Value::Array(items) => items.iter().any(has_nul),
+            Value::Object(fields) => fields
+                .iter()
+                .any(|(key, value)| key.contains('\0') || has_nul(value)),
+            _ => false,
+        }
     }
+    if !value.is_object() {
+        return Err(DomainError::invalid(field, "must be a JSON object").into());
+    }
+    if has_nul(&value) {
+        return Err(DomainError::invalid(field, "must not contain NUL characters").into());
+    }
+    Ok(value)
 }
 
 /// How many leading bytes of an upload are kept for the content sniff.

@@ -221,6 +221,47 @@ async fn members_must_be_existing_active_users() {
     assert_eq!(invalid_field(result), "members", "an inactive owner");
 }
 
+/// Parameters and engine settings are JSON objects without NUL characters (which PostgreSQL
+/// cannot store), refused before anything is written.
+#[tokio::test]
+async fn parameters_and_engine_settings_must_be_storable_objects() {
+    let world = World::new().await;
+    let alice = world.user("alice").await;
+    let actor = Actor::user(alice);
+    let cases = [
+        ("parameters", Some(serde_json::json!([1])), None),
+        ("parameters", Some(serde_json::json!({"a": ["x\0"]})), None),
+        ("engine_config", None, Some(serde_json::json!("fast"))),
+        ("engine_config", None, Some(serde_json::json!({"k\0": 1}))),
+    ];
+    for (field, parameters, engine_config) in cases {
+        let result = world
+            .groups
+            .create(
+                &actor,
+                NewGroup {
+                    parameters: parameters.clone(),
+                    engine_config: engine_config.clone(),
+                    ..new_group("G")
+                },
+            )
+            .await;
+        assert_eq!(
+            invalid_field(result),
+            field,
+            "{parameters:?} {engine_config:?}"
+        );
+    }
+    assert!(
+        world
+            .groups
+            .list(&actor, None, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// Explicit identifiers are kept; a taken one is a conflict, not a raw database error.
 #[tokio::test]
 async fn explicit_identifiers_are_kept_and_unique() {
