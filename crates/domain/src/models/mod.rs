@@ -8,8 +8,10 @@
 mod user;
 mod user_group;
 
-pub use user::{Affiliation, User, UserBlock, UserBlockInactive, UserInactive};
-pub use user_group::{UserGroup, UserGroupBlock, UserGroupBlockInactive, UserGroupInactive};
+pub use user::{Affiliation, User, UserBlock, UserBlockInactive, UserInactive, user_description};
+pub use user_group::{
+    UserGroup, UserGroupBlock, UserGroupBlockInactive, UserGroupInactive, user_group_description,
+};
 
 use uuid::Uuid;
 

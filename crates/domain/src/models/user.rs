@@ -59,6 +59,23 @@ impl Affiliation {
     }
 }
 
+/// A User subscription's description, as the workshop writes it: "User <username> from group
+/// <names> (<affiliation>)", or "User <username> (<affiliation>)" without groups.
+pub fn user_description(
+    username: &Name,
+    group_names: &[&Name],
+    affiliation: Affiliation,
+) -> String {
+    if group_names.is_empty() {
+        return format!("User {username} ({affiliation})");
+    }
+    let names: Vec<&str> = group_names.iter().map(|name| name.as_str()).collect();
+    format!(
+        "User {username} from group {} ({affiliation})",
+        names.join(", ")
+    )
+}
+
 /// The User block with every field optional (lifecycle `initial`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserBlockInactive {

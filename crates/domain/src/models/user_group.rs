@@ -19,6 +19,11 @@ const DISCOVERABLE: &str = "discoverable";
 const TERMS: &str = "terms";
 const PARENT_GROUPS: &str = "parent_groups";
 
+/// A UserGroup subscription's description: "User Group <name>".
+pub fn user_group_description(name: &Name) -> String {
+    format!("User Group {name}")
+}
+
 /// The UserGroup block with every field optional (lifecycle `initial`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserGroupBlockInactive {

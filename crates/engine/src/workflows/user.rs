@@ -3,7 +3,9 @@
 //! >> set_status(active) >> resync >> done`.
 
 use async_trait::async_trait;
-use cadre_domain::models::{DomainModel, User, UserGroup, UserInactive};
+use cadre_domain::models::{
+    Affiliation, DomainModel, User, UserGroup, UserInactive, user_description,
+};
 use cadre_domain::{Email, ExternalId, Lifecycle, Name, ProductType};
 
 use super::active_groups;
@@ -36,24 +38,10 @@ pub fn validate() -> StepList {
     validate_workflow(step("check_user", "Check user", Check).into())
 }
 
-/// "User <username> from group <names> (<affiliation>)", as in the workshop.
-fn description(
-    username: &Name,
-    groups: &[UserGroup],
-    affiliation: impl std::fmt::Display,
-) -> String {
-    let names: Vec<&str> = groups
-        .iter()
-        .map(|group| group.user_group.name.as_str())
-        .collect();
-    if names.is_empty() {
-        format!("User {username} ({affiliation})")
-    } else {
-        format!(
-            "User {username} from group {} ({affiliation})",
-            names.join(", ")
-        )
-    }
+/// The description of a user in `groups`.
+fn description(username: &Name, groups: &[UserGroup], affiliation: Affiliation) -> String {
+    let names: Vec<&Name> = groups.iter().map(|group| &group.user_group.name).collect();
+    user_description(username, &names, affiliation)
 }
 
 fn optional_name(ctx: &StepContext<'_>, key: &str) -> Result<Option<Name>, StepError> {

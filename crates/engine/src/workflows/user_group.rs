@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use cadre_domain::models::{DomainModel, UserGroup, UserGroupInactive};
+use cadre_domain::models::{DomainModel, UserGroup, UserGroupInactive, user_group_description};
 use cadre_domain::{BlockRef, DomainError, ExternalId, Lifecycle, Name, ProductType};
 use uuid::Uuid;
 
@@ -49,10 +49,6 @@ pub fn terminate() -> StepList {
 
 pub fn validate() -> StepList {
     validate_workflow(step("check_user_group", "Check user group", Check).into())
-}
-
-fn description(name: &Name) -> String {
-    format!("User Group {name}")
 }
 
 /// The parent references for `parents`, refusing any that is `group` itself or descends from it.
@@ -104,7 +100,7 @@ impl StepFn for Initialize {
         let name = Name::parse(&ctx.get::<String>("user_group_name")?)?;
         group.user_group.user_group_id =
             Some(ExternalId::parse(&ctx.get::<String>("user_group_id")?)?);
-        group.subscription.description = description(&name);
+        group.subscription.description = user_group_description(&name);
         group.user_group.name = Some(name);
         let parents = active_groups(ctx, "parent_user_groups").await?;
         group.user_group.parent_groups =
@@ -135,7 +131,7 @@ impl StepFn for Modify {
         let mut group = UserGroup::from_record(load_subscription(ctx).await?)?;
         if let Some(name) = ctx.get_optional::<String>("user_group_name")? {
             let name = Name::parse(&name)?;
-            group.subscription.description = description(&name);
+            group.subscription.description = user_group_description(&name);
             group.user_group.name = name;
         }
         if ctx
