@@ -273,9 +273,18 @@ impl Engine {
             };
             let following = workflow.steps.steps().get(index + 1);
             let started_at = self.clock.now();
+            // A repeated step's runs are logged under their own names.
+            let run_name = match &step.kind {
+                StepKind::Repeat { again, label, .. } if again(&state) => label(&state),
+                _ => step.name.clone(),
+            };
             let record = |step: &Step, status, state: &State, error: Option<Value>| StepRecord {
                 step_key: step.key.clone(),
-                name: step.name.clone(),
+                name: if step.key == key {
+                    run_name.clone()
+                } else {
+                    step.name.clone()
+                },
                 status,
                 state: state.clone(),
                 error,
@@ -316,7 +325,15 @@ impl Engine {
                 Execution::Advanced(patch, status) => {
                     merge(&mut state, patch);
                     pending.push(record(step, status, &state, None));
+                    let again = match &step.kind {
+                        StepKind::Repeat { again, .. } => again(&state),
+                        _ => false,
+                    };
                     match following {
+                        _ if again => (
+                            update(ProcessStatus::Running, Some(key), &state),
+                            Some(now + self.config.lease),
+                        ),
                         // `done` has no effects: it completes the process in this transaction.
                         Some(
                             done @ Step {
@@ -789,6 +806,15 @@ async fn execute(step: &Step, ctx: &StepContext<'_>) -> Execution {
             }
         }
         StepKind::Group(members) => run_group(members, ctx).await,
+        StepKind::Repeat { body, again, .. } => {
+            if !again(ctx.state) {
+                return Execution::Advanced(Patch::new(), StepStatus::Skipped);
+            }
+            match body.run(ctx).await {
+                Ok(patch) => Execution::Advanced(patch, StepStatus::Success),
+                Err(error) => Execution::Failed(error, None),
+            }
+        }
         StepKind::Done => Execution::Complete,
     }
 }

@@ -22,6 +22,7 @@ pub use engine::{Engine, EngineConfig, EngineError};
 pub use form::{FormError, InputForm};
 pub use step::{
     Condition, FailureKind, Patch, RetryPolicy, Step, StepContext, StepError, StepFn, StepKind,
-    StepList, conditional, done, init, input_step, merge, retry_step, step, step_group,
+    StepList, conditional, done, init, input_step, merge, repeat_while, retry_step, step,
+    step_group,
 };
 pub use workflow::{DefinitionError, Registry, Workflow};

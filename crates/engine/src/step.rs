@@ -181,6 +181,17 @@ pub enum StepKind {
     Conditional(Condition, Box<Step>),
     /// Runs several plain steps as one, in one transaction, logged once.
     Group(Vec<Step>),
+    /// Runs a function again and again, each run in its own transaction and logged on its own
+    /// under the name `label` gives for the state before it, while the condition holds on the
+    /// state; the process moves on once it does not (at once when it never held).
+    Repeat {
+        /// The body of each run.
+        body: Arc<dyn StepFn>,
+        /// Whether (another) run is due.
+        again: Condition,
+        /// The log name of the run about to happen.
+        label: Arc<dyn Fn(&State) -> String + Send + Sync>,
+    },
     /// Does nothing (the first step, `init`); logged with the next step's transaction.
     Pure,
     /// The last step: completes the process.
@@ -244,6 +255,27 @@ pub fn conditional(
         key: inner.key.clone(),
         name: inner.name.clone(),
         kind: StepKind::Conditional(Arc::new(condition), Box::new(inner)),
+    }
+}
+
+/// A step that runs `body` while `again` holds on the state, each run in its own transaction
+/// and logged under `label(state)`: for work split into parts, such as the batches of a load,
+/// so that a crash resumes at the next part. `name` names the step where no run is meant.
+pub fn repeat_while(
+    key: &str,
+    name: &str,
+    again: impl Fn(&State) -> bool + Send + Sync + 'static,
+    label: impl Fn(&State) -> String + Send + Sync + 'static,
+    body: impl StepFn + 'static,
+) -> Step {
+    Step {
+        key: key.to_owned(),
+        name: name.to_owned(),
+        kind: StepKind::Repeat {
+            body: Arc::new(body),
+            again: Arc::new(again),
+            label: Arc::new(label),
+        },
     }
 }
 

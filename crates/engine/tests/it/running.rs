@@ -5,7 +5,9 @@ use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 use cadre_domain::{ProcessRepository, ProcessStatus, SubscriptionRepository};
-use cadre_engine::{RetryPolicy, conditional, done, init, retry_step, step, step_group};
+use cadre_engine::{
+    RetryPolicy, conditional, done, init, repeat_while, retry_step, step, step_group,
+};
 use cadre_store::testing::scratch_store;
 use chrono::TimeDelta;
 use serde_json::json;
@@ -281,6 +283,97 @@ async fn conditional_steps_skip_and_groups_commit_as_one_step() {
         .unwrap()
         .subscription;
     assert_eq!(subscription.note.as_deref(), Some("ab"));
+}
+
+/// Counts its runs in the state's `runs`, touching the subscription each time.
+struct CountRun;
+
+#[async_trait::async_trait]
+impl cadre_engine::StepFn for CountRun {
+    async fn run(
+        &self,
+        ctx: &cadre_engine::StepContext<'_>,
+    ) -> Result<cadre_engine::Patch, cadre_engine::StepError> {
+        let runs = ctx.get_optional::<u64>("runs")?.unwrap_or(0) + 1;
+        Touch("r").run(ctx).await?;
+        let mut patch = cadre_engine::Patch::new();
+        patch.insert("runs".to_owned(), json!(runs));
+        Ok(patch)
+    }
+}
+
+fn runs(state: &cadre_domain::State) -> u64 {
+    state
+        .get("runs")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn repeated_steps_run_while_their_condition_holds_each_run_logged_and_committed_apart() {
+    let store = scratch_store().await;
+    let group = active_group(&store, "g1").await;
+    let repeating = |name: &str, wanted: u64| {
+        workflow(
+            name,
+            init()
+                >> repeat_while(
+                    "count",
+                    "Count",
+                    move |state| runs(state) < wanted,
+                    move |state| format!("Count {} of {wanted}", runs(state) + 1),
+                    CountRun,
+                )
+                >> done(),
+        )
+    };
+    let engine = engine(
+        &store,
+        vec![repeating("three", 3), repeating("none", 0)],
+        ManualClock::new(),
+    );
+    let three = engine
+        .start("three", &page(group.subscription.id), "alice")
+        .await
+        .unwrap();
+    let none = engine
+        .start("none", &page(group.subscription.id), "alice")
+        .await
+        .unwrap();
+    engine.run_until_idle().await.unwrap();
+
+    let process = store.process(three.id).await.unwrap();
+    assert_eq!(process.status, ProcessStatus::Completed);
+    assert_eq!(
+        log(&store.process_steps(three.id).await.unwrap()),
+        expected(&[
+            ("Start", "success"),
+            ("Count 1 of 3", "success"),
+            ("Count 2 of 3", "success"),
+            ("Count 3 of 3", "success"),
+            ("Done", "complete")
+        ])
+    );
+    assert_eq!(process.state["runs"], json!(3));
+    let note = store
+        .load_subscription(group.subscription.id)
+        .await
+        .unwrap()
+        .subscription
+        .note;
+    assert_eq!(
+        note.as_deref(),
+        Some("rrr"),
+        "each run's write committed once"
+    );
+    assert_eq!(
+        log(&store.process_steps(none.id).await.unwrap()),
+        expected(&[
+            ("Start", "success"),
+            ("Count", "skipped"),
+            ("Done", "complete")
+        ])
+    );
 }
 
 fn init_free(step: cadre_engine::Step) -> cadre_engine::StepList {
