@@ -12,6 +12,7 @@ mod m20261124_000002_demo_catalogue;
 mod m20261124_000003_processes;
 mod m20261124_000004_api_tokens;
 mod m20261201_000005_workflow_groups;
+mod m20261201_000006_provisioning;
 
 pub mod demo;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_processes::Migration),
             Box::new(m20261124_000004_api_tokens::Migration),
             Box::new(m20261201_000005_workflow_groups::Migration),
+            Box::new(m20261201_000006_provisioning::Migration),
         ]
     }
 }

@@ -50,6 +50,12 @@ impl ExternalId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The identifier as a name, for things named after their id (every identifier is a valid
+    /// name: non-empty, short, printable ASCII without spaces).
+    pub fn to_name(&self) -> Name {
+        Name(self.0.clone())
+    }
 }
 
 /// A human name (user name, group name, first or last name): trimmed, Unicode NFC, non-empty,

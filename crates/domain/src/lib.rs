@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod models;
 pub mod ports;
 pub mod process;
+pub mod provisioning;
 pub mod subscription;
 
 pub use auth::{ApiToken, Role, TokenRepository};
@@ -35,6 +36,7 @@ pub use process::{
     Lease, NewProcess, Process, ProcessQuery, ProcessRepository, ProcessStatus, ProcessStep,
     ProcessUpdate, State, StepRecord, StepStatus, Target,
 };
+pub use provisioning::{ChunkPart, LoadChunk, ProvisioningRepository};
 pub use subscription::{
     BlockInstance, BlockRef, BlockRelation, NewSubscription, Subscription, SubscriptionRecord,
     SubscriptionSummary,

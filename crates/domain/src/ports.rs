@@ -13,6 +13,7 @@ use crate::groups::WorkflowGroupRepository;
 use crate::ids::Name;
 use crate::lifecycle::Lifecycle;
 use crate::process::ProcessRepository;
+use crate::provisioning::ProvisioningRepository;
 use crate::subscription::{NewSubscription, SubscriptionRecord, SubscriptionSummary};
 
 /// The time source. Pass one in instead of reading the system clock deep inside.
@@ -156,6 +157,20 @@ pub trait SubscriptionRepository: Send + Sync {
         &self,
         query: &SubscriptionQuery,
     ) -> Result<Page<SubscriptionSummary>>;
+    /// Loads the subscriptions `ids` with everything they own, in id order; ids that do not
+    /// exist are left out.
+    async fn load_subscriptions(&self, ids: &[Uuid]) -> Result<Vec<SubscriptionRecord>>;
+    /// Inserts complete new subscriptions (rows, block instances, values, references) in few
+    /// statements: the batch path of a create workflow, checked like a save (known blocks and
+    /// fields, existing reference targets, unique values free).
+    async fn insert_subscriptions(&self, records: &[SubscriptionRecord]) -> Result<()>;
+    /// The live subscriptions holding any of `values` for the unique resource type
+    /// `resource_type` (e.g. `user_id`), as `(value, subscription id)` pairs.
+    async fn find_by_unique_values(
+        &self,
+        resource_type: &str,
+        values: &[String],
+    ) -> Result<Vec<(String, Uuid)>>;
 }
 
 /// Every repository, as one object.
@@ -166,6 +181,7 @@ pub trait Repositories:
     + ProcessRepository
     + TokenRepository
     + WorkflowGroupRepository
+    + ProvisioningRepository
 {
 }
 
@@ -176,6 +192,7 @@ impl<T> Repositories for T where
         + ProcessRepository
         + TokenRepository
         + WorkflowGroupRepository
+        + ProvisioningRepository
         + ?Sized
 {
 }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::catalogue::{Product, ProductType};
 use crate::lifecycle::{Lifecycle, LifecycleError};
+use crate::ports::IdSource;
 
 /// The subscription row: who owns it, what it is, where it is in its life.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,6 +169,33 @@ pub struct SubscriptionRecord {
 }
 
 impl SubscriptionRecord {
+    /// A new `initial`, out-of-sync subscription of `product` (version 1) with one empty
+    /// instance of each root block of the product, in instance id order.
+    pub fn initial(new: NewSubscription, product: Product, ids: &dyn IdSource) -> Self {
+        let mut blocks: Vec<BlockInstance> = product
+            .blocks
+            .iter()
+            .map(|block| BlockInstance::new(ids.new_id(), block.name.clone()))
+            .collect();
+        blocks.sort_by_key(|block| block.id);
+        Self {
+            subscription: Subscription {
+                id: new.id,
+                product_id: new.product_id,
+                customer_id: new.customer_id,
+                description: new.description,
+                lifecycle: Lifecycle::Initial,
+                insync: false,
+                start_date: None,
+                end_date: None,
+                note: None,
+                version: 1,
+            },
+            product,
+            blocks,
+        }
+    }
+
     /// The first owned instance of `block`.
     pub fn block(&self, block: &str) -> Option<&BlockInstance> {
         self.blocks.iter().find(|instance| instance.block == block)

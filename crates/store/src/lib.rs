@@ -11,6 +11,7 @@ mod entities;
 mod error;
 mod groups;
 mod processes;
+mod provisioning;
 mod subscriptions;
 #[cfg(feature = "testing")]
 pub mod testing;

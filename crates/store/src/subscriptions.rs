@@ -32,7 +32,7 @@ use crate::{Conn, Repo, storage_error};
 pub(crate) type RecordCache = Arc<Mutex<HashMap<Uuid, SubscriptionRecord>>>;
 
 /// Rows per multi-row insert, well below every backend's bound-parameter limit.
-const INSERT_CHUNK: usize = 500;
+pub(crate) const INSERT_CHUNK: usize = 500;
 
 fn parse_lifecycle(status: &str) -> Result<Lifecycle> {
     status
@@ -83,13 +83,26 @@ struct FlatRow {
     owner_subscription_id: Option<Uuid>,
 }
 
-/// Reads subscription `id` with every instance it owns in one query: the subscription left-joined
-/// with its instances, their values, and their relations with the owners of their targets.
+/// Reads subscription `id` with every instance it owns in one query.
 async fn read_record(
     conn: &impl ConnectionTrait,
     catalogue: &Catalogue,
     id: Uuid,
 ) -> Result<SubscriptionRecord> {
+    read_records(conn, catalogue, &[id])
+        .await?
+        .pop()
+        .ok_or_else(|| DomainError::not_found("subscription", id))
+}
+
+/// Reads subscriptions `ids` with every instance they own, in id order, in one query: the
+/// subscriptions left-joined with their instances, their values, and their relations with the
+/// owners of their targets. Ids that do not exist are left out.
+async fn read_records(
+    conn: &impl ConnectionTrait,
+    catalogue: &Catalogue,
+    ids: &[Uuid],
+) -> Result<Vec<SubscriptionRecord>> {
     let target = Alias::new("target");
     let query = Query::select()
         .columns([
@@ -149,16 +162,30 @@ async fn read_record(
             Expr::col((target, instances::Column::Id))
                 .equals((relations::Entity, relations::Column::DependsOnId)),
         )
-        .and_where(Expr::col((subscriptions::Entity, subscriptions::Column::Id)).eq(id))
+        .and_where(
+            Expr::col((subscriptions::Entity, subscriptions::Column::Id))
+                .is_in(ids.iter().copied()),
+        )
+        .order_by(
+            (subscriptions::Entity, subscriptions::Column::Id),
+            Order::Asc,
+        )
         .order_by((instances::Entity, instances::Column::Id), Order::Asc)
         .take();
     let rows = FlatRow::find_by_statement(conn.get_database_backend().build(&query))
         .all(conn)
         .await
         .map_err(storage_error)?;
+    rows.chunk_by(|a, b| a.id == b.id)
+        .map(|rows| assemble(catalogue, rows))
+        .collect()
+}
+
+/// Builds one subscription's record from its rows of the loading join (at least one).
+fn assemble(catalogue: &Catalogue, rows: &[FlatRow]) -> Result<SubscriptionRecord> {
     let first = rows
         .first()
-        .ok_or_else(|| DomainError::not_found("subscription", id))?;
+        .ok_or_else(|| DomainError::Storage("a subscription without rows".to_owned()))?;
     let subscription = Subscription {
         id: first.id,
         product_id: first.product_id,
@@ -178,7 +205,7 @@ async fn read_record(
     let mut blocks: Vec<BlockInstance> = Vec::new();
     let mut values_by_slot: BTreeMap<(Uuid, String, i64), String> = BTreeMap::new();
     let mut relations_by_slot: BTreeMap<(Uuid, String, i64), BlockRef> = BTreeMap::new();
-    for row in &rows {
+    for row in rows {
         let (Some(instance_id), Some(block_id)) = (row.instance_id, row.product_block_id) else {
             continue;
         };
@@ -542,6 +569,103 @@ async fn insert_new(
     Ok(())
 }
 
+/// Inserts complete new subscriptions with multi-row inserts: their rows, block instances,
+/// values and relations. References may target instances in `records` or in `known`.
+async fn insert_records(
+    txn: &impl ConnectionTrait,
+    catalogue: &Catalogue,
+    ids: &dyn IdSource,
+    records: &[SubscriptionRecord],
+    mut known: HashMap<Uuid, InstanceHome>,
+) -> Result<()> {
+    let mut subscription_rows = Vec::with_capacity(records.len());
+    let mut instance_rows = Vec::with_capacity(records.len());
+    let mut value_rows = Vec::new();
+    let mut referring = Vec::new();
+    for record in records {
+        let subscription = &record.subscription;
+        catalogue.product(subscription.product_id)?;
+        subscription_rows.push(subscriptions::ActiveModel {
+            id: Set(subscription.id),
+            product_id: Set(subscription.product_id),
+            customer_id: Set(subscription.customer_id),
+            description: Set(subscription.description.clone()),
+            status: Set(subscription.lifecycle.as_str().to_owned()),
+            insync: Set(subscription.insync),
+            start_date: Set(subscription.start_date.map(|date| date.fixed_offset())),
+            end_date: Set(subscription.end_date.map(|date| date.fixed_offset())),
+            note: Set(subscription.note.clone()),
+            version: Set(subscription.version),
+        });
+        let terminated = subscription.lifecycle == Lifecycle::Terminated;
+        for block in &record.blocks {
+            let definition = catalogue.block(&block.block)?;
+            known.insert(
+                block.id,
+                InstanceHome {
+                    owner: subscription.id,
+                    block: block.block.clone(),
+                },
+            );
+            instance_rows.push(instances::ActiveModel {
+                id: Set(block.id),
+                subscription_id: Set(subscription.id),
+                product_block_id: Set(definition.id),
+                label: Set(block.label.clone()),
+            });
+            for (field, values) in &block.values {
+                let resource_type = definition.resource_type(field).ok_or_else(|| {
+                    DomainError::invalid(
+                        format!("{}.{field}", block.block),
+                        format!("is not a field of {}", block.block),
+                    )
+                })?;
+                for (position, value) in (0..).zip(values) {
+                    value_rows.push(values::ActiveModel {
+                        id: Set(ids.new_id()),
+                        subscription_instance_id: Set(block.id),
+                        resource_type_id: Set(resource_type.id),
+                        position: Set(position),
+                        value: Set(value.clone()),
+                        unique_value: Set(
+                            (resource_type.unique && !terminated).then(|| value.clone())
+                        ),
+                    });
+                }
+            }
+            if !block.relations.is_empty() {
+                referring.push(block);
+            }
+        }
+    }
+    let relation_rows = check_relations(txn, catalogue, &referring, known).await?;
+    for chunk in subscription_rows.chunks(INSERT_CHUNK) {
+        subscriptions::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(txn)
+            .await
+            .map_err(storage_error)?;
+    }
+    for chunk in instance_rows.chunks(INSERT_CHUNK) {
+        instances::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(txn)
+            .await
+            .map_err(storage_error)?;
+    }
+    for chunk in value_rows.chunks(INSERT_CHUNK) {
+        values::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(txn)
+            .await
+            .map_err(storage_error)?;
+    }
+    for chunk in relation_rows.chunks(INSERT_CHUNK) {
+        relations::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(txn)
+            .await
+            .map_err(storage_error)?;
+    }
+    Ok(())
+}
+
 impl<C> Repo<C> {
     /// The record this transaction last read or wrote, if any.
     fn cached(&self, id: Uuid) -> Option<SubscriptionRecord> {
@@ -590,37 +714,15 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
     async fn create_subscription(&self, new: NewSubscription) -> Result<SubscriptionRecord> {
         let catalogue = self.catalogue().await?;
         let product = catalogue.product(new.product_id)?.clone();
-        let subscription = Subscription {
-            id: new.id,
-            product_id: new.product_id,
-            customer_id: new.customer_id,
-            description: new.description,
-            lifecycle: Lifecycle::Initial,
-            insync: false,
-            start_date: None,
-            end_date: None,
-            note: None,
-            version: 1,
-        };
-        let mut blocks: Vec<BlockInstance> = product
-            .blocks
-            .iter()
-            .map(|block| BlockInstance::new(self.ids.new_id(), block.name.clone()))
-            .collect();
-        blocks.sort_by_key(|block| block.id);
+        let record = SubscriptionRecord::initial(new, product, self.ids.as_ref());
         if C::IN_TRANSACTION {
-            insert_new(&self.conn, &catalogue, &subscription, &blocks).await?;
+            insert_new(&self.conn, &catalogue, &record.subscription, &record.blocks).await?;
         } else {
             let txn = self.conn.begin().await.map_err(storage_error)?;
-            insert_new(&txn, &catalogue, &subscription, &blocks).await?;
+            insert_new(&txn, &catalogue, &record.subscription, &record.blocks).await?;
             txn.commit().await.map_err(storage_error)?;
             self.totals.invalidate();
         }
-        let record = SubscriptionRecord {
-            subscription,
-            product,
-            blocks,
-        };
         self.remember(&record);
         Ok(record)
     }
@@ -771,6 +873,95 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
         let total = total.unwrap_or(items.len() as u64);
         Ok(Page { items, total })
     }
+
+    async fn load_subscriptions(&self, ids: &[Uuid]) -> Result<Vec<SubscriptionRecord>> {
+        let catalogue = self.catalogue().await?;
+        let mut records = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(INSERT_CHUNK) {
+            records.extend(read_records(&self.conn, &catalogue, chunk).await?);
+        }
+        records.sort_by_key(|record| record.subscription.id);
+        for record in &records {
+            self.remember(record);
+        }
+        Ok(records)
+    }
+
+    async fn insert_subscriptions(&self, records: &[SubscriptionRecord]) -> Result<()> {
+        let catalogue = self.catalogue().await?;
+        let known = self.known_instances();
+        if C::IN_TRANSACTION {
+            insert_records(&self.conn, &catalogue, self.ids.as_ref(), records, known).await?;
+        } else {
+            let txn = self.conn.begin().await.map_err(storage_error)?;
+            insert_records(&txn, &catalogue, self.ids.as_ref(), records, known).await?;
+            txn.commit().await.map_err(storage_error)?;
+            self.totals.invalidate();
+        }
+        for record in records {
+            self.remember(record);
+        }
+        Ok(())
+    }
+
+    async fn find_by_unique_values(
+        &self,
+        resource_type: &str,
+        wanted: &[String],
+    ) -> Result<Vec<(String, Uuid)>> {
+        let catalogue = self.catalogue().await?;
+        let resource_type_ids: Vec<Uuid> = catalogue
+            .blocks
+            .iter()
+            .flat_map(|block| &block.resource_types)
+            .filter(|candidate| candidate.resource_type == resource_type && candidate.unique)
+            .map(|candidate| candidate.id)
+            .collect();
+        if resource_type_ids.is_empty() {
+            return Err(DomainError::invalid(
+                "resource_type",
+                format!("{resource_type:?} is not a unique resource type"),
+            ));
+        }
+        let mut found = Vec::new();
+        for chunk in wanted.chunks(INSERT_CHUNK) {
+            let query = Query::select()
+                .column((values::Entity, values::Column::UniqueValue))
+                .column((instances::Entity, instances::Column::SubscriptionId))
+                .from(values::Entity)
+                .inner_join(
+                    instances::Entity,
+                    Expr::col((instances::Entity, instances::Column::Id))
+                        .equals((values::Entity, values::Column::SubscriptionInstanceId)),
+                )
+                .and_where(
+                    Expr::col((values::Entity, values::Column::ResourceTypeId))
+                        .is_in(resource_type_ids.iter().copied()),
+                )
+                .and_where(
+                    Expr::col((values::Entity, values::Column::UniqueValue))
+                        .is_in(chunk.iter().cloned()),
+                )
+                .take();
+            let rows =
+                UniqueValueRow::find_by_statement(self.conn.get_database_backend().build(&query))
+                    .all(&self.conn)
+                    .await
+                    .map_err(storage_error)?;
+            found.extend(
+                rows.into_iter()
+                    .map(|row| (row.unique_value, row.subscription_id)),
+            );
+        }
+        Ok(found)
+    }
+}
+
+/// A unique value and the subscription holding it.
+#[derive(Debug, FromQueryResult)]
+struct UniqueValueRow {
+    unique_value: String,
+    subscription_id: Uuid,
 }
 
 fn summary(catalogue: &Catalogue, row: subscriptions::Model) -> Result<SubscriptionSummary> {

@@ -14,6 +14,8 @@ pub mod product_block_resource_types;
 pub mod product_blocks;
 pub mod product_product_blocks;
 pub mod products;
+pub mod provisioned_subscriptions;
+pub mod provisioning_chunks;
 pub mod resource_types;
 pub mod subscription_instance_relations;
 pub mod subscription_instance_values;

@@ -41,6 +41,8 @@ pub enum Relation {
         on_delete = "Restrict"
     )]
     Products,
+    #[sea_orm(has_one = "super::provisioned_subscriptions::Entity")]
+    ProvisionedSubscriptions,
     #[sea_orm(has_many = "super::subscription_instances::Entity")]
     SubscriptionInstances,
     #[sea_orm(has_many = "super::workflow_group_members::Entity")]
@@ -64,6 +66,12 @@ impl Related<super::processes_subscriptions::Entity> for Entity {
 impl Related<super::products::Entity> for Entity {
     fn to() -> RelationDef {
         Relation::Products.def()
+    }
+}
+
+impl Related<super::provisioned_subscriptions::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::ProvisionedSubscriptions.def()
     }
 }
 

@@ -1,0 +1,173 @@
+//! Bulk provisioning: the provisioned-subscription marks and the stored chunks of each load.
+
+use async_trait::async_trait;
+use cadre_domain::{
+    ChunkPart, DomainError, Lifecycle, LoadChunk, ProductType, ProvisioningRepository, Result,
+};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QueryOrder,
+    QuerySelect, RelationTrait, TransactionSession,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::entities::subscriptions;
+use crate::entities::{provisioned_subscriptions as provisioned, provisioning_chunks as chunks};
+use crate::{Conn, Repo, storage_error};
+
+fn to_chunk(row: chunks::Model) -> Result<LoadChunk> {
+    let parse = |text: &str| {
+        serde_json::from_str::<Value>(text).map_err(|error| {
+            DomainError::Storage(format!("a stored load chunk is not JSON: {error}"))
+        })
+    };
+    Ok(LoadChunk {
+        seq: row.seq,
+        content: parse(&row.content)?,
+        report: row.report.as_deref().map(parse).transpose()?,
+    })
+}
+
+async fn insert_chunks(
+    conn: &impl ConnectionTrait,
+    load_id: Uuid,
+    part: ChunkPart,
+    rows: &[LoadChunk],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for chunk in rows {
+        chunks::Entity::insert(chunks::ActiveModel {
+            load_id: Set(load_id),
+            part: Set(part.as_str().to_owned()),
+            seq: Set(chunk.seq),
+            content: Set(chunk.content.to_string()),
+            report: Set(chunk.report.as_ref().map(Value::to_string)),
+            created_at: Set(now.fixed_offset()),
+        })
+        .exec_without_returning(conn)
+        .await
+        .map_err(storage_error)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl<C: Conn> ProvisioningRepository for Repo<C> {
+    async fn add_load_chunks(
+        &self,
+        load_id: Uuid,
+        part: ChunkPart,
+        rows: &[LoadChunk],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if C::IN_TRANSACTION {
+            insert_chunks(&self.conn, load_id, part, rows, now).await
+        } else {
+            let txn = self.conn.begin().await.map_err(storage_error)?;
+            insert_chunks(&txn, load_id, part, rows, now).await?;
+            txn.commit().await.map_err(storage_error)
+        }
+    }
+
+    async fn load_chunks(&self, load_id: Uuid, part: ChunkPart) -> Result<Vec<LoadChunk>> {
+        chunks::Entity::find()
+            .filter(chunks::Column::LoadId.eq(load_id))
+            .filter(chunks::Column::Part.eq(part.as_str()))
+            .order_by_asc(chunks::Column::Seq)
+            .all(&self.conn)
+            .await
+            .map_err(storage_error)?
+            .into_iter()
+            .map(to_chunk)
+            .collect()
+    }
+
+    async fn next_unreported_chunk(
+        &self,
+        load_id: Uuid,
+        part: ChunkPart,
+    ) -> Result<Option<LoadChunk>> {
+        chunks::Entity::find()
+            .filter(chunks::Column::LoadId.eq(load_id))
+            .filter(chunks::Column::Part.eq(part.as_str()))
+            .filter(chunks::Column::Report.is_null())
+            .order_by_asc(chunks::Column::Seq)
+            .one(&self.conn)
+            .await
+            .map_err(storage_error)?
+            .map(to_chunk)
+            .transpose()
+    }
+
+    async fn report_chunk(
+        &self,
+        load_id: Uuid,
+        part: ChunkPart,
+        seq: i64,
+        report: &Value,
+    ) -> Result<()> {
+        let updated = chunks::Entity::update_many()
+            .col_expr(
+                chunks::Column::Report,
+                sea_orm::sea_query::Expr::value(report.to_string()),
+            )
+            .filter(chunks::Column::LoadId.eq(load_id))
+            .filter(chunks::Column::Part.eq(part.as_str()))
+            .filter(chunks::Column::Seq.eq(seq))
+            .exec(&self.conn)
+            .await
+            .map_err(storage_error)?;
+        if updated.rows_affected == 0 {
+            return Err(DomainError::NotFound {
+                kind: "load chunk",
+                id: format!("{load_id}/{}/{seq}", part.as_str()),
+            });
+        }
+        Ok(())
+    }
+
+    async fn provisioned_subscriptions(&self, product_type: &ProductType) -> Result<Vec<Uuid>> {
+        let catalogue = self.catalogue().await?;
+        let products: Vec<Uuid> = catalogue
+            .products
+            .iter()
+            .filter(|product| &product.product_type == product_type)
+            .map(|product| product.id)
+            .collect();
+        provisioned::Entity::find()
+            .select_only()
+            .column(provisioned::Column::SubscriptionId)
+            .join(
+                JoinType::InnerJoin,
+                provisioned::Relation::Subscriptions.def(),
+            )
+            .filter(subscriptions::Column::ProductId.is_in(products))
+            .filter(subscriptions::Column::Status.ne(Lifecycle::Terminated.as_str()))
+            .order_by_asc(provisioned::Column::SubscriptionId)
+            .into_tuple()
+            .all(&self.conn)
+            .await
+            .map_err(storage_error)
+    }
+
+    async fn mark_provisioned(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<()> {
+        for chunk in ids.chunks(crate::subscriptions::INSERT_CHUNK) {
+            let rows = chunk.iter().map(|id| provisioned::ActiveModel {
+                subscription_id: Set(*id),
+                created_at: Set(now.fixed_offset()),
+            });
+            provisioned::Entity::insert_many(rows)
+                .on_conflict(
+                    OnConflict::column(provisioned::Column::SubscriptionId)
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .exec_without_returning(&self.conn)
+                .await
+                .map_err(storage_error)?;
+        }
+        Ok(())
+    }
+}
