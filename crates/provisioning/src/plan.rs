@@ -1,0 +1,815 @@
+//! Planning: the diff between a load's input and the stored subscriptions, as batches of
+//! changes and the rows that need no write.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use cadre_domain::models::{DomainModel, UserGroupInactive, UserInactive};
+use cadre_domain::{
+    BlockRef, DomainError, Email, ExternalId, Lifecycle, Name, ProductType, Repositories,
+    SubscriptionQuery,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::input::{Mode, UserGroupRow, UserRow};
+use crate::report::{Outcome, RowReport};
+use crate::settings::LoadSettings;
+
+/// Subscriptions loaded per query while planning.
+const LOAD_CHUNK: usize = 1000;
+
+/// One planned write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Change {
+    /// The input row, `None` for removals of unlisted objects and groups a user load adds.
+    pub row: Option<u64>,
+    /// The external id of the user or group.
+    pub id: String,
+    /// The subscription written (new ones get their id at planning).
+    pub subscription_id: Uuid,
+    /// What to write.
+    pub action: Action,
+}
+
+impl Change {
+    /// The report row the change would have if applied.
+    pub fn planned(&self) -> RowReport {
+        RowReport::new(self.row, self.id.clone(), self.action.outcome())
+    }
+}
+
+/// What a change writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub(crate) enum Action {
+    /// A new user.
+    CreateUser(UserFields),
+    /// An existing user, set to these fields.
+    UpdateUser(UserFields),
+    /// A new group whose block instance gets `instance_id` (others refer to it).
+    CreateGroup {
+        /// The group's block instance id.
+        instance_id: Uuid,
+        /// The group's fields.
+        fields: GroupFields,
+    },
+    /// An existing group, set to these fields.
+    UpdateGroup(GroupFields),
+    /// Terminate the subscription.
+    Remove,
+}
+
+impl Action {
+    /// The outcome of applying the action.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Action::CreateUser(_) | Action::CreateGroup { .. } => Outcome::Created,
+            Action::UpdateUser(_) | Action::UpdateGroup(_) => Outcome::Updated,
+            Action::Remove => Outcome::Removed,
+        }
+    }
+}
+
+/// A user's fields as a load writes them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct UserFields {
+    pub user_id: ExternalId,
+    pub firstname: Option<Name>,
+    pub lastname: Option<Name>,
+    pub email: Email,
+    pub auth_id: Option<String>,
+    /// The groups, in the order of their external ids.
+    pub groups: Vec<BlockRef>,
+    /// Their names, for the description.
+    pub group_names: Vec<Name>,
+}
+
+/// A group's fields as a load writes them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct GroupFields {
+    pub user_group_id: ExternalId,
+    pub name: Name,
+    /// The parents, in the order of their external ids.
+    pub parents: Vec<BlockRef>,
+}
+
+/// A load's plan.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    /// The writes, in the order they must happen, cut into batches.
+    pub batches: Vec<Vec<Change>>,
+    /// The rows that need no write: unchanged, skipped, or failed before writing.
+    pub settled: Vec<RowReport>,
+    /// How many live subscriptions the load manages before it runs (full loads).
+    pub managed: usize,
+    /// How many subscriptions it removes.
+    pub removals: usize,
+}
+
+/// Why a load cannot be planned.
+pub(crate) type PlanError = DomainError;
+
+/// A live group as stored.
+#[derive(Debug, Clone)]
+struct StoredGroup {
+    subscription_id: Uuid,
+    reference: BlockRef,
+    name: Name,
+    parents: BTreeSet<String>,
+    lifecycle: Lifecycle,
+    insync: bool,
+}
+
+/// Every live group that has an external id, by id.
+async fn stored_groups(repo: &dyn Repositories) -> Result<HashMap<String, StoredGroup>, PlanError> {
+    let listed = repo
+        .list_subscriptions(&SubscriptionQuery {
+            product_type: Some(ProductType::user_group()),
+            ..SubscriptionQuery::default()
+        })
+        .await?;
+    let ids: Vec<Uuid> = listed
+        .items
+        .iter()
+        .filter(|summary| summary.subscription.lifecycle != Lifecycle::Terminated)
+        .map(|summary| summary.subscription.id)
+        .collect();
+    let mut groups = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(LOAD_CHUNK) {
+        for record in repo.load_subscriptions(chunk).await? {
+            groups.push(UserGroupInactive::from_record(record)?);
+        }
+    }
+    let id_of: HashMap<Uuid, String> = groups
+        .iter()
+        .filter_map(|group| {
+            let id = group.user_group.user_group_id.as_ref()?;
+            Some((group.user_group.instance_id, id.as_str().to_owned()))
+        })
+        .collect();
+    Ok(groups
+        .into_iter()
+        .filter_map(|group| {
+            let block = group.user_group;
+            let id = block.user_group_id?.as_str().to_owned();
+            let name = block.name?;
+            let parents = block
+                .parent_groups
+                .iter()
+                .filter_map(|parent| id_of.get(&parent.instance_id).cloned())
+                .collect();
+            let stored = StoredGroup {
+                subscription_id: group.subscription.id,
+                reference: BlockRef {
+                    instance_id: block.instance_id,
+                    owner_subscription_id: group.subscription.id,
+                },
+                name,
+                parents,
+                lifecycle: group.subscription.lifecycle,
+                insync: group.subscription.insync,
+            };
+            Some((id, stored))
+        })
+        .collect())
+}
+
+/// A live user as stored, with what a load compares.
+#[derive(Debug, Clone)]
+struct StoredUser {
+    subscription_id: Uuid,
+    firstname: Option<Name>,
+    lastname: Option<Name>,
+    email: Option<Email>,
+    auth_id: Option<String>,
+    groups: BTreeSet<String>,
+    lifecycle: Lifecycle,
+    insync: bool,
+}
+
+/// Loads the users `ids` as [`StoredUser`]s by user id, a chunk at a time.
+async fn stored_users(
+    repo: &dyn Repositories,
+    ids: &[Uuid],
+    group_ids: &HashMap<Uuid, String>,
+    into: &mut HashMap<String, StoredUser>,
+) -> Result<(), PlanError> {
+    for chunk in ids.chunks(LOAD_CHUNK) {
+        for record in repo.load_subscriptions(chunk).await? {
+            let user = UserInactive::from_record(record)?;
+            let Some(user_id) = user.user.user_id else {
+                continue;
+            };
+            into.insert(
+                user_id.as_str().to_owned(),
+                StoredUser {
+                    subscription_id: user.subscription.id,
+                    firstname: user.user.firstname,
+                    lastname: user.user.lastname,
+                    email: user.user.email,
+                    auth_id: user.user.auth_id,
+                    groups: user
+                        .user
+                        .groups
+                        .iter()
+                        .filter_map(|group| group_ids.get(&group.instance_id).cloned())
+                        .collect(),
+                    lifecycle: user.subscription.lifecycle,
+                    insync: user.subscription.insync,
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Why a stored subscription cannot be changed now, if it cannot.
+fn busy(lifecycle: Lifecycle, insync: bool) -> Option<String> {
+    if lifecycle != Lifecycle::Active {
+        return Some(format!("the subscription is {lifecycle}, not active"));
+    }
+    (!insync).then(|| "another process is working on the subscription".to_owned())
+}
+
+/// Refuses a full load that removes more than the settings allow.
+fn guard(plan: &Plan, settings: &LoadSettings) -> Result<(), PlanError> {
+    let limit = u128::from(settings.max_removal_percent) * plan.managed as u128;
+    if settings.mode == Mode::Full && !settings.force && plan.removals as u128 * 100 > limit {
+        return Err(DomainError::Conflict(format!(
+            "the load would remove {} of the {} subscriptions it manages, more than {}%; \
+             check the input, or force the load",
+            plan.removals, plan.managed, settings.max_removal_percent
+        )));
+    }
+    Ok(())
+}
+
+/// Cuts `changes` into batches of at most `size`.
+fn batches(changes: Vec<Change>, size: usize) -> Vec<Vec<Change>> {
+    let size = size.max(1);
+    let mut batches = Vec::with_capacity(changes.len().div_ceil(size));
+    let mut changes = changes.into_iter().peekable();
+    while changes.peek().is_some() {
+        batches.push(changes.by_ref().take(size).collect());
+    }
+    batches
+}
+
+/// The live subscriptions holding each of `values` for the unique resource type.
+async fn holders(
+    repo: &dyn Repositories,
+    resource_type: &str,
+    values: Vec<String>,
+) -> Result<HashMap<String, Uuid>, PlanError> {
+    Ok(repo
+        .find_by_unique_values(resource_type, &values)
+        .await?
+        .into_iter()
+        .collect())
+}
+
+/// Plans a user load: groups the rows name that do not exist first, then creates and updates
+/// in input order, then removals.
+pub(crate) async fn plan_users(
+    repo: &dyn Repositories,
+    rows: &[UserRow],
+    settings: &LoadSettings,
+) -> Result<Plan, PlanError> {
+    let product = repo.product_by_name(&settings.user_product).await?;
+    if product.product_type != ProductType::user() {
+        return Err(DomainError::invalid(
+            "user_product",
+            format!("{} is not a User product", product.name),
+        ));
+    }
+    let mut groups = stored_groups(repo).await?;
+    let group_ids: HashMap<Uuid, String> = groups
+        .iter()
+        .map(|(id, group)| (group.reference.instance_id, id.clone()))
+        .collect();
+
+    let mut stored = HashMap::new();
+    let managed = if settings.mode == Mode::Full {
+        repo.provisioned_subscriptions(&ProductType::user()).await?
+    } else {
+        Vec::new()
+    };
+    stored_users(repo, &managed, &group_ids, &mut stored).await?;
+    let managed_ids: HashSet<String> = stored.keys().cloned().collect();
+    let unknown: Vec<String> = rows
+        .iter()
+        .map(|row| row.user_id.as_str().to_owned())
+        .filter(|id| !stored.contains_key(id))
+        .collect();
+    let others: Vec<Uuid> = holders(repo, "user_id", unknown)
+        .await?
+        .into_values()
+        .collect();
+    stored_users(repo, &others, &group_ids, &mut stored).await?;
+
+    let mut plan = Plan {
+        managed: managed_ids.len(),
+        ..Plan::default()
+    };
+    let mut group_changes = Vec::new();
+    let mut user_changes = Vec::new();
+    for row in rows {
+        let id = row.user_id.as_str();
+        let report = |outcome, reason: &str| RowReport::because(Some(row.row), id, outcome, reason);
+        if settings.protected.contains(id) {
+            plan.settled.push(report(
+                Outcome::Skipped,
+                "a protected user: loads never change it",
+            ));
+            continue;
+        }
+        let existing = stored.get(id);
+        if let Some(reason) = existing.and_then(|user| busy(user.lifecycle, user.insync)) {
+            plan.settled.push(report(Outcome::Skipped, &reason));
+            continue;
+        }
+        if !row.active {
+            match existing {
+                Some(user) => user_changes.push(Change {
+                    row: Some(row.row),
+                    id: id.to_owned(),
+                    subscription_id: user.subscription_id,
+                    action: Action::Remove,
+                }),
+                None => plan
+                    .settled
+                    .push(RowReport::new(Some(row.row), id, Outcome::Unchanged)),
+            }
+            continue;
+        }
+        let Some(email) = row.email.clone() else {
+            plan.settled
+                .push(report(Outcome::Failed, "email is required"));
+            continue;
+        };
+        let mut references = Vec::with_capacity(row.user_groups.len());
+        let mut group_names = Vec::with_capacity(row.user_groups.len());
+        for group_id in &row.user_groups {
+            let group = groups
+                .entry(group_id.as_str().to_owned())
+                .or_insert_with(|| {
+                    let subscription_id = Uuid::now_v7();
+                    let instance_id = Uuid::now_v7();
+                    group_changes.push(Change {
+                        row: None,
+                        id: group_id.as_str().to_owned(),
+                        subscription_id,
+                        action: Action::CreateGroup {
+                            instance_id,
+                            fields: GroupFields {
+                                user_group_id: group_id.clone(),
+                                name: group_id.to_name(),
+                                parents: Vec::new(),
+                            },
+                        },
+                    });
+                    StoredGroup {
+                        subscription_id,
+                        reference: BlockRef {
+                            instance_id,
+                            owner_subscription_id: subscription_id,
+                        },
+                        name: group_id.to_name(),
+                        parents: BTreeSet::new(),
+                        lifecycle: Lifecycle::Active,
+                        insync: true,
+                    }
+                });
+            references.push(group.reference);
+            group_names.push(group.name.clone());
+        }
+        let fields = UserFields {
+            user_id: row.user_id.clone(),
+            firstname: row.firstname.clone(),
+            lastname: row.lastname.clone(),
+            email,
+            auth_id: row.auth_id.clone(),
+            groups: references,
+            group_names,
+        };
+        match existing {
+            Some(user) => {
+                let wanted: BTreeSet<String> = row
+                    .user_groups
+                    .iter()
+                    .map(|group| group.as_str().to_owned())
+                    .collect();
+                let same = user.firstname == fields.firstname
+                    && user.lastname == fields.lastname
+                    && user.email.as_ref() == Some(&fields.email)
+                    && user.auth_id == fields.auth_id
+                    && user.groups == wanted;
+                if same {
+                    plan.settled
+                        .push(RowReport::new(Some(row.row), id, Outcome::Unchanged));
+                } else {
+                    user_changes.push(Change {
+                        row: Some(row.row),
+                        id: id.to_owned(),
+                        subscription_id: user.subscription_id,
+                        action: Action::UpdateUser(fields),
+                    });
+                }
+            }
+            None => user_changes.push(Change {
+                row: Some(row.row),
+                id: id.to_owned(),
+                subscription_id: Uuid::now_v7(),
+                action: Action::CreateUser(fields),
+            }),
+        }
+    }
+    let user_changes = refuse_taken_user_values(repo, user_changes, &mut plan.settled).await?;
+    let listed: HashSet<&str> = rows.iter().map(|row| row.user_id.as_str()).collect();
+    let mut removals: Vec<Change> = user_changes
+        .iter()
+        .filter(|change| matches!(change.action, Action::Remove))
+        .cloned()
+        .collect();
+    let mut writes: Vec<Change> = user_changes
+        .into_iter()
+        .filter(|change| !matches!(change.action, Action::Remove))
+        .collect();
+    if settings.mode == Mode::Full {
+        let mut unlisted: Vec<(&String, &StoredUser)> = stored
+            .iter()
+            .filter(|(id, _)| managed_ids.contains(*id) && !listed.contains(id.as_str()))
+            .filter(|(id, _)| !settings.protected.contains(*id))
+            .collect();
+        unlisted.sort_by_key(|(id, _)| *id);
+        for (id, user) in unlisted {
+            match busy(user.lifecycle, user.insync) {
+                Some(reason) => plan.settled.push(RowReport::because(
+                    None,
+                    id.as_str(),
+                    Outcome::Skipped,
+                    reason,
+                )),
+                None => removals.push(Change {
+                    row: None,
+                    id: id.clone(),
+                    subscription_id: user.subscription_id,
+                    action: Action::Remove,
+                }),
+            }
+        }
+    }
+    plan.removals = removals.len();
+    guard(&plan, settings)?;
+    let mut changes = group_changes;
+    changes.append(&mut writes);
+    changes.append(&mut removals);
+    plan.batches = batches(changes, settings.batch_size);
+    Ok(plan)
+}
+
+/// Fails the user writes whose email, or whose user id as a new user name, another live
+/// subscription holds; the rest go on.
+async fn refuse_taken_user_values(
+    repo: &dyn Repositories,
+    changes: Vec<Change>,
+    settled: &mut Vec<RowReport>,
+) -> Result<Vec<Change>, PlanError> {
+    let emails: Vec<String> = changes
+        .iter()
+        .filter_map(|change| match &change.action {
+            Action::CreateUser(fields) | Action::UpdateUser(fields) => {
+                Some(fields.email.as_str().to_owned())
+            }
+            _ => None,
+        })
+        .collect();
+    let new_names: Vec<String> = changes
+        .iter()
+        .filter(|change| matches!(change.action, Action::CreateUser(_)))
+        .map(|change| change.id.clone())
+        .collect();
+    let emails = holders(repo, "email", emails).await?;
+    let names = holders(repo, "username", new_names).await?;
+    let mut kept = Vec::with_capacity(changes.len());
+    for change in changes {
+        let taken = match &change.action {
+            Action::CreateUser(fields) | Action::UpdateUser(fields) => {
+                let other = |holder: Option<&Uuid>| {
+                    holder.is_some_and(|holder| *holder != change.subscription_id)
+                };
+                if other(emails.get(fields.email.as_str())) {
+                    Some("another user has this email address")
+                } else if matches!(change.action, Action::CreateUser(_))
+                    && other(names.get(&change.id))
+                {
+                    Some("another user has this user id as their user name")
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+        match taken {
+            Some(reason) => settled.push(RowReport::because(
+                change.row,
+                change.id,
+                Outcome::Failed,
+                reason,
+            )),
+            None => kept.push(change),
+        }
+    }
+    Ok(kept)
+}
+
+/// The depth of each group in `parents` (roots are 0), or the first cycle found.
+fn depths(
+    parents: &BTreeMap<String, BTreeSet<String>>,
+) -> Result<HashMap<String, usize>, Vec<String>> {
+    fn visit(
+        id: &str,
+        parents: &BTreeMap<String, BTreeSet<String>>,
+        depths: &mut HashMap<String, usize>,
+        path: &mut Vec<String>,
+    ) -> Result<usize, Vec<String>> {
+        if let Some(depth) = depths.get(id) {
+            return Ok(*depth);
+        }
+        if let Some(start) = path.iter().position(|seen| seen == id) {
+            let mut cycle = path[start..].to_vec();
+            cycle.push(id.to_owned());
+            return Err(cycle);
+        }
+        path.push(id.to_owned());
+        let mut depth = 0;
+        for parent in parents.get(id).into_iter().flatten() {
+            depth = depth.max(visit(parent, parents, depths, path)? + 1);
+        }
+        path.pop();
+        depths.insert(id.to_owned(), depth);
+        Ok(depth)
+    }
+    let mut depths = HashMap::new();
+    for id in parents.keys() {
+        visit(id, parents, &mut depths, &mut Vec::new())?;
+    }
+    Ok(depths)
+}
+
+/// Plans a group load: creates and updates parents before children at any depth, then
+/// removals children first. A cycle in the groups as they would be after the load is refused.
+pub(crate) async fn plan_groups(
+    repo: &dyn Repositories,
+    rows: &[UserGroupRow],
+    settings: &LoadSettings,
+) -> Result<Plan, PlanError> {
+    let stored = stored_groups(repo).await?;
+    let managed: HashSet<Uuid> = if settings.mode == Mode::Full {
+        repo.provisioned_subscriptions(&ProductType::user_group())
+            .await?
+            .into_iter()
+            .collect()
+    } else {
+        HashSet::new()
+    };
+    let listed: HashSet<&str> = rows.iter().map(|row| row.user_group_id.as_str()).collect();
+    let active: HashMap<&str, &UserGroupRow> = rows
+        .iter()
+        .filter(|row| row.active)
+        .map(|row| (row.user_group_id.as_str(), row))
+        .collect();
+    let removed: HashSet<&str> = stored
+        .iter()
+        .filter(|(id, group)| {
+            let unlisted =
+                managed.contains(&group.subscription_id) && !listed.contains(id.as_str());
+            let inactive = listed.contains(id.as_str()) && !active.contains_key(id.as_str());
+            unlisted || inactive
+        })
+        .map(|(id, _)| id.as_str())
+        .collect();
+
+    // The groups as they would be after the load, to order the writes and find cycles.
+    let mut after: BTreeMap<String, BTreeSet<String>> = stored
+        .iter()
+        .filter(|(id, _)| !removed.contains(id.as_str()))
+        .map(|(id, group)| (id.clone(), group.parents.clone()))
+        .collect();
+    for (id, row) in &active {
+        let parents = row
+            .parent_user_groups
+            .iter()
+            .map(|parent| parent.as_str().to_owned())
+            .collect();
+        after.insert((*id).to_owned(), parents);
+    }
+    let current: BTreeMap<String, BTreeSet<String>> = stored
+        .iter()
+        .map(|(id, group)| (id.clone(), group.parents.clone()))
+        .collect();
+    // Stored groups form no cycle (the workflows refuse them); if they did, order removals by id.
+    let current_depth = depths(&current).unwrap_or_default();
+    let depth = depths(&after).map_err(|cycle| {
+        DomainError::invalid(
+            "parent_user_groups",
+            format!("the groups would form a cycle: {}", cycle.join(" -> ")),
+        )
+    })?;
+
+    let mut plan = Plan {
+        managed: managed.len(),
+        ..Plan::default()
+    };
+    // New groups get their ids first, so that children can refer to them.
+    let mut references: HashMap<String, BlockRef> = stored
+        .iter()
+        .filter(|(id, _)| !removed.contains(id.as_str()))
+        .map(|(id, group)| (id.clone(), group.reference))
+        .collect();
+    for id in active.keys().filter(|id| !stored.contains_key(**id)) {
+        let subscription_id = Uuid::now_v7();
+        references.insert(
+            (*id).to_owned(),
+            BlockRef {
+                instance_id: Uuid::now_v7(),
+                owner_subscription_id: subscription_id,
+            },
+        );
+    }
+    let mut ordered: Vec<&UserGroupRow> = rows.iter().collect();
+    ordered.sort_by_key(|row| (depth.get(row.user_group_id.as_str()).copied(), row.row));
+    let mut failed: HashSet<String> = HashSet::new();
+    let mut writes = Vec::new();
+    let mut removals = Vec::new();
+    for row in ordered {
+        let id = row.user_group_id.as_str();
+        let existing = stored.get(id);
+        if let Some(reason) = existing.and_then(|group| busy(group.lifecycle, group.insync)) {
+            plan.settled.push(RowReport::because(
+                Some(row.row),
+                id,
+                Outcome::Skipped,
+                reason,
+            ));
+            failed.insert(id.to_owned());
+            continue;
+        }
+        if !row.active {
+            match existing {
+                Some(group) => removals.push((
+                    current_depth.get(id).copied().unwrap_or(0),
+                    Change {
+                        row: Some(row.row),
+                        id: id.to_owned(),
+                        subscription_id: group.subscription_id,
+                        action: Action::Remove,
+                    },
+                )),
+                None => plan
+                    .settled
+                    .push(RowReport::new(Some(row.row), id, Outcome::Unchanged)),
+            }
+            continue;
+        }
+        let missing = row.parent_user_groups.iter().find_map(|parent| {
+            if failed.contains(parent.as_str()) {
+                Some(format!("parent group {parent} could not be written"))
+            } else if !references.contains_key(parent.as_str()) {
+                Some(format!("parent group {parent} does not exist"))
+            } else {
+                None
+            }
+        });
+        if let Some(reason) = missing {
+            plan.settled.push(RowReport::because(
+                Some(row.row),
+                id,
+                Outcome::Failed,
+                reason,
+            ));
+            failed.insert(id.to_owned());
+            continue;
+        }
+        let fields = GroupFields {
+            user_group_id: row.user_group_id.clone(),
+            name: row.user_group_name.clone(),
+            parents: row
+                .parent_user_groups
+                .iter()
+                .filter_map(|parent| references.get(parent.as_str()).copied())
+                .collect(),
+        };
+        let change = match existing {
+            Some(group) => {
+                let wanted: BTreeSet<String> = row
+                    .parent_user_groups
+                    .iter()
+                    .map(|parent| parent.as_str().to_owned())
+                    .collect();
+                if group.name == fields.name && group.parents == wanted {
+                    plan.settled
+                        .push(RowReport::new(Some(row.row), id, Outcome::Unchanged));
+                    continue;
+                }
+                Change {
+                    row: Some(row.row),
+                    id: id.to_owned(),
+                    subscription_id: group.subscription_id,
+                    action: Action::UpdateGroup(fields),
+                }
+            }
+            None => {
+                let reference = references[id];
+                Change {
+                    row: Some(row.row),
+                    id: id.to_owned(),
+                    subscription_id: reference.owner_subscription_id,
+                    action: Action::CreateGroup {
+                        instance_id: reference.instance_id,
+                        fields,
+                    },
+                }
+            }
+        };
+        writes.push(change);
+    }
+    // Names another live group holds fail their row (and the row's children).
+    let names: Vec<String> = writes
+        .iter()
+        .filter_map(|change| match &change.action {
+            Action::CreateGroup { fields, .. } | Action::UpdateGroup(fields) => {
+                Some(fields.name.as_str().to_owned())
+            }
+            _ => None,
+        })
+        .collect();
+    let taken = holders(repo, "user_group_name", names).await?;
+    let stored_ids: HashSet<Uuid> = stored.values().map(|group| group.subscription_id).collect();
+    let mut kept: Vec<Change> = Vec::with_capacity(writes.len());
+    let mut kept_ids: HashSet<Uuid> = HashSet::new();
+    for change in writes {
+        let (name, parents) = match &change.action {
+            Action::CreateGroup { fields, .. } | Action::UpdateGroup(fields) => {
+                (fields.name.as_str(), &fields.parents)
+            }
+            _ => continue,
+        };
+        let reason = if taken
+            .get(name)
+            .is_some_and(|holder| *holder != change.subscription_id)
+        {
+            Some("another group has this name".to_owned())
+        } else {
+            parents
+                .iter()
+                .any(|parent| {
+                    let owner = parent.owner_subscription_id;
+                    !kept_ids.contains(&owner) && !stored_ids.contains(&owner)
+                })
+                .then(|| "a parent group could not be written".to_owned())
+        };
+        match reason {
+            Some(reason) => plan.settled.push(RowReport::because(
+                change.row,
+                change.id,
+                Outcome::Failed,
+                reason,
+            )),
+            None => {
+                kept_ids.insert(change.subscription_id);
+                kept.push(change);
+            }
+        }
+    }
+    if settings.mode == Mode::Full {
+        for (id, group) in &stored {
+            if managed.contains(&group.subscription_id) && !listed.contains(id.as_str()) {
+                match busy(group.lifecycle, group.insync) {
+                    Some(reason) => plan.settled.push(RowReport::because(
+                        None,
+                        id.as_str(),
+                        Outcome::Skipped,
+                        reason,
+                    )),
+                    None => removals.push((
+                        current_depth.get(id).copied().unwrap_or(0),
+                        Change {
+                            row: None,
+                            id: id.clone(),
+                            subscription_id: group.subscription_id,
+                            action: Action::Remove,
+                        },
+                    )),
+                }
+            }
+        }
+    }
+    // Children go before their parents.
+    removals.sort_by(|(a, x), (b, y)| b.cmp(a).then_with(|| x.id.cmp(&y.id)));
+    plan.removals = removals.len();
+    guard(&plan, settings)?;
+    kept.extend(removals.into_iter().map(|(_, change)| change));
+    plan.batches = batches(kept, settings.batch_size);
+    Ok(plan)
+}

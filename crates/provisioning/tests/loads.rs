@@ -1,0 +1,456 @@
+//! Loads end to end through the engine, on the database `DATABASE_URL` names (SQLite by
+//! default): the gooddata-pipelines behaviours cadre keeps, and its hardening.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use cadre_domain::{ProcessRepository, ProcessStatus, SubscriptionRepository};
+use cadre_provisioning::{Counts, LoadSettings, Mode, Outcome, RowReport};
+
+use support::{Forced, Harness, groups_csv, users_csv};
+
+const HEADER: &str = "user_id,firstname,lastname,email,auth_id,user_groups";
+
+fn outcomes(rows: &[RowReport]) -> Vec<(String, Outcome)> {
+    let mut outcomes: Vec<(String, Outcome)> = rows
+        .iter()
+        .map(|row| (row.id.clone(), row.outcome))
+        .collect();
+    outcomes.sort();
+    outcomes
+}
+
+fn pairs(list: &[(&str, Outcome)]) -> Vec<(String, Outcome)> {
+    let mut pairs: Vec<(String, Outcome)> = list
+        .iter()
+        .map(|(id, outcome)| ((*id).to_owned(), *outcome))
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+#[tokio::test]
+async fn a_full_load_creates_missing_updates_changed_leaves_equal_and_removes_the_rest() {
+    let harness = Harness::new().await;
+    let first = users_csv(
+        &format!(
+            "{HEADER}\n\
+             u2,Ann,Two,u2@example.com,,g1|g2\n\
+             u3,Bob,Three,u3@example.com,sso-3,g1\n\
+             u4,Cy,Four,u4@example.com,,\n"
+        ),
+        Mode::Full,
+    );
+    let report = harness
+        .load_users(&first, LoadSettings::new(Mode::Full))
+        .await;
+    assert_eq!(report.status, ProcessStatus::Completed);
+    assert_eq!(
+        report.counts.created, 5,
+        "three users and the two groups they name"
+    );
+
+    // Groups in another order and "" for null are equal; u3 changes its name and groups.
+    let second = users_csv(
+        &format!(
+            "{HEADER}\n\
+             u1,Dee,One,u1@example.com,,\n\
+             u2,Ann,Two,u2@example.com,,g2|g1\n\
+             u3,Bob,Thrice,u3@example.com,sso-3,g2\n"
+        ),
+        Mode::Full,
+    );
+    let versions_before = harness.versions().await;
+    let report = harness
+        .load_users(&second, LoadSettings::new(Mode::Full).forced())
+        .await;
+    assert_eq!(report.status, ProcessStatus::Completed, "{report:?}");
+    assert_eq!(
+        outcomes(&report.rows),
+        pairs(&[
+            ("u1", Outcome::Created),
+            ("u2", Outcome::Unchanged),
+            ("u3", Outcome::Updated),
+            ("u4", Outcome::Removed),
+        ])
+    );
+    let users = harness.live_users().await;
+    assert_eq!(users.keys().collect::<Vec<_>>(), ["u1", "u2", "u3"]);
+    assert_eq!(users["u3"].lastname.as_deref(), Some("Thrice"));
+    assert_eq!(users["u3"].groups, ["g2"]);
+    assert_eq!(
+        harness.versions().await["u2"],
+        versions_before["u2"],
+        "an equal row writes nothing"
+    );
+
+    // The same load again writes nothing at all.
+    let before = harness.versions().await;
+    let report = harness
+        .load_users(&second, LoadSettings::new(Mode::Full))
+        .await;
+    assert_eq!(
+        report.counts,
+        Counts {
+            unchanged: 3,
+            ..Counts::default()
+        }
+    );
+    assert_eq!(harness.versions().await, before);
+}
+
+#[tokio::test]
+async fn protected_users_are_never_created_changed_or_removed() {
+    let harness = Harness::new().await;
+    let mut settings = LoadSettings::new(Mode::Full);
+    let rows = users_csv(
+        &format!("{HEADER}\nboss,B,Oss,boss@example.com,,\nu1,U,One,u1@example.com,,\n"),
+        Mode::Full,
+    );
+    harness.load_users(&rows, settings.clone()).await;
+
+    // `boss` is now the caller: absent from the input, it stays; `admin` in the input is skipped.
+    settings.protected.insert("boss".to_owned());
+    let rows = users_csv(
+        &format!("{HEADER}\nadmin,A,Dmin,admin@example.com,,\nu1,U,One,u1@example.com,,\n"),
+        Mode::Full,
+    );
+    let report = harness.load_users(&rows, settings.clone().forced()).await;
+    assert_eq!(
+        outcomes(&report.rows),
+        pairs(&[("admin", Outcome::Skipped), ("u1", Outcome::Unchanged)])
+    );
+    let users = harness.live_users().await;
+    assert_eq!(users.keys().collect::<Vec<_>>(), ["boss", "u1"]);
+
+    // An incremental removal of a protected user is skipped too.
+    let rows = users_csv(
+        &format!("{HEADER},is_active\nboss,,,,,,false\n"),
+        Mode::Incremental,
+    );
+    settings.mode = Mode::Incremental;
+    let report = harness.load_users(&rows, settings).await;
+    assert_eq!(outcomes(&report.rows), pairs(&[("boss", Outcome::Skipped)]));
+    assert!(harness.live_users().await.contains_key("boss"));
+}
+
+#[tokio::test]
+async fn an_incremental_load_upserts_active_rows_removes_inactive_ones_and_ignores_the_rest() {
+    let harness = Harness::new().await;
+    let rows = users_csv(
+        &format!(
+            "{HEADER}\nu2,A,Two,u2@example.com,,\nu3,B,Three,u3@example.com,,\nu4,C,Four,u4@example.com,,\n"
+        ),
+        Mode::Full,
+    );
+    harness
+        .load_users(&rows, LoadSettings::new(Mode::Full))
+        .await;
+    let rows = users_csv(
+        &format!(
+            "{HEADER},is_active\n\
+             u1,D,One,u1@example.com,,,yes\n\
+             u3,B,Thrice,u3@example.com,,,true\n\
+             u4,,,,,,false\n\
+             u9,,,,,,0\n"
+        ),
+        Mode::Incremental,
+    );
+    let report = harness
+        .load_users(&rows, LoadSettings::new(Mode::Incremental))
+        .await;
+    assert_eq!(
+        outcomes(&report.rows),
+        pairs(&[
+            ("u1", Outcome::Created),
+            ("u3", Outcome::Updated),
+            ("u4", Outcome::Removed),
+            ("u9", Outcome::Unchanged),
+        ])
+    );
+    let users = harness.live_users().await;
+    assert_eq!(
+        users.keys().collect::<Vec<_>>(),
+        ["u1", "u2", "u3"],
+        "u2 is untouched"
+    );
+}
+
+#[tokio::test]
+async fn groups_a_user_load_names_are_created_first_and_left_to_group_loads_that_list_them() {
+    let harness = Harness::new().await;
+    let rows = users_csv(
+        &format!("{HEADER}\nu1,A,One,u1@example.com,,sales|ops\n"),
+        Mode::Full,
+    );
+    let report = harness
+        .load_users(&rows, LoadSettings::new(Mode::Full))
+        .await;
+    assert_eq!(
+        report.counts.created, 3,
+        "two groups, then the user: {report:?}"
+    );
+    let groups = harness.live_groups().await;
+    assert_eq!(groups.keys().collect::<Vec<_>>(), ["ops", "sales"]);
+    assert_eq!(groups["ops"].name, "ops", "named after their id");
+    assert_eq!(harness.live_users().await["u1"].groups, ["ops", "sales"]);
+
+    // A group full load that does not list them leaves them: the user load made them.
+    let rows = groups_csv(
+        "user_group_id,user_group_name,parent_user_groups\nhr,HR,\n",
+        Mode::Full,
+    );
+    let report = harness
+        .load_groups(&rows, LoadSettings::new(Mode::Full))
+        .await;
+    assert_eq!(outcomes(&report.rows), pairs(&[("hr", Outcome::Created)]));
+    assert_eq!(harness.live_groups().await.len(), 3);
+}
+
+#[tokio::test]
+async fn a_group_full_load_writes_parents_before_children_at_any_depth_and_removes_the_rest() {
+    let harness = Harness::new().await;
+    // Children first in the input; a grandchild must still come after its grandparent.
+    let rows = groups_csv(
+        "user_group_id,user_group_name,parent_user_groups\n\
+         leaf,Leaf,mid\n\
+         mid,,root\n\
+         root,Root,\n\
+         spare,Spare,\n",
+        Mode::Full,
+    );
+    let report = harness
+        .load_groups(&rows, LoadSettings::new(Mode::Full))
+        .await;
+    assert_eq!(report.status, ProcessStatus::Completed, "{report:?}");
+    assert_eq!(report.counts.created, 4);
+    let groups = harness.live_groups().await;
+    assert_eq!(groups["leaf"].parents, ["mid"]);
+    assert_eq!(groups["mid"].parents, ["root"]);
+    assert_eq!(
+        groups["mid"].name, "mid",
+        "an empty name falls back to the id"
+    );
+
+    // A user in `spare` keeps it from being removed; `root` is renamed; `leaf` moves up.
+    let users = users_csv(
+        &format!("{HEADER}\nu1,A,One,u1@example.com,,spare\n"),
+        Mode::Full,
+    );
+    harness
+        .load_users(&users, LoadSettings::new(Mode::Full))
+        .await;
+    let rows = groups_csv(
+        "user_group_id,user_group_name,parent_user_groups\n\
+         root,Root group,\n\
+         mid,mid,root\n\
+         leaf,Leaf,root\n",
+        Mode::Full,
+    );
+    let report = harness
+        .load_groups(&rows, LoadSettings::new(Mode::Full).forced())
+        .await;
+    assert_eq!(
+        outcomes(&report.rows),
+        pairs(&[
+            ("leaf", Outcome::Updated),
+            ("mid", Outcome::Unchanged),
+            ("root", Outcome::Updated),
+            ("spare", Outcome::Failed),
+        ])
+    );
+    let spare = report.rows.iter().find(|row| row.id == "spare").unwrap();
+    assert!(
+        spare.reason.as_deref().unwrap().contains("still used by"),
+        "{spare:?}"
+    );
+    let groups = harness.live_groups().await;
+    assert_eq!(groups["root"].name, "Root group");
+    assert_eq!(groups["leaf"].parents, ["root"]);
+    assert!(groups.contains_key("spare"));
+}
+
+#[tokio::test]
+async fn a_cycle_is_refused_before_anything_is_written() {
+    let harness = Harness::new().await;
+    let rows = groups_csv(
+        "user_group_id,user_group_name,parent_user_groups\na,A,c\nb,B,a\nc,C,b\nd,D,\n",
+        Mode::Full,
+    );
+    let report = harness
+        .load_groups(&rows, LoadSettings::new(Mode::Full))
+        .await;
+    assert_eq!(report.status, ProcessStatus::Failed);
+    let reason = report.failed_reason.unwrap();
+    assert!(
+        reason.contains("cycle") && reason.contains("a -> "),
+        "{reason}"
+    );
+    assert!(harness.live_groups().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_full_load_removing_too_much_is_refused_unless_forced() {
+    let harness = Harness::new().await;
+    let rows = users_csv(
+        &format!(
+            "{HEADER}\nu1,A,One,u1@example.com,,\nu2,B,Two,u2@example.com,,\n\
+             u3,C,Three,u3@example.com,,\nu4,D,Four,u4@example.com,,\nu5,E,Five,u5@example.com,,\n"
+        ),
+        Mode::Full,
+    );
+    harness
+        .load_users(&rows, LoadSettings::new(Mode::Full))
+        .await;
+    // Removing 1 of 5 (20%) is allowed; 2 of 4 (50%) is not.
+    let four = users_csv(
+        &format!(
+            "{HEADER}\nu1,A,One,u1@example.com,,\nu2,B,Two,u2@example.com,,\n\
+             u3,C,Three,u3@example.com,,\nu4,D,Four,u4@example.com,,\n"
+        ),
+        Mode::Full,
+    );
+    let report = harness
+        .load_users(&four, LoadSettings::new(Mode::Full))
+        .await;
+    assert_eq!(report.counts.removed, 1);
+    let two = users_csv(
+        &format!("{HEADER}\nu1,A,One,u1@example.com,,\nu2,B,Two,u2@example.com,,\n"),
+        Mode::Full,
+    );
+    let report = harness
+        .load_users(&two, LoadSettings::new(Mode::Full))
+        .await;
+    assert_eq!(report.status, ProcessStatus::Failed);
+    let reason = report.failed_reason.unwrap();
+    assert!(
+        reason.contains("remove 2 of the 4") && reason.contains("20%"),
+        "{reason}"
+    );
+    assert_eq!(harness.live_users().await.len(), 4, "nothing was removed");
+
+    let report = harness
+        .load_users(&two, LoadSettings::new(Mode::Full).forced())
+        .await;
+    assert_eq!(report.counts.removed, 2);
+    assert_eq!(harness.live_users().await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_dry_run_reports_the_plan_and_writes_nothing() {
+    let harness = Harness::new().await;
+    let rows = users_csv(
+        &format!("{HEADER}\nu1,A,One,u1@example.com,,g1\n"),
+        Mode::Full,
+    );
+    let mut settings = LoadSettings::new(Mode::Full);
+    settings.dry_run = true;
+    let report = harness.load_users(&rows, settings).await;
+    assert_eq!(report.status, ProcessStatus::Completed);
+    assert!(report.dry_run);
+    assert_eq!(
+        outcomes(&report.rows),
+        pairs(&[("g1", Outcome::Created), ("u1", Outcome::Created)])
+    );
+    assert!(harness.live_users().await.is_empty());
+    assert!(harness.live_groups().await.is_empty());
+}
+
+#[tokio::test]
+async fn rows_whose_email_another_user_holds_fail_alone() {
+    let harness = Harness::new().await;
+    let rows = users_csv(
+        &format!("{HEADER}\nu1,A,One,shared@example.com,,\n"),
+        Mode::Full,
+    );
+    harness
+        .load_users(&rows, LoadSettings::new(Mode::Full))
+        .await;
+    let rows = users_csv(
+        &format!(
+            "{HEADER},is_active\nu2,B,Two,shared@example.com,,,true\nu3,C,Three,u3@example.com,,,true\n"
+        ),
+        Mode::Incremental,
+    );
+    let report = harness
+        .load_users(&rows, LoadSettings::new(Mode::Incremental))
+        .await;
+    assert_eq!(
+        outcomes(&report.rows),
+        pairs(&[("u2", Outcome::Failed), ("u3", Outcome::Created)])
+    );
+}
+
+#[tokio::test]
+async fn a_load_is_a_task_process_with_one_logged_step_per_batch() {
+    let harness = Harness::new().await;
+    let body: String = (1..=5)
+        .map(|n| format!("u{n},F{n},L{n},u{n}@example.com,,g1\n"))
+        .collect();
+    let rows = users_csv(&format!("{HEADER}\n{body}"), Mode::Full);
+    let mut settings = LoadSettings::new(Mode::Full);
+    settings.batch_size = 2;
+    let report = harness.load_users(&rows, settings).await;
+    assert_eq!((report.batches, report.applied), (3, 3));
+    let steps = harness
+        .store
+        .process_steps(report.process_id)
+        .await
+        .unwrap();
+    let names: Vec<&str> = steps.iter().map(|step| step.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "Start",
+            "Validate input",
+            "Plan changes",
+            "Apply batch 1 of 3",
+            "Apply batch 2 of 3",
+            "Apply batch 3 of 3",
+            "Report",
+            "Done"
+        ]
+    );
+    let process = harness.store.process(report.process_id).await.unwrap();
+    assert!(process.is_task);
+    assert_eq!(process.state["report"]["created"], 6);
+}
+
+#[tokio::test]
+async fn a_provisioned_user_is_stored_like_one_the_create_workflow_makes() {
+    let harness = Harness::new().await;
+    let by_workflow = harness.user_by_workflow("w1", "g1").await;
+    let rows = users_csv(
+        &format!("{HEADER}\np1,Ann,Lee,p1@example.com,sso,g1\n"),
+        Mode::Full,
+    );
+    harness
+        .load_users(&rows, LoadSettings::new(Mode::Full))
+        .await;
+    let provisioned = harness.live_users().await["p1"].subscription_id;
+    let a = harness.store.load_subscription(by_workflow).await.unwrap();
+    let b = harness.store.load_subscription(provisioned).await.unwrap();
+    assert_eq!(a.subscription.lifecycle, b.subscription.lifecycle);
+    assert_eq!(a.subscription.insync, b.subscription.insync);
+    assert_eq!(a.product, b.product);
+    assert_eq!(
+        a.subscription.description.replace("w1", "p1"),
+        b.subscription.description
+    );
+    let shape = |record: &cadre_domain::SubscriptionRecord| {
+        record
+            .blocks
+            .iter()
+            .map(|block| {
+                let fields: Vec<&String> = block.values.keys().collect();
+                (
+                    block.block.clone(),
+                    format!("{fields:?}"),
+                    block.relations.len(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(shape(&a), shape(&b));
+}
