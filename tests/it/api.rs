@@ -94,6 +94,27 @@ impl Server {
         (status, body)
     }
 
+    /// Posts `body` as `content_type` with `token`.
+    async fn post_text(
+        &self,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: &str,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+
     async fn get(&self, path: &str) -> (StatusCode, Value) {
         self.call(Method::GET, path, Some(&self.admin), None).await
     }
@@ -809,5 +830,98 @@ async fn workflow_groups_and_their_files_over_http() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_json_snapshot!("group_deleted", body);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provisioning_loads_over_http_validate_everything_first_and_report_every_row() {
+    let server = Server::start(1).await;
+    let groups = "user_group_id,user_group_name,parent_user_groups\nstaff,Staff,\nops,Ops,staff\n";
+    let (status, started) = server
+        .post_text(
+            "/api/provisioning/user-groups?mode=full",
+            &server.admin,
+            "text/csv",
+            groups,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    assert_eq!(started["rows"], 2);
+    let id = started["process_id"].as_str().unwrap().to_owned();
+    server.wait_for(&id, &["completed"]).await;
+    let (status, report) = server.get(&format!("/api/provisioning/loads/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(report["counts"]["created"], 2, "{report}");
+    assert_eq!(report["batches"], 1);
+
+    let users = r#"[{"user_id": "u1", "firstname": "Ann", "lastname": null, "email": "u1@example.com", "auth_id": null, "user_groups": ["ops"], "is_active": true},
+                    {"user_id": "u2", "firstname": null, "lastname": null, "email": null, "auth_id": null, "user_groups": [], "is_active": false}]"#;
+    let (status, started) = server
+        .post_text(
+            "/api/provisioning/users?mode=incremental&dry_run=true",
+            &server.admin,
+            "application/json",
+            users,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let id = started["process_id"].as_str().unwrap().to_owned();
+    server.wait_for(&id, &["completed"]).await;
+    let (_, report) = server.get(&format!("/api/provisioning/loads/{id}")).await;
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(
+        report["rows"],
+        json!([
+            {"row": 2, "id": "u2", "outcome": "unchanged", "reason": null},
+            {"row": 1, "id": "u1", "outcome": "created", "reason": null},
+        ])
+    );
+
+    // Every bad row at once, and nothing starts.
+    let bad =
+        "user_id,firstname,lastname,email,auth_id,user_groups,nickname\n.u1,A,B,not-mail,,,x\n";
+    let (status, body) = server
+        .post_text(
+            "/api/provisioning/users?mode=full",
+            &server.admin,
+            "text/csv",
+            bad,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_json_snapshot!("provisioning_invalid_rows", body);
+    let (status, body) = server
+        .post_text(
+            "/api/provisioning/users?mode=full",
+            &server.admin,
+            "text/plain",
+            "x",
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+
+    // A user token may neither load nor start the task workflow directly.
+    let (status, _) = server
+        .post_text(
+            "/api/provisioning/users?mode=full",
+            &server.user,
+            "text/csv",
+            groups,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/api/processes/provision_users",
+            Some(&server.user),
+            Some(json!([{"load_id": Uuid::nil()}])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, _) = server
+        .get(&format!("/api/provisioning/loads/{}", Uuid::nil()))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     server.stop().await;
 }

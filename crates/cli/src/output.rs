@@ -3,6 +3,7 @@
 use cadre_domain::ApiToken;
 use cadre_server::api::groups::{FileSchema, GroupSchema};
 use cadre_server::api::processes::{ProcessDetail, ProcessPage};
+use cadre_server::api::provisioning::LoadReportSchema;
 use cadre_server::api::subscriptions::{SubscriptionDetail, SubscriptionPage};
 use cadre_server::api::workflows::WorkflowSchema;
 use cadre_server::auth::IssuedToken;
@@ -73,6 +74,47 @@ impl Output {
             print_json(&json!({ "message": text }));
         } else {
             println!("{text}");
+        }
+    }
+
+    /// A load's report: its counts, then every row that is not unchanged.
+    pub fn load(&self, report: &LoadReportSchema) {
+        if self.json {
+            print_json(report);
+            return;
+        }
+        let counts = &report.counts;
+        let plan = if report.dry_run {
+            " (dry run: planned, nothing written)"
+        } else {
+            ""
+        };
+        println!(
+            "load {} {}{plan}: {} created, {} updated, {} unchanged, {} removed, {} skipped, {} failed",
+            report.process_id,
+            report.status,
+            counts.created,
+            counts.updated,
+            counts.unchanged,
+            counts.removed,
+            counts.skipped,
+            counts.failed
+        );
+        let rows: Vec<Vec<String>> = report
+            .rows
+            .iter()
+            .filter(|row| row.outcome != "unchanged")
+            .map(|row| {
+                vec![
+                    row.row.map(|row| row.to_string()).unwrap_or_default(),
+                    row.id.clone(),
+                    row.outcome.clone(),
+                    row.reason.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        if !rows.is_empty() {
+            println!("{}", table(&["row", "id", "outcome", "reason"], rows));
         }
     }
 

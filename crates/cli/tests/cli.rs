@@ -300,3 +300,70 @@ async fn workflow_groups_and_their_files_from_the_command_line() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn provision_loads_a_file_reports_every_row_and_refuses_bad_input_whole() {
+    let cadre = Cadre::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.csv");
+    std::fs::write(
+        &users,
+        "user_id,firstname,lastname,email,auth_id,user_groups\n\
+         u1,Ann,One,u1@example.com,,staff|ops\n\
+         u2,Bob,Two,u2@example.com,sso-2,staff\n",
+    )
+    .unwrap();
+    let file = users.to_str().unwrap();
+
+    let planned = cadre.json(&["provision", "users", "--full", "--dry-run", file]);
+    assert_eq!(planned["dry_run"], true);
+    assert_eq!(planned["counts"]["created"], 4, "{planned}");
+    assert_eq!(
+        cadre.json(&["subscription", "list"])["total"],
+        0,
+        "a dry run writes nothing"
+    );
+
+    let report = cadre.json(&["provision", "users", "--full", file]);
+    assert_eq!(report["status"], "completed");
+    let mut outcomes: Vec<(String, String)> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row["id"].as_str().unwrap().to_owned(),
+                row["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        [
+            ("ops".to_owned(), "created".to_owned()),
+            ("staff".to_owned(), "created".to_owned()),
+            ("u1".to_owned(), "created".to_owned()),
+            ("u2".to_owned(), "created".to_owned()),
+        ]
+    );
+    let table = cadre.ok(&["provision", "users", "--full", file]);
+    assert!(
+        table.contains("0 created, 0 updated, 2 unchanged"),
+        "the same file again changes nothing: {table}"
+    );
+
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"user_id\": \"u3\", \"firstname\": null, \"lastname\": null, \"email\": \"x\", \"auth_id\": null, \"is_active\": \"maybe\"}\n\
+         {\"user_id\": \".u4\", \"firstname\": null, \"lastname\": null, \"email\": \"u4@example.com\", \"auth_id\": null, \"is_active\": true}\n",
+    )
+    .unwrap();
+    let error = cadre.fails(&["provision", "users", "--incremental", bad.to_str().unwrap()]);
+    assert!(error.contains("row 1, column is_active"), "{error}");
+    assert!(error.contains("row 1, column email"), "{error}");
+    assert!(error.contains("row 2, column user_id"), "{error}");
+    assert!(error.contains("nothing was loaded"), "{error}");
+    assert_eq!(cadre.json(&["subscription", "list"])["total"], 4);
+}

@@ -12,6 +12,7 @@ use cadre_domain::DomainError;
 use cadre_engine::{EngineError, FormError};
 use cadre_forms::{FormNotComplete, FormValidationError};
 use cadre_groups::GroupError;
+use cadre_provisioning::{InputErrors, ProvisionError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -24,6 +25,30 @@ pub struct Problem {
     pub status: u16,
     /// What went wrong, for a person.
     pub detail: String,
+}
+
+/// One bad input row of a load, as [`InvalidInput`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RowProblem {
+    /// The row: its line in CSV (header = 1) and JSON Lines, its position in a JSON array.
+    pub row: u64,
+    /// The column at fault, if one is.
+    pub column: Option<String>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// A problem body for input with bad rows: every bad row, at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct InvalidInput {
+    /// The status code's reason phrase.
+    pub title: String,
+    /// The HTTP status code (422).
+    pub status: u16,
+    /// A summary.
+    pub detail: String,
+    /// Every bad row, in input order.
+    pub errors: Vec<RowProblem>,
 }
 
 /// Why a request failed.
@@ -41,6 +66,9 @@ pub enum ApiError {
     /// A form page did not validate (400).
     #[error("page {} of the form is not valid", .0.page)]
     FormInvalid(Box<FormValidationError>),
+    /// Rows of a load's input are invalid (422, every bad row listed).
+    #[error("{} input rows are invalid", .0.0.len())]
+    InvalidRows(InputErrors),
 }
 
 impl ApiError {
@@ -108,6 +136,16 @@ impl From<GroupError> for ApiError {
     }
 }
 
+impl From<ProvisionError> for ApiError {
+    fn from(error: ProvisionError) -> Self {
+        match error {
+            ProvisionError::Engine(error) => error.into(),
+            ProvisionError::Domain(error) => error.into(),
+            ProvisionError::NotALoad(_) => Self::new(StatusCode::NOT_FOUND, error.to_string()),
+        }
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         Self::new(rejection.status(), rejection.body_text())
@@ -144,6 +182,26 @@ impl IntoResponse for ApiError {
                 (StatusCode::NOT_EXTENDED, Json(body)).into_response()
             }
             ApiError::FormInvalid(body) => (StatusCode::BAD_REQUEST, Json(body)).into_response(),
+            ApiError::InvalidRows(InputErrors(errors)) => {
+                let status = StatusCode::UNPROCESSABLE_ENTITY;
+                let body = InvalidInput {
+                    title: status.canonical_reason().unwrap_or("Error").to_owned(),
+                    status: status.as_u16(),
+                    detail: format!(
+                        "{} problem(s) in the input; nothing was written",
+                        errors.len()
+                    ),
+                    errors: errors
+                        .into_iter()
+                        .map(|error| RowProblem {
+                            row: error.row,
+                            column: error.column,
+                            reason: error.reason,
+                        })
+                        .collect(),
+                };
+                (status, Json(body)).into_response()
+            }
         }
     }
 }

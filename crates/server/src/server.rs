@@ -9,6 +9,7 @@ use axum::{Json, Router};
 use cadre_domain::{DomainError, Role, Store, SystemClock, TokenRepository};
 use cadre_engine::{DefinitionError, Engine, EngineConfig};
 use cadre_groups::{LocalVolume, Recovery, WorkflowGroups};
+use cadre_provisioning::Provisioner;
 use cadre_store::SeaStore;
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -45,7 +46,7 @@ pub enum ServeError {
 
 /// Opens the database at `database_url` (a SQLite file is created if absent), applies pending
 /// migrations (which install the demo catalogue on a new database), and returns an engine
-/// with the built-in workflows over it.
+/// with the built-in workflows and the provisioning tasks over it.
 pub async fn open(database_url: &str) -> Result<Engine, ServeError> {
     let database_error = |source| ServeError::Database {
         url: redact(database_url),
@@ -56,9 +57,13 @@ pub async fn open(database_url: &str) -> Result<Engine, ServeError> {
         .map_err(database_error)?;
     cadre_store::migrate(&conn).await.map_err(database_error)?;
     let store: Arc<dyn Store> = Arc::new(SeaStore::new(conn));
+    let mut registry = cadre_engine::workflows::registry()?;
+    for workflow in cadre_provisioning::workflows() {
+        registry.register(workflow)?;
+    }
     Ok(Engine::new(
         store,
-        cadre_engine::workflows::registry()?,
+        registry,
         Arc::new(SystemClock),
         EngineConfig::default(),
     ))
@@ -83,7 +88,12 @@ fn redact(url: &str) -> String {
 pub fn app_state(engine: Engine, config: &Config) -> AppState {
     let volume = Arc::new(LocalVolume::new(&config.files_dir));
     let groups = WorkflowGroups::new(engine.clone(), volume, config.max_upload_bytes);
-    AppState { engine, groups }
+    let provisioner = Provisioner::new(engine.clone());
+    AppState {
+        engine,
+        groups,
+        provisioner,
+    }
 }
 
 /// The HTTP application: the API, its OpenAPI document at `/api/openapi.json`, request tracing,

@@ -12,6 +12,8 @@ pub mod health;
 pub mod processes;
 pub mod products;
 #[allow(unused_qualifications)]
+pub mod provisioning;
+#[allow(unused_qualifications)]
 pub mod subscriptions;
 pub mod workflows;
 
@@ -39,6 +41,7 @@ use crate::state::AppState;
         (name = "workflows", description = "Workflows and their initial forms"),
         (name = "processes", description = "Workflow runs: start, inspect, resume, abort"),
         (name = "workflow-groups", description = "Teams of users attached to a workflow, with their files"),
+        (name = "provisioning", description = "Bulk loads of users and user groups"),
     )
 )]
 struct ApiDoc;
@@ -88,6 +91,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(groups::upload_file, groups::list_files))
         .routes(routes!(groups::download_file, groups::delete_file))
+        .routes(routes!(provisioning::start_load))
+        .routes(routes!(provisioning::get_load))
         .split_for_parts()
 }
 

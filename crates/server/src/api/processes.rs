@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use cadre_domain::{Process, ProcessQuery, ProcessStatus, ProcessStep};
+use cadre_domain::{Process, ProcessQuery, ProcessStatus, ProcessStep, Role, Target};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -208,7 +208,7 @@ fn parse_status(status: &str) -> Result<ProcessStatus, ApiError> {
 
 /// Starts a workflow. The body lists the answers to the form's pages so far: with too few the
 /// answer is 510 with the next page, with an invalid page 400 with every error of that page,
-/// with all pages valid 201 and the new process's id.
+/// with all pages valid 201 and the new process's id. Task workflows need the admin role.
 #[utoipa::path(post, path = "/api/processes/{id}", tag = "processes",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The name of the workflow to start")),
@@ -217,6 +217,7 @@ fn parse_status(status: &str) -> Result<ProcessStatus, ApiError> {
         (status = 201, description = "The process was created", body = ProcessCreated),
         (status = 400, description = "A page did not validate (pydantic-forms `FormValidationError`), or the body is not JSON", body = Object),
         (status = 401, description = "No valid token", body = Problem),
+        (status = 403, description = "A task workflow, and the caller is not an admin", body = Problem),
         (status = 404, description = "No such workflow", body = Problem),
         (status = 412, description = "The workflow cannot start on this subscription now", body = Problem),
         (status = 415, description = "The body is not declared as JSON", body = Problem),
@@ -229,6 +230,18 @@ pub async fn start_process(
     Path(workflow_name): Path<String>,
     JsonBody(pages): JsonBody<Vec<Value>>,
 ) -> Result<(StatusCode, Json<ProcessCreated>), ApiError> {
+    // Tasks (such as provisioning loads) change many subscriptions at once: admins only.
+    let is_task = state
+        .engine
+        .registry()
+        .get(&workflow_name)
+        .is_some_and(|workflow| workflow.target == Target::System);
+    if is_task && !caller.0.role.includes(Role::Admin) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "task workflows need the admin role",
+        ));
+    }
     let process = state
         .engine
         .start(&workflow_name, &pages, caller.name())
