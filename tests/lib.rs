@@ -1,5 +1,5 @@
-//! Support for the workspace-wide integration tests in `it/`: the workflow that the durability
-//! test runs in killable worker processes (`bin/crash_worker.rs`).
+//! Support for the workspace-wide integration tests in `it/`: the workflows that the durability
+//! tests run in killable worker processes (`bin/crash_worker.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +29,7 @@ impl StepFn for Slow {
 
 /// `init >> create_subscription >> touch a >> touch b >> touch c >> done`: every step but `init`
 /// and `done` writes to the database, so a step applied twice shows in the subscription count or
-/// its version.
+/// its version. The registry also holds the provisioning loads.
 pub fn registry() -> Registry {
     let pause = Duration::from_millis(20);
     let mut slow_create = create_subscription(ProductType::user_group());
@@ -52,8 +52,10 @@ pub fn registry() -> Registry {
             >> step("touch_c", "Touch C", Slow(Arc::new(Touch("c")), pause))
             >> done(),
     };
-    if let Err(error) = registry.register(workflow) {
-        unreachable!("the durability workflow is well formed: {error}");
+    for workflow in std::iter::once(workflow).chain(cadre_provisioning::workflows()) {
+        if let Err(error) = registry.register(workflow) {
+            unreachable!("the durability workflows are well formed: {error}");
+        }
     }
     registry
 }

@@ -142,3 +142,94 @@ async fn killed_workers_resume_every_process_without_applying_a_step_twice() {
         assert_eq!(group.subscription.note.as_deref(), Some("abc"));
     }
 }
+
+const LOAD_USERS: usize = 3000;
+const LOAD_BATCH: usize = 50;
+
+/// A load interrupted by SIGKILL at many points resumes at its next unapplied batch: every
+/// batch is applied and logged exactly once, and every user is created exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_load_resumes_at_its_next_batch_and_applies_each_batch_once() {
+    use cadre_domain::{Email, ExternalId};
+    use cadre_provisioning::{LoadSettings, Mode, Provisioner, Rows, UserRow};
+
+    let url = scratch_url().await;
+    let store = store_at(&url).await;
+    let starter = Engine::new(
+        Arc::new(store.clone()),
+        cadre_tests::registry(),
+        Arc::new(SystemClock),
+        EngineConfig::default(),
+    );
+    let rows: Vec<UserRow> = (0..LOAD_USERS)
+        .map(|n| UserRow {
+            row: n as u64 + 2,
+            user_id: ExternalId::parse(&format!("user{n}")).unwrap(),
+            firstname: None,
+            lastname: None,
+            email: Some(Email::parse(&format!("user{n}@example.com")).unwrap()),
+            auth_id: None,
+            user_groups: vec![ExternalId::parse("everyone").unwrap()],
+            active: true,
+        })
+        .collect();
+    let mut settings = LoadSettings::new(Mode::Full);
+    settings.batch_size = LOAD_BATCH;
+    let provisioner = Provisioner::new(starter);
+    let load = provisioner
+        .start(&Rows::Users(rows), settings, "test")
+        .await
+        .unwrap();
+    let batches = (LOAD_USERS + 1).div_ceil(LOAD_BATCH) as u64;
+
+    let mut kills = 0;
+    let mut interrupted_batches = BTreeSet::new();
+    for delay in delays() {
+        let mut worker = Command::new(env!("CARGO_BIN_EXE_crash-worker"))
+            .env("CADRE_CRASH_DB", &url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a worker");
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        worker.kill().expect("SIGKILL the worker");
+        worker.wait().expect("reap the worker");
+        kills += 1;
+        let process = store.process(load.id).await.unwrap();
+        if process.status == ProcessStatus::Completed {
+            break;
+        }
+        let applied = process.state.get("applied").and_then(|n| n.as_u64());
+        if let Some(applied) = applied.filter(|applied| (1..batches).contains(applied)) {
+            interrupted_batches.insert(applied);
+        }
+        assert!(kills < 400, "the load did not complete after {kills} kills");
+    }
+    eprintln!("{kills} kills interrupted the load after batches {interrupted_batches:?}");
+    assert!(
+        !interrupted_batches.is_empty(),
+        "no kill landed between batches ({kills} kills)"
+    );
+
+    let steps = store.process_steps(load.id).await.unwrap();
+    let applied: Vec<String> = steps
+        .iter()
+        .filter(|step| step.step_key == "apply_batch")
+        .map(|step| step.name.clone())
+        .collect();
+    let expected: Vec<String> = (1..=batches)
+        .map(|k| format!("Apply batch {k} of {batches}"))
+        .collect();
+    assert_eq!(applied, expected, "a batch was applied twice or skipped");
+    let report = provisioner.report(load.id).await.unwrap();
+    assert_eq!(report.counts.created, LOAD_USERS as u64 + 1);
+    let users = store
+        .list_subscriptions(&SubscriptionQuery {
+            product_type: Some(ProductType::user()),
+            limit: Some(0),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(users.total, LOAD_USERS as u64, "each user created once");
+}

@@ -421,7 +421,7 @@ fn user_row(cells: &mut Cells<'_>, mode: Mode) -> Option<UserRow> {
         Email::parse(text).map_err(reason)
     });
     let auth_id = cells
-        .get("auth_id", |v| Ok(text(v)?.map(str::to_owned)))
+        .get("auth_id", |v| Ok(printable(text(v)?)?.map(str::to_owned)))
         .flatten();
     let user_groups = cells.get("user_groups", ids).unwrap_or_default();
     if cells.failed {
@@ -526,6 +526,17 @@ fn text(value: &Value) -> Result<Option<&str>, String> {
         Value::String(s) if s.is_empty() => Ok(None),
         Value::String(s) => Ok(Some(s)),
         other => Err(format!("must be a string, got {}", kind(other))),
+    }
+}
+
+/// Refuses control characters (which no identity provider issues, and PostgreSQL cannot
+/// store as NUL).
+fn printable(value: Option<&str>) -> Result<Option<&str>, String> {
+    match value {
+        Some(text) if text.chars().any(char::is_control) => {
+            Err("must not contain control characters".to_owned())
+        }
+        other => Ok(other),
     }
 }
 

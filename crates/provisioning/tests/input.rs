@@ -638,3 +638,16 @@ fn errors_display_one_per_line() {
     let errors = InputErrors(vec![err(3, Some("email"), "bad"), err(4, None, "worse")]);
     assert_eq!(errors.to_string(), "row 3, column email: bad\nrow 4: worse");
 }
+
+#[test]
+fn an_auth_id_with_control_characters_is_refused() {
+    let input = r#"{"user_id": "u1", "firstname": null, "lastname": null, "email": "u1@example.org", "auth_id": "sso\u0000x"}"#;
+    assert_eq!(
+        user_errors(input, Format::JsonLines, Mode::Full),
+        [err(
+            1,
+            Some("auth_id"),
+            "must not contain control characters"
+        )]
+    );
+}

@@ -1,5 +1,8 @@
 //! A store, an engine with the built-in and provisioning workflows, and views of what is stored.
 
+// Each test binary uses its own part of the support.
+#![allow(dead_code)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
