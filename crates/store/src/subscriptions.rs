@@ -31,6 +31,9 @@ use crate::{Conn, Repo, storage_error};
 /// Records read or written inside one transaction, by subscription id.
 pub(crate) type RecordCache = Arc<Mutex<HashMap<Uuid, SubscriptionRecord>>>;
 
+/// The most subscriptions a transaction remembers (a load followed by a save then reads once).
+const MAX_REMEMBERED: usize = 10_000;
+
 /// Rows per multi-row insert, well below every backend's bound-parameter limit.
 pub(crate) const INSERT_CHUNK: usize = 500;
 
@@ -698,13 +701,17 @@ impl<C> Repo<C> {
             .collect()
     }
 
-    /// Remembers `record` for the rest of this transaction.
+    /// Remembers `record` for the rest of this transaction, unless the transaction already
+    /// remembers [`MAX_REMEMBERED`] others (a bulk read is not worth holding in memory).
     fn remember(&self, record: &SubscriptionRecord) {
         if let Some(cache) = &self.records {
             let mut records = cache
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            records.insert(record.subscription.id, record.clone());
+            let id = record.subscription.id;
+            if records.len() < MAX_REMEMBERED || records.contains_key(&id) {
+                records.insert(id, record.clone());
+            }
         }
     }
 }
