@@ -26,8 +26,25 @@ struct Server {
 impl Server {
     /// The server with `workers` engine workers.
     async fn start(workers: usize) -> Self {
+        Self::start_with(workers, Vec::new()).await
+    }
+
+    /// The server with `workers` engine workers and `extra` workflows besides the built-in ones.
+    async fn start_with(workers: usize, extra: Vec<cadre_engine::Workflow>) -> Self {
         let url = cadre_store::testing::scratch_url().await;
-        let engine = cadre_server::open(&url).await.unwrap();
+        let mut engine = cadre_server::open(&url).await.unwrap();
+        if !extra.is_empty() {
+            let mut registry = cadre_server::registry().unwrap();
+            for workflow in extra {
+                registry.register(workflow).unwrap();
+            }
+            engine = cadre_engine::Engine::new(
+                engine.store().clone(),
+                registry,
+                std::sync::Arc::new(SystemClock),
+                cadre_engine::EngineConfig::default(),
+            );
+        }
         let now = SystemClock.now();
         let store = engine.store().as_ref();
         let admin = issue_token(store, "alice", Role::Admin, None, "test", now)
@@ -923,5 +940,101 @@ async fn provisioning_loads_over_http_validate_everything_first_and_report_every
         .get(&format!("/api/provisioning/loads/{}", Uuid::nil()))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    server.stop().await;
+}
+
+/// Records the state's `note` under `recorded`.
+struct RecordNote;
+
+#[async_trait::async_trait]
+impl cadre_engine::StepFn for RecordNote {
+    async fn run(
+        &self,
+        ctx: &cadre_engine::StepContext<'_>,
+    ) -> Result<cadre_engine::Patch, cadre_engine::StepError> {
+        let note: String = ctx.get("note")?;
+        let mut patch = cadre_engine::Patch::new();
+        patch.insert("recorded".to_owned(), json!(note));
+        Ok(patch)
+    }
+}
+
+/// `init >> ask for a note (input step) >> record it >> done`.
+fn note_workflow() -> cadre_engine::Workflow {
+    use cadre_engine::{done, init, input_step, step};
+    use cadre_forms::{Field, Form, FormPage};
+    let note =
+        Form::new().page(FormPage::new("Note").field(Field::string("note").length(Some(3), None)));
+    cadre_engine::Workflow {
+        name: "take_note".to_owned(),
+        description: "Asks an operator for a note".to_owned(),
+        target: cadre_domain::Target::Create,
+        product_types: Vec::new(),
+        usable_when: Vec::new(),
+        version: 1,
+        initial_form: std::sync::Arc::new(Form::new()),
+        steps: init()
+            >> input_step("ask_note", "Ask for a note", note)
+            >> step("record_note", "Record the note", RecordNote)
+            >> done(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_input_step_is_resumed_over_http_with_input_that_validates() {
+    let server = Server::start_with(1, vec![note_workflow()]).await;
+    let id = server.start_process("take_note", json!([{}])).await;
+    let process = server.wait_for(&id, &["suspended"]).await;
+    assert_eq!(
+        process["form"]["properties"]["note"]["minLength"], 3,
+        "{process}"
+    );
+    let resume = format!("/api/processes/{id}/resume");
+
+    let (status, body) = server.put(&resume, Some(json!([]))).await;
+    assert_eq!(status, StatusCode::NOT_EXTENDED, "{body}");
+    assert_eq!(body["form"]["title"], "Note");
+    let (status, body) = server.put(&resume, Some(json!([{"note": "no"}]))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["validation_errors"][0]["loc"], json!(["note"]));
+    let (status, _) = server
+        .call(
+            Method::PUT,
+            &resume,
+            Some(&server.user),
+            Some(json!([{"note": "mine"}])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        server.get(&format!("/api/processes/{id}")).await.1["last_status"],
+        "suspended",
+        "refused input leaves the process waiting"
+    );
+
+    let (status, body) = server
+        .put(&resume, Some(json!([{"note": "all good"}])))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let process = server.wait_for(&id, &["completed"]).await;
+    assert_eq!(process["current_state"]["recorded"], "all good");
+    let names: Vec<&str> = process["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| step["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Start",
+            "Ask for a note",
+            "Ask for a note",
+            "Record the note",
+            "Done"
+        ]
+    );
+    let (status, _) = server.put(&resume, Some(json!([{"note": "again"}]))).await;
+    assert_eq!(status, StatusCode::CONFLICT);
     server.stop().await;
 }

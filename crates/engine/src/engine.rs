@@ -553,6 +553,13 @@ impl Engine {
             self.work_available.notify_waiters();
             return Ok(resumed);
         }
+        if !retryable_statuses().contains(&process.status) {
+            return Err(DomainError::Conflict(format!(
+                "process {id} is {}: only a suspended, failed or waiting process resumes",
+                process.status
+            ))
+            .into());
+        }
         // A retry takes no input: `[]`, or the one empty page of an empty form.
         if !pages.is_empty() {
             cadre_forms::Form::new()

@@ -17,4 +17,4 @@ pub use state::AppState;
 pub use api::openapi;
 pub use config::{Config, Mode};
 pub use error::{ApiError, Problem};
-pub use server::{ServeError, app_state, open, router, run, serve};
+pub use server::{ServeError, app_state, open, registry, router, run, serve};

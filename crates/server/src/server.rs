@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::routing::get;
 use axum::{Json, Router};
 use cadre_domain::{DomainError, Role, Store, SystemClock, TokenRepository};
-use cadre_engine::{DefinitionError, Engine, EngineConfig};
+use cadre_engine::{DefinitionError, Engine, EngineConfig, Registry};
 use cadre_groups::{LocalVolume, Recovery, WorkflowGroups};
 use cadre_provisioning::Provisioner;
 use cadre_store::SeaStore;
@@ -57,16 +57,22 @@ pub async fn open(database_url: &str) -> Result<Engine, ServeError> {
         .map_err(database_error)?;
     cadre_store::migrate(&conn).await.map_err(database_error)?;
     let store: Arc<dyn Store> = Arc::new(SeaStore::new(conn));
+    Ok(Engine::new(
+        store,
+        registry()?,
+        Arc::new(SystemClock),
+        EngineConfig::default(),
+    ))
+}
+
+/// The workflows `cadre serve` runs: the built-in User and UserGroup workflows with their
+/// forms, and the provisioning loads.
+pub fn registry() -> Result<Registry, DefinitionError> {
     let mut registry = cadre_engine::workflows::registry()?;
     for workflow in cadre_provisioning::workflows() {
         registry.register(workflow)?;
     }
-    Ok(Engine::new(
-        store,
-        registry,
-        Arc::new(SystemClock),
-        EngineConfig::default(),
-    ))
+    Ok(registry)
 }
 
 /// `url` with any password replaced by `***`, for logs and errors.
