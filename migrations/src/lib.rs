@@ -13,6 +13,7 @@ mod m20261124_000003_processes;
 mod m20261124_000004_api_tokens;
 mod m20261201_000005_workflow_groups;
 mod m20261201_000006_provisioning;
+mod m20261201_000007_registration;
 
 pub mod demo;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_api_tokens::Migration),
             Box::new(m20261201_000005_workflow_groups::Migration),
             Box::new(m20261201_000006_provisioning::Migration),
+            Box::new(m20261201_000007_registration::Migration),
         ]
     }
 }

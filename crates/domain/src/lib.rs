@@ -16,6 +16,7 @@ pub mod models;
 pub mod ports;
 pub mod process;
 pub mod provisioning;
+pub mod registration;
 pub mod subscription;
 
 pub use auth::{ApiToken, Role, TokenRepository};
@@ -37,6 +38,10 @@ pub use process::{
     ProcessUpdate, State, StepRecord, StepStatus, Target,
 };
 pub use provisioning::{ChunkPart, LoadChunk, ProvisioningRepository};
+pub use registration::{
+    OutboxKind, OutboxMessage, PendingUser, RegistrationRepository, RegistrationToken,
+    TokenOperation, UserName,
+};
 pub use subscription::{
     BlockInstance, BlockRef, BlockRelation, NewSubscription, Subscription, SubscriptionRecord,
     SubscriptionSummary,

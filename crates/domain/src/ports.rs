@@ -14,6 +14,7 @@ use crate::ids::Name;
 use crate::lifecycle::Lifecycle;
 use crate::process::ProcessRepository;
 use crate::provisioning::ProvisioningRepository;
+use crate::registration::RegistrationRepository;
 use crate::subscription::{NewSubscription, SubscriptionRecord, SubscriptionSummary};
 
 /// The time source. Pass one in instead of reading the system clock deep inside.
@@ -182,6 +183,7 @@ pub trait Repositories:
     + TokenRepository
     + WorkflowGroupRepository
     + ProvisioningRepository
+    + RegistrationRepository
 {
 }
 
@@ -193,6 +195,7 @@ impl<T> Repositories for T where
         + TokenRepository
         + WorkflowGroupRepository
         + ProvisioningRepository
+        + RegistrationRepository
         + ?Sized
 {
 }

@@ -12,6 +12,7 @@ mod error;
 mod groups;
 mod processes;
 mod provisioning;
+mod registration;
 mod subscriptions;
 #[cfg(feature = "testing")]
 pub mod testing;

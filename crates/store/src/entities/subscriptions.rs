@@ -45,6 +45,8 @@ pub enum Relation {
     ProvisionedSubscriptions,
     #[sea_orm(has_many = "super::subscription_instances::Entity")]
     SubscriptionInstances,
+    #[sea_orm(has_one = "super::user_credentials::Entity")]
+    UserCredentials,
     #[sea_orm(has_many = "super::workflow_group_members::Entity")]
     WorkflowGroupMembers,
     #[sea_orm(has_many = "super::workflow_groups::Entity")]
@@ -78,6 +80,12 @@ impl Related<super::provisioned_subscriptions::Entity> for Entity {
 impl Related<super::subscription_instances::Entity> for Entity {
     fn to() -> RelationDef {
         Relation::SubscriptionInstances.def()
+    }
+}
+
+impl Related<super::user_credentials::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::UserCredentials.def()
     }
 }
 

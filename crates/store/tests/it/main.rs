@@ -7,6 +7,7 @@ mod batches;
 mod catalogue;
 mod fixtures;
 mod listing;
+mod registration;
 mod migrations;
 mod subscriptions;
 mod tokens;
