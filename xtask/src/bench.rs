@@ -6,6 +6,10 @@
 //!   SQLite file, or with `--database-url postgres://…` on a fresh database on that server.
 //! - `upload`: `crates/server/benches/upload.rs`: a streamed upload of `--upload-mib` MiB to the
 //!   release `cadre` binary, with the server's peak memory.
+//! - `provisioning`: `crates/provisioning/benches/loads.rs`: full loads of `--users` users in
+//!   `--groups` groups against a raw bulk insert of the same rows, and an incremental load of
+//!   `--incremental` rows on `--base-users` users, on fresh SQLite files, or with
+//!   `--database-url postgres://…` on fresh databases on that server.
 
 use std::process::Command;
 
@@ -37,6 +41,18 @@ pub struct BenchArgs {
     /// Upload: the size of the large upload, in MiB.
     #[arg(long, default_value_t = 1024)]
     upload_mib: u64,
+    /// Provisioning: users in the full loads.
+    #[arg(long, default_value_t = 100_000)]
+    users: u64,
+    /// Provisioning: groups the users of every load are spread over (round-robin).
+    #[arg(long, default_value_t = 1_000)]
+    groups: u64,
+    /// Provisioning: users in the database the incremental load runs on.
+    #[arg(long, default_value_t = 1_000_000)]
+    base_users: u64,
+    /// Provisioning: rows of the incremental load (half updates, 40% new users, 10% removals).
+    #[arg(long, default_value_t = 1_000)]
+    incremental: u64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -47,6 +63,8 @@ enum Target {
     Api,
     /// Workflow group uploads: the server's memory while it streams a large file.
     Upload,
+    /// Bulk provisioning: full and incremental user loads against raw bulk inserts.
+    Provisioning,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -64,6 +82,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         Target::Api => api(&args),
         Target::Upload => upload(args.upload_mib),
+        Target::Provisioning => provisioning(&args),
     }
 }
 
@@ -101,6 +120,33 @@ fn upload(mib: u64) -> anyhow::Result<()> {
         .context("cannot run cargo bench")?;
     if !status.success() {
         bail!("the upload benchmark failed");
+    }
+    Ok(())
+}
+
+fn provisioning(args: &BenchArgs) -> anyhow::Result<()> {
+    let database_url = args
+        .database_url
+        .as_deref()
+        .filter(|url| url.starts_with("postgres"));
+    let status = cargo()
+        .args([
+            "bench",
+            "--quiet",
+            "-p",
+            "cadre-provisioning",
+            "--bench",
+            "loads",
+        ])
+        .env("BENCH_DATABASE_URL", database_url.unwrap_or_default())
+        .env("BENCH_USERS", args.users.to_string())
+        .env("BENCH_GROUPS", args.groups.to_string())
+        .env("BENCH_BASE_USERS", args.base_users.to_string())
+        .env("BENCH_INCREMENTAL", args.incremental.to_string())
+        .status()
+        .context("cannot run cargo bench")?;
+    if !status.success() {
+        bail!("the provisioning benchmark failed");
     }
     Ok(())
 }
