@@ -1,6 +1,7 @@
 //! End to end over HTTP: the real server (API and engine workers) on an ephemeral port, on a
 //! scratch SQLite file or PostgreSQL database, driven by an HTTP client as a user would.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use cadre_domain::{Clock, Role, SystemClock};
@@ -10,6 +11,8 @@ use insta::assert_json_snapshot;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
+
+mod registration;
 
 /// A running server and a client with an admin and a user token.
 struct Server {
@@ -26,25 +29,29 @@ struct Server {
 impl Server {
     /// The server with `workers` engine workers.
     async fn start(workers: usize) -> Self {
-        Self::start_with(workers, Vec::new()).await
+        Self::start_with(workers, Vec::new(), |_| {}, Arc::new(SystemClock)).await
     }
 
-    /// The server with `workers` engine workers and `extra` workflows besides the built-in ones.
-    async fn start_with(workers: usize, extra: Vec<cadre_engine::Workflow>) -> Self {
+    /// The server with `workers` engine workers, `extra` workflows besides the built-in ones,
+    /// the configuration `configure` leaves, and `clock`.
+    async fn start_with(
+        workers: usize,
+        extra: Vec<cadre_engine::Workflow>,
+        configure: impl FnOnce(&mut cadre_server::Config),
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let url = cadre_store::testing::scratch_url().await;
-        let mut engine = cadre_server::open(&url).await.unwrap();
-        if !extra.is_empty() {
-            let mut registry = cadre_server::registry().unwrap();
-            for workflow in extra {
-                registry.register(workflow).unwrap();
-            }
-            engine = cadre_engine::Engine::new(
-                engine.store().clone(),
-                registry,
-                std::sync::Arc::new(SystemClock),
-                cadre_engine::EngineConfig::default(),
-            );
+        let engine = cadre_server::open(&url).await.unwrap();
+        let mut registry = cadre_server::registry().unwrap();
+        for workflow in extra {
+            registry.register(workflow).unwrap();
         }
+        let engine = cadre_engine::Engine::new(
+            engine.store().clone(),
+            registry,
+            clock,
+            cadre_engine::EngineConfig::default(),
+        );
         let now = SystemClock.now();
         let store = engine.store().as_ref();
         let admin = issue_token(store, "alice", Role::Admin, None, "test", now)
@@ -59,11 +66,13 @@ impl Server {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let files = tempfile::tempdir().unwrap();
-        let config = cadre_server::Config {
-            files_dir: files.path().to_owned(),
+        let mut config = cadre_server::Config {
+            files_dir: files.path().join("files"),
+            mail_dir: files.path().join("mail"),
             ..cadre_server::Config::default()
         };
-        let state = cadre_server::app_state(engine.clone(), &config);
+        configure(&mut config);
+        let state = cadre_server::app_state(engine.clone(), &config).unwrap();
         let task = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopped.await;
@@ -972,7 +981,7 @@ fn note_workflow() -> cadre_engine::Workflow {
         product_types: Vec::new(),
         usable_when: Vec::new(),
         version: 1,
-        initial_form: std::sync::Arc::new(Form::new()),
+        initial_form: Arc::new(Form::new()),
         steps: init()
             >> input_step("ask_note", "Ask for a note", note)
             >> step("record_note", "Record the note", RecordNote)
@@ -982,7 +991,7 @@ fn note_workflow() -> cadre_engine::Workflow {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_suspended_input_step_is_resumed_over_http_with_input_that_validates() {
-    let server = Server::start_with(1, vec![note_workflow()]).await;
+    let server = Server::start_with(1, vec![note_workflow()], |_| {}, Arc::new(SystemClock)).await;
     let id = server.start_process("take_note", json!([{}])).await;
     let process = server.wait_for(&id, &["suspended"]).await;
     assert_eq!(

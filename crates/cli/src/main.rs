@@ -341,7 +341,7 @@ async fn run(cli: Cli) -> Result<()> {
     }
     init_tracing("warn");
     let engine = cadre_server::open(&config.database_url).await?;
-    let state = cadre_server::app_state(engine.clone(), &config);
+    let state = cadre_server::app_state(engine.clone(), &config)?;
     match cli.command {
         Command::Serve(_) => unreachable!("handled above"),
         Command::WorkflowGroup(command) => workflow_group(&state.groups, &output, command).await,

@@ -4,6 +4,8 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use cadre_registration::RegistrationSettings;
+use cadre_registration::mail::SmtpConfig;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -22,7 +24,7 @@ pub enum Mode {
 }
 
 /// Everything `cadre serve` needs to know.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// `sqlite://FILE?mode=rwc` (created if absent) or `postgres://…`.
@@ -41,6 +43,18 @@ pub struct Config {
     pub files_dir: PathBuf,
     /// The largest file a workflow group accepts, in bytes.
     pub max_upload_bytes: u64,
+    /// Self-registration (`[registration]`; off by default).
+    pub registration: RegistrationSettings,
+    /// The SMTP server mail goes through (`[smtp]`); without one, mails are written as `.eml`
+    /// files to `mail_dir`.
+    pub smtp: Option<SmtpConfig>,
+    /// Where mails go without an SMTP server (created if absent).
+    pub mail_dir: PathBuf,
+    /// A folder whose mail templates replace the bundled ones of the same name.
+    pub templates_dir: Option<PathBuf>,
+    /// Seconds before a failed mail or webhook call is tried again; the wait doubles with each
+    /// attempt, up to an hour, for ten attempts.
+    pub outbox_retry_seconds: u64,
 }
 
 /// The default database: `cadre.db` in the working directory, created if absent.
@@ -57,6 +71,11 @@ impl Default for Config {
             log: "info".to_owned(),
             files_dir: PathBuf::from("cadre-files"),
             max_upload_bytes: cadre_groups::DEFAULT_MAX_FILE_SIZE,
+            registration: RegistrationSettings::default(),
+            smtp: None,
+            mail_dir: PathBuf::from("cadre-mail"),
+            templates_dir: None,
+            outbox_retry_seconds: 30,
         }
     }
 }
@@ -78,7 +97,7 @@ impl Config {
             figment = figment.merge(Toml::file(file));
         }
         figment
-            .merge(Env::prefixed("CADRE_").ignore(&["config"]))
+            .merge(Env::prefixed("CADRE_").ignore(&["config"]).split("__"))
             .merge(Env::raw().only(&["DATABASE_URL"]))
             .extract()
             .map_err(Box::new)

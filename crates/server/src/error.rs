@@ -13,6 +13,7 @@ use cadre_engine::{EngineError, FormError};
 use cadre_forms::{FormNotComplete, FormValidationError};
 use cadre_groups::GroupError;
 use cadre_provisioning::{InputErrors, ProvisionError};
+use cadre_registration::RegistrationError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -143,6 +144,30 @@ impl From<ProvisionError> for ApiError {
             ProvisionError::Domain(error) => error.into(),
             ProvisionError::NotALoad(_) => Self::new(StatusCode::NOT_FOUND, error.to_string()),
         }
+    }
+}
+
+impl From<RegistrationError> for ApiError {
+    fn from(error: RegistrationError) -> Self {
+        let status = match error {
+            RegistrationError::Engine(error) => return error.into(),
+            RegistrationError::Domain(error) => return error.into(),
+            RegistrationError::Unauthenticated => return Self::Unauthenticated,
+            RegistrationError::Mail(ref mail) => {
+                tracing::error!(%mail, "a mail could not be prepared");
+                return Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "a mail could not be prepared; the operator has been told",
+                );
+            }
+            RegistrationError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            RegistrationError::Conflict | RegistrationError::AlreadyMember => StatusCode::CONFLICT,
+            RegistrationError::MalformedToken => StatusCode::UNPROCESSABLE_ENTITY,
+            RegistrationError::UnknownToken | RegistrationError::NotFound => StatusCode::NOT_FOUND,
+            RegistrationError::ExpiredToken => StatusCode::GONE,
+            RegistrationError::Forbidden | RegistrationError::NoUser => StatusCode::FORBIDDEN,
+        };
+        Self::new(status, error.to_string())
     }
 }
 

@@ -10,6 +10,8 @@ pub mod auth;
 pub mod config;
 mod error;
 mod extract;
+mod limit;
+mod pages;
 mod server;
 mod state;
 pub use state::AppState;

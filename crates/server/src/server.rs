@@ -2,14 +2,18 @@
 //! graceful shutdown that lets running processes finish their current run.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::routing::get;
 use axum::{Json, Router};
 use cadre_domain::{DomainError, Role, Store, SystemClock, TokenRepository};
-use cadre_engine::{DefinitionError, Engine, EngineConfig, Registry};
+use cadre_engine::{DefinitionError, Engine, EngineConfig, Registry, RetryPolicy};
 use cadre_groups::{LocalVolume, Recovery, WorkflowGroups};
 use cadre_provisioning::Provisioner;
+use cadre_registration::Registration;
+use cadre_registration::delivery::Dispatcher;
+use cadre_registration::mail::{FileMailer, MailError, Mailer, SmtpMailer, Templates};
 use cadre_store::SeaStore;
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -18,6 +22,8 @@ use tower_http::trace::TraceLayer;
 use crate::api;
 use crate::config::{Config, Mode};
 use crate::error::ApiError;
+use crate::limit::ClientLimiter;
+use crate::pages;
 use crate::state::AppState;
 
 /// Why the server could not start or stopped with an error.
@@ -34,6 +40,9 @@ pub enum ServeError {
     /// A built-in workflow is malformed (a bug).
     #[error(transparent)]
     Workflows(#[from] DefinitionError),
+    /// Mail is misconfigured (SMTP settings, the templates folder).
+    #[error("mail: {0}")]
+    Mail(#[from] MailError),
     /// Listening or serving failed.
     #[error("{context}: {source}")]
     Io {
@@ -46,7 +55,7 @@ pub enum ServeError {
 
 /// Opens the database at `database_url` (a SQLite file is created if absent), applies pending
 /// migrations (which install the demo catalogue on a new database), and returns an engine
-/// with the built-in workflows and the provisioning tasks over it.
+/// with the built-in workflows, the provisioning and the registration tasks over it.
 pub async fn open(database_url: &str) -> Result<Engine, ServeError> {
     let database_error = |source| ServeError::Database {
         url: redact(database_url),
@@ -69,7 +78,10 @@ pub async fn open(database_url: &str) -> Result<Engine, ServeError> {
 /// forms, and the provisioning loads.
 pub fn registry() -> Result<Registry, DefinitionError> {
     let mut registry = cadre_engine::workflows::registry()?;
-    for workflow in cadre_provisioning::workflows() {
+    for workflow in cadre_provisioning::workflows()
+        .into_iter()
+        .chain(cadre_registration::workflows())
+    {
         registry.register(workflow)?;
     }
     Ok(registry)
@@ -90,20 +102,44 @@ fn redact(url: &str) -> String {
 }
 
 /// The application state for `engine` and `config`: workflow groups keep their files in
-/// `config.files_dir`, up to `config.max_upload_bytes` each.
-pub fn app_state(engine: Engine, config: &Config) -> AppState {
+/// `config.files_dir`, up to `config.max_upload_bytes` each; registration mails through
+/// `config.smtp`, or into `config.mail_dir` without one, with the templates of
+/// `config.templates_dir` replacing the bundled ones.
+pub fn app_state(engine: Engine, config: &Config) -> Result<AppState, ServeError> {
     let volume = Arc::new(LocalVolume::new(&config.files_dir));
     let groups = WorkflowGroups::new(engine.clone(), volume, config.max_upload_bytes);
     let provisioner = Provisioner::new(engine.clone());
-    AppState {
+    let templates = Arc::new(Templates::new(config.templates_dir.as_deref())?);
+    let settings = Arc::new(config.registration.clone());
+    let registration = Registration::new(engine.clone(), templates, Arc::clone(&settings));
+    let mailer: Arc<dyn Mailer> = match &config.smtp {
+        Some(smtp) => Arc::new(SmtpMailer::new(smtp)?),
+        None => Arc::new(FileMailer::new(&config.mail_dir)),
+    };
+    let dispatcher = Arc::new(Dispatcher::new(
+        engine.store().clone(),
+        mailer,
+        engine.clock().clone(),
+        RetryPolicy {
+            max_attempts: 10,
+            initial: std::time::Duration::from_secs(config.outbox_retry_seconds),
+            factor: 2.0,
+            max_delay: std::time::Duration::from_secs(3600),
+        },
+    ));
+    let limiter = Arc::new(ClientLimiter::new(settings.requests_per_minute));
+    Ok(AppState {
         engine,
         groups,
         provisioner,
-    }
+        registration,
+        dispatcher,
+        limiter,
+    })
 }
 
-/// The HTTP application: the API, its OpenAPI document at `/api/openapi.json`, request tracing,
-/// and problem bodies for unknown paths.
+/// The HTTP application: the API, its OpenAPI document at `/api/openapi.json`, the pages of
+/// mailed links under `/tokens/`, request tracing, and problem bodies for unknown paths.
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = api::routes();
     let openapi = Arc::new(openapi);
@@ -114,6 +150,7 @@ pub fn router(state: AppState) -> Router {
             async move { Json(openapi.as_ref().clone()) }
         }),
     )
+    .route("/tokens/{token}", get(pages::show).post(pages::act))
     .fallback(|| async { ApiError::new(axum::http::StatusCode::NOT_FOUND, "no such path") })
     .layer(TraceLayer::new_for_http())
     .with_state(state)
@@ -145,7 +182,7 @@ pub async fn serve(
         Mode::All | Mode::WorkersOnly => config.workers,
     };
     hint_at_first_token(engine.store().as_ref()).await;
-    let state = app_state(engine, config);
+    let state = app_state(engine, config)?;
     recover_files(&state.groups).await;
     run(state, listener, workers, shutdown).await
 }
@@ -178,6 +215,12 @@ async fn hint_at_first_token(tokens: &dyn TokenRepository) {
     }
 }
 
+/// How often the outbox is looked at.
+const DELIVERY_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How often expired registrations are purged.
+const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Serves the API on `listener` (if any) and runs `workers` engine workers until `shutdown`
 /// completes; then stops accepting requests, lets in-flight requests and each worker's current
 /// process run finish, and returns.
@@ -203,6 +246,33 @@ pub async fn run(
         })
         .collect();
     tracing::info!(workers, "engine workers started");
+    // The outbox and the purge of expired registrations run where the workers run.
+    let mut background = Vec::new();
+    if workers > 0 {
+        let dispatcher = Arc::clone(&state.dispatcher);
+        let mut stopped_delivery = stopped.clone();
+        background.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped_delivery.wait_for(|stop| *stop).await;
+            };
+            dispatcher.run(DELIVERY_POLL, shutdown).await;
+        }));
+        let registration = state.registration.clone();
+        let mut stopped_purge = stopped.clone();
+        background.push(tokio::spawn(async move {
+            loop {
+                match registration.purge().await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::info!(purged, "purged expired registrations"),
+                    Err(error) => tracing::warn!(%error, "could not purge expired registrations"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(PURGE_INTERVAL) => {}
+                    _ = stopped_purge.wait_for(|stop| *stop) => return,
+                }
+            }
+        }));
+    }
 
     let served = match listener {
         Some(listener) => {
@@ -211,7 +281,8 @@ pub async fn run(
                 source,
             })?;
             tracing::info!("listening on http://{address} (OpenAPI at /api/openapi.json)");
-            axum::serve(listener, router(state))
+            let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await
                 .map_err(|source| ServeError::Io {
@@ -227,7 +298,7 @@ pub async fn run(
     tracing::info!("shutting down: waiting for workers to finish their current process");
     // Ignored error: no worker is listening any more, which is the goal.
     let _ = stop.send(true);
-    for handle in handles {
+    for handle in handles.into_iter().chain(background) {
         if let Err(error) = handle.await {
             tracing::error!(%error, "a worker panicked");
         }

@@ -2,10 +2,16 @@
 
 use cadre_engine::Engine;
 use cadre_groups::WorkflowGroups;
+use std::sync::Arc;
+
 use cadre_provisioning::Provisioner;
+use cadre_registration::Registration;
+use cadre_registration::delivery::Dispatcher;
+
+use crate::limit::ClientLimiter;
 
 /// The application state handed to handlers: the engine (and through it the store and the
-/// workflow registry), the workflow groups and the provisioning loads.
+/// workflow registry), the workflow groups, the provisioning loads and registration.
 #[derive(Clone)]
 pub struct AppState {
     /// The workflow engine (starts, resumes and aborts processes; owns the store).
@@ -14,4 +20,10 @@ pub struct AppState {
     pub groups: WorkflowGroups,
     /// Bulk provisioning loads.
     pub provisioner: Provisioner,
+    /// Self-registration and discoverable groups.
+    pub registration: Registration,
+    /// Delivers the outbox (mails, webhook calls); run by the workers' side of `cadre serve`.
+    pub dispatcher: Arc<Dispatcher>,
+    /// The per-address budget of the endpoints anyone may call.
+    pub limiter: Arc<ClientLimiter>,
 }

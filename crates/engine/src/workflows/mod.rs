@@ -49,6 +49,13 @@ pub fn builtin(forms: FormsByWorkflow<'_>) -> Result<Registry, DefinitionError> 
     Ok(registry)
 }
 
+/// The body of the create User workflow (`initialize_subscription >> provision_user`), for
+/// workflows that create a user as `create_user` does and then do more (registration), framed
+/// with [`crate::steps::create_workflow`]. It reads the same state keys as `create_user`.
+pub fn create_user_body() -> StepList {
+    user::create_body()
+}
+
 /// The names of the built-in workflows.
 pub const NAMES: [&str; 8] = [
     "create_user_group",

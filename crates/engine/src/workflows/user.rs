@@ -16,14 +16,17 @@ use crate::steps::{
 };
 
 pub fn create() -> StepList {
-    create_workflow(
-        ProductType::user(),
-        StepList::from(step(
-            "initialize_subscription",
-            "Initialize subscription",
-            Initialize,
-        )) >> step("provision_user", "Provision user", Provision),
-    )
+    create_workflow(ProductType::user(), create_body())
+}
+
+/// The steps between the standard frame of `create_user`: `initialize_subscription >>
+/// provision_user`.
+pub fn create_body() -> StepList {
+    StepList::from(step(
+        "initialize_subscription",
+        "Initialize subscription",
+        Initialize,
+    )) >> step("provision_user", "Provision user", Provision)
 }
 
 pub fn modify() -> StepList {

@@ -14,6 +14,8 @@ pub mod products;
 #[allow(unused_qualifications)]
 pub mod provisioning;
 #[allow(unused_qualifications)]
+pub mod registration;
+#[allow(unused_qualifications)]
 pub mod subscriptions;
 pub mod workflows;
 
@@ -42,6 +44,7 @@ use crate::state::AppState;
         (name = "processes", description = "Workflow runs: start, inspect, resume, abort"),
         (name = "workflow-groups", description = "Teams of users attached to a workflow, with their files"),
         (name = "provisioning", description = "Bulk loads of users and user groups"),
+        (name = "registration", description = "Self-registration and discoverable groups"),
     )
 )]
 struct ApiDoc;
@@ -93,6 +96,21 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(groups::download_file, groups::delete_file))
         .routes(routes!(provisioning::start_load))
         .routes(routes!(provisioning::get_load))
+        .routes(routes!(
+            registration::submit,
+            registration::list_registrations
+        ))
+        .routes(routes!(registration::resend))
+        .routes(routes!(
+            registration::get_registration,
+            registration::delete_registration
+        ))
+        .routes(routes!(registration::list_groups))
+        .routes(routes!(
+            registration::get_group,
+            registration::join_group,
+            registration::leave_group
+        ))
         .split_for_parts()
 }
 

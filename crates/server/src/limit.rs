@@ -1,0 +1,42 @@
+//! Rate limiting per client address, for the endpoints anyone can call (registration
+//! submissions and token links).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::NonZeroU32;
+
+use axum::extract::ConnectInfo;
+use axum::http::Extensions;
+use axum::http::StatusCode;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::error::ApiError;
+
+/// Requests allowed per client address and minute, with bursts up to the same number.
+pub struct ClientLimiter(DefaultKeyedRateLimiter<IpAddr>);
+
+impl ClientLimiter {
+    /// A limiter allowing `per_minute` requests per address (at least one).
+    pub fn new(per_minute: u32) -> Self {
+        let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+        Self(RateLimiter::keyed(Quota::per_minute(per_minute)))
+    }
+
+    /// Counts a request from the client the connection came from (one shared budget when
+    /// the server runs without connection information); 429 when its budget is spent.
+    pub fn check(&self, extensions: &Extensions) -> Result<(), ApiError> {
+        let address = extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
+        self.0.check_key(&address).map_err(|_| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests from your address; try again in a minute",
+            )
+        })?;
+        // Forget addresses whose budget is full again, so the table stays small.
+        if self.0.len() > 10_000 {
+            self.0.retain_recent();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,193 @@
+//! The pages a person opens from a mailed link: `GET /tokens/{token}` shows what the link does
+//! and a button; the button posts to the same address, which does it. A GET never changes
+//! anything, so link scanners and pre-fetchers cannot confirm, approve or decline.
+//!
+//! Approving and declining need an admin: the page asks for the admin's API token (or the
+//! request carries it as a bearer token), since the API has no sessions.
+
+use axum::Form;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Path, State};
+use axum::http::{Extensions, HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use cadre_domain::{Role, TokenOperation};
+use cadre_registration::{RegistrationError, TokenView, Visitor};
+use minijinja::{Environment, context};
+use serde::Deserialize;
+
+use crate::auth::authenticate;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+const PAGE: &str = r#"<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><meta name="robots" content="noindex">
+<meta name="referrer" content="no-referrer">
+<title>{{ title }}</title></head>
+<body>
+<main>
+<h1>{{ title }}</h1>
+<p>{{ message }}</p>
+{% if terms %}<h2>Terms</h2><pre>{{ terms }}</pre>{% endif %}
+{% if button %}
+<form method="post">
+{% if admin %}<p><label>Your admin API token <input type="password" name="admin_token" autocomplete="off" required></label></p>{% endif %}
+<p><button type="submit">{{ button }}</button></p>
+</form>
+{% endif %}
+</main>
+</body>
+</html>
+"#;
+
+/// The form the landing page posts.
+#[derive(Debug, Default, Deserialize)]
+pub struct Decision {
+    /// An admin's API token, for approve and decline.
+    pub admin_token: Option<String>,
+}
+
+/// A page with `title` and `message`, and a button labelled `button` if any.
+fn page(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    view: Option<&TokenView>,
+    button: Option<&str>,
+) -> Response {
+    let mut environment = Environment::new();
+    environment.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+    let rendered = environment.template_from_str(PAGE).and_then(|template| {
+        template.render(context! {
+            title,
+            message,
+            button,
+            admin => view.is_some_and(|view| view.operation.needs_admin()),
+            terms => view.and_then(|view| view.terms.clone()),
+        })
+    });
+    match rendered {
+        Ok(html) => {
+            let mut response = (status, Html(html)).into_response();
+            response.headers_mut().insert(
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static("no-store"),
+            );
+            response
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot render a page");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// The page for a refused link.
+fn refused(error: RegistrationError) -> Response {
+    refused_api(error.into())
+}
+
+/// The page for a refused request, with the status the API would answer.
+fn refused_api(error: ApiError) -> Response {
+    let (status, detail) = match error {
+        ApiError::Problem(status, detail) => (status, detail),
+        ApiError::Unauthenticated => (
+            StatusCode::UNAUTHORIZED,
+            RegistrationError::Unauthenticated.to_string(),
+        ),
+        other => (StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+    };
+    page(
+        status,
+        status.canonical_reason().unwrap_or("Error"),
+        &detail,
+        None,
+        None,
+    )
+}
+
+fn describe(view: &TokenView) -> (String, String, &'static str) {
+    let user = &view.user_name;
+    match view.operation {
+        TokenOperation::ConfirmEmail => (
+            "Confirm your email address".to_owned(),
+            format!("Press the button to confirm the email address of the registration of {user}."),
+            "Confirm",
+        ),
+        TokenOperation::ApproveRegistration => (
+            "Approve a registration".to_owned(),
+            format!("{user} confirmed their address and asks to be registered."),
+            "Approve",
+        ),
+        TokenOperation::DeclineRegistration => (
+            "Decline a registration".to_owned(),
+            format!(
+                "{user} confirmed their address and asks to be registered; declining tells them by email."
+            ),
+            "Decline",
+        ),
+        TokenOperation::AcceptGroupTerms => (
+            "Accept the terms of a group".to_owned(),
+            format!(
+                "To join {}, {user} accepts its terms.",
+                view.group_name.as_deref().unwrap_or("the group")
+            ),
+            "Accept the terms",
+        ),
+    }
+}
+
+/// `GET /tokens/{token}`: what the link does, and a button to do it.
+pub async fn show(
+    State(state): State<AppState>,
+    extensions: Extensions,
+    Path(token): Path<String>,
+) -> Response {
+    if let Err(error) = state.limiter.check(&extensions) {
+        return refused_api(error);
+    }
+    match state.registration.inspect(&token).await {
+        Ok(view) => {
+            let (title, message, button) = describe(&view);
+            page(StatusCode::OK, &title, &message, Some(&view), Some(button))
+        }
+        Err(error) => refused(error),
+    }
+}
+
+/// `POST /tokens/{token}`: does what the link does, once.
+pub async fn act(
+    State(state): State<AppState>,
+    extensions: Extensions,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    form: Result<Form<Decision>, FormRejection>,
+) -> Response {
+    if let Err(error) = state.limiter.check(&extensions) {
+        return refused_api(error);
+    }
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let offered = form
+        .ok()
+        .and_then(|Form(decision)| decision.admin_token)
+        .filter(|token| !token.is_empty())
+        .or(bearer);
+    let visitor = match offered {
+        None => Visitor::Anonymous,
+        Some(plain) => match authenticate(state.engine.store().as_ref(), plain.trim()).await {
+            Ok(Some(token)) => Visitor::SignedIn {
+                admin: token.role.includes(Role::Admin),
+            },
+            Ok(None) => Visitor::Anonymous,
+            Err(error) => return refused_api(error.into()),
+        },
+    };
+    match state.registration.redeem(&token, visitor).await {
+        Ok(done) => page(StatusCode::OK, "Done", &done.message, None, None),
+        Err(error) => refused(error),
+    }
+}

@@ -1,0 +1,543 @@
+//! Self-registration end to end over HTTP against a real SMTP server (aiosmtpd), reading the
+//! real mails: approval off and on, decline, expiry, reuse, malformed links, conflicts,
+//! admin-only endpoints, discoverable and hidden groups, group terms, and a webhook receiver
+//! that fails twice before it succeeds.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use cadre_domain::{Clock, SystemClock};
+use cadre_engine::testing::ManualClock;
+use cadre_registration::delivery::{Webhook, WebhookAction};
+use cadre_registration::mail::SmtpSecurity;
+use cadre_registration::testing::{Parsed, SmtpServer};
+use chrono::TimeDelta;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use super::Server;
+
+const PASSWORD: &str = "a long enough password";
+
+/// A server with registration on, mailing through `smtp`.
+async fn server(
+    smtp: &SmtpServer,
+    approval: bool,
+    webhooks: Vec<Webhook>,
+    clock: Arc<dyn Clock>,
+) -> Server {
+    let smtp = smtp.config(SmtpSecurity::Plain);
+    Server::start_with(
+        1,
+        Vec::new(),
+        move |config| {
+            config.smtp = Some(smtp);
+            config.outbox_retry_seconds = 1;
+            let registration = &mut config.registration;
+            registration.enabled = true;
+            registration.approval_required = approval;
+            registration.approval_recipients = vec!["admins@example.com".to_owned()];
+            registration.notify_recipients = vec!["notify@example.com".to_owned()];
+            registration.base_url = "https://cadre.example".to_owned();
+            registration.requests_per_minute = 1000;
+            registration.webhooks = webhooks;
+        },
+        clock,
+    )
+    .await
+}
+
+/// Waits until `count` mails to `to` arrived; returns them, oldest first.
+async fn mails_to(smtp: &SmtpServer, to: &str, count: usize) -> Vec<Parsed> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mails: Vec<Parsed> = smtp
+            .messages()
+            .iter()
+            .map(|raw| Parsed::text(raw))
+            .filter(|mail| mail.header("To").contains(to))
+            .collect();
+        if mails.len() >= count {
+            return mails;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} mails to {to}",
+            mails.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The tokens of the links in `mail`, in order.
+fn tokens(mail: &Parsed) -> Vec<String> {
+    mail.body
+        .match_indices("/tokens/")
+        .map(|(at, prefix)| {
+            mail.body[at + prefix.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_hexdigit() || *c == '.')
+                .collect()
+        })
+        .collect()
+}
+
+impl Server {
+    /// Sends a request without a token; returns the status and the raw body.
+    async fn anonymous(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, String) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        (response.status(), response.text().await.unwrap())
+    }
+
+    async fn register(&self, user_name: &str, email: &str, password: &str) -> (StatusCode, String) {
+        self.anonymous(
+            Method::POST,
+            "/api/register/users",
+            Some(json!({"user_name": user_name, "email": email, "password": password})),
+        )
+        .await
+    }
+
+    /// Posts the token's page form, with `admin_token` if given.
+    async fn press(&self, token: &str, admin_token: Option<&str>) -> (StatusCode, String) {
+        let mut request = self.client.post(format!("{}/tokens/{token}", self.base));
+        if let Some(admin) = admin_token {
+            // API tokens are `cadre_<hex>_<hex>`: nothing to percent-encode.
+            request = request
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("admin_token={admin}"));
+        }
+        let response = request.send().await.unwrap();
+        (response.status(), response.text().await.unwrap())
+    }
+
+    /// How many groups the User subscription `user` belongs to.
+    async fn group_count(&self, user: &str) -> usize {
+        let (_, model) = self
+            .get(&format!("/api/subscriptions/domain-model/{user}"))
+            .await;
+        model["user"]["groups"].as_array().unwrap().len()
+    }
+
+    /// Waits until a live user named `user_name` exists; returns its subscription id.
+    async fn wait_for_user(&self, user_name: &str) -> String {
+        for _ in 0..200 {
+            let (_, page) = self
+                .get("/api/subscriptions?product_type=User&limit=1000")
+                .await;
+            let found = page["items"].as_array().unwrap().iter().find(|item| {
+                item["description"].as_str().is_some_and(|description| {
+                    description.starts_with(&format!("User {user_name} "))
+                })
+            });
+            if let Some(item) = found {
+                return item["subscription_id"].as_str().unwrap().to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("user {user_name} was never created");
+    }
+}
+
+/// An HTTP receiver that answers 500 to its first two calls and 200 after, keeping the bodies.
+async fn flaky_receiver() -> (String, Arc<AtomicU32>, Arc<Mutex<Vec<Value>>>) {
+    let calls = Arc::new(AtomicU32::new(0));
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let app = {
+        let calls = Arc::clone(&calls);
+        let bodies = Arc::clone(&bodies);
+        axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+                let calls = Arc::clone(&calls);
+                let bodies = Arc::clone(&bodies);
+                async move {
+                    bodies.lock().await.push(body);
+                    if calls.fetch_add(1, Ordering::SeqCst) < 2 {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        StatusCode::OK
+                    }
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, calls, bodies)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_registration_becomes_a_user_and_is_announced_by_mail_and_webhook() {
+    let smtp = SmtpServer::start();
+    let (hook, calls, bodies) = flaky_receiver().await;
+    let webhook = Webhook {
+        name: "directory".to_owned(),
+        action: WebhookAction::CreateUser,
+        url: hook,
+    };
+    let server = server(&smtp, false, vec![webhook], Arc::new(SystemClock)).await;
+
+    // Each invalid field is a 400 that names it.
+    for (name, email, password, field) in [
+        ("Ada", "ada@example.com", PASSWORD, "user_name"),
+        ("ada", "not-an-email", PASSWORD, "email"),
+        ("ada", "ada@example.com", "too short", "password"),
+        ("admin", "ada@example.com", PASSWORD, "user_name"),
+    ] {
+        let (status, body) = server.register(name, email, password).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body.contains(&format!("invalid {field}")), "{body}");
+    }
+    let (status, body) = server.register("ada", "Ada@Example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let created: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(created["status"], "pending");
+    assert_eq!(
+        created["links"],
+        json!([]),
+        "the submitter never sees a link"
+    );
+    assert!(!body.contains("/tokens/"), "{body}");
+
+    // A taken name and a taken email answer alike.
+    let (by_name, name_body) = server.register("ada", "other@example.com", PASSWORD).await;
+    let (by_email, email_body) = server.register("ada2", "ADA@example.com", PASSWORD).await;
+    assert_eq!(
+        (by_name, by_email),
+        (StatusCode::CONFLICT, StatusCode::CONFLICT)
+    );
+    assert_eq!(name_body, email_body);
+
+    let confirm = &mails_to(&smtp, "ada@example.com", 1).await[0];
+    let [token] = tokens(confirm).try_into().unwrap();
+    assert!(
+        confirm.body.contains("https://cadre.example/tokens/"),
+        "{}",
+        confirm.body
+    );
+
+    let (status, _) = server
+        .anonymous(Method::GET, "/tokens/not-a-token", None)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (id, _) = token.split_once('.').unwrap();
+    let forged = format!("{id}.{}", "0".repeat(64));
+    let (status, _) = server
+        .anonymous(Method::GET, &format!("/tokens/{forged}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    for _ in 0..2 {
+        let (status, page) = server
+            .anonymous(Method::GET, &format!("/tokens/{token}"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains(r#"<form method="post">"#), "{page}");
+    }
+    let (_, pending) = server.get("/api/register/users/ada").await;
+    assert_eq!(
+        pending["status"], "pending",
+        "opening the link changed nothing"
+    );
+
+    let (status, page) = server.press(&token, None).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let (status, _) = server.press(&token, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a link works once");
+
+    server.wait_for_user("ada").await;
+    let approved = mails_to(&smtp, "ada@example.com", 2).await;
+    assert_eq!(
+        approved[0].header("Subject"),
+        "Confirm your email address for cadre"
+    );
+    assert_eq!(approved[1].header("Subject"), "Welcome to cadre");
+    let notified = &mails_to(&smtp, "notify@example.com", 1).await[0];
+    assert_eq!(notified.header("Subject"), "ada registered at cadre");
+    let (status, _) = server.get("/api/register/users/ada").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "no longer pending");
+    let (status, _) = server.register("ada", "new@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::CONFLICT, "a user holds the name now");
+
+    // The webhook failed twice and was retried until it succeeded.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while calls.load(Ordering::SeqCst) < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the webhook was called {} times",
+            calls.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "no call after the success");
+    assert_eq!(bodies.lock().await[2]["user_name"], "ada");
+    let messages = server.engine.store().list_messages().await.unwrap();
+    let webhook = messages
+        .iter()
+        .find(|message| message.kind == cadre_domain::OutboxKind::Webhook)
+        .unwrap();
+    assert_eq!(webhook.attempts, 3);
+    assert!(webhook.delivered_at.is_some());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_approve_or_decline_confirmed_registrations_and_links_expire() {
+    let smtp = SmtpServer::start();
+    let clock = ManualClock::new();
+    let server = server(&smtp, true, Vec::new(), clock.clone()).await;
+    let (_, user_token) = server
+        .create_user("member", &server.create_group("staff", "Staff").await)
+        .await;
+
+    let (status, _) = server
+        .anonymous(Method::GET, "/api/register/users", None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = server
+        .call(Method::GET, "/api/register/users", Some(&user_token), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    for name in ["bob", "cy"] {
+        let (status, body) = server
+            .register(name, &format!("{name}@example.com"), PASSWORD)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let confirm = &mails_to(&smtp, &format!("{name}@example.com"), 1).await[0];
+        let [token] = tokens(confirm).try_into().unwrap();
+        let (status, _) = server.press(&token, None).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (_, listed) = server.get("/api/register/users").await;
+    let names: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["user_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["bob", "cy"]);
+    assert_eq!(listed["items"][0]["status"], "confirmed");
+    let requests = mails_to(&smtp, "admins@example.com", 2).await;
+    let link = |mail: &Parsed, verb: &str| -> String {
+        let tokens = tokens(mail);
+        assert_eq!(tokens.len(), 2, "{}", mail.body);
+        // The approve link comes first in the bundled template.
+        if verb == "approve" {
+            tokens[0].clone()
+        } else {
+            tokens[1].clone()
+        }
+    };
+    let bob = requests
+        .iter()
+        .find(|mail| mail.body.contains("bob"))
+        .unwrap();
+    let cy = requests
+        .iter()
+        .find(|mail| mail.body.contains("cy"))
+        .unwrap();
+
+    // Approving needs an admin: 401 without a token, 403 with a user's.
+    let approve = link(bob, "approve");
+    let (_, page) = server
+        .anonymous(Method::GET, &format!("/tokens/{approve}"), None)
+        .await;
+    assert!(page.contains("Approve a registration"), "{page}");
+    let (status, _) = server.press(&approve, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = server.press(&approve, Some(&user_token)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, page) = server.press(&approve, Some(&server.admin)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    server.wait_for_user("bob").await;
+    assert_eq!(mails_to(&smtp, "bob@example.com", 2).await.len(), 2);
+    let (status, _) = server
+        .press(&link(bob, "decline"), Some(&server.admin))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the other link went with the registration"
+    );
+
+    let (status, _) = server
+        .press(&link(cy, "decline"), Some(&server.admin))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let declined = mails_to(&smtp, "cy@example.com", 2).await;
+    assert!(
+        declined[1].body.to_lowercase().contains("declin"),
+        "{}",
+        declined[1].body
+    );
+    let (status, _) = server.get("/api/register/users/cy").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A confirmation link dies after a day; resending mails a fresh one, silently.
+    let (status, _) = server.register("dee", "dee@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let [stale] = tokens(&mails_to(&smtp, "dee@example.com", 1).await[0])
+        .try_into()
+        .unwrap();
+    clock.advance(TimeDelta::hours(25));
+    let (status, _) = server
+        .anonymous(Method::GET, &format!("/tokens/{stale}"), None)
+        .await;
+    assert_eq!(status, StatusCode::GONE);
+    let (status, _) = server
+        .anonymous(Method::GET, &format!("/tokens/{stale}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "an expired link is deleted");
+    for email in ["dee@example.com", "nobody@example.com"] {
+        let (status, body) = server
+            .anonymous(
+                Method::POST,
+                "/api/register/users/resend",
+                Some(json!({"email": email})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    let [fresh] = tokens(&mails_to(&smtp, "dee@example.com", 2).await[1])
+        .try_into()
+        .unwrap();
+    let (status, _) = server.press(&fresh, None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Registrations whose links all expired are purged.
+    let (status, _) = server.register("eve", "eve@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::CREATED);
+    clock.advance(TimeDelta::days(8));
+    assert!(
+        server
+            .engine
+            .store()
+            .purge_expired(clock.now())
+            .await
+            .unwrap()
+            >= 1
+    );
+    let (status, _) = server.get("/api/register/users/eve").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hidden_groups_answer_like_missing_ones_and_terms_wait_for_acceptance() {
+    let smtp = SmtpServer::start();
+    let server = server(&smtp, false, Vec::new(), Arc::new(SystemClock)).await;
+    let mut groups = Vec::new();
+    for (id, discoverable, terms) in [
+        ("open", true, Value::Null),
+        ("secret", false, Value::Null),
+        ("club", true, json!("Be kind.")),
+    ] {
+        let process = server
+            .start_process(
+                "create_user_group",
+                json!([{"product": cadre_migrations::demo::USER_GROUP_PRODUCT_ID},
+                       {"user_group_id": id, "user_group_name": id, "discoverable": discoverable, "terms": terms}]),
+            )
+            .await;
+        let process = server.wait_for(&process, &["completed"]).await;
+        groups.push(
+            process["current_state"]["subscription_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let (user, token) = server.create_user("member", &groups[0]).await;
+    let call = |method: Method, path: String| {
+        let token = token.clone();
+        let server = &server;
+        async move {
+            let response = server
+                .client
+                .request(method, format!("{}{path}", server.base))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            (response.status(), response.text().await.unwrap())
+        }
+    };
+
+    let (status, listed) = call(Method::GET, "/api/register/groups".to_owned()).await;
+    assert_eq!(status, StatusCode::OK);
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    let ids: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|group| group["user_group_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["club", "open"]);
+    assert_eq!(listed["items"][0]["terms"], "Be kind.");
+    let hidden = call(Method::GET, "/api/register/groups/secret".to_owned()).await;
+    let missing = call(Method::GET, "/api/register/groups/nothing".to_owned()).await;
+    assert_eq!(hidden.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        hidden, missing,
+        "a hidden group answers byte for byte like a missing one"
+    );
+    assert_eq!(
+        call(Method::POST, "/api/register/groups/secret".to_owned()).await,
+        call(Method::POST, "/api/register/groups/nothing".to_owned()).await
+    );
+    let (status, _) = server
+        .anonymous(Method::GET, "/api/register/groups", None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (status, _) = call(Method::POST, "/api/register/groups/open".to_owned()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "already a member");
+    let (status, body) = call(Method::POST, "/api/register/groups/club".to_owned()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let terms = &mails_to(&smtp, "member@example.org", 1).await[0];
+    assert!(terms.body.contains("Be kind."), "{}", terms.body);
+    let [accept] = tokens(terms).try_into().unwrap();
+    assert_eq!(
+        server.group_count(&user).await,
+        1,
+        "membership waits for the terms"
+    );
+    let (_, page) = server
+        .anonymous(Method::GET, &format!("/tokens/{accept}"), None)
+        .await;
+    assert!(page.contains("Be kind."), "{page}");
+    let (status, page) = server.press(&accept, None).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.group_count(&user).await < 2 {
+        assert!(Instant::now() < deadline, "the membership was never added");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    mails_to(&smtp, "member@example.org", 2).await;
+
+    let (status, body) = call(Method::DELETE, "/api/register/groups/club".to_owned()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.group_count(&user).await > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the membership was never removed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.stop().await;
+}
