@@ -402,16 +402,20 @@ async fn admins_approve_or_decline_confirmed_registrations_and_links_expire() {
         .anonymous(Method::GET, &format!("/tokens/{stale}"), None)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "an expired link is deleted");
+    let mut answers = Vec::new();
     for email in ["dee@example.com", "nobody@example.com"] {
-        let (status, body) = server
-            .anonymous(
-                Method::POST,
-                "/api/register/users/resend",
-                Some(json!({"email": email})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let body = Some(json!({"email": email}));
+        answers.push(
+            server
+                .anonymous(Method::POST, "/api/register/users/resend", body)
+                .await,
+        );
     }
+    assert_eq!(answers[0].0, StatusCode::ACCEPTED, "{}", answers[0].1);
+    assert_eq!(
+        answers[0], answers[1],
+        "a resend tells nothing about the address"
+    );
     let [fresh] = tokens(&mails_to(&smtp, "dee@example.com", 2).await[1])
         .try_into()
         .unwrap();
@@ -539,5 +543,47 @@ async fn hidden_groups_answer_like_missing_ones_and_terms_wait_for_acceptance() 
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submissions_and_link_visits_are_rate_limited_per_address() {
+    let server = Server::start_with(
+        1,
+        Vec::new(),
+        |config| {
+            config.registration.enabled = true;
+            config.registration.requests_per_minute = 3;
+        },
+        Arc::new(SystemClock),
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for n in 0..3 {
+        statuses.push(server.register(&format!("u{n}"), "x", PASSWORD).await.0);
+    }
+    assert_eq!(statuses, [StatusCode::BAD_REQUEST; 3]);
+    let (status, body) = server.register("u9", "u9@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let (status, _) = server
+        .anonymous(Method::GET, "/tokens/anything", None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "token visits share the budget"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_routes_do_not_exist_while_registration_is_off() {
+    let server = Server::start(1).await;
+    let (status, body) = server.register("ada", "ada@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, unknown) = server
+        .anonymous(Method::GET, "/api/no-such-thing", None)
+        .await;
+    assert_eq!(body, unknown, "the same answer as an unknown path");
     server.stop().await;
 }
