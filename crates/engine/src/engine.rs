@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use cadre_domain::{
     Clock, DomainError, Lease, NewProcess, Process, ProcessStatus, ProcessUpdate, State,
-    StepRecord, StepStatus, Store,
+    StepRecord, StepStatus, Store, StoreTransaction,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
@@ -61,6 +61,20 @@ impl Default for EngineConfig {
     }
 }
 
+/// Something to do when a process completes, in the transaction that completes it, so that
+/// what it records (an outbox entry, say) commits with the completion or not at all.
+#[async_trait::async_trait]
+pub trait CompletionHook: Send + Sync {
+    /// Called once for each completed process, with its workflow, final state and the time.
+    async fn completed(
+        &self,
+        txn: &dyn StoreTransaction,
+        workflow: &Workflow,
+        state: &State,
+        now: DateTime<Utc>,
+    ) -> Result<(), DomainError>;
+}
+
 /// A workflow engine over a store.
 #[derive(Clone)]
 pub struct Engine {
@@ -68,6 +82,8 @@ pub struct Engine {
     registry: Arc<Registry>,
     clock: Arc<dyn Clock>,
     config: EngineConfig,
+    /// Run in the transaction of each completion.
+    hooks: Vec<Arc<dyn CompletionHook>>,
     /// Wakes this engine's idle workers when it makes a process runnable; workers elsewhere
     /// find it at their next poll.
     work_available: Arc<tokio::sync::Notify>,
@@ -98,8 +114,16 @@ impl Engine {
             registry: Arc::new(registry),
             clock,
             config,
+            hooks: Vec::new(),
             work_available: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// This engine with `hook` run in the transaction of every process completion.
+    pub fn with_completion_hook(&self, hook: Arc<dyn CompletionHook>) -> Self {
+        let mut engine = self.clone();
+        engine.hooks.push(hook);
+        engine
     }
 
     /// A second handle on this engine that claims processes as worker `worker_id`; it shares the
@@ -381,6 +405,12 @@ impl Engine {
                 }
             };
             let finished = renew.is_none();
+            if update.status == ProcessStatus::Completed {
+                for hook in &self.hooks {
+                    hook.completed(txn.as_ref(), &workflow, &state, update.now)
+                        .await?;
+                }
+            }
             let committed = txn.commit_steps(&lease, &pending, &update, renew).await;
             let Some(renewed) = lost_lease_is_stop(committed)? else {
                 return Ok(());

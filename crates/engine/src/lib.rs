@@ -18,7 +18,7 @@ pub mod testing;
 mod workflow;
 pub mod workflows;
 
-pub use engine::{Engine, EngineConfig, EngineError};
+pub use engine::{CompletionHook, Engine, EngineConfig, EngineError};
 pub use form::{FormError, InputForm};
 pub use step::{
     Condition, FailureKind, Patch, RetryPolicy, Step, StepContext, StepError, StepFn, StepKind,

@@ -9,6 +9,7 @@
 //! only as argon2id hashes; a GET never changes anything.
 
 pub mod delivery;
+mod hooks;
 pub mod mail;
 mod password;
 mod service;
@@ -18,6 +19,7 @@ pub mod testing;
 pub mod tokens;
 mod workflows;
 
+pub use hooks::UserWebhooks;
 pub use password::verify as verify_password;
 pub use service::{
     Joined, PendingView, PublicGroup, Redeemed, Registration, RegistrationError, TokenView, Visitor,

@@ -14,7 +14,7 @@ use serde_json::json;
 use thiserror::Error;
 use uuid::Uuid;
 
-use crate::delivery::{WebhookAction, WebhookCall, mail_message, webhook_message};
+use crate::delivery::mail_message;
 use crate::mail::{MailError, TemplateName, Templates};
 use crate::password;
 use crate::settings::RegistrationSettings;
@@ -603,8 +603,8 @@ impl Registration {
         Ok(())
     }
 
-    /// The mails and webhook calls that announce a completed registration: the approved mail,
-    /// the notification, and the `create_user` webhooks.
+    /// The mails that announce a completed registration: the approved mail and the
+    /// notification (the `create_user` webhooks come from [`crate::UserWebhooks`]).
     fn announcements(
         &self,
         pending: &PendingUser,
@@ -624,24 +624,6 @@ impl Registration {
                 &self.templates.render(TemplateName::Notify, to, &context)?,
                 now,
             ));
-        }
-        for webhook in self
-            .settings
-            .webhooks
-            .iter()
-            .filter(|webhook| webhook.action == WebhookAction::CreateUser)
-        {
-            let call = WebhookCall {
-                name: webhook.name.clone(),
-                url: webhook.url.clone(),
-                body: json!({
-                    "action": "create_user",
-                    "user_id": pending.user_name.as_str(),
-                    "user_name": pending.user_name.as_str(),
-                    "email": email,
-                }),
-            };
-            messages.push(webhook_message(&call, now));
         }
         Ok(messages)
     }

@@ -11,9 +11,9 @@ use cadre_domain::{DomainError, Role, Store, SystemClock, TokenRepository};
 use cadre_engine::{DefinitionError, Engine, EngineConfig, Registry, RetryPolicy};
 use cadre_groups::{LocalVolume, Recovery, WorkflowGroups};
 use cadre_provisioning::Provisioner;
-use cadre_registration::Registration;
 use cadre_registration::delivery::Dispatcher;
 use cadre_registration::mail::{FileMailer, MailError, Mailer, SmtpMailer, Templates};
+use cadre_registration::{Registration, UserWebhooks};
 use cadre_store::SeaStore;
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -104,13 +104,16 @@ fn redact(url: &str) -> String {
 /// The application state for `engine` and `config`: workflow groups keep their files in
 /// `config.files_dir`, up to `config.max_upload_bytes` each; registration mails through
 /// `config.smtp`, or into `config.mail_dir` without one, with the templates of
-/// `config.templates_dir` replacing the bundled ones.
+/// `config.templates_dir` replacing the bundled ones; completed processes that create or
+/// terminate users call the configured webhooks.
 pub fn app_state(engine: Engine, config: &Config) -> Result<AppState, ServeError> {
+    let settings = Arc::new(config.registration.clone());
+    let engine =
+        engine.with_completion_hook(Arc::new(UserWebhooks::new(settings.webhooks.clone())));
     let volume = Arc::new(LocalVolume::new(&config.files_dir));
     let groups = WorkflowGroups::new(engine.clone(), volume, config.max_upload_bytes);
     let provisioner = Provisioner::new(engine.clone());
     let templates = Arc::new(Templates::new(config.templates_dir.as_deref())?);
-    let settings = Arc::new(config.registration.clone());
     let registration = Registration::new(engine.clone(), templates, Arc::clone(&settings));
     let mailer: Arc<dyn Mailer> = match &config.smtp {
         Some(smtp) => Arc::new(SmtpMailer::new(smtp)?),

@@ -183,12 +183,16 @@ async fn flaky_receiver() -> (String, Arc<AtomicU32>, Arc<Mutex<Vec<Value>>>) {
 async fn a_confirmed_registration_becomes_a_user_and_is_announced_by_mail_and_webhook() {
     let smtp = SmtpServer::start();
     let (hook, calls, bodies) = flaky_receiver().await;
-    let webhook = Webhook {
+    let webhook = |action| Webhook {
         name: "directory".to_owned(),
-        action: WebhookAction::CreateUser,
-        url: hook,
+        action,
+        url: hook.clone(),
     };
-    let server = server(&smtp, false, vec![webhook], Arc::new(SystemClock)).await;
+    let webhooks = vec![
+        webhook(WebhookAction::CreateUser),
+        webhook(WebhookAction::DeleteUser),
+    ];
+    let server = server(&smtp, false, webhooks, Arc::new(SystemClock)).await;
 
     // Each invalid field is a 400 that names it.
     for (name, email, password, field) in [
@@ -257,7 +261,7 @@ async fn a_confirmed_registration_becomes_a_user_and_is_announced_by_mail_and_we
     let (status, _) = server.press(&token, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "a link works once");
 
-    server.wait_for_user("ada").await;
+    let ada = server.wait_for_user("ada").await;
     let approved = mails_to(&smtp, "ada@example.com", 2).await;
     assert_eq!(
         approved[0].header("Subject"),
@@ -291,6 +295,25 @@ async fn a_confirmed_registration_becomes_a_user_and_is_announced_by_mail_and_we
         .unwrap();
     assert_eq!(webhook.attempts, 3);
     assert!(webhook.delivered_at.is_some());
+
+    // Terminating the user calls the delete_user webhook.
+    let terminate = server
+        .start_process("terminate_user", json!([{"subscription_id": ada}, {}]))
+        .await;
+    server.wait_for(&terminate, &["completed"]).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while calls.load(Ordering::SeqCst) < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "the delete_user webhook was not called"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deleted = &bodies.lock().await[3];
+    assert_eq!(
+        (&deleted["action"], &deleted["user_name"]),
+        (&json!("delete_user"), &json!("ada"))
+    );
     server.stop().await;
 }
 
