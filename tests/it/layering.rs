@@ -91,6 +91,7 @@ fn the_engine_and_the_layers_on_it_meet_storage_only_through_the_domain() {
         ("cadre-engine", "cadre-forms"),
         ("cadre-groups", "cadre-engine"),
         ("cadre-provisioning", "cadre-engine"),
+        ("cadre-registration", "cadre-engine"),
     ] {
         let dependencies = normal_dependencies(package);
         assert!(
