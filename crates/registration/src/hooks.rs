@@ -1,10 +1,11 @@
 //! Webhooks on users: when a process creates or terminates a User subscription, the
-//! configured webhooks for that action are recorded in the outbox, in the transaction that
-//! completes the process.
+//! configured webhooks for that action, and the `update_user_status` ones (a user's lifecycle
+//! changes only there), are recorded in the outbox, in the transaction that completes the
+//! process.
 
 use async_trait::async_trait;
 use cadre_domain::models::{DomainModel, UserInactive};
-use cadre_domain::{DomainError, ProductType, State, StoreTransaction, Target};
+use cadre_domain::{DomainError, Lifecycle, ProductType, State, StoreTransaction, Target};
 use cadre_engine::{CompletionHook, Workflow};
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -14,7 +15,8 @@ use crate::delivery::{Webhook, WebhookAction, webhook_message};
 use crate::workflows::COMPLETE_REGISTRATION;
 
 /// Calls `create_user` webhooks when a process creates a user (a create workflow, or a
-/// completed registration) and `delete_user` webhooks when one terminates a user.
+/// completed registration), `delete_user` webhooks when one terminates a user, and
+/// `update_user_status` webhooks (with the new lifecycle) on both.
 pub struct UserWebhooks {
     webhooks: Vec<Webhook>,
 }
@@ -38,18 +40,18 @@ impl CompletionHook for UserWebhooks {
         if !workflow.product_types.contains(&ProductType::user()) {
             return Ok(());
         }
-        let action = if workflow.target == Target::Create || workflow.name == COMPLETE_REGISTRATION
-        {
-            WebhookAction::CreateUser
-        } else if workflow.target == Target::Terminate {
-            WebhookAction::DeleteUser
-        } else {
-            return Ok(());
-        };
+        let (action, status) =
+            if workflow.target == Target::Create || workflow.name == COMPLETE_REGISTRATION {
+                (WebhookAction::CreateUser, Lifecycle::Active)
+            } else if workflow.target == Target::Terminate {
+                (WebhookAction::DeleteUser, Lifecycle::Terminated)
+            } else {
+                return Ok(());
+            };
         let webhooks: Vec<&Webhook> = self
             .webhooks
             .iter()
-            .filter(|webhook| webhook.action == action)
+            .filter(|webhook| [action, WebhookAction::UpdateUserStatus].contains(&webhook.action))
             .collect();
         let subscription = state
             .get("subscription_id")
@@ -58,16 +60,19 @@ impl CompletionHook for UserWebhooks {
             return Ok(());
         };
         let user = UserInactive::from_record(txn.load_subscription(subscription).await?)?.user;
-        let body = json!({
-            "action": action,
-            "subscription_id": subscription,
-            "user_id": user.user_id.as_ref().map(|id| id.as_str()),
-            "user_name": user.username.as_ref().map(|name| name.as_str()),
-            "email": user.email.as_ref().map(|email| email.as_str()),
-        });
+        let body = |action: WebhookAction| {
+            json!({
+                "action": action,
+                "subscription_id": subscription,
+                "user_id": user.user_id.as_ref().map(|id| id.as_str()),
+                "user_name": user.username.as_ref().map(|name| name.as_str()),
+                "email": user.email.as_ref().map(|email| email.as_str()),
+                "status": status,
+            })
+        };
         for webhook in webhooks {
-            txn.enqueue(&webhook_message(&webhook.call(body.clone()), now))
-                .await?;
+            let call = webhook.call(body(webhook.action));
+            txn.enqueue(&webhook_message(&call, now)).await?;
         }
         Ok(())
     }

@@ -150,47 +150,67 @@ impl Server {
     }
 }
 
-/// An HTTP receiver that answers 500 to its first two calls and 200 after, keeping the bodies.
-async fn flaky_receiver() -> (String, Arc<AtomicU32>, Arc<Mutex<Vec<Value>>>) {
+/// An HTTP receiver: `/hook` answers 500 to its first two calls and 200 after, `/status`
+/// always 200; both keep the bodies.
+async fn flaky_receiver() -> (
+    String,
+    Arc<AtomicU32>,
+    Arc<Mutex<Vec<Value>>>,
+    Arc<Mutex<Vec<Value>>>,
+) {
     let calls = Arc::new(AtomicU32::new(0));
     let bodies = Arc::new(Mutex::new(Vec::new()));
+    let statuses = Arc::new(Mutex::new(Vec::new()));
     let app = {
+        let statuses = Arc::clone(&statuses);
         let calls = Arc::clone(&calls);
         let bodies = Arc::clone(&bodies);
-        axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
-                let calls = Arc::clone(&calls);
-                let bodies = Arc::clone(&bodies);
-                async move {
-                    bodies.lock().await.push(body);
-                    if calls.fetch_add(1, Ordering::SeqCst) < 2 {
-                        StatusCode::INTERNAL_SERVER_ERROR
-                    } else {
+        axum::Router::new()
+            .route(
+                "/hook",
+                axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+                    let calls = Arc::clone(&calls);
+                    let bodies = Arc::clone(&bodies);
+                    async move {
+                        bodies.lock().await.push(body);
+                        if calls.fetch_add(1, Ordering::SeqCst) < 2 {
+                            StatusCode::INTERNAL_SERVER_ERROR
+                        } else {
+                            StatusCode::OK
+                        }
+                    }
+                }),
+            )
+            .route(
+                "/status",
+                axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+                    let statuses = Arc::clone(&statuses);
+                    async move {
+                        statuses.lock().await.push(body);
                         StatusCode::OK
                     }
-                }
-            }),
-        )
+                }),
+            )
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, calls, bodies)
+    (url, calls, bodies, statuses)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_confirmed_registration_becomes_a_user_and_is_announced_by_mail_and_webhook() {
     let smtp = SmtpServer::start();
-    let (hook, calls, bodies) = flaky_receiver().await;
-    let webhook = |action| Webhook {
+    let (receiver, calls, bodies, statuses) = flaky_receiver().await;
+    let webhook = |action, path: &str| Webhook {
         name: "directory".to_owned(),
         action,
-        url: hook.clone(),
+        url: format!("{receiver}{path}"),
     };
     let webhooks = vec![
-        webhook(WebhookAction::CreateUser),
-        webhook(WebhookAction::DeleteUser),
+        webhook(WebhookAction::CreateUser, "/hook"),
+        webhook(WebhookAction::DeleteUser, "/hook"),
+        webhook(WebhookAction::UpdateUserStatus, "/status"),
     ];
     let server = server(&smtp, false, webhooks, Arc::new(SystemClock)).await;
 
@@ -291,7 +311,7 @@ async fn a_confirmed_registration_becomes_a_user_and_is_announced_by_mail_and_we
     let messages = server.engine.store().list_messages().await.unwrap();
     let webhook = messages
         .iter()
-        .find(|message| message.kind == cadre_domain::OutboxKind::Webhook)
+        .find(|message| message.kind == cadre_domain::OutboxKind::Webhook && message.attempts > 1)
         .unwrap();
     assert_eq!(webhook.attempts, 3);
     assert!(webhook.delivered_at.is_some());
@@ -314,6 +334,21 @@ async fn a_confirmed_registration_becomes_a_user_and_is_announced_by_mail_and_we
         (&deleted["action"], &deleted["user_name"]),
         (&json!("delete_user"), &json!("ada"))
     );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while statuses.lock().await.len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the status webhooks were not called"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen: Vec<Value> = statuses
+        .lock()
+        .await
+        .iter()
+        .map(|body| body["status"].clone())
+        .collect();
+    assert_eq!(seen, [json!("active"), json!("terminated")]);
     server.stop().await;
 }
 
