@@ -583,10 +583,13 @@ impl Engine {
             self.work_available.notify_waiters();
             return Ok(resumed);
         }
-        if !retryable_statuses().contains(&process.status) {
+        let retryable = retryable_statuses();
+        if !retryable.contains(&process.status) {
+            let wanted: Vec<&str> = retryable.iter().map(|status| status.as_str()).collect();
             return Err(DomainError::Conflict(format!(
-                "process {id} is {}: only a suspended, failed or waiting process resumes",
-                process.status
+                "process {id} is {}; this action needs one of: {}",
+                process.status,
+                wanted.join(", ")
             ))
             .into());
         }

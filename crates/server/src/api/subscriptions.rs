@@ -311,10 +311,13 @@ pub async fn subscription_workflows(
         .registry()
         .iter()
         .filter(|workflow| {
-            workflow.target != cadre_domain::Target::Create
-                && workflow
-                    .product_types
-                    .contains(&record.product.product_type)
+            // Create workflows make new subscriptions; tasks are not offered on one.
+            !matches!(
+                workflow.target,
+                cadre_domain::Target::Create | cadre_domain::Target::System
+            ) && workflow
+                .product_types
+                .contains(&record.product.product_type)
         })
         .map(|workflow| SubscriptionWorkflow {
             reason: workflow.refusal(&record),
