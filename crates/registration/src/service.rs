@@ -208,6 +208,16 @@ impl Registration {
         })
     }
 
+    /// What the group mails of `user` and `group` are rendered with.
+    fn membership_context(&self, user: &User, group: &UserGroup) -> serde_json::Value {
+        json!({
+            "user_name": user.user.username.as_str(),
+            "email": user.user.email.as_str(),
+            "site_name": self.settings.site_name,
+            "group_name": group.user_group.name.as_str(),
+        })
+    }
+
     /// Step 1 and 2: validates the submission, keeps a pending user with only a hash of the
     /// password, and mails a confirmation link (through the outbox, in the same transaction).
     /// A name or email that a user or pending user holds is one vague conflict.
@@ -504,12 +514,7 @@ impl Registration {
                 let mail = self.templates.render(
                     TemplateName::GroupTermsAccepted,
                     vec![user.user.email.as_str().to_owned()],
-                    &json!({
-                        "user_name": user.user.username.as_str(),
-                        "email": user.user.email.as_str(),
-                        "site_name": self.settings.site_name,
-                        "group_name": group.user_group.name.as_str(),
-                    }),
+                    &self.membership_context(&user, &group),
                 )?;
                 let txn = self.store().begin().await?;
                 if let Err(error) = used(txn.use_registration_token(token.id).await) {
@@ -731,17 +736,13 @@ impl Registration {
             now,
             Self::ttl(self.settings.terms_ttl),
         )?;
+        let mut context = self.membership_context(&user, &group);
+        context["terms"] = json!(terms);
+        context["accept_url"] = json!(self.link(&issued.plain));
         let mail = self.templates.render(
             TemplateName::GroupTerms,
             vec![user.user.email.as_str().to_owned()],
-            &json!({
-                "user_name": user.user.username.as_str(),
-                "email": user.user.email.as_str(),
-                "site_name": self.settings.site_name,
-                "group_name": group.user_group.name.as_str(),
-                "terms": terms,
-                "accept_url": self.link(&issued.plain),
-            }),
+            &context,
         )?;
         let txn = self.store().begin().await?;
         txn.create_registration_token(&issued.token).await?;
