@@ -272,6 +272,15 @@ pub trait RegistrationRepository: Send + Sync {
     async fn enqueue(&self, message: &OutboxMessage) -> Result<()>;
     /// Up to `limit` messages due at `now`, oldest first.
     async fn due_messages(&self, now: DateTime<Utc>, limit: u64) -> Result<Vec<OutboxMessage>>;
+    /// Claims a due message for one delivery attempt: moves its next attempt from `seen` (what
+    /// the caller read) to `until`, and answers whether this caller won it, so that of several
+    /// dispatchers only one sends it (another takes it again after `until` if this one dies).
+    async fn claim_message(
+        &self,
+        id: Uuid,
+        seen: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool>;
     /// Records an attempt: delivered (`next_attempt_at` and `error` `None`), failed and due
     /// again, or failed for good (`next_attempt_at` `None`, with an error).
     async fn record_attempt(

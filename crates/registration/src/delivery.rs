@@ -116,6 +116,9 @@ impl std::fmt::Debug for Dispatcher {
 }
 
 impl Dispatcher {
+    /// How long a claimed message is left to the dispatcher that claimed it.
+    pub const CLAIM: Duration = Duration::from_secs(300);
+
     /// Messages taken per [`Dispatcher::deliver_due`].
     pub const BATCH: u64 = 100;
     /// How long one webhook call may take.
@@ -153,6 +156,17 @@ impl Dispatcher {
         let mut delivered = 0;
         for message in due {
             let at = self.clock.now();
+            // Another dispatcher may have taken it since it was read.
+            let Some(seen) = message.next_attempt_at else {
+                continue;
+            };
+            if !self
+                .store
+                .claim_message(message.id, seen, later(at, Self::CLAIM))
+                .await?
+            {
+                continue;
+            }
             let attempt = message.attempts.saturating_add(1);
             match self.deliver(&message).await {
                 Ok(()) => {

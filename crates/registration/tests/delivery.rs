@@ -709,3 +709,40 @@ async fn run_delivers_until_shutdown() {
         .expect("run stops on shutdown")
         .unwrap();
 }
+
+#[tokio::test]
+async fn of_two_dispatchers_only_the_one_that_claims_a_message_sends_it() {
+    let store = store().await;
+    let clock = ManualClock::new();
+    let mails = tempfile::tempdir().unwrap();
+    let mailer = Arc::new(FileMailer::new(mails.path()));
+    let dispatcher = |store: &Arc<dyn Store>| {
+        Dispatcher::new(Arc::clone(store), mailer.clone(), clock.clone(), policy(3))
+    };
+    let (first, second) = (dispatcher(&store), dispatcher(&store));
+    let message_ = mail_message(&sample_mail(&["ada@example.org"]), clock.now());
+    store.enqueue(&message_).await.unwrap();
+
+    // Both see it due; the second finds it claimed.
+    let seen = store.due_messages(clock.now(), 10).await.unwrap();
+    assert_eq!(seen.len(), 1);
+    let (a, b) = tokio::join!(first.deliver_due(), second.deliver_due());
+    assert_eq!(a.unwrap() + b.unwrap(), 1, "delivered exactly once");
+    assert_eq!(std::fs::read_dir(mails.path()).unwrap().count(), 1);
+    let stored = message(&store, message_.id).await;
+    assert_eq!(stored.attempts, 1);
+
+    // A claim by a dispatcher that died lapses, and another takes the message.
+    let orphan = mail_message(&sample_mail(&["bob@example.org"]), clock.now());
+    store.enqueue(&orphan).await.unwrap();
+    let until = clock.now() + TimeDelta::seconds(300);
+    assert!(
+        store
+            .claim_message(orphan.id, clock.now(), until)
+            .await
+            .unwrap()
+    );
+    assert_eq!(first.deliver_due().await.unwrap(), 0);
+    clock.advance(301);
+    assert_eq!(first.deliver_due().await.unwrap(), 1);
+}

@@ -315,6 +315,25 @@ impl<C: Conn> RegistrationRepository for Repo<C> {
             .collect()
     }
 
+    async fn claim_message(
+        &self,
+        id: Uuid,
+        seen: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool> {
+        let claimed = outbox::Entity::update_many()
+            .col_expr(
+                outbox::Column::NextAttemptAt,
+                Expr::value(until.fixed_offset()),
+            )
+            .filter(outbox::Column::Id.eq(id))
+            .filter(outbox::Column::NextAttemptAt.eq(seen.fixed_offset()))
+            .exec(&self.conn)
+            .await
+            .map_err(storage_error)?;
+        Ok(claimed.rows_affected == 1)
+    }
+
     async fn record_attempt(
         &self,
         id: Uuid,
