@@ -31,7 +31,7 @@ pub use lifecycle::{Lifecycle, LifecycleError};
 pub use ports::{
     CatalogueRepository, Clock, Customer, CustomerRepository, IdSource, Page, Repositories,
     SortOrder, Store, StoreTransaction, SubscriptionQuery, SubscriptionRepository,
-    SubscriptionSort, SystemClock, UuidV7Source,
+    SubscriptionSnapshot, SubscriptionSort, SystemClock, UuidV7Source,
 };
 pub use process::{
     Lease, NewProcess, Process, ProcessQuery, ProcessRepository, ProcessStatus, ProcessStep,

@@ -15,7 +15,9 @@ use crate::lifecycle::Lifecycle;
 use crate::process::ProcessRepository;
 use crate::provisioning::ProvisioningRepository;
 use crate::registration::RegistrationRepository;
-use crate::subscription::{NewSubscription, SubscriptionRecord, SubscriptionSummary};
+use crate::subscription::{
+    BlockInstance, NewSubscription, SubscriptionRecord, SubscriptionSummary,
+};
 
 /// The time source. Pass one in instead of reading the system clock deep inside.
 pub trait Clock: Send + Sync {
@@ -136,6 +138,32 @@ pub struct Page<T> {
     pub total: u64,
 }
 
+/// What a subscription holds now, without its product and its descriptive columns: the lean
+/// read for comparing many stored subscriptions with what they should be (e.g. a bulk load's
+/// plan). Its blocks are as [`SubscriptionRecord::blocks`] would hold them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionSnapshot {
+    /// The subscription id.
+    pub id: Uuid,
+    /// The product it is an instance of.
+    pub product_id: Uuid,
+    /// Lifecycle state.
+    pub lifecycle: Lifecycle,
+    /// False while a process is working on the subscription.
+    pub insync: bool,
+    /// The version a save of the subscription would have to name.
+    pub version: i64,
+    /// The block instances it owns, in instance id order, with their values and references.
+    pub blocks: Vec<BlockInstance>,
+}
+
+impl SubscriptionSnapshot {
+    /// The first owned instance of `block`, if any.
+    pub fn block(&self, block: &str) -> Option<&BlockInstance> {
+        self.blocks.iter().find(|instance| instance.block == block)
+    }
+}
+
 /// Subscriptions: created, loaded and saved whole, and listed.
 #[async_trait]
 pub trait SubscriptionRepository: Send + Sync {
@@ -161,6 +189,13 @@ pub trait SubscriptionRepository: Send + Sync {
     /// Loads the subscriptions `ids` with everything they own, in id order; ids that do not
     /// exist are left out.
     async fn load_subscriptions(&self, ids: &[Uuid]) -> Result<Vec<SubscriptionRecord>>;
+    /// Snapshots of the subscriptions `ids` (lifecycle, sync flag, version, and the values and
+    /// references of their blocks), in id order; ids that do not exist are left out.
+    ///
+    /// The lean read for comparing many subscriptions: a few narrow queries per several
+    /// thousand ids, and, inside a transaction, nothing remembered for a later save (that
+    /// loads the subscription whole).
+    async fn load_snapshots(&self, ids: &[Uuid]) -> Result<Vec<SubscriptionSnapshot>>;
     /// Inserts complete new subscriptions (rows, block instances, values, references) in few
     /// statements: the batch path of a create workflow, checked like a save (known blocks and
     /// fields, existing reference targets, unique values free).

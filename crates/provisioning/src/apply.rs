@@ -6,8 +6,8 @@ use cadre_domain::models::{
     user_group_description,
 };
 use cadre_domain::{
-    DomainError, Lifecycle, NewSubscription, Product, Repositories, SubscriptionRecord,
-    UuidV7Source,
+    DomainError, Lifecycle, NewSubscription, Product, ProductType, Repositories,
+    SubscriptionRecord, UuidV7Source,
 };
 use chrono::{DateTime, Utc};
 
@@ -181,9 +181,12 @@ pub(crate) async fn apply_batch(
                 UserGroup::try_from(group)?.into_record()
             }
             Action::Remove => {
+                // Only groups are referenced by other subscriptions (users and subgroups).
                 let users = match record.blocks.first() {
-                    Some(block) => repo.subscriptions_using(block.id).await?,
-                    None => Vec::new(),
+                    Some(block) if record.product.product_type == ProductType::user_group() => {
+                        repo.subscriptions_using(block.id).await?
+                    }
+                    _ => Vec::new(),
                 };
                 if !users.is_empty() {
                     let names: Vec<&str> = users

@@ -3,10 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use cadre_domain::models::{DomainModel, UserGroupInactive, UserInactive};
+use cadre_domain::SubscriptionSnapshot;
 use cadre_domain::{
-    BlockRef, DomainError, Email, ExternalId, Lifecycle, Name, ProductType, Repositories,
-    SubscriptionQuery,
+    BlockInstance, BlockRef, DomainError, Email, ExternalId, Lifecycle, Name, ProductType,
+    Repositories, SubscriptionQuery,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -14,9 +14,6 @@ use uuid::Uuid;
 use crate::input::{Mode, UserGroupRow, UserRow};
 use crate::report::{Outcome, RowReport};
 use crate::settings::LoadSettings;
-
-/// Subscriptions loaded per query while planning.
-const LOAD_CHUNK: usize = 1000;
 
 /// One planned write.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,6 +117,38 @@ struct StoredGroup {
     insync: bool,
 }
 
+/// The block of the user and group products, and the fields a load compares.
+const USER_BLOCK: &str = "UserBlock";
+const GROUP_BLOCK: &str = "UserGroupBlock";
+
+/// The instance of `block` a snapshot owns, refusing a subscription without one (as the domain
+/// models do).
+fn owned_block<'a>(
+    snapshot: &'a SubscriptionSnapshot,
+    block: &str,
+) -> Result<&'a BlockInstance, PlanError> {
+    snapshot.block(block).ok_or_else(|| {
+        DomainError::invalid("subscription", format!("{} has no {block}", snapshot.id))
+    })
+}
+
+/// The single value of `field` parsed with `parse`, naming the field on error (as the domain
+/// models do).
+fn parsed<T>(
+    block: &BlockInstance,
+    field: &str,
+    parse: impl FnOnce(&str) -> Result<T, DomainError>,
+) -> Result<Option<T>, PlanError> {
+    block
+        .value(field)
+        .map(|raw| {
+            parse(raw).map_err(|error| {
+                DomainError::invalid(format!("{}.{field}", block.block), error.to_string())
+            })
+        })
+        .transpose()
+}
+
 /// Every live group that has an external id, by id.
 async fn stored_groups(repo: &dyn Repositories) -> Result<HashMap<String, StoredGroup>, PlanError> {
     let listed = repo
@@ -134,40 +163,38 @@ async fn stored_groups(repo: &dyn Repositories) -> Result<HashMap<String, Stored
         .filter(|summary| summary.subscription.lifecycle != Lifecycle::Terminated)
         .map(|summary| summary.subscription.id)
         .collect();
-    let mut groups = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(LOAD_CHUNK) {
-        for record in repo.load_subscriptions(chunk).await? {
-            groups.push(UserGroupInactive::from_record(record)?);
-        }
+    let snapshots = repo.load_snapshots(&ids).await?;
+    let mut groups = Vec::with_capacity(snapshots.len());
+    for snapshot in &snapshots {
+        let block = owned_block(snapshot, GROUP_BLOCK)?;
+        let id = parsed(block, "user_group_id", ExternalId::parse)?;
+        let name = parsed(block, "user_group_name", Name::parse)?;
+        groups.push((snapshot, block, id, name));
     }
-    let id_of: HashMap<Uuid, String> = groups
+    let id_of: HashMap<Uuid, &str> = groups
         .iter()
-        .filter_map(|group| {
-            let id = group.user_group.user_group_id.as_ref()?;
-            Some((group.user_group.instance_id, id.as_str().to_owned()))
-        })
+        .filter_map(|(_, block, id, _)| Some((block.id, id.as_ref()?.as_str())))
         .collect();
     Ok(groups
-        .into_iter()
-        .filter_map(|group| {
-            let block = group.user_group;
-            let id = block.user_group_id?.as_str().to_owned();
-            let name = block.name?;
+        .iter()
+        .filter_map(|(snapshot, block, id, name)| {
+            let id = id.as_ref()?.as_str().to_owned();
+            let name = name.clone()?;
             let parents = block
-                .parent_groups
+                .references("parent_groups")
                 .iter()
-                .filter_map(|parent| id_of.get(&parent.instance_id).cloned())
+                .filter_map(|parent| id_of.get(&parent.instance_id).map(|id| (*id).to_owned()))
                 .collect();
             let stored = StoredGroup {
-                subscription_id: group.subscription.id,
+                subscription_id: snapshot.id,
                 reference: BlockRef {
-                    instance_id: block.instance_id,
-                    owner_subscription_id: group.subscription.id,
+                    instance_id: block.id,
+                    owner_subscription_id: snapshot.id,
                 },
                 name,
                 parents,
-                lifecycle: group.subscription.lifecycle,
-                insync: group.subscription.insync,
+                lifecycle: snapshot.lifecycle,
+                insync: snapshot.insync,
             };
             Some((id, stored))
         })
@@ -187,38 +214,33 @@ struct StoredUser {
     insync: bool,
 }
 
-/// Loads the users `ids` as [`StoredUser`]s by user id, a chunk at a time.
+/// Loads the users `ids` as [`StoredUser`]s by user id, from their snapshots.
 async fn stored_users(
     repo: &dyn Repositories,
     ids: &[Uuid],
     group_ids: &HashMap<Uuid, String>,
     into: &mut HashMap<String, StoredUser>,
 ) -> Result<(), PlanError> {
-    for chunk in ids.chunks(LOAD_CHUNK) {
-        for record in repo.load_subscriptions(chunk).await? {
-            let user = UserInactive::from_record(record)?;
-            let Some(user_id) = user.user.user_id else {
-                continue;
-            };
-            into.insert(
-                user_id.as_str().to_owned(),
-                StoredUser {
-                    subscription_id: user.subscription.id,
-                    firstname: user.user.firstname,
-                    lastname: user.user.lastname,
-                    email: user.user.email,
-                    auth_id: user.user.auth_id,
-                    groups: user
-                        .user
-                        .groups
-                        .iter()
-                        .filter_map(|group| group_ids.get(&group.instance_id).cloned())
-                        .collect(),
-                    lifecycle: user.subscription.lifecycle,
-                    insync: user.subscription.insync,
-                },
-            );
-        }
+    for snapshot in repo.load_snapshots(ids).await? {
+        let block = owned_block(&snapshot, USER_BLOCK)?;
+        let Some(user_id) = parsed(block, "user_id", ExternalId::parse)? else {
+            continue;
+        };
+        let stored = StoredUser {
+            subscription_id: snapshot.id,
+            firstname: parsed(block, "firstname", Name::parse)?,
+            lastname: parsed(block, "lastname", Name::parse)?,
+            email: parsed(block, "email", Email::parse)?,
+            auth_id: block.value("auth_id").map(str::to_owned),
+            groups: block
+                .references("groups")
+                .iter()
+                .filter_map(|group| group_ids.get(&group.instance_id).cloned())
+                .collect(),
+            lifecycle: snapshot.lifecycle,
+            insync: snapshot.insync,
+        };
+        into.insert(user_id.as_str().to_owned(), stored);
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ mod groups;
 mod processes;
 mod provisioning;
 mod registration;
+mod snapshots;
 mod subscriptions;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -58,9 +59,9 @@ pub const POSTGRES_POOL_SIZE: u32 = 32;
 
 /// Opens a connection pool to `url` (`sqlite://…`, `sqlite::memory:` or `postgres://…`).
 ///
-/// SQLite files get WAL journaling and a busy timeout so that readers and the writer do not
-/// block each other; an in-memory database gets a single connection, since every connection
-/// would otherwise see its own empty database.
+/// SQLite files get WAL journaling (synchronous `NORMAL`) and a busy timeout so that readers
+/// and the writer do not block each other; an in-memory database gets a single connection,
+/// since every connection would otherwise see its own empty database.
 pub async fn connect(url: &str) -> Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(url.to_owned());
     options.sqlx_logging(false);
@@ -75,6 +76,10 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection> {
         options.map_sqlx_sqlite_opts(|sqlite| {
             sqlite
                 .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                // In WAL mode, NORMAL syncs at checkpoints instead of every commit: a commit
+                // survives the process crashing; only an OS crash or power loss can lose the
+                // last commits (the database stays consistent).
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
         });

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use cadre_domain::SubscriptionSnapshot;
 use cadre_domain::{
     BlockInstance, BlockRef, BlockRelation, DomainError, IdSource, Lifecycle, NewSubscription,
     Page, Result, SortOrder, Subscription, SubscriptionQuery, SubscriptionRecord,
@@ -37,7 +38,7 @@ const MAX_REMEMBERED: usize = 10_000;
 /// Rows per multi-row insert, well below every backend's bound-parameter limit.
 pub(crate) const INSERT_CHUNK: usize = 500;
 
-fn parse_lifecycle(status: &str) -> Result<Lifecycle> {
+pub(crate) fn parse_lifecycle(status: &str) -> Result<Lifecycle> {
     status
         .parse()
         .map_err(|error: cadre_domain::lifecycle::UnknownLifecycle| {
@@ -274,7 +275,7 @@ async fn write_record(
     ids: &dyn IdSource,
     record: &SubscriptionRecord,
     cached: Option<SubscriptionRecord>,
-    known: HashMap<Uuid, InstanceHome>,
+    known: impl FnOnce() -> HashMap<Uuid, InstanceHome>,
 ) -> Result<SubscriptionRecord> {
     let subscription = &record.subscription;
     let stored = match cached {
@@ -431,7 +432,12 @@ async fn write_record(
             .await
             .map_err(storage_error)?;
     }
-    let new_relations = check_relations(txn, catalogue, &changed_relations, known).await?;
+    // The instances the transaction knows are gathered only when references changed.
+    let new_relations = if changed_relations.is_empty() {
+        Vec::new()
+    } else {
+        check_relations(txn, catalogue, &changed_relations, known()).await?
+    };
     for chunk in new_relations.chunks(INSERT_CHUNK) {
         relations::Entity::insert_many(chunk.to_vec())
             .exec_without_returning(txn)
@@ -749,7 +755,7 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
         let cached = self
             .cached(record.subscription.id)
             .filter(|cached| cached.subscription.version == record.subscription.version);
-        let known = self.known_instances();
+        let known = || self.known_instances();
         let stored = if C::IN_TRANSACTION {
             write_record(
                 &self.conn,
@@ -892,6 +898,12 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
             self.remember(record);
         }
         Ok(records)
+    }
+
+    async fn load_snapshots(&self, ids: &[Uuid]) -> Result<Vec<SubscriptionSnapshot>> {
+        let catalogue = self.catalogue().await?;
+        // Not remembered: a snapshot is not the whole record a save compares with.
+        crate::snapshots::read_snapshots(&self.conn, &catalogue, ids).await
     }
 
     async fn insert_subscriptions(&self, records: &[SubscriptionRecord]) -> Result<()> {

@@ -71,6 +71,82 @@ async fn inserted_subscriptions_load_back_as_they_were_saved() {
 }
 
 #[tokio::test]
+async fn snapshots_hold_what_the_records_hold() {
+    let store = scratch_store().await;
+    let g1 = active_group(&store, "g1", "G1", &[]).await;
+    let r1 = g1.user_group.reference(g1.subscription.id);
+    let g2 = active_group(&store, "g2", "G2", &[r1]).await;
+    let r2 = g2.user_group.reference(g2.subscription.id);
+    let mut records = vec![
+        new_user(&store, "two", &[r2, r1]).await,
+        new_user(&store, "none", &[]).await,
+    ];
+    records[0].blocks[0]
+        .values
+        .insert("auth_id".to_owned(), vec!["sso|2".to_owned()]);
+    store.insert_subscriptions(&records).await.unwrap();
+    // An initial subscription: empty blocks, out of sync.
+    let initial = crate::fixtures::initial_user(&store).await;
+
+    let mut ids: Vec<Uuid> = records.iter().map(|r| r.subscription.id).collect();
+    ids.extend([
+        g1.subscription.id,
+        g2.subscription.id,
+        initial.subscription.id,
+        Uuid::now_v7(),
+    ]);
+    let snapshots = store.load_snapshots(&ids).await.unwrap();
+    let loaded = store.load_subscriptions(&ids).await.unwrap();
+    assert_eq!(snapshots.len(), 5, "a missing id is left out");
+    assert_eq!(snapshots.len(), loaded.len());
+    for (snapshot, record) in snapshots.iter().zip(&loaded) {
+        assert_eq!(snapshot.id, record.subscription.id);
+        assert_eq!(snapshot.product_id, record.subscription.product_id);
+        assert_eq!(snapshot.lifecycle, record.subscription.lifecycle);
+        assert_eq!(snapshot.insync, record.subscription.insync);
+        assert_eq!(snapshot.version, record.subscription.version);
+        assert_eq!(snapshot.blocks, record.blocks);
+    }
+    let two = snapshots
+        .iter()
+        .find(|snapshot| snapshot.id == records[0].subscription.id)
+        .unwrap();
+    assert_eq!(
+        two.block("UserBlock").unwrap().references("groups"),
+        [r2, r1]
+    );
+    assert!(store.load_snapshots(&[]).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_transaction_snapshots_what_it_sees_and_saves_after_loading_whole() {
+    let store = scratch_store().await;
+    let record = new_user(&store, "u1", &[]).await;
+    store
+        .insert_subscriptions(std::slice::from_ref(&record))
+        .await
+        .unwrap();
+    let id = record.subscription.id;
+    let txn = cadre_domain::Store::begin(&store).await.unwrap();
+    let mut loaded = txn.load_subscription(id).await.unwrap();
+    loaded.subscription.note = Some("changed".to_owned());
+    let saved = txn.save_subscription(&loaded).await.unwrap();
+    let snapshot = txn.load_snapshots(&[id]).await.unwrap().pop().unwrap();
+    assert_eq!(
+        snapshot.version, saved.subscription.version,
+        "sees its own writes"
+    );
+    let mut again = txn.load_subscription(id).await.unwrap();
+    assert_eq!(again, saved);
+    again.subscription.note = None;
+    txn.save_subscription(&again).await.unwrap();
+    txn.commit().await.unwrap();
+    let stored = store.load_subscription(id).await.unwrap();
+    assert_eq!(stored.subscription.version, record.subscription.version + 2);
+    assert_eq!(stored.subscription.note, None);
+}
+
+#[tokio::test]
 async fn a_batch_insert_is_checked_like_a_save_and_writes_nothing_when_refused() {
     let store = scratch_store().await;
     provisioned_user(&store, "taken", "taken", "taken@example.com", &[])
