@@ -85,7 +85,10 @@ impl Server {
             base,
             admin,
             user,
-            client: reqwest::Client::new(),
+            client: {
+                cadre_registration::delivery::use_ring_for_tls();
+                reqwest::Client::new()
+            },
             engine,
             _files: files,
             stop: Some(stop),

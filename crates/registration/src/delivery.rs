@@ -316,13 +316,19 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     message
 }
 
-/// The webhook client: rustls over ring (installed as the process's default crypto provider
-/// when there is none yet), the platform's roots, a 10 s timeout, no redirects.
-fn http_client() -> Result<reqwest::Client, String> {
+/// Makes rustls over ring the process's default TLS crypto provider, unless one is set.
+/// reqwest is built without a provider in this workspace (aws-lc-rs needs a C toolchain), so
+/// every process must call this before it builds an HTTP client.
+pub fn use_ring_for_tls() {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         // Losing a race against another installer is fine: then there is a provider.
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
+}
+
+/// The webhook client: rustls over ring, the platform's roots, a 10 s timeout, no redirects.
+fn http_client() -> Result<reqwest::Client, String> {
+    use_ring_for_tls();
     reqwest::Client::builder()
         .timeout(Dispatcher::WEBHOOK_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())

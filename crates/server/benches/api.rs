@@ -243,6 +243,7 @@ async fn main() {
     settle(&database_url).await;
 
     let server = Server::start(&binary, &database_url, &[]);
+    cadre_registration::delivery::use_ring_for_tls();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()

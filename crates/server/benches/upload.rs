@@ -114,6 +114,7 @@ async fn main() {
             ("CADRE_MAX_UPLOAD_BYTES", &limit),
         ],
     );
+    cadre_registration::delivery::use_ring_for_tls();
     let client = reqwest::Client::new();
     server.wait_until_ready(&client).await;
     let response = client
