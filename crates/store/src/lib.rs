@@ -68,11 +68,6 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection> {
     if url.starts_with("postgres") {
         // Room for the API and several engine workers in one process (sqlx's default is 10).
         options.max_connections(POSTGRES_POOL_SIZE);
-        // cadre's statements are short; a parallel plan (a listing's count over many rows)
-        // would take every core for its few milliseconds and stall the requests around it.
-        options.map_sqlx_postgres_opts(|postgres| {
-            postgres.options([("max_parallel_workers_per_gather", "0")])
-        });
     }
     if url.starts_with("sqlite:") {
         if url.contains(":memory:") || url.contains("mode=memory") {
