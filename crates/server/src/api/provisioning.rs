@@ -209,7 +209,7 @@ fn format(params: &LoadParams, headers: &HeaderMap) -> Result<Format, ApiError> 
 /// `admin`, the caller's user, or users behind admin tokens.
 #[utoipa::path(post, path = "/api/provisioning/{kind}", tag = "provisioning",
     security(("bearer" = [])),
-    params(("kind" = KindParam, Path, description = "`users` or `user-groups`"), LoadParams),
+    params(("kind" = inline(KindParam), Path, description = "`users` or `user-groups`"), LoadParams),
     request_body(content = String, description = "The rows: CSV with a header row, a JSON array, or JSON Lines",
         content_type = "text/csv"),
     responses(
