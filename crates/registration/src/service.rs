@@ -757,19 +757,6 @@ impl Registration {
         let user = self.acting_user(user).await?;
         self.start_membership(LEAVE_USER_GROUP, &user, &group).await
     }
-
-    /// The groups whose terms the user was sent and has not accepted yet.
-    pub async fn pending_memberships(&self, user: Uuid) -> Result<Vec<Uuid>, RegistrationError> {
-        let mut groups: Vec<Uuid> = self
-            .store()
-            .terms_tokens_of_user(user)
-            .await?
-            .into_iter()
-            .filter_map(|token| token.group_id)
-            .collect();
-        groups.dedup();
-        Ok(groups)
-    }
 }
 
 fn public(group: &UserGroup) -> PublicGroup {

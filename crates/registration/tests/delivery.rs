@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use cadre_domain::{Clock, OutboxKind, OutboxMessage, Store};
 use cadre_engine::RetryPolicy;
+use cadre_engine::testing::ManualClock;
 use cadre_registration::delivery::{
     Dispatcher, Webhook, WebhookAction, WebhookCall, mail_message, webhook_message,
 };
@@ -17,7 +18,7 @@ use cadre_registration::mail::{
     Templates,
 };
 use cadre_registration::testing::{Parsed, SmtpServer, free_port};
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use chrono::TimeDelta;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
@@ -32,27 +33,6 @@ fn sample_mail(to: &[&str]) -> Mail {
         subject: "Confirm your address".to_owned(),
         text: "Hello Ada,\n\nplease confirm: https://cadre.test/confirm?t=abc\n\nGrüße\n"
             .to_owned(),
-    }
-}
-
-/// A clock the test moves by hand.
-struct ManualClock(Mutex<DateTime<Utc>>);
-
-impl ManualClock {
-    fn new() -> Arc<Self> {
-        Arc::new(Self(Mutex::new(
-            Utc.with_ymd_and_hms(2031, 3, 4, 10, 0, 0).unwrap(),
-        )))
-    }
-
-    fn advance(&self, seconds: i64) {
-        *self.0.lock().unwrap() += TimeDelta::seconds(seconds);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
     }
 }
 
@@ -543,17 +523,17 @@ async fn dispatcher_delivers_mail_and_retries_a_webhook_with_backoff() {
     assert_eq!(receiver.received().len(), 1);
 
     // Second failure: the delay doubles.
-    clock.advance(1);
+    clock.advance(TimeDelta::seconds(1));
     assert_eq!(dispatcher.deliver_due().await.unwrap(), 0);
     let stored = message(&store, webhook.id).await;
     assert_eq!(stored.attempts, 2);
     assert_eq!(stored.next_attempt_at, Some(start + TimeDelta::seconds(3)));
-    clock.advance(1);
+    clock.advance(TimeDelta::seconds(1));
     assert_eq!(dispatcher.deliver_due().await.unwrap(), 0);
     assert_eq!(receiver.received().len(), 2);
 
     // Third attempt: delivered.
-    clock.advance(1);
+    clock.advance(TimeDelta::seconds(1));
     assert_eq!(dispatcher.deliver_due().await.unwrap(), 1);
     let received = receiver.received();
     assert_eq!(received.len(), 3);
@@ -579,7 +559,7 @@ async fn dispatcher_delivers_mail_and_retries_a_webhook_with_backoff() {
     assert_eq!(stored.attempts, 3);
     assert_eq!(stored.delivered_at, Some(start + TimeDelta::seconds(3)));
 
-    clock.advance(3600);
+    clock.advance(TimeDelta::seconds(3600));
     assert_eq!(dispatcher.deliver_due().await.unwrap(), 0);
     assert_eq!(receiver.received().len(), 3);
 }
@@ -612,7 +592,7 @@ async fn a_webhook_that_keeps_failing_is_given_up_with_its_error() {
             stored.next_attempt_at,
             Some(clock.now() + TimeDelta::seconds(wait))
         );
-        clock.advance(wait);
+        clock.advance(TimeDelta::seconds(wait));
     }
     assert_eq!(dispatcher.deliver_due().await.unwrap(), 0);
     let stored = message(&store, message_.id).await;
@@ -623,7 +603,7 @@ async fn a_webhook_that_keeps_failing_is_given_up_with_its_error() {
     assert!(error.contains("gone"), "{error}");
     assert!(error.to_lowercase().contains("refused"), "{error}");
 
-    clock.advance(24 * 3600);
+    clock.advance(TimeDelta::seconds(24 * 3600));
     assert!(
         store
             .due_messages(clock.now(), 100)
@@ -743,6 +723,6 @@ async fn of_two_dispatchers_only_the_one_that_claims_a_message_sends_it() {
             .unwrap()
     );
     assert_eq!(first.deliver_due().await.unwrap(), 0);
-    clock.advance(301);
+    clock.advance(TimeDelta::seconds(301));
     assert_eq!(first.deliver_due().await.unwrap(), 1);
 }
