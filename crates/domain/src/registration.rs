@@ -268,6 +268,8 @@ pub trait RegistrationRepository: Send + Sync {
         password_hash: &str,
         at: DateTime<Utc>,
     ) -> Result<()>;
+    /// The password hash kept for User subscription `user_id`, if any.
+    async fn credentials(&self, user_id: Uuid) -> Result<Option<String>>;
     /// Records a message to deliver.
     async fn enqueue(&self, message: &OutboxMessage) -> Result<()>;
     /// Up to `limit` messages due at `now`, oldest first.

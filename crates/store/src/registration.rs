@@ -284,6 +284,14 @@ impl<C: Conn> RegistrationRepository for Repo<C> {
         Ok(())
     }
 
+    async fn credentials(&self, user_id: Uuid) -> Result<Option<String>> {
+        Ok(user_credentials::Entity::find_by_id(user_id)
+            .one(&self.conn)
+            .await
+            .map_err(storage_error)?
+            .map(|row| row.password_hash))
+    }
+
     async fn enqueue(&self, message: &OutboxMessage) -> Result<()> {
         outbox::Entity::insert(outbox::ActiveModel {
             id: Set(message.id),

@@ -290,6 +290,20 @@ async fn a_confirmed_registration_becomes_a_user_and_is_announced_by_mail_and_we
     assert_eq!(approved[1].header("Subject"), "Welcome to cadre");
     let notified = &mails_to(&smtp, "notify@example.com", 1).await[0];
     assert_eq!(notified.header("Subject"), "ada registered at cadre");
+    // The approved mail is recorded with the hash, in the registration's last step.
+    let hash = server
+        .engine
+        .store()
+        .credentials(ada.parse().unwrap())
+        .await
+        .unwrap()
+        .expect("the password hash moved to the user");
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(cadre_registration::verify_password(PASSWORD, &hash));
+    assert!(!cadre_registration::verify_password(
+        "another password",
+        &hash
+    ));
     let (status, _) = server.get("/api/register/users/ada").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "no longer pending");
     let (status, _) = server.register("ada", "new@example.com", PASSWORD).await;

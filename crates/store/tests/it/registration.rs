@@ -187,6 +187,15 @@ async fn terms_tokens_are_found_and_cleared_per_user_and_group() {
         .store_credentials(user.subscription.id, "hash-2", now())
         .await
         .unwrap();
+    assert_eq!(
+        store
+            .credentials(user.subscription.id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("hash-2"),
+        "a second store replaces the hash"
+    );
 }
 
 #[tokio::test]
