@@ -454,3 +454,70 @@ async fn a_provisioned_user_is_stored_like_one_the_create_workflow_makes() {
     };
     assert_eq!(shape(&a), shape(&b));
 }
+
+#[tokio::test]
+async fn an_incremental_group_load_upserts_removes_and_fails_rows_it_cannot_write() {
+    let harness = Harness::new().await;
+    let rows = groups_csv(
+        "user_group_id,user_group_name,parent_user_groups\nkeep,Keep,\ngone,Gone,\ntaken,Taken,\n",
+        Mode::Full,
+    );
+    harness
+        .load_groups(&rows, LoadSettings::new(Mode::Full))
+        .await;
+    let rows = groups_csv(
+        "user_group_id,user_group_name,parent_user_groups,is_active\n\
+         gone,,,false\n\
+         orphan,Orphan,nowhere,true\n\
+         child,Child,orphan,true\n\
+         clash,Taken,,true\n\
+         fresh,Fresh,keep,true\n\
+         never,,,false\n",
+        Mode::Incremental,
+    );
+    let report = harness
+        .load_groups(&rows, LoadSettings::new(Mode::Incremental))
+        .await;
+    assert_eq!(report.status, ProcessStatus::Completed, "{report:?}");
+    assert_eq!(
+        outcomes(&report.rows),
+        pairs(&[
+            ("child", Outcome::Failed),
+            ("clash", Outcome::Failed),
+            ("fresh", Outcome::Created),
+            ("gone", Outcome::Removed),
+            ("never", Outcome::Unchanged),
+            ("orphan", Outcome::Failed),
+        ])
+    );
+    let reason = |id: &str| {
+        report
+            .rows
+            .iter()
+            .find(|row| row.id == id)
+            .and_then(|row| row.reason.clone())
+            .unwrap()
+    };
+    assert!(
+        reason("orphan").contains("does not exist"),
+        "{}",
+        reason("orphan")
+    );
+    assert!(
+        reason("child").contains("could not be written"),
+        "{}",
+        reason("child")
+    );
+    assert!(
+        reason("clash").contains("another group has this name"),
+        "{}",
+        reason("clash")
+    );
+    let groups = harness.live_groups().await;
+    assert_eq!(
+        groups.keys().collect::<Vec<_>>(),
+        ["fresh", "keep", "taken"],
+        "absent groups are untouched"
+    );
+    assert_eq!(groups["fresh"].parents, ["keep"]);
+}
