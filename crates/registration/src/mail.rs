@@ -246,11 +246,6 @@ impl FileMailer {
         })
     }
 
-    /// The directory the mails go to.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// The file the mail of outbox message `message_id` is written to.
     pub fn path_of(&self, message_id: Uuid) -> PathBuf {
         self.dir.join(format!("{message_id}.eml"))
