@@ -17,8 +17,9 @@ use cadre_domain::{
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, LikeExpr, NullOrdering, Query};
 use sea_orm::{
     ActiveValue::{NotSet, Set, Unchanged},
-    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, JoinType, Order, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionSession,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, JoinType, Order,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Statement,
+    TransactionSession,
 };
 use uuid::Uuid;
 
@@ -27,6 +28,7 @@ use crate::entities::{
     subscription_instance_relations as relations, subscription_instance_values as values,
     subscription_instances as instances, subscriptions,
 };
+use crate::totals::{Counted, Remembered};
 use crate::{Conn, Repo, storage_error};
 
 /// Records read or written inside one transaction, by subscription id.
@@ -835,26 +837,28 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
             query.lifecycle,
             query.text.as_deref().map(str::to_ascii_lowercase),
         );
-        let remembered = if C::IN_TRANSACTION {
+        let total = if unpaged {
             None
+        } else if C::IN_TRANSACTION {
+            Some(count_matching(&self.conn, &select).await?.total)
         } else {
-            self.totals.get(&key)
-        };
-        let total = match (unpaged, remembered) {
-            (true, _) => None,
-            (false, Some(total)) => Some(total),
-            (false, None) => {
-                let generation = self.totals.generation();
-                let total = select
-                    .clone()
-                    .count(&self.conn)
-                    .await
-                    .map_err(storage_error)?;
-                if !C::IN_TRANSACTION {
-                    self.totals.put(key, generation, total);
+            let generation = self.totals.generation();
+            let total = match self.totals.get(&key) {
+                Remembered::Total(total) => total,
+                Remembered::Expired { total, snapshot }
+                    if current_snapshot(&self.conn).await?.as_ref() == Some(&snapshot) =>
+                {
+                    self.totals.renew(&key, generation);
+                    total
                 }
-                Some(total)
-            }
+                Remembered::Expired { .. } | Remembered::Unknown => {
+                    let counted = count_matching(&self.conn, &select).await?;
+                    let total = counted.total;
+                    self.totals.put(key, generation, counted);
+                    total
+                }
+            };
+            Some(total)
         };
 
         let order = match query.order {
@@ -981,6 +985,61 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
 struct UniqueValueRow {
     unique_value: String,
     subscription_id: Uuid,
+}
+
+/// The database's current MVCC snapshot, where it has one (PostgreSQL): equal snapshots see
+/// the same committed rows.
+async fn current_snapshot(conn: &impl ConnectionTrait) -> Result<Option<String>> {
+    if conn.get_database_backend() != DbBackend::Postgres {
+        return Ok(None);
+    }
+    let statement = Statement::from_string(
+        DbBackend::Postgres,
+        "SELECT pg_current_snapshot()::text AS snapshot",
+    );
+    let row = conn.query_one_raw(statement).await.map_err(storage_error)?;
+    row.map(|row| row.try_get::<String>("", "snapshot"))
+        .transpose()
+        .map_err(storage_error)
+}
+
+/// Counts the rows `select` matches; on PostgreSQL in the same statement as the snapshot the
+/// count saw.
+async fn count_matching(
+    conn: &impl ConnectionTrait,
+    select: &Select<subscriptions::Entity>,
+) -> Result<Counted> {
+    let backend = conn.get_database_backend();
+    if backend != DbBackend::Postgres {
+        let total = select.clone().count(conn).await.map_err(storage_error)?;
+        return Ok(Counted {
+            total,
+            snapshot: None,
+        });
+    }
+    let inner = select
+        .clone()
+        .select_only()
+        .column(subscriptions::Column::Id)
+        .build(backend);
+    let statement = Statement::from_sql_and_values(
+        backend,
+        format!(
+            "SELECT pg_current_snapshot()::text AS snapshot, COUNT(*) AS total FROM ({}) AS matching",
+            inner.sql
+        ),
+        inner.values.map(|values| values.0).unwrap_or_default(),
+    );
+    let row = conn
+        .query_one_raw(statement)
+        .await
+        .map_err(storage_error)?
+        .ok_or_else(|| DomainError::Storage("a count returned no row".to_owned()))?;
+    let total: i64 = row.try_get("", "total").map_err(storage_error)?;
+    Ok(Counted {
+        total: u64::try_from(total).unwrap_or_default(),
+        snapshot: Some(row.try_get("", "snapshot").map_err(storage_error)?),
+    })
 }
 
 fn summary(catalogue: &Catalogue, row: subscriptions::Model) -> Result<SubscriptionSummary> {

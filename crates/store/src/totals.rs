@@ -7,6 +7,11 @@
 //! about a second later. When a total expires, one caller counts again while the others keep
 //! using the expired total, so a busy filter is never counted by many requests at once.
 //! Transactions always count afresh.
+//!
+//! On PostgreSQL a total also remembers the MVCC snapshot it was counted in
+//! (`pg_current_snapshot()`). Two equal snapshots see exactly the same committed rows, so an
+//! expired total whose snapshot is still current is renewed without counting: while nothing
+//! commits, a filter is counted once, however long it is listed.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,12 +29,38 @@ const MAX_ENTRIES: usize = 1024;
 /// The filter a total was counted for: product type, lifecycle, lowercased text.
 pub(crate) type TotalKey = (Option<ProductType>, Option<Lifecycle>, Option<String>);
 
+/// A counted total and the database snapshot it was counted in, where the backend has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Counted {
+    /// The number of matching rows.
+    pub total: u64,
+    /// The snapshot the count saw (PostgreSQL), or `None`.
+    pub snapshot: Option<String>,
+}
+
 struct Entry {
     generation: u64,
     counted_at: Instant,
-    total: u64,
+    counted: Counted,
     /// A caller is counting this filter again.
     refreshing: bool,
+}
+
+/// What a store remembers of a filter's total.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Remembered {
+    /// Use this total.
+    Total(u64),
+    /// The total counted in this snapshot has expired: if the snapshot is still current, use
+    /// `total` and [`ListingTotals::renew`] it; otherwise count and [`ListingTotals::put`].
+    Expired {
+        /// The expired total.
+        total: u64,
+        /// The snapshot it was counted in.
+        snapshot: String,
+    },
+    /// Count, then [`ListingTotals::put`].
+    Unknown,
 }
 
 /// The totals a store counted recently.
@@ -46,25 +77,36 @@ impl ListingTotals {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// The remembered total for `key`, if counted since the last write: within the TTL, or
-    /// past it while another caller counts again. `None` means: count, then [`Self::put`].
-    pub(crate) fn get(&self, key: &TotalKey) -> Option<u64> {
+    /// What is remembered of `key` since the last write: a total within the TTL, or past it
+    /// while another caller counts again; an expired total with its snapshot; or nothing. The
+    /// caller that gets `Expired` or `Unknown` for a remembered filter is the one that
+    /// refreshes it.
+    pub(crate) fn get(&self, key: &TotalKey) -> Remembered {
         let generation = self.generation();
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = entries
+        let Some(entry) = entries
             .get_mut(key)
-            .filter(|entry| entry.generation == generation)?;
+            .filter(|entry| entry.generation == generation)
+        else {
+            return Remembered::Unknown;
+        };
         let age = entry.counted_at.elapsed();
         // A refresh that has not finished in ten TTLs failed; the next caller tries again.
         if age < TOTAL_TTL || (entry.refreshing && age < TOTAL_TTL * 10) {
-            return Some(entry.total);
+            return Remembered::Total(entry.counted.total);
         }
         entry.refreshing = true;
-        None
+        match &entry.counted.snapshot {
+            Some(snapshot) => Remembered::Expired {
+                total: entry.counted.total,
+                snapshot: snapshot.clone(),
+            },
+            None => Remembered::Unknown,
+        }
     }
 
-    /// Remembers `total` for `key`, counted at `generation`.
-    pub(crate) fn put(&self, key: TotalKey, generation: u64, total: u64) {
+    /// Remembers `counted` for `key`, counted at `generation`.
+    pub(crate) fn put(&self, key: TotalKey, generation: u64, counted: Counted) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
@@ -74,10 +116,22 @@ impl ListingTotals {
             Entry {
                 generation,
                 counted_at: Instant::now(),
-                total,
+                counted,
                 refreshing: false,
             },
         );
+    }
+
+    /// Restarts the TTL of `key`'s total, found still current at `generation`.
+    pub(crate) fn renew(&self, key: &TotalKey, generation: u64) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = entries
+            .get_mut(key)
+            .filter(|entry| entry.generation == generation)
+        {
+            entry.counted_at = Instant::now();
+            entry.refreshing = false;
+        }
     }
 
     /// Forgets every total: a write committed.
@@ -90,47 +144,94 @@ impl ListingTotals {
 mod tests {
     use super::*;
 
+    fn counted(total: u64, snapshot: Option<&str>) -> Counted {
+        Counted {
+            total,
+            snapshot: snapshot.map(str::to_owned),
+        }
+    }
+
+    fn expire(totals: &ListingTotals, key: &TotalKey) {
+        if let Some(entry) = totals
+            .entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(key)
+        {
+            entry.counted_at -= TOTAL_TTL;
+        }
+    }
+
     #[test]
     fn a_total_is_reused_until_a_write_commits() {
         let totals = ListingTotals::default();
         let key: TotalKey = (Some(ProductType::user()), Some(Lifecycle::Active), None);
-        assert_eq!(totals.get(&key), None);
-        totals.put(key.clone(), totals.generation(), 7);
-        assert_eq!(totals.get(&key), Some(7));
+        assert_eq!(totals.get(&key), Remembered::Unknown);
+        totals.put(key.clone(), totals.generation(), counted(7, Some("1:1:")));
+        assert_eq!(totals.get(&key), Remembered::Total(7));
         totals.invalidate();
-        assert_eq!(totals.get(&key), None);
+        assert_eq!(totals.get(&key), Remembered::Unknown);
     }
 
     #[test]
     fn an_expired_total_is_counted_again_by_one_caller_at_a_time() {
         let totals = ListingTotals::default();
         let key: TotalKey = (None, Some(Lifecycle::Active), None);
-        totals.put(key.clone(), totals.generation(), 5);
-        if let Some(entry) = totals
-            .entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_mut(&key)
-        {
-            entry.counted_at -= TOTAL_TTL;
-        }
-        assert_eq!(totals.get(&key), None, "the first caller counts again");
+        totals.put(key.clone(), totals.generation(), counted(5, None));
+        expire(&totals, &key);
         assert_eq!(
             totals.get(&key),
-            Some(5),
+            Remembered::Unknown,
+            "the first caller counts"
+        );
+        assert_eq!(
+            totals.get(&key),
+            Remembered::Total(5),
             "the others reuse the total meanwhile"
         );
-        totals.put(key.clone(), totals.generation(), 6);
-        assert_eq!(totals.get(&key), Some(6));
+        totals.put(key.clone(), totals.generation(), counted(6, None));
+        assert_eq!(totals.get(&key), Remembered::Total(6));
     }
 
     #[test]
-    fn a_total_counted_while_a_write_committed_is_not_reused() {
+    fn an_expired_total_with_a_snapshot_is_checked_and_renewed() {
+        let totals = ListingTotals::default();
+        let key: TotalKey = (None, None, None);
+        totals.put(
+            key.clone(),
+            totals.generation(),
+            counted(9, Some("10:12:10")),
+        );
+        expire(&totals, &key);
+        assert_eq!(
+            totals.get(&key),
+            Remembered::Expired {
+                total: 9,
+                snapshot: "10:12:10".to_owned()
+            }
+        );
+        assert_eq!(totals.get(&key), Remembered::Total(9), "meanwhile");
+        totals.renew(&key, totals.generation());
+        assert_eq!(totals.get(&key), Remembered::Total(9));
+        expire(&totals, &key);
+        assert!(matches!(totals.get(&key), Remembered::Expired { .. }));
+    }
+
+    #[test]
+    fn a_total_counted_or_renewed_while_a_write_committed_is_not_reused() {
         let totals = ListingTotals::default();
         let key: TotalKey = (None, None, Some("ada".to_owned()));
         let before = totals.generation();
         totals.invalidate();
-        totals.put(key.clone(), before, 3);
-        assert_eq!(totals.get(&key), None);
+        totals.put(key.clone(), before, counted(3, None));
+        assert_eq!(totals.get(&key), Remembered::Unknown);
+
+        totals.put(key.clone(), totals.generation(), counted(3, Some("1:1:")));
+        expire(&totals, &key);
+        let checked_at = totals.generation();
+        assert!(matches!(totals.get(&key), Remembered::Expired { .. }));
+        totals.invalidate();
+        totals.renew(&key, checked_at);
+        assert_eq!(totals.get(&key), Remembered::Unknown);
     }
 }

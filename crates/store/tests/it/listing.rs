@@ -171,3 +171,34 @@ async fn a_paged_total_counts_writes_of_this_store_at_once() {
     txn.commit().await.unwrap();
     assert_eq!(store.list_subscriptions(&query).await.unwrap().total, 3);
 }
+
+#[tokio::test]
+async fn a_paged_total_sees_another_stores_writes_once_its_second_is_up() {
+    let url = cadre_store::testing::scratch_url().await;
+    let (here, elsewhere) = (
+        cadre_store::testing::store_at(&url).await,
+        cadre_store::testing::store_at(&url).await,
+    );
+    let query = SubscriptionQuery {
+        product_type: Some(ProductType::user_group()),
+        limit: Some(1),
+        ..SubscriptionQuery::default()
+    };
+    active_group(&here, "alpha", "Alpha", &[]).await;
+    let total = || async { here.list_subscriptions(&query).await.unwrap().total };
+    assert_eq!(total().await, 1);
+
+    // Nothing commits for longer than a remembered total lives: the total stays right (on
+    // PostgreSQL it is renewed without counting, its snapshot being still current).
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(total().await, 1);
+
+    // Another store (another process) writes: this one sees it within a second.
+    initial_group(&elsewhere, "Draft").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(total().await, 2, "an expired total is counted again");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    initial_group(&elsewhere, "Second draft").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(total().await, 3, "a renewed total is checked again");
+}
