@@ -14,6 +14,7 @@ mod m20261124_000004_api_tokens;
 mod m20261201_000005_workflow_groups;
 mod m20261201_000006_provisioning;
 mod m20261201_000007_registration;
+mod m20261201_000008_load_fingerprints;
 
 pub mod demo;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000005_workflow_groups::Migration),
             Box::new(m20261201_000006_provisioning::Migration),
             Box::new(m20261201_000007_registration::Migration),
+            Box::new(m20261201_000008_load_fingerprints::Migration),
         ]
     }
 }

@@ -37,7 +37,9 @@ pub use process::{
     Lease, NewProcess, Process, ProcessQuery, ProcessRepository, ProcessStatus, ProcessStep,
     ProcessUpdate, State, StepRecord, StepStatus, Target,
 };
-pub use provisioning::{ChunkPart, LoadChunk, ProvisioningRepository};
+pub use provisioning::{
+    ChunkPart, LoadChunk, ProvisionedMark, ProvisionedSubscription, ProvisioningRepository, Written,
+};
 pub use registration::{
     OutboxKind, OutboxMessage, PendingUser, RegistrationRepository, RegistrationToken,
     TokenOperation, UserName,

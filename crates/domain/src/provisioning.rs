@@ -1,6 +1,6 @@
-//! The port of bulk provisioning: which subscriptions loads manage, and the durable parts of a
-//! load (its input and its planned batches), stored as JSON chunks so that an interrupted load
-//! resumes where it stopped.
+//! The port of bulk provisioning: which subscriptions loads manage (and what each load last
+//! wrote to them), and the durable parts of a load (its input and its planned batches), stored
+//! as JSON chunks so that an interrupted load resumes where it stopped.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::catalogue::ProductType;
 use crate::error::Result;
+use crate::lifecycle::Lifecycle;
 
 /// Which part of a load a chunk belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +43,42 @@ pub struct LoadChunk {
     pub report: Option<Value>,
 }
 
+/// What a load wrote to a subscription: the object's external id and a digest of the fields
+/// loads compare. While the subscription is unchanged, a later load compares digests instead of
+/// reading the subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The external id of the user or group.
+    pub external_id: String,
+    /// The digest of the compared fields; opaque to the store.
+    pub fingerprint: String,
+}
+
+/// Marks a subscription as managed by loads, as a load leaves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisionedMark {
+    /// The subscription.
+    pub subscription_id: Uuid,
+    /// Its version once the load has written it.
+    pub version: i64,
+    /// What the load wrote, if later loads may compare it instead of the subscription.
+    pub written: Option<Written>,
+}
+
+/// A live subscription that loads manage, as it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisionedSubscription {
+    /// The subscription.
+    pub subscription_id: Uuid,
+    /// Its lifecycle state.
+    pub lifecycle: Lifecycle,
+    /// Whether no process holds it.
+    pub insync: bool,
+    /// What the last load wrote, only while the subscription is still at the version that load
+    /// left (any later save makes it `None`).
+    pub written: Option<Written>,
+}
+
 /// Storage for bulk provisioning loads.
 #[async_trait]
 pub trait ProvisioningRepository: Send + Sync {
@@ -70,7 +107,11 @@ pub trait ProvisioningRepository: Send + Sync {
         report: &Value,
     ) -> Result<()>;
     /// The live (not terminated) subscriptions of `product_type` that loads manage.
-    async fn provisioned_subscriptions(&self, product_type: &ProductType) -> Result<Vec<Uuid>>;
-    /// Marks subscriptions `ids` as managed by loads (marking twice is harmless).
-    async fn mark_provisioned(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<()>;
+    async fn provisioned_subscriptions(
+        &self,
+        product_type: &ProductType,
+    ) -> Result<Vec<ProvisionedSubscription>>;
+    /// Marks subscriptions as managed by loads; a subscription marked again takes the new
+    /// version and what was written.
+    async fn mark_provisioned(&self, marks: &[ProvisionedMark], now: DateTime<Utc>) -> Result<()>;
 }

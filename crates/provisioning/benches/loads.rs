@@ -852,12 +852,14 @@ async fn orchestrate(sizes: Sizes) {
     let first = child("load", &load_url);
     let again = child("reload", &load_url);
     check_same_rows(&raw_url, &load_url, &sizes).await;
-    remove_database(&raw_url);
-    remove_database(&load_url);
+    let keep = std::env::var("BENCH_KEEP_DB").is_ok_and(|keep| keep == "1");
+    if !keep {
+        remove_database(&raw_url);
+        remove_database(&load_url);
+    }
     let seed_url = fresh_database(server.as_deref()).await;
     let seed = child("seed", &seed_url);
     let incremental = child("incremental", &seed_url);
-    let keep = std::env::var("BENCH_KEEP_DB").is_ok_and(|keep| keep == "1");
     if keep {
         eprintln!("kept {raw_url}, {load_url} and {seed_url}");
     } else {

@@ -6,8 +6,8 @@ use cadre_domain::models::{
     user_group_description,
 };
 use cadre_domain::{
-    DomainError, Lifecycle, NewSubscription, Product, ProductType, Repositories,
-    SubscriptionRecord, UuidV7Source,
+    DomainError, Lifecycle, NewSubscription, Product, ProductType, ProvisionedMark, Repositories,
+    SubscriptionRecord, UuidV7Source, Written,
 };
 use chrono::{DateTime, Utc};
 
@@ -51,6 +51,23 @@ fn set_group(group: &mut UserGroupInactive, fields: &GroupFields) {
     group.user_group.parent_groups = fields.parents.clone();
 }
 
+/// The mark of a subscription `change` leaves as `record`: users carry what was written, so that
+/// the next load can compare it instead of reading the user.
+fn mark(change: &Change, record: &SubscriptionRecord) -> ProvisionedMark {
+    let written = match &change.action {
+        Action::CreateUser(fields) | Action::UpdateUser(fields) => Some(Written {
+            external_id: change.id.clone(),
+            fingerprint: fields.fingerprint(),
+        }),
+        _ => None,
+    };
+    ProvisionedMark {
+        subscription_id: record.subscription.id,
+        version: record.subscription.version,
+        written,
+    }
+}
+
 fn new_record(product: &Product, customer_id: Uuid, id: Uuid) -> SubscriptionRecord {
     SubscriptionRecord::initial(
         NewSubscription {
@@ -74,6 +91,9 @@ pub(crate) async fn apply_batch(
     now: DateTime<Utc>,
 ) -> Result<Vec<RowReport>, DomainError> {
     let mut creates = Vec::new();
+    // Groups a user load adds for its users (changes without a row) are not the load's to
+    // manage: a group load that does not list them leaves them alone.
+    let mut marks = Vec::new();
     for change in changes {
         match &change.action {
             Action::CreateUser(fields) => {
@@ -88,7 +108,7 @@ pub(crate) async fn apply_batch(
                 let mut user = user.into_provisioning(now)?;
                 user.subscription.change_lifecycle(Lifecycle::Active, now)?;
                 user.subscription.insync = true;
-                creates.push((change.row, user.into_record()));
+                creates.push((change, user.into_record()));
             }
             Action::CreateGroup {
                 instance_id,
@@ -107,19 +127,18 @@ pub(crate) async fn apply_batch(
                     .subscription
                     .change_lifecycle(Lifecycle::Active, now)?;
                 group.subscription.insync = true;
-                creates.push((change.row, group.into_record()));
+                creates.push((change, group.into_record()));
             }
             _ => {}
         }
     }
     // Creates first: later changes of the batch may refer to the groups among them.
-    // Groups a user load adds for its users are not the load's to manage: a group load that
-    // does not list them leaves them alone.
-    let mut managed: Vec<Uuid> = creates
-        .iter()
-        .filter(|(row, _)| row.is_some())
-        .map(|(_, record)| record.subscription.id)
-        .collect();
+    marks.extend(
+        creates
+            .iter()
+            .filter(|(change, _)| change.row.is_some())
+            .map(|(change, record)| mark(change, record)),
+    );
     let creates: Vec<SubscriptionRecord> = creates.into_iter().map(|(_, record)| record).collect();
     repo.insert_subscriptions(&creates).await?;
 
@@ -209,12 +228,12 @@ pub(crate) async fn apply_batch(
             }
             Action::CreateUser(_) | Action::CreateGroup { .. } => continue,
         };
-        repo.save_subscription(&saved).await?;
+        let saved = repo.save_subscription(&saved).await?;
         if !matches!(change.action, Action::Remove) {
-            managed.push(change.subscription_id);
+            marks.push(mark(change, &saved));
         }
         reports.push(report(change.action.outcome()));
     }
-    repo.mark_provisioned(&managed, now).await?;
+    repo.mark_provisioned(&marks, now).await?;
     Ok(reports)
 }

@@ -9,6 +9,7 @@ use cadre_domain::{
     Repositories, SubscriptionQuery,
 };
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::input::{Mode, UserGroupRow, UserRow};
@@ -201,24 +202,67 @@ async fn stored_groups(repo: &dyn Repositories) -> Result<HashMap<String, Stored
         .collect())
 }
 
-/// A live user as stored, with what a load compares.
+/// A live user as stored, with the digest of what a load compares.
 #[derive(Debug, Clone)]
 struct StoredUser {
     subscription_id: Uuid,
-    firstname: Option<Name>,
-    lastname: Option<Name>,
-    email: Option<Email>,
-    auth_id: Option<String>,
-    groups: BTreeSet<String>,
+    fingerprint: String,
     lifecycle: Lifecycle,
     insync: bool,
 }
 
-/// Loads the users `ids` as [`StoredUser`]s by user id, from their snapshots.
+/// The digest of the fields a user load compares: the names, the email, the auth id and the
+/// set of group instances. A load records it with each user it writes, so that the next load
+/// can tell an unchanged user without reading it.
+fn user_fingerprint(
+    firstname: Option<&Name>,
+    lastname: Option<&Name>,
+    email: Option<&Email>,
+    auth_id: Option<&str>,
+    groups: impl IntoIterator<Item = Uuid>,
+) -> String {
+    // An unambiguous encoding: options tagged, strings length-prefixed, then the sorted ids.
+    let mut hasher = Sha256::new();
+    for field in [
+        firstname.map(Name::as_str),
+        lastname.map(Name::as_str),
+        email.map(Email::as_str),
+        auth_id,
+    ] {
+        match field {
+            Some(text) => {
+                hasher.update([1]);
+                hasher.update((text.len() as u64).to_le_bytes());
+                hasher.update(text.as_bytes());
+            }
+            None => hasher.update([0]),
+        }
+    }
+    for group in groups.into_iter().collect::<BTreeSet<Uuid>>() {
+        hasher.update(group.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
+impl UserFields {
+    /// The digest of the fields, as [`user_fingerprint`].
+    pub fn fingerprint(&self) -> String {
+        user_fingerprint(
+            self.firstname.as_ref(),
+            self.lastname.as_ref(),
+            Some(&self.email),
+            self.auth_id.as_deref(),
+            self.groups.iter().map(|group| group.instance_id),
+        )
+    }
+}
+
+/// Loads the users `ids` by user id, from their snapshots; references to groups that are not
+/// live (not in `live_groups`) are left out of the digest.
 async fn stored_users(
     repo: &dyn Repositories,
     ids: &[Uuid],
-    group_ids: &HashMap<Uuid, String>,
+    live_groups: &HashSet<Uuid>,
     into: &mut HashMap<String, StoredUser>,
 ) -> Result<(), PlanError> {
     for snapshot in repo.load_snapshots(ids).await? {
@@ -226,17 +270,20 @@ async fn stored_users(
         let Some(user_id) = parsed(block, "user_id", ExternalId::parse)? else {
             continue;
         };
-        let stored = StoredUser {
-            subscription_id: snapshot.id,
-            firstname: parsed(block, "firstname", Name::parse)?,
-            lastname: parsed(block, "lastname", Name::parse)?,
-            email: parsed(block, "email", Email::parse)?,
-            auth_id: block.value("auth_id").map(str::to_owned),
-            groups: block
+        let fingerprint = user_fingerprint(
+            parsed(block, "firstname", Name::parse)?.as_ref(),
+            parsed(block, "lastname", Name::parse)?.as_ref(),
+            parsed(block, "email", Email::parse)?.as_ref(),
+            block.value("auth_id"),
+            block
                 .references("groups")
                 .iter()
-                .filter_map(|group| group_ids.get(&group.instance_id).cloned())
-                .collect(),
+                .map(|group| group.instance_id)
+                .filter(|instance| live_groups.contains(instance)),
+        );
+        let stored = StoredUser {
+            subscription_id: snapshot.id,
+            fingerprint,
             lifecycle: snapshot.lifecycle,
             insync: snapshot.insync,
         };
@@ -305,18 +352,32 @@ pub(crate) async fn plan_users(
         ));
     }
     let mut groups = stored_groups(repo).await?;
-    let group_ids: HashMap<Uuid, String> = groups
-        .iter()
-        .map(|(id, group)| (group.reference.instance_id, id.clone()))
+    let live_groups: HashSet<Uuid> = groups
+        .values()
+        .map(|group| group.reference.instance_id)
         .collect();
 
+    // Managed users a load wrote and nobody changed since are known by their marks; the rest
+    // are read.
     let mut stored = HashMap::new();
-    let managed = if settings.mode == Mode::Full {
-        repo.provisioned_subscriptions(&ProductType::user()).await?
-    } else {
-        Vec::new()
-    };
-    stored_users(repo, &managed, &group_ids, &mut stored).await?;
+    let mut unread = Vec::new();
+    if settings.mode == Mode::Full {
+        for mark in repo.provisioned_subscriptions(&ProductType::user()).await? {
+            match mark.written {
+                Some(written) => {
+                    let user = StoredUser {
+                        subscription_id: mark.subscription_id,
+                        fingerprint: written.fingerprint,
+                        lifecycle: mark.lifecycle,
+                        insync: mark.insync,
+                    };
+                    stored.insert(written.external_id, user);
+                }
+                None => unread.push(mark.subscription_id),
+            }
+        }
+    }
+    stored_users(repo, &unread, &live_groups, &mut stored).await?;
     let managed_ids: HashSet<String> = stored.keys().cloned().collect();
     let unknown: Vec<String> = rows
         .iter()
@@ -327,7 +388,7 @@ pub(crate) async fn plan_users(
         .await?
         .into_values()
         .collect();
-    stored_users(repo, &others, &group_ids, &mut stored).await?;
+    stored_users(repo, &others, &live_groups, &mut stored).await?;
 
     let mut plan = Plan {
         managed: managed_ids.len(),
@@ -416,16 +477,7 @@ pub(crate) async fn plan_users(
         };
         match existing {
             Some(user) => {
-                let wanted: BTreeSet<String> = row
-                    .user_groups
-                    .iter()
-                    .map(|group| group.as_str().to_owned())
-                    .collect();
-                let same = user.firstname == fields.firstname
-                    && user.lastname == fields.lastname
-                    && user.email.as_ref() == Some(&fields.email)
-                    && user.auth_id == fields.auth_id
-                    && user.groups == wanted;
+                let same = user.fingerprint == fields.fingerprint();
                 if same {
                     plan.settled
                         .push(RowReport::new(Some(row.row), id, Outcome::Unchanged));
@@ -591,6 +643,7 @@ pub(crate) async fn plan_groups(
         repo.provisioned_subscriptions(&ProductType::user_group())
             .await?
             .into_iter()
+            .map(|mark| mark.subscription_id)
             .collect()
     } else {
         HashSet::new()

@@ -521,3 +521,140 @@ async fn an_incremental_group_load_upserts_removes_and_fails_rows_it_cannot_writ
     );
     assert_eq!(groups["fresh"].parents, ["keep"]);
 }
+
+#[tokio::test]
+async fn a_managed_user_changed_since_the_last_load_is_compared_as_stored_and_put_back() {
+    let harness = Harness::new().await;
+    let rows = users_csv(
+        &format!("{HEADER}\nu1,Ann,One,u1@example.com,,g1\nu2,Bob,Two,u2@example.com,,\n"),
+        Mode::Full,
+    );
+    harness
+        .load_users(&rows, LoadSettings::new(Mode::Full))
+        .await;
+
+    // Someone edits u1 outside loads (the load's record of what it wrote is now stale).
+    let u1 = harness.live_users().await["u1"].subscription_id;
+    let mut record = harness.store.load_subscription(u1).await.unwrap();
+    record.blocks[0]
+        .values
+        .insert("firstname".to_owned(), vec!["Eve".to_owned()]);
+    harness.store.save_subscription(&record).await.unwrap();
+
+    let report = harness
+        .load_users(&rows, LoadSettings::new(Mode::Full))
+        .await;
+    assert_eq!(
+        outcomes(&report.rows),
+        pairs(&[("u1", Outcome::Updated), ("u2", Outcome::Unchanged)])
+    );
+    assert_eq!(
+        harness.live_users().await["u1"].firstname.as_deref(),
+        Some("Ann")
+    );
+    let before = harness.versions().await;
+    let report = harness
+        .load_users(&rows, LoadSettings::new(Mode::Full))
+        .await;
+    assert_eq!(report.counts.unchanged, 2, "{report:?}");
+    assert_eq!(harness.versions().await, before);
+}
+
+#[tokio::test]
+async fn subscriptions_a_process_holds_are_skipped_listed_or_not() {
+    let harness = Harness::new().await;
+    let rows = users_csv(
+        &format!(
+            "{HEADER}\n\
+             u1,Ann,One,u1@example.com,,\n\
+             u2,Bob,Two,u2@example.com,,\n\
+             u3,Cy,Three,u3@example.com,,\n"
+        ),
+        Mode::Full,
+    );
+    harness
+        .load_users(&rows, LoadSettings::new(Mode::Full))
+        .await;
+    let users = harness.live_users().await;
+    for id in ["u1", "u2"] {
+        let mut record = harness
+            .store
+            .load_subscription(users[id].subscription_id)
+            .await
+            .unwrap();
+        record.subscription.insync = false;
+        harness.store.save_subscription(&record).await.unwrap();
+    }
+
+    // u1 changes and u2 is no longer listed, but a process holds both; u3 changes freely.
+    let rows = users_csv(
+        &format!("{HEADER}\nu1,Ann,Uno,u1@example.com,,\nu3,Cy,Tres,u3@example.com,,\n"),
+        Mode::Full,
+    );
+    let report = harness
+        .load_users(&rows, LoadSettings::new(Mode::Full).forced())
+        .await;
+    assert_eq!(
+        outcomes(&report.rows),
+        pairs(&[
+            ("u1", Outcome::Skipped),
+            ("u2", Outcome::Skipped),
+            ("u3", Outcome::Updated),
+        ])
+    );
+    let held = "another process is working on the subscription";
+    for row in report.rows.iter().filter(|row| row.id != "u3") {
+        assert_eq!(row.reason.as_deref(), Some(held), "{row:?}");
+    }
+    let users = harness.live_users().await;
+    assert_eq!(users["u1"].lastname.as_deref(), Some("One"));
+    assert!(users.contains_key("u2"));
+}
+
+#[tokio::test]
+async fn the_validate_step_refuses_stored_input_of_another_kind_or_missing_rows() {
+    use cadre_domain::{ChunkPart, Clock, LoadChunk, ProvisioningRepository, SystemClock};
+    use serde_json::json;
+
+    let harness = Harness::new().await;
+    let settings = serde_json::to_value(LoadSettings::new(Mode::Full)).unwrap();
+    let row = json!({"row": 2, "user_id": "u1", "email": "u1@example.com", "active": true});
+    let cases = [
+        ("provision_user_groups", 1, "holds users, not user groups"),
+        ("provision_users", 2, "should hold 2 rows, and holds 1"),
+    ];
+    for (workflow, rows, expected) in cases {
+        let load_id = uuid::Uuid::now_v7();
+        let chunks = [
+            LoadChunk {
+                seq: 0,
+                content: json!({"kind": "users", "settings": settings, "rows": rows}),
+                report: None,
+            },
+            LoadChunk {
+                seq: 1,
+                content: json!([row]),
+                report: None,
+            },
+        ];
+        harness
+            .store
+            .add_load_chunks(load_id, ChunkPart::Input, &chunks, SystemClock.now())
+            .await
+            .unwrap();
+        let process = harness
+            .engine
+            .start(workflow, &[json!({ "load_id": load_id })], "tester")
+            .await
+            .unwrap();
+        harness.engine.run_until_idle().await.unwrap();
+        let process = harness.store.process(process.id).await.unwrap();
+        assert_eq!(
+            process.status,
+            ProcessStatus::InconsistentData,
+            "{workflow}"
+        );
+        let reason = process.failed_reason.unwrap_or_default();
+        assert!(reason.contains(expected), "{reason}");
+    }
+}

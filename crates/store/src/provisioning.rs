@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use cadre_domain::{
-    ChunkPart, DomainError, Lifecycle, LoadChunk, ProductType, ProvisioningRepository, Result,
+    ChunkPart, DomainError, Lifecycle, LoadChunk, ProductType, ProvisionedMark,
+    ProvisionedSubscription, ProvisioningRepository, Result, Written,
 };
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
@@ -15,6 +16,7 @@ use uuid::Uuid;
 
 use crate::entities::subscriptions;
 use crate::entities::{provisioned_subscriptions as provisioned, provisioning_chunks as chunks};
+use crate::subscriptions::parse_lifecycle;
 use crate::{Conn, Repo, storage_error};
 
 fn to_chunk(row: chunks::Model) -> Result<LoadChunk> {
@@ -128,7 +130,10 @@ impl<C: Conn> ProvisioningRepository for Repo<C> {
         Ok(())
     }
 
-    async fn provisioned_subscriptions(&self, product_type: &ProductType) -> Result<Vec<Uuid>> {
+    async fn provisioned_subscriptions(
+        &self,
+        product_type: &ProductType,
+    ) -> Result<Vec<ProvisionedSubscription>> {
         let catalogue = self.catalogue().await?;
         let products: Vec<Uuid> = catalogue
             .products
@@ -136,32 +141,80 @@ impl<C: Conn> ProvisioningRepository for Repo<C> {
             .filter(|product| &product.product_type == product_type)
             .map(|product| product.id)
             .collect();
-        provisioned::Entity::find()
+        type MarkRow = (
+            Uuid,
+            String,
+            bool,
+            i64,
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<MarkRow> = provisioned::Entity::find()
             .select_only()
             .column(provisioned::Column::SubscriptionId)
+            .column(subscriptions::Column::Status)
+            .column(subscriptions::Column::Insync)
+            .column(subscriptions::Column::Version)
+            .column(provisioned::Column::Version)
+            .column(provisioned::Column::ExternalId)
+            .column(provisioned::Column::Fingerprint)
             .join(
                 JoinType::InnerJoin,
                 provisioned::Relation::Subscriptions.def(),
             )
             .filter(subscriptions::Column::ProductId.is_in(products))
             .filter(subscriptions::Column::Status.ne(Lifecycle::Terminated.as_str()))
-            .order_by_asc(provisioned::Column::SubscriptionId)
             .into_tuple()
             .all(&self.conn)
             .await
-            .map_err(storage_error)
+            .map_err(storage_error)?;
+        rows.into_iter()
+            .map(
+                |(subscription_id, status, insync, version, marked, external_id, fingerprint)| {
+                    let written = match (external_id, fingerprint) {
+                        (Some(external_id), Some(fingerprint)) if marked == Some(version) => {
+                            Some(Written {
+                                external_id,
+                                fingerprint,
+                            })
+                        }
+                        _ => None,
+                    };
+                    Ok(ProvisionedSubscription {
+                        subscription_id,
+                        lifecycle: parse_lifecycle(&status)?,
+                        insync,
+                        written,
+                    })
+                },
+            )
+            .collect()
     }
 
-    async fn mark_provisioned(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<()> {
-        for chunk in ids.chunks(crate::subscriptions::INSERT_CHUNK) {
-            let rows = chunk.iter().map(|id| provisioned::ActiveModel {
-                subscription_id: Set(*id),
+    async fn mark_provisioned(&self, marks: &[ProvisionedMark], now: DateTime<Utc>) -> Result<()> {
+        for chunk in marks.chunks(crate::subscriptions::INSERT_CHUNK) {
+            let rows = chunk.iter().map(|mark| provisioned::ActiveModel {
+                subscription_id: Set(mark.subscription_id),
                 created_at: Set(now.fixed_offset()),
+                version: Set(Some(mark.version)),
+                external_id: Set(mark
+                    .written
+                    .as_ref()
+                    .map(|written| written.external_id.clone())),
+                fingerprint: Set(mark
+                    .written
+                    .as_ref()
+                    .map(|written| written.fingerprint.clone())),
             });
             provisioned::Entity::insert_many(rows)
                 .on_conflict(
                     OnConflict::column(provisioned::Column::SubscriptionId)
-                        .do_nothing()
+                        .update_columns([
+                            provisioned::Column::Version,
+                            provisioned::Column::ExternalId,
+                            provisioned::Column::Fingerprint,
+                        ])
                         .to_owned(),
                 )
                 .exec_without_returning(&self.conn)

@@ -10,6 +10,9 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub subscription_id: Uuid,
     pub created_at: DateTimeWithTimeZone,
+    pub version: Option<i64>,
+    pub external_id: Option<String>,
+    pub fingerprint: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

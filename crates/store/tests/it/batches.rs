@@ -4,8 +4,8 @@
 use cadre_domain::models::{DomainModel, User, UserInactive};
 use cadre_domain::{
     BlockRef, ChunkPart, DomainError, Email, ExternalId, Lifecycle, LoadChunk, Name,
-    NewSubscription, ProductType, ProvisioningRepository, SubscriptionRecord,
-    SubscriptionRepository, UuidV7Source,
+    NewSubscription, ProductType, ProvisionedMark, ProvisionedSubscription, ProvisioningRepository,
+    SubscriptionRecord, SubscriptionRepository, UuidV7Source, Written,
 };
 use cadre_migrations::demo::{DEFAULT_CUSTOMER_ID, USER_INTERNAL_PRODUCT_ID};
 use cadre_store::SeaStore;
@@ -218,24 +218,53 @@ async fn unique_values_are_found_among_live_subscriptions_only() {
     assert!(matches!(error, DomainError::InvalidArgument { .. }));
 }
 
+fn mark(record: &SubscriptionRecord, written: Option<Written>) -> ProvisionedMark {
+    ProvisionedMark {
+        subscription_id: record.subscription.id,
+        version: record.subscription.version,
+        written,
+    }
+}
+
+fn written(external_id: &str, fingerprint: &str) -> Option<Written> {
+    Some(Written {
+        external_id: external_id.to_owned(),
+        fingerprint: fingerprint.to_owned(),
+    })
+}
+
 #[tokio::test]
 async fn provisioned_marks_list_live_subscriptions_of_a_product_type() {
     let store = scratch_store().await;
-    let group = active_group(&store, "g1", "G1", &[]).await;
+    let group = active_group(&store, "g1", "G1", &[]).await.into_record();
     let user = provisioned_user(&store, "u1", "u1", "u1@example.com", &[])
         .await
+        .unwrap()
+        .into_record();
+    let marks = [mark(&user, written("u1", "f1")), mark(&group, None)];
+    store.mark_provisioned(&marks, now()).await.unwrap();
+    store.mark_provisioned(&marks, now()).await.unwrap();
+    let listed = store
+        .provisioned_subscriptions(&ProductType::user())
+        .await
         .unwrap();
-    let ids = [user.subscription.id, group.subscription.id];
-    store.mark_provisioned(&ids, now()).await.unwrap();
-    store.mark_provisioned(&ids, now()).await.unwrap();
     assert_eq!(
-        store
-            .provisioned_subscriptions(&ProductType::user())
-            .await
-            .unwrap(),
-        [user.subscription.id]
+        listed,
+        [ProvisionedSubscription {
+            subscription_id: user.subscription.id,
+            lifecycle: user.subscription.lifecycle,
+            insync: user.subscription.insync,
+            written: written("u1", "f1"),
+        }]
     );
-    let mut record = user.into_record();
+    let groups = store
+        .provisioned_subscriptions(&ProductType::user_group())
+        .await
+        .unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].written, None);
+
+    let mut record = user;
     record
         .subscription
         .change_lifecycle(Lifecycle::Terminated, now())
@@ -248,6 +277,41 @@ async fn provisioned_marks_list_live_subscriptions_of_a_product_type() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn what_a_load_wrote_is_kept_only_while_the_subscription_is_unchanged() {
+    let store = scratch_store().await;
+    let user = provisioned_user(&store, "u1", "u1", "u1@example.com", &[])
+        .await
+        .unwrap()
+        .into_record();
+    store
+        .mark_provisioned(&[mark(&user, written("u1", "f1"))], now())
+        .await
+        .unwrap();
+    let written_of = || async {
+        store
+            .provisioned_subscriptions(&ProductType::user())
+            .await
+            .unwrap()
+            .remove(0)
+            .written
+    };
+    assert_eq!(written_of().await, written("u1", "f1"));
+
+    // Any save moves the version on: the digest is stale.
+    let mut changed = user.clone();
+    changed.subscription.note = Some("edited by hand".to_owned());
+    let changed = store.save_subscription(&changed).await.unwrap();
+    assert_eq!(written_of().await, None);
+
+    // Marking again records the new version and digest.
+    store
+        .mark_provisioned(&[mark(&changed, written("u1", "f2"))], now())
+        .await
+        .unwrap();
+    assert_eq!(written_of().await, written("u1", "f2"));
 }
 
 #[tokio::test]
