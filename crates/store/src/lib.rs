@@ -60,7 +60,8 @@ pub const POSTGRES_POOL_SIZE: u32 = 32;
 /// Opens a connection pool to `url` (`sqlite://…`, `sqlite::memory:` or `postgres://…`).
 ///
 /// SQLite files get WAL journaling (synchronous `NORMAL`) and a busy timeout so that readers
-/// and the writer do not block each other; an in-memory database gets a single connection,
+/// and the writer do not block each other, and a 32 MiB page cache per connection (the default
+/// 2 MiB holds little of a database of a million users); an in-memory database gets a single connection,
 /// since every connection would otherwise see its own empty database.
 pub async fn connect(url: &str) -> Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(url.to_owned());
@@ -82,6 +83,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection> {
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
+                .pragma("cache_size", "-32768")
         });
     }
     Database::connect(options).await.map_err(storage_error)

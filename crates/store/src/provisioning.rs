@@ -8,13 +8,12 @@ use cadre_domain::{
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QueryOrder,
-    QuerySelect, RelationTrait, TransactionSession,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, Statement, TransactionSession,
 };
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::entities::subscriptions;
 use crate::entities::{provisioned_subscriptions as provisioned, provisioning_chunks as chunks};
 use crate::subscriptions::parse_lifecycle;
 use crate::{Conn, Repo, storage_error};
@@ -53,6 +52,49 @@ async fn insert_chunks(
         .map_err(storage_error)?;
     }
     Ok(())
+}
+
+/// A mark as the marks query aggregates it: subscription id, status, in sync (0 or 1), and the
+/// external id and fingerprint while the subscription is at the version the load left.
+type MarkRow = (String, String, i64, Option<String>, Option<String>);
+
+/// The marks of the live subscriptions of `products` (`count` placeholders), aggregated into one
+/// JSON array of [`MarkRow`]s: a single row, where 100,000 rows would each cost the driver more
+/// than the database takes to find them.
+fn marks_sql(backend: DbBackend, count: usize) -> String {
+    let postgres = backend == DbBackend::Postgres;
+    let placeholders: Vec<String> = if postgres {
+        (1..=count).map(|n| format!("${n}")).collect()
+    } else {
+        vec!["?".to_owned(); count]
+    };
+    let (agg, array, id, insync, cast) = if postgres {
+        (
+            "json_agg",
+            "json_build_array",
+            "p.subscription_id::text",
+            "s.insync::int",
+            "::text",
+        )
+    } else {
+        (
+            "json_group_array",
+            "json_array",
+            "hex(p.subscription_id)",
+            "s.insync",
+            "",
+        )
+    };
+    format!(
+        "SELECT {agg}({array}({id}, s.status, {insync}, \
+           CASE WHEN p.version = s.version THEN p.external_id END, \
+           CASE WHEN p.version = s.version THEN p.fingerprint END)){cast} AS marks \
+         FROM provisioned_subscriptions p \
+         JOIN subscriptions s ON s.id = p.subscription_id \
+         WHERE s.product_id IN ({}) AND s.status <> '{}'",
+        placeholders.join(", "),
+        Lifecycle::Terminated.as_str()
+    )
 }
 
 #[async_trait]
@@ -141,54 +183,47 @@ impl<C: Conn> ProvisioningRepository for Repo<C> {
             .filter(|product| &product.product_type == product_type)
             .map(|product| product.id)
             .collect();
-        type MarkRow = (
-            Uuid,
-            String,
-            bool,
-            i64,
-            Option<i64>,
-            Option<String>,
-            Option<String>,
+        if products.is_empty() {
+            return Ok(Vec::new());
+        }
+        let backend = self.conn.get_database_backend();
+        let statement = Statement::from_sql_and_values(
+            backend,
+            marks_sql(backend, products.len()),
+            products.into_iter().map(sea_orm::Value::from),
         );
-        let rows: Vec<MarkRow> = provisioned::Entity::find()
-            .select_only()
-            .column(provisioned::Column::SubscriptionId)
-            .column(subscriptions::Column::Status)
-            .column(subscriptions::Column::Insync)
-            .column(subscriptions::Column::Version)
-            .column(provisioned::Column::Version)
-            .column(provisioned::Column::ExternalId)
-            .column(provisioned::Column::Fingerprint)
-            .join(
-                JoinType::InnerJoin,
-                provisioned::Relation::Subscriptions.def(),
-            )
-            .filter(subscriptions::Column::ProductId.is_in(products))
-            .filter(subscriptions::Column::Status.ne(Lifecycle::Terminated.as_str()))
-            .into_tuple()
-            .all(&self.conn)
+        let json: Option<String> = self
+            .conn
+            .query_one_raw(statement)
             .await
-            .map_err(storage_error)?;
+            .map_err(storage_error)?
+            .map(|row| row.try_get("", "marks"))
+            .transpose()
+            .map_err(storage_error)?
+            .flatten();
+        let malformed = |error: &dyn std::fmt::Display| {
+            DomainError::Storage(format!("malformed marks: {error}"))
+        };
+        let rows: Vec<MarkRow> = match json {
+            Some(json) => serde_json::from_str(&json).map_err(|error| malformed(&error))?,
+            None => Vec::new(),
+        };
         rows.into_iter()
-            .map(
-                |(subscription_id, status, insync, version, marked, external_id, fingerprint)| {
-                    let written = match (external_id, fingerprint) {
-                        (Some(external_id), Some(fingerprint)) if marked == Some(version) => {
-                            Some(Written {
-                                external_id,
-                                fingerprint,
-                            })
-                        }
-                        _ => None,
-                    };
-                    Ok(ProvisionedSubscription {
-                        subscription_id,
-                        lifecycle: parse_lifecycle(&status)?,
-                        insync,
-                        written,
-                    })
-                },
-            )
+            .map(|(id, status, insync, external_id, fingerprint)| {
+                let written = match (external_id, fingerprint) {
+                    (Some(external_id), Some(fingerprint)) => Some(Written {
+                        external_id,
+                        fingerprint,
+                    }),
+                    _ => None,
+                };
+                Ok(ProvisionedSubscription {
+                    subscription_id: Uuid::parse_str(&id).map_err(|error| malformed(&error))?,
+                    lifecycle: parse_lifecycle(&status)?,
+                    insync: insync != 0,
+                    written,
+                })
+            })
             .collect()
     }
 

@@ -382,6 +382,8 @@ async fn write_record(
         let no_values = BTreeMap::new();
         let before_values = before.map_or(&no_values, |before| &before.values);
         let fields: BTreeSet<&String> = block.values.keys().chain(before_values.keys()).collect();
+        // Unchanged identifying fields a termination releases.
+        let mut released = Vec::new();
         for field in fields {
             let resource_type = definition.resource_type(field).ok_or_else(|| {
                 DomainError::invalid(
@@ -390,9 +392,40 @@ async fn write_record(
                 )
             })?;
             let after = block.values.get(field);
-            // Terminating releases identifying values: their rows are rewritten without one.
+            let before_field = before_values.get(field);
+            // Terminating releases identifying values: their rows keep the value, not the claim.
             let releases = releases_identifiers && resource_type.unique;
-            if after == before_values.get(field) && !releases {
+            if after == before_field && !releases {
+                continue;
+            }
+            let unique_value =
+                |value: &String| (resource_type.unique && !terminating).then(|| value.clone());
+            if after == before_field {
+                released.push(resource_type.id);
+                continue;
+            }
+            // As many values as before (a changed single value, most often): rewritten in place.
+            if let (Some(after), Some(before)) = (after, before_field)
+                && after.len() == before.len()
+                && !releases
+            {
+                for ((position, value), old) in (0..).zip(after).zip(before) {
+                    if value == old {
+                        continue;
+                    }
+                    values::Entity::update_many()
+                        .col_expr(values::Column::Value, Expr::value(value.clone()))
+                        .col_expr(
+                            values::Column::UniqueValue,
+                            Expr::value(unique_value(value)),
+                        )
+                        .filter(values::Column::SubscriptionInstanceId.eq(block.id))
+                        .filter(values::Column::ResourceTypeId.eq(resource_type.id))
+                        .filter(values::Column::Position.eq(position))
+                        .exec(txn)
+                        .await
+                        .map_err(storage_error)?;
+                }
                 continue;
             }
             if before_values.contains_key(field) {
@@ -410,9 +443,21 @@ async fn write_record(
                     resource_type_id: Set(resource_type.id),
                     position: Set(position),
                     value: Set(value.clone()),
-                    unique_value: Set((resource_type.unique && !terminating).then(|| value.clone())),
+                    unique_value: Set(unique_value(value)),
                 });
             }
+        }
+        if !released.is_empty() {
+            values::Entity::update_many()
+                .col_expr(
+                    values::Column::UniqueValue,
+                    Expr::value(Option::<String>::None),
+                )
+                .filter(values::Column::SubscriptionInstanceId.eq(block.id))
+                .filter(values::Column::ResourceTypeId.is_in(released))
+                .exec(txn)
+                .await
+                .map_err(storage_error)?;
         }
         let before_relations = before
             .map(|before| before.relations.as_slice())

@@ -233,3 +233,26 @@ async fn duplicate_customer_and_product_names_are_refused_by_the_schema() {
     .unwrap_err();
     assert_eq!(conflict(error), "a customer with this name already exists");
 }
+
+#[tokio::test]
+async fn a_changed_identifying_value_frees_the_old_one_and_claims_the_new_one() {
+    let store = scratch_store().await;
+    let group = active_group(&store, "g1", "Group One", &[]).await;
+    let mut ada = provisioned_user(&store, "ada", "ada", "ada@example.org", &[&group])
+        .await
+        .unwrap();
+    ada.user.email = cadre_domain::Email::parse("ada.new@example.org").unwrap();
+    let ada = models::save(&store, ada).await.unwrap();
+    assert_eq!(ada.user.email.as_str(), "ada.new@example.org");
+
+    provisioned_user(&store, "bob", "bob", "ada@example.org", &[&group])
+        .await
+        .expect("the old email is free");
+    let error = provisioned_user(&store, "cy", "cy", "ada.new@example.org", &[&group])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        conflict(error),
+        "a live subscription already holds this identifying value (id, name or email)"
+    );
+}
