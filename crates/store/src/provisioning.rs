@@ -15,6 +15,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::entities::{provisioned_subscriptions as provisioned, provisioning_chunks as chunks};
+use crate::snapshots::placeholders;
 use crate::subscriptions::parse_lifecycle;
 use crate::{Conn, Repo, storage_error};
 
@@ -63,11 +64,6 @@ type MarkRow = (String, String, i64, Option<String>, Option<String>);
 /// than the database takes to find them.
 fn marks_sql(backend: DbBackend, count: usize) -> String {
     let postgres = backend == DbBackend::Postgres;
-    let placeholders: Vec<String> = if postgres {
-        (1..=count).map(|n| format!("${n}")).collect()
-    } else {
-        vec!["?".to_owned(); count]
-    };
     let (agg, array, id, insync, cast) = if postgres {
         (
             "json_agg",
@@ -92,7 +88,7 @@ fn marks_sql(backend: DbBackend, count: usize) -> String {
          FROM provisioned_subscriptions p \
          JOIN subscriptions s ON s.id = p.subscription_id \
          WHERE s.product_id IN ({}) AND s.status <> '{}'",
-        placeholders.join(", "),
+        placeholders(backend, count),
         Lifecycle::Terminated.as_str()
     )
 }

@@ -37,15 +37,20 @@ struct SnapshotRow {
     instance_relations: Option<String>,
 }
 
+/// `count` bound-parameter placeholders for a hand-written statement, comma-separated.
+pub(crate) fn placeholders(backend: DbBackend, count: usize) -> String {
+    if backend == DbBackend::Postgres {
+        let numbered: Vec<String> = (1..=count).map(|n| format!("${n}")).collect();
+        numbered.join(", ")
+    } else {
+        vec!["?"; count].join(", ")
+    }
+}
+
 /// The query for `count` ids. Ids are text in JSON: SQLite stores them as blobs (`hex`),
 /// PostgreSQL as `uuid` (`::text`).
 fn snapshot_sql(backend: DbBackend, count: usize) -> String {
     let postgres = backend == DbBackend::Postgres;
-    let placeholders: Vec<String> = if postgres {
-        (1..=count).map(|n| format!("${n}")).collect()
-    } else {
-        vec!["?".to_owned(); count]
-    };
     // PostgreSQL's aggregate is `json`; the row reads text.
     let (agg, array, cast) = if postgres {
         ("json_agg", "json_build_array", "::text")
@@ -74,7 +79,7 @@ fn snapshot_sql(backend: DbBackend, count: usize) -> String {
          FROM subscriptions s \
          LEFT JOIN subscription_instances i ON i.subscription_id = s.id \
          WHERE s.id IN ({})",
-        placeholders.join(", ")
+        placeholders(backend, count)
     )
 }
 
