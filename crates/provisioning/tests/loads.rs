@@ -658,3 +658,36 @@ async fn the_validate_step_refuses_stored_input_of_another_kind_or_missing_rows(
         assert!(reason.contains(expected), "{reason}");
     }
 }
+
+#[tokio::test]
+async fn a_load_records_what_it_wrote_for_the_next_load_to_compare() {
+    use cadre_domain::{ProductType, ProvisioningRepository};
+
+    let harness = Harness::new().await;
+    let rows = users_csv(
+        &format!("{HEADER}\nu1,Ann,One,u1@example.com,,g1\nu2,Bob,Two,u2@example.com,,\n"),
+        Mode::Full,
+    );
+    harness
+        .load_users(&rows, LoadSettings::new(Mode::Full))
+        .await;
+    let users = harness.live_users().await;
+    let mut written: Vec<(uuid::Uuid, String)> = harness
+        .store
+        .provisioned_subscriptions(&ProductType::user())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|mark| {
+            let written = mark.written.expect("the mark is current after the load");
+            (mark.subscription_id, written.external_id)
+        })
+        .collect();
+    written.sort();
+    let mut expected: Vec<(uuid::Uuid, String)> = users
+        .iter()
+        .map(|(id, user)| (user.subscription_id, id.clone()))
+        .collect();
+    expected.sort();
+    assert_eq!(written, expected);
+}
