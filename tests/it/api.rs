@@ -933,6 +933,34 @@ async fn provisioning_loads_over_http_validate_everything_first_and_report_every
         )
         .await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    let (status, body) = server
+        .post_text(
+            "/api/provisioning/user-groups?mode=incremental&format=json",
+            &server.admin,
+            "text/csv",
+            "[]",
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    assert_eq!(
+        body["detail"], "the Content-Type is text/csv, which contradicts ?format=",
+        "{body}"
+    );
+    let (status, started) = server
+        .post_text(
+            "/api/provisioning/user-groups?mode=full&format=csv",
+            &server.admin,
+            "application/x-www-form-urlencoded",
+            groups,
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "curl's default type defers to ?format=: {started}"
+    );
+    let id = started["process_id"].as_str().unwrap().to_owned();
+    server.wait_for(&id, &["completed"]).await;
 
     // A user token may neither load nor start the task workflow directly.
     let (status, _) = server

@@ -175,28 +175,36 @@ impl From<LoadReport> for LoadReportSchema {
     }
 }
 
-/// The input format: the `format` parameter, else the Content-Type.
+/// The input format: the `format` parameter, else the Content-Type. A Content-Type that
+/// names another of the three formats than `format` does is refused (other types, such as
+/// curl's default form encoding, leave the choice to `format`).
 fn format(params: &LoadParams, headers: &HeaderMap) -> Result<Format, ApiError> {
-    if let Some(format) = params.format {
-        return Ok(match format {
-            FormatParam::Csv => Format::Csv,
-            FormatParam::Json => Format::Json,
-            FormatParam::Jsonl => Format::JsonLines,
-        });
-    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split(';').next())
         .map(|value| value.trim().to_ascii_lowercase())
         .unwrap_or_default();
-    match content_type.as_str() {
-        "text/csv" => Ok(Format::Csv),
-        "application/json" => Ok(Format::Json),
+    let declared = match content_type.as_str() {
+        "text/csv" => Some(Format::Csv),
+        "application/json" => Some(Format::Json),
         "application/x-ndjson" | "application/jsonl" | "application/jsonlines" => {
-            Ok(Format::JsonLines)
+            Some(Format::JsonLines)
         }
-        _ => Err(ApiError::new(
+        _ => None,
+    };
+    let named = params.format.map(|format| match format {
+        FormatParam::Csv => Format::Csv,
+        FormatParam::Json => Format::Json,
+        FormatParam::Jsonl => Format::JsonLines,
+    });
+    match (named, declared) {
+        (Some(named), Some(declared)) if named != declared => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("the Content-Type is {content_type}, which contradicts ?format="),
+        )),
+        (Some(format), _) | (None, Some(format)) => Ok(format),
+        (None, None) => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "send text/csv, application/json or application/x-ndjson, or name the format with ?format=",
         )),
@@ -218,7 +226,7 @@ fn format(params: &LoadParams, headers: &HeaderMap) -> Result<Format, ApiError> 
         (status = 401, description = "No valid token", body = Problem),
         (status = 403, description = "Not an admin", body = Problem),
         (status = 413, description = "The file is larger than 256 MiB", body = Problem),
-        (status = 415, description = "An unknown input format", body = Problem),
+        (status = 415, description = "An unknown input format, or a Content-Type that contradicts `format`", body = Problem),
         (status = 422, description = "Invalid rows (each with row, column and reason)", body = InvalidInput),
     ))]
 pub async fn start_load(
