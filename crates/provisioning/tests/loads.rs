@@ -526,19 +526,36 @@ async fn an_incremental_group_load_upserts_removes_and_fails_rows_it_cannot_writ
 async fn a_managed_user_changed_since_the_last_load_is_compared_as_stored_and_put_back() {
     let harness = Harness::new().await;
     let rows = users_csv(
-        &format!("{HEADER}\nu1,Ann,One,u1@example.com,,g1\nu2,Bob,Two,u2@example.com,,\n"),
+        &format!(
+            "{HEADER}\n\
+             u1,Ann,One,u1@example.com,,g1\n\
+             u2,Bob,Two,u2@example.com,sso-2,g1|g2\n\
+             u3,Cy,Three,u3@example.com,,\n"
+        ),
         Mode::Full,
     );
     harness
         .load_users(&rows, LoadSettings::new(Mode::Full))
         .await;
 
-    // Someone edits u1 outside loads (the load's record of what it wrote is now stale).
-    let u1 = harness.live_users().await["u1"].subscription_id;
-    let mut record = harness.store.load_subscription(u1).await.unwrap();
+    // Someone edits u1's name outside loads, and u2's note only: both marks are now stale,
+    // so both users are read back and compared as stored.
+    let users = harness.live_users().await;
+    let mut record = harness
+        .store
+        .load_subscription(users["u1"].subscription_id)
+        .await
+        .unwrap();
     record.blocks[0]
         .values
         .insert("firstname".to_owned(), vec!["Eve".to_owned()]);
+    harness.store.save_subscription(&record).await.unwrap();
+    let mut record = harness
+        .store
+        .load_subscription(users["u2"].subscription_id)
+        .await
+        .unwrap();
+    record.subscription.note = Some("called on Monday".to_owned());
     harness.store.save_subscription(&record).await.unwrap();
 
     let report = harness
@@ -546,7 +563,11 @@ async fn a_managed_user_changed_since_the_last_load_is_compared_as_stored_and_pu
         .await;
     assert_eq!(
         outcomes(&report.rows),
-        pairs(&[("u1", Outcome::Updated), ("u2", Outcome::Unchanged)])
+        pairs(&[
+            ("u1", Outcome::Updated),
+            ("u2", Outcome::Unchanged),
+            ("u3", Outcome::Unchanged),
+        ])
     );
     assert_eq!(
         harness.live_users().await["u1"].firstname.as_deref(),
@@ -556,7 +577,7 @@ async fn a_managed_user_changed_since_the_last_load_is_compared_as_stored_and_pu
     let report = harness
         .load_users(&rows, LoadSettings::new(Mode::Full))
         .await;
-    assert_eq!(report.counts.unchanged, 2, "{report:?}");
+    assert_eq!(report.counts.unchanged, 3, "{report:?}");
     assert_eq!(harness.versions().await, before);
 }
 

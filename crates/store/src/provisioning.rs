@@ -1,5 +1,7 @@
 //! Bulk provisioning: the provisioned-subscription marks and the stored chunks of each load.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use cadre_domain::{
     ChunkPart, DomainError, Lifecycle, LoadChunk, ProductType, ProvisionedMark,
@@ -224,6 +226,13 @@ impl<C: Conn> ProvisioningRepository for Repo<C> {
     }
 
     async fn mark_provisioned(&self, marks: &[ProvisionedMark], now: DateTime<Utc>) -> Result<()> {
+        // One row per subscription, the last mark winning: PostgreSQL refuses an upsert that
+        // touches a row twice.
+        let mut latest: HashMap<Uuid, &ProvisionedMark> = HashMap::with_capacity(marks.len());
+        for mark in marks {
+            latest.insert(mark.subscription_id, mark);
+        }
+        let marks: Vec<&ProvisionedMark> = latest.into_values().collect();
         for chunk in marks.chunks(crate::subscriptions::INSERT_CHUNK) {
             let rows = chunk.iter().map(|mark| provisioned::ActiveModel {
                 subscription_id: Set(mark.subscription_id),

@@ -405,26 +405,30 @@ async fn write_record(
                 continue;
             }
             // As many values as before (a changed single value, most often): rewritten in place.
+            // Identifying values are not: the unique index checks each statement, so moving a
+            // value between positions or blocks must delete all before it inserts.
             if let (Some(after), Some(before)) = (after, before_field)
                 && after.len() == before.len()
-                && !releases
+                && !resource_type.unique
             {
                 for ((position, value), old) in (0..).zip(after).zip(before) {
                     if value == old {
                         continue;
                     }
-                    values::Entity::update_many()
+                    let updated = values::Entity::update_many()
                         .col_expr(values::Column::Value, Expr::value(value.clone()))
-                        .col_expr(
-                            values::Column::UniqueValue,
-                            Expr::value(unique_value(value)),
-                        )
                         .filter(values::Column::SubscriptionInstanceId.eq(block.id))
                         .filter(values::Column::ResourceTypeId.eq(resource_type.id))
                         .filter(values::Column::Position.eq(position))
                         .exec(txn)
                         .await
                         .map_err(storage_error)?;
+                    if updated.rows_affected != 1 {
+                        return Err(DomainError::Storage(format!(
+                            "value {position} of {}.{field} of block instance {} is not stored",
+                            block.block, block.id
+                        )));
+                    }
                 }
                 continue;
             }

@@ -306,9 +306,15 @@ async fn what_a_load_wrote_is_kept_only_while_the_subscription_is_unchanged() {
     let changed = store.save_subscription(&changed).await.unwrap();
     assert_eq!(written_of().await, None);
 
-    // Marking again records the new version and digest.
+    // Marking again records the new version and digest; of two marks at once, the last wins.
     store
-        .mark_provisioned(&[mark(&changed, written("u1", "f2"))], now())
+        .mark_provisioned(
+            &[
+                mark(&changed, written("u1", "f1")),
+                mark(&changed, written("u1", "f2")),
+            ],
+            now(),
+        )
         .await
         .unwrap();
     assert_eq!(written_of().await, written("u1", "f2"));

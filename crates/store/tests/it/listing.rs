@@ -188,8 +188,9 @@ async fn a_paged_total_sees_another_stores_writes_once_its_second_is_up() {
     let total = || async { here.list_subscriptions(&query).await.unwrap().total };
     assert_eq!(total().await, 1);
 
-    // Nothing commits for longer than a remembered total lives: the total stays right (on
-    // PostgreSQL it is renewed without counting, its snapshot being still current).
+    // Nothing commits here for longer than a remembered total lives: the total stays right (on
+    // PostgreSQL it is renewed without counting while its snapshot is current; whether it was
+    // renewed or counted is the unit tests' and the benchmark's to show).
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(total().await, 1);
 
@@ -197,8 +198,4 @@ async fn a_paged_total_sees_another_stores_writes_once_its_second_is_up() {
     initial_group(&elsewhere, "Draft").await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(total().await, 2, "an expired total is counted again");
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    initial_group(&elsewhere, "Second draft").await;
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    assert_eq!(total().await, 3, "a renewed total is checked again");
 }
