@@ -32,29 +32,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-/// A fresh database URL: a new database on the PostgreSQL server of `server`, or a new SQLite file.
-async fn fresh_database(server: Option<&str>) -> String {
-    let name = format!("cadre_bench_{}", Uuid::new_v4().simple());
-    match server {
-        Some(server) => {
-            let admin = cadre_store::connect(server).await.unwrap();
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                .await
-                .unwrap();
-            let base = server
-                .rsplit_once('/')
-                .map(|(base, _)| base)
-                .unwrap_or(server);
-            format!("{base}/{name}")
-        }
-        None => format!(
-            "sqlite://{}?mode=rwc",
-            std::env::temp_dir().join(format!("{name}.db")).display()
-        ),
-    }
-}
-
 /// Single-row insert-and-commit transactions per second: the ceiling for one commit per step.
 async fn raw_commit_rate(conn: &DatabaseConnection, count: usize) -> f64 {
     conn.execute_unprepared(
@@ -170,7 +147,7 @@ async fn wait_for_completed(store: &SeaStore, count: u64) {
 }
 
 async fn run(server: Option<&str>, processes: usize, workers: usize) {
-    let url = fresh_database(server).await;
+    let url = cadre_store::testing::fresh_database_on(server, "cadre_bench").await;
     let conn = cadre_store::connect(&url).await.unwrap();
     cadre_store::migrate(&conn).await.unwrap();
     let raw = raw_commit_rate(&conn, if server.is_some() { 3000 } else { 1000 }).await;

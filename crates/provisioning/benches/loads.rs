@@ -167,29 +167,6 @@ fn incremental_rows(sizes: &Sizes) -> Vec<UserRow> {
 // ---------------------------------------------------------------------------------------------
 // Databases.
 
-/// A fresh database URL: a new database on the PostgreSQL server of `server`, or a new SQLite file.
-async fn fresh_database(server: Option<&str>) -> String {
-    let name = format!("cadre_bench_{}", Uuid::new_v4().simple());
-    match server {
-        Some(server) => {
-            let admin = cadre_store::connect(server).await.unwrap();
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                .await
-                .unwrap();
-            let base = server
-                .rsplit_once('/')
-                .map(|(base, _)| base)
-                .unwrap_or(server);
-            format!("{base}/{name}")
-        }
-        None => format!(
-            "sqlite://{}?mode=rwc",
-            std::env::temp_dir().join(format!("{name}.db")).display()
-        ),
-    }
-}
-
 /// Removes a SQLite database file with its WAL; PostgreSQL databases are left on the server.
 fn remove_database(url: &str) {
     if let Some(path) = url
@@ -846,9 +823,9 @@ async fn orchestrate(sizes: Sizes) {
     };
     eprintln!("provisioning bench on {backend}: {sizes:?}");
 
-    let raw_url = fresh_database(server.as_deref()).await;
+    let raw_url = cadre_store::testing::fresh_database_on(server.as_deref(), "cadre_bench").await;
     let raw = child("raw", &raw_url);
-    let load_url = fresh_database(server.as_deref()).await;
+    let load_url = cadre_store::testing::fresh_database_on(server.as_deref(), "cadre_bench").await;
     let first = child("load", &load_url);
     let again = child("reload", &load_url);
     check_same_rows(&raw_url, &load_url, &sizes).await;
@@ -857,7 +834,7 @@ async fn orchestrate(sizes: Sizes) {
         remove_database(&raw_url);
         remove_database(&load_url);
     }
-    let seed_url = fresh_database(server.as_deref()).await;
+    let seed_url = cadre_store::testing::fresh_database_on(server.as_deref(), "cadre_bench").await;
     let seed = child("seed", &seed_url);
     let incremental = child("incremental", &seed_url);
     if keep {

@@ -33,16 +33,24 @@ pub async fn scratch_connection() -> DatabaseConnection {
 /// The URL of a new, empty, unmigrated scratch database that several connections (or
 /// processes) can share: a fresh PostgreSQL database, or a fresh SQLite file in the temp dir.
 pub async fn scratch_url() -> String {
-    let name = format!("cadre_test_{}", Uuid::new_v4().simple());
-    match postgres_url() {
+    fresh_database_on(postgres_url().as_deref(), "cadre_test").await
+}
+
+/// The URL of a new, empty database named `{prefix}_{uuid}`: on the PostgreSQL server `server`
+/// names, or as a SQLite file in the temp dir when there is none.
+pub async fn fresh_database_on(server: Option<&str>, prefix: &str) -> String {
+    let name = format!("{prefix}_{}", Uuid::new_v4().simple());
+    match server {
         Some(server) => {
-            let admin = connect(&server).await.expect("connect to DATABASE_URL");
+            let admin = connect(server)
+                .await
+                .expect("connect to the PostgreSQL server");
             admin
                 .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
                 .await
-                .expect("create scratch database");
+                .expect("create a fresh database");
             admin.close().await.expect("close admin connection");
-            with_database(&server, &name)
+            with_database(server, &name)
         }
         None => {
             let path = std::env::temp_dir().join(format!("{name}.db"));
