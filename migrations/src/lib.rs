@@ -15,6 +15,7 @@ mod m20261201_000005_workflow_groups;
 mod m20261201_000006_provisioning;
 mod m20261201_000007_registration;
 mod m20261201_000008_load_fingerprints;
+mod m20261202_000009_processes_fillfactor;
 
 pub mod demo;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000006_provisioning::Migration),
             Box::new(m20261201_000007_registration::Migration),
             Box::new(m20261201_000008_load_fingerprints::Migration),
+            Box::new(m20261202_000009_processes_fillfactor::Migration),
         ]
     }
 }

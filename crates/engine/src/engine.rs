@@ -334,6 +334,8 @@ impl Engine {
                     .await
             };
             let now = self.clock.now();
+            // The process keeps the time it became due: `run_at` is indexed, and leaving it
+            // alone lets PostgreSQL rewrite the row in place (a HOT update) at each step.
             let update = |status, next_step: Option<String>, state: &State| ProcessUpdate {
                 status,
                 last_step: Some(step.name.clone()),
@@ -341,7 +343,7 @@ impl Engine {
                 state: state.clone(),
                 failed_reason: None,
                 traceback: None,
-                run_at: now,
+                run_at: process.run_at,
                 attempt: 0,
                 now,
             };

@@ -22,22 +22,30 @@ async fn a_process_runs_every_step_once_and_completes() {
     let store = scratch_store().await;
     let group = active_group(&store, "g1").await;
     let version = group.subscription.version;
-    let engine = engine(&store, vec![touch_twice()], ManualClock::new());
+    let clock = ManualClock::new();
+    let engine = engine(&store, vec![touch_twice()], clock.clone());
 
     let process = engine
         .start("touch_twice", &page(group.subscription.id), "alice")
         .await
         .unwrap();
+    let due = process.run_at;
     assert_eq!(process.status, ProcessStatus::Created);
     assert_eq!(process.next_step.as_deref(), Some("init"));
     assert_eq!(process.state["reporter"], json!("alice"));
     assert_eq!(process.state["workflow_target"], json!("SYSTEM"));
 
+    clock.advance(TimeDelta::seconds(5));
     assert_eq!(engine.run_until_idle().await.unwrap(), 1);
     let process = store.process(process.id).await.unwrap();
     assert_eq!(process.status, ProcessStatus::Completed);
     assert_eq!(process.next_step, None);
     assert_eq!(process.last_step.as_deref(), Some("Done"));
+    assert_eq!(
+        (process.run_at, process.last_modified_at),
+        (due, due + TimeDelta::seconds(5)),
+        "step commits leave the due time alone (an indexed column: rows update in place)"
+    );
     assert_eq!(process.state["touched_a"], json!(true));
     assert_eq!(process.state["touched_b"], json!(true));
     assert_eq!(
