@@ -543,26 +543,85 @@ async fn every_endpoint_checks_who_calls_it() {
     server.stop().await;
 }
 
+/// Token reads through a store, counted.
+struct CountingTokens<'a> {
+    store: &'a dyn cadre_domain::Store,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl cadre_domain::TokenRepository for CountingTokens<'_> {
+    async fn create_token(&self, token: &cadre_domain::ApiToken) -> cadre_domain::Result<()> {
+        self.store.create_token(token).await
+    }
+    async fn token(&self, id: Uuid) -> cadre_domain::Result<cadre_domain::ApiToken> {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.store.token(id).await
+    }
+    async fn list_tokens(&self) -> cadre_domain::Result<Vec<cadre_domain::ApiToken>> {
+        self.store.list_tokens().await
+    }
+    async fn revoke_token(
+        &self,
+        id: Uuid,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> cadre_domain::Result<()> {
+        self.store.revoke_token(id, now).await
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revoked_token_no_longer_authenticates() {
+async fn a_revoked_token_no_longer_authenticates_once_its_row_is_read_again() {
+    use cadre_server::auth::{TOKEN_CACHE_TTL, TokenCache, authenticate};
     let url = cadre_store::testing::scratch_url().await;
     let engine = cadre_server::open(&url).await.unwrap();
+    let tokens = CountingTokens {
+        store: engine.store().as_ref(),
+        reads: Default::default(),
+    };
     let store = engine.store().as_ref();
     let issued = issue_token(store, "carol", Role::User, None, "test", SystemClock.now())
         .await
         .unwrap();
-    let found = cadre_server::auth::authenticate(store, &issued.plain)
-        .await
-        .unwrap();
+    let reads = || tokens.reads.load(std::sync::atomic::Ordering::Relaxed);
+    let cache = TokenCache::default();
+
+    let found = authenticate(&tokens, &cache, &issued.plain).await.unwrap();
     assert_eq!(found.map(|token| token.id), Some(issued.token.id));
+    let found = authenticate(&tokens, &cache, &issued.plain).await.unwrap();
+    assert_eq!(found.map(|token| token.id), Some(issued.token.id));
+    assert_eq!(
+        reads(),
+        1,
+        "the second request used the row read by the first"
+    );
+    let (id, _) = issued.plain.rsplit_once('_').unwrap();
+    let wrong = format!("{id}_{}", "0".repeat(64));
+    assert_eq!(
+        authenticate(&tokens, &cache, &wrong).await.unwrap(),
+        None,
+        "a remembered row still checks the secret"
+    );
+
     store
         .revoke_token(issued.token.id, SystemClock.now())
         .await
         .unwrap();
-    let found = cadre_server::auth::authenticate(store, &issued.plain)
-        .await
-        .unwrap();
-    assert_eq!(found, None);
+    let elsewhere = TokenCache::default();
+    assert_eq!(
+        authenticate(&tokens, &elsewhere, &issued.plain)
+            .await
+            .unwrap(),
+        None,
+        "a server reading the row after the revocation refuses the token"
+    );
+    tokio::time::sleep(TOKEN_CACHE_TTL).await;
+    assert_eq!(
+        authenticate(&tokens, &cache, &issued.plain).await.unwrap(),
+        None,
+        "the server that read it before refuses it once its copy has aged"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,7 @@
 //! the secret (256 bits from the operating system's CSPRNG, hex) is checked against the stored
 //! SHA-256 hash in constant time. Only the hash is stored; the token is shown once.
 //! An unknown id, a wrong secret, a revoked token and a malformed header all get the same 401.
+//! A server keeps the token rows it reads for [`TOKEN_CACHE_TTL`] ([`TokenCache`]).
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -13,6 +14,9 @@ use cadre_domain::{ApiToken, DomainError, Repositories, Role, TokenRepository};
 use cadre_groups::Actor;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
@@ -78,9 +82,64 @@ fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-/// The token holder of `plain`, if it is a valid, unrevoked token.
+/// How long a server trusts a token row it read: a token revoked elsewhere (by the CLI, or on
+/// another server) stops working within this time.
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// The most token rows a [`TokenCache`] holds; past it, the expired ones go, or else all.
+const TOKEN_CACHE_CAPACITY: usize = 10_000;
+
+/// Token rows read in the last [`TOKEN_CACHE_TTL`], by id, so that most requests need no token
+/// read. Only rows are kept, never secrets: every request's secret is still hashed and compared
+/// with the row's hash in constant time. Unknown ids are not remembered.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    rows: Mutex<HashMap<Uuid, (ApiToken, Instant)>>,
+}
+
+impl TokenCache {
+    fn rows(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (ApiToken, Instant)>> {
+        self.rows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The row of token `id`: remembered if read within the TTL, else read from `tokens`.
+    async fn token(
+        &self,
+        tokens: &dyn TokenRepository,
+        id: Uuid,
+    ) -> Result<Option<ApiToken>, DomainError> {
+        let now = Instant::now();
+        if let Some((token, _)) = self
+            .rows()
+            .get(&id)
+            .filter(|(_, read_at)| now.duration_since(*read_at) < TOKEN_CACHE_TTL)
+        {
+            return Ok(Some(token.clone()));
+        }
+        let token = match tokens.token(id).await {
+            Ok(token) => token,
+            Err(DomainError::NotFound { .. }) => return Ok(None),
+            Err(other) => return Err(other),
+        };
+        let mut rows = self.rows();
+        if rows.len() >= TOKEN_CACHE_CAPACITY {
+            rows.retain(|_, (_, read_at)| now.duration_since(*read_at) < TOKEN_CACHE_TTL);
+            if rows.len() >= TOKEN_CACHE_CAPACITY {
+                rows.clear();
+            }
+        }
+        rows.insert(id, (token.clone(), now));
+        Ok(Some(token))
+    }
+}
+
+/// The token holder of `plain`, if it is a valid, unrevoked token; the row comes through
+/// `cache` (see [`TokenCache`]).
 pub async fn authenticate(
     tokens: &dyn TokenRepository,
+    cache: &TokenCache,
     plain: &str,
 ) -> Result<Option<ApiToken>, DomainError> {
     let Some((id, secret)) = plain
@@ -92,10 +151,8 @@ pub async fn authenticate(
     let Ok(id) = Uuid::try_parse(id) else {
         return Ok(None);
     };
-    let token = match tokens.token(id).await {
-        Ok(token) => token,
-        Err(DomainError::NotFound { .. }) => return Ok(None),
-        Err(other) => return Err(other),
+    let Some(token) = cache.token(tokens, id).await? else {
+        return Ok(None);
     };
     let matches: bool = hash_secret(secret)
         .as_bytes()
@@ -135,7 +192,7 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "))
             .ok_or(ApiError::Unauthenticated)?;
-        authenticate(state.engine.store().as_ref(), plain.trim())
+        authenticate(state.engine.store().as_ref(), &state.tokens, plain.trim())
             .await?
             .map(Caller)
             .ok_or(ApiError::Unauthenticated)

@@ -178,13 +178,15 @@ pub async fn act(
         .or(bearer);
     let visitor = match offered {
         None => Visitor::Anonymous,
-        Some(plain) => match authenticate(state.engine.store().as_ref(), plain.trim()).await {
-            Ok(Some(token)) => Visitor::SignedIn {
-                admin: token.role.includes(Role::Admin),
-            },
-            Ok(None) => Visitor::Anonymous,
-            Err(error) => return refused_api(error.into()),
-        },
+        Some(plain) => {
+            match authenticate(state.engine.store().as_ref(), &state.tokens, plain.trim()).await {
+                Ok(Some(token)) => Visitor::SignedIn {
+                    admin: token.role.includes(Role::Admin),
+                },
+                Ok(None) => Visitor::Anonymous,
+                Err(error) => return refused_api(error.into()),
+            }
+        }
     };
     match state.registration.redeem(&token, visitor).await {
         Ok(done) => page(StatusCode::OK, "Done", &done.message, None, None),

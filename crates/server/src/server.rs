@@ -138,6 +138,7 @@ pub fn app_state(engine: Engine, config: &Config) -> Result<AppState, ServeError
         registration,
         dispatcher,
         limiter,
+        tokens: Arc::default(),
     })
 }
 

@@ -8,6 +8,7 @@ use cadre_provisioning::Provisioner;
 use cadre_registration::Registration;
 use cadre_registration::delivery::Dispatcher;
 
+use crate::auth::TokenCache;
 use crate::limit::ClientLimiter;
 
 /// The application state handed to handlers: the engine (and through it the store and the
@@ -26,4 +27,6 @@ pub struct AppState {
     pub dispatcher: Arc<Dispatcher>,
     /// The per-address budget of the endpoints anyone may call.
     pub limiter: Arc<ClientLimiter>,
+    /// Token rows read in the last second.
+    pub tokens: Arc<TokenCache>,
 }
