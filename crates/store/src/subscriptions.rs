@@ -28,7 +28,7 @@ use crate::entities::{
     subscription_instance_relations as relations, subscription_instance_values as values,
     subscription_instances as instances, subscriptions,
 };
-use crate::totals::{Counted, Remembered};
+use crate::totals::{Counted, Remembered, TotalKey};
 use crate::{Conn, Repo, storage_error};
 
 /// Records read or written inside one transaction, by subscription id.
@@ -773,6 +773,53 @@ impl<C> Repo<C> {
     }
 }
 
+/// What a listing does for its total.
+enum Lookup {
+    /// Use this remembered total.
+    Use(u64),
+    /// Count: this caller refreshes an expired total (others use it meanwhile).
+    Refresh,
+    /// Nothing usable is remembered: wait for the turn to count, then look again.
+    Missing,
+}
+
+impl<C: Conn> Repo<C> {
+    /// What a caller arriving at generation `arrived` does for `key`'s total; an expired one
+    /// whose snapshot is still current is renewed and used.
+    async fn remembered_total(&self, key: &TotalKey, arrived: u64) -> Result<Lookup> {
+        Ok(match self.totals.get(key, arrived) {
+            Remembered::Total(total) => Lookup::Use(total),
+            Remembered::Expired {
+                total,
+                snapshot: Some(snapshot),
+            } => {
+                let checked_at = self.totals.generation();
+                if current_snapshot(&self.conn).await?.as_ref() == Some(&snapshot) {
+                    self.totals.renew(key, checked_at);
+                    Lookup::Use(total)
+                } else {
+                    Lookup::Refresh
+                }
+            }
+            Remembered::Expired { snapshot: None, .. } => Lookup::Refresh,
+            Remembered::Unknown => Lookup::Missing,
+        })
+    }
+
+    /// Counts the rows `select` matches and remembers the total for `key`.
+    async fn count_total(
+        &self,
+        key: TotalKey,
+        select: &Select<subscriptions::Entity>,
+    ) -> Result<u64> {
+        let generation = self.totals.generation();
+        let counted = count_matching(&self.conn, select).await?;
+        let total = counted.total;
+        self.totals.put(key, generation, counted);
+        Ok(total)
+    }
+}
+
 #[async_trait]
 impl<C: Conn> SubscriptionRepository for Repo<C> {
     async fn create_subscription(&self, new: NewSubscription) -> Result<SubscriptionRecord> {
@@ -891,20 +938,18 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
         } else if C::IN_TRANSACTION {
             Some(count_matching(&self.conn, &select).await?.total)
         } else {
-            let generation = self.totals.generation();
-            let total = match self.totals.get(&key) {
-                Remembered::Total(total) => total,
-                Remembered::Expired { total, snapshot }
-                    if current_snapshot(&self.conn).await?.as_ref() == Some(&snapshot) =>
-                {
-                    self.totals.renew(&key, generation);
-                    total
-                }
-                Remembered::Expired { .. } | Remembered::Unknown => {
-                    let counted = count_matching(&self.conn, &select).await?;
-                    let total = counted.total;
-                    self.totals.put(key, generation, counted);
-                    total
+            let arrived = self.totals.generation();
+            let total = match self.remembered_total(&key, arrived).await? {
+                Lookup::Use(total) => total,
+                Lookup::Refresh => self.count_total(key, &select).await?,
+                Lookup::Missing => {
+                    // One count per filter at a time; who waited uses the count made after
+                    // it arrived.
+                    let _turn = self.totals.counting_turn(&key).await;
+                    match self.remembered_total(&key, arrived).await? {
+                        Lookup::Use(total) => total,
+                        Lookup::Refresh | Lookup::Missing => self.count_total(key, &select).await?,
+                    }
                 }
             };
             Some(total)

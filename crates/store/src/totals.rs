@@ -4,9 +4,10 @@
 //! rows: milliseconds), far more than reading one page. A store therefore remembers the total
 //! of each filter for [`TOTAL_TTL`], and forgets them all whenever a write through this store
 //! commits: a process sees its own writes in totals at once, and another process's writes
-//! about a second later. When a total expires, one caller counts again while the others keep
-//! using the expired total, so a busy filter is never counted by many requests at once.
-//! Transactions always count afresh.
+//! about a second later. A filter is never counted by many requests at once: when a total
+//! expires, one caller counts again while the others keep using the expired total; when there
+//! is none (or a write made it stale), callers take turns ([`ListingTotals::counting_turn`]), and
+//! one that waited uses the total counted after it arrived. Transactions always count afresh.
 //!
 //! On PostgreSQL a total also remembers the MVCC snapshot it was counted in
 //! (`pg_current_snapshot()`). Two equal snapshots see exactly the same committed rows, so an
@@ -19,6 +20,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use cadre_domain::{Lifecycle, ProductType};
+use tokio::sync::{Mutex as TurnLock, OwnedMutexGuard};
 
 /// How long a counted total is reused.
 pub(crate) const TOTAL_TTL: Duration = Duration::from_secs(1);
@@ -51,15 +53,17 @@ struct Entry {
 pub(crate) enum Remembered {
     /// Use this total.
     Total(u64),
-    /// The total counted in this snapshot has expired: if the snapshot is still current, use
-    /// `total` and [`ListingTotals::renew`] it; otherwise count and [`ListingTotals::put`].
+    /// The total has expired and this caller refreshes it: if it has a snapshot that is still
+    /// current, use `total` and [`ListingTotals::renew`] it; otherwise count and
+    /// [`ListingTotals::put`].
     Expired {
         /// The expired total.
         total: u64,
-        /// The snapshot it was counted in.
-        snapshot: String,
+        /// The snapshot it was counted in, where the backend has them.
+        snapshot: Option<String>,
     },
-    /// Count, then [`ListingTotals::put`].
+    /// No total this caller may use: wait for the [`ListingTotals::counting_turn`], look
+    /// again, and count (then [`ListingTotals::put`]) if there is still none.
     Unknown,
 }
 
@@ -69,6 +73,8 @@ pub(crate) struct ListingTotals {
     /// Incremented by every committed write; entries of older generations are stale.
     generation: AtomicU64,
     entries: Mutex<HashMap<TotalKey, Entry>>,
+    /// One lock per filter, held by the caller counting it.
+    turns: Mutex<HashMap<TotalKey, std::sync::Arc<TurnLock<()>>>>,
 }
 
 impl ListingTotals {
@@ -77,16 +83,16 @@ impl ListingTotals {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// What is remembered of `key` since the last write: a total within the TTL, or past it
-    /// while another caller counts again; an expired total with its snapshot; or nothing. The
-    /// caller that gets `Expired` or `Unknown` for a remembered filter is the one that
-    /// refreshes it.
-    pub(crate) fn get(&self, key: &TotalKey) -> Remembered {
-        let generation = self.generation();
+    /// What is remembered of `key` for a caller that arrived at generation `arrived` (a total
+    /// counted since then sees every write the caller could know of): a total within the TTL,
+    /// or past it while another caller counts again; an expired total with its snapshot; or
+    /// nothing. The caller that gets `Expired` or `Unknown` for a remembered filter is the one
+    /// that refreshes it.
+    pub(crate) fn get(&self, key: &TotalKey, arrived: u64) -> Remembered {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(entry) = entries
             .get_mut(key)
-            .filter(|entry| entry.generation == generation)
+            .filter(|entry| entry.generation >= arrived)
         else {
             return Remembered::Unknown;
         };
@@ -96,13 +102,23 @@ impl ListingTotals {
             return Remembered::Total(entry.counted.total);
         }
         entry.refreshing = true;
-        match &entry.counted.snapshot {
-            Some(snapshot) => Remembered::Expired {
-                total: entry.counted.total,
-                snapshot: snapshot.clone(),
-            },
-            None => Remembered::Unknown,
+        Remembered::Expired {
+            total: entry.counted.total,
+            snapshot: entry.counted.snapshot.clone(),
         }
+    }
+
+    /// Waits for the turn to count `key`, so that one caller at a time counts a filter; the
+    /// turn lasts as long as the guard.
+    pub(crate) async fn counting_turn(&self, key: &TotalKey) -> OwnedMutexGuard<()> {
+        let turn = {
+            let mut turns = self.turns.lock().unwrap_or_else(PoisonError::into_inner);
+            if turns.len() >= MAX_ENTRIES && !turns.contains_key(key) {
+                turns.clear();
+            }
+            std::sync::Arc::clone(turns.entry(key.clone()).or_default())
+        };
+        turn.lock_owned().await
     }
 
     /// Remembers `counted` for `key`, counted at `generation`.
@@ -122,13 +138,16 @@ impl ListingTotals {
         );
     }
 
-    /// Restarts the TTL of `key`'s total, found still current at `generation`.
+    /// Restarts the TTL of `key`'s total, whose snapshot was found current with the store at
+    /// `generation`: nothing committed since the count, so it stands for that generation,
+    /// unless a write committed after the check.
     pub(crate) fn renew(&self, key: &TotalKey, generation: u64) {
+        if self.generation() != generation {
+            return;
+        }
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(entry) = entries
-            .get_mut(key)
-            .filter(|entry| entry.generation == generation)
-        {
+        if let Some(entry) = entries.get_mut(key) {
+            entry.generation = entry.generation.max(generation);
             entry.counted_at = Instant::now();
             entry.refreshing = false;
         }
@@ -166,11 +185,11 @@ mod tests {
     fn a_total_is_reused_until_a_write_commits() {
         let totals = ListingTotals::default();
         let key: TotalKey = (Some(ProductType::user()), Some(Lifecycle::Active), None);
-        assert_eq!(totals.get(&key), Remembered::Unknown);
+        assert_eq!(totals.get(&key, totals.generation()), Remembered::Unknown);
         totals.put(key.clone(), totals.generation(), counted(7, Some("1:1:")));
-        assert_eq!(totals.get(&key), Remembered::Total(7));
+        assert_eq!(totals.get(&key, totals.generation()), Remembered::Total(7));
         totals.invalidate();
-        assert_eq!(totals.get(&key), Remembered::Unknown);
+        assert_eq!(totals.get(&key, totals.generation()), Remembered::Unknown);
     }
 
     #[test]
@@ -180,17 +199,20 @@ mod tests {
         totals.put(key.clone(), totals.generation(), counted(5, None));
         expire(&totals, &key);
         assert_eq!(
-            totals.get(&key),
-            Remembered::Unknown,
+            totals.get(&key, totals.generation()),
+            Remembered::Expired {
+                total: 5,
+                snapshot: None
+            },
             "the first caller counts"
         );
         assert_eq!(
-            totals.get(&key),
+            totals.get(&key, totals.generation()),
             Remembered::Total(5),
             "the others reuse the total meanwhile"
         );
         totals.put(key.clone(), totals.generation(), counted(6, None));
-        assert_eq!(totals.get(&key), Remembered::Total(6));
+        assert_eq!(totals.get(&key, totals.generation()), Remembered::Total(6));
     }
 
     #[test]
@@ -204,17 +226,24 @@ mod tests {
         );
         expire(&totals, &key);
         assert_eq!(
-            totals.get(&key),
+            totals.get(&key, totals.generation()),
             Remembered::Expired {
                 total: 9,
-                snapshot: "10:12:10".to_owned()
+                snapshot: Some("10:12:10".to_owned())
             }
         );
-        assert_eq!(totals.get(&key), Remembered::Total(9), "meanwhile");
+        assert_eq!(
+            totals.get(&key, totals.generation()),
+            Remembered::Total(9),
+            "meanwhile"
+        );
         totals.renew(&key, totals.generation());
-        assert_eq!(totals.get(&key), Remembered::Total(9));
+        assert_eq!(totals.get(&key, totals.generation()), Remembered::Total(9));
         expire(&totals, &key);
-        assert!(matches!(totals.get(&key), Remembered::Expired { .. }));
+        assert!(matches!(
+            totals.get(&key, totals.generation()),
+            Remembered::Expired { .. }
+        ));
     }
 
     #[test]
@@ -224,14 +253,56 @@ mod tests {
         let before = totals.generation();
         totals.invalidate();
         totals.put(key.clone(), before, counted(3, None));
-        assert_eq!(totals.get(&key), Remembered::Unknown);
+        assert_eq!(totals.get(&key, totals.generation()), Remembered::Unknown);
 
         totals.put(key.clone(), totals.generation(), counted(3, Some("1:1:")));
         expire(&totals, &key);
         let checked_at = totals.generation();
-        assert!(matches!(totals.get(&key), Remembered::Expired { .. }));
+        assert!(matches!(
+            totals.get(&key, totals.generation()),
+            Remembered::Expired { .. }
+        ));
         totals.invalidate();
         totals.renew(&key, checked_at);
-        assert_eq!(totals.get(&key), Remembered::Unknown);
+        assert_eq!(totals.get(&key, totals.generation()), Remembered::Unknown);
+    }
+
+    #[test]
+    fn a_caller_uses_a_total_counted_after_it_arrived_though_a_write_came_between() {
+        let totals = ListingTotals::default();
+        let key: TotalKey = (None, Some(Lifecycle::Active), None);
+        let arrived = totals.generation();
+        totals.invalidate();
+        totals.put(key.clone(), totals.generation(), counted(4, None));
+        assert_eq!(totals.get(&key, arrived), Remembered::Total(4));
+        totals.invalidate();
+        assert_eq!(
+            totals.get(&key, totals.generation()),
+            Remembered::Unknown,
+            "a caller arriving after the next write needs a newer count"
+        );
+        assert_eq!(totals.get(&key, arrived), Remembered::Total(4));
+    }
+
+    #[tokio::test]
+    async fn callers_take_turns_counting_a_filter() {
+        let totals = ListingTotals::default();
+        let key: TotalKey = (None, None, None);
+        let other: TotalKey = (None, Some(Lifecycle::Active), None);
+        let first = totals.counting_turn(&key).await;
+        let wait = Duration::from_millis(20);
+        assert!(
+            tokio::time::timeout(wait, totals.counting_turn(&key))
+                .await
+                .is_err(),
+            "a second caller waits for the first"
+        );
+        let _other = tokio::time::timeout(wait, totals.counting_turn(&other))
+            .await
+            .expect("another filter has its own turn");
+        drop(first);
+        tokio::time::timeout(wait, totals.counting_turn(&key))
+            .await
+            .expect("the turn passes on");
     }
 }
