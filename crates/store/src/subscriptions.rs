@@ -795,7 +795,7 @@ impl<C: Conn> Repo<C> {
             } => {
                 let checked_at = self.totals.generation();
                 if current_snapshot(&self.conn).await?.as_ref() == Some(&snapshot) {
-                    self.totals.renew(key, checked_at);
+                    self.totals.renew(key, &snapshot, checked_at);
                     Lookup::Use(total)
                 } else {
                     Lookup::Refresh

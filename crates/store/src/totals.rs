@@ -124,6 +124,13 @@ impl ListingTotals {
     /// Remembers `counted` for `key`, counted at `generation`.
     pub(crate) fn put(&self, key: TotalKey, generation: u64, counted: Counted) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries
+            .get(&key)
+            .is_some_and(|entry| entry.generation > generation)
+        {
+            // A count that started after this one's has landed first: keep it.
+            return;
+        }
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
@@ -138,15 +145,15 @@ impl ListingTotals {
         );
     }
 
-    /// Restarts the TTL of `key`'s total, whose snapshot was found current with the store at
-    /// `generation`: nothing committed since the count, so it stands for that generation,
-    /// unless a write committed after the check.
-    pub(crate) fn renew(&self, key: &TotalKey, generation: u64) {
-        if self.generation() != generation {
-            return;
-        }
+    /// Restarts the TTL of `key`'s total if it is still the one counted in `snapshot`, found
+    /// current with the store at `generation`: nothing committed since that count, so the
+    /// total stands for that generation too.
+    pub(crate) fn renew(&self, key: &TotalKey, snapshot: &str, generation: u64) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(entry) = entries.get_mut(key) {
+        if let Some(entry) = entries
+            .get_mut(key)
+            .filter(|entry| entry.counted.snapshot.as_deref() == Some(snapshot))
+        {
             entry.generation = entry.generation.max(generation);
             entry.counted_at = Instant::now();
             entry.refreshing = false;
@@ -237,7 +244,7 @@ mod tests {
             Remembered::Total(9),
             "meanwhile"
         );
-        totals.renew(&key, totals.generation());
+        totals.renew(&key, "10:12:10", totals.generation());
         assert_eq!(totals.get(&key, totals.generation()), Remembered::Total(9));
         expire(&totals, &key);
         assert!(matches!(
@@ -263,7 +270,7 @@ mod tests {
             Remembered::Expired { .. }
         ));
         totals.invalidate();
-        totals.renew(&key, checked_at);
+        totals.renew(&key, "1:1:", checked_at);
         assert_eq!(totals.get(&key, totals.generation()), Remembered::Unknown);
     }
 
@@ -304,5 +311,34 @@ mod tests {
         tokio::time::timeout(wait, totals.counting_turn(&key))
             .await
             .expect("the turn passes on");
+    }
+
+    #[test]
+    fn only_the_count_whose_snapshot_was_checked_is_renewed_and_a_late_older_count_is_dropped() {
+        let totals = ListingTotals::default();
+        let key: TotalKey = (None, Some(Lifecycle::Active), None);
+        let slow_count_from = totals.generation();
+        totals.put(key.clone(), slow_count_from, counted(3, Some("1:1:")));
+        expire(&totals, &key);
+        let checked_at = totals.generation();
+        assert!(matches!(
+            totals.get(&key, checked_at),
+            Remembered::Expired { .. }
+        ));
+        totals.invalidate();
+        let after_write = totals.generation();
+        totals.put(key.clone(), after_write, counted(4, Some("2:2:")));
+        totals.put(key.clone(), slow_count_from, counted(2, Some("1:1:")));
+        assert_eq!(
+            totals.get(&key, after_write),
+            Remembered::Total(4),
+            "a count that started before the write does not replace one that started after"
+        );
+        expire(&totals, &key);
+        totals.renew(&key, "1:1:", checked_at);
+        assert!(
+            matches!(totals.get(&key, after_write), Remembered::Expired { .. }),
+            "the check was of another count's snapshot: nothing is renewed"
+        );
     }
 }
