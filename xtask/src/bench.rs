@@ -27,7 +27,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1000)]
     processes: u32,
     /// Worker counts to measure on PostgreSQL, comma-separated (SQLite always uses one).
-    #[arg(long, default_value = "1,2,4,8")]
+    #[arg(long, default_value = "1,2,4,8,16")]
     workers: String,
     /// API: subscriptions in the database.
     #[arg(long, default_value_t = 100_000)]
