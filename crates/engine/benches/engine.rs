@@ -89,7 +89,6 @@ async fn completed(store: &SeaStore) -> u64 {
 /// Counts the processes the workers complete, so that waiting for them does not poll the
 /// database under measurement (the count runs in the completing transaction, just before its
 /// commit).
-#[derive(Default)]
 struct Completions(AtomicU64);
 
 #[async_trait::async_trait]
