@@ -2,10 +2,11 @@
 //!
 //! [`Migrator`] lists them in order. `cargo xtask migrate up|down|fresh|status` and
 //! `cadre serve` run them; `cargo xtask codegen` regenerates the sea-orm entities of
-//! `cadre-store` from a freshly migrated scratch database. Shipped migrations are never edited:
-//! a schema change is a new migration.
+//! `cadre-store` from a freshly migrated scratch database. A shipped migration never changes
+//! what it does: a schema change is a new migration.
 
 pub use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::DbBackend;
 
 mod m20261124_000001_catalogue_and_subscriptions;
 mod m20261124_000002_demo_catalogue;
@@ -16,6 +17,8 @@ mod m20261201_000006_provisioning;
 mod m20261201_000007_registration;
 mod m20261201_000008_load_fingerprints;
 mod m20261202_000009_processes_fillfactor;
+mod m20261202_000010_description_search_index;
+mod m20261202_000011_subscription_changes;
 
 pub mod demo;
 
@@ -35,6 +38,17 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_registration::Migration),
             Box::new(m20261201_000008_load_fingerprints::Migration),
             Box::new(m20261202_000009_processes_fillfactor::Migration),
+            Box::new(m20261202_000010_description_search_index::Migration),
+            Box::new(m20261202_000011_subscription_changes::Migration),
         ]
     }
+}
+
+/// Runs `sql` (one statement or several) on `backend` only, for what the other backend has no
+/// counterpart of.
+async fn only_on(manager: &SchemaManager<'_>, backend: DbBackend, sql: &str) -> Result<(), DbErr> {
+    if manager.get_database_backend() == backend {
+        manager.get_connection().execute_unprepared(sql).await?;
+    }
+    Ok(())
 }

@@ -179,7 +179,11 @@ async fn generate_entities<M: MigratorTrait>() -> anyhow::Result<Vec<(String, St
     let tables = schema
         .tables
         .iter()
-        .filter(|table| table.name != "seaql_migrations")
+        // sea-orm's own table, and SQLite's change counter (kept by triggers, read by raw
+        // SQL; PostgreSQL has no such table).
+        .filter(|table| {
+            !["seaql_migrations", "subscription_changes"].contains(&table.name.as_str())
+        })
         .map(|table| table.write())
         .collect();
     let context = EntityWriterContext::new(

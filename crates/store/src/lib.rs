@@ -21,6 +21,7 @@ mod tokens;
 mod totals;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -46,6 +47,9 @@ pub struct Repo<C> {
     records: Option<subscriptions::RecordCache>,
     /// Listing totals counted recently, shared by the store and its transactions.
     totals: Arc<totals::ListingTotals>,
+    /// Inside a transaction: whether it wrote a subscription row, so that its commit makes
+    /// the remembered totals stale (a commit of process rows alone leaves them be).
+    wrote_subscriptions: Arc<AtomicBool>,
 }
 
 /// The repositories over the database; [`Store::begin`] opens a [`SeaTransaction`].
@@ -108,6 +112,7 @@ impl SeaStore {
             catalogue: CatalogueCache::default(),
             records: None,
             totals: Arc::default(),
+            wrote_subscriptions: Arc::default(),
         }
     }
 
@@ -141,6 +146,7 @@ impl Store for SeaStore {
             catalogue: Arc::clone(&self.catalogue),
             records: Some(subscriptions::RecordCache::default()),
             totals: Arc::clone(&self.totals),
+            wrote_subscriptions: Arc::default(),
         }))
     }
 }
@@ -149,8 +155,23 @@ impl Store for SeaStore {
 impl StoreTransaction for SeaTransaction {
     async fn commit(self: Box<Self>) -> Result<()> {
         self.conn.commit().await.map_err(storage_error)?;
-        self.totals.invalidate();
+        if self.wrote_subscriptions.load(Ordering::Acquire) {
+            self.totals.invalidate();
+        }
         Ok(())
+    }
+}
+
+impl<C: Conn> Repo<C> {
+    /// Notes that a subscription row was written: outside a transaction the write has
+    /// committed, so remembered listing totals are stale now; inside one they are once it
+    /// commits.
+    fn note_subscription_write(&self) {
+        if C::IN_TRANSACTION {
+            self.wrote_subscriptions.store(true, Ordering::Release);
+        } else {
+            self.totals.invalidate();
+        }
     }
 }
 
@@ -167,4 +188,65 @@ impl Conn for DatabaseConnection {
 
 impl Conn for DatabaseTransaction {
     const IN_TRANSACTION: bool = true;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use cadre_domain::{Customer, Name, NewSubscription, Store, SubscriptionRepository};
+    use cadre_migrations::demo::{DEFAULT_CUSTOMER_ID, USER_GROUP_PRODUCT_ID};
+    use uuid::Uuid;
+
+    fn group() -> NewSubscription {
+        NewSubscription {
+            id: Uuid::now_v7(),
+            product_id: USER_GROUP_PRODUCT_ID,
+            customer_id: DEFAULT_CUSTOMER_ID,
+            description: "A group".to_owned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn only_committed_writes_of_subscriptions_make_listing_totals_stale() {
+        let store = crate::testing::scratch_store().await;
+        let start = store.totals.generation();
+
+        let txn = store.begin().await.unwrap();
+        txn.create_customer(&Customer {
+            id: Uuid::now_v7(),
+            name: Name::parse("Elsewhere").unwrap(),
+            created_at: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+        txn.commit().await.unwrap();
+        assert_eq!(
+            store.totals.generation(),
+            start,
+            "a commit that wrote no subscription keeps the totals"
+        );
+
+        let txn = store.begin().await.unwrap();
+        txn.create_subscription(group()).await.unwrap();
+        assert_eq!(store.totals.generation(), start, "not before the commit");
+        txn.commit().await.unwrap();
+        assert_eq!(store.totals.generation(), start + 1);
+
+        let txn = store.begin().await.unwrap();
+        txn.create_subscription(group()).await.unwrap();
+        drop(txn);
+        assert_eq!(
+            store.totals.generation(),
+            start + 1,
+            "a rolled back write changes nothing"
+        );
+
+        store.create_subscription(group()).await.unwrap();
+        assert_eq!(
+            store.totals.generation(),
+            start + 2,
+            "outside a transaction, at once"
+        );
+    }
 }

@@ -18,8 +18,7 @@ use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, LikeExpr, NullOrdering, Q
 use sea_orm::{
     ActiveValue::{NotSet, Set, Unchanged},
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, JoinType, Order,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Statement,
-    TransactionSession,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Statement, TransactionSession,
 };
 use uuid::Uuid;
 
@@ -789,19 +788,15 @@ impl<C: Conn> Repo<C> {
     async fn remembered_total(&self, key: &TotalKey, arrived: u64) -> Result<Lookup> {
         Ok(match self.totals.get(key, arrived) {
             Remembered::Total(total) => Lookup::Use(total),
-            Remembered::Expired {
-                total,
-                snapshot: Some(snapshot),
-            } => {
+            Remembered::Expired { total, snapshot } => {
                 let checked_at = self.totals.generation();
-                if current_snapshot(&self.conn).await?.as_ref() == Some(&snapshot) {
+                if current_snapshot(&self.conn).await? == snapshot {
                     self.totals.renew(key, &snapshot, checked_at);
                     Lookup::Use(total)
                 } else {
                     Lookup::Refresh
                 }
             }
-            Remembered::Expired { snapshot: None, .. } => Lookup::Refresh,
             Remembered::Unknown => Lookup::Missing,
         })
     }
@@ -832,8 +827,8 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
             let txn = self.conn.begin().await.map_err(storage_error)?;
             insert_new(&txn, &catalogue, &record.subscription, &record.blocks).await?;
             txn.commit().await.map_err(storage_error)?;
-            self.totals.invalidate();
         }
+        self.note_subscription_write();
         self.remember(&record);
         Ok(record)
     }
@@ -869,9 +864,9 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
             let stored =
                 write_record(&txn, &catalogue, self.ids.as_ref(), record, cached, known).await?;
             txn.commit().await.map_err(storage_error)?;
-            self.totals.invalidate();
             stored
         };
+        self.note_subscription_write();
         self.remember(&stored);
         Ok(stored)
     }
@@ -1013,8 +1008,8 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
             let txn = self.conn.begin().await.map_err(storage_error)?;
             insert_records(&txn, &catalogue, self.ids.as_ref(), records, known).await?;
             txn.commit().await.map_err(storage_error)?;
-            self.totals.invalidate();
         }
+        self.note_subscription_write();
         for record in records {
             self.remember(record);
         }
@@ -1081,36 +1076,37 @@ struct UniqueValueRow {
     subscription_id: Uuid,
 }
 
-/// The database's current MVCC snapshot, where it has one (PostgreSQL): equal snapshots see
-/// the same committed rows.
-async fn current_snapshot(conn: &impl ConnectionTrait) -> Result<Option<String>> {
-    if conn.get_database_backend() != DbBackend::Postgres {
-        return Ok(None);
+/// What a count can be checked against later: on PostgreSQL the current MVCC snapshot (equal
+/// snapshots see the same committed rows), on SQLite the version of `subscription_changes`
+/// (moved by triggers with every write of a subscription row).
+fn snapshot_sql(backend: DbBackend) -> &'static str {
+    match backend {
+        DbBackend::Postgres => "pg_current_snapshot()::text",
+        _ => "(SELECT CAST(version AS TEXT) FROM subscription_changes)",
     }
+}
+
+/// The database's current snapshot, as [`snapshot_sql`] reads it.
+async fn current_snapshot(conn: &impl ConnectionTrait) -> Result<String> {
+    let backend = conn.get_database_backend();
     let statement = Statement::from_string(
-        DbBackend::Postgres,
-        "SELECT pg_current_snapshot()::text AS snapshot",
+        backend,
+        format!("SELECT {} AS snapshot", snapshot_sql(backend)),
     );
-    let row = conn.query_one_raw(statement).await.map_err(storage_error)?;
-    row.map(|row| row.try_get::<String>("", "snapshot"))
-        .transpose()
+    conn.query_one_raw(statement)
+        .await
+        .map_err(storage_error)?
+        .ok_or_else(|| DomainError::Storage("the snapshot query returned no row".to_owned()))?
+        .try_get("", "snapshot")
         .map_err(storage_error)
 }
 
-/// Counts the rows `select` matches; on PostgreSQL in the same statement as the snapshot the
-/// count saw.
+/// Counts the rows `select` matches, in the same statement as the snapshot the count saw.
 async fn count_matching(
     conn: &impl ConnectionTrait,
     select: &Select<subscriptions::Entity>,
 ) -> Result<Counted> {
     let backend = conn.get_database_backend();
-    if backend != DbBackend::Postgres {
-        let total = select.clone().count(conn).await.map_err(storage_error)?;
-        return Ok(Counted {
-            total,
-            snapshot: None,
-        });
-    }
     let inner = select
         .clone()
         .select_only()
@@ -1119,7 +1115,8 @@ async fn count_matching(
     let statement = Statement::from_sql_and_values(
         backend,
         format!(
-            "SELECT pg_current_snapshot()::text AS snapshot, COUNT(*) AS total FROM ({}) AS matching",
+            "SELECT {} AS snapshot, COUNT(*) AS total FROM ({}) AS matching",
+            snapshot_sql(backend),
             inner.sql
         ),
         inner.values.map(|values| values.0).unwrap_or_default(),
@@ -1132,7 +1129,7 @@ async fn count_matching(
     let total: i64 = row.try_get("", "total").map_err(storage_error)?;
     Ok(Counted {
         total: u64::try_from(total).unwrap_or_default(),
-        snapshot: Some(row.try_get("", "snapshot").map_err(storage_error)?),
+        snapshot: row.try_get("", "snapshot").map_err(storage_error)?,
     })
 }
 

@@ -2,17 +2,20 @@
 //!
 //! Counting every row that matches a filter costs a scan of the matching index entries (100,000
 //! rows: milliseconds), far more than reading one page. A store therefore remembers the total
-//! of each filter for [`TOTAL_TTL`], and forgets them all whenever a write through this store
-//! commits: a process sees its own writes in totals at once, and another process's writes
+//! of each filter for [`TOTAL_TTL`], and forgets them all whenever a write of subscriptions
+//! through this store commits (commits that wrote only process rows, tokens or the like leave
+//! them be): a process sees its own writes in totals at once, and another process's writes
 //! about a second later. A filter is never counted by many requests at once: when a total
 //! expires, one caller counts again while the others keep using the expired total; when there
 //! is none (or a write made it stale), callers take turns ([`ListingTotals::counting_turn`]), and
 //! one that waited uses the total counted after it arrived. Transactions always count afresh.
 //!
-//! On PostgreSQL a total also remembers the MVCC snapshot it was counted in
-//! (`pg_current_snapshot()`). Two equal snapshots see exactly the same committed rows, so an
-//! expired total whose snapshot is still current is renewed without counting: while nothing
-//! commits, a filter is counted once, however long it is listed.
+//! A total also remembers the snapshot it was counted in: on PostgreSQL the MVCC snapshot
+//! (`pg_current_snapshot()`; two equal snapshots see exactly the same committed rows), on
+//! SQLite the version of `subscription_changes`, which triggers move with every write of a
+//! subscription row, by any process. An expired total whose snapshot is still current is
+//! renewed without counting: while nothing commits, a filter is counted once, however long it
+//! is listed.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,13 +34,13 @@ const MAX_ENTRIES: usize = 1024;
 /// The filter a total was counted for: product type, lifecycle, lowercased text.
 pub(crate) type TotalKey = (Option<ProductType>, Option<Lifecycle>, Option<String>);
 
-/// A counted total and the database snapshot it was counted in, where the backend has one.
+/// A counted total and the database snapshot it was counted in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Counted {
     /// The number of matching rows.
     pub total: u64,
-    /// The snapshot the count saw (PostgreSQL), or `None`.
-    pub snapshot: Option<String>,
+    /// The snapshot the count saw.
+    pub snapshot: String,
 }
 
 struct Entry {
@@ -53,14 +56,13 @@ struct Entry {
 pub(crate) enum Remembered {
     /// Use this total.
     Total(u64),
-    /// The total has expired and this caller refreshes it: if it has a snapshot that is still
-    /// current, use `total` and [`ListingTotals::renew`] it; otherwise count and
-    /// [`ListingTotals::put`].
+    /// The total has expired and this caller refreshes it: if its snapshot is still current,
+    /// use `total` and [`ListingTotals::renew`] it; otherwise count and [`ListingTotals::put`].
     Expired {
         /// The expired total.
         total: u64,
-        /// The snapshot it was counted in, where the backend has them.
-        snapshot: Option<String>,
+        /// The snapshot it was counted in.
+        snapshot: String,
     },
     /// No total this caller may use: wait for the [`ListingTotals::counting_turn`], look
     /// again, and count (then [`ListingTotals::put`]) if there is still none.
@@ -70,7 +72,8 @@ pub(crate) enum Remembered {
 /// The totals a store counted recently.
 #[derive(Default)]
 pub(crate) struct ListingTotals {
-    /// Incremented by every committed write; entries of older generations are stale.
+    /// Incremented by every committed write of subscriptions; entries of older generations
+    /// are stale.
     generation: AtomicU64,
     entries: Mutex<HashMap<TotalKey, Entry>>,
     /// One lock per filter, held by the caller counting it.
@@ -152,7 +155,7 @@ impl ListingTotals {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(entry) = entries
             .get_mut(key)
-            .filter(|entry| entry.counted.snapshot.as_deref() == Some(snapshot))
+            .filter(|entry| entry.counted.snapshot == snapshot)
         {
             entry.generation = entry.generation.max(generation);
             entry.counted_at = Instant::now();
@@ -160,7 +163,7 @@ impl ListingTotals {
         }
     }
 
-    /// Forgets every total: a write committed.
+    /// Forgets every total: a write of subscriptions committed.
     pub(crate) fn invalidate(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
@@ -170,10 +173,10 @@ impl ListingTotals {
 mod tests {
     use super::*;
 
-    fn counted(total: u64, snapshot: Option<&str>) -> Counted {
+    fn counted(total: u64, snapshot: &str) -> Counted {
         Counted {
             total,
-            snapshot: snapshot.map(str::to_owned),
+            snapshot: snapshot.to_owned(),
         }
     }
 
@@ -193,7 +196,7 @@ mod tests {
         let totals = ListingTotals::default();
         let key: TotalKey = (Some(ProductType::user()), Some(Lifecycle::Active), None);
         assert_eq!(totals.get(&key, totals.generation()), Remembered::Unknown);
-        totals.put(key.clone(), totals.generation(), counted(7, Some("1:1:")));
+        totals.put(key.clone(), totals.generation(), counted(7, "1:1:"));
         assert_eq!(totals.get(&key, totals.generation()), Remembered::Total(7));
         totals.invalidate();
         assert_eq!(totals.get(&key, totals.generation()), Remembered::Unknown);
@@ -203,13 +206,13 @@ mod tests {
     fn an_expired_total_is_counted_again_by_one_caller_at_a_time() {
         let totals = ListingTotals::default();
         let key: TotalKey = (None, Some(Lifecycle::Active), None);
-        totals.put(key.clone(), totals.generation(), counted(5, None));
+        totals.put(key.clone(), totals.generation(), counted(5, "5"));
         expire(&totals, &key);
         assert_eq!(
             totals.get(&key, totals.generation()),
             Remembered::Expired {
                 total: 5,
-                snapshot: None
+                snapshot: "5".to_owned()
             },
             "the first caller counts"
         );
@@ -218,25 +221,21 @@ mod tests {
             Remembered::Total(5),
             "the others reuse the total meanwhile"
         );
-        totals.put(key.clone(), totals.generation(), counted(6, None));
+        totals.put(key.clone(), totals.generation(), counted(6, "6"));
         assert_eq!(totals.get(&key, totals.generation()), Remembered::Total(6));
     }
 
     #[test]
-    fn an_expired_total_with_a_snapshot_is_checked_and_renewed() {
+    fn an_expired_total_whose_snapshot_is_current_is_renewed() {
         let totals = ListingTotals::default();
         let key: TotalKey = (None, None, None);
-        totals.put(
-            key.clone(),
-            totals.generation(),
-            counted(9, Some("10:12:10")),
-        );
+        totals.put(key.clone(), totals.generation(), counted(9, "10:12:10"));
         expire(&totals, &key);
         assert_eq!(
             totals.get(&key, totals.generation()),
             Remembered::Expired {
                 total: 9,
-                snapshot: Some("10:12:10".to_owned())
+                snapshot: "10:12:10".to_owned()
             }
         );
         assert_eq!(
@@ -259,10 +258,10 @@ mod tests {
         let key: TotalKey = (None, None, Some("ada".to_owned()));
         let before = totals.generation();
         totals.invalidate();
-        totals.put(key.clone(), before, counted(3, None));
+        totals.put(key.clone(), before, counted(3, "0:0:"));
         assert_eq!(totals.get(&key, totals.generation()), Remembered::Unknown);
 
-        totals.put(key.clone(), totals.generation(), counted(3, Some("1:1:")));
+        totals.put(key.clone(), totals.generation(), counted(3, "1:1:"));
         expire(&totals, &key);
         let checked_at = totals.generation();
         assert!(matches!(
@@ -280,7 +279,7 @@ mod tests {
         let key: TotalKey = (None, Some(Lifecycle::Active), None);
         let arrived = totals.generation();
         totals.invalidate();
-        totals.put(key.clone(), totals.generation(), counted(4, None));
+        totals.put(key.clone(), totals.generation(), counted(4, "7"));
         assert_eq!(totals.get(&key, arrived), Remembered::Total(4));
         totals.invalidate();
         assert_eq!(
@@ -318,7 +317,7 @@ mod tests {
         let totals = ListingTotals::default();
         let key: TotalKey = (None, Some(Lifecycle::Active), None);
         let slow_count_from = totals.generation();
-        totals.put(key.clone(), slow_count_from, counted(3, Some("1:1:")));
+        totals.put(key.clone(), slow_count_from, counted(3, "1:1:"));
         expire(&totals, &key);
         let checked_at = totals.generation();
         assert!(matches!(
@@ -327,8 +326,8 @@ mod tests {
         ));
         totals.invalidate();
         let after_write = totals.generation();
-        totals.put(key.clone(), after_write, counted(4, Some("2:2:")));
-        totals.put(key.clone(), slow_count_from, counted(2, Some("1:1:")));
+        totals.put(key.clone(), after_write, counted(4, "2:2:"));
+        totals.put(key.clone(), slow_count_from, counted(2, "1:1:"));
         assert_eq!(
             totals.get(&key, after_write),
             Remembered::Total(4),
