@@ -3,7 +3,6 @@
 //! entries to add) only while the page has free space. SQLite has no such setting.
 
 use sea_orm_migration::prelude::*;
-
 use sea_orm_migration::sea_orm::DbBackend;
 
 use crate::only_on;

@@ -11,7 +11,6 @@
 //! UUID does not have).
 
 use sea_orm_migration::prelude::*;
-
 use sea_orm_migration::sea_orm::DbBackend;
 
 use crate::only_on;

@@ -9,7 +9,6 @@
 //! serialise every transaction that writes a subscription).
 
 use sea_orm_migration::prelude::*;
-
 use sea_orm_migration::sea_orm::DbBackend;
 
 use crate::only_on;

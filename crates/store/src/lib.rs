@@ -194,7 +194,10 @@ impl Conn for DatabaseTransaction {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use cadre_domain::{Customer, Name, NewSubscription, Store, SubscriptionRepository};
+    use cadre_domain::{
+        CatalogueRepository, Customer, Name, NewSubscription, Store, SubscriptionRecord,
+        SubscriptionRepository, UuidV7Source,
+    };
     use cadre_migrations::demo::{DEFAULT_CUSTOMER_ID, USER_GROUP_PRODUCT_ID};
     use uuid::Uuid;
 
@@ -233,19 +236,38 @@ mod tests {
         txn.commit().await.unwrap();
         assert_eq!(store.totals.generation(), start + 1);
 
+        // A save and a batch insert inside a transaction count as writes too.
+        let created = store.create_subscription(group()).await.unwrap();
+        let start = store.totals.generation();
+        let txn = store.begin().await.unwrap();
+        let mut changed = txn
+            .load_subscription(created.subscription.id)
+            .await
+            .unwrap();
+        changed.subscription.description = "Renamed".to_owned();
+        txn.save_subscription(&changed).await.unwrap();
+        txn.commit().await.unwrap();
+        assert_eq!(store.totals.generation(), start + 1, "a save");
+        let product = store.product(USER_GROUP_PRODUCT_ID).await.unwrap();
+        let record = SubscriptionRecord::initial(group(), product, &UuidV7Source);
+        let txn = store.begin().await.unwrap();
+        txn.insert_subscriptions(&[record]).await.unwrap();
+        txn.commit().await.unwrap();
+        assert_eq!(store.totals.generation(), start + 2, "a batch insert");
+
         let txn = store.begin().await.unwrap();
         txn.create_subscription(group()).await.unwrap();
         drop(txn);
         assert_eq!(
             store.totals.generation(),
-            start + 1,
+            start + 2,
             "a rolled back write changes nothing"
         );
 
         store.create_subscription(group()).await.unwrap();
         assert_eq!(
             store.totals.generation(),
-            start + 2,
+            start + 3,
             "outside a transaction, at once"
         );
     }

@@ -1,10 +1,10 @@
 //! Listing subscriptions with filters, sorting and pagination.
 
+use std::sync::{Arc, Mutex};
+
 use cadre_domain::{
     Lifecycle, ProductType, SortOrder, SubscriptionQuery, SubscriptionRepository, SubscriptionSort,
 };
-use std::sync::{Arc, Mutex};
-
 use cadre_store::testing::scratch_store;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use uuid::Uuid;
