@@ -302,3 +302,29 @@ async fn a_text_search_total_can_use_the_description_index_on_postgres() {
         "{plan:#?}"
     );
 }
+
+/// The bundled SQLite is built with the query planner stability guarantee (`.cargo/config.toml`):
+/// without it, SQLite 3.51 plans every statement with a bound LIMIT or OFFSET again each time
+/// it runs, because sqlx binds the parameters anew on every run.
+#[tokio::test]
+async fn sqlite_plans_statements_once() {
+    if cadre_store::testing::postgres_url().is_some() {
+        return;
+    }
+    let store = scratch_store().await;
+    let options: Vec<String> = store
+        .connection()
+        .query_all_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "PRAGMA compile_options",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get_by_index::<String>(0).unwrap())
+        .collect();
+    assert!(
+        options.iter().any(|option| option == "ENABLE_QPSG"),
+        "{options:?}"
+    );
+}
