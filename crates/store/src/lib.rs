@@ -10,6 +10,7 @@ mod customers;
 mod entities;
 mod error;
 mod groups;
+mod pages;
 mod processes;
 mod provisioning;
 mod registration;

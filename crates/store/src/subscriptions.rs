@@ -14,7 +14,7 @@ use cadre_domain::{
     Page, Result, SortOrder, Subscription, SubscriptionQuery, SubscriptionRecord,
     SubscriptionRepository, SubscriptionSort, SubscriptionSummary,
 };
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, LikeExpr, NullOrdering, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, LikeExpr, Query};
 use sea_orm::{
     ActiveValue::{NotSet, Set, Unchanged},
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, JoinType, Order,
@@ -27,6 +27,7 @@ use crate::entities::{
     subscription_instance_relations as relations, subscription_instance_values as values,
     subscription_instances as instances, subscriptions,
 };
+use crate::pages::{SortKey, read_page};
 use crate::totals::{Counted, Remembered, TotalKey};
 use crate::{Conn, Repo, storage_error};
 
@@ -954,28 +955,21 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
             SortOrder::Asc => Order::Asc,
             SortOrder::Desc => Order::Desc,
         };
-        select = match query.sort {
-            SubscriptionSort::Created => select,
-            SubscriptionSort::Description => {
-                select.order_by(subscriptions::Column::Description, order.clone())
-            }
-            SubscriptionSort::StartDate => select.order_by_with_nulls(
-                subscriptions::Column::StartDate,
-                order.clone(),
-                NullOrdering::Last,
-            ),
+        let key = |column, nulls_last| SortKey {
+            column,
+            order: order.clone(),
+            nulls_last,
         };
+        let mut keys = match query.sort {
+            SubscriptionSort::Created => vec![],
+            SubscriptionSort::Description => vec![key(subscriptions::Column::Description, false)],
+            SubscriptionSort::StartDate => vec![key(subscriptions::Column::StartDate, true)],
+        };
+        keys.push(key(subscriptions::Column::Id, false));
         // SQLite accepts OFFSET only after a LIMIT, so "no limit" is the largest one.
         let limit = query.limit.unwrap_or(i64::MAX as u64);
-        select = select
-            .order_by(subscriptions::Column::Id, order)
-            .limit(limit)
-            .offset(query.offset);
-        let rows = select.all(&self.conn).await.map_err(storage_error)?;
-        let items = rows
-            .into_iter()
-            .map(|row| summary(&catalogue, row))
-            .collect::<Result<Vec<_>>>()?;
+        let select = select.limit(limit).offset(query.offset);
+        let items = read_page(&self.conn, &catalogue, select, &keys).await?;
         let total = total.unwrap_or(items.len() as u64);
         Ok(Page { items, total })
     }

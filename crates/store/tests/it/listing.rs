@@ -303,6 +303,59 @@ async fn a_text_search_total_can_use_the_description_index_on_postgres() {
     );
 }
 
+/// A page is read as one aggregated row: every field of every item must come back exactly as
+/// the subscription loads on its own, whatever its text holds (quotes, backslashes, newlines,
+/// non-ASCII) and with sub-second dates, on both backends.
+#[tokio::test]
+async fn a_page_carries_every_field_as_a_load_reads_it() {
+    let store = scratch_store().await;
+    let plain = active_group(&store, "plain", "Plain", &[]).await;
+    let mut odd = initial_group(&store, "Gruppe \"Zürich\" \\ 東京\nline two").await;
+    odd.subscription.note = Some("a note with 'quotes', \"doubles\" and tabs\t".to_owned());
+    odd.subscription.start_date = Some(
+        chrono::DateTime::parse_from_rfc3339("2026-11-24T12:00:00.123456+02:00")
+            .unwrap()
+            .to_utc(),
+    );
+    odd.subscription.end_date = Some(
+        chrono::DateTime::parse_from_rfc3339("2027-01-01T00:00:00.5Z")
+            .unwrap()
+            .to_utc(),
+    );
+    odd.subscription.insync = true;
+    let odd = cadre_domain::models::save(&store, odd).await.unwrap();
+
+    for order in [SortOrder::Asc, SortOrder::Desc] {
+        let query = SubscriptionQuery {
+            sort: SubscriptionSort::StartDate,
+            order,
+            limit: Some(10),
+            ..SubscriptionQuery::default()
+        };
+        let page = store.list_subscriptions(&query).await.unwrap();
+        assert_eq!(page.total, 2);
+        let loaded = [
+            store.load_subscription(odd.subscription.id).await.unwrap(),
+            store
+                .load_subscription(plain.subscription.id)
+                .await
+                .unwrap(),
+        ];
+        // Start dates: the odd group's (2026-11-24 10:00 UTC) before the plain one's (12:00),
+        // reversed when descending.
+        let expected: Vec<_> = match order {
+            SortOrder::Asc => loaded.iter().collect(),
+            SortOrder::Desc => loaded.iter().rev().collect(),
+        };
+        assert_eq!(page.items.len(), expected.len());
+        for (item, record) in page.items.iter().zip(expected) {
+            assert_eq!(item.subscription, record.subscription);
+            assert_eq!(item.product_name, record.product.name);
+            assert_eq!(item.product_type, record.product.product_type);
+        }
+    }
+}
+
 /// The bundled SQLite is built with the query planner stability guarantee (`.cargo/config.toml`):
 /// without it, SQLite 3.51 plans every statement with a bound LIMIT or OFFSET again each time
 /// it runs, because sqlx binds the parameters anew on every run.
