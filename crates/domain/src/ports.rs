@@ -117,7 +117,8 @@ pub struct SubscriptionQuery {
     pub product_type: Option<ProductType>,
     /// Only subscriptions in this lifecycle.
     pub lifecycle: Option<Lifecycle>,
-    /// Only subscriptions whose description contains this text, ignoring ASCII case.
+    /// Only subscriptions whose description contains this text, ignoring the case of ASCII
+    /// letters (on PostgreSQL, of every letter its locale folds).
     pub text: Option<String>,
     /// Sort field.
     pub sort: SubscriptionSort,

@@ -14,7 +14,7 @@ use cadre_domain::{
     Page, Result, SortOrder, Subscription, SubscriptionQuery, SubscriptionRecord,
     SubscriptionRepository, SubscriptionSort, SubscriptionSummary,
 };
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, LikeExpr, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, LikeExpr, Query};
 use sea_orm::{
     ActiveValue::{NotSet, Set, Unchanged},
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, JoinType, Order,
@@ -915,11 +915,19 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
             select = select.filter(subscriptions::Column::Status.eq(lifecycle.as_str()));
         }
         if let Some(text) = query.text.as_deref().filter(|text| !text.is_empty()) {
-            let pattern = format!("%{}%", escape_like(&text.to_ascii_lowercase()));
-            select = select.filter(
-                Expr::expr(Func::lower(Expr::col(subscriptions::Column::Description)))
+            let pattern = format!("%{}%", escape_like(text));
+            // Case-insensitive on both sides: SQLite's LIKE already ignores the case of ASCII
+            // letters (as its `lower` would, without reading every description twice);
+            // PostgreSQL lowers description and pattern alike, as the trigram index over
+            // `lower(description)` expects.
+            select = select.filter(match self.conn.get_database_backend() {
+                DbBackend::Postgres => Expr::cust_with_values(
+                    r#"lower("description") LIKE lower($1) ESCAPE '\'"#,
+                    [pattern],
+                ),
+                _ => Expr::col(subscriptions::Column::Description)
                     .like(LikeExpr::new(pattern).escape('\\')),
-            );
+            });
         }
         // Without paging, the rows themselves are the count. Outside transactions, a total
         // counted moments ago for the same filter is reused (see `totals`).

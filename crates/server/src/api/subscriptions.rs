@@ -135,7 +135,8 @@ pub struct SubscriptionFilter {
     /// Only subscriptions in this lifecycle, e.g. `active`.
     #[param(schema_with = lifecycles)]
     pub status: Option<String>,
-    /// Only subscriptions whose description contains this text (ASCII case ignored).
+    /// Only subscriptions whose description contains this text, ignoring the case of ASCII
+    /// letters (on PostgreSQL, of every letter its locale folds).
     pub query: Option<String>,
     /// Sort field (default `created`).
     #[param(inline)]

@@ -381,3 +381,40 @@ async fn sqlite_plans_statements_once() {
         "{options:?}"
     );
 }
+
+/// Text search ignores case on both sides of the comparison: ASCII letters on SQLite (its LIKE),
+/// on PostgreSQL every letter its `lower` folds, applied to the description and the pattern alike.
+#[tokio::test]
+async fn text_search_ignores_case_of_description_and_pattern_alike() {
+    let store = scratch_store().await;
+    let group = initial_group(&store, "Gruppe Zürich").await;
+    let search = |text: &str| {
+        let store = &store;
+        let query = SubscriptionQuery {
+            text: Some(text.to_owned()),
+            limit: Some(10),
+            ..SubscriptionQuery::default()
+        };
+        async move { ids(&store.list_subscriptions(&query).await.unwrap()) }
+    };
+    assert_eq!(search("gRUPPE zü").await, [group.subscription.id]);
+    let unicode_upper = search("ZÜRICH").await;
+    if cadre_store::testing::postgres_url().is_some() {
+        // PostgreSQL's `lower` folds what the database's locale knows (C.UTF-8 and the
+        // language locales fold Ü; the plain C locale does not): the pattern is folded alike.
+        let folds: bool = store
+            .connection()
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT lower('ZÜRICH') = 'zürich' AS folds",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get("", "folds")
+            .unwrap();
+        assert_eq!(unicode_upper.is_empty(), !folds);
+    } else {
+        assert!(unicode_upper.is_empty(), "SQLite folds ASCII letters only");
+    }
+}
