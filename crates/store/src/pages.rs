@@ -1,7 +1,8 @@
-//! A listing's page of subscriptions, read as one row: the database aggregates the page into a
-//! JSON array. A page of 50 read row by row costs the driver more than the database takes to
-//! find it (on SQLite each row is copied value by value and handed from the connection's thread
-//! to the runtime on its own).
+//! A listing's page of subscriptions. On SQLite it is read as one row, the page aggregated into a
+//! JSON array by the database: fifty rows read one by one cost sqlx-sqlite more than SQLite takes
+//! to find them (each row is copied value by value and handed from the connection's thread to
+//! the runtime on its own). PostgreSQL's driver reads rows cheaply and building the JSON would
+//! cost the server more than that, so there the rows are read as they are.
 
 use cadre_domain::{DomainError, Result, Subscription, SubscriptionSummary};
 use chrono::{DateTime, Utc};
@@ -15,7 +16,7 @@ use uuid::Uuid;
 use crate::catalogue::Catalogue;
 use crate::entities::subscriptions;
 use crate::storage_error;
-use crate::subscriptions::parse_lifecycle;
+use crate::subscriptions::{parse_lifecycle, summary};
 
 /// One key of a page's order: a column, its direction, and whether nulls come last.
 pub(crate) struct SortKey {
@@ -27,7 +28,7 @@ pub(crate) struct SortKey {
     pub nulls_last: bool,
 }
 
-/// A subscription as the page query aggregates it: id, product id and customer id (text),
+/// A subscription as SQLite's page query aggregates it: id, product id and customer id (hex),
 /// description, status, in sync (0 or 1), start and end date (RFC 3339), note, version.
 type PageRow = (
     String,
@@ -56,7 +57,6 @@ pub(crate) async fn read_page(
     mut select: Select<subscriptions::Entity>,
     keys: &[SortKey],
 ) -> Result<Vec<SubscriptionSummary>> {
-    let backend = conn.get_database_backend();
     for key in keys {
         select = if key.nulls_last {
             select.order_by_with_nulls(key.column, key.order.clone(), NullOrdering::Last)
@@ -64,10 +64,18 @@ pub(crate) async fn read_page(
             select.order_by(key.column, key.order.clone())
         };
     }
+    let backend = conn.get_database_backend();
+    if backend == DbBackend::Postgres {
+        let rows = select.all(conn).await.map_err(storage_error)?;
+        return rows
+            .into_iter()
+            .map(|row| summary(catalogue, row))
+            .collect();
+    }
     let inner = select.build(backend);
     let statement = Statement::from_sql_and_values(
         backend,
-        page_sql(backend, &inner.sql, keys),
+        aggregate_sql(&inner.sql, keys),
         inner.values.map(|values| values.0).unwrap_or_default(),
     );
     let json = PageJson::find_by_statement(statement)
@@ -75,32 +83,18 @@ pub(crate) async fn read_page(
         .await
         .map_err(storage_error)?
         .and_then(|row| row.page);
-    // PostgreSQL aggregates no rows to NULL, SQLite to `[]`.
-    let Some(json) = json else {
-        return Ok(Vec::new());
+    let rows: Vec<PageRow> = match json {
+        Some(json) => serde_json::from_str(&json).map_err(malformed)?,
+        None => Vec::new(),
     };
-    let rows: Vec<PageRow> = serde_json::from_str(&json).map_err(malformed)?;
     rows.into_iter()
-        .map(|row| summary(catalogue, row))
+        .map(|row| aggregated_summary(catalogue, row))
         .collect()
 }
 
-/// The statement aggregating the rows of `inner` into one JSON array, in the order `keys`.
-/// Ids are text in JSON: SQLite stores them as blobs (`hex`), PostgreSQL as `uuid` (`::text`).
-fn page_sql(backend: DbBackend, inner: &str, keys: &[SortKey]) -> String {
-    let postgres = backend == DbBackend::Postgres;
-    let (agg, array, insync, cast) = if postgres {
-        ("json_agg", "json_build_array", "insync::int", "::text")
-    } else {
-        ("json_group_array", "json_array", "insync", "")
-    };
-    let id = |column: &str| {
-        if postgres {
-            format!("{column}::text")
-        } else {
-            format!("hex({column})")
-        }
-    };
+/// The SQLite statement aggregating the rows of `inner` into one JSON array, in the order
+/// `keys`. Ids are stored as blobs: they read as hex text.
+fn aggregate_sql(inner: &str, keys: &[SortKey]) -> String {
     let order: Vec<String> = keys
         .iter()
         .map(|key| {
@@ -113,11 +107,9 @@ fn page_sql(backend: DbBackend, inner: &str, keys: &[SortKey]) -> String {
         })
         .collect();
     format!(
-        "SELECT {agg}({array}({}, {}, {}, description, status, {insync}, start_date, end_date, \
-           note, version) ORDER BY {}){cast} AS page FROM ({inner}) AS page",
-        id("id"),
-        id("product_id"),
-        id("customer_id"),
+        "SELECT json_group_array(json_array(hex(id), hex(product_id), hex(customer_id), \
+           description, status, insync, start_date, end_date, note, version) ORDER BY {}) \
+           AS page FROM ({inner}) AS page",
         order.join(", "),
     )
 }
@@ -139,7 +131,7 @@ fn parse_date(text: Option<String>) -> Result<Option<DateTime<Utc>>> {
     .transpose()
 }
 
-fn summary(catalogue: &Catalogue, row: PageRow) -> Result<SubscriptionSummary> {
+fn aggregated_summary(catalogue: &Catalogue, row: PageRow) -> Result<SubscriptionSummary> {
     let (id, product_id, customer_id, description, status, insync, start, end, note, version) = row;
     let product = catalogue.product(parse_id(&product_id)?)?;
     Ok(SubscriptionSummary {

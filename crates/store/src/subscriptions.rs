@@ -1135,7 +1135,10 @@ async fn count_matching(
     })
 }
 
-fn summary(catalogue: &Catalogue, row: subscriptions::Model) -> Result<SubscriptionSummary> {
+pub(crate) fn summary(
+    catalogue: &Catalogue,
+    row: subscriptions::Model,
+) -> Result<SubscriptionSummary> {
     let product = catalogue.product(row.product_id)?;
     Ok(SubscriptionSummary {
         product_name: product.name.clone(),
