@@ -916,8 +916,8 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
         }
         if let Some(text) = query.text.as_deref().filter(|text| !text.is_empty()) {
             let pattern = format!("%{}%", escape_like(text));
-            // Case-insensitive on both sides: SQLite's LIKE already ignores the case of ASCII
-            // letters (as its `lower` would, without reading every description twice);
+            // Case-insensitive on both sides: SQLite's LIKE itself ignores the case of ASCII
+            // letters, the letters its `lower` folds, so no description is copied to lower it;
             // PostgreSQL lowers description and pattern alike, as the trigram index over
             // `lower(description)` expects.
             select = select.filter(match self.conn.get_database_backend() {
