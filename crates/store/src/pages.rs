@@ -4,8 +4,8 @@
 //! the runtime on its own). PostgreSQL's driver reads rows cheaply and building the JSON would
 //! cost the server more than that, so there the rows are read as they are.
 
-use cadre_domain::{DomainError, Result, Subscription, SubscriptionSummary};
-use chrono::{DateTime, Utc};
+use cadre_domain::{DomainError, Result, SubscriptionSummary};
+use chrono::{DateTime, FixedOffset};
 use sea_orm::sea_query::NullOrdering;
 use sea_orm::{
     ConnectionTrait, DbBackend, FromQueryResult, IdenStatic, Order, QueryOrder, QueryTrait, Select,
@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::catalogue::Catalogue;
 use crate::entities::subscriptions;
 use crate::storage_error;
-use crate::subscriptions::{parse_lifecycle, summary};
+use crate::subscriptions::summary;
 
 /// One key of a page's order: a column, its direction, and whether nulls come last.
 pub(crate) struct SortKey {
@@ -43,10 +43,10 @@ type PageRow = (
     i64,
 );
 
-/// The single row of a page query.
+/// The single row of SQLite's page query.
 #[derive(Debug, FromQueryResult)]
 struct PageJson {
-    page: Option<String>,
+    page: String,
 }
 
 /// The rows `select` (filtered, limited and offset) finds in the order `keys`, with their
@@ -82,13 +82,11 @@ pub(crate) async fn read_page(
         .one(conn)
         .await
         .map_err(storage_error)?
-        .and_then(|row| row.page);
-    let rows: Vec<PageRow> = match json {
-        Some(json) => serde_json::from_str(&json).map_err(malformed)?,
-        None => Vec::new(),
-    };
+        .ok_or_else(|| malformed("the page query returned no row"))?
+        .page;
+    let rows: Vec<PageRow> = serde_json::from_str(&json).map_err(malformed)?;
     rows.into_iter()
-        .map(|row| aggregated_summary(catalogue, row))
+        .map(|row| summary(catalogue, to_model(row)?))
         .collect()
 }
 
@@ -122,32 +120,24 @@ fn parse_id(text: &str) -> Result<Uuid> {
     Uuid::parse_str(text).map_err(malformed)
 }
 
-fn parse_date(text: Option<String>) -> Result<Option<DateTime<Utc>>> {
-    text.map(|text| {
-        DateTime::parse_from_rfc3339(&text)
-            .map(|date| date.to_utc())
-            .map_err(malformed)
-    })
-    .transpose()
+fn parse_date(text: Option<String>) -> Result<Option<DateTime<FixedOffset>>> {
+    text.map(|text| DateTime::parse_from_rfc3339(&text).map_err(malformed))
+        .transpose()
 }
 
-fn aggregated_summary(catalogue: &Catalogue, row: PageRow) -> Result<SubscriptionSummary> {
+/// The subscription row an aggregated entry stands for.
+fn to_model(row: PageRow) -> Result<subscriptions::Model> {
     let (id, product_id, customer_id, description, status, insync, start, end, note, version) = row;
-    let product = catalogue.product(parse_id(&product_id)?)?;
-    Ok(SubscriptionSummary {
-        product_name: product.name.clone(),
-        product_type: product.product_type.clone(),
-        subscription: Subscription {
-            id: parse_id(&id)?,
-            product_id: product.id,
-            customer_id: parse_id(&customer_id)?,
-            description,
-            lifecycle: parse_lifecycle(&status)?,
-            insync: insync != 0,
-            start_date: parse_date(start)?,
-            end_date: parse_date(end)?,
-            note,
-            version,
-        },
+    Ok(subscriptions::Model {
+        id: parse_id(&id)?,
+        product_id: parse_id(&product_id)?,
+        customer_id: parse_id(&customer_id)?,
+        description,
+        status,
+        insync: insync != 0,
+        start_date: parse_date(start)?,
+        end_date: parse_date(end)?,
+        note,
+        version,
     })
 }
