@@ -198,7 +198,7 @@ impl Server {
     /// Starts create_user for `user_id` in `group`; returns the process id.
     async fn start_create_user(&self, user_id: &str, group: &str) -> String {
         // The group choices of a form are cached for up to a second.
-        tokio::time::sleep(cadre_forms::builtin::CHOICES_TTL).await;
+        tokio::time::sleep(cadre_products::forms::CHOICES_TTL).await;
         self.start_process(
             "create_user",
             json!([{"product": USER_INTERNAL_PRODUCT_ID},

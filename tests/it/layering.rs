@@ -83,19 +83,147 @@ fn the_forms_are_usable_alone() {
     }
 }
 
-/// The engine and the layers above it meet storage only through the domain: each names the
-/// layer it builds on, and none pulls in a database or HTTP crate.
+/// The cadre crates each workspace crate may build on (normal dependencies, transitively).
+/// Every workspace member is listed, so a new crate states its place in the layers here.
+const LAYERS: &[(&str, &[&str])] = &[
+    ("cadre-domain", &[]),
+    ("cadre-migrations", &[]),
+    ("cadre-forms", &["cadre-domain"]),
+    ("cadre-engine", &["cadre-domain"]),
+    ("cadre-store", &["cadre-domain", "cadre-migrations"]),
+    (
+        "cadre-products",
+        &["cadre-domain", "cadre-engine", "cadre-forms"],
+    ),
+    (
+        "cadre-groups",
+        &[
+            "cadre-domain",
+            "cadre-engine",
+            "cadre-forms",
+            "cadre-products",
+        ],
+    ),
+    (
+        "cadre-provisioning",
+        &[
+            "cadre-domain",
+            "cadre-engine",
+            "cadre-forms",
+            "cadre-products",
+        ],
+    ),
+    (
+        "cadre-registration",
+        &[
+            "cadre-domain",
+            "cadre-engine",
+            "cadre-forms",
+            "cadre-products",
+        ],
+    ),
+    (
+        "cadre-server",
+        &[
+            "cadre-domain",
+            "cadre-engine",
+            "cadre-forms",
+            "cadre-groups",
+            "cadre-migrations",
+            "cadre-products",
+            "cadre-provisioning",
+            "cadre-registration",
+            "cadre-store",
+        ],
+    ),
+    (
+        "cadre",
+        &[
+            "cadre-domain",
+            "cadre-engine",
+            "cadre-forms",
+            "cadre-groups",
+            "cadre-migrations",
+            "cadre-products",
+            "cadre-provisioning",
+            "cadre-registration",
+            "cadre-server",
+            "cadre-store",
+        ],
+    ),
+];
+
+/// The names of the workspace's members, from `cargo metadata`.
+fn workspace_members() -> Vec<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(cargo)
+        .args([
+            "metadata",
+            "--offline",
+            "--no-deps",
+            "--format-version",
+            "1",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run cargo metadata");
+    assert!(output.status.success());
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|package| package["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Each crate builds only on the layers below it: the engine on the domain alone, the products
+/// on the engine and the forms, the layers for people on the products; only the server and the
+/// binary see the store. Test-only crates (`xtask`, `cadre-tests`) are exempt.
+#[test]
+fn every_crate_builds_only_on_the_layers_below_it() {
+    let members = workspace_members();
+    for member in &members {
+        if member == "xtask" || member == "cadre-tests" {
+            continue;
+        }
+        assert!(
+            LAYERS.iter().any(|(package, _)| package == member),
+            "{member} is not in LAYERS: state which crates it may build on"
+        );
+    }
+    for (package, allowed) in LAYERS {
+        assert!(
+            members.iter().any(|member| member == package),
+            "{package} is not a member"
+        );
+        let cadre_dependencies: Vec<String> = normal_dependencies(package)
+            .into_iter()
+            .filter(|name| name.starts_with("cadre") && name != package)
+            .collect();
+        for dependency in &cadre_dependencies {
+            assert!(
+                allowed.contains(&dependency.as_str()),
+                "{package} depends on {dependency}; it may build on {allowed:?}"
+            );
+        }
+    }
+}
+
+/// The engine and the layers above it meet storage only through the domain: none pulls in a
+/// database or HTTP crate.
 #[test]
 fn the_engine_and_the_layers_on_it_meet_storage_only_through_the_domain() {
-    for (package, builds_on) in [
-        ("cadre-engine", "cadre-forms"),
-        ("cadre-groups", "cadre-engine"),
-        ("cadre-provisioning", "cadre-engine"),
-        ("cadre-registration", "cadre-engine"),
+    for package in [
+        "cadre-engine",
+        "cadre-products",
+        "cadre-groups",
+        "cadre-provisioning",
+        "cadre-registration",
     ] {
         let dependencies = normal_dependencies(package);
         assert!(
-            dependencies.iter().any(|name| name == builds_on),
+            dependencies.iter().any(|name| name == "cadre-domain"),
             "the tree of {package} was read: {dependencies:?}"
         );
         for forbidden in ["sea-orm", "sqlx", "axum", "cadre-store", "cadre-server"] {

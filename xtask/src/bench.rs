@@ -180,7 +180,7 @@ fn engine(database_url: Option<&str>, processes: u32, workers: &str) -> anyhow::
             "bench",
             "--quiet",
             "-p",
-            "cadre-engine",
+            "cadre-products",
             "--bench",
             "engine",
         ])

@@ -152,10 +152,14 @@ async fn form_schemas() -> anyhow::Result<Vec<(String, String)>> {
     cadre_store::migrate(&conn).await?;
     let store = cadre_store::SeaStore::new(conn);
     let mut files = Vec::new();
-    for name in cadre_forms::builtin::NAMES {
-        let form = cadre_forms::builtin::form(name).context("a built-in form is missing")?;
-        let schema = match form.submit(&store, &serde_json::Map::new(), &[]).await {
-            Err(cadre_forms::SubmitError::NotComplete(body)) => body.form,
+    for workflow in cadre_products::workflows() {
+        let name = &workflow.name;
+        let schema = match workflow
+            .initial_form
+            .submit(&store, &serde_json::Map::new(), &[])
+            .await
+        {
+            Err(cadre_domain::FormError::NotComplete(body)) => body.form,
             other => bail!("form {name} did not ask for its first page: {other:?}"),
         };
         files.push((

@@ -1,7 +1,7 @@
 //! cadre's pure domain layer.
 //!
-//! Products and their blocks, subscriptions with their lifecycle state machine, the typed domain
-//! models of the demo products (User, UserGroup), validated identifiers, typed errors, and the
+//! Products and their blocks, subscriptions with their lifecycle state machine, what a typed domain
+//! model of a product is, validated identifiers, typed errors, and the
 //! ports (async traits) that the storage, engine and edge layers meet at.
 //!
 //! This crate performs no I/O and knows nothing about databases, HTTP or async runtimes.
@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod catalogue;
 pub mod error;
+pub mod forms;
 pub mod groups;
 pub mod ids;
 pub mod lifecycle;
@@ -18,10 +19,15 @@ pub mod process;
 pub mod provisioning;
 pub mod registration;
 pub mod subscription;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use auth::{ApiToken, Role, TokenRepository};
 pub use catalogue::{FixedInput, Product, ProductBlock, ProductStatus, ProductType, ResourceType};
 pub use error::{DomainError, Result};
+pub use forms::{
+    FormError, FormLookups, FormNotComplete, FormValidationError, InputForm, ValidationError,
+};
 pub use groups::{
     ByteStream, FileName, FileStatus, FileVolume, GroupFile, GroupId, GroupName, WorkflowGroup,
     WorkflowGroupRepository,

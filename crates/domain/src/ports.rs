@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::auth::TokenRepository;
 use crate::catalogue::{Product, ProductBlock, ProductType};
 use crate::error::Result;
+use crate::forms::FormLookups;
 use crate::groups::WorkflowGroupRepository;
 use crate::ids::Name;
 use crate::lifecycle::Lifecycle;
@@ -212,7 +213,8 @@ pub trait SubscriptionRepository: Send + Sync {
 
 /// Every repository, as one object.
 pub trait Repositories:
-    CatalogueRepository
+    FormLookups
+    + CatalogueRepository
     + CustomerRepository
     + SubscriptionRepository
     + ProcessRepository
@@ -224,7 +226,8 @@ pub trait Repositories:
 }
 
 impl<T> Repositories for T where
-    T: CatalogueRepository
+    T: FormLookups
+        + CatalogueRepository
         + CustomerRepository
         + SubscriptionRepository
         + ProcessRepository

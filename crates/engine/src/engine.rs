@@ -19,9 +19,10 @@ use thiserror::Error;
 use tracing::{Instrument, info_span};
 use uuid::Uuid;
 
-use crate::form::FormError;
+use crate::no_input::NoInput;
 use crate::step::{Condition, FailureKind, Patch, Step, StepContext, StepError, StepKind, merge};
 use crate::workflow::{Registry, Workflow};
+use crate::{FormError, InputForm};
 
 /// Why the engine refused a request.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -597,7 +598,7 @@ impl Engine {
         }
         // A retry takes no input: `[]`, or the one empty page of an empty form.
         if !pages.is_empty() {
-            cadre_forms::Form::new()
+            NoInput
                 .submit(self.store.as_ref(), &process.state, pages)
                 .await?;
         }

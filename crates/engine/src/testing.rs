@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use cadre_domain::{Clock, Repositories, State};
+use cadre_domain::{
+    Clock, FormLookups, FormNotComplete, FormValidationError, State, ValidationError,
+};
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-use cadre_forms::{FormNotComplete, FormValidationError, ValidationError};
 
 use crate::{FormError, InputForm, Patch, StepContext, StepError, StepFn};
 
@@ -49,7 +49,7 @@ pub struct OnePage {
 impl InputForm for OnePage {
     async fn submit(
         &self,
-        _: &dyn Repositories,
+        _: &dyn FormLookups,
         _: &State,
         pages: &[Value],
     ) -> Result<State, FormError> {

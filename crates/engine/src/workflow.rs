@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use cadre_domain::{Lifecycle, ProductType, SubscriptionRecord, Target};
 
-use crate::form::InputForm;
+use crate::InputForm;
 use crate::step::{StepKind, StepList};
 
 /// A workflow: a named, versioned list of steps with an initial form.
@@ -73,6 +73,39 @@ pub enum DefinitionError {
 }
 
 impl Workflow {
+    /// Workflow `name` of `target` on subscriptions of `product_types` (none for a task), at
+    /// version 1, starting on subscriptions in the lifecycles `target` implies: modify and
+    /// validate need `active`; terminate `active`, `provisioning` or `disabled`; create and tasks
+    /// start on none.
+    pub fn new(
+        name: &str,
+        description: &str,
+        target: Target,
+        product_types: Vec<ProductType>,
+        initial_form: Arc<dyn InputForm>,
+        steps: StepList,
+    ) -> Self {
+        let usable_when = match target {
+            Target::Modify | Target::Validate => vec![Lifecycle::Active],
+            Target::Terminate => vec![
+                Lifecycle::Active,
+                Lifecycle::Provisioning,
+                Lifecycle::Disabled,
+            ],
+            Target::Create | Target::System => Vec::new(),
+        };
+        Self {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            target,
+            product_types,
+            usable_when,
+            version: 1,
+            initial_form,
+            steps,
+        }
+    }
+
     /// A description of the workflow as data: name, description, target, product types,
     /// lifecycles it starts in, version and step names. Workflow groups keep a copy.
     pub fn spec(&self) -> serde_json::Value {

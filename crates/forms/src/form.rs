@@ -3,20 +3,20 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cadre_domain::{DomainError, Repositories};
+use cadre_domain::{DomainError, FormLookups, InputForm, State};
 use serde_json::{Map, Value};
 
-use crate::errors::{FormNotComplete, FormValidationError, SubmitError};
 use crate::page::FormPage;
+use crate::{FormError, FormNotComplete, FormValidationError};
 
 /// Builds a page from the answers so far (merged into `state`); lookups such as choice lists
-/// go through `repositories`.
+/// go through `lookups`.
 #[async_trait]
 pub trait PageBuilder: Send + Sync {
     /// The page to show.
     async fn build(
         &self,
-        repositories: &dyn Repositories,
+        lookups: &dyn FormLookups,
         state: &Map<String, Value>,
     ) -> Result<FormPage, DomainError>;
 }
@@ -26,7 +26,7 @@ pub trait PageBuilder: Send + Sync {
 impl PageBuilder for FormPage {
     async fn build(
         &self,
-        _: &dyn Repositories,
+        _: &dyn FormLookups,
         _: &Map<String, Value>,
     ) -> Result<FormPage, DomainError> {
         Ok(self.clone())
@@ -58,17 +58,17 @@ impl Form {
     /// invalid page, or that too many pages were sent.
     pub async fn submit(
         &self,
-        repositories: &dyn Repositories,
+        lookups: &dyn FormLookups,
         state: &Map<String, Value>,
         answers: &[Value],
-    ) -> Result<Map<String, Value>, SubmitError> {
+    ) -> Result<Map<String, Value>, FormError> {
         let pages: Vec<Arc<dyn PageBuilder>> = if self.pages.is_empty() {
             vec![Arc::new(FormPage::untitled())]
         } else {
             self.pages.clone()
         };
         if answers.len() > pages.len() {
-            return Err(SubmitError::TooManyPages {
+            return Err(FormError::TooManyPages {
                 expected: pages.len(),
                 submitted: answers.len(),
             });
@@ -76,13 +76,13 @@ impl Form {
         let mut merged = state.clone();
         let mut input = Map::new();
         for (index, builder) in pages.iter().enumerate() {
-            let page = builder.build(repositories, &merged).await?;
+            let page = builder.build(lookups, &merged).await?;
             let Some(answer) = answers.get(index) else {
                 let next = FormNotComplete::new(page.schema(), page.meta.clone());
-                return Err(SubmitError::NotComplete(Box::new(next)));
+                return Err(FormError::NotComplete(Box::new(next)));
             };
             let values = page.validate(answer).map_err(|errors| {
-                SubmitError::Invalid(Box::new(FormValidationError::new(index, errors)))
+                FormError::Invalid(Box::new(FormValidationError::new(index, errors)))
             })?;
             for (key, value) in values {
                 merged.insert(key.clone(), value.clone());
@@ -90,5 +90,17 @@ impl Form {
             }
         }
         Ok(input)
+    }
+}
+
+#[async_trait]
+impl InputForm for Form {
+    async fn submit(
+        &self,
+        lookups: &dyn FormLookups,
+        state: &State,
+        pages: &[Value],
+    ) -> Result<State, FormError> {
+        Form::submit(self, lookups, state, pages).await
     }
 }

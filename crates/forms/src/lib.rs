@@ -4,19 +4,20 @@
 //! A [`FormPage`] is built field by field ([`Field::string`], [`Field::integer`], …); it renders
 //! its schema ([`FormPage::schema`]) and validates an answer ([`FormPage::validate`]) into the
 //! submitted values, or every error at once. A [`Form`] is a sequence of pages where each page
-//! may depend on the answers before it and on lookups through the `cadre-domain` repositories;
+//! may depend on the answers before it and on lookups through the domain's [`FormLookups`];
 //! [`Form::submit`] follows the pydantic-forms protocol (next page, or errors, or the merged
-//! answers). [`builtin`] holds the forms of the built-in workflows.
+//! answers), and a `Form` is the engine's [`cadre_domain::InputForm`]. The error shapes of
+//! pydantic-forms ([`FormError`], [`ValidationError`], …) are the domain's own, re-exported here.
 //!
 //! This crate depends on `cadre-domain` only: no database, no HTTP.
 
-pub mod builtin;
-mod errors;
 mod form;
 mod page;
 mod validate;
 
-pub use errors::{FormNotComplete, FormValidationError, SubmitError, ValidationError};
+pub use cadre_domain::forms::{
+    FormError, FormLookups, FormNotComplete, FormValidationError, ValidationError,
+};
 pub use form::{Form, PageBuilder};
 pub use page::{
     Check, Choice, Choices, Field, FieldKind, FormPage, ListItem, PageCheck, title_from_name,

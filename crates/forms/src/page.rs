@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::errors::ValidationError;
+use crate::ValidationError;
 
 /// One option of a choice: the value submitted and the label shown.
 #[derive(Debug, Clone, PartialEq, Eq)]

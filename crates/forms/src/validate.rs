@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::errors::ValidationError;
+use crate::ValidationError;
 use crate::page::{FieldKind, FormPage, ListItem};
 
 pub(crate) fn page(

@@ -22,12 +22,12 @@ use std::io;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use cadre_domain::models::is_active_user;
 use cadre_domain::{
     ByteStream, DomainError, FileName, FileStatus, FileVolume, GroupFile, GroupId, GroupName,
     Store, WorkflowGroup,
 };
 use cadre_engine::{Engine, EngineError, FormError};
+use cadre_products::models::is_active_user;
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use futures_util::StreamExt;
 use serde_json::Value;

@@ -21,7 +21,6 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
-use cadre_domain::models::{Affiliation, user_description, user_group_description};
 use cadre_domain::{
     CatalogueRepository, Email, ExternalId, Name, ProcessRepository, ProcessStatus, Store,
     SubscriptionRepository, SystemClock,
@@ -31,6 +30,7 @@ use cadre_migrations::demo::{
     BLOCKS, DEFAULT_CUSTOMER_ID, USER_BLOCK_ID, USER_GROUP_BLOCK_ID, USER_GROUP_PRODUCT_ID,
     USER_INTERNAL_PRODUCT_ID,
 };
+use cadre_products::models::{Affiliation, user_description, user_group_description};
 use cadre_provisioning::{LoadReport, LoadSettings, Mode, Provisioner, Rows, UserRow, workflows};
 use cadre_store::SeaStore;
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
@@ -509,7 +509,7 @@ impl Peak {
 type Figures = BTreeMap<String, f64>;
 
 fn engine(store: &SeaStore) -> Engine {
-    let mut registry = cadre_engine::workflows::registry().unwrap();
+    let mut registry = cadre_products::registry().unwrap();
     for workflow in workflows() {
         registry.register(workflow).unwrap();
     }

@@ -1,13 +1,13 @@
 //! Applying one batch of planned changes through the domain models, inside the transaction of
 //! the step that applies it.
 
-use cadre_domain::models::{
-    DomainModel, User, UserGroup, UserGroupInactive, UserInactive, user_description,
-    user_group_description,
-};
+use cadre_domain::models::DomainModel;
 use cadre_domain::{
     DomainError, Lifecycle, NewSubscription, Product, ProductType, ProvisionedMark, Repositories,
     SubscriptionRecord, UuidV7Source, Written,
+};
+use cadre_products::models::{
+    User, UserGroup, UserGroupInactive, UserInactive, user_description, user_group_description,
 };
 use chrono::{DateTime, Utc};
 

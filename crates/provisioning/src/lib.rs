@@ -22,9 +22,10 @@ mod workflow;
 
 use std::collections::BTreeSet;
 
-use cadre_domain::models::{DomainModel, UserInactive};
+use cadre_domain::models::DomainModel;
 use cadre_domain::{ChunkPart, DomainError, LoadChunk, Process, ProcessStatus, Role, Store};
 use cadre_engine::{Engine, EngineError};
+use cadre_products::models::UserInactive;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;

@@ -4,9 +4,10 @@
 //! process.
 
 use async_trait::async_trait;
-use cadre_domain::models::{DomainModel, UserInactive};
+use cadre_domain::models::DomainModel;
 use cadre_domain::{DomainError, Lifecycle, ProductType, State, StoreTransaction, Target};
 use cadre_engine::{CompletionHook, Workflow};
+use cadre_products::models::UserInactive;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use uuid::Uuid;

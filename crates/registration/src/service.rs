@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 
-use cadre_domain::models::{DomainModel, User, UserGroup};
+use cadre_domain::models::DomainModel;
 use cadre_domain::{
     DomainError, Email, ExternalId, Lifecycle, OutboxMessage, PendingUser, ProductType,
     RegistrationToken, Store, SubscriptionQuery, TokenOperation, UserName,
 };
 use cadre_engine::{Engine, EngineError};
+use cadre_products::models::{User, UserGroup};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use serde_json::json;

@@ -5,14 +5,17 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cadre_domain::models::{DomainModel, User, UserGroup, user_description};
-use cadre_domain::{Lifecycle, Name, OutboxMessage, ProductType, Repositories, State, Target};
+use cadre_domain::models::DomainModel;
+use cadre_domain::{
+    FormLookups, FormNotComplete, FormValidationError, Lifecycle, Name, OutboxMessage, ProductType,
+    Repositories, State, Target, ValidationError,
+};
 use cadre_engine::steps::{
     create_workflow, load_subscription, modify_workflow, subscription_patch,
 };
-use cadre_engine::workflows::create_user_body;
 use cadre_engine::{FormError, InputForm, Patch, StepContext, StepError, StepFn, Workflow, step};
-use cadre_forms::{FormNotComplete, FormValidationError, ValidationError};
+use cadre_products::create_user_body;
+use cadre_products::models::{User, UserGroup, user_description};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -51,7 +54,7 @@ struct TypedForm<T>(&'static str, PhantomData<fn() -> T>);
 impl<T: DeserializeOwned + Serialize + Send + Sync> InputForm for TypedForm<T> {
     async fn submit(
         &self,
-        _: &dyn Repositories,
+        _: &dyn FormLookups,
         _: &State,
         pages: &[Value],
     ) -> Result<State, FormError> {

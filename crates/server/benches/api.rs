@@ -18,9 +18,10 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cadre_domain::models::{self, DomainModel, UserGroupInactive};
+use cadre_domain::models::{self, DomainModel};
 use cadre_domain::{Clock, ExternalId, Lifecycle, Name, NewSubscription, Role, Store, SystemClock};
 use cadre_migrations::demo::{DEFAULT_CUSTOMER_ID, USER_GROUP_PRODUCT_ID};
+use cadre_products::models::UserGroupInactive;
 use serde_json::json;
 use support::Server;
 use tokio::task::JoinSet;

@@ -9,9 +9,9 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use cadre_domain::models::is_active_user;
 use cadre_domain::{ApiToken, DomainError, Repositories, Role, TokenRepository};
 use cadre_groups::Actor;
+use cadre_products::models::is_active_user;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;

@@ -9,8 +9,8 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cadre_domain::DomainError;
+use cadre_domain::{FormNotComplete, FormValidationError};
 use cadre_engine::{EngineError, FormError};
-use cadre_forms::{FormNotComplete, FormValidationError};
 use cadre_groups::GroupError;
 use cadre_provisioning::{InputErrors, ProvisionError};
 use cadre_registration::RegistrationError;
@@ -108,12 +108,11 @@ impl From<EngineError> for ApiError {
             }
             EngineError::Form(FormError::NotComplete(body)) => Self::FormNotComplete(body),
             EngineError::Form(FormError::Invalid(body)) => Self::FormInvalid(body),
-            EngineError::Form(FormError::TooManyPages { .. }) => {
-                Self::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string())
-            }
             EngineError::Form(FormError::Domain(error)) | EngineError::Domain(error) => {
                 error.into()
             }
+            // Too many pages, or what a later form protocol adds: the pages do not fit the form.
+            EngineError::Form(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string()),
         }
     }
 }

@@ -77,7 +77,7 @@ pub async fn open(database_url: &str) -> Result<Engine, ServeError> {
 /// The workflows `cadre serve` runs: the built-in User and UserGroup workflows with their
 /// forms, and the provisioning loads.
 pub fn registry() -> Result<Registry, DefinitionError> {
-    let mut registry = cadre_engine::workflows::registry()?;
+    let mut registry = cadre_products::registry()?;
     for workflow in cadre_provisioning::workflows()
         .into_iter()
         .chain(cadre_registration::workflows())

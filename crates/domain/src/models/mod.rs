@@ -1,17 +1,11 @@
-//! Typed domain models of the demo products, one type per lifecycle family.
+//! What a typed domain model of a product is, and the helpers such models are built from.
 //!
-//! `*Inactive` models accept a subscription in any lifecycle and let every field be empty; the
-//! full models (`User`, `UserGroup`) accept every lifecycle after `initial` and require their
-//! identifying fields. Both convert to and from [`SubscriptionRecord`], so they load from a
+//! A product's crate (the built-in User and UserGroup in `cadre-products`, or a downstream
+//! crate's own) declares one type per lifecycle family: an `*Inactive` model that accepts a
+//! subscription in any lifecycle and lets every field be empty, and a full model that accepts
+//! every lifecycle after `initial` ([`AFTER_INITIAL`]) and requires the identifying fields. Both
+//! implement [`DomainModel`], converting to and from [`SubscriptionRecord`], so they load from a
 //! subscription id and save back whole through any [`SubscriptionRepository`].
-
-mod user;
-mod user_group;
-
-pub use user::{Affiliation, User, UserBlock, UserBlockInactive, UserInactive, user_description};
-pub use user_group::{
-    UserGroup, UserGroupBlock, UserGroupBlockInactive, UserGroupInactive, user_group_description,
-};
 
 use uuid::Uuid;
 
@@ -43,39 +37,6 @@ pub async fn from_subscription<M: DomainModel>(
     let record = repository.load_subscription(id).await?;
     check_fits::<M>(&record)?;
     M::from_record(record)
-}
-
-/// The typed domain model of `record` as JSON, as the API shows it: the `*Inactive` model of its
-/// product type (which covers every lifecycle), or the generic record for a product type
-/// without a typed model.
-pub fn to_json(record: SubscriptionRecord) -> Result<serde_json::Value> {
-    fn render<M: DomainModel + serde::Serialize>(
-        record: SubscriptionRecord,
-    ) -> Result<serde_json::Value> {
-        let model = M::from_record(record)?;
-        serde_json::to_value(model)
-            .map_err(|error| DomainError::invalid("subscription", error.to_string()))
-    }
-    match record.product.product_type.as_str() {
-        ProductType::USER => render::<UserInactive>(record),
-        ProductType::USER_GROUP => render::<UserGroupInactive>(record),
-        _ => serde_json::to_value(record)
-            .map_err(|error| DomainError::invalid("subscription", error.to_string())),
-    }
-}
-
-/// Whether subscription `id` is a User in the `active` lifecycle: the test for a person who may
-/// act (hold a token for themselves, belong to a workflow group). A missing id is not one.
-pub async fn is_active_user(
-    repository: &(impl SubscriptionRepository + ?Sized),
-    id: Uuid,
-) -> Result<bool> {
-    match repository.load_subscription(id).await {
-        Ok(record) => Ok(record.product.product_type.as_str() == ProductType::USER
-            && record.subscription.lifecycle == Lifecycle::Active),
-        Err(DomainError::NotFound { .. }) => Ok(false),
-        Err(error) => Err(error),
-    }
 }
 
 /// Saves `model` whole and returns it as stored.
@@ -118,7 +79,7 @@ fn check_fits<M: DomainModel>(record: &SubscriptionRecord) -> Result<()> {
 }
 
 /// Lifecycles in which the full models apply.
-const AFTER_INITIAL: &[Lifecycle] = &[
+pub const AFTER_INITIAL: &[Lifecycle] = &[
     Lifecycle::Provisioning,
     Lifecycle::Active,
     Lifecycle::Disabled,
@@ -127,7 +88,7 @@ const AFTER_INITIAL: &[Lifecycle] = &[
 ];
 
 /// Takes the owned instance of `block` out of `record`, refusing a record without one.
-fn take_block(record: &mut SubscriptionRecord, block: &str) -> Result<BlockInstance> {
+pub fn take_block(record: &mut SubscriptionRecord, block: &str) -> Result<BlockInstance> {
     let index = record
         .blocks
         .iter()
@@ -142,7 +103,7 @@ fn take_block(record: &mut SubscriptionRecord, block: &str) -> Result<BlockInsta
 }
 
 /// Parses the optional single value of `resource_type` with `parse`, naming the field on error.
-fn parse_value<T>(
+pub fn parse_value<T>(
     instance: &BlockInstance,
     resource_type: &str,
     parse: impl FnOnce(&str) -> Result<T>,
@@ -161,6 +122,6 @@ fn parse_value<T>(
 }
 
 /// Unwraps a field that the full model requires.
-fn required<T>(value: Option<T>, block: &str, field: &str) -> Result<T> {
+pub fn required<T>(value: Option<T>, block: &str, field: &str) -> Result<T> {
     value.ok_or_else(|| DomainError::invalid(format!("{block}.{field}"), "is required"))
 }

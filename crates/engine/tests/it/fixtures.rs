@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use cadre_domain::models::{self, DomainModel, UserGroup, UserGroupInactive};
 use cadre_domain::{
-    Clock, ExternalId, Lifecycle, Name, NewSubscription, ProcessStep, Store,
+    Clock, Lifecycle, NewSubscription, ProcessStep, Store, SubscriptionRecord,
     SubscriptionRepository, Target,
 };
 pub use cadre_engine::testing::{ManualClock, OnePage, Touch, TouchThenFail};
@@ -49,9 +48,10 @@ pub fn engine(store: &SeaStore, workflows: Vec<Workflow>, clock: Arc<dyn Clock>)
     Engine::new(store, registry, clock, EngineConfig::default())
 }
 
-/// An active user group subscription, created through the domain models.
-pub async fn active_group(store: &SeaStore, group_id: &str) -> UserGroup {
-    let record = store
+/// An active subscription (of the demo catalogue's user group product; the engine knows no
+/// product, so its values stay empty) for test workflows to work on.
+pub async fn active_group(store: &SeaStore, group_id: &str) -> SubscriptionRecord {
+    let mut record = store
         .create_subscription(NewSubscription {
             id: Uuid::now_v7(),
             product_id: USER_GROUP_PRODUCT_ID,
@@ -60,19 +60,16 @@ pub async fn active_group(store: &SeaStore, group_id: &str) -> UserGroup {
         })
         .await
         .unwrap();
-    let mut group = UserGroupInactive::from_record(record).unwrap();
-    group.user_group.user_group_id = Some(ExternalId::parse(group_id).unwrap());
-    group.user_group.name = Some(Name::parse(group_id).unwrap());
     let now = Utc::now();
-    let mut group = models::save(store, group.into_provisioning(now).unwrap())
-        .await
-        .unwrap();
-    group
-        .subscription
-        .change_lifecycle(Lifecycle::Active, now)
-        .unwrap();
-    group.subscription.insync = true;
-    models::save(store, group).await.unwrap()
+    for lifecycle in [Lifecycle::Provisioning, Lifecycle::Active] {
+        record
+            .subscription
+            .change_lifecycle(lifecycle, now)
+            .unwrap();
+        record.subscription.insync = true;
+        record = store.save_subscription(&record).await.unwrap();
+    }
+    record
 }
 
 pub fn page(subscription_id: Uuid) -> Vec<Value> {

@@ -3,9 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod fixtures;
-mod forms;
 mod operators;
 mod registry;
 mod running;
 mod workers;
-mod workflows;

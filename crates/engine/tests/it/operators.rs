@@ -4,7 +4,6 @@ use cadre_domain::{
     DomainError, ProcessRepository, ProcessStatus, ProcessUpdate, StepRecord, StepStatus,
 };
 use cadre_engine::{EngineError, FormError, done, init, input_step, step};
-use cadre_forms::{Field, Form, FormPage};
 use cadre_store::testing::scratch_store;
 use chrono::TimeDelta;
 use serde_json::json;
@@ -26,8 +25,10 @@ async fn an_input_step_suspends_until_valid_input_arrives() {
             >> input_step(
                 "approve",
                 "Approve",
-                // Input steps use the same form machinery as starting a workflow.
-                Form::new().page(FormPage::new("Approve").field(Field::string("approved_by"))),
+                // Input steps use the same form protocol as starting a workflow.
+                OnePage {
+                    required: Some("approved_by"),
+                },
             )
             >> step("touch_a", "Touch A", Touch("a"))
             >> done(),

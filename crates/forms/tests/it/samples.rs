@@ -229,8 +229,9 @@ fn validation_errors_match_pydantic_forms() {
 #[tokio::test]
 async fn a_later_page_depends_on_earlier_answers_as_in_pydantic_forms() {
     use async_trait::async_trait;
-    use cadre_domain::{DomainError, Repositories};
-    use cadre_forms::{Form, PageBuilder, SubmitError};
+    use cadre_domain::testing::MemoryLookups;
+    use cadre_domain::{DomainError, FormLookups};
+    use cadre_forms::{Form, FormError, PageBuilder};
 
     const PRODUCTS: [(&str, &str); 2] = [
         ("p-user-int", "User internal"),
@@ -243,7 +244,7 @@ async fn a_later_page_depends_on_earlier_answers_as_in_pydantic_forms() {
     impl PageBuilder for UserPage {
         async fn build(
             &self,
-            _: &dyn Repositories,
+            _: &dyn FormLookups,
             state: &Map<String, Value>,
         ) -> Result<FormPage, DomainError> {
             let product = state["product"].as_str().unwrap_or_default();
@@ -273,11 +274,11 @@ async fn a_later_page_depends_on_earlier_answers_as_in_pydantic_forms() {
                 .meta(json!({"hasNext": true})),
         )
         .page(UserPage);
-    let store = cadre_store::testing::scratch_store().await;
+    let lookups = MemoryLookups::new();
     let reference = sample("04_multi_page_generator");
     for case in ["no_answers", "page1_answered"] {
         let answers = reference[case]["request_body"].as_array().unwrap().clone();
-        let Err(SubmitError::NotComplete(body)) = form.submit(&store, &Map::new(), &answers).await
+        let Err(FormError::NotComplete(body)) = form.submit(&lookups, &Map::new(), &answers).await
         else {
             panic!("{case}: not complete");
         };
@@ -290,7 +291,7 @@ async fn a_later_page_depends_on_earlier_answers_as_in_pydantic_forms() {
         .as_array()
         .unwrap()
         .clone();
-    let input = form.submit(&store, &Map::new(), &answers).await.unwrap();
+    let input = form.submit(&lookups, &Map::new(), &answers).await.unwrap();
     assert_eq!(
         Value::Object(input),
         json!({"product": "p-user-int", "username": "alice", "age": 30, "user_group_ids": ["g1"]}),

@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use cadre_domain::models::{self, User};
+use cadre_domain::models::{self};
 use cadre_domain::{ByteStream, FileVolume, Lifecycle, ProcessStatus, Store, SystemClock};
-use cadre_engine::{Engine, EngineConfig, workflows};
+use cadre_engine::{Engine, EngineConfig};
 use cadre_groups::{Actor, NewGroup, WorkflowGroups};
 use cadre_migrations::demo::{USER_GROUP_PRODUCT_ID, USER_INTERNAL_PRODUCT_ID};
+use cadre_products::models::User;
 use cadre_store::testing::scratch_store;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -38,7 +39,7 @@ impl World {
         let store: Arc<dyn Store> = Arc::new(scratch_store().await);
         let engine = Engine::new(
             store,
-            workflows::registry().unwrap(),
+            cadre_products::registry().unwrap(),
             Arc::new(SystemClock),
             EngineConfig::default(),
         );

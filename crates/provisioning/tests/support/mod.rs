@@ -6,13 +6,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use cadre_domain::models::{DomainModel, UserGroupInactive, UserInactive};
+use cadre_domain::models::DomainModel;
 use cadre_domain::{
     Lifecycle, ProductType, SubscriptionQuery, SubscriptionRecord, SubscriptionRepository,
     SystemClock,
 };
 use cadre_engine::{Engine, EngineConfig};
 use cadre_migrations::demo::{USER_GROUP_PRODUCT_ID, USER_INTERNAL_PRODUCT_ID};
+use cadre_products::models::{UserGroupInactive, UserInactive};
 use cadre_provisioning::input::{Format, read_user_groups, read_users};
 use cadre_provisioning::{
     LoadReport, LoadSettings, Mode, Provisioner, Rows, UserGroupRow, UserRow, workflows,
@@ -71,7 +72,7 @@ pub struct Harness {
 impl Harness {
     pub async fn new() -> Self {
         let store = scratch_store().await;
-        let mut registry = cadre_engine::workflows::registry().unwrap();
+        let mut registry = cadre_products::registry().unwrap();
         for workflow in workflows() {
             registry.register(workflow).unwrap();
         }

@@ -3,7 +3,6 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use cadre_domain::models;
 use cadre_domain::{
     Lifecycle, ProductType, SortOrder, Subscription, SubscriptionQuery, SubscriptionSort,
     SubscriptionSummary,
@@ -248,7 +247,7 @@ pub async fn detail(engine: &Engine, id: Uuid) -> Result<SubscriptionDetail, Api
     Ok(SubscriptionDetail {
         subscription,
         product,
-        domain_model: models::to_json(record)?,
+        domain_model: cadre_products::models::to_json(record)?,
     })
 }
 
@@ -272,7 +271,7 @@ pub async fn get_domain_model(
         .store()
         .load_subscription(subscription_id)
         .await?;
-    Ok(Json(models::to_json(record)?))
+    Ok(Json(cadre_products::models::to_json(record)?))
 }
 
 /// A workflow and whether it may start on a given subscription now.

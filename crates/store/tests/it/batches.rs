@@ -1,13 +1,14 @@
 //! The batch path: subscriptions inserted whole in few statements, loaded many at once, and
 //! found by their unique values; the provisioning marks and load chunks.
 
-use cadre_domain::models::{DomainModel, User, UserInactive};
+use cadre_domain::models::DomainModel;
 use cadre_domain::{
     BlockRef, ChunkPart, DomainError, Email, ExternalId, Lifecycle, LoadChunk, Name,
     NewSubscription, ProductType, ProvisionedMark, ProvisionedSubscription, ProvisioningRepository,
     SubscriptionRecord, SubscriptionRepository, UuidV7Source, Written,
 };
 use cadre_migrations::demo::{DEFAULT_CUSTOMER_ID, USER_INTERNAL_PRODUCT_ID};
+use cadre_products::models::{User, UserInactive};
 use cadre_store::SeaStore;
 use cadre_store::testing::scratch_store;
 use serde_json::json;

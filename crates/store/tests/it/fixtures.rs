@@ -1,12 +1,13 @@
 //! Builders for groups and users through the domain models, as a workflow would create them.
 
-use cadre_domain::models::{self, DomainModel, User, UserGroup, UserGroupInactive, UserInactive};
+use cadre_domain::models::{self, DomainModel};
 use cadre_domain::{
     BlockRef, Email, ExternalId, Lifecycle, Name, NewSubscription, SubscriptionRepository,
 };
 use cadre_migrations::demo::{
     DEFAULT_CUSTOMER_ID, USER_GROUP_PRODUCT_ID, USER_INTERNAL_PRODUCT_ID,
 };
+use cadre_products::models::{User, UserGroup, UserGroupInactive, UserInactive};
 use cadre_store::SeaStore;
 use chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;

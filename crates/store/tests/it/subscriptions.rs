@@ -1,8 +1,9 @@
 //! Loading and saving subscriptions whole, with lifecycle and version guards.
 
-use cadre_domain::models::{self, User, UserGroup, UserInactive};
+use cadre_domain::models::{self};
 use cadre_domain::{BlockRef, DomainError, Lifecycle, NewSubscription, SubscriptionRepository};
 use cadre_migrations::demo::{DEFAULT_CUSTOMER_ID, USER_GROUP_PRODUCT_ID};
+use cadre_products::models::{User, UserGroup, UserInactive};
 use cadre_store::testing::scratch_store;
 use uuid::Uuid;
 

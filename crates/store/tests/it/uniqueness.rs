@@ -1,8 +1,9 @@
 //! Identifying values are unique among live subscriptions, enforced by database indexes.
 
-use cadre_domain::models::{self, User};
+use cadre_domain::models::{self};
 use cadre_domain::{DomainError, Lifecycle};
 use cadre_migrations::demo::{DEFAULT_CUSTOMER_NAME, USER_GROUP_PRODUCT_ID};
+use cadre_products::models::User;
 use cadre_store::testing::scratch_store;
 use chrono::Utc;
 use sea_orm::sea_query::{Alias, Query};

@@ -1,27 +1,27 @@
 //! The initial forms of the built-in workflows, following orchestrator-core's conventions: a
-//! create workflow starts with the product page, the others with the subscription page.
+//! create workflow starts with the product page, the others with the subscription page; the
+//! product modules pair each with its workflow.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use cadre_domain::{
-    DomainError, Email, ExternalId, Lifecycle, Name, ProductType, Repositories, SubscriptionQuery,
+    DomainError, Email, ExternalId, FormLookups, InputForm, Lifecycle, Name, ProductType,
+    SubscriptionQuery,
 };
+use cadre_forms::{Choices, Field, Form, FormPage, PageBuilder};
 use serde_json::{Map, Value, json};
-
-use crate::form::{Form, PageBuilder};
-use crate::page::{Choices, Field, FormPage};
 
 /// Choices of the active subscriptions of `product_type`: value = subscription id, label =
 /// description. This is the seed's user group selector for `UserGroup`.
 pub async fn active_subscriptions(
-    repositories: &dyn Repositories,
+    lookups: &dyn FormLookups,
     product_type: ProductType,
     name: &str,
 ) -> Result<Choices, DomainError> {
-    let page = repositories
-        .list_subscriptions(&SubscriptionQuery {
+    let page = lookups
+        .subscriptions(&SubscriptionQuery {
             product_type: Some(product_type),
             lifecycle: Some(Lifecycle::Active),
             limit: None,
@@ -46,10 +46,10 @@ struct ProductPage(ProductType);
 impl PageBuilder for ProductPage {
     async fn build(
         &self,
-        repositories: &dyn Repositories,
+        lookups: &dyn FormLookups,
         _: &Map<String, Value>,
     ) -> Result<FormPage, DomainError> {
-        let products = repositories.list_products().await?;
+        let products = lookups.products().await?;
         let choices = Choices::labelled(
             "ProductChoice",
             products
@@ -123,14 +123,14 @@ impl WithGroups {
 impl PageBuilder for WithGroups {
     async fn build(
         &self,
-        repositories: &dyn Repositories,
+        lookups: &dyn FormLookups,
         _: &Map<String, Value>,
     ) -> Result<FormPage, DomainError> {
         let groups = match self.recent_groups() {
             Some(groups) => groups,
             None => {
                 let groups =
-                    active_subscriptions(repositories, ProductType::user_group(), "UserGroupEnum")
+                    active_subscriptions(lookups, ProductType::user_group(), "UserGroupEnum")
                         .await?;
                 let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
                 *recent = Some((Instant::now(), groups.clone()));
@@ -155,7 +155,7 @@ fn name_field(field: &str) -> Field {
 }
 
 /// The second page of `create_user_group`.
-fn user_group_page(groups: Choices) -> FormPage {
+pub(crate) fn user_group_page(groups: Choices) -> FormPage {
     FormPage::new("User Group")
         .field(external_id_field("user_group_id"))
         .field(name_field("user_group_name"))
@@ -169,7 +169,7 @@ fn user_group_page(groups: Choices) -> FormPage {
 }
 
 /// The second page of `create_user`: the seed's form, with the identity fields of cadre's User.
-fn user_page(groups: Choices) -> FormPage {
+pub(crate) fn user_page(groups: Choices) -> FormPage {
     FormPage::new("User")
         .field(external_id_field("user_id"))
         .field(name_field("username"))
@@ -181,7 +181,7 @@ fn user_page(groups: Choices) -> FormPage {
 }
 
 /// The second page of `modify_user_group`: what to change (fields left empty stay as they are).
-fn modify_user_group_page(groups: Choices) -> FormPage {
+pub(crate) fn modify_user_group_page(groups: Choices) -> FormPage {
     FormPage::new("Modify user group")
         .field(Field::string("user_group_name").nullable())
         .field(
@@ -194,7 +194,7 @@ fn modify_user_group_page(groups: Choices) -> FormPage {
 }
 
 /// The second page of `modify_user` (fields left empty stay as they are).
-fn modify_user_page(groups: Choices) -> FormPage {
+pub(crate) fn modify_user_page(groups: Choices) -> FormPage {
     FormPage::new("Modify user")
         .field(Field::string("username").nullable())
         .field(Field::string("firstname").nullable())
@@ -212,41 +212,39 @@ fn terminate_page(what: &str) -> FormPage {
     ))
 }
 
-/// The initial form of the built-in workflow `workflow`, or `None` if there is no such workflow.
-pub fn form(workflow: &str) -> Option<Form> {
-    let form = match workflow {
-        "create_user_group" => Form::new()
-            .page(ProductPage(ProductType::user_group()))
-            .page(WithGroups::new(user_group_page)),
-        "create_user" => Form::new()
-            .page(ProductPage(ProductType::user()))
-            .page(WithGroups::new(user_page)),
-        "modify_user_group" => Form::new()
-            .page(subscription_page())
-            .page(WithGroups::new(modify_user_group_page)),
-        "modify_user" => Form::new()
-            .page(subscription_page())
-            .page(WithGroups::new(modify_user_page)),
-        "terminate_user_group" => Form::new()
-            .page(subscription_page())
-            .page(terminate_page("user group")),
-        "terminate_user" => Form::new()
-            .page(subscription_page())
-            .page(terminate_page("user")),
-        "validate_user_group" | "validate_user" => Form::new().page(subscription_page()),
-        _ => return None,
-    };
-    Some(form)
+/// The form of a create workflow for `product_type`: which product, then `page` with the
+/// active user groups as choices.
+pub(crate) fn create(
+    product_type: ProductType,
+    page: fn(Choices) -> FormPage,
+) -> Arc<dyn InputForm> {
+    Arc::new(
+        Form::new()
+            .page(ProductPage(product_type))
+            .page(WithGroups::new(page)),
+    )
 }
 
-/// The names of the built-in forms, for exporting their schemas.
-pub const NAMES: [&str; 8] = [
-    "create_user_group",
-    "modify_user_group",
-    "terminate_user_group",
-    "validate_user_group",
-    "create_user",
-    "modify_user",
-    "terminate_user",
-    "validate_user",
-];
+/// The form of a modify workflow: which subscription, then `page` with the active user groups
+/// as choices.
+pub(crate) fn modify(page: fn(Choices) -> FormPage) -> Arc<dyn InputForm> {
+    Arc::new(
+        Form::new()
+            .page(subscription_page())
+            .page(WithGroups::new(page)),
+    )
+}
+
+/// The form of a terminate workflow: which subscription, then a confirmation about `what`.
+pub(crate) fn terminate(what: &str) -> Arc<dyn InputForm> {
+    Arc::new(
+        Form::new()
+            .page(subscription_page())
+            .page(terminate_page(what)),
+    )
+}
+
+/// The form of a validate workflow: which subscription.
+pub(crate) fn validate() -> Arc<dyn InputForm> {
+    Arc::new(Form::new().page(subscription_page()))
+}

@@ -2,20 +2,60 @@
 //! `create_subscription >> store_process_subscription >> initialize_subscription >> provision_user
 //! >> set_status(active) >> resync >> done`.
 
+use crate::models::{Affiliation, User, UserGroup, UserInactive, user_description};
 use async_trait::async_trait;
-use cadre_domain::models::{
-    Affiliation, DomainModel, User, UserGroup, UserInactive, user_description,
-};
-use cadre_domain::{Email, ExternalId, Lifecycle, Name, ProductType};
+use cadre_domain::models::DomainModel;
+use cadre_domain::{Email, ExternalId, Lifecycle, Name, ProductType, Target};
 
-use super::active_groups;
-use crate::step::{Patch, StepContext, StepError, StepFn, StepList, step};
-use crate::steps::{
+use crate::forms;
+
+use crate::active_groups;
+use cadre_engine::steps::{
     create_workflow, load_subscription, modify_workflow, subscription_patch, terminate_workflow,
     validate_workflow,
 };
+use cadre_engine::{Patch, StepContext, StepError, StepFn, StepList, Workflow, step};
 
-pub fn create() -> StepList {
+/// The User workflows, each with its form.
+pub(crate) fn workflows() -> Vec<Workflow> {
+    let user = || vec![ProductType::user()];
+    vec![
+        Workflow::new(
+            "create_user",
+            "Create a user",
+            Target::Create,
+            user(),
+            forms::create(ProductType::user(), forms::user_page),
+            create(),
+        ),
+        Workflow::new(
+            "modify_user",
+            "Modify a user",
+            Target::Modify,
+            user(),
+            forms::modify(forms::modify_user_page),
+            modify(),
+        ),
+        Workflow::new(
+            "terminate_user",
+            "Terminate a user",
+            Target::Terminate,
+            user(),
+            forms::terminate("user"),
+            terminate(),
+        ),
+        Workflow::new(
+            "validate_user",
+            "Validate a user",
+            Target::Validate,
+            user(),
+            forms::validate(),
+            validate(),
+        ),
+    ]
+}
+
+fn create() -> StepList {
     create_workflow(ProductType::user(), create_body())
 }
 
@@ -29,15 +69,15 @@ pub fn create_body() -> StepList {
     )) >> step("provision_user", "Provision user", Provision)
 }
 
-pub fn modify() -> StepList {
+fn modify() -> StepList {
     modify_workflow(step("modify_user_subscription", "Modify subscription", Modify).into())
 }
 
-pub fn terminate() -> StepList {
+fn terminate() -> StepList {
     terminate_workflow(StepList::default())
 }
 
-pub fn validate() -> StepList {
+fn validate() -> StepList {
     validate_workflow(step("check_user", "Check user", Check).into())
 }
 

@@ -1,50 +1,36 @@
 //! Snapshots of the built-in forms and of their error bodies, on the demo catalogue.
 
-use cadre_domain::models::{self, DomainModel, UserGroupInactive};
-use cadre_domain::{ExternalId, Lifecycle, Name, NewSubscription, SubscriptionRepository};
-use cadre_forms::{SubmitError, builtin};
-use cadre_migrations::demo::{
-    DEFAULT_CUSTOMER_ID, USER_GROUP_PRODUCT_ID, USER_INTERNAL_PRODUCT_ID,
-};
+use std::sync::Arc;
+
+use cadre_domain::{FormError, InputForm};
+use cadre_migrations::demo::{USER_GROUP_PRODUCT_ID, USER_INTERNAL_PRODUCT_ID};
 use cadre_store::SeaStore;
 use cadre_store::testing::scratch_store;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use crate::fixtures::active_group_with_id;
+
 /// An active group with a fixed id, so that snapshots are stable.
 async fn group(store: &SeaStore, id: u128, name: &str) -> Uuid {
     let id = Uuid::from_u128(id);
-    let record = store
-        .create_subscription(NewSubscription {
-            id,
-            product_id: USER_GROUP_PRODUCT_ID,
-            customer_id: DEFAULT_CUSTOMER_ID,
-            description: format!("User Group {name}"),
-        })
-        .await
-        .unwrap();
-    let mut group = UserGroupInactive::from_record(record).unwrap();
-    group.user_group.user_group_id = Some(ExternalId::parse(&name.to_lowercase()).unwrap());
-    group.user_group.name = Some(Name::parse(name).unwrap());
-    let now = chrono::Utc::now();
-    let mut group = models::save(store, group.into_provisioning(now).unwrap())
-        .await
-        .unwrap();
-    group
-        .subscription
-        .change_lifecycle(Lifecycle::Active, now)
-        .unwrap();
-    models::save(store, group).await.unwrap();
+    active_group_with_id(store, id, name).await;
     id
+}
+
+/// The initial form of built-in workflow `workflow`.
+fn initial_form(workflow: &str) -> Arc<dyn InputForm> {
+    let registry = cadre_products::registry().unwrap();
+    registry.get(workflow).unwrap().initial_form.clone()
 }
 
 /// The schema of every page of `form`, submitting `answers` one by one.
 async fn pages(store: &SeaStore, form: &str, answers: &[Value]) -> Vec<Value> {
-    let form = builtin::form(form).unwrap();
+    let form = initial_form(form);
     let mut schemas = Vec::new();
     for count in 0..=answers.len() {
         match form.submit(store, &Map::new(), &answers[..count]).await {
-            Err(SubmitError::NotComplete(body)) => schemas.push(body.form),
+            Err(FormError::NotComplete(body)) => schemas.push(body.form),
             Ok(_) => break,
             Err(other) => panic!("{other}"),
         }
@@ -108,9 +94,33 @@ async fn built_in_form_schemas() {
         .await
     );
     insta::assert_json_snapshot!("validate_user", pages(&store, "validate_user", &[]).await);
-    assert!(builtin::form("no_such_workflow").is_none());
-    for name in builtin::NAMES {
-        assert!(builtin::form(name).is_some(), "{name}");
+}
+
+/// orchestrator-core's convention: a create workflow's form starts by asking for the product,
+/// every other built-in workflow's for the subscription.
+#[tokio::test]
+async fn every_workflow_form_starts_with_its_product_or_subscription() {
+    let store = scratch_store().await;
+    for workflow in cadre_products::workflows() {
+        let Err(FormError::NotComplete(body)) =
+            workflow.initial_form.submit(&store, &Map::new(), &[]).await
+        else {
+            panic!(
+                "{}: an empty submission asks for the first page",
+                workflow.name
+            );
+        };
+        let first_field = if workflow.target == cadre_domain::Target::Create {
+            "product"
+        } else {
+            "subscription_id"
+        };
+        assert!(
+            body.form["properties"].get(first_field).is_some(),
+            "{}: {}",
+            workflow.name,
+            body.form
+        );
     }
 }
 
@@ -118,16 +128,16 @@ async fn built_in_form_schemas() {
 async fn error_bodies() {
     let store = scratch_store().await;
     let staff = group(&store, 0x51, "Staff").await;
-    let form = builtin::form("create_user").unwrap();
+    let form = initial_form("create_user");
     let answers = [
         json!({"product": USER_INTERNAL_PRODUCT_ID}),
         json!({"user_id": ".x", "username": "  ", "email": "nope", "user_group_ids": [staff, staff], "age": 3}),
     ];
-    let Err(SubmitError::Invalid(body)) = form.submit(&store, &Map::new(), &answers).await else {
+    let Err(FormError::Invalid(body)) = form.submit(&store, &Map::new(), &answers).await else {
         panic!("invalid");
     };
     insta::assert_json_snapshot!("create_user_invalid", body);
-    let Err(SubmitError::NotComplete(body)) = form.submit(&store, &Map::new(), &answers[..0]).await
+    let Err(FormError::NotComplete(body)) = form.submit(&store, &Map::new(), &answers[..0]).await
     else {
         panic!("not complete");
     };
@@ -142,7 +152,7 @@ async fn error_bodies() {
         .unwrap_err();
     assert_eq!(
         too_many,
-        SubmitError::TooManyPages {
+        FormError::TooManyPages {
             expected: 2,
             submitted: 3
         }
@@ -150,10 +160,9 @@ async fn error_bodies() {
 }
 
 /// The group choices of a page's schema.
-async fn offered_groups(form: &cadre_forms::Form, store: &SeaStore) -> Value {
+async fn offered_groups(form: &Arc<dyn InputForm>, store: &SeaStore) -> Value {
     let answers = [json!({"product": USER_INTERNAL_PRODUCT_ID})];
-    let Err(SubmitError::NotComplete(body)) = form.submit(store, &Map::new(), &answers).await
-    else {
+    let Err(FormError::NotComplete(body)) = form.submit(store, &Map::new(), &answers).await else {
         panic!("the user page");
     };
     body.form["$defs"]["UserGroupEnum"]["enum"].clone()
@@ -163,7 +172,7 @@ async fn offered_groups(form: &cadre_forms::Form, store: &SeaStore) -> Value {
 async fn group_choices_are_reused_for_a_second_at_most() {
     let store = scratch_store().await;
     let staff = group(&store, 0x51, "Staff").await;
-    let form = builtin::form("create_user").unwrap();
+    let form = initial_form("create_user");
     assert_eq!(offered_groups(&form, &store).await, json!([staff]));
 
     let admins = group(&store, 0x52, "Admins").await;
@@ -172,9 +181,10 @@ async fn group_choices_are_reused_for_a_second_at_most() {
         json!([staff]),
         "reused within the second"
     );
-    let fresh = builtin::form("create_user").unwrap();
+    let fresh = initial_form("create_user");
     assert_eq!(offered_groups(&fresh, &store).await, json!([staff, admins]));
-    tokio::time::sleep(builtin::CHOICES_TTL + std::time::Duration::from_millis(100)).await;
+    tokio::time::sleep(cadre_products::forms::CHOICES_TTL + std::time::Duration::from_millis(100))
+        .await;
     assert_eq!(
         offered_groups(&form, &store).await,
         json!([staff, admins]),

@@ -4,12 +4,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{AFTER_INITIAL, DomainModel, parse_value, required, take_block};
-use crate::catalogue::{Product, ProductType};
-use crate::error::{DomainError, Result};
-use crate::ids::{ExternalId, Name};
-use crate::lifecycle::Lifecycle;
-use crate::subscription::{BlockInstance, BlockRef, Subscription, SubscriptionRecord};
+use cadre_domain::catalogue::{Product, ProductType};
+use cadre_domain::error::{DomainError, Result};
+use cadre_domain::ids::{ExternalId, Name};
+use cadre_domain::lifecycle::Lifecycle;
+use cadre_domain::models::{AFTER_INITIAL, DomainModel, parse_value, required, take_block};
+use cadre_domain::subscription::{BlockInstance, BlockRef, Subscription, SubscriptionRecord};
 
 /// The name of the UserGroup root block.
 pub const BLOCK: &str = "UserGroupBlock";

@@ -2,19 +2,61 @@
 
 use std::collections::HashSet;
 
+use crate::models::{UserGroup, UserGroupInactive, user_group_description};
 use async_trait::async_trait;
-use cadre_domain::models::{DomainModel, UserGroup, UserGroupInactive, user_group_description};
-use cadre_domain::{BlockRef, DomainError, ExternalId, Lifecycle, Name, ProductType};
+use cadre_domain::models::DomainModel;
+use cadre_domain::{BlockRef, DomainError, ExternalId, Lifecycle, Name, ProductType, Target};
+
+use crate::forms;
 use uuid::Uuid;
 
-use super::active_groups;
-use crate::step::{Patch, StepContext, StepError, StepFn, StepList, step};
-use crate::steps::{
+use crate::active_groups;
+use cadre_engine::steps::{
     create_workflow, load_subscription, modify_workflow, subscription_patch, terminate_workflow,
     validate_workflow,
 };
+use cadre_engine::{Patch, StepContext, StepError, StepFn, StepList, Workflow, step};
 
-pub fn create() -> StepList {
+/// The UserGroup workflows, each with its form.
+pub(crate) fn workflows() -> Vec<Workflow> {
+    let user_group = || vec![ProductType::user_group()];
+    vec![
+        Workflow::new(
+            "create_user_group",
+            "Create a user group",
+            Target::Create,
+            user_group(),
+            forms::create(ProductType::user_group(), forms::user_group_page),
+            create(),
+        ),
+        Workflow::new(
+            "modify_user_group",
+            "Modify a user group",
+            Target::Modify,
+            user_group(),
+            forms::modify(forms::modify_user_group_page),
+            modify(),
+        ),
+        Workflow::new(
+            "terminate_user_group",
+            "Terminate a user group",
+            Target::Terminate,
+            user_group(),
+            forms::terminate("user group"),
+            terminate(),
+        ),
+        Workflow::new(
+            "validate_user_group",
+            "Validate a user group",
+            Target::Validate,
+            user_group(),
+            forms::validate(),
+            validate(),
+        ),
+    ]
+}
+
+fn create() -> StepList {
     create_workflow(
         ProductType::user_group(),
         StepList::from(step(
@@ -25,7 +67,7 @@ pub fn create() -> StepList {
     )
 }
 
-pub fn modify() -> StepList {
+fn modify() -> StepList {
     modify_workflow(
         step(
             "modify_user_group_subscription",
@@ -36,7 +78,7 @@ pub fn modify() -> StepList {
     )
 }
 
-pub fn terminate() -> StepList {
+fn terminate() -> StepList {
     terminate_workflow(
         step(
             "deprovision_user_group",
@@ -47,7 +89,7 @@ pub fn terminate() -> StepList {
     )
 }
 
-pub fn validate() -> StepList {
+fn validate() -> StepList {
     validate_workflow(step("check_user_group", "Check user group", Check).into())
 }
 

@@ -1,14 +1,14 @@
 //! Forms throughput, comparable with the orchestrator-core anchor's pydantic-forms figures:
 //! validations per second of the create-User page, schema renderings per second, and complete
 //! two-page create-User submissions per second including their lookups (products and active
-//! user groups) on a SQLite database. Run: `cargo bench -p cadre-forms --bench forms`.
+//! user groups) on a SQLite database. Run: `cargo bench -p cadre-products --bench forms`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use cadre_forms::{Choices, Field, FormPage, builtin};
+use cadre_forms::{Choices, Field, FormPage};
 use cadre_migrations::demo::USER_INTERNAL_PRODUCT_ID;
 use serde_json::{Map, json};
 
@@ -42,8 +42,9 @@ fn user_page() -> FormPage {
 
 /// One active user group, for the user group selector.
 async fn active_group(store: &cadre_store::SeaStore) -> uuid::Uuid {
-    use cadre_domain::models::{self, DomainModel, UserGroupInactive};
+    use cadre_domain::models::{self, DomainModel};
     use cadre_domain::{ExternalId, Lifecycle, Name, NewSubscription, SubscriptionRepository};
+    use cadre_products::models::UserGroupInactive;
     let record = store
         .create_subscription(NewSubscription {
             id: uuid::Uuid::now_v7(),
@@ -97,7 +98,8 @@ fn main() {
         cadre_store::migrate(&conn).await.unwrap();
         let store = cadre_store::SeaStore::new(conn);
         let group = active_group(&store).await;
-        let form = builtin::form("create_user").unwrap();
+        let registry = cadre_products::registry().unwrap();
+        let form = &registry.get("create_user").unwrap().initial_form;
         let answers = [
             json!({"product": USER_INTERNAL_PRODUCT_ID}),
             json!({"user_id": "alice", "username": "alice", "email": "alice@example.org", "user_group_ids": [group]}),

@@ -2,7 +2,7 @@
 //! rate of single-row insert-and-commit transactions on the same database, in the same run.
 //!
 //! `cargo xtask bench engine` runs it; by hand:
-//! `BENCH_DATABASE_URL=postgres://… BENCH_PROCESSES=1000 BENCH_WORKERS=1,2,4 cargo bench -p cadre-engine --bench engine`.
+//! `BENCH_DATABASE_URL=postgres://… BENCH_PROCESSES=1000 BENCH_WORKERS=1,2,4 cargo bench -p cadre-products --bench engine`.
 //! Without `BENCH_DATABASE_URL` it uses a fresh SQLite file. Each worker count gets a fresh
 //! database (on PostgreSQL a new database on that server).
 
@@ -14,11 +14,12 @@ use std::time::{Duration, Instant};
 
 use cadre_domain::{
     DomainError, ProcessQuery, ProcessRepository, ProcessStatus, State, Store, StoreTransaction,
-    SystemClock, models::UserGroup,
+    SystemClock,
 };
 use cadre_engine::testing::OnePage;
-use cadre_engine::{CompletionHook, Engine, EngineConfig, Workflow, workflows};
+use cadre_engine::{CompletionHook, Engine, EngineConfig, Registry, Workflow};
 use cadre_migrations::demo::{USER_GROUP_PRODUCT_ID, USER_INTERNAL_PRODUCT_ID};
+use cadre_products::models::UserGroup;
 use cadre_store::SeaStore;
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use serde_json::json;
@@ -55,7 +56,11 @@ async fn raw_commit_rate(conn: &DatabaseConnection, count: usize) -> f64 {
 }
 
 fn engine(store: &SeaStore, worker: &str) -> Engine {
-    let registry = workflows::builtin(&|_| Arc::new(OnePage { required: None })).unwrap();
+    let mut registry = Registry::new();
+    for mut workflow in cadre_products::workflows() {
+        workflow.initial_form = Arc::new(OnePage { required: None });
+        registry.register(workflow).unwrap();
+    }
     let store: Arc<dyn Store> = Arc::new(store.clone());
     Engine::new(
         store,

@@ -1,7 +1,18 @@
-//! The error shapes of pydantic-forms: validation errors, the 400 and 510 bodies.
+//! The port a workflow's forms meet the engine at: [`InputForm`], what it may look up
+//! ([`FormLookups`]), and the pydantic-forms outcomes of a submission ([`FormError`]: the 400
+//! and 510 bodies and their validation errors).
+//!
+//! `cadre-forms` implements [`InputForm`] for its `Form`; the engine needs only this module.
 
+use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::{Map, Value};
+
+use crate::catalogue::Product;
+use crate::error::{DomainError, Result};
+use crate::ports::{CatalogueRepository, Page, SubscriptionQuery, SubscriptionRepository};
+use crate::process::State;
+use crate::subscription::SubscriptionSummary;
 
 /// One validation error, as pydantic reports it (`url` is left out: it points at pydantic's
 /// documentation, not cadre's).
@@ -103,7 +114,8 @@ impl FormNotComplete {
 
 /// Why submitted pages produced no input.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum SubmitError {
+#[non_exhaustive]
+pub enum FormError {
     /// More pages are needed.
     #[error("form not complete")]
     NotComplete(Box<FormNotComplete>),
@@ -120,5 +132,46 @@ pub enum SubmitError {
     },
     /// A lookup for a page failed.
     #[error(transparent)]
-    Domain(#[from] cadre_domain::DomainError),
+    Domain(#[from] DomainError),
+}
+
+/// What a form may look up while it builds its pages: the products of the catalogue and the
+/// subscriptions (for choice lists). Every store has these; a form needs nothing else.
+#[async_trait]
+pub trait FormLookups: Send + Sync {
+    /// Every product (as [`CatalogueRepository::list_products`]).
+    async fn products(&self) -> Result<Vec<Product>>;
+    /// One page of the subscriptions matching `query` (as
+    /// [`SubscriptionRepository::list_subscriptions`]).
+    async fn subscriptions(&self, query: &SubscriptionQuery) -> Result<Page<SubscriptionSummary>>;
+}
+
+#[async_trait]
+impl<T> FormLookups for T
+where
+    T: CatalogueRepository + SubscriptionRepository + ?Sized,
+{
+    async fn products(&self) -> Result<Vec<Product>> {
+        self.list_products().await
+    }
+
+    async fn subscriptions(&self, query: &SubscriptionQuery) -> Result<Page<SubscriptionSummary>> {
+        self.list_subscriptions(query).await
+    }
+}
+
+/// A form: turns submitted pages into input for the process state.
+///
+/// Submitting follows the pydantic-forms protocol: the caller sends every page answered so far
+/// and gets back the merged input, the next page to fill in, or every validation error.
+#[async_trait]
+pub trait InputForm: Send + Sync {
+    /// Validates `pages` (every page answered so far) against `state` and returns the input to
+    /// merge into the state, or why not. `lookups` serves choice lists and the like.
+    async fn submit(
+        &self,
+        lookups: &dyn FormLookups,
+        state: &State,
+        pages: &[Value],
+    ) -> std::result::Result<State, FormError>;
 }

@@ -2,14 +2,15 @@
 
 use std::sync::Arc;
 
-use cadre_domain::models::{self, User, UserGroup};
+use cadre_domain::models;
 use cadre_domain::{
     Lifecycle, Process, ProcessRepository, ProcessStatus, Store, SubscriptionRepository,
     SystemClock,
 };
 use cadre_engine::testing::OnePage;
-use cadre_engine::{Engine, EngineConfig, EngineError, workflows};
+use cadre_engine::{Engine, EngineConfig, EngineError, Registry};
 use cadre_migrations::demo::{USER_GROUP_PRODUCT_ID, USER_INTERNAL_PRODUCT_ID};
+use cadre_products::models::{User, UserGroup};
 use cadre_store::SeaStore;
 use cadre_store::testing::scratch_store;
 use serde_json::{Value, json};
@@ -19,7 +20,11 @@ use crate::fixtures::log;
 
 fn engine(store: &SeaStore) -> Engine {
     // The forms are cadre-forms' concern; here one page carries the whole input.
-    let registry = workflows::builtin(&|_| Arc::new(OnePage { required: None })).unwrap();
+    let mut registry = Registry::new();
+    for mut workflow in cadre_products::workflows() {
+        workflow.initial_form = Arc::new(OnePage { required: None });
+        registry.register(workflow).unwrap();
+    }
     let store: Arc<dyn Store> = Arc::new(store.clone());
     Engine::new(
         store,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use cadre_domain::{ProcessRepository, ProcessStatus, Store, SystemClock};
-use cadre_engine::{Engine, EngineConfig, EngineError, FormError, workflows};
+use cadre_engine::{Engine, EngineConfig, EngineError, FormError};
 use cadre_migrations::demo::{USER_GROUP_PRODUCT_ID, USER_INTERNAL_PRODUCT_ID};
 use cadre_store::testing::scratch_store;
 use serde_json::json;
@@ -17,7 +17,7 @@ async fn create_user_walks_the_product_page_then_the_user_page_with_the_group_se
     let shared: Arc<dyn Store> = Arc::new(store.clone());
     let engine = Engine::new(
         shared,
-        workflows::registry().unwrap(),
+        cadre_products::registry().unwrap(),
         Arc::new(SystemClock),
         EngineConfig::default(),
     );
