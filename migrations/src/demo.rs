@@ -6,51 +6,7 @@
 
 use sea_orm_migration::sea_orm::prelude::Uuid;
 
-/// A resource type: name, description, whether its values identify a subscription.
-pub struct DemoResourceType {
-    /// Fixed id.
-    pub id: Uuid,
-    /// Field name.
-    pub name: &'static str,
-    /// What it holds.
-    pub description: &'static str,
-    /// Unique among live subscriptions.
-    pub unique: bool,
-}
-
-/// A product block with its resource types and the blocks it may reference.
-pub struct DemoBlock {
-    /// Fixed id.
-    pub id: Uuid,
-    /// Block name.
-    pub name: &'static str,
-    /// What it represents.
-    pub description: &'static str,
-    /// Short tag.
-    pub tag: &'static str,
-    /// Its fields.
-    pub resource_types: &'static [DemoResourceType],
-    /// Ids of the blocks it may reference.
-    pub depends_on: &'static [Uuid],
-}
-
-/// A product with its fixed inputs and root blocks.
-pub struct DemoProduct {
-    /// Fixed id.
-    pub id: Uuid,
-    /// Product name.
-    pub name: &'static str,
-    /// What it is.
-    pub description: &'static str,
-    /// Domain-model family.
-    pub product_type: &'static str,
-    /// Short tag.
-    pub tag: &'static str,
-    /// `(id, name, value)` of each fixed input.
-    pub fixed_inputs: &'static [(Uuid, &'static str, &'static str)],
-    /// Ids of the root blocks.
-    pub blocks: &'static [Uuid],
-}
+use crate::catalogue::{BlockSpec, Catalogue, ProductSpec, ResourceTypeSpec};
 
 const fn id(n: u128) -> Uuid {
     Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0000 | n)
@@ -75,32 +31,32 @@ pub const USER_EXTERNAL_PRODUCT_ID: Uuid = id(0x202);
 pub const CREATED_AT: &str = "2026-11-24T00:00:00Z";
 
 /// Every demo product block.
-pub const BLOCKS: &[DemoBlock] = &[
-    DemoBlock {
+const BLOCKS: &[BlockSpec] = &[
+    BlockSpec {
         id: USER_GROUP_BLOCK_ID,
         name: "UserGroupBlock",
         description: "A group of users",
         tag: "UGB",
         resource_types: &[
-            DemoResourceType {
+            ResourceTypeSpec {
                 id: id(0x300),
                 name: "user_group_id",
                 description: "External id of the group",
                 unique: true,
             },
-            DemoResourceType {
+            ResourceTypeSpec {
                 id: id(0x301),
                 name: "user_group_name",
                 description: "Name of the group",
                 unique: true,
             },
-            DemoResourceType {
+            ResourceTypeSpec {
                 id: id(0x302),
                 name: "discoverable",
                 description: "Whether users may find and join the group",
                 unique: false,
             },
-            DemoResourceType {
+            ResourceTypeSpec {
                 id: id(0x303),
                 name: "terms",
                 description: "Terms a joiner must accept",
@@ -109,43 +65,43 @@ pub const BLOCKS: &[DemoBlock] = &[
         ],
         depends_on: &[USER_GROUP_BLOCK_ID],
     },
-    DemoBlock {
+    BlockSpec {
         id: USER_BLOCK_ID,
         name: "UserBlock",
         description: "A user",
         tag: "UB",
         resource_types: &[
-            DemoResourceType {
+            ResourceTypeSpec {
                 id: id(0x310),
                 name: "user_id",
                 description: "External id of the user",
                 unique: true,
             },
-            DemoResourceType {
+            ResourceTypeSpec {
                 id: id(0x311),
                 name: "username",
                 description: "Login name",
                 unique: true,
             },
-            DemoResourceType {
+            ResourceTypeSpec {
                 id: id(0x312),
                 name: "firstname",
                 description: "Given name",
                 unique: false,
             },
-            DemoResourceType {
+            ResourceTypeSpec {
                 id: id(0x313),
                 name: "lastname",
                 description: "Family name",
                 unique: false,
             },
-            DemoResourceType {
+            ResourceTypeSpec {
                 id: id(0x314),
                 name: "email",
                 description: "Email address",
                 unique: true,
             },
-            DemoResourceType {
+            ResourceTypeSpec {
                 id: id(0x315),
                 name: "auth_id",
                 description: "Identity at the authentication provider",
@@ -157,8 +113,8 @@ pub const BLOCKS: &[DemoBlock] = &[
 ];
 
 /// Every demo product.
-pub const PRODUCTS: &[DemoProduct] = &[
-    DemoProduct {
+const PRODUCTS: &[ProductSpec] = &[
+    ProductSpec {
         id: USER_GROUP_PRODUCT_ID,
         name: "User Group",
         description: "user group administration",
@@ -167,7 +123,7 @@ pub const PRODUCTS: &[DemoProduct] = &[
         fixed_inputs: &[],
         blocks: &[USER_GROUP_BLOCK_ID],
     },
-    DemoProduct {
+    ProductSpec {
         id: USER_INTERNAL_PRODUCT_ID,
         name: "User internal",
         description: "user administration - internal",
@@ -176,7 +132,7 @@ pub const PRODUCTS: &[DemoProduct] = &[
         fixed_inputs: &[(id(0x400), "affiliation", "internal")],
         blocks: &[USER_BLOCK_ID],
     },
-    DemoProduct {
+    ProductSpec {
         id: USER_EXTERNAL_PRODUCT_ID,
         name: "User external",
         description: "user administration - external",
@@ -186,3 +142,9 @@ pub const PRODUCTS: &[DemoProduct] = &[
         blocks: &[USER_BLOCK_ID],
     },
 ];
+
+/// The demo catalogue: the UserGroup and User blocks and products.
+pub const CATALOGUE: Catalogue = Catalogue {
+    blocks: BLOCKS,
+    products: PRODUCTS,
+};

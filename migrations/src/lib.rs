@@ -1,6 +1,7 @@
 //! cadre's database schema as reversible sea-orm migrations.
 //!
-//! [`Migrator`] lists them in order. `cargo xtask migrate up|down|fresh|status` and
+//! [`Migrator`] lists them in order. [`catalogue`] installs products given as data, for the
+//! demo catalogue and for a downstream crate's own products. `cargo xtask migrate up|down|fresh|status` and
 //! `cadre serve` run them; `cargo xtask codegen` regenerates the sea-orm entities of
 //! `cadre-store` from a freshly migrated scratch database. A shipped migration never changes
 //! what it does: a schema change is a new migration.
@@ -20,6 +21,7 @@ mod m20261202_000009_processes_fillfactor;
 mod m20261202_000010_description_search_index;
 mod m20261202_000011_subscription_changes;
 
+pub mod catalogue;
 pub mod demo;
 
 /// All of cadre's migrations, oldest first.

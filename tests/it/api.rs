@@ -41,14 +41,11 @@ impl Server {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let url = cadre_store::testing::scratch_url().await;
-        let engine = cadre_server::open(&url).await.unwrap();
-        let mut registry = cadre_server::registry().unwrap();
-        for workflow in extra {
-            registry.register(workflow).unwrap();
-        }
+        let cadre = cadre_server::Cadre::new().workflows(extra);
+        let engine = cadre.open(&url).await.unwrap();
         let engine = cadre_engine::Engine::new(
             engine.store().clone(),
-            registry,
+            cadre.registry().unwrap(),
             clock,
             cadre_engine::EngineConfig::default(),
         );
@@ -77,7 +74,8 @@ impl Server {
             let shutdown = async move {
                 let _ = stopped.await;
             };
-            cadre_server::run(state, Some(listener), workers, shutdown)
+            cadre
+                .run(state, Some(listener), workers, shutdown)
                 .await
                 .unwrap();
         });
@@ -198,7 +196,7 @@ impl Server {
     /// Starts create_user for `user_id` in `group`; returns the process id.
     async fn start_create_user(&self, user_id: &str, group: &str) -> String {
         // The group choices of a form are cached for up to a second.
-        tokio::time::sleep(cadre_products::forms::CHOICES_TTL).await;
+        tokio::time::sleep(cadre_forms::standard::CHOICES_TTL).await;
         self.start_process(
             "create_user",
             json!([{"product": USER_INTERNAL_PRODUCT_ID},
@@ -575,7 +573,7 @@ impl cadre_domain::TokenRepository for CountingTokens<'_> {
 async fn a_revoked_token_no_longer_authenticates_once_its_row_is_read_again() {
     use cadre_server::auth::{TOKEN_CACHE_TTL, TokenCache, authenticate};
     let url = cadre_store::testing::scratch_url().await;
-    let engine = cadre_server::open(&url).await.unwrap();
+    let engine = cadre_server::Cadre::new().open(&url).await.unwrap();
     let tokens = CountingTokens {
         store: engine.store().as_ref(),
         reads: Default::default(),

@@ -61,25 +61,32 @@ fn the_store_does_not_reach_up_into_other_layers() {
     }
 }
 
+/// The forms, and a crate that takes them alone (`examples/forms-only`), pull in no database
+/// driver, HTTP stack or async runtime.
 #[test]
 fn the_forms_are_usable_alone() {
-    let dependencies = normal_dependencies("cadre-forms");
-    assert!(
-        dependencies.iter().any(|name| name == "cadre-domain"),
-        "the tree was read: {dependencies:?}"
-    );
-    for forbidden in [
-        "sea-orm",
-        "sqlx",
-        "axum",
-        "tokio",
-        "cadre-store",
-        "cadre-engine",
-    ] {
+    for package in ["cadre-forms", "cadre-example-forms-only"] {
+        let dependencies = normal_dependencies(package);
         assert!(
-            !dependencies.iter().any(|name| name == forbidden),
-            "cadre-forms depends on {forbidden}"
+            dependencies.iter().any(|name| name == "cadre-domain"),
+            "the tree of {package} was read: {dependencies:?}"
         );
+        for forbidden in [
+            "sea-orm",
+            "sqlx",
+            "axum",
+            "hyper",
+            "reqwest",
+            "tokio",
+            "async-std",
+            "cadre-store",
+            "cadre-engine",
+        ] {
+            assert!(
+                !dependencies.iter().any(|name| name == forbidden),
+                "{package} depends on {forbidden}"
+            );
+        }
     }
 }
 
@@ -133,6 +140,22 @@ const LAYERS: &[(&str, &[&str])] = &[
             "cadre-products",
             "cadre-provisioning",
             "cadre-registration",
+            "cadre-store",
+        ],
+    ),
+    ("cadre-example-forms-only", &["cadre-domain", "cadre-forms"]),
+    (
+        "cadre-example-mailbox",
+        &[
+            "cadre-domain",
+            "cadre-engine",
+            "cadre-forms",
+            "cadre-groups",
+            "cadre-migrations",
+            "cadre-products",
+            "cadre-provisioning",
+            "cadre-registration",
+            "cadre-server",
             "cadre-store",
         ],
     ),

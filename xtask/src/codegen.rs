@@ -66,7 +66,7 @@ pub async fn run(args: CodegenArgs) -> anyhow::Result<()> {
     )?);
     let openapi = format!(
         "{}\n",
-        serde_json::to_string_pretty(&cadre_server::openapi())?
+        serde_json::to_string_pretty(&cadre_server::Cadre::new().openapi())?
     );
     changed.extend(sync(
         &root,

@@ -340,7 +340,9 @@ async fn run(cli: Cli) -> Result<()> {
         return serve(config, args).await;
     }
     init_tracing("warn");
-    let engine = cadre_server::open(&config.database_url).await?;
+    let engine = cadre_server::Cadre::new()
+        .open(&config.database_url)
+        .await?;
     let state = cadre_server::app_state(engine.clone(), &config)?;
     match cli.command {
         Command::Serve(_) => unreachable!("handled above"),
@@ -482,7 +484,9 @@ async fn serve(mut config: Config, args: ServeArgs) -> Result<()> {
         config.mode = Mode::WorkersOnly;
     }
     init_tracing(&config.log);
-    cadre_server::serve(&config, shutdown_signal()).await?;
+    cadre_server::Cadre::new()
+        .serve(&config, shutdown_signal())
+        .await?;
     Ok(())
 }
 

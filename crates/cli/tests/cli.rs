@@ -203,7 +203,7 @@ async fn workers_only_runs_processes_without_listening_and_stops_on_sigterm() {
 
 /// An active user made through the engine on the same database; returns its subscription id.
 async fn active_user(database_url: &str) -> String {
-    let engine = cadre_server::open(database_url).await.unwrap();
+    let engine = cadre_server::Cadre::new().open(database_url).await.unwrap();
     let run = |workflow: &'static str, pages: Vec<Value>| {
         let engine = engine.clone();
         async move {

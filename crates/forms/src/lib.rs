@@ -8,11 +8,13 @@
 //! [`Form::submit`] follows the pydantic-forms protocol (next page, or errors, or the merged
 //! answers), and a `Form` is the engine's [`cadre_domain::InputForm`]. The error shapes of
 //! pydantic-forms ([`FormError`], [`ValidationError`], …) are the domain's own, re-exported here.
+//! [`standard`] has the pages orchestrator-core's workflows start with.
 //!
 //! This crate depends on `cadre-domain` only: no database, no HTTP.
 
 mod form;
 mod page;
+pub mod standard;
 mod validate;
 
 pub use cadre_domain::forms::{

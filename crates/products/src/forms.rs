@@ -2,71 +2,16 @@
 //! create workflow starts with the product page, the others with the subscription page; the
 //! product modules pair each with its workflow.
 
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use cadre_domain::{
-    DomainError, Email, ExternalId, FormLookups, InputForm, Lifecycle, Name, ProductType,
-    SubscriptionQuery,
-};
-use cadre_forms::{Choices, Field, Form, FormPage, PageBuilder};
-use serde_json::{Map, Value, json};
+use cadre_domain::{Email, ExternalId, InputForm, Name, ProductType};
+use cadre_forms::standard::{ProductPage, WithActive, subscription_page};
+use cadre_forms::{Choices, Field, Form, FormPage};
+use serde_json::{Value, json};
 
-/// Choices of the active subscriptions of `product_type`: value = subscription id, label =
-/// description. This is the seed's user group selector for `UserGroup`.
-pub async fn active_subscriptions(
-    lookups: &dyn FormLookups,
-    product_type: ProductType,
-    name: &str,
-) -> Result<Choices, DomainError> {
-    let page = lookups
-        .subscriptions(&SubscriptionQuery {
-            product_type: Some(product_type),
-            lifecycle: Some(Lifecycle::Active),
-            limit: None,
-            ..SubscriptionQuery::default()
-        })
-        .await?;
-    Ok(Choices::labelled(
-        name,
-        page.items.into_iter().map(|summary| {
-            (
-                summary.subscription.id.to_string(),
-                summary.subscription.description,
-            )
-        }),
-    ))
-}
-
-/// The first page of a create workflow: which product of `product_type`.
-struct ProductPage(ProductType);
-
-#[async_trait]
-impl PageBuilder for ProductPage {
-    async fn build(
-        &self,
-        lookups: &dyn FormLookups,
-        _: &Map<String, Value>,
-    ) -> Result<FormPage, DomainError> {
-        let products = lookups.products().await?;
-        let choices = Choices::labelled(
-            "ProductChoice",
-            products
-                .into_iter()
-                .filter(|product| product.product_type == self.0)
-                .map(|product| (product.id.to_string(), product.name)),
-        );
-        Ok(FormPage::untitled().field(Field::choice("product", choices).format("productId")))
-    }
-}
-
-/// The first page of a modify, terminate or validate workflow: which subscription, and
-/// optionally the version the caller saw (optimistic locking is done by the store on save).
-fn subscription_page() -> FormPage {
-    FormPage::untitled()
-        .field(Field::uuid("subscription_id").format("subscriptionId"))
-        .field(Field::integer("version").nullable())
+/// The page `page` builds with the active user groups as choices.
+fn with_groups(page: fn(Choices) -> FormPage) -> WithActive {
+    WithActive::new(ProductType::user_group(), "UserGroupEnum", page)
 }
 
 fn external_id(value: &Value) -> Result<(), String> {
@@ -89,57 +34,6 @@ fn email(value: &Value) -> Result<(), String> {
 }
 
 const EXTERNAL_ID_PATTERN: &str = r"^(?!\.)[.A-Za-z0-9_-]{1,255}$";
-
-/// How long the active user groups offered as choices are reused before they are looked up
-/// again. Choices only guide the person filling in the form: the workflow's steps check again
-/// that every chosen group is active when they run.
-pub const CHOICES_TTL: Duration = Duration::from_secs(1);
-
-/// A page that offers the active user groups as choices: `page` builds it from them. The groups
-/// are looked up at most once per [`CHOICES_TTL`] for the same form.
-struct WithGroups {
-    page: fn(Choices) -> FormPage,
-    recent: Mutex<Option<(Instant, Choices)>>,
-}
-
-impl WithGroups {
-    fn new(page: fn(Choices) -> FormPage) -> Self {
-        Self {
-            page,
-            recent: Mutex::new(None),
-        }
-    }
-
-    fn recent_groups(&self) -> Option<Choices> {
-        let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
-        recent
-            .as_ref()
-            .filter(|(at, _)| at.elapsed() < CHOICES_TTL)
-            .map(|(_, groups)| groups.clone())
-    }
-}
-
-#[async_trait]
-impl PageBuilder for WithGroups {
-    async fn build(
-        &self,
-        lookups: &dyn FormLookups,
-        _: &Map<String, Value>,
-    ) -> Result<FormPage, DomainError> {
-        let groups = match self.recent_groups() {
-            Some(groups) => groups,
-            None => {
-                let groups =
-                    active_subscriptions(lookups, ProductType::user_group(), "UserGroupEnum")
-                        .await?;
-                let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
-                *recent = Some((Instant::now(), groups.clone()));
-                groups
-            }
-        };
-        Ok((self.page)(groups))
-    }
-}
 
 /// An external id field, checked by the domain's `ExternalId`.
 fn external_id_field(field: &str) -> Field {
@@ -221,7 +115,7 @@ pub(crate) fn create(
     Arc::new(
         Form::new()
             .page(ProductPage(product_type))
-            .page(WithGroups::new(page)),
+            .page(with_groups(page)),
     )
 }
 
@@ -231,7 +125,7 @@ pub(crate) fn modify(page: fn(Choices) -> FormPage) -> Arc<dyn InputForm> {
     Arc::new(
         Form::new()
             .page(subscription_page())
-            .page(WithGroups::new(page)),
+            .page(with_groups(page)),
     )
 }
 

@@ -12,7 +12,7 @@
 //! validated by the same types as one created by any other path. In modify workflows a field
 //! that is absent or null leaves the value as it is.
 
-pub mod forms;
+mod forms;
 pub mod models;
 mod user;
 mod user_group;

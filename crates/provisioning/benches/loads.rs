@@ -27,7 +27,7 @@ use cadre_domain::{
 };
 use cadre_engine::{Engine, EngineConfig};
 use cadre_migrations::demo::{
-    BLOCKS, DEFAULT_CUSTOMER_ID, USER_BLOCK_ID, USER_GROUP_BLOCK_ID, USER_GROUP_PRODUCT_ID,
+    CATALOGUE, DEFAULT_CUSTOMER_ID, USER_BLOCK_ID, USER_GROUP_BLOCK_ID, USER_GROUP_PRODUCT_ID,
     USER_INTERNAL_PRODUCT_ID,
 };
 use cadre_products::models::{Affiliation, user_description, user_group_description};
@@ -209,7 +209,8 @@ const TABLES: [&str; 4] = [
 // The raw bulk insert: the rows a load writes, straight into the tables.
 
 fn resource_type(block: Uuid, name: &str) -> Uuid {
-    BLOCKS
+    CATALOGUE
+        .blocks
         .iter()
         .find(|candidate| candidate.id == block)
         .and_then(|block| block.resource_types.iter().find(|rt| rt.name == name))
@@ -226,7 +227,7 @@ struct ResourceTypes {
 impl ResourceTypes {
     fn new() -> Self {
         let of = |block: Uuid, names: &[&str]| {
-            let definition = BLOCKS.iter().find(|b| b.id == block).unwrap();
+            let definition = CATALOGUE.blocks.iter().find(|b| b.id == block).unwrap();
             names
                 .iter()
                 .map(|name| {

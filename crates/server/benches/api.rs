@@ -226,7 +226,10 @@ async fn main() {
     let rate = setting("BENCH_RATE", 1_000);
     let seconds = setting("BENCH_SECONDS", 10);
 
-    let engine = cadre_server::open(&database_url).await.unwrap();
+    let engine = cadre_server::Cadre::new()
+        .open(&database_url)
+        .await
+        .unwrap();
     let store = Arc::clone(engine.store());
     let ids = Arc::new(seed(store.as_ref(), subscriptions).await);
     let token = cadre_server::auth::issue_token(

@@ -71,7 +71,10 @@ async fn main() {
     let files = tempfile::tempdir().unwrap();
 
     // A user with a token, and a group of hers, written before the server starts.
-    let engine = cadre_server::open(&database_url).await.unwrap();
+    let engine = cadre_server::Cadre::new()
+        .open(&database_url)
+        .await
+        .unwrap();
     let staff = subscription_of(
         &engine,
         "create_user_group",

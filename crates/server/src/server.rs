@@ -8,16 +8,17 @@ use std::sync::Arc;
 use axum::routing::get;
 use axum::{Json, Router};
 use cadre_domain::{DomainError, Role, Store, SystemClock, TokenRepository};
-use cadre_engine::{DefinitionError, Engine, EngineConfig, Registry, RetryPolicy};
+use cadre_engine::{DefinitionError, Engine, EngineConfig, Registry, RetryPolicy, Workflow};
 use cadre_groups::{LocalVolume, Recovery, WorkflowGroups};
 use cadre_provisioning::Provisioner;
 use cadre_registration::delivery::Dispatcher;
 use cadre_registration::mail::{FileMailer, MailError, Mailer, SmtpMailer, Templates};
 use cadre_registration::{Registration, UserWebhooks};
-use cadre_store::SeaStore;
+use cadre_store::{ProductMigrations, SeaStore};
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::api;
 use crate::config::{Config, Mode};
@@ -37,7 +38,7 @@ pub enum ServeError {
         /// What went wrong.
         source: DomainError,
     },
-    /// A built-in workflow is malformed (a bug).
+    /// A workflow is malformed or two share a name.
     #[error(transparent)]
     Workflows(#[from] DefinitionError),
     /// Mail is misconfigured (SMTP settings, the templates folder).
@@ -53,38 +54,246 @@ pub enum ServeError {
     },
 }
 
-/// Opens the database at `database_url` (a SQLite file is created if absent), applies pending
-/// migrations (which install the demo catalogue on a new database), and returns an engine
-/// with the built-in workflows, the provisioning and the registration tasks over it.
-pub async fn open(database_url: &str) -> Result<Engine, ServeError> {
-    let database_error = |source| ServeError::Database {
-        url: redact(database_url),
-        source,
-    };
-    let conn = cadre_store::connect(database_url)
-        .await
-        .map_err(database_error)?;
-    cadre_store::migrate(&conn).await.map_err(database_error)?;
-    let store: Arc<dyn Store> = Arc::new(SeaStore::new(conn));
-    Ok(Engine::new(
-        store,
-        registry()?,
-        Arc::new(SystemClock),
-        EngineConfig::default(),
-    ))
+/// A cadre server: the built-in products (User and UserGroup), the provisioning loads and the
+/// registration tasks, plus what a downstream crate adds — its products' migrations, its
+/// workflows with their forms, and routes of its own.
+///
+/// ```no_run
+/// # async fn example(config: cadre_server::Config) -> Result<(), cadre_server::ServeError> {
+/// cadre_server::Cadre::new()
+///     // .migrations(cadre_store::ProductMigrations::of::<MyMigrator>())
+///     // .workflows(my_product::workflows())
+///     .serve(&config, std::future::pending())
+///     .await
+/// # }
+/// ```
+#[derive(Clone, Default)]
+pub struct Cadre {
+    migrations: Vec<ProductMigrations>,
+    workflows: Vec<Workflow>,
+    routes: Option<OpenApiRouter<AppState>>,
 }
 
-/// The workflows `cadre serve` runs: the built-in User and UserGroup workflows with their
-/// forms, and the provisioning loads.
-pub fn registry() -> Result<Registry, DefinitionError> {
-    let mut registry = cadre_products::registry()?;
-    for workflow in cadre_provisioning::workflows()
-        .into_iter()
-        .chain(cadre_registration::workflows())
-    {
-        registry.register(workflow)?;
+impl Cadre {
+    /// The server with the built-in products only.
+    pub fn new() -> Self {
+        Self::default()
     }
-    Ok(registry)
+
+    /// Adds the migrations of a product crate, applied after cadre's own.
+    pub fn migrations(mut self, migrations: ProductMigrations) -> Self {
+        self.migrations.push(migrations);
+        self
+    }
+
+    /// Adds `workflows` (with their forms) to the built-in ones.
+    pub fn workflows(mut self, workflows: impl IntoIterator<Item = Workflow>) -> Self {
+        self.workflows.extend(workflows);
+        self
+    }
+
+    /// Adds `routes` to the API; their utoipa annotations join the OpenAPI document. Handlers
+    /// take the same extractors as cadre's own (`auth::Caller`, `auth::Admin`, the state).
+    pub fn routes(mut self, routes: OpenApiRouter<AppState>) -> Self {
+        self.routes = Some(match self.routes.take() {
+            Some(earlier) => earlier.merge(routes),
+            None => routes,
+        });
+        self
+    }
+
+    /// The workflows this server runs: the built-in User and UserGroup workflows with their
+    /// forms, the provisioning loads, the registration tasks, and the added ones.
+    pub fn registry(&self) -> Result<Registry, DefinitionError> {
+        let mut registry = cadre_products::registry()?;
+        for workflow in cadre_provisioning::workflows()
+            .into_iter()
+            .chain(cadre_registration::workflows())
+            .chain(self.workflows.iter().cloned())
+        {
+            registry.register(workflow)?;
+        }
+        Ok(registry)
+    }
+
+    /// Opens the database at `database_url` (a SQLite file is created if absent), applies
+    /// pending migrations (cadre's, which install the demo catalogue on a new database, then
+    /// the added ones), and returns an engine with [`Cadre::registry`] over it.
+    pub async fn open(&self, database_url: &str) -> Result<Engine, ServeError> {
+        let database_error = |source| ServeError::Database {
+            url: redact(database_url),
+            source,
+        };
+        let conn = cadre_store::connect(database_url)
+            .await
+            .map_err(database_error)?;
+        cadre_store::migrate_with(&conn, &self.migrations)
+            .await
+            .map_err(database_error)?;
+        let store: Arc<dyn Store> = Arc::new(SeaStore::new(conn));
+        Ok(Engine::new(
+            store,
+            self.registry()?,
+            Arc::new(SystemClock),
+            EngineConfig::default(),
+        ))
+    }
+
+    /// The API's routes and their OpenAPI document: cadre's and the added ones.
+    fn api(&self) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+        let routes = api::routes();
+        match &self.routes {
+            Some(added) => routes.merge(added.clone()),
+            None => routes,
+        }
+        .split_for_parts()
+    }
+
+    /// The OpenAPI document served at `/api/openapi.json`.
+    pub fn openapi(&self) -> utoipa::openapi::OpenApi {
+        self.api().1
+    }
+
+    /// The HTTP application: the API, its OpenAPI document at `/api/openapi.json`, the pages of
+    /// mailed links under `/tokens/`, request tracing, and problem bodies for unknown paths.
+    pub fn router(&self, state: AppState) -> Router {
+        let (api, openapi) = self.api();
+        let openapi = Arc::new(openapi);
+        api.route(
+            "/api/openapi.json",
+            get(move || {
+                let openapi = Arc::clone(&openapi);
+                async move { Json(openapi.as_ref().clone()) }
+            }),
+        )
+        .route("/tokens/{token}", get(pages::show).post(pages::act))
+        .fallback(|| async { ApiError::new(axum::http::StatusCode::NOT_FOUND, "no such path") })
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+    }
+
+    /// `cadre serve`: opens the database, then runs what `config.mode` asks for until `shutdown`
+    /// completes.
+    pub async fn serve(
+        &self,
+        config: &Config,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let engine = self.open(&config.database_url).await?;
+        tracing::info!(database = %redact(&config.database_url), "database ready");
+        let listener = match config.mode {
+            Mode::WorkersOnly => None,
+            Mode::All | Mode::ApiOnly => {
+                let address = (config.bind, config.port);
+                let listener =
+                    TcpListener::bind(address)
+                        .await
+                        .map_err(|source| ServeError::Io {
+                            context: format!("cannot listen on {}:{}", config.bind, config.port),
+                            source,
+                        })?;
+                Some(listener)
+            }
+        };
+        let workers = match config.mode {
+            Mode::ApiOnly => 0,
+            Mode::All | Mode::WorkersOnly => config.workers,
+        };
+        hint_at_first_token(engine.store().as_ref()).await;
+        let state = app_state(engine, config)?;
+        recover_files(&state.groups).await;
+        self.run(state, listener, workers, shutdown).await
+    }
+
+    /// Serves the API on `listener` (if any) and runs `workers` engine workers until `shutdown`
+    /// completes; then stops accepting requests, lets in-flight requests and each worker's current
+    /// process run finish, and returns.
+    pub async fn run(
+        &self,
+        state: AppState,
+        listener: Option<TcpListener>,
+        workers: usize,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let engine = state.engine.clone();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let handles: Vec<_> = (0..workers)
+            .map(|n| {
+                let worker = engine.with_worker_id(format!("{}-{n}", std::process::id()));
+                let mut stopped = stopped.clone();
+                tokio::spawn(async move {
+                    let shutdown = async move {
+                        // An error means the sender is gone, which also means stop.
+                        let _ = stopped.wait_for(|stop| *stop).await;
+                    };
+                    worker.run_worker(shutdown).await;
+                })
+            })
+            .collect();
+        tracing::info!(workers, "engine workers started");
+        // The outbox and the purge of expired registrations run where the workers run.
+        let mut background = Vec::new();
+        if workers > 0 {
+            let dispatcher = Arc::clone(&state.dispatcher);
+            let mut stopped_delivery = stopped.clone();
+            background.push(tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stopped_delivery.wait_for(|stop| *stop).await;
+                };
+                dispatcher.run(DELIVERY_POLL, shutdown).await;
+            }));
+            let registration = state.registration.clone();
+            let mut stopped_purge = stopped.clone();
+            background.push(tokio::spawn(async move {
+                loop {
+                    match registration.purge().await {
+                        Ok(0) => {}
+                        Ok(purged) => tracing::info!(purged, "purged expired registrations"),
+                        Err(error) => {
+                            tracing::warn!(%error, "could not purge expired registrations")
+                        }
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(PURGE_INTERVAL) => {}
+                        _ = stopped_purge.wait_for(|stop| *stop) => return,
+                    }
+                }
+            }));
+        }
+
+        let served = match listener {
+            Some(listener) => {
+                let address = listener.local_addr().map_err(|source| ServeError::Io {
+                    context: "cannot read the listening address".into(),
+                    source,
+                })?;
+                tracing::info!("listening on http://{address} (OpenAPI at /api/openapi.json)");
+                let app = self
+                    .router(state)
+                    .into_make_service_with_connect_info::<SocketAddr>();
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                    .map_err(|source| ServeError::Io {
+                        context: "serving HTTP failed".into(),
+                        source,
+                    })
+            }
+            None => {
+                shutdown.await;
+                Ok(())
+            }
+        };
+        tracing::info!("shutting down: waiting for workers to finish their current process");
+        // Ignored error: no worker is listening any more, which is the goal.
+        let _ = stop.send(true);
+        for handle in handles.into_iter().chain(background) {
+            if let Err(error) = handle.await {
+                tracing::error!(%error, "a worker panicked");
+            }
+        }
+        served
+    }
 }
 
 /// `url` with any password replaced by `***`, for logs and errors.
@@ -142,55 +351,6 @@ pub fn app_state(engine: Engine, config: &Config) -> Result<AppState, ServeError
     })
 }
 
-/// The HTTP application: the API, its OpenAPI document at `/api/openapi.json`, the pages of
-/// mailed links under `/tokens/`, request tracing, and problem bodies for unknown paths.
-pub fn router(state: AppState) -> Router {
-    let (api, openapi) = api::routes();
-    let openapi = Arc::new(openapi);
-    api.route(
-        "/api/openapi.json",
-        get(move || {
-            let openapi = Arc::clone(&openapi);
-            async move { Json(openapi.as_ref().clone()) }
-        }),
-    )
-    .route("/tokens/{token}", get(pages::show).post(pages::act))
-    .fallback(|| async { ApiError::new(axum::http::StatusCode::NOT_FOUND, "no such path") })
-    .layer(TraceLayer::new_for_http())
-    .with_state(state)
-}
-
-/// `cadre serve`: opens the database, then runs what `config.mode` asks for until `shutdown`
-/// completes.
-pub async fn serve(
-    config: &Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
-    let engine = open(&config.database_url).await?;
-    tracing::info!(database = %redact(&config.database_url), "database ready");
-    let listener = match config.mode {
-        Mode::WorkersOnly => None,
-        Mode::All | Mode::ApiOnly => {
-            let address = (config.bind, config.port);
-            let listener = TcpListener::bind(address)
-                .await
-                .map_err(|source| ServeError::Io {
-                    context: format!("cannot listen on {}:{}", config.bind, config.port),
-                    source,
-                })?;
-            Some(listener)
-        }
-    };
-    let workers = match config.mode {
-        Mode::ApiOnly => 0,
-        Mode::All | Mode::WorkersOnly => config.workers,
-    };
-    hint_at_first_token(engine.store().as_ref()).await;
-    let state = app_state(engine, config)?;
-    recover_files(&state.groups).await;
-    run(state, listener, workers, shutdown).await
-}
-
 /// Finishes file uploads and deletions that an earlier run left half done (uploads older than
 /// an hour: younger ones may still be running in another server process).
 async fn recover_files(groups: &WorkflowGroups) {
@@ -224,91 +384,6 @@ const DELIVERY_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How often expired registrations are purged.
 const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// Serves the API on `listener` (if any) and runs `workers` engine workers until `shutdown`
-/// completes; then stops accepting requests, lets in-flight requests and each worker's current
-/// process run finish, and returns.
-pub async fn run(
-    state: AppState,
-    listener: Option<TcpListener>,
-    workers: usize,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
-    let engine = state.engine.clone();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let handles: Vec<_> = (0..workers)
-        .map(|n| {
-            let worker = engine.with_worker_id(format!("{}-{n}", std::process::id()));
-            let mut stopped = stopped.clone();
-            tokio::spawn(async move {
-                let shutdown = async move {
-                    // An error means the sender is gone, which also means stop.
-                    let _ = stopped.wait_for(|stop| *stop).await;
-                };
-                worker.run_worker(shutdown).await;
-            })
-        })
-        .collect();
-    tracing::info!(workers, "engine workers started");
-    // The outbox and the purge of expired registrations run where the workers run.
-    let mut background = Vec::new();
-    if workers > 0 {
-        let dispatcher = Arc::clone(&state.dispatcher);
-        let mut stopped_delivery = stopped.clone();
-        background.push(tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stopped_delivery.wait_for(|stop| *stop).await;
-            };
-            dispatcher.run(DELIVERY_POLL, shutdown).await;
-        }));
-        let registration = state.registration.clone();
-        let mut stopped_purge = stopped.clone();
-        background.push(tokio::spawn(async move {
-            loop {
-                match registration.purge().await {
-                    Ok(0) => {}
-                    Ok(purged) => tracing::info!(purged, "purged expired registrations"),
-                    Err(error) => tracing::warn!(%error, "could not purge expired registrations"),
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(PURGE_INTERVAL) => {}
-                    _ = stopped_purge.wait_for(|stop| *stop) => return,
-                }
-            }
-        }));
-    }
-
-    let served = match listener {
-        Some(listener) => {
-            let address = listener.local_addr().map_err(|source| ServeError::Io {
-                context: "cannot read the listening address".into(),
-                source,
-            })?;
-            tracing::info!("listening on http://{address} (OpenAPI at /api/openapi.json)");
-            let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-                .map_err(|source| ServeError::Io {
-                    context: "serving HTTP failed".into(),
-                    source,
-                })
-        }
-        None => {
-            shutdown.await;
-            Ok(())
-        }
-    };
-    tracing::info!("shutting down: waiting for workers to finish their current process");
-    // Ignored error: no worker is listening any more, which is the goal.
-    let _ = stop.send(true);
-    for handle in handles.into_iter().chain(background) {
-        if let Err(error) = handle.await {
-            tracing::error!(%error, "a worker panicked");
-        }
-    }
-    served
-}
 
 #[cfg(test)]
 mod tests {

@@ -36,7 +36,7 @@ fn unique_message(detail: &str) -> &'static str {
                 "uq_subscription_instance_values_unique_value",
                 "unique_value",
             ],
-            "a live subscription already holds this identifying value (id, name or email)",
+            "a live subscription already holds one of these identifying values",
         ),
         (
             &["uq_customers_name", "customers.name"],

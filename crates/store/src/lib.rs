@@ -21,6 +21,8 @@ pub mod testing;
 mod tokens;
 mod totals;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -94,9 +96,44 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection> {
     Database::connect(options).await.map_err(storage_error)
 }
 
-/// Applies every pending migration.
+/// Applies every pending migration of cadre's own.
 pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
     Migrator::up(db, None).await.map_err(storage_error)
+}
+
+/// The migrations of a product crate outside cadre (its catalogue rows, tables of its own):
+/// a sea-orm-migration migrator with a history table of its own (override
+/// `MigratorTrait::migration_table_name`), so that cadre's history and the crate's never mix
+/// and either can move on without the other. Applied after cadre's migrations by
+/// [`migrate_with`].
+#[derive(Clone, Copy)]
+pub struct ProductMigrations {
+    up: MigrateUp,
+}
+
+/// Applies a migrator's pending migrations to a connection.
+type MigrateUp = for<'c> fn(
+    &'c DatabaseConnection,
+) -> Pin<
+    Box<dyn Future<Output = std::result::Result<(), sea_orm::DbErr>> + Send + 'c>,
+>;
+
+impl ProductMigrations {
+    /// The migrations of migrator `M`.
+    pub fn of<M: MigratorTrait + 'static>() -> Self {
+        Self {
+            up: |db| M::up(db, None),
+        }
+    }
+}
+
+/// Applies every pending migration of cadre's own, then those of each of `products`, in order.
+pub async fn migrate_with(db: &DatabaseConnection, products: &[ProductMigrations]) -> Result<()> {
+    migrate(db).await?;
+    for product in products {
+        (product.up)(db).await.map_err(storage_error)?;
+    }
+    Ok(())
 }
 
 impl SeaStore {

@@ -183,7 +183,7 @@ async fn group_choices_are_reused_for_a_second_at_most() {
     );
     let fresh = initial_form("create_user");
     assert_eq!(offered_groups(&fresh, &store).await, json!([staff, admins]));
-    tokio::time::sleep(cadre_products::forms::CHOICES_TTL + std::time::Duration::from_millis(100))
+    tokio::time::sleep(cadre_forms::standard::CHOICES_TTL + std::time::Duration::from_millis(100))
         .await;
     assert_eq!(
         offered_groups(&form, &store).await,

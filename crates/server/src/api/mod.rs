@@ -19,7 +19,6 @@ pub mod registration;
 pub mod subscriptions;
 pub mod workflows;
 
-use axum::Router;
 use chrono::{DateTime, Utc};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -67,7 +66,7 @@ impl Modify for BearerToken {
 }
 
 /// The API's routes and their OpenAPI document, from the same annotations.
-pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::health))
         .routes(routes!(health::ready))
@@ -111,12 +110,6 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             registration::join_group,
             registration::leave_group
         ))
-        .split_for_parts()
-}
-
-/// The OpenAPI document of the API, as served at `/api/openapi.json`.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().1
 }
 
 /// Seconds since the Unix epoch, with millisecond precision.

@@ -37,7 +37,7 @@ async fn duplicate_user_ids_usernames_and_emails_are_conflicts() {
             .unwrap_err();
         assert_eq!(
             conflict(error),
-            "a live subscription already holds this identifying value (id, name or email)"
+            "a live subscription already holds one of these identifying values"
         );
     }
     let error = active_group_result(&store, "g1").await;
@@ -254,6 +254,6 @@ async fn a_changed_identifying_value_frees_the_old_one_and_claims_the_new_one() 
         .unwrap_err();
     assert_eq!(
         conflict(error),
-        "a live subscription already holds this identifying value (id, name or email)"
+        "a live subscription already holds one of these identifying values"
     );
 }

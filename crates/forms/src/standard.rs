@@ -1,0 +1,131 @@
+//! The pages orchestrator-core's workflows start with, and choices filled from the store: a
+//! create workflow asks for the product ([`ProductPage`]), the others for the subscription
+//! ([`subscription_page`]); dropdowns offer the active subscriptions of a product type
+//! ([`active_subscriptions`], [`WithActive`]).
+
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use cadre_domain::{DomainError, FormLookups, Lifecycle, ProductType, SubscriptionQuery};
+use serde_json::{Map, Value};
+
+use crate::form::PageBuilder;
+use crate::page::{Choices, Field, FormPage};
+
+/// Choices of the active subscriptions of `product_type`: value = subscription id, label =
+/// description, in an enum named `name`. For `UserGroup` this is the seed's user group selector.
+pub async fn active_subscriptions(
+    lookups: &dyn FormLookups,
+    product_type: ProductType,
+    name: &str,
+) -> Result<Choices, DomainError> {
+    let page = lookups
+        .subscriptions(&SubscriptionQuery {
+            product_type: Some(product_type),
+            lifecycle: Some(Lifecycle::Active),
+            limit: None,
+            ..SubscriptionQuery::default()
+        })
+        .await?;
+    Ok(Choices::labelled(
+        name,
+        page.items.into_iter().map(|summary| {
+            (
+                summary.subscription.id.to_string(),
+                summary.subscription.description,
+            )
+        }),
+    ))
+}
+
+/// The first page of a create workflow: which product of the product type it holds.
+pub struct ProductPage(pub ProductType);
+
+#[async_trait]
+impl PageBuilder for ProductPage {
+    async fn build(
+        &self,
+        lookups: &dyn FormLookups,
+        _: &Map<String, Value>,
+    ) -> Result<FormPage, DomainError> {
+        let products = lookups.products().await?;
+        let choices = Choices::labelled(
+            "ProductChoice",
+            products
+                .into_iter()
+                .filter(|product| product.product_type == self.0)
+                .map(|product| (product.id.to_string(), product.name)),
+        );
+        Ok(FormPage::untitled().field(Field::choice("product", choices).format("productId")))
+    }
+}
+
+/// The first page of a modify, terminate or validate workflow: which subscription, and
+/// optionally the version the caller saw (optimistic locking is done by the store on save).
+pub fn subscription_page() -> FormPage {
+    FormPage::untitled()
+        .field(Field::uuid("subscription_id").format("subscriptionId"))
+        .field(Field::integer("version").nullable())
+}
+
+/// How long the active subscriptions offered as choices are reused before they are looked up
+/// again. Choices only guide the person filling in the form: a workflow's steps check again
+/// that what was chosen is active when they run.
+pub const CHOICES_TTL: Duration = Duration::from_secs(1);
+
+/// A page that offers the active subscriptions of a product type as choices: `page` builds it
+/// from them. They are looked up at most once per [`CHOICES_TTL`] for the same form.
+pub struct WithActive {
+    product_type: ProductType,
+    choices_name: &'static str,
+    page: fn(Choices) -> FormPage,
+    recent: Mutex<Option<(Instant, Choices)>>,
+}
+
+impl WithActive {
+    /// The page `page` builds from the active subscriptions of `product_type`, offered as the
+    /// enum `choices_name` (e.g. `UserGroupEnum`).
+    pub fn new(
+        product_type: ProductType,
+        choices_name: &'static str,
+        page: fn(Choices) -> FormPage,
+    ) -> Self {
+        Self {
+            product_type,
+            choices_name,
+            page,
+            recent: Mutex::new(None),
+        }
+    }
+
+    fn recent_choices(&self) -> Option<Choices> {
+        let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        recent
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < CHOICES_TTL)
+            .map(|(_, choices)| choices.clone())
+    }
+}
+
+#[async_trait]
+impl PageBuilder for WithActive {
+    async fn build(
+        &self,
+        lookups: &dyn FormLookups,
+        _: &Map<String, Value>,
+    ) -> Result<FormPage, DomainError> {
+        let choices = match self.recent_choices() {
+            Some(choices) => choices,
+            None => {
+                let choices =
+                    active_subscriptions(lookups, self.product_type.clone(), self.choices_name)
+                        .await?;
+                let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+                *recent = Some((Instant::now(), choices.clone()));
+                choices
+            }
+        };
+        Ok((self.page)(choices))
+    }
+}

@@ -1,0 +1,156 @@
+//! The Mailbox workflows (create, modify, terminate), each declared once with its form, built
+//! from cadre's standard steps and pages as the built-in products' are.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cadre_domain::models::DomainModel;
+use cadre_domain::{BlockRef, Email, Lifecycle, ProductType, Target};
+use cadre_engine::steps::{
+    create_workflow, load_subscription, modify_workflow, subscription_patch, terminate_workflow,
+};
+use cadre_engine::{Patch, StepContext, StepError, StepFn, StepList, Workflow, step};
+use cadre_forms::standard::{ProductPage, WithActive, subscription_page};
+use cadre_forms::{Choices, Field, Form, FormPage};
+use cadre_products::models::User;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::catalogue::PRODUCT_TYPE;
+use crate::model::{MAX_QUOTA_MB, Mailbox, MailboxInactive, mailbox_description};
+
+/// The create, modify and terminate workflows of mailboxes.
+pub fn workflows() -> Vec<Workflow> {
+    let mailbox = || vec![ProductType::new(PRODUCT_TYPE)];
+    vec![
+        Workflow::new(
+            "create_mailbox",
+            "Create a mailbox",
+            Target::Create,
+            mailbox(),
+            Arc::new(
+                Form::new()
+                    .page(ProductPage(ProductType::new(PRODUCT_TYPE)))
+                    .page(WithActive::new(
+                        ProductType::user(),
+                        "UserEnum",
+                        mailbox_page,
+                    )),
+            ),
+            create_workflow(
+                ProductType::new(PRODUCT_TYPE),
+                step(
+                    "initialize_subscription",
+                    "Initialize subscription",
+                    Initialize,
+                )
+                .into(),
+            ),
+        ),
+        Workflow::new(
+            "modify_mailbox",
+            "Modify a mailbox",
+            Target::Modify,
+            mailbox(),
+            Arc::new(Form::new().page(subscription_page()).page(modify_page())),
+            modify_workflow(step("modify_mailbox", "Modify mailbox", Modify).into()),
+        ),
+        Workflow::new(
+            "terminate_mailbox",
+            "Terminate a mailbox",
+            Target::Terminate,
+            mailbox(),
+            Arc::new(
+                Form::new()
+                    .page(subscription_page())
+                    .page(FormPage::untitled().field(Field::label(
+                        "are_you_sure",
+                        "Are you sure you want to terminate this mailbox?",
+                    ))),
+            ),
+            terminate_workflow(StepList::default()),
+        ),
+    ]
+}
+
+fn email(value: &Value) -> Result<(), String> {
+    Email::parse(value.as_str().unwrap_or_default())
+        .map(|_| ())
+        .map_err(|error| error.to_string())
+}
+
+fn quota_field() -> Field {
+    Field::integer("quota_mb").range(Some(1), Some(i64::from(MAX_QUOTA_MB)))
+}
+
+/// The second page of `create_mailbox`: its owner (an active user), address, quota, aliases.
+fn mailbox_page(users: Choices) -> FormPage {
+    FormPage::new("Mailbox")
+        .field(Field::choice("owner", users))
+        .field(Field::string("address").format("email").check(email))
+        .field(quota_field().default(json!(1024)))
+        .field(
+            Field::text_list("aliases", 0, Some(10))
+                .unique_items()
+                .default(json!([])),
+        )
+}
+
+/// The second page of `modify_mailbox` (fields left empty stay as they are).
+fn modify_page() -> FormPage {
+    FormPage::new("Modify mailbox")
+        .field(quota_field().nullable())
+        .field(
+            Field::text_list("aliases", 0, Some(10))
+                .unique_items()
+                .nullable(),
+        )
+}
+
+/// The aliases in state key `aliases`, if given.
+fn aliases(ctx: &StepContext<'_>) -> Result<Option<Vec<Email>>, StepError> {
+    let Some(aliases) = ctx.get_optional::<Vec<String>>("aliases")? else {
+        return Ok(None);
+    };
+    let parsed: Result<Vec<Email>, _> = aliases.iter().map(|alias| Email::parse(alias)).collect();
+    Ok(Some(parsed?))
+}
+
+struct Initialize;
+
+#[async_trait]
+impl StepFn for Initialize {
+    async fn run(&self, ctx: &StepContext<'_>) -> Result<Patch, StepError> {
+        let mut mailbox = MailboxInactive::from_record(load_subscription(ctx).await?)?;
+        let owner_id: Uuid = ctx.get("owner")?;
+        let owner = User::from_record(ctx.store.load_subscription(owner_id).await?)?;
+        if owner.subscription.lifecycle != Lifecycle::Active {
+            return Err(StepError::new(format!(
+                "owner {} is {}, not active",
+                owner.subscription.description, owner.subscription.lifecycle
+            )));
+        }
+        let address = Email::parse(&ctx.get::<String>("address")?)?;
+        mailbox.subscription.description = mailbox_description(&address);
+        mailbox.address = Some(address);
+        mailbox.quota_mb = Some(ctx.get("quota_mb")?);
+        mailbox.aliases = aliases(ctx)?.unwrap_or_default();
+        mailbox.owner = Some(BlockRef {
+            instance_id: owner.user.instance_id,
+            owner_subscription_id: owner.subscription.id,
+        });
+        let mailbox = mailbox.into_provisioning(ctx.now)?;
+        subscription_patch(&ctx.store.save_subscription(&mailbox.into_record()).await?)
+    }
+}
+
+struct Modify;
+
+#[async_trait]
+impl StepFn for Modify {
+    async fn run(&self, ctx: &StepContext<'_>) -> Result<Patch, StepError> {
+        let mut mailbox = Mailbox::from_record(load_subscription(ctx).await?)?;
+        mailbox.change(ctx.get_optional("quota_mb")?, aliases(ctx)?)?;
+        subscription_patch(&ctx.store.save_subscription(&mailbox.into_record()).await?)
+    }
+}
