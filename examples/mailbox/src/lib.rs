@@ -7,8 +7,10 @@
 //! - [`model`]: the typed model, implementing `cadre_domain::models::DomainModel`;
 //! - [`workflows`]: create, modify and terminate, each with its form, from cadre's standard
 //!   steps and pages;
+//! - [`api`]: a route of its own (`GET /api/mailboxes`), in cadre's OpenAPI document;
 //! - [`cadre`]: the server with the built-in products and this one, which `main.rs` serves.
 
+pub mod api;
 pub mod catalogue;
 pub mod model;
 pub mod workflows;
@@ -25,4 +27,5 @@ pub fn cadre() -> cadre_server::Cadre {
     cadre_server::Cadre::new()
         .migrations(migrations())
         .workflows(workflows::workflows())
+        .routes(api::routes())
 }

@@ -216,6 +216,22 @@ async fn a_mailbox_is_created_modified_and_terminated_through_its_forms_beside_t
         json!(ada)
     );
 
+    // The crate's own route, in the same OpenAPI document as cadre's.
+    let (status, listed) = server
+        .call(reqwest::Method::GET, "/api/mailboxes", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(
+        listed,
+        json!([{"subscription_id": mailbox, "address": "ada@example.org", "quota_mb": 1024,
+                "aliases": ["ada.lovelace@example.org"], "owner_subscription_id": ada}])
+    );
+    let (_, openapi) = server
+        .call(reqwest::Method::GET, "/api/openapi.json", None)
+        .await;
+    assert!(openapi["paths"]["/api/mailboxes"]["get"].is_object());
+    assert!(openapi["paths"]["/api/subscriptions"]["get"].is_object());
+
     // The address is an identifying value: a second mailbox cannot take it.
     let taken = server
         .finish(
