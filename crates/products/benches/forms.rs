@@ -42,30 +42,17 @@ fn user_page() -> FormPage {
 
 /// One active user group, for the user group selector.
 async fn active_group(store: &cadre_store::SeaStore) -> uuid::Uuid {
-    use cadre_domain::models::{self, DomainModel};
-    use cadre_domain::{ExternalId, Lifecycle, Name, NewSubscription, SubscriptionRepository};
-    use cadre_products::models::UserGroupInactive;
-    let record = store
-        .create_subscription(NewSubscription {
-            id: uuid::Uuid::now_v7(),
-            product_id: cadre_migrations::demo::USER_GROUP_PRODUCT_ID,
-            customer_id: cadre_migrations::demo::DEFAULT_CUSTOMER_ID,
-            description: "User Group Staff".to_owned(),
-        })
-        .await
-        .unwrap();
-    let mut group = UserGroupInactive::from_record(record).unwrap();
-    group.user_group.user_group_id = Some(ExternalId::parse("staff").unwrap());
-    group.user_group.name = Some(Name::parse("Staff").unwrap());
-    let now = chrono::Utc::now();
-    let mut group = models::save(store, group.into_provisioning(now).unwrap())
-        .await
-        .unwrap();
-    group
-        .subscription
-        .change_lifecycle(Lifecycle::Active, now)
-        .unwrap();
-    models::save(store, group).await.unwrap().subscription.id
+    let group = cadre_products::testing::active_group(
+        store,
+        uuid::Uuid::now_v7(),
+        "staff",
+        "Staff",
+        &[],
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    group.subscription.id
 }
 
 fn main() {

@@ -14,6 +14,8 @@
 
 mod forms;
 pub mod models;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod user;
 mod user_group;
 

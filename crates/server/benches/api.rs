@@ -18,10 +18,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cadre_domain::models::{self, DomainModel};
-use cadre_domain::{Clock, ExternalId, Lifecycle, Name, NewSubscription, Role, Store, SystemClock};
-use cadre_migrations::demo::{DEFAULT_CUSTOMER_ID, USER_GROUP_PRODUCT_ID};
-use cadre_products::models::UserGroupInactive;
+use cadre_domain::{Clock, Role, Store, SystemClock};
 use serde_json::json;
 use support::Server;
 use tokio::task::JoinSet;
@@ -41,26 +38,16 @@ async fn seed(store: &dyn Store, count: u64) -> Vec<Uuid> {
     for batch in 0..count.div_ceil(1000) {
         let txn = store.begin().await.unwrap();
         for n in batch * 1000..((batch + 1) * 1000).min(count) {
-            let record = txn
-                .create_subscription(NewSubscription {
-                    id: Uuid::now_v7(),
-                    product_id: USER_GROUP_PRODUCT_ID,
-                    customer_id: DEFAULT_CUSTOMER_ID,
-                    description: format!("User Group Team {n}"),
-                })
-                .await
-                .unwrap();
-            let mut group = UserGroupInactive::from_record(record).unwrap();
-            group.user_group.user_group_id = Some(ExternalId::parse(&format!("team{n}")).unwrap());
-            group.user_group.name = Some(Name::parse(&format!("Team {n}")).unwrap());
-            let group = group.into_provisioning(SystemClock.now()).unwrap();
-            let mut group = models::save(txn.as_ref(), group).await.unwrap();
-            group
-                .subscription
-                .change_lifecycle(Lifecycle::Active, SystemClock.now())
-                .unwrap();
-            group.subscription.insync = true;
-            let group = models::save(txn.as_ref(), group).await.unwrap();
+            let group = cadre_products::testing::active_group(
+                txn.as_ref(),
+                Uuid::now_v7(),
+                &format!("team{n}"),
+                &format!("Team {n}"),
+                &[],
+                SystemClock.now(),
+            )
+            .await
+            .unwrap();
             ids.push(group.subscription.id);
         }
         txn.commit().await.unwrap();

@@ -36,14 +36,9 @@ pub async fn active_group(
     name: &str,
     parents: &[BlockRef],
 ) -> UserGroup {
-    let mut group = initial_group(store, &format!("User Group {name}")).await;
-    group.user_group.user_group_id = Some(ExternalId::parse(group_id).unwrap());
-    group.user_group.name = Some(Name::parse(name).unwrap());
-    group.user_group.parent_groups = parents.to_vec();
-    let group = models::save(store, group.into_provisioning(now()).unwrap())
+    cadre_products::testing::active_group(store, Uuid::now_v7(), group_id, name, parents, now())
         .await
-        .unwrap();
-    activate(store, group).await
+        .unwrap()
 }
 
 pub async fn initial_user(store: &SeaStore) -> UserInactive {

@@ -1,0 +1,58 @@
+//! Test support (feature `testing`): built-in subscriptions made through the typed models as
+//! the workflows make them, for the tests and benches of the layers above.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use cadre_domain::models::{self, DomainModel};
+use cadre_domain::{
+    BlockRef, DomainError, ExternalId, Lifecycle, Name, NewSubscription, ProductType, Repositories,
+    Result,
+};
+use cadre_engine::steps::DEFAULT_CUSTOMER;
+
+use crate::models::{UserGroup, UserGroupInactive, user_group_description};
+
+/// An active, in-sync user group with subscription id `id`, external id `group_id`, name
+/// `name` and `parents`, of the catalogue's first UserGroup product and the default customer,
+/// activated at `now`.
+pub async fn active_group(
+    repositories: &(impl Repositories + ?Sized),
+    id: Uuid,
+    group_id: &str,
+    name: &str,
+    parents: &[BlockRef],
+    now: DateTime<Utc>,
+) -> Result<UserGroup> {
+    let product = repositories
+        .list_products()
+        .await?
+        .into_iter()
+        .find(|product| product.product_type == ProductType::user_group())
+        .ok_or_else(|| DomainError::NotFound {
+            kind: "product",
+            id: ProductType::USER_GROUP.to_owned(),
+        })?;
+    let customer = repositories
+        .customer_by_name(&Name::parse(DEFAULT_CUSTOMER)?)
+        .await?;
+    let name = Name::parse(name)?;
+    let record = repositories
+        .create_subscription(NewSubscription {
+            id,
+            product_id: product.id,
+            customer_id: customer.id,
+            description: user_group_description(&name),
+        })
+        .await?;
+    let mut group = UserGroupInactive::from_record(record)?;
+    group.user_group.user_group_id = Some(ExternalId::parse(group_id)?);
+    group.user_group.name = Some(name);
+    group.user_group.parent_groups = parents.to_vec();
+    let mut group = models::save(repositories, group.into_provisioning(now)?).await?;
+    group
+        .subscription
+        .change_lifecycle(Lifecycle::Active, now)?;
+    group.subscription.insync = true;
+    models::save(repositories, group).await
+}
