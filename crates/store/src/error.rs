@@ -5,7 +5,7 @@ use cadre_domain::DomainError;
 use sea_orm::{DbErr, SqlErr};
 
 /// Turns a sea-orm error into a [`DomainError`], never leaking SQL to callers.
-pub fn storage_error(error: DbErr) -> DomainError {
+pub(crate) fn storage_error(error: DbErr) -> DomainError {
     // SQLite reports some foreign key failures with an extended code sea-orm does not map.
     let sql_err = error.sql_err().or_else(|| {
         error

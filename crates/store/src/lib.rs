@@ -36,7 +36,7 @@ use sea_orm::{
 };
 
 use catalogue::CatalogueCache;
-pub use error::storage_error;
+use error::storage_error;
 
 /// The repositories over a sea-orm connection `C`: the database itself ([`SeaStore`]) or one
 /// transaction ([`SeaTransaction`]).
@@ -59,7 +59,7 @@ pub struct Repo<C> {
 pub type SeaStore = Repo<DatabaseConnection>;
 
 /// The repositories inside one database transaction.
-pub type SeaTransaction = Repo<DatabaseTransaction>;
+pub(crate) type SeaTransaction = Repo<DatabaseTransaction>;
 
 /// Connections a PostgreSQL pool opens at most.
 pub const POSTGRES_POOL_SIZE: u32 = 32;
