@@ -10,7 +10,6 @@ mod customers;
 mod entities;
 mod error;
 mod groups;
-mod pages;
 mod processes;
 mod provisioning;
 mod registration;

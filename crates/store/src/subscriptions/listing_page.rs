@@ -13,10 +13,10 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::summary;
 use crate::catalogue::Catalogue;
 use crate::entities::subscriptions;
 use crate::storage_error;
-use crate::subscriptions::summary;
 
 /// One key of a page's order: a column, its direction, and whether nulls come last.
 pub(crate) struct SortKey {
