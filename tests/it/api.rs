@@ -24,6 +24,8 @@ struct Server {
     _files: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// Last: dropped after everything that connects to it.
+    _database: cadre_store::testing::ScratchDatabase,
 }
 
 impl Server {
@@ -40,8 +42,8 @@ impl Server {
         configure: impl FnOnce(&mut cadre_server::Config),
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let url = cadre_store::testing::scratch_url().await;
-        let engine = cadre_server::open(&url).await.unwrap();
+        let database = cadre_store::testing::scratch_database().await;
+        let engine = cadre_server::open(database.url()).await.unwrap();
         let mut registry = cadre_server::registry().unwrap();
         for workflow in extra {
             registry.register(workflow).unwrap();
@@ -93,6 +95,7 @@ impl Server {
             _files: files,
             stop: Some(stop),
             task: Some(task),
+            _database: database,
         }
     }
 
@@ -574,8 +577,8 @@ impl cadre_domain::TokenRepository for CountingTokens<'_> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_token_no_longer_authenticates_once_its_row_is_read_again() {
     use cadre_server::auth::{TOKEN_CACHE_TTL, TokenCache, authenticate};
-    let url = cadre_store::testing::scratch_url().await;
-    let engine = cadre_server::open(&url).await.unwrap();
+    let database = cadre_store::testing::scratch_database().await;
+    let engine = cadre_server::open(database.url()).await.unwrap();
     let tokens = CountingTokens {
         store: engine.store().as_ref(),
         reads: Default::default(),

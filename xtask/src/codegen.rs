@@ -285,22 +285,24 @@ mod tests {
 
     #[tokio::test]
     async fn check_fails_after_a_schema_change_that_was_not_regenerated() {
-        let root = std::env::temp_dir().join(format!("cadre-codegen-{}", unique_suffix()));
+        // Removed when the test ends, also when it fails.
+        let scratch = tempfile::tempdir().unwrap();
+        let root = scratch.path();
         let current = generate_entities::<Migrator>().await.unwrap();
         assert_eq!(
-            sync(&root, ENTITIES_DIR, Folder::Owned, &current, false)
+            sync(root, ENTITIES_DIR, Folder::Owned, &current, false)
                 .unwrap()
                 .len(),
             current.len()
         );
         assert!(
-            sync(&root, ENTITIES_DIR, Folder::Owned, &current, true)
+            sync(root, ENTITIES_DIR, Folder::Owned, &current, true)
                 .unwrap()
                 .is_empty()
         );
 
         let changed = generate_entities::<ChangedMigrator>().await.unwrap();
-        let error = sync(&root, ENTITIES_DIR, Folder::Owned, &changed, true)
+        let error = sync(root, ENTITIES_DIR, Folder::Owned, &changed, true)
             .unwrap_err()
             .to_string();
         assert!(error.contains("customers.rs"), "{error}");
@@ -310,17 +312,12 @@ mod tests {
         );
         assert!(error.contains("run `cargo xtask codegen`"), "{error}");
 
-        let updated = sync(&root, ENTITIES_DIR, Folder::Owned, &changed, false).unwrap();
+        let updated = sync(root, ENTITIES_DIR, Folder::Owned, &changed, false).unwrap();
         assert_eq!(updated.len(), 1);
         let customers = std::fs::read_to_string(&updated[0]).unwrap();
         assert!(
             customers.contains("pub note: Option<String>"),
             "{customers}"
         );
-        std::fs::remove_dir_all(root).unwrap();
-    }
-
-    fn unique_suffix() -> String {
-        format!("{}-{:?}", std::process::id(), std::thread::current().id()).replace(['(', ')'], "")
     }
 }

@@ -154,9 +154,11 @@ fn policy(max_attempts: u32) -> RetryPolicy {
     }
 }
 
-/// A migrated scratch store.
-async fn store() -> Arc<dyn Store> {
-    Arc::new(cadre_store::testing::scratch_store().await)
+/// A migrated scratch store (removed when dropped), and the store as the dispatcher takes it.
+async fn store() -> (cadre_store::testing::ScratchStore, Arc<dyn Store>) {
+    let scratch = cadre_store::testing::scratch_store().await;
+    let store: Arc<dyn Store> = Arc::new(scratch.clone());
+    (scratch, store)
 }
 
 /// The stored message with `id`.
@@ -591,7 +593,7 @@ fn bad_overrides_are_refused() {
 
 #[tokio::test]
 async fn dispatcher_delivers_mail_and_retries_a_webhook_with_backoff() {
-    let store = store().await;
+    let (_scratch, store) = store().await;
     let clock = ManualClock::new();
     let receiver = Receiver::start(&[500, 500, 200]).await;
     let mails = tempfile::tempdir().unwrap();
@@ -685,7 +687,7 @@ async fn dispatcher_delivers_mail_and_retries_a_webhook_with_backoff() {
 
 #[tokio::test]
 async fn a_webhook_that_keeps_failing_is_given_up_with_its_error() {
-    let store = store().await;
+    let (_scratch, store) = store().await;
     let clock = ManualClock::new();
     let mails = tempfile::tempdir().unwrap();
     let dispatcher = Dispatcher::new(
@@ -736,7 +738,7 @@ async fn a_webhook_that_keeps_failing_is_given_up_with_its_error() {
 
 #[tokio::test]
 async fn a_payload_that_does_not_deserialize_is_given_up_at_once() {
-    let store = store().await;
+    let (_scratch, store) = store().await;
     let clock = ManualClock::new();
     let mails = tempfile::tempdir().unwrap();
     let dispatcher = Dispatcher::new(
@@ -773,7 +775,7 @@ async fn a_payload_that_does_not_deserialize_is_given_up_at_once() {
 
 #[tokio::test]
 async fn run_delivers_until_shutdown() {
-    let store = store().await;
+    let (_scratch, store) = store().await;
     let clock = Arc::new(cadre_domain::SystemClock);
     let mails = tempfile::tempdir().unwrap();
     let mailer = Arc::new(FileMailer::new(mails.path()));
@@ -811,7 +813,7 @@ async fn run_delivers_until_shutdown() {
 
 #[tokio::test]
 async fn of_two_dispatchers_only_the_one_that_claims_a_message_sends_it() {
-    let store = store().await;
+    let (_scratch, store) = store().await;
     let clock = ManualClock::new();
     let mails = tempfile::tempdir().unwrap();
     let mailer = Arc::new(FileMailer::new(mails.path()));

@@ -123,18 +123,19 @@ async fn error_bodies() {
         json!({"product": USER_INTERNAL_PRODUCT_ID}),
         json!({"user_id": ".x", "username": "  ", "email": "nope", "user_group_ids": [staff, staff], "age": 3}),
     ];
-    let Err(SubmitError::Invalid(body)) = form.submit(&store, &Map::new(), &answers).await else {
+    let Err(SubmitError::Invalid(body)) = form.submit(&*store, &Map::new(), &answers).await else {
         panic!("invalid");
     };
     insta::assert_json_snapshot!("create_user_invalid", body);
-    let Err(SubmitError::NotComplete(body)) = form.submit(&store, &Map::new(), &answers[..0]).await
+    let Err(SubmitError::NotComplete(body)) =
+        form.submit(&*store, &Map::new(), &answers[..0]).await
     else {
         panic!("not complete");
     };
     insta::assert_json_snapshot!("create_user_not_complete", body);
     let too_many = form
         .submit(
-            &store,
+            &*store,
             &Map::new(),
             &[answers[0].clone(), answers[1].clone(), json!({})],
         )

@@ -274,7 +274,7 @@ async fn a_later_page_depends_on_earlier_answers_as_in_pydantic_forms() {
     let reference = sample("04_multi_page_generator");
     for case in ["no_answers", "page1_answered"] {
         let answers = reference[case]["request_body"].as_array().unwrap().clone();
-        let Err(SubmitError::NotComplete(body)) = form.submit(&store, &Map::new(), &answers).await
+        let Err(SubmitError::NotComplete(body)) = form.submit(&*store, &Map::new(), &answers).await
         else {
             panic!("{case}: not complete");
         };
@@ -287,7 +287,7 @@ async fn a_later_page_depends_on_earlier_answers_as_in_pydantic_forms() {
         .as_array()
         .unwrap()
         .clone();
-    let input = form.submit(&store, &Map::new(), &answers).await.unwrap();
+    let input = form.submit(&*store, &Map::new(), &answers).await.unwrap();
     assert_eq!(
         Value::Object(input),
         json!({"product": "p-user-int", "username": "alice", "age": 30, "user_group_ids": ["g1"]}),
