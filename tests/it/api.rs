@@ -488,6 +488,27 @@ async fn every_endpoint_checks_who_calls_it() {
                 .replace("{product_block_id}", &Uuid::nil().to_string())
                 .replace("{workflow_name}", "create_user");
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            if path == "/tokens/{token}" {
+                // The page of a mailed link: public, HTML, and here the link is unknown.
+                let token = format!("{}.{}", Uuid::nil().simple(), "0".repeat(64));
+                assert!(
+                    operation.get("security").is_none(),
+                    "{method} {path} is public"
+                );
+                let response = server
+                    .client
+                    .request(method.clone(), format!("{}/tokens/{token}", server.base))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), StatusCode::NOT_FOUND, "{method} {path}");
+                let content_type = &response.headers()["content-type"];
+                assert!(
+                    content_type.to_str().unwrap().starts_with("text/html"),
+                    "{method} {path}: {content_type:?}"
+                );
+                continue;
+            }
             let body = (method == Method::POST || method == Method::PUT).then(|| json!([]));
             if operation.get("security").is_none() {
                 // Public: health, readiness, and what anyone may post (registration).

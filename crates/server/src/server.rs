@@ -23,7 +23,6 @@ use crate::api;
 use crate::config::{Config, Mode};
 use crate::error::ApiError;
 use crate::limit::ClientLimiter;
-use crate::pages;
 use crate::state::AppState;
 
 /// Why the server could not start or stopped with an error.
@@ -154,7 +153,6 @@ pub fn router(state: AppState) -> Router {
             async move { Json(openapi.as_ref().clone()) }
         }),
     )
-    .route("/tokens/{token}", get(pages::show).post(pages::act))
     .fallback(|| async { ApiError::new(axum::http::StatusCode::NOT_FOUND, "no such path") })
     .layer(TraceLayer::new_for_http())
     .with_state(state)

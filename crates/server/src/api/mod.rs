@@ -66,7 +66,8 @@ impl Modify for BearerToken {
     }
 }
 
-/// The API's routes and their OpenAPI document, from the same annotations.
+/// Every route the server serves but the document itself (`/api/openapi.json`), with the
+/// OpenAPI document, from the same annotations: the API and the pages of mailed links.
 pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::health))
@@ -111,6 +112,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             registration::join_group,
             registration::leave_group
         ))
+        .routes(routes!(crate::pages::show, crate::pages::act))
         .split_for_parts()
 }
 
