@@ -141,12 +141,13 @@ fn describe(view: &TokenView) -> (String, String, &'static str) {
 /// The page of a mailed link: what the link does, and a button that posts to the same address.
 /// Looking changes nothing. Every answer is an HTML page, refusals too.
 #[utoipa::path(get, path = "/tokens/{token}", tag = "registration", operation_id = "link_page",
-    params(("token" = String, Path, description = "The token of the mailed link")),
+    params(("token" = String, Path, pattern = r"^[0-9a-f]{32}\.[0-9a-f]{64}$",
+        description = "The token of the mailed link: its id and its secret, in hex")),
     responses(
         (status = 200, description = "What the link does, and its button", content_type = "text/html", body = String),
         (status = 404, description = "No such link, or it was used", content_type = "text/html", body = String),
         (status = 410, description = "The link has expired", content_type = "text/html", body = String),
-        (status = 422, description = "Not the token of a link", content_type = "text/html", body = String),
+        (status = 422, description = "Not of a token's shape", content_type = "text/html", body = String),
         (status = 429, description = "Too many requests from this address", content_type = "text/html", body = String),
     ))]
 pub async fn show(
@@ -170,7 +171,8 @@ pub async fn show(
 /// registration (an admin's API token in the form or as a bearer token), or accepts a group's
 /// terms. Every answer is an HTML page, refusals too.
 #[utoipa::path(post, path = "/tokens/{token}", tag = "registration", operation_id = "follow_link",
-    params(("token" = String, Path, description = "The token of the mailed link")),
+    params(("token" = String, Path, pattern = r"^[0-9a-f]{32}\.[0-9a-f]{64}$",
+        description = "The token of the mailed link: its id and its secret, in hex")),
     request_body(content = Decision, content_type = "application/x-www-form-urlencoded",
         description = "What the page's form posts; only approving and declining need `admin_token`"),
     responses(
@@ -180,7 +182,7 @@ pub async fn show(
         (status = 404, description = "No such link, or it was used", content_type = "text/html", body = String),
         (status = 409, description = "The user name or email was taken in the meantime", content_type = "text/html", body = String),
         (status = 410, description = "The link has expired", content_type = "text/html", body = String),
-        (status = 422, description = "Not the token of a link", content_type = "text/html", body = String),
+        (status = 422, description = "Not of a token's shape", content_type = "text/html", body = String),
         (status = 429, description = "Too many requests from this address", content_type = "text/html", body = String),
     ))]
 pub async fn act(
