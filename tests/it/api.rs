@@ -24,6 +24,8 @@ struct Server {
     _files: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// Last: dropped after everything that connects to it.
+    _database: cadre_store::testing::ScratchDatabase,
 }
 
 impl Server {
@@ -40,9 +42,9 @@ impl Server {
         configure: impl FnOnce(&mut cadre_server::Config),
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let url = cadre_store::testing::scratch_url().await;
+        let database = cadre_store::testing::scratch_database().await;
         let cadre = cadre_server::Cadre::new().workflows(extra);
-        let engine = cadre.open(&url).await.unwrap();
+        let engine = cadre.open(database.url()).await.unwrap();
         let engine = cadre_engine::Engine::new(
             engine.store().clone(),
             cadre.registry().unwrap(),
@@ -91,6 +93,7 @@ impl Server {
             _files: files,
             stop: Some(stop),
             task: Some(task),
+            _database: database,
         }
     }
 
@@ -483,6 +486,27 @@ async fn every_endpoint_checks_who_calls_it() {
                 .replace("{product_block_id}", &Uuid::nil().to_string())
                 .replace("{workflow_name}", "create_user");
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            if path == "/tokens/{token}" {
+                // The page of a mailed link: public, HTML, and here the link is unknown.
+                let token = format!("{}.{}", Uuid::nil().simple(), "0".repeat(64));
+                assert!(
+                    operation.get("security").is_none(),
+                    "{method} {path} is public"
+                );
+                let response = server
+                    .client
+                    .request(method.clone(), format!("{}/tokens/{token}", server.base))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), StatusCode::NOT_FOUND, "{method} {path}");
+                let content_type = &response.headers()["content-type"];
+                assert!(
+                    content_type.to_str().unwrap().starts_with("text/html"),
+                    "{method} {path}: {content_type:?}"
+                );
+                continue;
+            }
             let body = (method == Method::POST || method == Method::PUT).then(|| json!([]));
             if operation.get("security").is_none() {
                 // Public: health, readiness, and what anyone may post (registration).
@@ -572,8 +596,11 @@ impl cadre_domain::TokenRepository for CountingTokens<'_> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_token_no_longer_authenticates_once_its_row_is_read_again() {
     use cadre_server::auth::{TOKEN_CACHE_TTL, TokenCache, authenticate};
-    let url = cadre_store::testing::scratch_url().await;
-    let engine = cadre_server::Cadre::new().open(&url).await.unwrap();
+    let database = cadre_store::testing::scratch_database().await;
+    let engine = cadre_server::Cadre::new()
+        .open(database.url())
+        .await
+        .unwrap();
     let tokens = CountingTokens {
         store: engine.store().as_ref(),
         reads: Default::default(),

@@ -12,7 +12,7 @@ use cadre_domain::{
 };
 use cadre_engine::{Engine, EngineConfig};
 use cadre_migrations::demo::USER_GROUP_PRODUCT_ID;
-use cadre_store::testing::{scratch_url, store_at};
+use cadre_store::testing::{scratch_database, store_at};
 use serde_json::json;
 
 const PROCESSES: u64 = 60;
@@ -31,8 +31,9 @@ fn delays() -> impl Iterator<Item = u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_workers_resume_every_process_without_applying_a_step_twice() {
-    let url = scratch_url().await;
-    let store = store_at(&url).await;
+    let database = scratch_database().await;
+    let url = database.url();
+    let store = store_at(url).await;
     let starter = Engine::new(
         Arc::new(store.clone()),
         cadre_tests::registry(),
@@ -54,7 +55,7 @@ async fn killed_workers_resume_every_process_without_applying_a_step_twice() {
     let mut interrupted_steps = BTreeSet::new();
     for delay in delays() {
         let mut worker = Command::new(env!("CARGO_BIN_EXE_crash-worker"))
-            .env("CADRE_CRASH_DB", &url)
+            .env("CADRE_CRASH_DB", url)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -153,8 +154,9 @@ async fn a_killed_load_resumes_at_its_next_batch_and_applies_each_batch_once() {
     use cadre_domain::{Email, ExternalId};
     use cadre_provisioning::{LoadSettings, Mode, Provisioner, Rows, UserRow};
 
-    let url = scratch_url().await;
-    let store = store_at(&url).await;
+    let database = scratch_database().await;
+    let url = database.url();
+    let store = store_at(url).await;
     let starter = Engine::new(
         Arc::new(store.clone()),
         cadre_tests::registry(),
@@ -186,7 +188,7 @@ async fn a_killed_load_resumes_at_its_next_batch_and_applies_each_batch_once() {
     let mut interrupted_batches = BTreeSet::new();
     for delay in delays() {
         let mut worker = Command::new(env!("CARGO_BIN_EXE_crash-worker"))
-            .env("CADRE_CRASH_DB", &url)
+            .env("CADRE_CRASH_DB", url)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -55,26 +55,7 @@ const HEADER: &str =
 
 pub async fn run(args: CodegenArgs) -> anyhow::Result<()> {
     let root = args.root.unwrap_or_else(project_root);
-    let files = generate_entities::<Migrator>().await?;
-    let mut changed = sync(&root, ENTITIES_DIR, Folder::Owned, &files, args.check)?;
-    changed.extend(sync(
-        &root,
-        FORMS_DIR,
-        Folder::Owned,
-        &form_schemas().await?,
-        args.check,
-    )?);
-    let openapi = format!(
-        "{}\n",
-        serde_json::to_string_pretty(&cadre_server::Cadre::new().openapi())?
-    );
-    changed.extend(sync(
-        &root,
-        OPENAPI_DIR,
-        Folder::Shared,
-        &[(OPENAPI_FILE.to_owned(), openapi)],
-        args.check,
-    )?);
+    let changed = codegen(&root, args.check).await?;
     if changed.is_empty() {
         println!("generated files are up to date");
     }
@@ -82,6 +63,33 @@ pub async fn run(args: CodegenArgs) -> anyhow::Result<()> {
         println!("updated {}", path.display());
     }
     Ok(())
+}
+
+/// Regenerates every generated file under the workspace at `root` and returns the paths it
+/// changed; with `check`, changes nothing and fails, naming them, if anything is stale. `cargo
+/// xtask codegen [--check]` runs it, and so does a test, so `cargo test` checks them too.
+async fn codegen(root: &Path, check: bool) -> anyhow::Result<Vec<PathBuf>> {
+    let files = generate_entities::<Migrator>().await?;
+    let mut changed = sync(root, ENTITIES_DIR, Folder::Owned, &files, check)?;
+    changed.extend(sync(
+        root,
+        FORMS_DIR,
+        Folder::Owned,
+        &form_schemas().await?,
+        check,
+    )?);
+    let openapi = format!(
+        "{}\n",
+        serde_json::to_string_pretty(&cadre_server::Cadre::new().openapi())?
+    );
+    changed.extend(sync(
+        root,
+        OPENAPI_DIR,
+        Folder::Shared,
+        &[(OPENAPI_FILE.to_owned(), openapi)],
+        check,
+    )?);
+    Ok(changed)
 }
 
 /// Brings the files in `root/dir` in line with `files` (name, content), returning the paths it
@@ -279,32 +287,71 @@ mod tests {
         }
     }
 
+    /// What `cargo xtask codegen --check` checks: the entities, the forms' schemas and the
+    /// OpenAPI document in this workspace are what the code generates today.
     #[tokio::test]
-    async fn the_committed_entities_match_the_migrations() {
-        let files = generate_entities::<Migrator>().await.unwrap();
-        assert!(files.iter().any(|(name, _)| name == "subscriptions.rs"));
-        let stale = sync(&project_root(), ENTITIES_DIR, Folder::Owned, &files, true);
-        assert!(stale.is_ok(), "{stale:?}");
+    async fn the_committed_generated_files_are_current() {
+        let checked = codegen(&project_root(), true).await;
+        assert!(checked.is_ok(), "{checked:?}");
+    }
+
+    #[tokio::test]
+    async fn check_covers_entities_forms_and_the_openapi_document() {
+        let scratch = tempfile::tempdir().unwrap();
+        let root = scratch.path();
+        let written = codegen(root, false).await.unwrap();
+        for expected in [
+            "crates/store/src/entities/subscriptions.rs",
+            "docs/forms/create_user.json",
+            "docs/openapi.json",
+        ] {
+            assert!(
+                written.contains(&root.join(expected)),
+                "{expected}: {written:?}"
+            );
+        }
+        assert_eq!(codegen(root, true).await.unwrap(), Vec::<PathBuf>::new());
+
+        // A hand edit of any of them, or a stray file in a folder codegen owns, is stale.
+        for (file, edit) in [
+            ("crates/store/src/entities/customers.rs", "// edited\n"),
+            ("docs/forms/create_user.json", "{}\n"),
+            ("docs/openapi.json", "{}\n"),
+            ("docs/forms/removed_workflow.json", "{}\n"),
+        ] {
+            let path = root.join(file);
+            let before = std::fs::read_to_string(&path).ok();
+            std::fs::write(&path, edit).unwrap();
+            let error = codegen(root, true).await.unwrap_err().to_string();
+            assert!(error.contains(file), "{file}: {error}");
+            match before {
+                Some(content) => std::fs::write(&path, content).unwrap(),
+                None => std::fs::remove_file(&path).unwrap(),
+            }
+        }
+        assert!(codegen(root, true).await.unwrap().is_empty());
     }
 
     #[tokio::test]
     async fn check_fails_after_a_schema_change_that_was_not_regenerated() {
-        let root = std::env::temp_dir().join(format!("cadre-codegen-{}", unique_suffix()));
+        // Removed when the test ends, also when it fails.
+        let scratch = tempfile::tempdir().unwrap();
+        let root = scratch.path();
         let current = generate_entities::<Migrator>().await.unwrap();
         assert_eq!(
-            sync(&root, ENTITIES_DIR, Folder::Owned, &current, false)
+            sync(root, ENTITIES_DIR, Folder::Owned, &current, false)
                 .unwrap()
                 .len(),
             current.len()
         );
         assert!(
-            sync(&root, ENTITIES_DIR, Folder::Owned, &current, true)
+            sync(root, ENTITIES_DIR, Folder::Owned, &current, true)
                 .unwrap()
                 .is_empty()
         );
 
         let changed = generate_entities::<ChangedMigrator>().await.unwrap();
-        let error = sync(&root, ENTITIES_DIR, Folder::Owned, &changed, true)
+        let error = sync(root, ENTITIES_DIR, Folder::Owned, &changed, true)
             .unwrap_err()
             .to_string();
         assert!(error.contains("customers.rs"), "{error}");
@@ -314,17 +361,12 @@ mod tests {
         );
         assert!(error.contains("run `cargo xtask codegen`"), "{error}");
 
-        let updated = sync(&root, ENTITIES_DIR, Folder::Owned, &changed, false).unwrap();
+        let updated = sync(root, ENTITIES_DIR, Folder::Owned, &changed, false).unwrap();
         assert_eq!(updated.len(), 1);
         let customers = std::fs::read_to_string(&updated[0]).unwrap();
         assert!(
             customers.contains("pub note: Option<String>"),
             "{customers}"
         );
-        std::fs::remove_dir_all(root).unwrap();
-    }
-
-    fn unique_suffix() -> String {
-        format!("{}-{:?}", std::process::id(), std::thread::current().id()).replace(['(', ')'], "")
     }
 }

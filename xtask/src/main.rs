@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask migrate up|down|fresh|status [--database-url URL]` runs cadre's migrations.
 //! - `cargo xtask codegen [--check]` regenerates the sea-orm entities of `cadre-store` from a
-//!   freshly migrated scratch database; `--check` fails instead when a committed file is stale.
+//!   freshly migrated scratch database, the built-in forms' schemas and the OpenAPI document;
+//!   `--check` fails instead when a committed file is stale (a test runs the same check).
 //! - `cargo xtask bench engine [--database-url URL]` runs the engine benchmark.
 
 mod bench;

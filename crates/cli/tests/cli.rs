@@ -9,14 +9,14 @@ use cadre_migrations::demo::{USER_GROUP_PRODUCT_ID, USER_INTERNAL_PRODUCT_ID};
 use serde_json::{Value, json};
 
 struct Cadre {
-    database_url: String,
+    database: cadre_store::testing::ScratchDatabase,
     files: tempfile::TempDir,
 }
 
 impl Cadre {
     async fn new() -> Self {
         Self {
-            database_url: cadre_store::testing::scratch_url().await,
+            database: cadre_store::testing::scratch_database().await,
             files: tempfile::tempdir().unwrap(),
         }
     }
@@ -25,7 +25,7 @@ impl Cadre {
         Command::new(env!("CARGO_BIN_EXE_cadre"))
             .args(args)
             .arg("--database-url")
-            .arg(&self.database_url)
+            .arg(self.database.url())
             .env_remove("DATABASE_URL")
             .env_remove("CADRE_CONFIG")
             .env("CADRE_FILES_DIR", self.files.path().join("volume"))
@@ -177,7 +177,7 @@ async fn workers_only_runs_processes_without_listening_and_stops_on_sigterm() {
 
     let mut server = Command::new(env!("CARGO_BIN_EXE_cadre"))
         .args(["serve", "--workers-only", "--port", "1", "--database-url"])
-        .arg(&cadre.database_url)
+        .arg(cadre.database.url())
         .env_remove("DATABASE_URL")
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -238,7 +238,7 @@ async fn active_user(database_url: &str) -> String {
 #[tokio::test]
 async fn workflow_groups_and_their_files_from_the_command_line() {
     let cadre = Cadre::new().await;
-    let ada = active_user(&cadre.database_url).await;
+    let ada = active_user(cadre.database.url()).await;
     let group = cadre.json(&[
         "workflow-group",
         "create",

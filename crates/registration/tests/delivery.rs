@@ -1,5 +1,6 @@
-//! Mail and webhook delivery against real servers: an aiosmtpd SMTP server, a local HTTP
-//! receiver, and a migrated scratch store.
+//! Mail and webhook delivery against real servers: the in-process SMTP server of
+//! `cadre_registration::testing` (itself tested here over raw TCP), a local HTTP receiver, and a
+//! migrated scratch store.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -153,9 +154,11 @@ fn policy(max_attempts: u32) -> RetryPolicy {
     }
 }
 
-/// A migrated scratch store.
-async fn store() -> Arc<dyn Store> {
-    Arc::new(cadre_store::testing::scratch_store().await)
+/// A migrated scratch store (removed when dropped), and the store as the dispatcher takes it.
+async fn store() -> (cadre_store::testing::ScratchStore, Arc<dyn Store>) {
+    let scratch = cadre_store::testing::scratch_store().await;
+    let store: Arc<dyn Store> = Arc::new(scratch.clone());
+    (scratch, store)
 }
 
 /// The stored message with `id`.
@@ -182,7 +185,10 @@ async fn smtp_mail_arrives_with_recipients_subject_message_id_and_body() {
 
     let messages = server.messages();
     assert_eq!(messages.len(), 1, "{messages:?}");
-    let parsed = Parsed::text(&messages[0]);
+    // The envelope, as the server saw it.
+    assert_eq!(messages[0].mail_from, "noreply@cadre.test");
+    assert_eq!(messages[0].rcpt_to, ["ada@example.org", "bob@example.org"]);
+    let parsed = Parsed::text(&messages[0].raw);
     assert_eq!(
         parsed.header("To"),
         "ada@example.org, Bob Example <bob@example.org>"
@@ -190,14 +196,129 @@ async fn smtp_mail_arrives_with_recipients_subject_message_id_and_body() {
     assert_eq!(parsed.header("From"), "cadre <noreply@cadre.test>");
     assert_eq!(parsed.header("Subject"), "Confirm your address");
     assert_eq!(parsed.header("Message-ID"), format!("<{id}@cadre>"));
-    // The envelope, as aiosmtpd saw it.
-    assert_eq!(parsed.header("X-MailFrom"), "noreply@cadre.test");
-    assert_eq!(
-        parsed.header("X-RcptTo"),
-        "ada@example.org, bob@example.org"
-    );
     // SMTP's end-of-data marker may leave one more line break.
     assert_eq!(parsed.body.trim_end(), mail.text.trim_end());
+}
+
+#[tokio::test]
+async fn smtp_lines_that_start_with_a_dot_arrive_unchanged() {
+    let server = SmtpServer::start();
+    let mailer = SmtpMailer::new(&server.config(SmtpSecurity::Plain)).unwrap();
+    let mail = Mail {
+        text: "Hello,\n.\n..two dots\n.hidden\nend\n".to_owned(),
+        ..sample_mail(&["ada@example.org"])
+    };
+    mailer.send(Uuid::now_v7(), &mail).await.unwrap();
+    let messages = server.messages();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(
+        Parsed::text(&messages[0].raw).body.trim_end(),
+        mail.text.trim_end()
+    );
+}
+
+/// A hand-driven SMTP client: raw lines over TCP.
+struct SmtpClient(std::io::BufReader<std::net::TcpStream>);
+
+impl SmtpClient {
+    fn connect(address: std::net::SocketAddr) -> Self {
+        let stream = std::net::TcpStream::connect(address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Self(std::io::BufReader::new(stream))
+    }
+
+    /// Sends `line` and its CRLF.
+    fn send(&mut self, line: &str) {
+        let mut stream = self.0.get_ref();
+        std::io::Write::write_all(&mut stream, format!("{line}\r\n").as_bytes()).unwrap();
+    }
+
+    /// The code of the server's next reply (`250-…` lines continue a reply, `250 …` ends it).
+    fn reply(&mut self) -> (String, Vec<String>) {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            let read = std::io::BufRead::read_line(&mut self.0, &mut line).unwrap();
+            assert!(read > 0, "connection closed after {lines:?}");
+            let line = line.trim_end().to_owned();
+            let last = line.as_bytes().get(3) != Some(&b'-');
+            lines.push(line);
+            if last {
+                return (lines[lines.len() - 1][..3].to_owned(), lines);
+            }
+        }
+    }
+
+    /// Sends `command` and returns the code of the reply.
+    fn say(&mut self, command: &str) -> String {
+        self.send(command);
+        self.reply().0
+    }
+}
+
+#[test]
+fn the_test_smtp_server_speaks_smtp_over_tcp() {
+    let server = SmtpServer::start();
+    let mut client = SmtpClient::connect(server.address());
+    assert_eq!(client.reply().0, "220", "greeting");
+    // Out of order: no mail before a greeting.
+    assert_eq!(client.say("MAIL FROM:<a@cadre.test>"), "503");
+    client.send("EHLO client.test");
+    let (code, ehlo) = client.reply();
+    assert_eq!(code, "250");
+    assert!(
+        !ehlo.iter().any(|line| line.contains("STARTTLS")),
+        "{ehlo:?}"
+    );
+    assert_eq!(client.say("NOOP"), "250");
+    // A transaction given up with RSET records nothing.
+    assert_eq!(client.say("MAIL FROM:<dropped@cadre.test>"), "250");
+    assert_eq!(client.say("RCPT TO:<nobody@example.org>"), "250");
+    assert_eq!(client.say("RSET"), "250");
+    assert_eq!(client.say("DATA"), "503", "no recipient after RSET");
+    // HELO works as well as EHLO.
+    assert_eq!(client.say("HELO client.test"), "250");
+    assert_eq!(client.say("MAIL FROM:<sender@cadre.test>"), "250");
+    assert_eq!(client.say("RCPT TO:<ada@example.org>"), "250");
+    assert_eq!(client.say("RCPT TO:<bob@example.org>"), "250");
+    assert_eq!(client.say("DATA"), "354");
+    for line in ["Subject: dots", "", "..one", "...two", "plain"] {
+        client.send(line);
+    }
+    assert_eq!(client.say("."), "250");
+    assert_eq!(client.say("QUIT"), "221");
+
+    assert_eq!(
+        server.messages(),
+        [cadre_registration::testing::Received {
+            mail_from: "sender@cadre.test".to_owned(),
+            rcpt_to: vec!["ada@example.org".to_owned(), "bob@example.org".to_owned()],
+            raw: "Subject: dots\r\n\r\n.one\r\n..two\r\nplain\r\n".to_owned(),
+        }]
+    );
+}
+
+#[test]
+fn the_test_smtp_server_closes_its_connections_when_dropped() {
+    use std::io::Read;
+    let server = SmtpServer::start();
+    let address = server.address();
+    let mut open = std::net::TcpStream::connect(address).unwrap();
+    open.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut greeting = [0u8; 3];
+    open.read_exact(&mut greeting).unwrap();
+    assert_eq!(&greeting, b"220");
+    drop(server);
+    let mut rest = Vec::new();
+    // The server ends the session: the client reads the end of the stream, not a time-out.
+    open.read_to_end(&mut rest).unwrap();
+    assert!(
+        std::net::TcpStream::connect(address).is_err(),
+        "still listening"
+    );
 }
 
 #[tokio::test]
@@ -472,7 +593,7 @@ fn bad_overrides_are_refused() {
 
 #[tokio::test]
 async fn dispatcher_delivers_mail_and_retries_a_webhook_with_backoff() {
-    let store = store().await;
+    let (_scratch, store) = store().await;
     let clock = ManualClock::new();
     let receiver = Receiver::start(&[500, 500, 200]).await;
     let mails = tempfile::tempdir().unwrap();
@@ -566,7 +687,7 @@ async fn dispatcher_delivers_mail_and_retries_a_webhook_with_backoff() {
 
 #[tokio::test]
 async fn a_webhook_that_keeps_failing_is_given_up_with_its_error() {
-    let store = store().await;
+    let (_scratch, store) = store().await;
     let clock = ManualClock::new();
     let mails = tempfile::tempdir().unwrap();
     let dispatcher = Dispatcher::new(
@@ -617,7 +738,7 @@ async fn a_webhook_that_keeps_failing_is_given_up_with_its_error() {
 
 #[tokio::test]
 async fn a_payload_that_does_not_deserialize_is_given_up_at_once() {
-    let store = store().await;
+    let (_scratch, store) = store().await;
     let clock = ManualClock::new();
     let mails = tempfile::tempdir().unwrap();
     let dispatcher = Dispatcher::new(
@@ -654,7 +775,7 @@ async fn a_payload_that_does_not_deserialize_is_given_up_at_once() {
 
 #[tokio::test]
 async fn run_delivers_until_shutdown() {
-    let store = store().await;
+    let (_scratch, store) = store().await;
     let clock = Arc::new(cadre_domain::SystemClock);
     let mails = tempfile::tempdir().unwrap();
     let mailer = Arc::new(FileMailer::new(mails.path()));
@@ -692,7 +813,7 @@ async fn run_delivers_until_shutdown() {
 
 #[tokio::test]
 async fn of_two_dispatchers_only_the_one_that_claims_a_message_sends_it() {
-    let store = store().await;
+    let (_scratch, store) = store().await;
     let clock = ManualClock::new();
     let mails = tempfile::tempdir().unwrap();
     let mailer = Arc::new(FileMailer::new(mails.path()));

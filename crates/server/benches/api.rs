@@ -208,7 +208,9 @@ fn row(name: &str, mode: &str, figures: &Figures, baseline: Option<&Figures>) {
 async fn main() {
     let binary = std::env::var("BENCH_CADRE_BIN").expect("run through `cargo xtask bench api`");
     // A fresh SQLite file, or a fresh database on the PostgreSQL server in `DATABASE_URL`.
-    let database_url = cadre_store::testing::scratch_url().await;
+    // Removed when the benchmark ends.
+    let database = cadre_store::testing::scratch_database().await;
+    let database_url = database.url().to_owned();
     let subscriptions = setting("BENCH_SUBSCRIPTIONS", 100_000);
     let rate = setting("BENCH_RATE", 1_000);
     let seconds = setting("BENCH_SECONDS", 10);

@@ -67,7 +67,9 @@ async fn main() {
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(1024);
-    let database_url = cadre_store::testing::scratch_url().await;
+    // Removed when the benchmark ends.
+    let database = cadre_store::testing::scratch_database().await;
+    let database_url = database.url().to_owned();
     let files = tempfile::tempdir().unwrap();
 
     // A user with a token, and a group of hers, written before the server starts.

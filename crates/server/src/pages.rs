@@ -14,6 +14,7 @@ use cadre_domain::{Role, TokenOperation};
 use cadre_registration::{RegistrationError, TokenView, Visitor};
 use minijinja::{Environment, context};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use crate::auth::authenticate;
 use crate::error::ApiError;
@@ -41,7 +42,7 @@ const PAGE: &str = r#"<!doctype html>
 "#;
 
 /// The form the landing page posts.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct Decision {
     /// An admin's API token, for approve and decline.
     pub admin_token: Option<String>,
@@ -137,7 +138,18 @@ fn describe(view: &TokenView) -> (String, String, &'static str) {
     }
 }
 
-/// `GET /tokens/{token}`: what the link does, and a button to do it.
+/// The page of a mailed link: what the link does, and a button that posts to the same address.
+/// Looking changes nothing. Every answer is an HTML page, refusals too.
+#[utoipa::path(get, path = "/tokens/{token}", tag = "registration", operation_id = "link_page",
+    params(("token" = String, Path, pattern = r"^[0-9a-f]{32}\.[0-9a-f]{64}$",
+        description = "The token of the mailed link: its id and its secret, in hex")),
+    responses(
+        (status = 200, description = "What the link does, and its button", content_type = "text/html", body = String),
+        (status = 404, description = "No such link, or it was used", content_type = "text/html", body = String),
+        (status = 410, description = "The link has expired", content_type = "text/html", body = String),
+        (status = 422, description = "Not of a token's shape", content_type = "text/html", body = String),
+        (status = 429, description = "Too many requests from this address", content_type = "text/html", body = String),
+    ))]
 pub async fn show(
     State(state): State<AppState>,
     extensions: Extensions,
@@ -155,7 +167,24 @@ pub async fn show(
     }
 }
 
-/// `POST /tokens/{token}`: does what the link does, once.
+/// Does what a mailed link does, once: confirms an address, approves or declines a
+/// registration (an admin's API token in the form or as a bearer token), or accepts a group's
+/// terms. Every answer is an HTML page, refusals too.
+#[utoipa::path(post, path = "/tokens/{token}", tag = "registration", operation_id = "follow_link",
+    params(("token" = String, Path, pattern = r"^[0-9a-f]{32}\.[0-9a-f]{64}$",
+        description = "The token of the mailed link: its id and its secret, in hex")),
+    request_body(content = Decision, content_type = "application/x-www-form-urlencoded",
+        description = "What the page's form posts; only approving and declining need `admin_token`"),
+    responses(
+        (status = 200, description = "Done, and what happened", content_type = "text/html", body = String),
+        (status = 401, description = "Approving or declining needs an admin's API token", content_type = "text/html", body = String),
+        (status = 403, description = "The API token is not an admin's", content_type = "text/html", body = String),
+        (status = 404, description = "No such link, or it was used", content_type = "text/html", body = String),
+        (status = 409, description = "The user name or email was taken in the meantime", content_type = "text/html", body = String),
+        (status = 410, description = "The link has expired", content_type = "text/html", body = String),
+        (status = 422, description = "Not of a token's shape", content_type = "text/html", body = String),
+        (status = 429, description = "Too many requests from this address", content_type = "text/html", body = String),
+    ))]
 pub async fn act(
     State(state): State<AppState>,
     extensions: Extensions,

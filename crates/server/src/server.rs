@@ -24,7 +24,6 @@ use crate::api;
 use crate::config::{Config, Mode};
 use crate::error::ApiError;
 use crate::limit::ClientLimiter;
-use crate::pages;
 use crate::state::AppState;
 
 /// Why the server could not start or stopped with an error.
@@ -166,7 +165,6 @@ impl Cadre {
                 async move { Json(openapi.as_ref().clone()) }
             }),
         )
-        .route("/tokens/{token}", get(pages::show).post(pages::act))
         .fallback(|| async { ApiError::new(axum::http::StatusCode::NOT_FOUND, "no such path") })
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -17,15 +17,17 @@ struct Server {
     token: String,
     client: reqwest::Client,
     _files: tempfile::TempDir,
+    _database: cadre_store::testing::ScratchDatabase,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
     async fn start() -> Self {
-        let url = cadre_store::testing::scratch_url().await;
+        let database = cadre_store::testing::scratch_database().await;
+        let url = database.url();
         let cadre = cadre_example_mailbox::cadre();
-        let engine = cadre.open(&url).await.unwrap();
+        let engine = cadre.open(url).await.unwrap();
         let token = cadre_server::auth::issue_token(
             engine.store().as_ref(),
             "alice",
@@ -58,6 +60,7 @@ impl Server {
             token,
             client: reqwest::Client::new(),
             _files: files,
+            _database: database,
             stop,
             task,
         }

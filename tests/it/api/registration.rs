@@ -1,7 +1,7 @@
-//! Self-registration end to end over HTTP against a real SMTP server (aiosmtpd), reading the
-//! real mails: approval off and on, decline, expiry, reuse, malformed links, conflicts,
-//! admin-only endpoints, discoverable and hidden groups, group terms, and a webhook receiver
-//! that fails twice before it succeeds.
+//! Self-registration end to end over HTTP against a real SMTP server (in this process),
+//! reading the real mails: approval off and on, decline, expiry, reuse, malformed links,
+//! conflicts, admin-only endpoints, discoverable and hidden groups, group terms, and a webhook
+//! receiver that fails twice before it succeeds.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -56,7 +56,7 @@ async fn mails_to(smtp: &SmtpServer, to: &str, count: usize) -> Vec<Parsed> {
         let mails: Vec<Parsed> = smtp
             .messages()
             .iter()
-            .map(|raw| Parsed::text(raw))
+            .map(|received| Parsed::text(&received.raw))
             .filter(|mail| mail.header("To").contains(to))
             .collect();
         if mails.len() >= count {

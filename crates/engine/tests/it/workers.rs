@@ -9,14 +9,15 @@ use cadre_domain::{
 use cadre_engine::steps::create_subscription;
 use cadre_engine::{Engine, EngineConfig, Registry, done, init, step};
 use cadre_migrations::demo::USER_GROUP_PRODUCT_ID;
-use cadre_store::testing::{postgres_url, scratch_url, store_at};
+use cadre_store::testing::{postgres_url, scratch_database, store_at};
 use serde_json::json;
 
 use crate::fixtures::{Touch, workflow};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_workers_run_every_step_exactly_once() {
-    let store = store_at(&scratch_url().await).await;
+    let database = scratch_database().await;
+    let store = store_at(database.url()).await;
     let processes = if postgres_url().is_some() { 300 } else { 100 };
     let workers = 4;
     let flow = workflow(

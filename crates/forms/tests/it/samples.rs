@@ -1,4 +1,4 @@
-//! The forms of `shared/reference/pydantic-forms-samples/`, declared with cadre-forms, compared
+//! The forms of `tests/samples/` (pydantic-forms' own output), declared with cadre-forms, compared
 //! with what pydantic-forms 2.9.0 emitted. Deliberate differences are listed in docs/forms.md and
 //! are the only things removed from the reference before comparing.
 
@@ -6,10 +6,7 @@ use cadre_forms::{Choices, Field, FormPage, ValidationError};
 use serde_json::{Map, Value, json};
 
 fn sample(name: &str) -> Value {
-    let path = format!(
-        "{}/../../../shared/reference/pydantic-forms-samples/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/tests/samples/{name}.json", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
     serde_json::from_str(&text).unwrap()
 }

@@ -8,13 +8,13 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use cadre_domain::models::{self};
-use cadre_domain::{ByteStream, FileVolume, Lifecycle, ProcessStatus, Store, SystemClock};
+use cadre_domain::models;
+use cadre_domain::{ByteStream, FileVolume, Lifecycle, ProcessStatus, SystemClock};
 use cadre_engine::{Engine, EngineConfig};
 use cadre_groups::{Actor, NewGroup, WorkflowGroups};
 use cadre_migrations::demo::{USER_GROUP_PRODUCT_ID, USER_INTERNAL_PRODUCT_ID};
 use cadre_products::models::User;
-use cadre_store::testing::scratch_store;
+use cadre_store::testing::{ScratchStore, scratch_store};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -28,6 +28,8 @@ pub struct World {
     pub groups: WorkflowGroups,
     /// The UserGroup every test user is in.
     user_group: Uuid,
+    /// Last: removed after everything that uses it.
+    _database: ScratchStore,
 }
 
 impl World {
@@ -36,9 +38,9 @@ impl World {
     }
 
     pub async fn with_limit(max_file_size: u64) -> Self {
-        let store: Arc<dyn Store> = Arc::new(scratch_store().await);
+        let database = scratch_store().await;
         let engine = Engine::new(
-            store,
+            Arc::new(database.clone()),
             cadre_products::registry().unwrap(),
             Arc::new(SystemClock),
             EngineConfig::default(),
@@ -59,6 +61,7 @@ impl World {
             volume,
             groups,
             user_group,
+            _database: database,
         }
     }
 

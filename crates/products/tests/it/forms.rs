@@ -103,7 +103,7 @@ async fn every_workflow_form_starts_with_its_product_or_subscription() {
     let store = scratch_store().await;
     for workflow in cadre_products::workflows() {
         let Err(FormError::NotComplete(body)) =
-            workflow.initial_form.submit(&store, &Map::new(), &[]).await
+            workflow.initial_form.submit(&*store, &Map::new(), &[]).await
         else {
             panic!(
                 "{}: an empty submission asks for the first page",
@@ -133,18 +133,18 @@ async fn error_bodies() {
         json!({"product": USER_INTERNAL_PRODUCT_ID}),
         json!({"user_id": ".x", "username": "  ", "email": "nope", "user_group_ids": [staff, staff], "age": 3}),
     ];
-    let Err(FormError::Invalid(body)) = form.submit(&store, &Map::new(), &answers).await else {
+    let Err(FormError::Invalid(body)) = form.submit(&*store, &Map::new(), &answers).await else {
         panic!("invalid");
     };
     insta::assert_json_snapshot!("create_user_invalid", body);
-    let Err(FormError::NotComplete(body)) = form.submit(&store, &Map::new(), &answers[..0]).await
+    let Err(FormError::NotComplete(body)) = form.submit(&*store, &Map::new(), &answers[..0]).await
     else {
         panic!("not complete");
     };
     insta::assert_json_snapshot!("create_user_not_complete", body);
     let too_many = form
         .submit(
-            &store,
+            &*store,
             &Map::new(),
             &[answers[0].clone(), answers[1].clone(), json!({})],
         )

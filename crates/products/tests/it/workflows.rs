@@ -108,7 +108,7 @@ async fn create_user_group_then_a_user_in_it() {
         ],
         "the seed's step list, with orchestrator-core's step names"
     );
-    let user: User = models::from_subscription(&store, subscription_id(&process))
+    let user: User = models::from_subscription(&*store, subscription_id(&process))
         .await
         .unwrap();
     assert_eq!(user.subscription.lifecycle, Lifecycle::Active);
@@ -207,7 +207,7 @@ async fn modify_user_changes_fields_and_groups_under_the_lock() {
             "Done"
         ]
     );
-    let user: User = models::from_subscription(&store, user_id).await.unwrap();
+    let user: User = models::from_subscription(&*store, user_id).await.unwrap();
     assert_eq!(user.user.email.as_str(), "ada@ops.example.org");
     assert_eq!(
         user.user.groups,
@@ -271,7 +271,7 @@ async fn the_lock_step_refuses_a_subscription_taken_after_the_start() {
     let process = store.process(process.id).await.unwrap();
     assert_eq!(process.status, ProcessStatus::Failed);
     assert_eq!(process.last_step.as_deref(), Some("Lock subscription"));
-    let unchanged: UserGroup = models::from_subscription(&store, group.subscription.id)
+    let unchanged: UserGroup = models::from_subscription(&*store, group.subscription.id)
         .await
         .unwrap();
     assert_eq!(unchanged.user_group.name.as_str(), "Engineering");
@@ -300,7 +300,7 @@ async fn a_group_in_use_cannot_be_terminated_until_its_users_are() {
         "{:?}",
         blocked.failed_reason
     );
-    let still: UserGroup = models::from_subscription(&store, group.subscription.id)
+    let still: UserGroup = models::from_subscription(&*store, group.subscription.id)
         .await
         .unwrap();
     assert_eq!(still.subscription.lifecycle, Lifecycle::Active);

@@ -18,8 +18,7 @@ use cadre_provisioning::input::{Format, read_user_groups, read_users};
 use cadre_provisioning::{
     LoadReport, LoadSettings, Mode, Provisioner, Rows, UserGroupRow, UserRow, workflows,
 };
-use cadre_store::SeaStore;
-use cadre_store::testing::scratch_store;
+use cadre_store::testing::{ScratchStore, scratch_store};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -64,9 +63,10 @@ pub struct StoredGroup {
 }
 
 pub struct Harness {
-    pub store: SeaStore,
     pub engine: Engine,
     pub provisioner: Provisioner,
+    /// Last: the scratch database is removed after everything that uses it.
+    pub store: ScratchStore,
 }
 
 impl Harness {
@@ -84,9 +84,9 @@ impl Harness {
         );
         let provisioner = Provisioner::new(engine.clone());
         Self {
-            store,
             engine,
             provisioner,
+            store,
         }
     }
 

@@ -65,7 +65,8 @@ impl Modify for BearerToken {
     }
 }
 
-/// The API's routes and their OpenAPI document, from the same annotations.
+/// Every route cadre serves but the document itself (`/api/openapi.json`), with its OpenAPI
+/// description, from the same annotations: the API and the pages of mailed links.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::health))
@@ -110,6 +111,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
             registration::join_group,
             registration::leave_group
         ))
+        .routes(routes!(crate::pages::show, crate::pages::act))
 }
 
 /// Seconds since the Unix epoch, with millisecond precision.

@@ -128,7 +128,7 @@ async fn a_transaction_snapshots_what_it_sees_and_saves_after_loading_whole() {
         .await
         .unwrap();
     let id = record.subscription.id;
-    let txn = cadre_domain::Store::begin(&store).await.unwrap();
+    let txn = cadre_domain::Store::begin(&*store).await.unwrap();
     let mut loaded = txn.load_subscription(id).await.unwrap();
     loaded.subscription.note = Some("changed".to_owned());
     let saved = txn.save_subscription(&loaded).await.unwrap();

@@ -157,7 +157,7 @@ async fn a_paged_total_counts_writes_of_this_store_at_once() {
     // Written outside a transaction, and inside one: both count at once.
     initial_group(&store, "Draft").await;
     assert_eq!(store.list_subscriptions(&query).await.unwrap().total, 2);
-    let txn = cadre_domain::Store::begin(&store).await.unwrap();
+    let txn = cadre_domain::Store::begin(&*store).await.unwrap();
     txn.create_subscription(cadre_domain::NewSubscription {
         id: Uuid::now_v7(),
         product_id: cadre_migrations::demo::USER_GROUP_PRODUCT_ID,
@@ -196,9 +196,9 @@ fn counts_run(statements: &Mutex<Vec<Statement>>) -> usize {
 #[tokio::test]
 async fn a_paged_total_is_renewed_while_nothing_changes_and_sees_another_stores_writes_within_a_second()
  {
-    let url = cadre_store::testing::scratch_url().await;
-    let (here, statements) = recording_store_at(&url).await;
-    let elsewhere = cadre_store::testing::store_at(&url).await;
+    let database = cadre_store::testing::scratch_database().await;
+    let (here, statements) = recording_store_at(database.url()).await;
+    let elsewhere = cadre_store::testing::store_at(database.url()).await;
     let query = SubscriptionQuery {
         product_type: Some(ProductType::user_group()),
         limit: Some(1),
@@ -261,7 +261,8 @@ async fn a_text_search_total_can_use_the_description_index_on_postgres() {
     if cadre_store::testing::postgres_url().is_none() {
         return;
     }
-    let (store, statements) = recording_store_at(&cadre_store::testing::scratch_url().await).await;
+    let database = cadre_store::testing::scratch_database().await;
+    let (store, statements) = recording_store_at(database.url()).await;
     let alpha = active_group(&store, "alpha", "Alpha 50%", &[]).await;
     active_group(&store, "beta", "Beta", &[]).await;
     statements.lock().unwrap().clear();
@@ -323,7 +324,7 @@ async fn a_page_carries_every_field_as_a_load_reads_it() {
             .to_utc(),
     );
     odd.subscription.insync = true;
-    let odd = cadre_domain::models::save(&store, odd).await.unwrap();
+    let odd = cadre_domain::models::save(&*store, odd).await.unwrap();
 
     for order in [SortOrder::Asc, SortOrder::Desc] {
         let query = SubscriptionQuery {

@@ -9,6 +9,7 @@ mod fixtures;
 mod listing;
 mod migrations;
 mod registration;
+mod scratch;
 mod subscriptions;
 mod tokens;
 mod uniqueness;

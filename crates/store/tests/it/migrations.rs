@@ -45,7 +45,7 @@ async fn row_count(conn: &DatabaseConnection, table: &str) -> i64 {
 
 #[tokio::test]
 async fn down_then_up_restores_an_identical_schema_and_catalogue() {
-    let conn = scratch_connection().await;
+    let (conn, _database) = scratch_connection().await;
     Migrator::up(&conn, None).await.unwrap();
     let migrated = schema(&conn).await;
     assert!(
@@ -85,7 +85,7 @@ async fn product_count(conn: &DatabaseConnection) -> i64 {
 
 #[tokio::test]
 async fn each_migration_reverts_on_its_own() {
-    let conn = scratch_connection().await;
+    let (conn, _database) = scratch_connection().await;
     Migrator::install(&conn).await.unwrap();
     // The schema and catalogue size after 0, 1, …, all migrations, going up one at a time.
     let mut states = vec![(schema(&conn).await, product_count(&conn).await)];

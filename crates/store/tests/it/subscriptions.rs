@@ -20,7 +20,7 @@ async fn a_user_with_its_group_reference_round_trips_unchanged() {
         .unwrap();
     let user = activate(&store, user).await;
 
-    let loaded: User = models::from_subscription(&store, user.subscription.id)
+    let loaded: User = models::from_subscription(&*store, user.subscription.id)
         .await
         .unwrap();
     assert_eq!(loaded, user);
@@ -36,7 +36,7 @@ async fn a_user_with_its_group_reference_round_trips_unchanged() {
     assert_eq!(loaded.subscription.start_date, Some(now()));
     assert_eq!(loaded.affiliation.to_string(), "internal");
 
-    let loaded_group: UserGroup = models::from_subscription(&store, group.subscription.id)
+    let loaded_group: UserGroup = models::from_subscription(&*store, group.subscription.id)
         .await
         .unwrap();
     assert_eq!(loaded_group, group);
@@ -70,17 +70,17 @@ async fn a_new_subscription_is_initial_out_of_sync_with_empty_root_blocks() {
 async fn typed_models_refuse_the_wrong_lifecycle_or_product() {
     let store = scratch_store().await;
     let user = initial_user(&store).await;
-    let error = models::from_subscription::<User>(&store, user.subscription.id)
+    let error = models::from_subscription::<User>(&*store, user.subscription.id)
         .await
         .unwrap_err();
     assert!(error.to_string().contains("is initial"), "{error}");
-    let error = models::from_subscription::<UserGroup>(&store, user.subscription.id)
+    let error = models::from_subscription::<UserGroup>(&*store, user.subscription.id)
         .await
         .unwrap_err();
     assert!(error.to_string().contains("not a UserGroup"), "{error}");
     let missing = Uuid::now_v7();
     assert_eq!(
-        models::from_subscription::<UserInactive>(&store, missing)
+        models::from_subscription::<UserInactive>(&*store, missing)
             .await
             .unwrap_err(),
         DomainError::not_found("subscription", missing)
@@ -152,7 +152,7 @@ async fn references_must_name_an_existing_block_of_an_allowed_kind() {
         instance_id: missing,
         owner_subscription_id: group.subscription.id,
     }];
-    let error = models::save(&store, user.clone()).await.unwrap_err();
+    let error = models::save(&*store, user.clone()).await.unwrap_err();
     assert_eq!(
         error,
         DomainError::invalid(
@@ -168,7 +168,7 @@ async fn references_must_name_an_existing_block_of_an_allowed_kind() {
             owner_subscription_id: other_user.subscription.id,
         })
         .collect();
-    let error = models::save(&store, user.clone()).await.unwrap_err();
+    let error = models::save(&*store, user.clone()).await.unwrap_err();
     assert_eq!(
         error,
         DomainError::invalid("UserBlock.groups", "UserBlock cannot refer to a UserBlock")
@@ -178,7 +178,7 @@ async fn references_must_name_an_existing_block_of_an_allowed_kind() {
         instance_id: group.user_group.instance_id,
         owner_subscription_id: other_user.subscription.id,
     }];
-    let error = models::save(&store, user).await.unwrap_err();
+    let error = models::save(&*store, user).await.unwrap_err();
     assert!(
         error.to_string().contains("belongs to subscription"),
         "{error}"
@@ -285,7 +285,7 @@ async fn subscriptions_using_a_block_are_the_live_referrers() {
     bob.subscription
         .change_lifecycle(Lifecycle::Terminated, now())
         .unwrap();
-    models::save(&store, bob).await.unwrap();
+    models::save(&*store, bob).await.unwrap();
 
     let users: Vec<Uuid> = store
         .subscriptions_using(group.user_group.instance_id)

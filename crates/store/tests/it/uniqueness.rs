@@ -67,7 +67,7 @@ async fn a_terminated_subscription_releases_its_identifiers() {
     ada.subscription
         .change_lifecycle(Lifecycle::Terminated, now())
         .unwrap();
-    let ada = models::save(&store, ada).await.unwrap();
+    let ada = models::save(&*store, ada).await.unwrap();
     assert_eq!(ada.subscription.end_date, Some(now()));
     assert_eq!(
         ada.user.user_id.as_str(),
@@ -125,7 +125,7 @@ async fn the_database_index_holds_when_code_is_bypassed() {
     let store = scratch_store().await;
     let first = crate::fixtures::initial_group(&store, "a").await;
     let second = crate::fixtures::initial_group(&store, "b").await;
-    let product = cadre_domain::CatalogueRepository::product(&store, USER_GROUP_PRODUCT_ID)
+    let product = cadre_domain::CatalogueRepository::product(&*store, USER_GROUP_PRODUCT_ID)
         .await
         .unwrap();
     let block = &product.blocks[0];
@@ -223,7 +223,7 @@ async fn duplicate_customer_and_product_names_are_refused_by_the_schema() {
 
     // Through the port, the same collision is a typed conflict.
     let error = cadre_domain::CustomerRepository::create_customer(
-        &store,
+        &*store,
         &cadre_domain::Customer {
             id: Uuid::now_v7(),
             name: cadre_domain::Name::parse(" Default ").unwrap(),
@@ -243,7 +243,7 @@ async fn a_changed_identifying_value_frees_the_old_one_and_claims_the_new_one() 
         .await
         .unwrap();
     ada.user.email = cadre_domain::Email::parse("ada.new@example.org").unwrap();
-    let ada = models::save(&store, ada).await.unwrap();
+    let ada = models::save(&*store, ada).await.unwrap();
     assert_eq!(ada.user.email.as_str(), "ada.new@example.org");
 
     provisioned_user(&store, "bob", "bob", "ada@example.org", &[&group])
