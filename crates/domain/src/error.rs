@@ -25,6 +25,18 @@ pub enum DomainError {
     /// The change collides with existing state (a duplicate identifier, a concurrent edit).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A worker's claim on a process is gone: the lease expired and another worker claimed the
+    /// process, or an operator acted on it. Only the lease fencing of a step commit reports
+    /// it; the worker stops and its transaction rolls back.
+    #[error(
+        "process {process} is no longer held by worker {owner}: its lease expired or an operator acted on it"
+    )]
+    LeaseLost {
+        /// The process.
+        process: Uuid,
+        /// The worker whose lease it was.
+        owner: String,
+    },
     /// The input is malformed or breaks a rule.
     #[error("invalid {field}: {reason}")]
     InvalidArgument {

@@ -107,6 +107,7 @@ impl From<DomainError> for StepError {
         let kind = match &error {
             DomainError::NotFound { .. } => "not_found",
             DomainError::Conflict(_) => "conflict",
+            DomainError::LeaseLost { .. } => "lease_lost",
             DomainError::InvalidArgument { .. } => "invalid_argument",
             DomainError::Forbidden(_) => "forbidden",
             DomainError::Gone(_) => "gone",

@@ -83,7 +83,9 @@ impl From<DomainError> for ApiError {
     fn from(error: DomainError) -> Self {
         let status = match &error {
             DomainError::NotFound { .. } => StatusCode::NOT_FOUND,
-            DomainError::Conflict(_) | DomainError::Lifecycle(_) => StatusCode::CONFLICT,
+            DomainError::Conflict(_)
+            | DomainError::LeaseLost { .. }
+            | DomainError::Lifecycle(_) => StatusCode::CONFLICT,
             DomainError::InvalidArgument { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             DomainError::Forbidden(_) => StatusCode::FORBIDDEN,
             DomainError::Gone(_) => StatusCode::GONE,
