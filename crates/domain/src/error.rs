@@ -58,6 +58,10 @@ pub enum DomainError {
     /// full). The message is for operators' logs, not for end users.
     #[error("storage unavailable: {0}")]
     Storage(String),
+    /// This program failed for a reason unrelated to the request and to storage (no randomness,
+    /// a hashing or encoding failure). The message is for operators' logs, not for end users.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl DomainError {

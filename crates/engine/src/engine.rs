@@ -428,7 +428,7 @@ impl Engine {
                 Ok(None) => return Ok(()),
                 // The database failed, not the step: the process is run again once the lease
                 // expires.
-                Err(error @ DomainError::Storage(_)) => {
+                Err(error @ (DomainError::Storage(_) | DomainError::Internal(_))) => {
                     return Err(error);
                 }
                 // What the commit broke (a duplicate identifying value, a reference, a

@@ -113,6 +113,15 @@ impl From<DomainError> for StepError {
             DomainError::Gone(_) => "gone",
             DomainError::Lifecycle(_) => "lifecycle",
             DomainError::Storage(_) => "storage",
+            DomainError::Internal(_) => {
+                // The message is for the operators' log; the process shows that it failed.
+                tracing::error!(%error, "a step failed internally");
+                return Self {
+                    message: "internal error; the server's log has the detail".to_owned(),
+                    detail: Some(serde_json::json!({ "class": "internal" })),
+                    kind: FailureKind::Failed,
+                };
+            }
         };
         Self {
             message: error.to_string(),
@@ -395,6 +404,22 @@ mod tests {
             Some((2, "B"))
         );
         assert!(list.find("missing").is_none());
+    }
+
+    #[test]
+    fn a_domain_error_fails_a_step_with_its_message_but_an_internal_one_without() {
+        let conflict = StepError::from(DomainError::Conflict("taken".to_owned()));
+        assert_eq!(conflict.message, "conflict: taken");
+        assert_eq!(
+            conflict.detail,
+            Some(serde_json::json!({"class": "conflict"}))
+        );
+        let internal = StepError::from(DomainError::Internal("no entropy".to_owned()));
+        assert!(!internal.message.contains("no entropy"), "{internal:?}");
+        assert_eq!(
+            internal.detail,
+            Some(serde_json::json!({"class": "internal"}))
+        );
     }
 
     #[test]

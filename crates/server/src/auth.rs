@@ -61,7 +61,7 @@ pub async fn issue_token(
     }
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret)
-        .map_err(|error| DomainError::Storage(format!("no randomness available: {error}")))?;
+        .map_err(|error| DomainError::Internal(format!("no randomness available: {error}")))?;
     let secret = hex::encode(secret);
     let token = ApiToken {
         id: Uuid::now_v7(),

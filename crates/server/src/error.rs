@@ -2,7 +2,7 @@
 //!
 //! Form errors keep pydantic-forms' bodies (510 "form not complete", 400 "form not valid");
 //! everything else is a problem body `{title, status, detail}` as orchestrator-core sends.
-//! Storage failures are logged and answered without internals.
+//! Storage failures (503) and internal failures (500) are logged and answered without internals.
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -94,6 +94,13 @@ impl From<DomainError> for ApiError {
                 return Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the database is unavailable; try again later",
+                );
+            }
+            DomainError::Internal(_) => {
+                tracing::error!(%error, "internal failure");
+                return Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the server failed to complete the request; the failure is logged",
                 );
             }
         };
@@ -239,4 +246,38 @@ fn problem(status: StatusCode, detail: String) -> Response {
         detail,
     };
     (status, Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The status and JSON body `error` is answered with.
+    async fn answer(error: impl Into<ApiError>) -> (StatusCode, serde_json::Value) {
+        let response = error.into().into_response();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap_or_default();
+        (status, serde_json::from_slice(&body).unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn internal_failures_are_500_and_storage_failures_503_neither_with_its_message() {
+        let (status, body) = answer(DomainError::Internal(
+            "no randomness available: ENOSYS".to_owned(),
+        ))
+        .await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            body["detail"],
+            "the server failed to complete the request; the failure is logged"
+        );
+        let (status, body) = answer(DomainError::Storage("disk full".to_owned())).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            body["detail"],
+            "the database is unavailable; try again later"
+        );
+    }
 }
