@@ -13,6 +13,7 @@ pub type Result<T, E = DomainError> = std::result::Result<T, E>;
 /// Storage adapters translate their own failures into these variants; no raw database error
 /// crosses a port.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum DomainError {
     /// The named thing does not exist.
     #[error("{kind} {id} not found")]

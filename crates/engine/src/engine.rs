@@ -26,6 +26,7 @@ use crate::{FormError, InputForm};
 
 /// Why the engine refused a request.
 #[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
 pub enum EngineError {
     /// No workflow has this name.
     #[error("workflow {0:?} does not exist")]

@@ -65,6 +65,7 @@ pub struct StepError {
 
 /// The kind of a step failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum FailureKind {
     /// Anything else: the process becomes `failed`.
     #[default]
@@ -122,6 +123,8 @@ impl From<DomainError> for StepError {
                     kind: FailureKind::Failed,
                 };
             }
+            // A kind this engine does not know yet: its message still says what happened.
+            _ => "other",
         };
         Self {
             message: error.to_string(),
@@ -180,6 +183,7 @@ impl RetryPolicy {
 
 /// What a step is.
 #[derive(Clone)]
+#[non_exhaustive]
 pub enum StepKind {
     /// Runs a function; failure fails the process.
     Plain(Arc<dyn StepFn>),

@@ -24,6 +24,7 @@ use crate::workflows::{COMPLETE_REGISTRATION, CompletionInput, JOIN_USER_GROUP, 
 
 /// Why a registration request was refused.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum RegistrationError {
     /// A field is invalid (400, naming the field).
     #[error("invalid {field}: {reason}")]

@@ -54,6 +54,7 @@ pub struct InvalidInput {
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ApiError {
     /// A problem with a status and a message.
     #[error("{1}")]
@@ -77,6 +78,16 @@ impl ApiError {
     pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
         Self::Problem(status, detail.into())
     }
+
+    /// A failure of the server itself, or an error of a kind it does not know yet: logged, and
+    /// answered 500 without its message.
+    fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "internal failure");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the server failed to complete the request; the failure is logged",
+        )
+    }
 }
 
 impl From<DomainError> for ApiError {
@@ -96,13 +107,9 @@ impl From<DomainError> for ApiError {
                     "the database is unavailable; try again later",
                 );
             }
-            DomainError::Internal(_) => {
-                tracing::error!(%error, "internal failure");
-                return Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "the server failed to complete the request; the failure is logged",
-                );
-            }
+            DomainError::Internal(_) => return Self::internal(error),
+            // A kind this server does not know yet.
+            _ => return Self::internal(error),
         };
         Self::new(status, error.to_string())
     }
@@ -122,6 +129,7 @@ impl From<EngineError> for ApiError {
             }
             // Too many pages, or what a later form protocol adds: the pages do not fit the form.
             EngineError::Form(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string()),
+            other => Self::internal(other),
         }
     }
 }
@@ -141,6 +149,7 @@ impl From<GroupError> for ApiError {
                     "file storage is unavailable; try again later",
                 )
             }
+            other => Self::internal(other),
         }
     }
 }
@@ -151,6 +160,7 @@ impl From<ProvisionError> for ApiError {
             ProvisionError::Engine(error) => error.into(),
             ProvisionError::Domain(error) => error.into(),
             ProvisionError::NotALoad(_) => Self::new(StatusCode::NOT_FOUND, error.to_string()),
+            other => Self::internal(other),
         }
     }
 }
@@ -174,6 +184,7 @@ impl From<RegistrationError> for ApiError {
             RegistrationError::UnknownToken | RegistrationError::NotFound => StatusCode::NOT_FOUND,
             RegistrationError::ExpiredToken => StatusCode::GONE,
             RegistrationError::Forbidden | RegistrationError::NoUser => StatusCode::FORBIDDEN,
+            other => return Self::internal(other),
         };
         Self::new(status, error.to_string())
     }

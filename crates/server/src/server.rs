@@ -29,6 +29,7 @@ use crate::state::AppState;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum ServeError {
     /// The database could not be opened or migrated.
     #[error("database {url}: {source}")]
