@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
 const PREFIX: &str = "cadre_";
@@ -212,7 +212,7 @@ impl FromRequestParts<AppState> for Admin {
             Ok(Admin(caller))
         } else {
             Err(ApiError::new(
-                axum::http::StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
                 "this endpoint needs the admin role",
             ))
         }

@@ -22,7 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::api;
 use crate::config::{Config, Mode};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::limit::ClientLimiter;
 use crate::pages;
 use crate::state::AppState;
@@ -168,7 +168,7 @@ impl Cadre {
             }),
         )
         .route("/tokens/{token}", get(pages::show).post(pages::act))
-        .fallback(|| async { ApiError::new(axum::http::StatusCode::NOT_FOUND, "no such path") })
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such path") })
         .layer(TraceLayer::new_for_http())
         .with_state(state)
     }
