@@ -1017,6 +1017,7 @@ async fn provisioning_loads_over_http_validate_everything_first_and_report_every
         )
         .await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    assert_json_snapshot!("provisioning_unknown_format", body);
     let (status, body) = server
         .post_text(
             "/api/provisioning/user-groups?mode=incremental&format=json",
@@ -1165,5 +1166,133 @@ async fn a_suspended_input_step_is_resumed_over_http_with_input_that_validates()
     );
     let (status, _) = server.put(&resume, Some(json!([{"note": "again"}]))).await;
     assert_eq!(status, StatusCode::CONFLICT);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn problem_bodies_carry_the_code_of_their_kind_of_failure() {
+    // Workflow groups' files go to a path that is a file: the file storage fails.
+    let blocker = tempfile::NamedTempFile::new().unwrap();
+    let files_dir = blocker.path().to_owned();
+    let server = Server::start_with(
+        1,
+        Vec::new(),
+        move |config| {
+            config.files_dir = files_dir;
+            config.registration.enabled = true;
+            config.registration.requests_per_minute = 2;
+        },
+        Arc::new(SystemClock),
+    )
+    .await;
+    let post_raw = |content_type: Option<&str>, body: Vec<u8>| {
+        let mut request = server
+            .client
+            .post(format!("{}/api/processes/create_user_group", server.base))
+            .bearer_auth(&server.admin)
+            .body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = post_raw(Some("application/json"), b"[{".to_vec()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_json_snapshot!("body_not_json", body);
+    let (status, body) = post_raw(None, b"[]".to_vec()).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_json_snapshot!("body_not_declared_json", body);
+    let (status, body) = post_raw(Some("application/json"), vec![b' '; 3 << 20]).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_json_snapshot!("body_too_large", body);
+
+    // A discoverable group, and a user in it.
+    let process = server
+        .start_process(
+            "create_user_group",
+            json!([{"product": USER_GROUP_PRODUCT_ID},
+                   {"user_group_id": "open", "user_group_name": "Open", "discoverable": true}]),
+        )
+        .await;
+    let process = server.wait_for(&process, &["completed"]).await;
+    let group = process["current_state"]["subscription_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, token) = server.create_user("ada", &group).await;
+
+    let (status, body) = server
+        .post(
+            "/api/processes/terminate_user",
+            json!([{"subscription_id": group}, {}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    assert_json_snapshot!("not_startable", without_ids(body));
+
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/api/register/groups/open",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_json_snapshot!("already_member", body);
+
+    let (status, team) = server
+        .call(
+            Method::POST,
+            "/api/workflow-groups",
+            Some(&token),
+            Some(json!({"workflow": "create_user", "name": "Team"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{team}");
+    let (status, body) = server
+        .upload(
+            &token,
+            team["id"].as_str().unwrap(),
+            file_part("a.txt", b"a"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_json_snapshot!("file_storage_unavailable", body);
+
+    // Anyone may sign up, a few times a minute.
+    let registration =
+        json!({"user_name": "bea", "email": "not-mail", "password": "a long enough password"});
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/api/register/users",
+            None,
+            Some(registration.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_json_snapshot!("registration_invalid_email", body);
+    server
+        .call(
+            Method::POST,
+            "/api/register/users",
+            None,
+            Some(registration.clone()),
+        )
+        .await;
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/api/register/users",
+            None,
+            Some(registration),
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_json_snapshot!("rate_limited", body);
     server.stop().await;
 }

@@ -5,4 +5,5 @@
 mod api;
 mod durability;
 mod layering;
+mod surface;
 mod tidy;

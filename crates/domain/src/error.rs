@@ -13,6 +13,7 @@ pub type Result<T, E = DomainError> = std::result::Result<T, E>;
 /// Storage adapters translate their own failures into these variants; no raw database error
 /// crosses a port.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum DomainError {
     /// The named thing does not exist.
     #[error("{kind} {id} not found")]
@@ -25,6 +26,18 @@ pub enum DomainError {
     /// The change collides with existing state (a duplicate identifier, a concurrent edit).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A worker's claim on a process is gone: the lease expired and another worker claimed the
+    /// process, or an operator acted on it. Only the lease fencing of a step commit reports
+    /// it; the worker stops and its transaction rolls back.
+    #[error(
+        "process {process} is no longer held by worker {owner}: its lease expired or an operator acted on it"
+    )]
+    LeaseLost {
+        /// The process.
+        process: Uuid,
+        /// The worker whose lease it was.
+        owner: String,
+    },
     /// The input is malformed or breaks a rule.
     #[error("invalid {field}: {reason}")]
     InvalidArgument {
@@ -46,6 +59,10 @@ pub enum DomainError {
     /// full). The message is for operators' logs, not for end users.
     #[error("storage unavailable: {0}")]
     Storage(String),
+    /// This program failed for a reason unrelated to the request and to storage (no randomness,
+    /// a hashing or encoding failure). The message is for operators' logs, not for end users.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl DomainError {

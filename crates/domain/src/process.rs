@@ -327,8 +327,8 @@ pub trait ProcessRepository: Send + Sync {
         expires_at: DateTime<Utc>,
     ) -> Result<Option<(Process, Lease)>>;
     /// Appends `steps` to the log and updates the process, if `lease` still holds; renews the
-    /// lease until `renew_until`, or releases it when `renew_until` is `None`. A lost lease is a
-    /// conflict, and the surrounding transaction must then roll back.
+    /// lease until `renew_until`, or releases it when `renew_until` is `None`. A lost lease is
+    /// [`DomainError::LeaseLost`], and the surrounding transaction must then roll back.
     async fn commit_steps(
         &self,
         lease: &Lease,

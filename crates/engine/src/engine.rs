@@ -26,6 +26,7 @@ use crate::{FormError, InputForm};
 
 /// Why the engine refused a request.
 #[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
 pub enum EngineError {
     /// No workflow has this name.
     #[error("workflow {0:?} does not exist")]
@@ -348,6 +349,9 @@ impl Engine {
                 attempt: 0,
                 now,
             };
+            // Should the commit fail, the step fails with the log and state it started from.
+            let logged = pending.len();
+            let before = state.clone();
             let (update, renew) = match execution {
                 Execution::Advanced(patch, status) => {
                     merge(&mut state, patch);
@@ -408,17 +412,54 @@ impl Engine {
                 }
             };
             let finished = renew.is_none();
-            if update.status == ProcessStatus::Completed {
-                for hook in &self.hooks {
-                    hook.completed(txn.as_ref(), &workflow, &state, update.now)
-                        .await?;
+            let committed = async {
+                if update.status == ProcessStatus::Completed {
+                    for hook in &self.hooks {
+                        hook.completed(txn.as_ref(), &workflow, &state, update.now)
+                            .await?;
+                    }
                 }
+                let renewed = txn.commit_steps(&lease, &pending, &update, renew).await?;
+                txn.commit().await?;
+                Ok(renewed)
             }
-            let committed = txn.commit_steps(&lease, &pending, &update, renew).await;
-            let Some(renewed) = lost_lease_is_stop(committed)? else {
-                return Ok(());
+            .await;
+            let renewed = match lost_lease_is_stop(committed) {
+                Ok(Some(renewed)) => renewed,
+                Ok(None) => return Ok(()),
+                // The database failed, not the step: the process is run again once the lease
+                // expires.
+                Err(error @ (DomainError::Storage(_) | DomainError::Internal(_))) => {
+                    return Err(error);
+                }
+                // What the commit broke (a duplicate identifying value, a reference, a
+                // concurrent save) fails the step, as an error of its own would.
+                Err(error) => {
+                    // This step's own entry (record_failure marks it), without `done`'s.
+                    pending.truncate(logged + 1);
+                    if let Some(own) = pending.last_mut() {
+                        own.state = before.clone();
+                    }
+                    let failure = ProcessUpdate {
+                        status: ProcessStatus::Failed,
+                        last_step: Some(step.name.clone()),
+                        next_step: Some(step.key.clone()),
+                        state: before,
+                        ..update
+                    };
+                    return self
+                        .record_failure(
+                            &process,
+                            &lease,
+                            pending,
+                            error.into(),
+                            retry_policy(step),
+                            attempt + 1,
+                            failure,
+                        )
+                        .await;
+                }
             };
-            txn.commit().await?;
             pending.clear();
             if finished {
                 if update.status == ProcessStatus::Completed {
@@ -820,11 +861,20 @@ fn operator_update(
 fn lost_lease_is_stop(result: Result<Lease, DomainError>) -> Result<Option<Lease>, DomainError> {
     match result {
         Ok(lease) => Ok(Some(lease)),
-        Err(DomainError::Conflict(message)) => {
-            tracing::warn!(%message, "lease lost; the step is rolled back");
+        Err(error @ DomainError::LeaseLost { .. }) => {
+            tracing::warn!(%error, "lease lost; the step is rolled back");
             Ok(None)
         }
         Err(error) => Err(error),
+    }
+}
+
+/// The retry policy of a step's body, if it is a retry step (or a conditional one).
+fn retry_policy(step: &Step) -> Option<crate::step::RetryPolicy> {
+    match &step.kind {
+        StepKind::Retry(_, policy) => Some(*policy),
+        StepKind::Conditional(_, inner) => retry_policy(inner),
+        _ => None,
     }
 }
 

@@ -65,6 +65,7 @@ pub struct StepError {
 
 /// The kind of a step failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum FailureKind {
     /// Anything else: the process becomes `failed`.
     #[default]
@@ -107,11 +108,23 @@ impl From<DomainError> for StepError {
         let kind = match &error {
             DomainError::NotFound { .. } => "not_found",
             DomainError::Conflict(_) => "conflict",
+            DomainError::LeaseLost { .. } => "lease_lost",
             DomainError::InvalidArgument { .. } => "invalid_argument",
             DomainError::Forbidden(_) => "forbidden",
             DomainError::Gone(_) => "gone",
             DomainError::Lifecycle(_) => "lifecycle",
             DomainError::Storage(_) => "storage",
+            DomainError::Internal(_) => {
+                // The message is for the operators' log; the process shows that it failed.
+                tracing::error!(%error, "a step failed internally");
+                return Self {
+                    message: "internal error; the server's log has the detail".to_owned(),
+                    detail: Some(serde_json::json!({ "class": "internal" })),
+                    kind: FailureKind::Failed,
+                };
+            }
+            // A kind this engine does not know yet: its message still says what happened.
+            _ => "other",
         };
         Self {
             message: error.to_string(),
@@ -170,6 +183,7 @@ impl RetryPolicy {
 
 /// What a step is.
 #[derive(Clone)]
+#[non_exhaustive]
 pub enum StepKind {
     /// Runs a function; failure fails the process.
     Plain(Arc<dyn StepFn>),
@@ -394,6 +408,22 @@ mod tests {
             Some((2, "B"))
         );
         assert!(list.find("missing").is_none());
+    }
+
+    #[test]
+    fn a_domain_error_fails_a_step_with_its_message_but_an_internal_one_without() {
+        let conflict = StepError::from(DomainError::Conflict("taken".to_owned()));
+        assert_eq!(conflict.message, "conflict: taken");
+        assert_eq!(
+            conflict.detail,
+            Some(serde_json::json!({"class": "conflict"}))
+        );
+        let internal = StepError::from(DomainError::Internal("no entropy".to_owned()));
+        assert!(!internal.message.contains("no entropy"), "{internal:?}");
+        assert_eq!(
+            internal.detail,
+            Some(serde_json::json!({"class": "internal"}))
+        );
     }
 
     #[test]

@@ -45,6 +45,7 @@ impl fmt::Debug for Workflow {
 
 /// A workflow definition that breaks a rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DefinitionError {
     /// Two workflows share a name.
     #[error("workflow {0:?} is registered twice")]

@@ -99,6 +99,7 @@ pub type Check = fn(&Value) -> Result<(), String>;
 
 /// What a field holds.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum FieldKind {
     /// Text, with optional bounds, pattern and rendering format (`long`, `customerId`, …).
     String {
@@ -155,6 +156,7 @@ pub enum FieldKind {
 
 /// What the items of a list field are.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum ListItem {
     /// One of a set of choices.
     Choice(Choices),

@@ -41,6 +41,7 @@ pub const DEFAULT_MAX_FILE_SIZE: u64 = 1 << 30;
 
 /// Why a workflow group operation failed.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum GroupError {
     /// Not found, conflict, invalid argument or forbidden, as the domain says.
     #[error(transparent)]

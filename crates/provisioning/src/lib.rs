@@ -92,6 +92,7 @@ pub(crate) struct LoadHeader {
 
 /// Why a load could not start or be reported.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum ProvisionError {
     /// The process could not start.
     #[error(transparent)]

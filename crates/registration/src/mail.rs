@@ -29,6 +29,7 @@ pub struct Mail {
 
 /// What went wrong building, rendering or sending a mail.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum MailError {
     /// The mail configuration is unusable (a bad sender, host or template directory).
     #[error("mail configuration: {0}")]

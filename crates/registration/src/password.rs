@@ -9,17 +9,21 @@ pub async fn hash(password: &str) -> Result<String, DomainError> {
     let password = password.to_owned();
     tokio::task::spawn_blocking(move || {
         let mut salt = [0u8; 16];
-        getrandom::fill(&mut salt)
-            .map_err(|error| DomainError::Storage(format!("no randomness available: {error}")))?;
-        let salt = SaltString::encode_b64(&salt)
-            .map_err(|error| DomainError::Storage(format!("cannot encode a salt: {error}")))?;
+        getrandom::fill(&mut salt).map_err(crate::tokens::no_randomness)?;
+        let salt =
+            SaltString::encode_b64(&salt).map_err(|error| failed("cannot encode a salt", error))?;
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
             .map(|hash| hash.to_string())
-            .map_err(|error| DomainError::Storage(format!("cannot hash a password: {error}")))
+            .map_err(|error| failed("cannot hash a password", error))
     })
     .await
-    .map_err(|error| DomainError::Storage(format!("the hashing task failed: {error}")))?
+    .map_err(|error| failed("the hashing task failed", error))?
+}
+
+/// A salt or a hash that could not be made: an internal error, not a storage one.
+fn failed(what: &str, error: impl std::fmt::Display) -> DomainError {
+    DomainError::Internal(format!("{what}: {error}"))
 }
 
 /// Whether `password` matches the PHC string `hash`.
@@ -36,6 +40,15 @@ pub fn verify(password: &str, hash: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_hash_is_an_internal_error() {
+        let error = failed(
+            "cannot hash a password",
+            argon2::password_hash::Error::Password,
+        );
+        assert!(matches!(error, DomainError::Internal(_)), "{error:?}");
+    }
 
     #[tokio::test]
     async fn hashes_are_argon2id_salted_and_verify() {

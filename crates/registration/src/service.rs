@@ -28,6 +28,7 @@ mod sign_up;
 
 /// Why a registration request was refused.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum RegistrationError {
     /// A field is invalid (400, naming the field).
     #[error("invalid {field}: {reason}")]

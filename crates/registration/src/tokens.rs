@@ -40,8 +40,7 @@ pub fn issue(
     ttl: TimeDelta,
 ) -> Result<IssuedToken, DomainError> {
     let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret)
-        .map_err(|error| DomainError::Storage(format!("no randomness available: {error}")))?;
+    getrandom::fill(&mut secret).map_err(no_randomness)?;
     let secret = hex::encode(secret);
     let token = RegistrationToken {
         id: Uuid::now_v7(),
@@ -55,6 +54,11 @@ pub fn issue(
     };
     let plain = format!("{}.{secret}", token.id.simple());
     Ok(IssuedToken { token, plain })
+}
+
+/// The operating system could not give random bytes: an internal error, not a storage one.
+pub(crate) fn no_randomness(error: getrandom::Error) -> DomainError {
+    DomainError::Internal(format!("no randomness available: {error}"))
 }
 
 /// The id and secret of a plain token, or `None` when it is not of the token's shape.
@@ -83,6 +87,12 @@ pub fn matches(token: &RegistrationToken, secret: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_randomness_is_an_internal_error() {
+        let error = no_randomness(getrandom::Error::UNSUPPORTED);
+        assert!(matches!(error, DomainError::Internal(_)), "{error:?}");
+    }
 
     #[test]
     fn an_issued_token_parses_and_matches_only_its_own_secret() {

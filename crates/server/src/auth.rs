@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
 const PREFIX: &str = "cadre_";
@@ -61,7 +61,7 @@ pub async fn issue_token(
     }
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret)
-        .map_err(|error| DomainError::Storage(format!("no randomness available: {error}")))?;
+        .map_err(|error| DomainError::Internal(format!("no randomness available: {error}")))?;
     let secret = hex::encode(secret);
     let token = ApiToken {
         id: Uuid::now_v7(),
@@ -212,7 +212,7 @@ impl FromRequestParts<AppState> for Admin {
             Ok(Admin(caller))
         } else {
             Err(ApiError::new(
-                axum::http::StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
                 "this endpoint needs the admin role",
             ))
         }

@@ -18,5 +18,5 @@ mod state;
 pub use state::AppState;
 
 pub use config::{Config, Mode};
-pub use error::{ApiError, Problem};
+pub use error::{ApiError, ErrorCode, Problem};
 pub use server::{Cadre, ServeError, app_state};

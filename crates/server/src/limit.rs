@@ -6,10 +6,9 @@ use std::num::NonZeroU32;
 
 use axum::extract::ConnectInfo;
 use axum::http::Extensions;
-use axum::http::StatusCode;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Requests allowed per client address and minute, with bursts up to the same number.
 pub struct ClientLimiter(DefaultKeyedRateLimiter<IpAddr>);
@@ -29,7 +28,7 @@ impl ClientLimiter {
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
         self.0.check_key(&address).map_err(|_| {
             ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
                 "too many requests from your address; try again in a minute",
             )
         })?;

@@ -91,7 +91,7 @@ fn refused(error: RegistrationError) -> Response {
 /// The page for a refused request, with the status the API would answer.
 fn refused_api(error: ApiError) -> Response {
     let (status, detail) = match error {
-        ApiError::Problem(status, detail) => (status, detail),
+        ApiError::Problem(code, detail) => (code.status(), detail),
         ApiError::Unauthenticated => (
             StatusCode::UNAUTHORIZED,
             RegistrationError::Unauthenticated.to_string(),

@@ -22,12 +22,13 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::api;
 use crate::config::{Config, Mode};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::limit::ClientLimiter;
 use crate::state::AppState;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum ServeError {
     /// The database could not be opened or migrated.
     #[error("database {url}: {source}")]
@@ -165,7 +166,7 @@ impl Cadre {
                 async move { Json(openapi.as_ref().clone()) }
             }),
         )
-        .fallback(|| async { ApiError::new(axum::http::StatusCode::NOT_FOUND, "no such path") })
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such path") })
         .layer(TraceLayer::new_for_http())
         .with_state(state)
     }

@@ -527,10 +527,10 @@ impl<C: Conn> ProcessRepository for Repo<C> {
             held
         };
         if !held {
-            return Err(DomainError::Conflict(format!(
-                "process {} is no longer held by worker {}: its lease expired or an operator acted on it",
-                lease.process_id, lease.owner
-            )));
+            return Err(DomainError::LeaseLost {
+                process: lease.process_id,
+                owner: lease.owner.clone(),
+            });
         }
         Ok(Lease {
             expires_at: renew_until.unwrap_or(update.now),

@@ -259,7 +259,10 @@ async fn a_lease_taken_over_or_revoked_fences_out_the_old_worker() {
         .commit_steps(&first, std::slice::from_ref(&step), &update, None)
         .await
         .unwrap_err();
-    assert!(matches!(stale, DomainError::Conflict(_)), "{stale:?}");
+    assert!(
+        matches!(stale, DomainError::LeaseLost { process: id, ref owner } if id == process.id && owner == "a"),
+        "{stale:?}"
+    );
     store
         .commit_steps(
             &second,
@@ -276,8 +279,8 @@ async fn a_lease_taken_over_or_revoked_fences_out_the_old_worker() {
         .await
         .unwrap_err();
     assert!(
-        matches!(revoked, DomainError::Conflict(_)),
-        "an abort revokes the lease"
+        matches!(revoked, DomainError::LeaseLost { .. }),
+        "an abort revokes the lease: {revoked:?}"
     );
     assert_eq!(
         store.process_steps(process.id).await.unwrap().len(),

@@ -102,8 +102,10 @@ async fn built_in_form_schemas() {
 async fn every_workflow_form_starts_with_its_product_or_subscription() {
     let store = scratch_store().await;
     for workflow in cadre_products::workflows() {
-        let Err(FormError::NotComplete(body)) =
-            workflow.initial_form.submit(&*store, &Map::new(), &[]).await
+        let Err(FormError::NotComplete(body)) = workflow
+            .initial_form
+            .submit(&*store, &Map::new(), &[])
+            .await
         else {
             panic!(
                 "{}: an empty submission asks for the first page",

@@ -197,7 +197,7 @@ impl Registration {
             announcements: self.announcements(pending, now)?,
         };
         let page = serde_json::to_value(&input).map_err(|error| {
-            DomainError::Storage(format!("cannot encode the completion: {error}"))
+            DomainError::Internal(format!("cannot encode the completion: {error}"))
         })?;
         let process = self
             .engine

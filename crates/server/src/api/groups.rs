@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::epoch;
 use crate::auth::Caller;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, ErrorCode, Problem};
 use crate::extract::{JsonBody, Path, Query};
 use crate::state::AppState;
 
@@ -323,7 +323,7 @@ pub async fn upload_file(
     Path(group_id): Path<String>,
     request: Request,
 ) -> Result<(StatusCode, Json<FileSchema>), ApiError> {
-    let bad_request = |detail: String| ApiError::new(StatusCode::BAD_REQUEST, detail);
+    let bad_request = |detail: String| ApiError::new(ErrorCode::InvalidUpload, detail);
     let boundary = request
         .headers()
         .get(header::CONTENT_TYPE)

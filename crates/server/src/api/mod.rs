@@ -130,7 +130,7 @@ const MAX_OFFSET: u64 = i64::MAX as u64;
 fn page_offset(offset: Option<u64>) -> Result<u64, crate::error::ApiError> {
     match offset.unwrap_or(0) {
         offset if offset > MAX_OFFSET => Err(crate::error::ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
+            crate::error::ErrorCode::InvalidQuery,
             format!("offset must be at most {MAX_OFFSET}"),
         )),
         offset => Ok(offset),
@@ -150,7 +150,7 @@ fn page_limit(limit: Option<u64>) -> Result<u64, crate::error::ApiError> {
     match limit.unwrap_or(DEFAULT_LIMIT) {
         limit @ 1..=MAX_LIMIT => Ok(limit),
         _ => Err(crate::error::ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
+            crate::error::ErrorCode::InvalidQuery,
             format!("limit must be between 1 and {MAX_LIMIT}"),
         )),
     }

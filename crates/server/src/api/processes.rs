@@ -13,7 +13,7 @@ use cadre_engine::Engine;
 
 use super::{epoch, one_of, page_limit, page_offset};
 use crate::auth::{Admin, Caller};
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, ErrorCode, Problem};
 use crate::extract::{JsonBody, Path, Query};
 use crate::state::AppState;
 
@@ -197,7 +197,7 @@ fn parse_status(status: &str) -> Result<ProcessStatus, ApiError> {
     status.parse().map_err(|_| {
         let known: Vec<&str> = ProcessStatus::ALL.iter().map(|s| s.as_str()).collect();
         ApiError::new(
-            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidQuery,
             format!(
                 "unknown process status {status:?}; expected one of {}",
                 known.join(", ")
@@ -238,7 +238,7 @@ pub async fn start_process(
         .is_some_and(|workflow| workflow.target == Target::System);
     if is_task && !caller.0.role.includes(Role::Admin) {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
             "task workflows need the admin role",
         ));
     }

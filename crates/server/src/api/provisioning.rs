@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::Admin;
-use crate::error::{ApiError, InvalidInput, Problem};
+use crate::error::{ApiError, ErrorCode, InvalidInput, Problem};
 use crate::extract::{Path, Query};
 use crate::state::AppState;
 
@@ -200,12 +200,12 @@ fn format(params: &LoadParams, headers: &HeaderMap) -> Result<Format, ApiError> 
     });
     match (named, declared) {
         (Some(named), Some(declared)) if named != declared => Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::UnsupportedMediaType,
             format!("the Content-Type is {content_type}, which contradicts ?format="),
         )),
         (Some(format), _) | (None, Some(format)) => Ok(format),
         (None, None) => Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::UnsupportedMediaType,
             "send text/csv, application/json or application/x-ndjson, or name the format with ?format=",
         )),
     }
@@ -242,7 +242,7 @@ pub async fn start_load(
         .await
         .map_err(|_| {
             ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::PayloadTooLarge,
                 "the input is larger than 256 MiB, or broke off; split it into several loads",
             )
         })?;

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::{Admin, Caller};
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, ErrorCode, Problem};
 use crate::extract::{JsonBody, Path};
 use crate::state::AppState;
 
@@ -135,7 +135,7 @@ fn enabled(state: &AppState) -> Result<(), ApiError> {
     if state.registration.settings().enabled {
         Ok(())
     } else {
-        Err(ApiError::new(StatusCode::NOT_FOUND, "no such path"))
+        Err(ApiError::new(ErrorCode::NotFound, "no such path"))
     }
 }
 

@@ -2,7 +2,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use cadre_domain::{
     Lifecycle, ProductType, SortOrder, Subscription, SubscriptionQuery, SubscriptionSort,
     SubscriptionSummary,
@@ -16,7 +15,7 @@ use super::products::ProductSchema;
 use super::workflows::WorkflowSchema;
 use super::{epoch, one_of, page_limit, page_offset};
 use crate::auth::Caller;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, ErrorCode, Problem};
 use crate::extract::{Path, Query};
 use crate::state::AppState;
 
@@ -162,7 +161,7 @@ impl SubscriptionFilter {
             .as_deref()
             .map(str::parse::<Lifecycle>)
             .transpose()
-            .map_err(|error| ApiError::new(StatusCode::BAD_REQUEST, error.to_string()))?;
+            .map_err(|error| ApiError::new(ErrorCode::InvalidQuery, error.to_string()))?;
         Ok(SubscriptionQuery {
             product_type: self
                 .product_type
