@@ -1185,9 +1185,14 @@ async fn problem_bodies_carry_the_code_of_their_kind_of_failure() {
         Arc::new(SystemClock),
     )
     .await;
+    // A connection of its own for each: the server answers a body that is too large before
+    // reading it all, and the connection is then unusable.
+    let unpooled = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     let post_raw = |content_type: Option<&str>, body: Vec<u8>| {
-        let mut request = server
-            .client
+        let mut request = unpooled
             .post(format!("{}/api/processes/create_user_group", server.base))
             .bearer_auth(&server.admin)
             .body(body);
