@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cadre_domain::ProductType;
-use cadre_engine::steps::create_subscription;
+use cadre_engine::standard::create_subscription;
 use cadre_engine::testing::{OnePage, Touch};
 use cadre_engine::{
     Patch, Registry, StepContext, StepError, StepFn, StepKind, Workflow, done, init, step,

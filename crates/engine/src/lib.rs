@@ -13,8 +13,8 @@
 
 mod engine;
 mod no_input;
+pub mod standard;
 mod step;
-pub mod steps;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod workflow;

@@ -44,7 +44,7 @@ pub fn registry() -> Result<Registry, DefinitionError> {
 
 /// The body of the create User workflow (`initialize_subscription >> provision_user`), for
 /// workflows that create a user as `create_user` does and then do more (registration), framed
-/// with [`cadre_engine::steps::create_workflow`]. It reads the same state keys as `create_user`.
+/// with [`cadre_engine::standard::create_workflow`]. It reads the same state keys as `create_user`.
 pub fn create_user_body() -> StepList {
     user::create_body()
 }

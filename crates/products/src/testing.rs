@@ -9,7 +9,7 @@ use cadre_domain::{
     BlockRef, DomainError, ExternalId, Lifecycle, Name, NewSubscription, ProductType, Repositories,
     Result,
 };
-use cadre_engine::steps::DEFAULT_CUSTOMER;
+use cadre_engine::standard::DEFAULT_CUSTOMER;
 
 use crate::models::{UserGroup, UserGroupInactive, user_group_description};
 

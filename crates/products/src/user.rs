@@ -10,7 +10,7 @@ use cadre_domain::{Email, ExternalId, Lifecycle, Name, ProductType, Target};
 use crate::forms;
 
 use crate::active_groups;
-use cadre_engine::steps::{
+use cadre_engine::standard::{
     create_workflow, load_subscription, modify_workflow, subscription_patch, terminate_workflow,
     validate_workflow,
 };

@@ -11,7 +11,7 @@ use crate::forms;
 use uuid::Uuid;
 
 use crate::active_groups;
-use cadre_engine::steps::{
+use cadre_engine::standard::{
     create_workflow, load_subscription, modify_workflow, subscription_patch, terminate_workflow,
     validate_workflow,
 };

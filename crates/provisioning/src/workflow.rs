@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use cadre_domain::{
     ChunkPart, DomainError, LoadChunk, Name, ProductType, Repositories, State, Target,
 };
-use cadre_engine::steps::DEFAULT_CUSTOMER;
+use cadre_engine::standard::DEFAULT_CUSTOMER;
 use cadre_engine::{
     Patch, StepContext, StepError, StepFn, Workflow, done, init, repeat_while, step,
 };

@@ -8,9 +8,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-/// A token just issued: what to store, and the one time its plain form exists.
+/// A registration link's token just issued: what to store, and the one time its plain form
+/// exists (an API token's counterpart is `cadre_server::auth::IssuedToken`).
 #[derive(Debug, Clone)]
-pub struct IssuedToken {
+pub struct IssuedLink {
     /// What the store keeps.
     pub token: RegistrationToken,
     /// What goes into the link; never stored, never returned by the API.
@@ -38,7 +39,7 @@ pub fn issue(
     subject: TokenSubject,
     now: DateTime<Utc>,
     ttl: TimeDelta,
-) -> Result<IssuedToken, DomainError> {
+) -> Result<IssuedLink, DomainError> {
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).map_err(no_randomness)?;
     let secret = hex::encode(secret);
@@ -53,7 +54,7 @@ pub fn issue(
         expires_at: now + ttl,
     };
     let plain = format!("{}.{secret}", token.id.simple());
-    Ok(IssuedToken { token, plain })
+    Ok(IssuedLink { token, plain })
 }
 
 /// The operating system could not give random bytes: an internal error, not a storage one.

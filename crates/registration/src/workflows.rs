@@ -10,7 +10,7 @@ use cadre_domain::{
     FormLookups, FormNotComplete, FormValidationError, Lifecycle, Name, OutboxMessage, ProductType,
     Repositories, State, Target, ValidationError,
 };
-use cadre_engine::steps::{
+use cadre_engine::standard::{
     create_workflow, load_subscription, modify_workflow, subscription_patch,
 };
 use cadre_engine::{FormError, InputForm, Patch, StepContext, StepError, StepFn, Workflow, step};

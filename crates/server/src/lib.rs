@@ -12,7 +12,7 @@ pub mod config;
 mod error;
 mod extract;
 mod limit;
-mod pages;
+mod link_pages;
 mod server;
 mod state;
 pub use state::AppState;

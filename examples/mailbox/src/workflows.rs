@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use cadre_domain::models::DomainModel;
 use cadre_domain::{BlockRef, Email, Lifecycle, ProductType, Target};
-use cadre_engine::steps::{
+use cadre_engine::standard::{
     create_workflow, load_subscription, modify_workflow, subscription_patch, terminate_workflow,
 };
 use cadre_engine::{Patch, StepContext, StepError, StepFn, StepList, Workflow, step};

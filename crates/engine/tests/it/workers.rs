@@ -6,7 +6,7 @@ use cadre_domain::{
     ProcessQuery, ProcessRepository, ProcessStatus, ProductType, Store, SubscriptionQuery,
     SubscriptionRepository, SystemClock,
 };
-use cadre_engine::steps::create_subscription;
+use cadre_engine::standard::create_subscription;
 use cadre_engine::{Engine, EngineConfig, Registry, done, init, step};
 use cadre_migrations::demo::USER_GROUP_PRODUCT_ID;
 use cadre_store::testing::{postgres_url, scratch_database, store_at};

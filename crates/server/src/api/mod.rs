@@ -111,7 +111,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
             registration::join_group,
             registration::leave_group
         ))
-        .routes(routes!(crate::pages::show, crate::pages::act))
+        .routes(routes!(crate::link_pages::show, crate::link_pages::act))
 }
 
 /// Seconds since the Unix epoch, with millisecond precision.
