@@ -16,8 +16,7 @@ use cadre_domain::{
     DomainError, ProcessQuery, ProcessRepository, ProcessStatus, State, Store, StoreTransaction,
     SystemClock,
 };
-use cadre_engine::testing::OnePage;
-use cadre_engine::{CompletionHook, Engine, EngineConfig, Registry, Workflow};
+use cadre_engine::{CompletionHook, Engine, EngineConfig, Workflow};
 use cadre_migrations::demo::{USER_GROUP_PRODUCT_ID, USER_INTERNAL_PRODUCT_ID};
 use cadre_products::models::UserGroup;
 use cadre_store::SeaStore;
@@ -56,11 +55,7 @@ async fn raw_commit_rate(conn: &DatabaseConnection, count: usize) -> f64 {
 }
 
 fn engine(store: &SeaStore, worker: &str) -> Engine {
-    let mut registry = Registry::new();
-    for mut workflow in cadre_products::workflows() {
-        workflow.initial_form = Arc::new(OnePage { required: None });
-        registry.register(workflow).unwrap();
-    }
+    let registry = cadre_products::testing::registry_with_one_page_forms().unwrap();
     let store: Arc<dyn Store> = Arc::new(store.clone());
     Engine::new(
         store,

@@ -1,5 +1,6 @@
-//! Test support (feature `testing`): built-in subscriptions made through the typed models as
-//! the workflows make them, for the tests and benches of the layers above.
+//! Test support (feature `testing`): the built-in workflows with one-page forms, and built-in
+//! subscriptions made through the typed models as the workflows make them, for the tests and
+//! benches of the layers above.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -9,7 +10,11 @@ use cadre_domain::{
     BlockRef, DomainError, ExternalId, Lifecycle, Name, NewSubscription, ProductType, Repositories,
     Result,
 };
+use std::sync::Arc;
+
 use cadre_engine::standard::DEFAULT_CUSTOMER;
+use cadre_engine::testing::OnePage;
+use cadre_engine::{DefinitionError, Registry};
 
 use crate::models::{UserGroup, UserGroupInactive, user_group_description};
 
@@ -55,4 +60,15 @@ pub async fn active_group(
         .change_lifecycle(Lifecycle::Active, now)?;
     group.subscription.insync = true;
     models::save(repositories, group).await
+}
+
+/// Every built-in workflow, each taking its whole input as one page (`OnePage`): for tests and
+/// benches of the steps, whose forms are tested on their own.
+pub fn registry_with_one_page_forms() -> std::result::Result<Registry, DefinitionError> {
+    let mut registry = Registry::new();
+    for mut workflow in crate::workflows() {
+        workflow.initial_form = Arc::new(OnePage { required: None });
+        registry.register(workflow)?;
+    }
+    Ok(registry)
 }

@@ -7,8 +7,7 @@ use cadre_domain::{
     Lifecycle, Process, ProcessRepository, ProcessStatus, Store, SubscriptionRepository,
     SystemClock,
 };
-use cadre_engine::testing::OnePage;
-use cadre_engine::{Engine, EngineConfig, EngineError, Registry};
+use cadre_engine::{Engine, EngineConfig, EngineError};
 use cadre_migrations::demo::{USER_GROUP_PRODUCT_ID, USER_INTERNAL_PRODUCT_ID};
 use cadre_products::models::{User, UserGroup};
 use cadre_store::SeaStore;
@@ -19,12 +18,8 @@ use uuid::Uuid;
 use crate::fixtures::log;
 
 fn engine(store: &SeaStore) -> Engine {
-    // The forms are cadre-forms' concern; here one page carries the whole input.
-    let mut registry = Registry::new();
-    for mut workflow in cadre_products::workflows() {
-        workflow.initial_form = Arc::new(OnePage { required: None });
-        registry.register(workflow).unwrap();
-    }
+    // The forms are tested on their own (forms.rs); here one page carries the whole input.
+    let registry = cadre_products::testing::registry_with_one_page_forms().unwrap();
     let store: Arc<dyn Store> = Arc::new(store.clone());
     Engine::new(
         store,
