@@ -31,10 +31,13 @@ pub struct MailboxSchema {
     pub owner_subscription_id: Uuid,
 }
 
-/// The active mailboxes, oldest first.
+/// The most mailboxes one listing returns.
+pub const MAX_LISTED: u64 = 1000;
+
+/// The active mailboxes, oldest first, at most [`MAX_LISTED`].
 #[utoipa::path(get, path = "/api/mailboxes", tag = "mailboxes", security(("bearer" = [])),
     responses(
-        (status = 200, description = "The active mailboxes", body = Vec<MailboxSchema>),
+        (status = 200, description = "The active mailboxes, at most 1000", body = Vec<MailboxSchema>),
         (status = 401, description = "No valid token", body = Problem),
         (status = 403, description = "Not an admin token", body = Problem),
     ))]
@@ -47,7 +50,7 @@ pub async fn list_mailboxes(
         .list_subscriptions(&SubscriptionQuery {
             product_type: Some(ProductType::new(PRODUCT_TYPE)),
             lifecycle: Some(Lifecycle::Active),
-            limit: None,
+            limit: Some(MAX_LISTED),
             ..SubscriptionQuery::default()
         })
         .await?;

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 struct Server {
     base: String,
     token: String,
+    user_token: String,
     client: reqwest::Client,
     _files: tempfile::TempDir,
     _database: cadre_store::testing::ScratchDatabase,
@@ -32,6 +33,17 @@ impl Server {
             engine.store().as_ref(),
             "alice",
             Role::Admin,
+            None,
+            "test",
+            SystemClock.now(),
+        )
+        .await
+        .unwrap()
+        .plain;
+        let user_token = cadre_server::auth::issue_token(
+            engine.store().as_ref(),
+            "bob",
+            Role::User,
             None,
             "test",
             SystemClock.now(),
@@ -58,6 +70,7 @@ impl Server {
         Self {
             base,
             token,
+            user_token,
             client: reqwest::Client::new(),
             _files: files,
             _database: database,
@@ -229,6 +242,20 @@ async fn a_mailbox_is_created_modified_and_terminated_through_its_forms_beside_t
         json!([{"subscription_id": mailbox, "address": "ada@example.org", "quota_mb": 1024,
                 "aliases": ["ada.lovelace@example.org"], "owner_subscription_id": ada}])
     );
+    // Only admins list mailboxes: anonymous callers and user tokens are refused.
+    let anonymous = reqwest::Client::new()
+        .get(format!("{}/api/mailboxes", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let as_user = reqwest::Client::new()
+        .get(format!("{}/api/mailboxes", server.base))
+        .bearer_auth(&server.user_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(as_user.status(), StatusCode::FORBIDDEN);
     let (_, openapi) = server
         .call(reqwest::Method::GET, "/api/openapi.json", None)
         .await;

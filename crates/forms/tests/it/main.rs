@@ -4,3 +4,4 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod samples;
+mod standard;
