@@ -1,95 +1,20 @@
-//! The engine: starts processes from submitted forms, runs them step by step on workers, and
-//! resumes, skips or aborts them for operators.
-//!
-//! Each step runs in its own transaction, and the same transaction appends the step log entry
-//! and moves the process on (fenced by the worker's lease). A crash at any point therefore
-//! leaves the process at its last committed step with none of the interrupted step's effects;
-//! a restarted worker claims it once its lease expires and runs that step again.
+//! Workers: claiming runnable processes and running them one committed step at a time, and
+//! recording the failures of their steps.
 
 use std::future::Future;
-use std::sync::Arc;
 
 use cadre_domain::{
-    Clock, DomainError, Lease, NewProcess, Process, ProcessStatus, ProcessUpdate, State,
-    StepRecord, StepStatus, Store, StoreTransaction,
+    DomainError, Lease, Process, ProcessStatus, ProcessUpdate, State, StepRecord, StepStatus,
 };
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
 use serde_json::{Value, json};
-use thiserror::Error;
 use tracing::{Instrument, info_span};
 use uuid::Uuid;
 
-use crate::no_input::NoInput;
-use crate::step::{Condition, FailureKind, Patch, Step, StepContext, StepError, StepKind, merge};
-use crate::workflow::{Registry, Workflow};
-use crate::{FormError, InputForm};
-
-/// Why the engine refused a request.
-#[derive(Debug, Clone, PartialEq, Error)]
-#[non_exhaustive]
-pub enum EngineError {
-    /// No workflow has this name.
-    #[error("workflow {0:?} does not exist")]
-    UnknownWorkflow(String),
-    /// The workflow cannot start on this input (subscription busy, wrong lifecycle, …).
-    #[error("this workflow cannot be started: {0}")]
-    NotStartable(String),
-    /// The submitted pages did not produce input.
-    #[error(transparent)]
-    Form(#[from] FormError),
-    /// The store refused or failed.
-    #[error(transparent)]
-    Domain(#[from] DomainError),
-}
-
-/// How a worker behaves.
-#[derive(Debug, Clone)]
-pub struct EngineConfig {
-    /// This worker's name, recorded as the lease owner.
-    pub worker_id: String,
-    /// How long a claim lasts without a step commit; another worker takes over after it.
-    pub lease: TimeDelta,
-    /// How long an idle worker sleeps before looking for work again.
-    pub poll_interval: std::time::Duration,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        Self {
-            worker_id: format!("worker-{}", Uuid::now_v7().simple()),
-            lease: TimeDelta::seconds(30),
-            poll_interval: std::time::Duration::from_millis(200),
-        }
-    }
-}
-
-/// Something to do when a process completes, in the transaction that completes it, so that
-/// what it records (an outbox entry, say) commits with the completion or not at all.
-#[async_trait::async_trait]
-pub trait CompletionHook: Send + Sync {
-    /// Called once for each completed process, with its workflow, final state and the time.
-    async fn completed(
-        &self,
-        txn: &dyn StoreTransaction,
-        workflow: &Workflow,
-        state: &State,
-        now: DateTime<Utc>,
-    ) -> Result<(), DomainError>;
-}
-
-/// A workflow engine over a store.
-#[derive(Clone)]
-pub struct Engine {
-    store: Arc<dyn Store>,
-    registry: Arc<Registry>,
-    clock: Arc<dyn Clock>,
-    config: EngineConfig,
-    /// Run in the transaction of each completion.
-    hooks: Vec<Arc<dyn CompletionHook>>,
-    /// Wakes this engine's idle workers when it makes a process runnable; workers elsewhere
-    /// find it at their next poll.
-    work_available: Arc<tokio::sync::Notify>,
-}
+use super::Engine;
+use crate::step::{
+    Condition, FailureKind, Patch, RetryPolicy, Step, StepContext, StepError, StepKind, merge,
+};
 
 /// What running one step produced.
 enum Execution {
@@ -100,126 +25,10 @@ enum Execution {
     /// The `done` step.
     Complete,
     /// The step failed; with a policy, it is retried.
-    Failed(StepError, Option<crate::step::RetryPolicy>),
+    Failed(StepError, Option<RetryPolicy>),
 }
 
 impl Engine {
-    /// An engine over `store` running the workflows of `registry`.
-    pub fn new(
-        store: Arc<dyn Store>,
-        registry: Registry,
-        clock: Arc<dyn Clock>,
-        config: EngineConfig,
-    ) -> Self {
-        Self {
-            store,
-            registry: Arc::new(registry),
-            clock,
-            config,
-            hooks: Vec::new(),
-            work_available: Arc::new(tokio::sync::Notify::new()),
-        }
-    }
-
-    /// This engine with `hook` run in the transaction of every process completion.
-    pub fn with_completion_hook(&self, hook: Arc<dyn CompletionHook>) -> Self {
-        let mut engine = self.clone();
-        engine.hooks.push(hook);
-        engine
-    }
-
-    /// A second handle on this engine that claims processes as worker `worker_id`; it shares the
-    /// store, the registry and the wake-ups of processes this engine starts.
-    pub fn with_worker_id(&self, worker_id: impl Into<String>) -> Self {
-        let mut engine = self.clone();
-        engine.config.worker_id = worker_id.into();
-        engine
-    }
-
-    /// The workflows this engine runs.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
-    }
-
-    /// The store this engine runs on.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
-    /// The clock this engine reads.
-    pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
-    }
-
-    fn workflow(&self, name: &str) -> Result<&Arc<Workflow>, EngineError> {
-        self.registry
-            .get(name)
-            .ok_or_else(|| EngineError::UnknownWorkflow(name.to_owned()))
-    }
-
-    /// Validates `pages` against the workflow's initial form and stores a new process in status
-    /// `created`; a worker picks it up. Returns the stored process.
-    pub async fn start(
-        &self,
-        workflow_name: &str,
-        pages: &[Value],
-        created_by: &str,
-    ) -> Result<Process, EngineError> {
-        let workflow = self.workflow(workflow_name)?;
-        let id = Uuid::now_v7();
-        let mut state = State::new();
-        state.insert("process_id".to_owned(), json!(id));
-        state.insert("reporter".to_owned(), json!(created_by));
-        state.insert("workflow_name".to_owned(), json!(workflow.name));
-        state.insert("workflow_target".to_owned(), json!(workflow.target));
-        let input = workflow
-            .initial_form
-            .submit(self.store.as_ref(), &state, pages)
-            .await?;
-        let subscription_id = self.check_startable(workflow, &input).await?;
-        let raw_input = Value::Array(pages.to_vec());
-        merge(&mut state, input);
-
-        let process = self
-            .store
-            .create_process(&NewProcess {
-                id,
-                workflow_name: workflow.name.clone(),
-                workflow_version: workflow.version,
-                target: workflow.target,
-                created_by: created_by.to_owned(),
-                state,
-                input: raw_input,
-                first_step: first_step_key(workflow),
-                subscription_id,
-                now: self.clock.now(),
-            })
-            .await?;
-        self.work_available.notify_waiters();
-        tracing::info!(process_id = %id, workflow = %workflow.name, "process created");
-        Ok(process)
-    }
-
-    /// Refuses to start a workflow on a subscription of another product type, in a lifecycle the
-    /// workflow does not allow, or (modify, terminate) held by another process. Returns the
-    /// subscription the input names, if any.
-    async fn check_startable(
-        &self,
-        workflow: &Workflow,
-        input: &State,
-    ) -> Result<Option<Uuid>, EngineError> {
-        let Some(raw) = input.get("subscription_id") else {
-            return Ok(None);
-        };
-        let subscription_id: Uuid = serde_json::from_value(raw.clone())
-            .map_err(|_| EngineError::NotStartable(format!("{raw} is not a subscription id")))?;
-        let record = self.store.load_subscription(subscription_id).await?;
-        match workflow.refusal(&record) {
-            Some(reason) => Err(EngineError::NotStartable(reason)),
-            None => Ok(Some(subscription_id)),
-        }
-    }
-
     /// Claims one runnable process and runs it until it completes, suspends, fails, waits or
     /// loses its lease. Returns the process id, or `None` when nothing was runnable.
     pub async fn run_next(&self) -> Result<Option<Uuid>, DomainError> {
@@ -483,7 +292,7 @@ impl Engine {
         lease: &Lease,
         mut records: Vec<StepRecord>,
         error: StepError,
-        policy: Option<crate::step::RetryPolicy>,
+        policy: Option<RetryPolicy>,
         attempts: i64,
         update: ProcessUpdate,
     ) -> Result<(), DomainError> {
@@ -575,285 +384,6 @@ impl Engine {
         }
         Ok(())
     }
-
-    /// Resumes a process: a suspended one with input for its input step (validated like a start),
-    /// a failed or waiting one by running the failed step again (`pages` must be `[]` or `[{}]`).
-    pub async fn resume(
-        &self,
-        id: Uuid,
-        pages: &[Value],
-        user: &str,
-    ) -> Result<Process, EngineError> {
-        let process = self.store.process(id).await?;
-        let workflow = self.workflow(&process.workflow_name)?;
-        let key = process.next_step.clone().unwrap_or_default();
-        let now = self.clock.now();
-        if process.status == ProcessStatus::Suspended {
-            let (step, following) = current_step(workflow, &key)?;
-            let StepKind::Input(form) = &step.kind else {
-                return Err(EngineError::NotStartable(format!(
-                    "step {key:?} takes no input"
-                )));
-            };
-            let input = form
-                .submit(self.store.as_ref(), &process.state, pages)
-                .await?;
-            let mut state = process.state.clone();
-            merge(&mut state, input);
-            let txn = self.store.begin().await?;
-            txn.record_input(id, "user_input", &Value::Array(pages.to_vec()), now)
-                .await?;
-            let resumed = txn
-                .transition_process(
-                    id,
-                    &[ProcessStatus::Suspended],
-                    Some(&operator_record(
-                        step,
-                        StepStatus::Success,
-                        &state,
-                        user,
-                        now,
-                    )),
-                    &operator_update(
-                        ProcessStatus::Resumed,
-                        Some(&step.name),
-                        following,
-                        &state,
-                        now,
-                    ),
-                )
-                .await?;
-            txn.commit().await?;
-            self.work_available.notify_waiters();
-            return Ok(resumed);
-        }
-        let retryable = retryable_statuses();
-        if !retryable.contains(&process.status) {
-            let wanted: Vec<&str> = retryable.iter().map(|status| status.as_str()).collect();
-            return Err(DomainError::Conflict(format!(
-                "process {id} is {}; this action needs one of: {}",
-                process.status,
-                wanted.join(", ")
-            ))
-            .into());
-        }
-        // A retry takes no input: `[]`, or the one empty page of an empty form.
-        if !pages.is_empty() {
-            NoInput
-                .submit(self.store.as_ref(), &process.state, pages)
-                .await?;
-        }
-        let resumed = self
-            .store
-            .transition_process(
-                id,
-                &retryable_statuses(),
-                None,
-                &operator_update(
-                    ProcessStatus::Resumed,
-                    process.last_step.as_deref(),
-                    Some(key),
-                    &process.state,
-                    now,
-                ),
-            )
-            .await?;
-        self.work_available.notify_waiters();
-        Ok(resumed)
-    }
-
-    /// Skips the failed (or waiting) step of a process, logging it as skipped, and lets a worker
-    /// continue with the step after it.
-    pub async fn skip_step(&self, id: Uuid, user: &str) -> Result<Process, EngineError> {
-        let process = self.store.process(id).await?;
-        let retryable = retryable_statuses();
-        if !retryable.contains(&process.status) {
-            return Err(DomainError::Conflict(format!(
-                "process {id} is {}; only a failed or waiting step can be skipped",
-                process.status
-            ))
-            .into());
-        }
-        let workflow = self.workflow(&process.workflow_name)?;
-        let key = process.next_step.clone().unwrap_or_default();
-        let (step, following) = current_step(workflow, &key)?;
-        let now = self.clock.now();
-        let skipped = self
-            .store
-            .transition_process(
-                id,
-                &retryable,
-                Some(&operator_record(
-                    step,
-                    StepStatus::Skipped,
-                    &process.state,
-                    user,
-                    now,
-                )),
-                &operator_update(
-                    ProcessStatus::Resumed,
-                    Some(&step.name),
-                    following,
-                    &process.state,
-                    now,
-                ),
-            )
-            .await?;
-        self.work_available.notify_waiters();
-        Ok(skipped)
-    }
-
-    /// Aborts an unfinished process. A worker running it loses its lease: its current step
-    /// rolls back and nothing more runs.
-    pub async fn abort(&self, id: Uuid, user: &str) -> Result<Process, EngineError> {
-        let process = self.store.process(id).await?;
-        let now = self.clock.now();
-        let unfinished: Vec<ProcessStatus> = ProcessStatus::ALL
-            .iter()
-            .copied()
-            .filter(|status| !status.is_final())
-            .collect();
-        let abort_step = StepRecord {
-            step_key: "abort".to_owned(),
-            name: "User Aborted".to_owned(),
-            status: StepStatus::Abort,
-            state: process.state.clone(),
-            error: None,
-            created_by: user.to_owned(),
-            started_at: now,
-            completed_at: now,
-        };
-        Ok(self
-            .store
-            .transition_process(
-                id,
-                &unfinished,
-                Some(&abort_step),
-                &ProcessUpdate {
-                    last_step: Some("User Aborted".to_owned()),
-                    ..operator_update(
-                        ProcessStatus::Aborted,
-                        None,
-                        process.next_step.clone(),
-                        &process.state,
-                        now,
-                    )
-                },
-            )
-            .await?)
-    }
-
-    /// The JSON Schema of the first page of `workflow`'s initial form (an empty object when the
-    /// form asks for nothing).
-    pub async fn first_page(&self, workflow: &Workflow) -> Result<Value, EngineError> {
-        match workflow
-            .initial_form
-            .submit(self.store.as_ref(), &State::new(), &[])
-            .await
-        {
-            Err(FormError::NotComplete(body)) => Ok(body.form),
-            Err(error) => Err(error.into()),
-            Ok(_) => Ok(json!({})),
-        }
-    }
-
-    /// The JSON Schema of the next page a suspended process asks for, or `None` when it asks
-    /// for nothing.
-    pub async fn pending_form(&self, process: &Process) -> Result<Option<Value>, EngineError> {
-        if process.status != ProcessStatus::Suspended {
-            return Ok(None);
-        }
-        let workflow = self.workflow(&process.workflow_name)?;
-        let key = process.next_step.clone().unwrap_or_default();
-        let Some((
-            _,
-            Step {
-                kind: StepKind::Input(form),
-                ..
-            },
-        )) = workflow.steps.find(&key)
-        else {
-            return Ok(None);
-        };
-        match form.submit(self.store.as_ref(), &process.state, &[]).await {
-            Err(FormError::NotComplete(body)) => Ok(Some(body.form)),
-            Err(other) => Err(other.into()),
-            Ok(_) => Ok(None),
-        }
-    }
-}
-
-/// The step with `key` and the key of the step after it.
-fn current_step<'a>(
-    workflow: &'a Workflow,
-    key: &str,
-) -> Result<(&'a Step, Option<String>), EngineError> {
-    let (index, step) = workflow
-        .steps
-        .find(key)
-        .ok_or_else(|| EngineError::NotStartable(format!("the process has no step {key:?}")))?;
-    let following = workflow
-        .steps
-        .steps()
-        .get(index + 1)
-        .map(|step| step.key.clone());
-    Ok((step, following))
-}
-
-fn first_step_key(workflow: &Workflow) -> String {
-    workflow
-        .steps
-        .steps()
-        .first()
-        .map(|step| step.key.clone())
-        .unwrap_or_default()
-}
-
-fn retryable_statuses() -> Vec<ProcessStatus> {
-    ProcessStatus::RESUMABLE
-        .iter()
-        .copied()
-        .filter(|status| *status != ProcessStatus::Suspended)
-        .collect()
-}
-
-fn operator_record(
-    step: &Step,
-    status: StepStatus,
-    state: &State,
-    user: &str,
-    now: DateTime<Utc>,
-) -> StepRecord {
-    StepRecord {
-        step_key: step.key.clone(),
-        name: step.name.clone(),
-        status,
-        state: state.clone(),
-        error: None,
-        created_by: user.to_owned(),
-        started_at: now,
-        completed_at: now,
-    }
-}
-
-fn operator_update(
-    status: ProcessStatus,
-    last_step: Option<&str>,
-    next_step: Option<String>,
-    state: &State,
-    now: DateTime<Utc>,
-) -> ProcessUpdate {
-    ProcessUpdate {
-        status,
-        last_step: last_step.map(str::to_owned),
-        next_step,
-        state: state.clone(),
-        failed_reason: None,
-        traceback: None,
-        run_at: now,
-        attempt: 0,
-        now,
-    }
 }
 
 /// A step commit that lost its lease means another worker or an operator took the process:
@@ -870,7 +400,7 @@ fn lost_lease_is_stop(result: Result<Lease, DomainError>) -> Result<Option<Lease
 }
 
 /// The retry policy of a step's body, if it is a retry step (or a conditional one).
-fn retry_policy(step: &Step) -> Option<crate::step::RetryPolicy> {
+fn retry_policy(step: &Step) -> Option<RetryPolicy> {
     match &step.kind {
         StepKind::Retry(_, policy) => Some(*policy),
         StepKind::Conditional(_, inner) => retry_policy(inner),

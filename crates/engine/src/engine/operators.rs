@@ -1,0 +1,247 @@
+//! What operators do to processes: resume (with input, or as a retry), skip a step, abort.
+
+use cadre_domain::{
+    DomainError, Process, ProcessStatus, ProcessUpdate, State, StepRecord, StepStatus,
+};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{Engine, EngineError};
+use crate::InputForm;
+use crate::no_input::NoInput;
+use crate::step::{Step, StepKind, merge};
+use crate::workflow::Workflow;
+
+impl Engine {
+    /// Resumes a process: a suspended one with input for its input step (validated like a start),
+    /// a failed or waiting one by running the failed step again (`pages` must be `[]` or `[{}]`).
+    pub async fn resume(
+        &self,
+        id: Uuid,
+        pages: &[Value],
+        user: &str,
+    ) -> Result<Process, EngineError> {
+        let process = self.store.process(id).await?;
+        let workflow = self.workflow(&process.workflow_name)?;
+        let key = process.next_step.clone().unwrap_or_default();
+        let now = self.clock.now();
+        if process.status == ProcessStatus::Suspended {
+            let (step, following) = current_step(workflow, &key)?;
+            let StepKind::Input(form) = &step.kind else {
+                return Err(EngineError::NotStartable(format!(
+                    "step {key:?} takes no input"
+                )));
+            };
+            let input = form
+                .submit(self.store.as_ref(), &process.state, pages)
+                .await?;
+            let mut state = process.state.clone();
+            merge(&mut state, input);
+            let txn = self.store.begin().await?;
+            txn.record_input(id, "user_input", &Value::Array(pages.to_vec()), now)
+                .await?;
+            let resumed = txn
+                .transition_process(
+                    id,
+                    &[ProcessStatus::Suspended],
+                    Some(&operator_record(
+                        step,
+                        StepStatus::Success,
+                        &state,
+                        user,
+                        now,
+                    )),
+                    &operator_update(
+                        ProcessStatus::Resumed,
+                        Some(&step.name),
+                        following,
+                        &state,
+                        now,
+                    ),
+                )
+                .await?;
+            txn.commit().await?;
+            self.work_available.notify_waiters();
+            return Ok(resumed);
+        }
+        let retryable = retryable_statuses();
+        if !retryable.contains(&process.status) {
+            let wanted: Vec<&str> = retryable.iter().map(|status| status.as_str()).collect();
+            return Err(DomainError::Conflict(format!(
+                "process {id} is {}; this action needs one of: {}",
+                process.status,
+                wanted.join(", ")
+            ))
+            .into());
+        }
+        // A retry takes no input: `[]`, or the one empty page of an empty form.
+        if !pages.is_empty() {
+            NoInput
+                .submit(self.store.as_ref(), &process.state, pages)
+                .await?;
+        }
+        let resumed = self
+            .store
+            .transition_process(
+                id,
+                &retryable_statuses(),
+                None,
+                &operator_update(
+                    ProcessStatus::Resumed,
+                    process.last_step.as_deref(),
+                    Some(key),
+                    &process.state,
+                    now,
+                ),
+            )
+            .await?;
+        self.work_available.notify_waiters();
+        Ok(resumed)
+    }
+
+    /// Skips the failed (or waiting) step of a process, logging it as skipped, and lets a worker
+    /// continue with the step after it.
+    pub async fn skip_step(&self, id: Uuid, user: &str) -> Result<Process, EngineError> {
+        let process = self.store.process(id).await?;
+        let retryable = retryable_statuses();
+        if !retryable.contains(&process.status) {
+            return Err(DomainError::Conflict(format!(
+                "process {id} is {}; only a failed or waiting step can be skipped",
+                process.status
+            ))
+            .into());
+        }
+        let workflow = self.workflow(&process.workflow_name)?;
+        let key = process.next_step.clone().unwrap_or_default();
+        let (step, following) = current_step(workflow, &key)?;
+        let now = self.clock.now();
+        let skipped = self
+            .store
+            .transition_process(
+                id,
+                &retryable,
+                Some(&operator_record(
+                    step,
+                    StepStatus::Skipped,
+                    &process.state,
+                    user,
+                    now,
+                )),
+                &operator_update(
+                    ProcessStatus::Resumed,
+                    Some(&step.name),
+                    following,
+                    &process.state,
+                    now,
+                ),
+            )
+            .await?;
+        self.work_available.notify_waiters();
+        Ok(skipped)
+    }
+
+    /// Aborts an unfinished process. A worker running it loses its lease: its current step
+    /// rolls back and nothing more runs.
+    pub async fn abort(&self, id: Uuid, user: &str) -> Result<Process, EngineError> {
+        let process = self.store.process(id).await?;
+        let now = self.clock.now();
+        let unfinished: Vec<ProcessStatus> = ProcessStatus::ALL
+            .iter()
+            .copied()
+            .filter(|status| !status.is_final())
+            .collect();
+        let abort_step = StepRecord {
+            step_key: "abort".to_owned(),
+            name: "User Aborted".to_owned(),
+            status: StepStatus::Abort,
+            state: process.state.clone(),
+            error: None,
+            created_by: user.to_owned(),
+            started_at: now,
+            completed_at: now,
+        };
+        Ok(self
+            .store
+            .transition_process(
+                id,
+                &unfinished,
+                Some(&abort_step),
+                &ProcessUpdate {
+                    last_step: Some("User Aborted".to_owned()),
+                    ..operator_update(
+                        ProcessStatus::Aborted,
+                        None,
+                        process.next_step.clone(),
+                        &process.state,
+                        now,
+                    )
+                },
+            )
+            .await?)
+    }
+}
+
+/// The step with `key` and the key of the step after it.
+fn current_step<'a>(
+    workflow: &'a Workflow,
+    key: &str,
+) -> Result<(&'a Step, Option<String>), EngineError> {
+    let (index, step) = workflow
+        .steps
+        .find(key)
+        .ok_or_else(|| EngineError::NotStartable(format!("the process has no step {key:?}")))?;
+    let following = workflow
+        .steps
+        .steps()
+        .get(index + 1)
+        .map(|step| step.key.clone());
+    Ok((step, following))
+}
+
+fn retryable_statuses() -> Vec<ProcessStatus> {
+    ProcessStatus::RESUMABLE
+        .iter()
+        .copied()
+        .filter(|status| *status != ProcessStatus::Suspended)
+        .collect()
+}
+
+fn operator_record(
+    step: &Step,
+    status: StepStatus,
+    state: &State,
+    user: &str,
+    now: DateTime<Utc>,
+) -> StepRecord {
+    StepRecord {
+        step_key: step.key.clone(),
+        name: step.name.clone(),
+        status,
+        state: state.clone(),
+        error: None,
+        created_by: user.to_owned(),
+        started_at: now,
+        completed_at: now,
+    }
+}
+
+fn operator_update(
+    status: ProcessStatus,
+    last_step: Option<&str>,
+    next_step: Option<String>,
+    state: &State,
+    now: DateTime<Utc>,
+) -> ProcessUpdate {
+    ProcessUpdate {
+        status,
+        last_step: last_step.map(str::to_owned),
+        next_step,
+        state: state.clone(),
+        failed_reason: None,
+        traceback: None,
+        run_at: now,
+        attempt: 0,
+        now,
+    }
+}
