@@ -6,6 +6,7 @@
 //!
 //! This crate performs no I/O and knows nothing about databases, HTTP or async runtimes.
 
+pub mod accounts;
 pub mod auth;
 pub mod catalogue;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod subscription;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use accounts::{AccountRepository, LoginFailures, PasswordReset, Session};
 pub use auth::{ApiToken, Role, TokenRepository};
 pub use catalogue::{FixedInput, Product, ProductBlock, ProductStatus, ProductType, ResourceType};
 pub use error::{DomainError, Result};

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::accounts::AccountRepository;
 use crate::auth::TokenRepository;
 use crate::catalogue::{Product, ProductBlock, ProductType};
 use crate::error::Result;
@@ -222,6 +223,7 @@ pub trait Repositories:
     + WorkflowGroupRepository
     + ProvisioningRepository
     + RegistrationRepository
+    + AccountRepository
 {
 }
 
@@ -235,6 +237,7 @@ impl<T> Repositories for T where
         + WorkflowGroupRepository
         + ProvisioningRepository
         + RegistrationRepository
+        + AccountRepository
         + ?Sized
 {
 }

@@ -31,6 +31,10 @@ pub enum Relation {
         on_delete = "Restrict"
     )]
     Customers,
+    #[sea_orm(has_one = "super::login_failures::Entity")]
+    LoginFailures,
+    #[sea_orm(has_many = "super::password_resets::Entity")]
+    PasswordResets,
     #[sea_orm(has_many = "super::processes_subscriptions::Entity")]
     ProcessesSubscriptions,
     #[sea_orm(
@@ -43,10 +47,14 @@ pub enum Relation {
     Products,
     #[sea_orm(has_one = "super::provisioned_subscriptions::Entity")]
     ProvisionedSubscriptions,
+    #[sea_orm(has_many = "super::sessions::Entity")]
+    Sessions,
     #[sea_orm(has_many = "super::subscription_instances::Entity")]
     SubscriptionInstances,
     #[sea_orm(has_one = "super::user_credentials::Entity")]
     UserCredentials,
+    #[sea_orm(has_many = "super::user_roles::Entity")]
+    UserRoles,
     #[sea_orm(has_many = "super::workflow_group_members::Entity")]
     WorkflowGroupMembers,
     #[sea_orm(has_many = "super::workflow_groups::Entity")]
@@ -56,6 +64,18 @@ pub enum Relation {
 impl Related<super::customers::Entity> for Entity {
     fn to() -> RelationDef {
         Relation::Customers.def()
+    }
+}
+
+impl Related<super::login_failures::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::LoginFailures.def()
+    }
+}
+
+impl Related<super::password_resets::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::PasswordResets.def()
     }
 }
 
@@ -77,6 +97,12 @@ impl Related<super::provisioned_subscriptions::Entity> for Entity {
     }
 }
 
+impl Related<super::sessions::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Sessions.def()
+    }
+}
+
 impl Related<super::subscription_instances::Entity> for Entity {
     fn to() -> RelationDef {
         Relation::SubscriptionInstances.def()
@@ -86,6 +112,12 @@ impl Related<super::subscription_instances::Entity> for Entity {
 impl Related<super::user_credentials::Entity> for Entity {
     fn to() -> RelationDef {
         Relation::UserCredentials.def()
+    }
+}
+
+impl Related<super::user_roles::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::UserRoles.def()
     }
 }
 
