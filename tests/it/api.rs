@@ -12,6 +12,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+mod accounts;
 mod registration;
 
 /// A running server and a client with an admin and a user token.

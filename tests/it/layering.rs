@@ -130,8 +130,19 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "cadre-accounts",
+        &[
+            "cadre-domain",
+            "cadre-engine",
+            "cadre-forms",
+            "cadre-products",
+            "cadre-registration",
+        ],
+    ),
+    (
         "cadre-server",
         &[
+            "cadre-accounts",
             "cadre-domain",
             "cadre-engine",
             "cadre-forms",
@@ -147,6 +158,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "cadre-example-mailbox",
         &[
+            "cadre-accounts",
             "cadre-domain",
             "cadre-engine",
             "cadre-forms",
@@ -162,6 +174,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "cadre",
         &[
+            "cadre-accounts",
             "cadre-domain",
             "cadre-engine",
             "cadre-forms",

@@ -11,7 +11,7 @@
 pub mod delivery;
 mod hooks;
 pub mod mail;
-mod password;
+pub mod password;
 mod service;
 mod settings;
 #[cfg(feature = "testing")]
@@ -20,9 +20,9 @@ pub mod tokens;
 mod workflows;
 
 pub use hooks::UserWebhooks;
-pub use password::verify as verify_password;
+pub use password::{Argon2Settings, Passwords, Verified};
 pub use service::{
     Joined, PendingView, PublicGroup, Redeemed, Registration, RegistrationError, TokenView, Visitor,
 };
-pub use settings::RegistrationSettings;
+pub use settings::{RegistrationSettings, seconds};
 pub use workflows::{COMPLETE_REGISTRATION, JOIN_USER_GROUP, LEAVE_USER_GROUP, workflows};

@@ -285,11 +285,13 @@ pub enum TemplateName {
     GroupTerms,
     /// Confirms that a user accepted a group's terms (`group_name`).
     GroupTermsAccepted,
+    /// Sends a user a password reset link (`user_name`, `reset_url`, `valid_minutes`).
+    PasswordReset,
 }
 
 impl TemplateName {
     /// Every template.
-    pub const ALL: [TemplateName; 7] = [
+    pub const ALL: [TemplateName; 8] = [
         TemplateName::ConfirmEmail,
         TemplateName::ApprovalRequest,
         TemplateName::Approved,
@@ -297,6 +299,7 @@ impl TemplateName {
         TemplateName::Notify,
         TemplateName::GroupTerms,
         TemplateName::GroupTermsAccepted,
+        TemplateName::PasswordReset,
     ];
 
     /// The template's file name, bundled and in an override directory.
@@ -309,6 +312,7 @@ impl TemplateName {
             TemplateName::Notify => "notify.txt",
             TemplateName::GroupTerms => "group_terms.txt",
             TemplateName::GroupTermsAccepted => "group_terms_accepted.txt",
+            TemplateName::PasswordReset => "password_reset.txt",
         }
     }
 
@@ -324,6 +328,7 @@ impl TemplateName {
             TemplateName::GroupTermsAccepted => {
                 include_str!("../templates/group_terms_accepted.txt")
             }
+            TemplateName::PasswordReset => include_str!("../templates/password_reset.txt"),
         }
     }
 }

@@ -1,24 +1,156 @@
-//! Password hashing: argon2id with a random salt, off the async threads.
+//! Password hashing: argon2id with a random salt and configured parameters, on a bounded number
+//! of blocking threads (never on the async workers, never more at once than configured).
 
-use argon2::Argon2;
+use std::sync::Arc;
+
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
 use cadre_domain::DomainError;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{OnceCell, Semaphore};
 
-/// The argon2id PHC string of `password`.
-pub async fn hash(password: &str) -> Result<String, DomainError> {
-    let password = password.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut salt = [0u8; 16];
-        getrandom::fill(&mut salt).map_err(crate::tokens::no_randomness)?;
-        let salt =
-            SaltString::encode_b64(&salt).map_err(|error| failed("cannot encode a salt", error))?;
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .map_err(|error| failed("cannot hash a password", error))
-    })
-    .await
-    .map_err(|error| failed("the hashing task failed", error))?
+/// The argon2id cost parameters (the `[accounts.argon2]` table of the configuration). The
+/// defaults are OWASP's first recommendation: 19 MiB, two passes, one lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Argon2Settings {
+    /// Memory per hash, in KiB.
+    pub memory_kib: u32,
+    /// Passes over the memory.
+    pub iterations: u32,
+    /// Lanes.
+    pub parallelism: u32,
+}
+
+impl Default for Argon2Settings {
+    fn default() -> Self {
+        Self {
+            memory_kib: Params::DEFAULT_M_COST,
+            iterations: Params::DEFAULT_T_COST,
+            parallelism: Params::DEFAULT_P_COST,
+        }
+    }
+}
+
+/// What checking a password against a stored hash found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verified {
+    /// The password is wrong (or the stored hash unreadable).
+    Mismatch,
+    /// The password is right; `rehash` when the hash was made with other parameters than the
+    /// configured ones (or another algorithm), so it should be replaced.
+    Match {
+        /// Whether to store a new hash made with the configured parameters.
+        rehash: bool,
+    },
+}
+
+/// Hashes and checks passwords with the configured argon2id parameters, at most `concurrency`
+/// at a time, each on a blocking thread. Clones share the bound.
+#[derive(Clone)]
+pub struct Passwords {
+    argon2: Argon2<'static>,
+    permits: Arc<Semaphore>,
+    /// A hash of nothing anyone knows, checked when there is no real hash to check, so that an
+    /// unknown user takes as long as a wrong password.
+    decoy: Arc<OnceCell<String>>,
+}
+
+impl std::fmt::Debug for Passwords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Passwords")
+            .field("params", self.argon2.params())
+            .field("available", &self.permits.available_permits())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Passwords {
+    /// Hashing with `settings`, at most `concurrency` (at least one) hashes at a time.
+    pub fn new(settings: Argon2Settings, concurrency: usize) -> Result<Self, DomainError> {
+        let params = Params::new(
+            settings.memory_kib,
+            settings.iterations,
+            settings.parallelism,
+            None,
+        )
+        .map_err(|error| DomainError::invalid("argon2", error.to_string()))?;
+        Ok(Self {
+            argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            decoy: Arc::default(),
+        })
+    }
+
+    /// Runs `work` with the hasher on a blocking thread once a permit is free.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Argon2<'static>) -> T + Send + 'static,
+    ) -> Result<T, DomainError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|error| failed("the hashing pool is closed", error))?;
+        let argon2 = self.argon2.clone();
+        tokio::task::spawn_blocking(move || work(&argon2))
+            .await
+            .map_err(|error| failed("the hashing task failed", error))
+    }
+
+    /// The argon2id PHC string of `password`, with a fresh random salt.
+    pub async fn hash(&self, password: &str) -> Result<String, DomainError> {
+        let password = password.to_owned();
+        self.run(move |argon2| {
+            let mut salt = [0u8; 16];
+            getrandom::fill(&mut salt).map_err(crate::tokens::no_randomness)?;
+            let salt = SaltString::encode_b64(&salt)
+                .map_err(|error| failed("cannot encode a salt", error))?;
+            argon2
+                .hash_password(password.as_bytes(), &salt)
+                .map(|hash| hash.to_string())
+                .map_err(|error| failed("cannot hash a password", error))
+        })
+        .await?
+    }
+
+    /// Checks `password` against the PHC string `hash`.
+    pub async fn verify(&self, password: &str, hash: &str) -> Result<Verified, DomainError> {
+        let password = password.to_owned();
+        let hash = hash.to_owned();
+        self.run(move |argon2| {
+            let Ok(parsed) = PasswordHash::new(&hash) else {
+                return Verified::Mismatch;
+            };
+            if argon2
+                .verify_password(password.as_bytes(), &parsed)
+                .is_err()
+            {
+                return Verified::Mismatch;
+            }
+            let current = parsed.algorithm.as_str() == Algorithm::Argon2id.ident().as_str()
+                && Params::try_from(&parsed).is_ok_and(|params| {
+                    params.m_cost() == argon2.params().m_cost()
+                        && params.t_cost() == argon2.params().t_cost()
+                        && params.p_cost() == argon2.params().p_cost()
+                });
+            Verified::Match { rehash: !current }
+        })
+        .await
+    }
+
+    /// Spends the time of a check when there is nothing to check (no such user, no password,
+    /// sign-in refused), so that those cases cannot be told from a wrong password by timing.
+    pub async fn verify_decoy(&self, password: &str) -> Result<(), DomainError> {
+        let decoy = self
+            .decoy
+            .get_or_try_init(|| async {
+                let (secret, _) = crate::tokens::new_secret()?;
+                self.hash(&secret).await
+            })
+            .await?;
+        self.verify(password, decoy).await.map(|_| ())
+    }
 }
 
 /// A salt or a hash that could not be made: an internal error, not a storage one.
@@ -26,20 +158,17 @@ fn failed(what: &str, error: impl std::fmt::Display) -> DomainError {
     DomainError::Internal(format!("{what}: {error}"))
 }
 
-/// Whether `password` matches the PHC string `hash`.
-pub fn verify(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .unwrap_or(false)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cheap() -> Argon2Settings {
+        Argon2Settings {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        }
+    }
 
     #[test]
     fn a_failed_hash_is_an_internal_error() {
@@ -50,13 +179,61 @@ mod tests {
         assert!(matches!(error, DomainError::Internal(_)), "{error:?}");
     }
 
+    #[test]
+    fn unusable_parameters_are_refused() {
+        let settings = Argon2Settings {
+            memory_kib: 1,
+            ..cheap()
+        };
+        assert!(Passwords::new(settings, 1).is_err());
+    }
+
     #[tokio::test]
     async fn hashes_are_argon2id_salted_and_verify() {
-        let first = hash("correct horse battery").await.unwrap_or_default();
-        let second = hash("correct horse battery").await.unwrap_or_default();
-        assert!(first.starts_with("$argon2id$"), "{first}");
+        let passwords = Passwords::new(cheap(), 2).unwrap();
+        let first = passwords.hash("correct horse battery").await.unwrap();
+        let second = passwords.hash("correct horse battery").await.unwrap();
+        assert!(
+            first.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"),
+            "{first}"
+        );
         assert_ne!(first, second, "a fresh salt each time");
-        assert!(verify("correct horse battery", &first));
-        assert!(!verify("wrong horse battery", &first));
+        assert_eq!(
+            passwords.verify("correct horse battery", &first).await,
+            Ok(Verified::Match { rehash: false })
+        );
+        assert_eq!(
+            passwords.verify("wrong horse battery", &first).await,
+            Ok(Verified::Mismatch)
+        );
+        assert_eq!(
+            passwords
+                .verify("correct horse battery", "not a hash")
+                .await,
+            Ok(Verified::Mismatch)
+        );
+        passwords.verify_decoy("anything").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_hash_made_with_other_parameters_asks_for_a_rehash() {
+        let old = Passwords::new(cheap(), 1).unwrap();
+        let hash = old.hash("correct horse battery").await.unwrap();
+        let stronger = Passwords::new(
+            Argon2Settings {
+                iterations: 2,
+                ..cheap()
+            },
+            1,
+        )
+        .unwrap();
+        assert_eq!(
+            stronger.verify("correct horse battery", &hash).await,
+            Ok(Verified::Match { rehash: true })
+        );
+        assert_eq!(
+            stronger.verify("wrong", &hash).await,
+            Ok(Verified::Mismatch)
+        );
     }
 }

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::delivery::mail_message;
 use crate::mail::{MailError, TemplateName, Templates};
-use crate::password;
+use crate::password::Passwords;
 use crate::settings::RegistrationSettings;
 use crate::tokens::{self, TokenSubject};
 use crate::workflows::{COMPLETE_REGISTRATION, CompletionInput, JOIN_USER_GROUP, LEAVE_USER_GROUP};
@@ -165,19 +165,23 @@ pub struct Registration {
     engine: Engine,
     templates: Arc<Templates>,
     settings: Arc<RegistrationSettings>,
+    passwords: Passwords,
 }
 
 impl Registration {
-    /// Registration over `engine`, mailing with `templates` as `settings` say.
+    /// Registration over `engine`, mailing with `templates` as `settings` say, hashing
+    /// passwords with `passwords`.
     pub fn new(
         engine: Engine,
         templates: Arc<Templates>,
         settings: Arc<RegistrationSettings>,
+        passwords: Passwords,
     ) -> Self {
         Self {
             engine,
             templates,
             settings,
+            passwords,
         }
     }
 

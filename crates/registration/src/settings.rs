@@ -73,16 +73,18 @@ impl Default for RegistrationSettings {
     }
 }
 
-/// Durations as whole seconds in configuration files.
-mod seconds {
+/// Durations as whole seconds in configuration files (`#[serde(with = "seconds")]`).
+pub mod seconds {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// Writes `duration` as whole seconds.
     pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_u64(duration.as_secs())
     }
 
+    /// Reads whole seconds.
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
         u64::deserialize(deserializer).map(Duration::from_secs)
     }

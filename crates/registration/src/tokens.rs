@@ -1,6 +1,7 @@
 //! Registration tokens on the wire: `<id>.<secret>`, 32 and 64 lowercase hex digits. The id
 //! finds the stored token; the 256-bit secret, from the operating system's CSPRNG, is stored
-//! only as its SHA-256 and compared in constant time.
+//! only as its SHA-256 and compared in constant time. Accounts' sessions and reset links take the
+//! same shape ([`new_secret`], [`parse`], [`secret_matches`]).
 
 use cadre_domain::{DomainError, RegistrationToken, TokenOperation};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -33,6 +34,21 @@ fn hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// A fresh 256-bit secret from the operating system's CSPRNG, as 64 hex digits, and the hash
+/// to store in its place.
+pub fn new_secret() -> Result<(String, String), DomainError> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(no_randomness)?;
+    let secret = hex::encode(secret);
+    let hashed = hash(&secret);
+    Ok((secret, hashed))
+}
+
+/// Whether `secret` hashes to `stored_hash`, compared in constant time.
+pub fn secret_matches(stored_hash: &str, secret: &str) -> bool {
+    hash(secret).as_bytes().ct_eq(stored_hash.as_bytes()).into()
+}
+
 /// Issues a token for `operation` about `subject`, valid for `ttl` from `now`.
 pub fn issue(
     operation: TokenOperation,
@@ -40,12 +56,10 @@ pub fn issue(
     now: DateTime<Utc>,
     ttl: TimeDelta,
 ) -> Result<IssuedLink, DomainError> {
-    let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret).map_err(no_randomness)?;
-    let secret = hex::encode(secret);
+    let (secret, secret_hash) = new_secret()?;
     let token = RegistrationToken {
         id: Uuid::now_v7(),
-        secret_hash: hash(&secret),
+        secret_hash,
         operation,
         pending_user_id: subject.pending_user_id,
         user_id: subject.user_id,
@@ -79,10 +93,7 @@ pub fn parse(plain: &str) -> Option<(Uuid, &str)> {
 
 /// Whether `secret` is the secret of `token`, compared in constant time.
 pub fn matches(token: &RegistrationToken, secret: &str) -> bool {
-    hash(secret)
-        .as_bytes()
-        .ct_eq(token.secret_hash.as_bytes())
-        .into()
+    secret_matches(&token.secret_hash, secret)
 }
 
 #[cfg(test)]

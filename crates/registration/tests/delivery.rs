@@ -444,6 +444,10 @@ fn context(name: TemplateName) -> Value {
             "accept_url": "https://example.org/accept/T4",
         }),
         TemplateName::GroupTermsAccepted => json!({ "group_name": "Astronomers" }),
+        TemplateName::PasswordReset => json!({
+            "reset_url": "https://example.org/password-reset/T5",
+            "valid_minutes": 60,
+        }),
     };
     context
         .as_object_mut()

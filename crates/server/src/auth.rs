@@ -1,18 +1,25 @@
-//! API tokens: issuing them, and authenticating callers.
+//! API tokens: issuing them, and authenticating callers by token or session.
 //!
 //! A token reads `cadre_<id>_<secret>`: the id (a UUID in simple form) finds the stored row, and
 //! the secret (256 bits from the operating system's CSPRNG, hex) is checked against the stored
 //! SHA-256 hash in constant time. Only the hash is stored; the token is shown once.
 //! An unknown id, a wrong secret, a revoked token and a malformed header all get the same 401.
 //! A server keeps the token rows it reads for [`TOKEN_CACHE_TTL`] ([`TokenCache`]).
+//!
+//! Without an `Authorization` header, a caller may come with the session cookie of a
+//! signed-in user ([`SESSION_COOKIE`], `cadre_accounts`); its unsafe requests must then carry
+//! the session's CSRF token in [`CSRF_HEADER`].
 
 use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
+use axum::http::HeaderMap;
+use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
+use cadre_accounts::SessionUser;
 use cadre_domain::{ApiToken, DomainError, Repositories, Role, TokenRepository};
 use cadre_groups::Actor;
 use cadre_products::models::is_active_user;
 use chrono::{DateTime, Utc};
+use cookie::Cookie;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -161,41 +168,122 @@ pub async fn authenticate(
     Ok((matches && token.revoked_at.is_none()).then_some(token))
 }
 
-/// An authenticated caller, of any role. Taking it as an argument makes a handler require a
-/// valid token.
+/// The cookie that carries a session.
+pub const SESSION_COOKIE: &str = "cadre_session";
+
+/// The header a cookie-authenticated unsafe request carries its session's CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// How a caller proved who they are.
 #[derive(Debug, Clone)]
-pub struct Caller(pub ApiToken);
+pub enum Credential {
+    /// An API token (`Authorization: Bearer …`).
+    Token(ApiToken),
+    /// A session cookie of a signed-in user.
+    Session(Box<SessionUser>),
+}
+
+/// An authenticated caller, of any role: a valid API token, or a session cookie (whose unsafe
+/// requests must carry the session's CSRF token). Taking it as an argument makes a handler
+/// require one.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Credential);
 
 impl Caller {
-    /// The name processes record as their creator.
+    /// The name processes record as their creator: the token's name, or the user name.
     pub fn name(&self) -> &str {
-        &self.0.name
+        match &self.0 {
+            Credential::Token(token) => &token.name,
+            Credential::Session(session) => &session.user.user_name,
+        }
+    }
+
+    /// What the caller may do.
+    pub fn role(&self) -> Role {
+        match &self.0 {
+            Credential::Token(token) => token.role,
+            Credential::Session(session) => session.user.role(),
+        }
+    }
+
+    /// The User subscription the caller acts for, if any.
+    pub fn user_id(&self) -> Option<Uuid> {
+        match &self.0 {
+            Credential::Token(token) => token.user_id,
+            Credential::Session(session) => Some(session.user.user_id),
+        }
+    }
+
+    /// Whether the caller holds the admin role.
+    pub fn is_admin(&self) -> bool {
+        self.role().includes(Role::Admin)
+    }
+
+    /// The signed-in session, when the caller came with one.
+    pub fn session(&self) -> Option<&SessionUser> {
+        match &self.0 {
+            Credential::Session(session) => Some(session),
+            Credential::Token(_) => None,
+        }
     }
 
     /// Who the caller is to workflow groups: the user the token acts for, and whether it is an
     /// admin's.
     pub fn actor(&self) -> Actor {
         Actor {
-            user: self.0.user_id,
-            admin: self.0.role.includes(Role::Admin),
+            user: self.user_id(),
+            admin: self.is_admin(),
         }
     }
+}
+
+/// The value of the session cookie in `headers`, if there is one.
+pub fn session_cookie_in(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|cookie| cookie.name() == SESSION_COOKIE)
+        .map(|cookie| cookie.value().to_owned())
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let plain = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or(ApiError::Unauthenticated)?;
-        authenticate(state.engine.store().as_ref(), &state.tokens, plain.trim())
+        if let Some(header) = parts.headers.get(AUTHORIZATION) {
+            let plain = header
+                .to_str()
+                .ok()
+                .and_then(|value| value.strip_prefix("Bearer "))
+                .ok_or(ApiError::Unauthenticated)?;
+            return authenticate(state.engine.store().as_ref(), &state.tokens, plain.trim())
+                .await?
+                .map(|token| Caller(Credential::Token(token)))
+                .ok_or(ApiError::Unauthenticated);
+        }
+        let cookie = session_cookie_in(&parts.headers).ok_or(ApiError::Unauthenticated)?;
+        let session = state
+            .accounts
+            .session(&cookie)
             .await?
-            .map(Caller)
-            .ok_or(ApiError::Unauthenticated)
+            .ok_or(ApiError::Unauthenticated)?;
+        if !parts.method.is_safe() {
+            let sent = parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default();
+            if !session.csrf_matches(sent) {
+                return Err(ApiError::new(
+                    ErrorCode::CsrfTokenMissing,
+                    "a request signed in by cookie must send its session's CSRF token in X-CSRF-Token",
+                ));
+            }
+        }
+        Ok(Caller(Credential::Session(Box::new(session))))
     }
 }
 
@@ -208,7 +296,7 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let caller = Caller::from_request_parts(parts, state).await?;
-        if caller.0.role.includes(Role::Admin) {
+        if caller.is_admin() {
             Ok(Admin(caller))
         } else {
             Err(ApiError::new(

@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use cadre_accounts::AccountSettings;
 use cadre_registration::RegistrationSettings;
 use cadre_registration::mail::SmtpConfig;
 use figment::Figment;
@@ -45,6 +46,8 @@ pub struct Config {
     pub max_upload_bytes: u64,
     /// Self-registration (`[registration]`; off by default).
     pub registration: RegistrationSettings,
+    /// Sign-in, sessions and passwords (`[accounts]`).
+    pub accounts: AccountSettings,
     /// The SMTP server mail goes through (`[smtp]`); without one, mails are written as `.eml`
     /// files to `mail_dir`.
     pub smtp: Option<SmtpConfig>,
@@ -72,6 +75,7 @@ impl Default for Config {
             files_dir: PathBuf::from("cadre-files"),
             max_upload_bytes: cadre_groups::DEFAULT_MAX_FILE_SIZE,
             registration: RegistrationSettings::default(),
+            accounts: AccountSettings::default(),
             smtp: None,
             mail_dir: PathBuf::from("cadre-mail"),
             templates_dir: None,

@@ -10,6 +10,7 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use cadre_accounts::AccountError;
 use cadre_domain::DomainError;
 use cadre_domain::{FormNotComplete, FormValidationError};
 use cadre_engine::{EngineError, FormError};
@@ -36,10 +37,16 @@ pub enum ErrorCode {
     InvalidUpload,
     /// 400: a field of a registration is invalid; the detail names it.
     InvalidRegistration,
-    /// 401: no valid API token.
+    /// 401: no valid API token or session.
     Unauthorized,
+    /// 401: the sign-in was refused (unknown user, wrong password, inactive or locked account:
+    /// which one is not told).
+    InvalidCredentials,
     /// 403: the caller may not do this.
     Forbidden,
+    /// 403: a request authenticated by the session cookie lacks the session's CSRF token
+    /// (`X-CSRF-Token`).
+    CsrfTokenMissing,
     /// 404: no such thing (or path).
     NotFound,
     /// 404: no workflow of this name.
@@ -86,8 +93,8 @@ impl ErrorCode {
             | Self::InvalidQuery
             | Self::InvalidUpload
             | Self::InvalidRegistration => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::Forbidden | Self::CsrfTokenMissing => StatusCode::FORBIDDEN,
             Self::NotFound | Self::UnknownWorkflow => StatusCode::NOT_FOUND,
             Self::Conflict | Self::Lifecycle | Self::AlreadyMember => StatusCode::CONFLICT,
             Self::Gone => StatusCode::GONE,
@@ -152,8 +159,8 @@ pub enum ApiError {
     /// A problem of a kind, with a message; the status follows from the kind.
     #[error("{1}")]
     Problem(ErrorCode, String),
-    /// No valid API token (401, with `WWW-Authenticate`).
-    #[error("a valid API token is required")]
+    /// No valid API token or session (401, with `WWW-Authenticate`).
+    #[error("a valid API token or session is required")]
     Unauthenticated,
     /// More form pages are needed (510).
     #[error("the form needs more pages")]
@@ -174,7 +181,7 @@ impl ApiError {
 
     /// A failure of the server itself, or an error of a kind it does not know yet: logged, and
     /// answered 500 without its message.
-    fn internal(error: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "internal failure");
         Self::new(
             ErrorCode::Internal,
@@ -281,6 +288,29 @@ impl From<RegistrationError> for ApiError {
     }
 }
 
+impl From<AccountError> for ApiError {
+    fn from(error: AccountError) -> Self {
+        let code = match error {
+            AccountError::Domain(error) => return error.into(),
+            AccountError::Mail(ref mail) => {
+                tracing::error!(%mail, "a mail could not be prepared");
+                return Self::new(
+                    ErrorCode::Internal,
+                    "a mail could not be prepared; the operator has been told",
+                );
+            }
+            AccountError::InvalidCredentials => ErrorCode::InvalidCredentials,
+            AccountError::Invalid { .. } | AccountError::MalformedLink => {
+                ErrorCode::InvalidArgument
+            }
+            AccountError::UnknownLink => ErrorCode::NotFound,
+            AccountError::ExpiredLink => ErrorCode::Gone,
+            other => return Self::internal(other),
+        };
+        Self::new(code, error.to_string())
+    }
+}
+
 /// A rejection of axum's extractors, by its status; `bad_request` is the code of a 400 (what
 /// did not parse). A server error (a route that extracts what it cannot) is internal.
 fn rejected(status: StatusCode, detail: String, bad_request: ErrorCode) -> ApiError {
@@ -331,7 +361,7 @@ impl IntoResponse for ApiError {
             ApiError::Unauthenticated => {
                 let mut response = problem(
                     ErrorCode::Unauthorized,
-                    "a valid API token is required: send `Authorization: Bearer <token>`".into(),
+                    "a valid API token or session is required: send `Authorization: Bearer <token>`, or sign in".into(),
                 );
                 response
                     .headers_mut()
@@ -444,6 +474,11 @@ mod tests {
             RegistrationError::ExpiredToken.into(),
             RegistrationError::NoUser.into(),
             RegistrationError::Mail(MailError::Template("no such template".to_owned())).into(),
+            AccountError::InvalidCredentials.into(),
+            AccountError::MalformedLink.into(),
+            AccountError::UnknownLink.into(),
+            AccountError::ExpiredLink.into(),
+            ApiError::new(ErrorCode::CsrfTokenMissing, "no CSRF token"),
             ApiError::Unauthenticated,
             ApiError::InvalidRows(InputErrors(vec![RowError {
                 row: 2,

@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use axum::routing::get;
 use axum::{Json, Router};
+use cadre_accounts::Accounts;
 use cadre_domain::{DomainError, Role, Store, SystemClock, TokenRepository};
 use cadre_engine::{DefinitionError, Engine, EngineConfig, Registry, RetryPolicy, Workflow};
 use cadre_groups::{LocalVolume, Recovery, WorkflowGroups};
 use cadre_provisioning::Provisioner;
 use cadre_registration::delivery::Dispatcher;
 use cadre_registration::mail::{FileMailer, MailError, Mailer, SmtpMailer, Templates};
-use cadre_registration::{Registration, UserWebhooks};
+use cadre_registration::{Passwords, Registration, UserWebhooks};
 use cadre_store::{ProductMigrations, SeaStore};
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -44,6 +45,9 @@ pub enum ServeError {
     /// Mail is misconfigured (SMTP settings, the templates folder).
     #[error("mail: {0}")]
     Mail(#[from] MailError),
+    /// A setting is unusable (the argon2 parameters, say).
+    #[error("configuration: {0}")]
+    Config(String),
     /// Listening or serving failed.
     #[error("{context}: {source}")]
     Io {
@@ -230,7 +234,8 @@ impl Cadre {
             })
             .collect();
         tracing::info!(workers, "engine workers started");
-        // The outbox and the purge of expired registrations run where the workers run.
+        // The outbox and the purge of expired registrations and sessions run where the workers
+        // run.
         let mut background = Vec::new();
         if workers > 0 {
             let dispatcher = Arc::clone(&state.dispatcher);
@@ -242,6 +247,7 @@ impl Cadre {
                 dispatcher.run(DELIVERY_POLL, shutdown).await;
             }));
             let registration = state.registration.clone();
+            let accounts = state.accounts.clone();
             let mut stopped_purge = stopped.clone();
             background.push(tokio::spawn(async move {
                 loop {
@@ -251,6 +257,11 @@ impl Cadre {
                         Err(error) => {
                             tracing::warn!(%error, "could not purge expired registrations")
                         }
+                    }
+                    match accounts.purge_sessions().await {
+                        Ok(0) => {}
+                        Ok(purged) => tracing::info!(purged, "purged expired sessions"),
+                        Err(error) => tracing::warn!(%error, "could not purge expired sessions"),
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(PURGE_INTERVAL) => {}
@@ -322,7 +333,22 @@ pub fn app_state(engine: Engine, config: &Config) -> Result<AppState, ServeError
     let groups = WorkflowGroups::new(engine.clone(), volume, config.max_upload_bytes);
     let provisioner = Provisioner::new(engine.clone());
     let templates = Arc::new(Templates::new(config.templates_dir.as_deref())?);
-    let registration = Registration::new(engine.clone(), templates, Arc::clone(&settings));
+    let passwords = Passwords::new(config.accounts.argon2, config.accounts.concurrency())
+        .map_err(|error| ServeError::Config(error.to_string()))?;
+    let registration = Registration::new(
+        engine.clone(),
+        Arc::clone(&templates),
+        Arc::clone(&settings),
+        passwords.clone(),
+    );
+    let accounts = Accounts::new(
+        engine.store().clone(),
+        engine.clock().clone(),
+        passwords,
+        templates,
+        Arc::new(config.accounts.clone()),
+        Arc::clone(&settings),
+    );
     let mailer: Arc<dyn Mailer> = match &config.smtp {
         Some(smtp) => Arc::new(SmtpMailer::new(smtp)?),
         None => Arc::new(FileMailer::new(&config.mail_dir)),
@@ -339,11 +365,14 @@ pub fn app_state(engine: Engine, config: &Config) -> Result<AppState, ServeError
         },
     ));
     let limiter = Arc::new(ClientLimiter::new(settings.requests_per_minute));
+    let sign_in_limiter = Arc::new(ClientLimiter::new(config.accounts.sign_ins_per_minute));
     Ok(AppState {
         engine,
         groups,
         provisioner,
         registration,
+        accounts,
+        sign_in_limiter,
         dispatcher,
         limiter,
         tokens: Arc::default(),
@@ -381,7 +410,7 @@ async fn hint_at_first_token(tokens: &dyn TokenRepository) {
 /// How often the outbox is looked at.
 const DELIVERY_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// How often expired registrations are purged.
+/// How often expired registrations and sessions are purged.
 const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! What every handler shares.
 
+use cadre_accounts::Accounts;
 use cadre_engine::Engine;
 use cadre_groups::WorkflowGroups;
 use std::sync::Arc;
@@ -23,6 +24,10 @@ pub struct AppState {
     pub provisioner: Provisioner,
     /// Self-registration and discoverable groups.
     pub registration: Registration,
+    /// Sign-in, sessions and passwords.
+    pub accounts: Accounts,
+    /// The per-address budget of sign-in attempts.
+    pub sign_in_limiter: Arc<ClientLimiter>,
     /// Delivers the outbox (mails, webhook calls); run by the workers' side of `cadre serve`.
     pub dispatcher: Arc<Dispatcher>,
     /// The per-address budget of the endpoints anyone may call.

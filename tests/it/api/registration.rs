@@ -299,11 +299,15 @@ async fn a_confirmed_registration_becomes_a_user_and_is_announced_by_mail_and_we
         .unwrap()
         .expect("the password hash moved to the user");
     assert!(hash.starts_with("$argon2id$"), "{hash}");
-    assert!(cadre_registration::verify_password(PASSWORD, &hash));
-    assert!(!cadre_registration::verify_password(
-        "another password",
-        &hash
-    ));
+    let passwords = cadre_registration::Passwords::new(Default::default(), 1).unwrap();
+    assert_eq!(
+        passwords.verify(PASSWORD, &hash).await,
+        Ok(cadre_registration::Verified::Match { rehash: false })
+    );
+    assert_eq!(
+        passwords.verify("another password", &hash).await,
+        Ok(cadre_registration::Verified::Mismatch)
+    );
     let (status, _) = server.get("/api/register/users/ada").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "no longer pending");
     let (status, _) = server.register("ada", "new@example.com", PASSWORD).await;

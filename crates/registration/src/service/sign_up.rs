@@ -36,7 +36,7 @@ impl Registration {
             });
         }
         // Hash before looking for conflicts, so that a taken name answers no faster.
-        let password_hash = password::hash(password).await?;
+        let password_hash = self.passwords.hash(password).await?;
         if self.taken(&user_name, &email).await? {
             return Err(RegistrationError::Conflict);
         }

@@ -5,6 +5,8 @@
 //! home. Timestamps are seconds since the Unix epoch as JSON numbers, as orchestrator-core sends.
 
 #[allow(unused_qualifications)]
+pub mod auth;
+#[allow(unused_qualifications)]
 pub mod groups;
 pub mod health;
 // utoipa's expansion of `params(SomeFilter)` names the filter type with a needless path.
@@ -20,7 +22,7 @@ pub mod subscriptions;
 pub mod workflows;
 
 use chrono::{DateTime, Utc};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -37,6 +39,7 @@ use crate::state::AppState;
     modifiers(&BearerToken),
     tags(
         (name = "health", description = "Liveness and readiness"),
+        (name = "auth", description = "Signing in and out, the caller, passwords"),
         (name = "products", description = "The product catalogue"),
         (name = "subscriptions", description = "Subscriptions and their domain models"),
         (name = "workflows", description = "Workflows and their initial forms"),
@@ -62,6 +65,13 @@ impl Modify for BearerToken {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "cadre_session",
+                "The session cookie `POST /api/auth/login` sets; unsafe requests also send the session's CSRF token in `X-CSRF-Token`",
+            ))),
+        );
     }
 }
 
@@ -71,6 +81,12 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::health))
         .routes(routes!(health::ready))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::get_me))
+        .routes(routes!(auth::change_password))
+        .routes(routes!(auth::request_reset))
+        .routes(routes!(auth::confirm_reset))
         .routes(routes!(products::list_products))
         .routes(routes!(products::get_product))
         .routes(routes!(products::list_product_blocks))

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use cadre_domain::{Process, ProcessQuery, ProcessStatus, ProcessStep, Role, Target};
+use cadre_domain::{Process, ProcessQuery, ProcessStatus, ProcessStep, Target};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -236,7 +236,7 @@ pub async fn start_process(
         .registry()
         .get(&workflow_name)
         .is_some_and(|workflow| workflow.target == Target::System);
-    if is_task && !caller.0.role.includes(Role::Admin) {
+    if is_task && !caller.is_admin() {
         return Err(ApiError::new(
             ErrorCode::Forbidden,
             "task workflows need the admin role",

@@ -1,0 +1,107 @@
+//! Sessions: recognising a session cookie, keeping its lifetimes, its CSRF token, and ending
+//! sessions.
+
+use cadre_domain::{DomainError, Session};
+use cadre_registration::tokens::{parse, secret_matches};
+use chrono::TimeDelta;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use crate::{AccountError, AccountUser, Accounts};
+
+/// A session's last use is recorded at most this often (a session's idle end is this precise).
+const TOUCH_EVERY: TimeDelta = TimeDelta::minutes(1);
+
+/// A request's valid session and its active user.
+#[derive(Debug, Clone)]
+pub struct SessionUser {
+    /// The session.
+    pub session: Session,
+    /// Its user, active.
+    pub user: AccountUser,
+    /// The CSRF token unsafe requests of this session must send.
+    pub csrf_token: String,
+}
+
+impl SessionUser {
+    /// Whether `sent` is this session's CSRF token (compared in constant time).
+    pub fn csrf_matches(&self, sent: &str) -> bool {
+        self.csrf_token.as_bytes().ct_eq(sent.as_bytes()).into()
+    }
+}
+
+/// The CSRF token of the session whose secret is `secret`: a hash of it under a label of its
+/// own, so the page that holds it learns nothing of the cookie.
+pub fn csrf_token(secret: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"cadre csrf token\0");
+    hasher.update(secret.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+impl Accounts {
+    /// The session a cookie value names, if it is live and its user active. A live session
+    /// records its use (to the minute).
+    pub async fn session(&self, cookie: &str) -> Result<Option<SessionUser>, AccountError> {
+        let Some((id, secret)) = parse(cookie) else {
+            return Ok(None);
+        };
+        let session = match self.store.session(id).await {
+            Ok(session) => session,
+            Err(DomainError::NotFound { .. }) => return Ok(None),
+            Err(error) => return Err(error.into()),
+        };
+        if !secret_matches(&session.secret_hash, secret) {
+            return Ok(None);
+        }
+        let now = self.now();
+        let idle_end = session.last_seen_at + Self::ttl(self.settings.session_idle);
+        if now >= session.expires_at || now >= idle_end {
+            self.store.delete_session(id).await?;
+            return Ok(None);
+        }
+        let Some(user) = self.active_user(session.user_id).await? else {
+            return Ok(None);
+        };
+        if now - session.last_seen_at >= TOUCH_EVERY {
+            self.store.touch_session(id, now).await?;
+        }
+        Ok(Some(SessionUser {
+            csrf_token: csrf_token(secret),
+            session,
+            user,
+        }))
+    }
+
+    /// Ends `session`, or with `everywhere` every session of its user.
+    pub async fn sign_out(&self, session: &Session, everywhere: bool) -> Result<u64, AccountError> {
+        let ended = if everywhere {
+            self.store.delete_sessions_of(session.user_id, None).await?
+        } else {
+            self.store.delete_session(session.id).await?;
+            1
+        };
+        tracing::info!(user_id = %session.user_id, session = %session.id, everywhere, "signed out");
+        Ok(ended)
+    }
+
+    /// Ends every session of `user_id` (but `except`): after a password change or reset, or
+    /// when the user is disabled.
+    pub async fn end_sessions(
+        &self,
+        user_id: Uuid,
+        except: Option<Uuid>,
+    ) -> Result<u64, AccountError> {
+        Ok(self.store.delete_sessions_of(user_id, except).await?)
+    }
+
+    /// Removes the sessions past their lifetimes; returns how many.
+    pub async fn purge_sessions(&self) -> Result<u64, AccountError> {
+        let now = self.now();
+        Ok(self
+            .store
+            .delete_expired_sessions(now, now - Self::ttl(self.settings.session_idle))
+            .await?)
+    }
+}

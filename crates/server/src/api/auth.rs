@@ -1,0 +1,318 @@
+//! Signing in and out, the caller's own account, and passwords over HTTP.
+//!
+//! `POST /api/auth/login` opens a session and sets the `cadre_session` cookie (HttpOnly,
+//! SameSite=Lax, Secure when configured or served from an `https://` address); requests then
+//! authenticate with the cookie, and their unsafe ones send the session's CSRF token (from the
+//! sign-in answer or `GET /api/auth/me`) in `X-CSRF-Token`. Sign-in and the reset endpoints are
+//! rate-limited per client address; every refused sign-in gets the same 401.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::header::SET_COOKIE;
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use cadre_accounts::{AccountUser, SignedIn};
+use cookie::{Cookie, SameSite};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::{Caller, Credential, SESSION_COOKIE, session_cookie_in};
+use crate::error::{ApiError, ErrorCode, Problem};
+use crate::extract::JsonBody;
+use crate::state::AppState;
+
+/// A sign-in.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    /// The user name, or the email address.
+    pub username: String,
+    /// The password.
+    pub password: String,
+}
+
+/// Who the caller is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    /// The User subscription the caller acts for (`null` for a service token).
+    pub user_id: Option<Uuid>,
+    /// The user name, or the token's name.
+    pub name: String,
+    /// The user's email address, when signed in.
+    pub email: Option<String>,
+    /// The roles: `user`, and `admin` for admins.
+    pub roles: Vec<String>,
+    /// `session` or `token`.
+    pub via: String,
+    /// What unsafe requests of this session send in `X-CSRF-Token` (sessions only).
+    pub csrf_token: Option<String>,
+    /// When the session ends at the latest (seconds since the epoch; sessions only).
+    pub expires_at: Option<f64>,
+}
+
+fn user_roles(user: &AccountUser) -> Vec<String> {
+    user.roles
+        .iter()
+        .map(|role| role.as_str().to_owned())
+        .collect()
+}
+
+fn me(caller: &Caller) -> Me {
+    match &caller.0 {
+        Credential::Session(session) => Me {
+            user_id: Some(session.user.user_id),
+            name: session.user.user_name.clone(),
+            email: Some(session.user.email.clone()),
+            roles: user_roles(&session.user),
+            via: "session".to_owned(),
+            csrf_token: Some(session.csrf_token.clone()),
+            expires_at: Some(super::epoch(session.session.expires_at)),
+        },
+        Credential::Token(token) => Me {
+            user_id: token.user_id,
+            name: token.name.clone(),
+            email: None,
+            roles: vec![token.role.as_str().to_owned()],
+            via: "token".to_owned(),
+            csrf_token: None,
+            expires_at: None,
+        },
+    }
+}
+
+/// The `Set-Cookie` value that sets (or, with `None`, removes) the session cookie.
+fn session_cookie(state: &AppState, value: Option<&str>) -> Result<HeaderValue, ApiError> {
+    let mut cookie = Cookie::build((SESSION_COOKIE, value.unwrap_or_default().to_owned()))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .path("/")
+        .secure(state.accounts.secure_cookie());
+    if value.is_none() {
+        cookie = cookie.max_age(cookie::time::Duration::ZERO);
+    }
+    HeaderValue::from_str(&cookie.build().to_string()).map_err(ApiError::internal)
+}
+
+/// Signs in with a user name or email address and a password, and opens a session: its cookie
+/// is set, and the answer carries the session's CSRF token. An unknown user, a wrong password,
+/// an inactive user and a locked account all get the same 401. A session the request came with
+/// ends.
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth",
+    request_body = Login,
+    responses(
+        (status = 200, description = "Signed in; `Set-Cookie` carries the session", body = Me),
+        (status = 400, description = "The body is not JSON", body = Problem),
+        (status = 401, description = "The user name or password is wrong", body = Problem),
+        (status = 415, description = "The body is not declared as JSON", body = Problem),
+        (status = 422, description = "The body is not a sign-in", body = Problem),
+        (status = 429, description = "Too many sign-ins from this address", body = Problem),
+    ))]
+pub async fn login(
+    State(state): State<AppState>,
+    extensions: Extensions,
+    headers: HeaderMap,
+    JsonBody(login): JsonBody<Login>,
+) -> Result<Response, ApiError> {
+    state.sign_in_limiter.check(&extensions)?;
+    let SignedIn {
+        session,
+        cookie,
+        csrf_token,
+        user,
+    } = state
+        .accounts
+        .sign_in(&login.username, &login.password)
+        .await?;
+    if let Some(old) = session_cookie_in(&headers)
+        && let Some(old) = state.accounts.session(&old).await?
+    {
+        state.accounts.sign_out(&old.session, false).await?;
+    }
+    let body = Me {
+        user_id: Some(user.user_id),
+        name: user.user_name.clone(),
+        email: Some(user.email.clone()),
+        roles: user_roles(&user),
+        via: "session".to_owned(),
+        csrf_token: Some(csrf_token),
+        expires_at: Some(super::epoch(session.expires_at)),
+    };
+    let mut response = Json(body).into_response();
+    response
+        .headers_mut()
+        .insert(SET_COOKIE, session_cookie(&state, Some(&cookie))?);
+    Ok(response)
+}
+
+/// Which sessions a sign-out ends.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SignOut {
+    /// End every session of the user, not just this one.
+    #[serde(default)]
+    pub everywhere: bool,
+}
+
+/// Signs out: ends this session (or every session of the user) and removes the cookie.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth",
+    security(("session" = [])),
+    params(SignOut),
+    responses(
+        (status = 204, description = "Signed out; `Set-Cookie` removes the cookie"),
+        (status = 400, description = "A query parameter does not parse", body = Problem),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 403, description = "No CSRF token, or another session's; or an API token, which has no session", body = Problem),
+    ))]
+pub async fn logout(
+    caller: Caller,
+    State(state): State<AppState>,
+    query: Result<Query<SignOut>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query?;
+    let session = caller.session().ok_or(ApiError::new(
+        ErrorCode::Forbidden,
+        "signing out needs a session; an API token is revoked instead",
+    ))?;
+    state
+        .accounts
+        .sign_out(&session.session, query.everywhere)
+        .await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response
+        .headers_mut()
+        .insert(SET_COOKIE, session_cookie(&state, None)?);
+    Ok(response)
+}
+
+/// Who the caller is: the signed-in user (with the session's CSRF token), or the token.
+#[utoipa::path(get, path = "/api/auth/me", tag = "auth",
+    security(("session" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller", body = Me),
+        (status = 401, description = "No valid session or token", body = Problem),
+    ))]
+pub async fn get_me(caller: Caller) -> Json<Me> {
+    Json(me(&caller))
+}
+
+/// A password change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    /// The password now.
+    pub current_password: String,
+    /// The new password: at least the configured length (12 by default).
+    pub new_password: String,
+}
+
+/// Changes the signed-in user's password (which takes the current one) and ends their other
+/// sessions.
+#[utoipa::path(post, path = "/api/auth/password", tag = "auth",
+    security(("session" = [])),
+    request_body = PasswordChange,
+    responses(
+        (status = 204, description = "Changed; the user's other sessions ended"),
+        (status = 400, description = "The body is not JSON", body = Problem),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 403, description = "No CSRF token, or another session's; or an API token, which has no session", body = Problem),
+        (status = 415, description = "The body is not declared as JSON", body = Problem),
+        (status = 422, description = "The current password is wrong, or the new one too short or long", body = Problem),
+    ))]
+pub async fn change_password(
+    caller: Caller,
+    State(state): State<AppState>,
+    JsonBody(change): JsonBody<PasswordChange>,
+) -> Result<StatusCode, ApiError> {
+    let session = caller.session().ok_or(ApiError::new(
+        ErrorCode::Forbidden,
+        "changing a password needs a session: sign in",
+    ))?;
+    state
+        .accounts
+        .change_password(session, &change.current_password, &change.new_password)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A request for a password reset link.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequest {
+    /// The address of the account.
+    pub email: String,
+}
+
+/// A message for the caller.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    /// What happens next.
+    pub detail: String,
+}
+
+/// Mails a password reset link if an active user has this address; answers the same, at once,
+/// either way (the mail is prepared after the answer).
+#[utoipa::path(post, path = "/api/auth/password-reset", tag = "auth",
+    request_body = ResetRequest,
+    responses(
+        (status = 202, description = "If an active user has this address, a link is on its way", body = Accepted),
+        (status = 400, description = "The body is not JSON", body = Problem),
+        (status = 415, description = "The body is not declared as JSON", body = Problem),
+        (status = 422, description = "The body is not a request", body = Problem),
+        (status = 429, description = "Too many requests from this address", body = Problem),
+    ))]
+pub async fn request_reset(
+    State(state): State<AppState>,
+    extensions: Extensions,
+    JsonBody(request): JsonBody<ResetRequest>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    state.sign_in_limiter.check(&extensions)?;
+    let accounts = state.accounts.clone();
+    tokio::spawn(async move {
+        if let Err(error) = accounts.request_reset(&request.email).await {
+            tracing::warn!(%error, "a password reset request failed");
+        }
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            detail: "if an active user has this address, a reset link is on its way".to_owned(),
+        }),
+    ))
+}
+
+/// A new password through a reset link.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordReset {
+    /// The token of the mailed link (`<id>.<secret>`, after `/password-reset/`).
+    pub token: String,
+    /// The new password: at least the configured length (12 by default).
+    pub new_password: String,
+}
+
+/// Sets a new password through a mailed reset link: the link is used up, and every session of
+/// the user ends.
+#[utoipa::path(post, path = "/api/auth/password-reset/confirm", tag = "auth",
+    request_body = PasswordReset,
+    responses(
+        (status = 204, description = "The password is set; every session of the user ended"),
+        (status = 400, description = "The body is not JSON", body = Problem),
+        (status = 404, description = "The link is unknown or was used", body = Problem),
+        (status = 410, description = "The link expired", body = Problem),
+        (status = 415, description = "The body is not declared as JSON", body = Problem),
+        (status = 422, description = "The token is malformed, or the password too short or long", body = Problem),
+        (status = 429, description = "Too many requests from this address", body = Problem),
+    ))]
+pub async fn confirm_reset(
+    State(state): State<AppState>,
+    extensions: Extensions,
+    JsonBody(reset): JsonBody<PasswordReset>,
+) -> Result<StatusCode, ApiError> {
+    state.sign_in_limiter.check(&extensions)?;
+    state
+        .accounts
+        .reset_password(reset.token.trim(), &reset.new_password)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

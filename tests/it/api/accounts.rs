@@ -1,0 +1,616 @@
+//! Accounts end to end over HTTP: signing in by name or email, the session cookie and its CSRF
+//! token, refusals that look alike, throttling and the lock after too many failures, password
+//! changes and mailed resets (through a real SMTP server in this process), parameter upgrades,
+//! and sessions that stop working when their user is terminated.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cadre_domain::{Clock, SystemClock};
+use cadre_engine::testing::ManualClock;
+use cadre_registration::mail::SmtpSecurity;
+use cadre_registration::testing::{Parsed, SmtpServer};
+use cadre_registration::{Argon2Settings, Passwords};
+use chrono::TimeDelta;
+use insta::assert_json_snapshot;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::Server;
+
+const PASSWORD: &str = "a long enough password";
+
+/// Cheap argon2id parameters, so the tests spend their time on what they test.
+const CHEAP: Argon2Settings = Argon2Settings {
+    memory_kib: 1024,
+    iterations: 1,
+    parallelism: 1,
+};
+
+/// A server whose accounts use cheap hashes, a generous address budget and then `configure`,
+/// mailing through `smtp` if given.
+async fn server(
+    smtp: Option<&SmtpServer>,
+    clock: Arc<dyn Clock>,
+    configure: impl FnOnce(&mut cadre_server::Config) + Send + 'static,
+) -> Server {
+    let smtp = smtp.map(|smtp| smtp.config(SmtpSecurity::Plain));
+    Server::start_with(
+        1,
+        Vec::new(),
+        move |config| {
+            config.smtp = smtp;
+            config.outbox_retry_seconds = 1;
+            config.registration.base_url = "http://cadre.example".to_owned();
+            config.accounts.argon2 = CHEAP;
+            config.accounts.sign_ins_per_minute = 1000;
+            configure(config);
+        },
+        clock,
+    )
+    .await
+}
+
+/// A session as a browser keeps it: the cookie, and the CSRF token from the sign-in answer.
+struct Browser {
+    cookie: String,
+    csrf: String,
+}
+
+impl Server {
+    /// An active user `name` (in a fresh group) whose password is `password`, hashed with
+    /// `settings`; returns the subscription id.
+    async fn user_with_password(
+        &self,
+        name: &str,
+        password: &str,
+        settings: Argon2Settings,
+    ) -> Uuid {
+        let group = self
+            .create_group(&format!("{name}_group"), &format!("{name} group"))
+            .await;
+        let (id, _) = self.create_user(name, &group).await;
+        let id: Uuid = id.parse().unwrap();
+        let hash = Passwords::new(settings, 1)
+            .unwrap()
+            .hash(password)
+            .await
+            .unwrap();
+        self.engine
+            .store()
+            .store_credentials(id, &hash, SystemClock.now())
+            .await
+            .unwrap();
+        id
+    }
+
+    /// Signs in; returns the status, the body and the `Set-Cookie` header.
+    async fn sign_in(&self, username: &str, password: &str) -> (StatusCode, Value, Option<String>) {
+        let response = self
+            .client
+            .post(format!("{}/api/auth/login", self.base))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let set_cookie = response
+            .headers()
+            .get("set-cookie")
+            .map(|value| value.to_str().unwrap().to_owned());
+        (status, response.json().await.unwrap(), set_cookie)
+    }
+
+    /// Signs in, expecting success.
+    async fn browser(&self, username: &str, password: &str) -> Browser {
+        let (status, body, set_cookie) = self.sign_in(username, password).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let set_cookie = set_cookie.expect("a session cookie");
+        let pair = set_cookie.split(';').next().unwrap();
+        Browser {
+            cookie: pair.to_owned(),
+            csrf: body["csrf_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Sends a request with `browser`'s cookie, and its CSRF token if `csrf`.
+    async fn as_browser(
+        &self,
+        browser: &Browser,
+        method: Method,
+        path: &str,
+        csrf: bool,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .header("cookie", &browser.cookie);
+        if csrf {
+            request = request.header("x-csrf-token", &browser.csrf);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap()
+        };
+        (status, body)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_cookie_authenticates_and_its_unsafe_requests_need_the_csrf_token() {
+    let server = server(None, Arc::new(SystemClock), |_| {}).await;
+    let ada = server.user_with_password("ada", PASSWORD, CHEAP).await;
+
+    let (status, body, set_cookie) = server.sign_in("ada", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["user_id"], json!(ada));
+    assert_eq!(body["name"], "ada");
+    assert_eq!(body["roles"], json!(["user"]));
+    let set_cookie = set_cookie.unwrap();
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    assert!(
+        !set_cookie.contains("Secure"),
+        "an http:// address: {set_cookie}"
+    );
+    let value = set_cookie.split(';').next().unwrap();
+    let secret = value.rsplit('.').next().unwrap();
+    let session = server
+        .engine
+        .store()
+        .session(
+            value["cadre_session=".len()..]
+                .split('.')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        !session.secret_hash.contains(secret),
+        "only a hash is stored"
+    );
+
+    // By email too, case folded.
+    let browser = server.browser("ADA@example.org", PASSWORD).await;
+    let (status, me) = server
+        .as_browser(&browser, Method::GET, "/api/auth/me", false, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["via"], "session");
+    assert_eq!(me["csrf_token"], json!(browser.csrf));
+    let (status, _) = server
+        .as_browser(&browser, Method::GET, "/api/subscriptions", false, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "a session reads like a token");
+
+    // An unsafe request by cookie needs the session's own CSRF token.
+    let (status, problem) = server
+        .as_browser(&browser, Method::POST, "/api/auth/logout", false, None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(problem["code"], "csrf_token_missing");
+    let other = server.browser("ada", PASSWORD).await;
+    let crossed = Browser {
+        cookie: browser.cookie.clone(),
+        csrf: other.csrf.clone(),
+    };
+    let (status, _) = server
+        .as_browser(&crossed, Method::POST, "/api/auth/logout", true, None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "another session's token");
+
+    let (status, _) = server
+        .as_browser(&browser, Method::POST, "/api/auth/logout", true, None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = server
+        .as_browser(&browser, Method::GET, "/api/auth/me", false, None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "signed out");
+    let (status, _) = server
+        .as_browser(&other, Method::GET, "/api/auth/me", false, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "the other session lives on");
+
+    // Everywhere ends every session of the user.
+    let third = server.browser("ada", PASSWORD).await;
+    let (status, _) = server
+        .as_browser(
+            &third,
+            Method::POST,
+            "/api/auth/logout?everywhere=true",
+            true,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = server
+        .as_browser(&other, Method::GET, "/api/auth/me", false, None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // A token has no session to end.
+    let (status, _) = server
+        .call(Method::POST, "/api/auth/logout", Some(&server.user), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_sign_ins_look_alike() {
+    let server = server(None, Arc::new(SystemClock), |_| {}).await;
+    server.user_with_password("ada", PASSWORD, CHEAP).await;
+    let group = server.create_group("nopass", "No password").await;
+    server.create_user("grace", &group).await;
+
+    let (status, wrong, cookie) = server.sign_in("ada", "not the password").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(cookie.is_none());
+    assert_json_snapshot!("sign_in_refused", wrong);
+    for (name, password) in [
+        ("nobody", PASSWORD),
+        ("nobody@example.org", PASSWORD),
+        ("grace", PASSWORD),
+        ("", ""),
+        ("ada", &"x".repeat(5000)),
+    ] {
+        let (status, body, cookie) = server.sign_in(name, password).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}");
+        assert_eq!(body, wrong, "{name}: the same body");
+        assert!(cookie.is_none());
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_lock_sign_in_for_a_growing_while_and_at_the_limit_until_a_reset() {
+    let clock = ManualClock::new();
+    let server = server(None, clock.clone(), |config| {
+        config.accounts.free_failures = 2;
+        config.accounts.max_failures = 5;
+    })
+    .await;
+    let ada = server.user_with_password("ada", PASSWORD, CHEAP).await;
+    let refused = |status: StatusCode| status == StatusCode::UNAUTHORIZED;
+
+    for _ in 0..2 {
+        assert!(refused(server.sign_in("ada", "wrong").await.0));
+    }
+    // Two free failures: the right password still works, and clears the count.
+    assert_eq!(server.sign_in("ada", PASSWORD).await.0, StatusCode::OK);
+    assert_eq!(
+        server.engine.store().login_failures(ada).await.unwrap(),
+        None
+    );
+
+    for _ in 0..3 {
+        assert!(refused(server.sign_in("ada", "wrong").await.0));
+    }
+    // The third failure in a row locked sign-in for a second: the right password is refused.
+    assert!(refused(server.sign_in("ada", PASSWORD).await.0));
+    clock.advance(TimeDelta::seconds(1));
+    // The fourth locks for two seconds.
+    assert!(refused(server.sign_in("ada", "wrong").await.0));
+    clock.advance(TimeDelta::seconds(1));
+    assert!(
+        refused(server.sign_in("ada", PASSWORD).await.0),
+        "still locked"
+    );
+    clock.advance(TimeDelta::seconds(1));
+    // The fifth failure reaches the limit: no wait ends it.
+    assert!(refused(server.sign_in("ada", "wrong").await.0));
+    clock.advance(TimeDelta::hours(24));
+    assert!(refused(server.sign_in("ada", PASSWORD).await.0));
+    let failures = server
+        .engine
+        .store()
+        .login_failures(ada)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(failures.failures, 5, "refused attempts are not counted");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_failures_never_count_past_the_limit() {
+    let server = server(None, Arc::new(SystemClock), |config| {
+        config.accounts.free_failures = 100;
+        config.accounts.max_failures = 10;
+    })
+    .await;
+    let ada = server.user_with_password("ada", PASSWORD, CHEAP).await;
+    let attempts = (0..30).map(|_| server.sign_in("ada", "wrong"));
+    for (status, _, _) in futures_util::future::join_all(attempts).await {
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let failures = server
+        .engine
+        .store()
+        .login_failures(ada)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(failures.failures, 10);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ins_are_limited_per_client_address() {
+    let server = server(None, Arc::new(SystemClock), |config| {
+        config.accounts.sign_ins_per_minute = 3;
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(
+            server.sign_in("nobody", PASSWORD).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let (status, body, _) = server.sign_in("nobody", PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["code"], "rate_limited");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_upgrades_a_hash_made_with_other_parameters() {
+    let server = server(None, Arc::new(SystemClock), |_| {}).await;
+    let older = Argon2Settings {
+        iterations: 2,
+        ..CHEAP
+    };
+    let ada = server.user_with_password("ada", PASSWORD, older).await;
+    let before = server
+        .engine
+        .store()
+        .credentials(ada)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(before.contains("m=1024,t=2,p=1"), "{before}");
+    server.browser("ada", PASSWORD).await;
+    let after = server
+        .engine
+        .store()
+        .credentials(ada)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(after.contains("m=1024,t=1,p=1"), "{after}");
+    server.browser("ada", PASSWORD).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_needs_the_current_one_and_ends_the_other_sessions() {
+    let server = server(None, Arc::new(SystemClock), |_| {}).await;
+    server.user_with_password("ada", PASSWORD, CHEAP).await;
+    let laptop = server.browser("ada", PASSWORD).await;
+    let phone = server.browser("ada", PASSWORD).await;
+    let new = "another long password";
+
+    let (status, problem) = server
+        .as_browser(
+            &laptop,
+            Method::POST,
+            "/api/auth/password",
+            true,
+            Some(json!({"current_password": "wrong", "new_password": new})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem["code"], "invalid_argument");
+    let (status, _) = server
+        .as_browser(
+            &laptop,
+            Method::POST,
+            "/api/auth/password",
+            true,
+            Some(json!({"current_password": PASSWORD, "new_password": "short"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "too short");
+    let (status, _) = server
+        .as_browser(
+            &laptop,
+            Method::POST,
+            "/api/auth/password",
+            true,
+            Some(json!({"current_password": PASSWORD, "new_password": new})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let me = |browser| server.as_browser(browser, Method::GET, "/api/auth/me", false, None);
+    assert_eq!(me(&laptop).await.0, StatusCode::OK, "this session stays");
+    assert_eq!(me(&phone).await.0, StatusCode::UNAUTHORIZED, "others end");
+    assert_eq!(
+        server.sign_in("ada", PASSWORD).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    server.browser("ada", new).await;
+    server.stop().await;
+}
+
+/// Waits until `count` mails to `to` arrived; returns them, oldest first.
+async fn mails_to(smtp: &SmtpServer, to: &str, count: usize) -> Vec<Parsed> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mails: Vec<Parsed> = smtp
+            .messages()
+            .iter()
+            .map(|received| Parsed::text(&received.raw))
+            .filter(|mail| mail.header("To").contains(to))
+            .collect();
+        if mails.len() >= count {
+            return mails;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} mails to {to}",
+            mails.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The token of the reset link in `mail`.
+fn reset_token(mail: &Parsed) -> String {
+    let at = mail.body.find("/password-reset/").expect("a reset link");
+    mail.body[at + "/password-reset/".len()..]
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit() || *c == '.')
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailed_reset_link_sets_a_new_password_once_and_ends_every_session() {
+    let smtp = SmtpServer::start();
+    let clock = ManualClock::new();
+    let server = server(Some(&smtp), clock.clone(), |config| {
+        config.accounts.max_failures = 3;
+        config.accounts.free_failures = 3;
+    })
+    .await;
+    let ada = server.user_with_password("ada", PASSWORD, CHEAP).await;
+    let session = server.browser("ada", PASSWORD).await;
+    for _ in 0..3 {
+        server.sign_in("ada", "wrong").await;
+    }
+    assert_eq!(
+        server.sign_in("ada", PASSWORD).await.0,
+        StatusCode::UNAUTHORIZED,
+        "locked"
+    );
+
+    let reset = |email: &'static str| {
+        server.call(
+            Method::POST,
+            "/api/auth/password-reset",
+            None,
+            Some(json!({"email": email})),
+        )
+    };
+    let (status, unknown) = reset("nobody@example.org").await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, known) = reset("ada@example.org").await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(unknown, known, "the same answer");
+    let mail = &mails_to(&smtp, "ada@example.org", 1).await[0];
+    assert_eq!(mail.header("Subject"), "Reset your password for cadre");
+    let first = reset_token(mail);
+    // A second request replaces the first link.
+    reset("ada@example.org").await;
+    let second = reset_token(&mails_to(&smtp, "ada@example.org", 2).await[1]);
+    assert_ne!(first, second);
+    assert!(
+        !smtp.messages().iter().any(|m| m.raw.contains("nobody@")),
+        "no mail for an unknown address"
+    );
+
+    let confirm = |token: &str, password: &str| {
+        server.call(
+            Method::POST,
+            "/api/auth/password-reset/confirm",
+            None,
+            Some(json!({"token": token, "new_password": password})),
+        )
+    };
+    let new = "a brand new password";
+    assert_eq!(
+        confirm(&first, new).await.0,
+        StatusCode::NOT_FOUND,
+        "replaced"
+    );
+    assert_eq!(
+        confirm("not-a-token", new).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        confirm(&second, "short").await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(confirm(&second, new).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        confirm(&second, "yet another password").await.0,
+        StatusCode::NOT_FOUND,
+        "used"
+    );
+
+    let (status, _) = server
+        .as_browser(&session, Method::GET, "/api/auth/me", false, None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "every session ended");
+    assert_eq!(
+        server.engine.store().login_failures(ada).await.unwrap(),
+        None,
+        "unlocked"
+    );
+    server.browser("ada", new).await;
+
+    // A link expires.
+    reset("ada@example.org").await;
+    let late = reset_token(&mails_to(&smtp, "ada@example.org", 3).await[2]);
+    clock.advance(TimeDelta::hours(2));
+    assert_eq!(
+        confirm(&late, "too late a password").await.0,
+        StatusCode::GONE
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_end_with_their_lifetimes_and_when_their_user_is_terminated() {
+    let clock = ManualClock::new();
+    let server = server(None, clock.clone(), |config| {
+        config.accounts.session_idle = Duration::from_secs(600);
+        config.accounts.session_lifetime = Duration::from_secs(3600);
+    })
+    .await;
+    let ada = server.user_with_password("ada", PASSWORD, CHEAP).await;
+    let me = |browser| server.as_browser(browser, Method::GET, "/api/auth/me", false, None);
+
+    let idle = server.browser("ada", PASSWORD).await;
+    let busy = server.browser("ada", PASSWORD).await;
+    for _ in 0..5 {
+        clock.advance(TimeDelta::seconds(300));
+        assert_eq!(
+            me(&busy).await.0,
+            StatusCode::OK,
+            "used within the idle time"
+        );
+    }
+    assert_eq!(me(&idle).await.0, StatusCode::UNAUTHORIZED, "idle too long");
+    clock.advance(TimeDelta::seconds(1200));
+    assert_eq!(
+        me(&busy).await.0,
+        StatusCode::UNAUTHORIZED,
+        "past its lifetime"
+    );
+
+    let session = server.browser("ada", PASSWORD).await;
+    let process = server
+        .start_process("terminate_user", json!([{"subscription_id": ada}, {}]))
+        .await;
+    server.wait_for(&process, &["completed"]).await;
+    assert_eq!(me(&session).await.0, StatusCode::UNAUTHORIZED, "terminated");
+    assert_eq!(
+        server.sign_in("ada", PASSWORD).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    server.stop().await;
+}
