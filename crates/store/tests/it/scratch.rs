@@ -2,26 +2,13 @@
 //! test, inside or outside a runtime, when the test panics, and (PostgreSQL) while connections
 //! to them are still open.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use cadre_domain::Store;
 use cadre_store::testing::{postgres_url, scratch_database, scratch_store, store_at};
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
-/// The PostgreSQL server of `DATABASE_URL`; without one, says plainly that `test` is skipped and
-/// how to run it. Written to stderr itself, past the test harness's capture, so that the
-/// skip shows in `cargo test`'s output.
-fn postgres_or_skip(test: &str) -> Option<String> {
-    let server = postgres_url();
-    if server.is_none() {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED {test}: it needs PostgreSQL; run it with DATABASE_URL=postgres://USER@HOST:PORT/postgres (a role with CREATEDB)"
-        );
-    }
-    server
-}
+use crate::fixtures::postgres_or_skip;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 /// The last path segment of `url`: the database's name, or the SQLite file's path.
 fn database_part(url: &str) -> &str {
