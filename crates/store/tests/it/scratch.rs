@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 
 use cadre_domain::Store;
-use cadre_store::testing::{postgres_url, scratch_database, scratch_store, store_at};
+use cadre_store::testing::{
+    fresh_database_on, postgres_url, scratch_database, scratch_store, store_at,
+};
 
 use crate::fixtures::postgres_or_skip;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
@@ -110,4 +112,47 @@ async fn postgres_scratch_stores_drop_their_database_even_with_a_transaction_ope
         "{name} is still there"
     );
     drop(transaction);
+}
+
+/// A benchmark's database is a guard too: removed when dropped, unless kept on purpose.
+#[tokio::test]
+async fn a_bench_database_is_removed_unless_kept() {
+    let server = postgres_url();
+    let removed = fresh_database_on(server.as_deref(), "cadre_test_bench").await;
+    let url = removed.url().to_owned();
+    assert!(
+        database_part(&url).starts_with("cadre_test_bench_"),
+        "{url}"
+    );
+    store_at(&url).await.ping().await.unwrap();
+    assert!(exists(&url).await);
+    drop(removed);
+    assert!(!exists(&url).await, "{url} is still there");
+
+    let kept = fresh_database_on(server.as_deref(), "cadre_test_bench").await;
+    store_at(kept.url()).await.ping().await.unwrap();
+    let url = kept.keep();
+    assert!(exists(&url).await, "{url} was not kept");
+    // Removed by hand, as whoever kept it would.
+    match &server {
+        Some(server) => {
+            let admin = cadre_store::connect(server).await.unwrap();
+            admin
+                .execute_unprepared(&format!(
+                    "DROP DATABASE \"{}\" WITH (FORCE)",
+                    database_part(&url)
+                ))
+                .await
+                .unwrap();
+            admin.close().await.unwrap();
+        }
+        None => {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut file = sqlite_file(&url).into_os_string();
+                file.push(suffix);
+                let _ = std::fs::remove_file(file);
+            }
+        }
+    }
+    assert!(!exists(&url).await, "{url} is still there");
 }
