@@ -4,7 +4,8 @@
 //! `cargo xtask bench engine` runs it; by hand:
 //! `BENCH_DATABASE_URL=postgres://… BENCH_PROCESSES=1000 BENCH_WORKERS=1,2,4 cargo bench -p cadre-products --bench engine`.
 //! Without `BENCH_DATABASE_URL` it uses a fresh SQLite file. Each worker count gets a fresh
-//! database (on PostgreSQL a new database on that server).
+//! database (on PostgreSQL a new database on that server), removed afterwards unless
+//! `BENCH_KEEP_DB=1`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -173,8 +174,9 @@ async fn wait_for_completed(store: &SeaStore, completions: &Completions, count: 
 }
 
 async fn run(server: Option<&str>, processes: usize, workers: usize) {
-    let url = cadre_store::testing::fresh_database_on(server, "cadre_bench").await;
-    let conn = cadre_store::connect(&url).await.unwrap();
+    // Declared first, so dropped last: after every connection to it.
+    let database = cadre_store::testing::fresh_database_on(server, "cadre_bench").await;
+    let conn = cadre_store::connect(database.url()).await.unwrap();
     cadre_store::migrate(&conn).await.unwrap();
     let raw = raw_commit_rate(&conn, if server.is_some() { 3000 } else { 1000 }).await;
     let store = SeaStore::new(conn);
@@ -275,6 +277,9 @@ async fn run(server: Option<&str>, processes: usize, workers: usize) {
         steps / execution,
         steps / execution / raw,
     );
+    if std::env::var("BENCH_KEEP_DB").is_ok_and(|keep| keep == "1") {
+        eprintln!("kept {}", database.keep());
+    }
 }
 
 fn main() {

@@ -4,9 +4,9 @@
 //!
 //! `cargo xtask bench provisioning` runs it; by hand:
 //! `BENCH_USERS=100000 BENCH_GROUPS=1000 BENCH_BASE_USERS=1000000 BENCH_INCREMENTAL=1000 cargo bench -p cadre-provisioning --bench loads`.
-//! Without `BENCH_DATABASE_URL` each database is a fresh SQLite file in the temp dir (removed
-//! afterwards unless `BENCH_KEEP_DB=1`); with `BENCH_DATABASE_URL=postgres://…` each is a new
-//! database on that server.
+//! Without `BENCH_DATABASE_URL` each database is a fresh SQLite file in the temp dir; with
+//! `BENCH_DATABASE_URL=postgres://…` each is a new database on that server. Each is removed
+//! afterwards unless `BENCH_KEEP_DB=1`.
 //!
 //! Every phase runs in its own child process (this binary, with `BENCH_PHASE` set), so that its
 //! peak memory is its own: the figure is the growth of the peak resident set (`VmHWM`, reset
@@ -166,18 +166,6 @@ fn incremental_rows(sizes: &Sizes) -> Vec<UserRow> {
 
 // ---------------------------------------------------------------------------------------------
 // Databases.
-
-/// Removes a SQLite database file with its WAL; PostgreSQL databases are left on the server.
-fn remove_database(url: &str) {
-    if let Some(path) = url
-        .strip_prefix("sqlite://")
-        .map(|rest| rest.split('?').next().unwrap_or(rest))
-    {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{path}{suffix}"));
-        }
-    }
-}
 
 async fn migrated(url: &str) -> DatabaseConnection {
     let conn = cadre_store::connect(url).await.unwrap();
@@ -824,24 +812,28 @@ async fn orchestrate(sizes: Sizes) {
     };
     eprintln!("provisioning bench on {backend}: {sizes:?}");
 
-    let raw_url = cadre_store::testing::fresh_database_on(server.as_deref(), "cadre_bench").await;
-    let raw = child("raw", &raw_url);
-    let load_url = cadre_store::testing::fresh_database_on(server.as_deref(), "cadre_bench").await;
-    let first = child("load", &load_url);
-    let again = child("reload", &load_url);
-    check_same_rows(&raw_url, &load_url, &sizes).await;
+    // Each database is removed when its guard goes, unless BENCH_KEEP_DB=1 keeps it.
     let keep = std::env::var("BENCH_KEEP_DB").is_ok_and(|keep| keep == "1");
-    if !keep {
-        remove_database(&raw_url);
-        remove_database(&load_url);
-    }
-    let seed_url = cadre_store::testing::fresh_database_on(server.as_deref(), "cadre_bench").await;
-    let seed = child("seed", &seed_url);
-    let incremental = child("incremental", &seed_url);
+    let mut kept = Vec::new();
+    let mut done = |database: cadre_store::testing::ScratchDatabase| {
+        if keep {
+            kept.push(database.keep());
+        }
+    };
+    let raw_db = cadre_store::testing::fresh_database_on(server.as_deref(), "cadre_bench").await;
+    let raw = child("raw", raw_db.url());
+    let load_db = cadre_store::testing::fresh_database_on(server.as_deref(), "cadre_bench").await;
+    let first = child("load", load_db.url());
+    let again = child("reload", load_db.url());
+    check_same_rows(raw_db.url(), load_db.url(), &sizes).await;
+    done(raw_db);
+    done(load_db);
+    let seed_db = cadre_store::testing::fresh_database_on(server.as_deref(), "cadre_bench").await;
+    let seed = child("seed", seed_db.url());
+    let incremental = child("incremental", seed_db.url());
+    done(seed_db);
     if keep {
-        eprintln!("kept {raw_url}, {load_url} and {seed_url}");
-    } else {
-        remove_database(&seed_url);
+        eprintln!("kept {}", kept.join(", "));
     }
 
     let (n, g, m, k) = (

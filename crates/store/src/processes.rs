@@ -10,11 +10,14 @@ use cadre_domain::{
     ProcessStatus, ProcessStep, ProcessUpdate, Result, State, StepRecord, Target,
 };
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, OnConflict, Query};
+use sea_orm::sea_query::{
+    Alias, CommonTableExpression, Expr, ExprTrait, IntoIden, LockBehavior, LockType, OnConflict,
+    Query, SubQueryStatement, TableRef, ValueTuple, WithClause,
+};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Statement, TransactionSession,
+    QuerySelect, QueryTrait, Statement, TransactionSession,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -145,15 +148,10 @@ fn new_process(new: &NewProcess) -> Process {
     }
 }
 
-/// Inserts a new process, its initial input and its subscription link, statement by statement
-/// (inside the caller's transaction).
-async fn insert_process(
-    conn: &impl ConnectionTrait,
-    new: &NewProcess,
-    ids: &dyn IdSource,
-) -> Result<()> {
+/// The process row a [`NewProcess`] is stored as: created, its first step next, no lease.
+fn process_model(new: &NewProcess) -> processes::ActiveModel {
     let now = new.now.fixed_offset();
-    processes::Entity::insert(processes::ActiveModel {
+    processes::ActiveModel {
         id: Set(new.id),
         workflow_name: Set(new.workflow_name.clone()),
         workflow_version: Set(new.workflow_version),
@@ -173,10 +171,21 @@ async fn insert_process(
         lease_owner: Set(None),
         lease_expires_at: Set(None),
         lease_token: Set(0),
-    })
-    .exec_without_returning(conn)
-    .await
-    .map_err(storage_error)?;
+    }
+}
+
+/// Inserts a new process, its initial input and its subscription link, statement by statement
+/// (inside the caller's transaction).
+async fn insert_process(
+    conn: &impl ConnectionTrait,
+    new: &NewProcess,
+    ids: &dyn IdSource,
+) -> Result<()> {
+    let now = new.now.fixed_offset();
+    processes::Entity::insert(process_model(new))
+        .exec_without_returning(conn)
+        .await
+        .map_err(storage_error)?;
     input_states::Entity::insert(input_states::ActiveModel {
         id: Set(ids.new_id()),
         process_id: Set(new.id),
@@ -201,49 +210,88 @@ async fn insert_process(
     Ok(())
 }
 
+/// A common table expression `name AS (query)`.
+fn cte(name: &'static str, query: impl Into<SubQueryStatement>) -> CommonTableExpression {
+    CommonTableExpression::new()
+        .table_name(name)
+        .query(query)
+        .to_owned()
+}
+
 /// PostgreSQL's single-statement process creation: the process row, its initial input and (if
-/// any) its subscription link.
-fn create_process_statement(new: &NewProcess, process: &Process, ids: &dyn IdSource) -> Statement {
+/// any) its subscription link, each insert taking its process id from the one before:
+/// `WITH created AS (INSERT INTO processes … RETURNING id), input AS (INSERT INTO input_states
+/// … SELECT …, created.id, … FROM created RETURNING process_id) INSERT INTO
+/// processes_subscriptions … SELECT … FROM input` (or `SELECT process_id FROM input`).
+fn create_process_statement(new: &NewProcess, ids: &dyn IdSource) -> Result<Statement> {
+    const CREATED: &str = "created";
+    const INPUT: &str = "input";
     let now = new.now.fixed_offset();
-    let mut values: Vec<sea_orm::Value> = vec![
-        process.id.into(),
-        process.workflow_name.clone().into(),
-        process.workflow_version.into(),
-        process.target.as_str().into(),
-        process.is_task.into(),
-        process.status.as_str().into(),
-        process.next_step.clone().into(),
-        Value::Object(process.state.clone()).into(),
-        process.created_by.clone().into(),
-        now.into(),
-        ids.new_id().into(),
-        INITIAL_STATE.into(),
-        new.input.clone().into(),
-    ];
-    let mut sql = String::from(
-        "WITH created AS (INSERT INTO processes (id, workflow_name, workflow_version, \
-         workflow_target, is_task, status, next_step, state, created_by, started_at, \
-         last_modified_at, run_at, attempt, lease_token) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10, 0, 0) RETURNING id), \
-         input AS (INSERT INTO input_states (id, process_id, input_type, input_state, input_time) \
-         SELECT $11, created.id, $12, $13, $10 FROM created RETURNING process_id) ",
-    );
-    match new.subscription_id {
-        Some(subscription_id) => {
-            values.extend([ids.new_id().into(), subscription_id.into()]);
-            sql.push_str(
-                "INSERT INTO processes_subscriptions (id, process_id, subscription_id, created_at) \
-                 SELECT $14, process_id, $15, $10 FROM input",
-            );
-        }
-        None => sql.push_str("SELECT process_id FROM input"),
-    }
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+    let created = processes::Entity::insert(process_model(new))
+        .into_query()
+        .returning_col(processes::Column::Id)
+        .to_owned();
+    let input = Query::insert()
+        .into_table(input_states::Entity)
+        .columns([
+            input_states::Column::Id,
+            input_states::Column::ProcessId,
+            input_states::Column::InputType,
+            input_states::Column::InputState,
+            input_states::Column::InputTime,
+        ])
+        .select_from(
+            Query::select()
+                .expr(Expr::val(ids.new_id()))
+                .column((CREATED, processes::Column::Id))
+                .expr(Expr::val(INITIAL_STATE))
+                .expr(Expr::val(new.input.clone()))
+                .expr(Expr::val(now))
+                .from(CREATED)
+                .take(),
+        )
+        .map_err(query_error)?
+        .returning_col(input_states::Column::ProcessId)
+        .to_owned();
+    let with = WithClause::new()
+        .cte(cte(CREATED, created))
+        .cte(cte(INPUT, input))
+        .to_owned();
+    let statement = match new.subscription_id {
+        Some(subscription_id) => Query::insert()
+            .into_table(processes_subscriptions::Entity)
+            .columns([
+                processes_subscriptions::Column::Id,
+                processes_subscriptions::Column::ProcessId,
+                processes_subscriptions::Column::SubscriptionId,
+                processes_subscriptions::Column::CreatedAt,
+            ])
+            .select_from(
+                Query::select()
+                    .expr(Expr::val(ids.new_id()))
+                    .column(input_states::Column::ProcessId)
+                    .expr(Expr::val(subscription_id))
+                    .expr(Expr::val(now))
+                    .from(INPUT)
+                    .take(),
+            )
+            .map_err(query_error)?
+            .to_owned()
+            .with(with),
+        None => Query::select()
+            .column(input_states::Column::ProcessId)
+            .from(INPUT)
+            .take()
+            .with(with),
+    };
+    Ok(DbBackend::Postgres.build(&statement))
 }
 
 /// PostgreSQL's single-statement step commit: the process row is updated only if the lease
 /// token still matches, and the log rows are inserted only from that update's result, so the
-/// statement inserts `steps.len()` rows exactly when the lease held.
+/// statement inserts `steps.len()` rows exactly when the lease held: `WITH updated AS (UPDATE
+/// processes SET … WHERE id = … AND lease_token = … RETURNING id) INSERT INTO process_steps …
+/// SELECT v.column1, updated.id, v.column2, … FROM updated CROSS JOIN (VALUES (…), …) AS v`.
 fn fenced_commit_statement(
     lease: &Lease,
     steps: &[StepRecord],
@@ -251,54 +299,69 @@ fn fenced_commit_statement(
     owner: Option<String>,
     renew_until: Option<DateTime<Utc>>,
     ids: &dyn IdSource,
-) -> Statement {
-    let mut values: Vec<sea_orm::Value> = vec![
-        update.status.as_str().into(),
-        update.last_step.clone().into(),
-        update.next_step.clone().into(),
-        Value::Object(update.state.clone()).into(),
-        update.failed_reason.clone().into(),
-        update.traceback.clone().into(),
-        update.now.fixed_offset().into(),
-        update.run_at.fixed_offset().into(),
-        update.attempt.into(),
-        owner.into(),
-        renew_until.map(|until| until.fixed_offset()).into(),
-        lease.process_id.into(),
-        lease.token.into(),
-    ];
-    let mut rows = Vec::with_capacity(steps.len());
-    for step in steps {
-        let n = values.len();
-        rows.push(format!(
-            "(${}::uuid, ${}::text, ${}::text, ${}::text, ${}::jsonb, ${}::jsonb, ${}::text, ${}::timestamptz, ${}::timestamptz)",
-            n + 1, n + 2, n + 3, n + 4, n + 5, n + 6, n + 7, n + 8, n + 9
-        ));
-        values.extend([
-            ids.new_id().into(),
-            step.step_key.clone().into(),
-            step.name.clone().into(),
-            step.status.as_str().into(),
-            Value::Object(step.state.clone()).into(),
-            step.error.clone().into(),
-            step.created_by.clone().into(),
-            step.started_at.fixed_offset().into(),
-            step.completed_at.fixed_offset().into(),
-        ]);
-    }
-    let sql = format!(
-        "WITH updated AS (UPDATE processes SET status = $1, last_step = $2, next_step = $3, \
-         state = $4, failed_reason = $5, traceback = $6, last_modified_at = $7, run_at = $8, \
-         attempt = $9, lease_owner = $10, lease_expires_at = $11 \
-         WHERE id = $12 AND lease_token = $13 RETURNING id) \
-         INSERT INTO process_steps (id, process_id, step_key, name, status, state, error, \
-         created_by, started_at, completed_at) \
-         SELECT v.id, updated.id, v.step_key, v.name, v.status, v.state, v.error, v.created_by, \
-         v.started_at, v.completed_at FROM updated CROSS JOIN (VALUES {}) \
-         AS v(id, step_key, name, status, state, error, created_by, started_at, completed_at)",
-        rows.join(", ")
-    );
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+) -> Result<Statement> {
+    const UPDATED: &str = "updated";
+    const STEPS: &str = "v";
+    let mut model = update_model(update);
+    model.lease_owner = Set(owner);
+    model.lease_expires_at = Set(renew_until.map(|until| until.fixed_offset()));
+    let updated = processes::Entity::update_many()
+        .set(model)
+        .filter(processes::Column::Id.eq(lease.process_id))
+        .filter(processes::Column::LeaseToken.eq(lease.token))
+        .into_query()
+        .returning_col(processes::Column::Id)
+        .to_owned();
+    // The log rows, without their process id: PostgreSQL names the columns of a VALUES list
+    // column1, column2, … (sea-query gives the list an alias only, no column names).
+    let rows: Vec<ValueTuple> = steps
+        .iter()
+        .map(|step| {
+            ValueTuple::Many(vec![
+                ids.new_id().into(),
+                step.step_key.clone().into(),
+                step.name.clone().into(),
+                step.status.as_str().into(),
+                Value::Object(step.state.clone()).into(),
+                step.error.clone().into(),
+                step.created_by.clone().into(),
+                step.started_at.fixed_offset().into(),
+                step.completed_at.fixed_offset().into(),
+            ])
+        })
+        .collect();
+    let value = |n: usize| Expr::col((STEPS, Alias::new(format!("column{n}"))));
+    let select = Query::select()
+        .expr(value(1))
+        .column((UPDATED, processes::Column::Id))
+        .exprs((2..=9).map(value))
+        .from(UPDATED)
+        .cross_join(TableRef::ValuesList(rows, STEPS.into_iden()))
+        .take();
+    let statement = Query::insert()
+        .into_table(process_steps::Entity)
+        .columns([
+            process_steps::Column::Id,
+            process_steps::Column::ProcessId,
+            process_steps::Column::StepKey,
+            process_steps::Column::Name,
+            process_steps::Column::Status,
+            process_steps::Column::State,
+            process_steps::Column::Error,
+            process_steps::Column::CreatedBy,
+            process_steps::Column::StartedAt,
+            process_steps::Column::CompletedAt,
+        ])
+        .select_from(select)
+        .map_err(query_error)?
+        .to_owned()
+        .with(WithClause::new().cte(cte(UPDATED, updated)).to_owned());
+    Ok(DbBackend::Postgres.build(&statement))
+}
+
+/// A statement sea-query refused to build: a mistake in this file, not in the data.
+fn query_error(error: sea_orm::sea_query::error::Error) -> DomainError {
+    DomainError::Internal(format!("a process statement could not be built: {error}"))
 }
 
 impl<C: Conn> Repo<C> {
@@ -317,7 +380,7 @@ impl<C: Conn> ProcessRepository for Repo<C> {
         let process = new_process(new);
         if self.conn.get_database_backend() == DbBackend::Postgres {
             // One round trip: the process, its input and its link in a single statement.
-            let statement = create_process_statement(new, &process, &*self.ids);
+            let statement = create_process_statement(new, &*self.ids)?;
             self.conn
                 .execute_raw(statement)
                 .await
@@ -441,14 +504,13 @@ impl<C: Conn> ProcessRepository for Repo<C> {
             .from(processes::Entity)
             // Literal statuses, so that PostgreSQL can use the partial index of runnable
             // processes even with a generic plan.
-            .and_where(Expr::cust(format!(
-                "status IN ({})",
-                CLAIMABLE
-                    .iter()
-                    .map(|status| format!("'{}'", status.as_str()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )))
+            .and_where(
+                Expr::col(processes::Column::Status).is_in(
+                    CLAIMABLE
+                        .iter()
+                        .map(|status| Expr::Constant(status.as_str().into())),
+                ),
+            )
             .and_where(Expr::col(processes::Column::RunAt).lte(now_value))
             .and_where(
                 Expr::col(processes::Column::LeaseExpiresAt)
@@ -502,7 +564,7 @@ impl<C: Conn> ProcessRepository for Repo<C> {
         let held = if self.conn.get_database_backend() == DbBackend::Postgres && !steps.is_empty() {
             // One round trip: the fenced update and the log rows in a single statement.
             let statement =
-                fenced_commit_statement(lease, steps, update, owner, renew_until, &*self.ids);
+                fenced_commit_statement(lease, steps, update, owner, renew_until, &*self.ids)?;
             let inserted = self
                 .conn
                 .execute_raw(statement)
@@ -594,5 +656,91 @@ impl<C: Conn> ProcessRepository for Repo<C> {
         .await
         .map_err(storage_error)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The PostgreSQL single statements keep their shape: one round trip each, the inserts
+    //! chained through common table expressions.
+
+    use super::*;
+    use cadre_domain::{StepStatus, UuidV7Source};
+
+    fn at() -> DateTime<Utc> {
+        DateTime::UNIX_EPOCH
+    }
+
+    #[test]
+    fn process_creation_is_one_statement_of_chained_inserts() {
+        let new = NewProcess {
+            id: Uuid::nil(),
+            workflow_name: "w".to_owned(),
+            workflow_version: 1,
+            target: Target::Modify,
+            created_by: "a".to_owned(),
+            state: State::new(),
+            input: Value::Null,
+            first_step: "init".to_owned(),
+            subscription_id: Some(Uuid::nil()),
+            now: at(),
+        };
+        let sql = create_process_statement(&new, &UuidV7Source).unwrap().sql;
+        assert!(
+            sql.starts_with(r#"WITH "created" AS (INSERT INTO "processes" "#),
+            "{sql}"
+        );
+        assert!(sql.contains(r#"RETURNING "id") , "input" AS (INSERT INTO "input_states" "#));
+        assert!(
+            sql.ends_with(r#"INSERT INTO "processes_subscriptions" ("id", "process_id", "subscription_id", "created_at") SELECT $24, "process_id", $25, $26 FROM "input""#),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn a_step_commit_is_one_fenced_statement() {
+        let lease = Lease {
+            process_id: Uuid::nil(),
+            owner: "w".to_owned(),
+            token: 1,
+            expires_at: at(),
+        };
+        let step = StepRecord {
+            step_key: "s".to_owned(),
+            name: "S".to_owned(),
+            status: StepStatus::Success,
+            state: State::new(),
+            error: None,
+            created_by: "a".to_owned(),
+            started_at: at(),
+            completed_at: at(),
+        };
+        let update = ProcessUpdate {
+            status: ProcessStatus::Running,
+            last_step: None,
+            next_step: None,
+            state: State::new(),
+            failed_reason: None,
+            traceback: None,
+            run_at: at(),
+            attempt: 0,
+            now: at(),
+        };
+        let steps = [step.clone(), step];
+        let sql = fenced_commit_statement(&lease, &steps, &update, None, None, &UuidV7Source)
+            .unwrap()
+            .sql;
+        assert!(
+            sql.starts_with(r#"WITH "updated" AS (UPDATE "processes" SET "status" = $1"#),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(r#"WHERE "processes"."id" = $12 AND "processes"."lease_token" = $13 RETURNING "id") INSERT INTO "process_steps" "#),
+            "{sql}"
+        );
+        assert!(
+            sql.ends_with(r#"FROM "updated" CROSS JOIN (VALUES ($14, $15, $16, $17, $18, $19, $20, $21, $22), ($23, $24, $25, $26, $27, $28, $29, $30, $31)) AS "v""#),
+            "{sql}"
+        );
     }
 }

@@ -8,16 +8,18 @@ use cadre_domain::{
     ProvisionedSubscription, ProvisioningRepository, Result, Written,
 };
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, ExprTrait, JoinType, OnConflict, Query, SelectStatement};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, Statement, TransactionSession,
+    QueryOrder, TransactionSession,
 };
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::entities::{provisioned_subscriptions as provisioned, provisioning_chunks as chunks};
-use crate::snapshots::placeholders;
+use crate::entities::{
+    provisioned_subscriptions as provisioned, provisioning_chunks as chunks, subscriptions,
+};
+use crate::snapshots::JsonFunctions;
 use crate::subscriptions::parse_lifecycle;
 use crate::{Conn, Repo, storage_error};
 
@@ -61,38 +63,51 @@ async fn insert_chunks(
 /// external id and fingerprint while the subscription is at the version the load left.
 type MarkRow = (String, String, i64, Option<String>, Option<String>);
 
-/// The marks of the live subscriptions of `products` (`count` placeholders), aggregated into one
-/// JSON array of [`MarkRow`]s: a single row, where 100,000 rows would each cost the driver more
-/// than the database takes to find them.
-fn marks_sql(backend: DbBackend, count: usize) -> String {
-    let postgres = backend == DbBackend::Postgres;
-    let (agg, array, id, insync, cast) = if postgres {
-        (
-            "json_agg",
-            "json_build_array",
-            "p.subscription_id::text",
-            "s.insync::int",
-            "::text",
-        )
+/// The marks of the live subscriptions of `products`, aggregated into one JSON array of
+/// [`MarkRow`]s: a single row, where 100,000 rows would each cost the driver more than the
+/// database takes to find them.
+fn marks_query(backend: DbBackend, products: &[Uuid]) -> SelectStatement {
+    let json = JsonFunctions::of(backend);
+    let (p, s) = ("p", "s");
+    let insync = Expr::col((s, subscriptions::Column::Insync));
+    let insync = if backend == DbBackend::Postgres {
+        insync.cast_as("int")
     } else {
-        (
-            "json_group_array",
-            "json_array",
-            "hex(p.subscription_id)",
-            "s.insync",
-            "",
+        insync
+    };
+    // What the load wrote counts only while the subscription is at the version it left.
+    let while_unchanged = |column: provisioned::Column| {
+        Expr::case(
+            Expr::col((p, provisioned::Column::Version))
+                .equals((s, subscriptions::Column::Version)),
+            Expr::col((p, column)),
         )
     };
-    format!(
-        "SELECT {agg}({array}({id}, s.status, {insync}, \
-           CASE WHEN p.version = s.version THEN p.external_id END, \
-           CASE WHEN p.version = s.version THEN p.fingerprint END)){cast} AS marks \
-         FROM provisioned_subscriptions p \
-         JOIN subscriptions s ON s.id = p.subscription_id \
-         WHERE s.product_id IN ({}) AND s.status <> '{}'",
-        placeholders(backend, count),
-        Lifecycle::Terminated.as_str()
-    )
+    Query::select()
+        .expr_as(
+            json.aggregate_arrays([
+                json.id_text(Expr::col((p, provisioned::Column::SubscriptionId))),
+                Expr::col((s, subscriptions::Column::Status)),
+                insync,
+                while_unchanged(provisioned::Column::ExternalId).into(),
+                while_unchanged(provisioned::Column::Fingerprint).into(),
+            ]),
+            "marks",
+        )
+        .from_as(provisioned::Entity, p)
+        .join_as(
+            JoinType::Join,
+            subscriptions::Entity,
+            s,
+            Expr::col((s, subscriptions::Column::Id))
+                .equals((p, provisioned::Column::SubscriptionId)),
+        )
+        .and_where(Expr::col((s, subscriptions::Column::ProductId)).is_in(products.iter().copied()))
+        .and_where(
+            Expr::col((s, subscriptions::Column::Status))
+                .ne(Expr::Constant(Lifecycle::Terminated.as_str().into())),
+        )
+        .take()
 }
 
 #[async_trait]
@@ -151,10 +166,7 @@ impl<C: Conn> ProvisioningRepository for Repo<C> {
         report: &Value,
     ) -> Result<()> {
         let updated = chunks::Entity::update_many()
-            .col_expr(
-                chunks::Column::Report,
-                sea_orm::sea_query::Expr::value(report.to_string()),
-            )
+            .col_expr(chunks::Column::Report, Expr::value(report.to_string()))
             .filter(chunks::Column::LoadId.eq(load_id))
             .filter(chunks::Column::Part.eq(part.as_str()))
             .filter(chunks::Column::Seq.eq(seq))
@@ -185,11 +197,7 @@ impl<C: Conn> ProvisioningRepository for Repo<C> {
             return Ok(Vec::new());
         }
         let backend = self.conn.get_database_backend();
-        let statement = Statement::from_sql_and_values(
-            backend,
-            marks_sql(backend, products.len()),
-            products.into_iter().map(sea_orm::Value::from),
-        );
+        let statement = backend.build(&marks_query(backend, &products));
         let json: Option<String> = self
             .conn
             .query_one_raw(statement)

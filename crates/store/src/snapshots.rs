@@ -10,10 +10,15 @@ use std::collections::BTreeMap;
 
 use cadre_domain::SubscriptionSnapshot;
 use cadre_domain::{BlockInstance, BlockRef, BlockRelation, DomainError, Result};
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, JoinType, Query, SelectStatement};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult};
 use uuid::Uuid;
 
 use crate::catalogue::Catalogue;
+use crate::entities::{
+    resource_types, subscription_instance_relations as relations,
+    subscription_instance_values as values, subscription_instances as instances, subscriptions,
+};
 use crate::storage_error;
 use crate::subscriptions::parse_lifecycle;
 
@@ -37,50 +42,124 @@ struct SnapshotRow {
     instance_relations: Option<String>,
 }
 
-/// `count` bound-parameter placeholders for a hand-written statement, comma-separated.
-pub(crate) fn placeholders(backend: DbBackend, count: usize) -> String {
-    if backend == DbBackend::Postgres {
-        let numbered: Vec<String> = (1..=count).map(|n| format!("${n}")).collect();
-        numbered.join(", ")
-    } else {
-        vec!["?"; count].join(", ")
+/// The functions that aggregate rows into a JSON array and build one array of values, and
+/// whether the aggregate must be cast to text (PostgreSQL's is `json`, which sea-orm does not
+/// read as a string; SQLite's is text already).
+pub(crate) struct JsonFunctions {
+    aggregate: &'static str,
+    array: &'static str,
+    postgres: bool,
+}
+
+impl JsonFunctions {
+    /// The backend's JSON functions.
+    pub(crate) fn of(backend: DbBackend) -> Self {
+        let postgres = backend == DbBackend::Postgres;
+        if postgres {
+            Self {
+                aggregate: "json_agg",
+                array: "json_build_array",
+                postgres,
+            }
+        } else {
+            Self {
+                aggregate: "json_group_array",
+                array: "json_array",
+                postgres,
+            }
+        }
+    }
+
+    /// The aggregate, as text, of JSON arrays of `items`.
+    pub(crate) fn aggregate_arrays(&self, items: impl IntoIterator<Item = Expr>) -> Expr {
+        let aggregate: Expr = Func::cust(self.aggregate)
+            .arg(Func::cust(self.array).args(items))
+            .into();
+        if self.postgres {
+            aggregate.cast_as("text")
+        } else {
+            aggregate
+        }
+    }
+
+    /// An id column as text in JSON: SQLite stores ids as blobs (`hex`), PostgreSQL as `uuid`.
+    pub(crate) fn id_text(&self, column: Expr) -> Expr {
+        if self.postgres {
+            column.cast_as("text")
+        } else {
+            Func::cust("hex").arg(column).into()
+        }
     }
 }
 
-/// The query for `count` ids. Ids are text in JSON: SQLite stores them as blobs (`hex`),
-/// PostgreSQL as `uuid` (`::text`).
-fn snapshot_sql(backend: DbBackend, count: usize) -> String {
-    let postgres = backend == DbBackend::Postgres;
-    // PostgreSQL's aggregate is `json`; the row reads text.
-    let (agg, array, cast) = if postgres {
-        ("json_agg", "json_build_array", "::text")
-    } else {
-        ("json_group_array", "json_array", "")
-    };
-    let text = |column: &str| {
-        if postgres {
-            format!("{column}::text")
-        } else {
-            format!("hex({column})")
-        }
-    };
-    let (depends_on, owner) = (text("r.depends_on_id"), text("t.subscription_id"));
-    format!(
-        "SELECT s.id, s.product_id, s.status, s.insync, s.version, \
-           i.id AS instance_id, i.product_block_id, i.label, \
-           (SELECT {agg}({array}(rt.resource_type, v.position, v.value)){cast} \
-              FROM subscription_instance_values v \
-              JOIN resource_types rt ON rt.id = v.resource_type_id \
-             WHERE v.subscription_instance_id = i.id) AS instance_values, \
-           (SELECT {agg}({array}(r.domain_model_attr, r.position, {depends_on}, {owner})){cast} \
-              FROM subscription_instance_relations r \
-              JOIN subscription_instances t ON t.id = r.depends_on_id \
-             WHERE r.in_use_by_id = i.id) AS instance_relations \
-         FROM subscriptions s \
-         LEFT JOIN subscription_instances i ON i.subscription_id = s.id \
-         WHERE s.id IN ({})",
-        placeholders(backend, count)
-    )
+/// The query for the snapshots of `ids`: one row per subscription and instance, the
+/// instance's values and relations each aggregated by a correlated subquery.
+fn snapshot_query(backend: DbBackend, ids: &[Uuid]) -> SelectStatement {
+    let json = JsonFunctions::of(backend);
+    let (s, i, v, rt, r, t) = ("s", "i", "v", "rt", "r", "t");
+    let instance_values = Query::select()
+        .expr(json.aggregate_arrays([
+            Expr::col((rt, resource_types::Column::ResourceType)),
+            Expr::col((v, values::Column::Position)),
+            Expr::col((v, values::Column::Value)),
+        ]))
+        .from_as(values::Entity, v)
+        .join_as(
+            JoinType::Join,
+            resource_types::Entity,
+            rt,
+            Expr::col((rt, resource_types::Column::Id)).equals((v, values::Column::ResourceTypeId)),
+        )
+        .and_where(
+            Expr::col((v, values::Column::SubscriptionInstanceId))
+                .equals((i, instances::Column::Id)),
+        )
+        .take();
+    let instance_relations = Query::select()
+        .expr(json.aggregate_arrays([
+            Expr::col((r, relations::Column::DomainModelAttr)),
+            Expr::col((r, relations::Column::Position)),
+            json.id_text(Expr::col((r, relations::Column::DependsOnId))),
+            json.id_text(Expr::col((t, instances::Column::SubscriptionId))),
+        ]))
+        .from_as(relations::Entity, r)
+        .join_as(
+            JoinType::Join,
+            instances::Entity,
+            t,
+            Expr::col((t, instances::Column::Id)).equals((r, relations::Column::DependsOnId)),
+        )
+        .and_where(Expr::col((r, relations::Column::InUseById)).equals((i, instances::Column::Id)))
+        .take();
+    Query::select()
+        .columns([
+            (s, subscriptions::Column::Id),
+            (s, subscriptions::Column::ProductId),
+            (s, subscriptions::Column::Status),
+            (s, subscriptions::Column::Insync),
+            (s, subscriptions::Column::Version),
+        ])
+        .expr_as(Expr::col((i, instances::Column::Id)), "instance_id")
+        .column((i, instances::Column::ProductBlockId))
+        .column((i, instances::Column::Label))
+        .expr_as(
+            Expr::SubQuery(None, Box::new(instance_values.into())),
+            "instance_values",
+        )
+        .expr_as(
+            Expr::SubQuery(None, Box::new(instance_relations.into())),
+            "instance_relations",
+        )
+        .from_as(subscriptions::Entity, s)
+        .join_as(
+            JoinType::LeftJoin,
+            instances::Entity,
+            i,
+            Expr::col((i, instances::Column::SubscriptionId))
+                .equals((s, subscriptions::Column::Id)),
+        )
+        .and_where(Expr::col((s, subscriptions::Column::Id)).is_in(ids.iter().copied()))
+        .take()
 }
 
 /// Reads the snapshots of the subscriptions `ids`, in id order; missing ids are left out.
@@ -92,13 +171,8 @@ pub(crate) async fn read_snapshots(
     let backend = conn.get_database_backend();
     let mut rows = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(SNAPSHOT_CHUNK) {
-        let statement = Statement::from_sql_and_values(
-            backend,
-            snapshot_sql(backend, chunk.len()),
-            chunk.iter().map(|id| Value::from(*id)),
-        );
         rows.extend(
-            SnapshotRow::find_by_statement(statement)
+            SnapshotRow::find_by_statement(backend.build(&snapshot_query(backend, chunk)))
                 .all(conn)
                 .await
                 .map_err(storage_error)?,

@@ -44,6 +44,8 @@ enum Place {
     File(PathBuf),
     /// Database `name` on the PostgreSQL server at `server`.
     Postgres { server: String, name: String },
+    /// Kept on purpose ([`ScratchDatabase::keep`]): left where it is.
+    Kept,
 }
 
 impl ScratchDatabase {
@@ -51,12 +53,18 @@ impl ScratchDatabase {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// Keeps the database when this guard goes (to look at it afterwards); returns its URL.
+    pub fn keep(mut self) -> String {
+        self.place = Place::Kept;
+        std::mem::take(&mut self.url)
+    }
 }
 
 impl Drop for ScratchDatabase {
     fn drop(&mut self) {
         match &self.place {
-            Place::Memory => {}
+            Place::Memory | Place::Kept => {}
             Place::File(path) => {
                 for suffix in ["", "-wal", "-shm"] {
                     let mut file = path.clone().into_os_string();
@@ -86,7 +94,9 @@ fn report(problem: &str) {
     let _ = writeln!(std::io::stderr(), "{problem}");
 }
 
-/// Drops database `name` on `server` from a thread of its own with a runtime of its own, so
+/// Drops database `name` on `server` from a thread of its own (sea-query has no statement for
+/// creating or dropping a database: this one and `CREATE DATABASE` stay raw SQL, on
+/// PostgreSQL only, with `name` a generated `{prefix}_{uuid}`) with a runtime of its own, so
 /// that it works inside a runtime (even a single-threaded one, which a blocked thread would
 /// stall) and outside one, and also while a panic unwinds.
 fn drop_postgres_database(server: &str, name: &str) -> Result<(), String> {
@@ -136,7 +146,7 @@ impl Deref for ScratchStore {
 /// it must be dropped before the database).
 pub async fn scratch_connection() -> (DatabaseConnection, ScratchDatabase) {
     let database = match postgres_url() {
-        Some(server) => postgres_database(&server).await,
+        Some(server) => postgres_database(&server, "cadre_test").await,
         None => ScratchDatabase {
             url: "sqlite::memory:".to_owned(),
             place: Place::Memory,
@@ -152,7 +162,7 @@ pub async fn scratch_connection() -> (DatabaseConnection, ScratchDatabase) {
 /// share: a fresh PostgreSQL database, or a fresh SQLite file in the temp dir.
 pub async fn scratch_database() -> ScratchDatabase {
     match postgres_url() {
-        Some(server) => postgres_database(&server).await,
+        Some(server) => postgres_database(&server, "cadre_test").await,
         None => {
             let path = std::env::temp_dir().join(format!("cadre_test_{}.db", unique()));
             ScratchDatabase {
@@ -163,9 +173,9 @@ pub async fn scratch_database() -> ScratchDatabase {
     }
 }
 
-/// A new scratch database on the PostgreSQL server at `server`.
-async fn postgres_database(server: &str) -> ScratchDatabase {
-    let name = format!("cadre_test_{}", unique());
+/// A new database `{prefix}_{uuid}` on the PostgreSQL server at `server`.
+async fn postgres_database(server: &str, prefix: &str) -> ScratchDatabase {
+    let name = format!("{prefix}_{}", unique());
     ScratchDatabase {
         url: create_postgres_database(server, &name).await,
         place: Place::Postgres {
@@ -193,17 +203,19 @@ fn unique() -> String {
     Uuid::new_v4().simple().to_string()
 }
 
-/// The URL of a new, empty database named `{prefix}_{uuid}` that outlives this process: on the
-/// PostgreSQL server `server` names, or as a SQLite file in the temp dir when there is none.
-/// For benchmarks, whose databases are meant to be looked at afterwards; tests take a
-/// [`scratch_database`].
-pub async fn fresh_database_on(server: Option<&str>, prefix: &str) -> String {
-    let name = format!("{prefix}_{}", unique());
+/// A new, empty database named `{prefix}_{uuid}` for a benchmark: on the PostgreSQL server
+/// `server` names, or as a SQLite file in the temp dir when there is none. A guard like
+/// [`scratch_database`]'s, removed when dropped unless [`ScratchDatabase::keep`] keeps it to be
+/// looked at afterwards; tests take a [`scratch_database`].
+pub async fn fresh_database_on(server: Option<&str>, prefix: &str) -> ScratchDatabase {
     match server {
-        Some(server) => create_postgres_database(server, &name).await,
+        Some(server) => postgres_database(server, prefix).await,
         None => {
-            let path = std::env::temp_dir().join(format!("{name}.db"));
-            format!("sqlite://{}?mode=rwc", path.display())
+            let path = std::env::temp_dir().join(format!("{prefix}_{}.db", unique()));
+            ScratchDatabase {
+                url: format!("sqlite://{}?mode=rwc", path.display()),
+                place: Place::File(path),
+            }
         }
     }
 }

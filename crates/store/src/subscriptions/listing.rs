@@ -1,26 +1,36 @@
 //! Listing subscriptions: counting what a filter matches in a snapshot, rows to summaries, and
 //! text patterns.
 
+use sea_orm::sea_query::{Asterisk, Func};
+
 use super::*;
 
 /// What a count can be checked against later: on PostgreSQL the current MVCC snapshot (equal
 /// snapshots see the same committed rows), on SQLite the version of `subscription_changes`
 /// (moved by triggers with every write of a subscription row).
-pub(super) fn snapshot_sql(backend: DbBackend) -> &'static str {
+pub(super) fn snapshot_expr(backend: DbBackend) -> Expr {
     match backend {
-        DbBackend::Postgres => "pg_current_snapshot()::text",
-        _ => "(SELECT CAST(version AS TEXT) FROM subscription_changes)",
+        DbBackend::Postgres => Expr::from(Func::cust("pg_current_snapshot")).cast_as("text"),
+        _ => Expr::SubQuery(
+            None,
+            Box::new(
+                Query::select()
+                    .expr(Expr::col("version").cast_as("TEXT"))
+                    .from("subscription_changes")
+                    .take()
+                    .into(),
+            ),
+        ),
     }
 }
 
-/// The database's current snapshot, as [`snapshot_sql`] reads it.
+/// The database's current snapshot, as [`snapshot_expr`] reads it.
 pub(super) async fn current_snapshot(conn: &impl ConnectionTrait) -> Result<String> {
     let backend = conn.get_database_backend();
-    let statement = Statement::from_string(
-        backend,
-        format!("SELECT {} AS snapshot", snapshot_sql(backend)),
-    );
-    conn.query_one_raw(statement)
+    let query = Query::select()
+        .expr_as(snapshot_expr(backend), "snapshot")
+        .take();
+    conn.query_one_raw(backend.build(&query))
         .await
         .map_err(storage_error)?
         .ok_or_else(|| DomainError::Storage("the snapshot query returned no row".to_owned()))?
@@ -28,28 +38,25 @@ pub(super) async fn current_snapshot(conn: &impl ConnectionTrait) -> Result<Stri
         .map_err(storage_error)
 }
 
-/// Counts the rows `select` matches, in the same statement as the snapshot the count saw.
+/// Counts the rows `select` matches, in the same statement as the snapshot the count saw:
+/// `SELECT snapshot, COUNT(*) FROM (SELECT id …) AS matching`.
 pub(super) async fn count_matching(
     conn: &impl ConnectionTrait,
     select: &Select<subscriptions::Entity>,
 ) -> Result<Counted> {
     let backend = conn.get_database_backend();
-    let inner = select
+    let matching = select
         .clone()
         .select_only()
         .column(subscriptions::Column::Id)
-        .build(backend);
-    let statement = Statement::from_sql_and_values(
-        backend,
-        format!(
-            "SELECT {} AS snapshot, COUNT(*) AS total FROM ({}) AS matching",
-            snapshot_sql(backend),
-            inner.sql
-        ),
-        inner.values.map(|values| values.0).unwrap_or_default(),
-    );
+        .into_query();
+    let query = Query::select()
+        .expr_as(snapshot_expr(backend), "snapshot")
+        .expr_as(Expr::col(Asterisk).count(), "total")
+        .from_subquery(matching, "matching")
+        .take();
     let row = conn
-        .query_one_raw(statement)
+        .query_one_raw(backend.build(&query))
         .await
         .map_err(storage_error)?
         .ok_or_else(|| DomainError::Storage("a count returned no row".to_owned()))?;

@@ -6,11 +6,8 @@
 
 use cadre_domain::{DomainError, Result, SubscriptionSummary};
 use chrono::{DateTime, FixedOffset};
-use sea_orm::sea_query::NullOrdering;
-use sea_orm::{
-    ConnectionTrait, DbBackend, FromQueryResult, IdenStatic, Order, QueryOrder, QueryTrait, Select,
-    Statement,
-};
+use sea_orm::sea_query::{Expr, Func, NullOrdering, Query, SelectStatement};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Order, QueryOrder, QueryTrait, Select};
 use uuid::Uuid;
 
 use super::summary;
@@ -72,13 +69,7 @@ pub(crate) async fn read_page(
             .map(|row| summary(catalogue, row))
             .collect();
     }
-    let inner = select.build(backend);
-    let statement = Statement::from_sql_and_values(
-        backend,
-        aggregate_sql(&inner.sql, keys),
-        inner.values.map(|values| values.0).unwrap_or_default(),
-    );
-    let json = PageJson::find_by_statement(statement)
+    let json = PageJson::find_by_statement(backend.build(&aggregate_query(select, keys)))
         .one(conn)
         .await
         .map_err(storage_error)?
@@ -91,25 +82,48 @@ pub(crate) async fn read_page(
 }
 
 /// The SQLite statement aggregating the rows of `inner` into one JSON array, in the order
-/// `keys`. Ids are stored as blobs: they read as hex text.
-fn aggregate_sql(inner: &str, keys: &[SortKey]) -> String {
-    let order: Vec<String> = keys
-        .iter()
-        .map(|key| {
-            let direction = match key.order {
-                Order::Desc => "DESC",
-                _ => "ASC",
-            };
-            let nulls = if key.nulls_last { " NULLS LAST" } else { "" };
-            format!("{} {direction}{nulls}", key.column.as_str())
-        })
-        .collect();
-    format!(
-        "SELECT json_group_array(json_array(hex(id), hex(product_id), hex(customer_id), \
-           description, status, insync, start_date, end_date, note, version) ORDER BY {}) \
-           AS page FROM ({inner}) AS page",
-        order.join(", "),
-    )
+/// `keys`: `SELECT json_group_array(json_array(…) ORDER BY …) AS page FROM (inner) AS page`.
+/// Ids are stored as blobs: they read as hex text. sea-query has no ordered aggregate, so the
+/// call is a custom expression around sea-query's arguments and order keys; its `?`
+/// placeholders are SQLite's.
+fn aggregate_query(inner: Select<subscriptions::Entity>, keys: &[SortKey]) -> SelectStatement {
+    use subscriptions::Column;
+    let hex = |column: Column| Expr::from(Func::cust("hex").arg(Expr::col(column)));
+    let entry = Func::cust("json_array").args([
+        hex(Column::Id),
+        hex(Column::ProductId),
+        hex(Column::CustomerId),
+        Expr::col(Column::Description),
+        Expr::col(Column::Status),
+        Expr::col(Column::Insync),
+        Expr::col(Column::StartDate),
+        Expr::col(Column::EndDate),
+        Expr::col(Column::Note),
+        Expr::col(Column::Version),
+    ]);
+    let order = keys.iter().map(|key| {
+        let direction = match key.order {
+            Order::Desc => "DESC",
+            _ => "ASC",
+        };
+        let nulls = if key.nulls_last { " NULLS LAST" } else { "" };
+        Expr::cust_with_expr(format!("? {direction}{nulls}"), Expr::col(key.column))
+    });
+    let aggregate = if keys.is_empty() {
+        Expr::from(Func::cust("json_group_array").arg(entry))
+    } else {
+        Expr::cust_with_exprs(
+            format!(
+                "json_group_array(? ORDER BY {})",
+                vec!["?"; keys.len()].join(", ")
+            ),
+            std::iter::once(entry.into()).chain(order),
+        )
+    };
+    Query::select()
+        .expr_as(aggregate, "page")
+        .from_subquery(inner.into_query(), "page")
+        .take()
 }
 
 fn malformed(error: impl std::fmt::Display) -> DomainError {
@@ -140,4 +154,35 @@ fn to_model(row: PageRow) -> Result<subscriptions::Model> {
         note,
         version,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The shape of SQLite's page statement: one row, the page aggregated in its order.
+
+    use sea_orm::EntityTrait;
+
+    use super::*;
+
+    #[test]
+    fn a_page_is_one_ordered_aggregate_over_the_page_query() {
+        let keys = [
+            SortKey {
+                column: subscriptions::Column::StartDate,
+                order: Order::Desc,
+                nulls_last: true,
+            },
+            SortKey {
+                column: subscriptions::Column::Id,
+                order: Order::Desc,
+                nulls_last: false,
+            },
+        ];
+        let statement =
+            DbBackend::Sqlite.build(&aggregate_query(subscriptions::Entity::find(), &keys));
+        assert_eq!(
+            statement.sql,
+            r#"SELECT json_group_array(json_array(hex("id"), hex("product_id"), hex("customer_id"), "description", "status", "insync", "start_date", "end_date", "note", "version") ORDER BY "start_date" DESC NULLS LAST, "id" DESC) AS "page" FROM (SELECT "subscriptions"."id", "subscriptions"."product_id", "subscriptions"."customer_id", "subscriptions"."description", "subscriptions"."status", "subscriptions"."insync", "subscriptions"."start_date", "subscriptions"."end_date", "subscriptions"."note", "subscriptions"."version" FROM "subscriptions") AS "page""#
+        );
+    }
 }

@@ -14,11 +14,11 @@ use cadre_domain::{
     Page, Result, SortOrder, Subscription, SubscriptionQuery, SubscriptionRecord,
     SubscriptionRepository, SubscriptionSort, SubscriptionSummary,
 };
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, LikeExpr, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, LikeExpr, Query};
 use sea_orm::{
     ActiveValue::{NotSet, Set, Unchanged},
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, JoinType, Order,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Statement, TransactionSession,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, TransactionSession,
 };
 use uuid::Uuid;
 
@@ -244,11 +244,15 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
             // Case-insensitive on both sides: SQLite's LIKE itself ignores the case of ASCII
             // letters, the letters its `lower` folds, so no description is copied to lower it;
             // PostgreSQL lowers description and pattern alike, as the trigram index over
-            // `lower(description)` expects.
+            // `lower(description)` expects. sea-query's LIKE takes a pattern value only, not an
+            // expression such as `lower($1)`: the operator is a custom expression of its operands.
             select = select.filter(match self.conn.get_database_backend() {
-                DbBackend::Postgres => Expr::cust_with_values(
-                    r#"lower("description") LIKE lower($1) ESCAPE '\'"#,
-                    [pattern],
+                DbBackend::Postgres => Expr::cust_with_exprs(
+                    r"$1 LIKE $2 ESCAPE '\'",
+                    [
+                        Func::lower(Expr::col(subscriptions::Column::Description)).into(),
+                        Func::lower(Expr::val(pattern)).into(),
+                    ],
                 ),
                 _ => Expr::col(subscriptions::Column::Description)
                     .like(LikeExpr::new(pattern).escape('\\')),

@@ -10,6 +10,7 @@ use cadre_migrations::demo::{
 use cadre_products::models::{User, UserGroup, UserGroupInactive, UserInactive};
 use cadre_store::SeaStore;
 use chrono::{DateTime, TimeZone, Utc};
+use std::io::Write;
 use uuid::Uuid;
 
 pub fn now() -> DateTime<Utc> {
@@ -100,4 +101,31 @@ impl HasSubscription for UserGroup {
     fn subscription_mut(&mut self) -> &mut cadre_domain::Subscription {
         &mut self.subscription
     }
+}
+
+/// The PostgreSQL server of `DATABASE_URL`; without one, says plainly that `test` is skipped and
+/// how to run it. Written to stderr itself, past the test harness's capture, so that the
+/// skip shows in `cargo test`'s output.
+pub fn postgres_or_skip(test: &str) -> Option<String> {
+    let server = cadre_store::testing::postgres_url();
+    if server.is_none() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED {test}: it needs PostgreSQL; run it with DATABASE_URL=postgres://USER@HOST:PORT/postgres (a role with CREATEDB)"
+        );
+    }
+    server
+}
+
+/// Whether the tests run on SQLite; if not, says plainly that `test` is skipped and how to run
+/// it, the way [`postgres_or_skip`] does.
+pub fn sqlite_or_skip(test: &str) -> bool {
+    let sqlite = cadre_store::testing::postgres_url().is_none();
+    if !sqlite {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED {test}: it tests SQLite; run it without DATABASE_URL (or with a sqlite:// one)"
+        );
+    }
+    sqlite
 }

@@ -9,7 +9,9 @@ use cadre_store::testing::scratch_store;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use uuid::Uuid;
 
-use crate::fixtures::{active_group, initial_group, provisioned_user};
+use crate::fixtures::{
+    active_group, initial_group, postgres_or_skip, provisioned_user, sqlite_or_skip,
+};
 
 fn ids(page: &cadre_domain::Page<cadre_domain::SubscriptionSummary>) -> Vec<Uuid> {
     page.items.iter().map(|item| item.subscription.id).collect()
@@ -258,7 +260,7 @@ async fn a_paged_total_is_renewed_while_nothing_changes_and_sees_another_stores_
 async fn a_text_search_total_can_use_the_description_index_on_postgres() {
     use sea_orm::TransactionTrait;
 
-    if cadre_store::testing::postgres_url().is_none() {
+    if postgres_or_skip("a_text_search_total_can_use_the_description_index_on_postgres").is_none() {
         return;
     }
     let database = cadre_store::testing::scratch_database().await;
@@ -362,7 +364,7 @@ async fn a_page_carries_every_field_as_a_load_reads_it() {
 /// it runs, because sqlx binds the parameters anew on every run.
 #[tokio::test]
 async fn sqlite_plans_statements_once() {
-    if cadre_store::testing::postgres_url().is_some() {
+    if !sqlite_or_skip("sqlite_plans_statements_once") {
         return;
     }
     let store = scratch_store().await;

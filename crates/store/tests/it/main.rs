@@ -8,6 +8,7 @@ mod catalogue;
 mod fixtures;
 mod listing;
 mod migrations;
+mod processes;
 mod registration;
 mod scratch;
 mod subscriptions;

@@ -2,26 +2,15 @@
 //! test, inside or outside a runtime, when the test panics, and (PostgreSQL) while connections
 //! to them are still open.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use cadre_domain::Store;
-use cadre_store::testing::{postgres_url, scratch_database, scratch_store, store_at};
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use cadre_store::testing::{
+    fresh_database_on, postgres_url, scratch_database, scratch_store, store_at,
+};
 
-/// The PostgreSQL server of `DATABASE_URL`; without one, says plainly that `test` is skipped and
-/// how to run it. Written to stderr itself, past the test harness's capture, so that the
-/// skip shows in `cargo test`'s output.
-fn postgres_or_skip(test: &str) -> Option<String> {
-    let server = postgres_url();
-    if server.is_none() {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED {test}: it needs PostgreSQL; run it with DATABASE_URL=postgres://USER@HOST:PORT/postgres (a role with CREATEDB)"
-        );
-    }
-    server
-}
+use crate::fixtures::postgres_or_skip;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 /// The last path segment of `url`: the database's name, or the SQLite file's path.
 fn database_part(url: &str) -> &str {
@@ -123,4 +112,47 @@ async fn postgres_scratch_stores_drop_their_database_even_with_a_transaction_ope
         "{name} is still there"
     );
     drop(transaction);
+}
+
+/// A benchmark's database is a guard too: removed when dropped, unless kept on purpose.
+#[tokio::test]
+async fn a_bench_database_is_removed_unless_kept() {
+    let server = postgres_url();
+    let removed = fresh_database_on(server.as_deref(), "cadre_test_bench").await;
+    let url = removed.url().to_owned();
+    assert!(
+        database_part(&url).starts_with("cadre_test_bench_"),
+        "{url}"
+    );
+    store_at(&url).await.ping().await.unwrap();
+    assert!(exists(&url).await);
+    drop(removed);
+    assert!(!exists(&url).await, "{url} is still there");
+
+    let kept = fresh_database_on(server.as_deref(), "cadre_test_bench").await;
+    store_at(kept.url()).await.ping().await.unwrap();
+    let url = kept.keep();
+    assert!(exists(&url).await, "{url} was not kept");
+    // Removed by hand, as whoever kept it would.
+    match &server {
+        Some(server) => {
+            let admin = cadre_store::connect(server).await.unwrap();
+            admin
+                .execute_unprepared(&format!(
+                    "DROP DATABASE \"{}\" WITH (FORCE)",
+                    database_part(&url)
+                ))
+                .await
+                .unwrap();
+            admin.close().await.unwrap();
+        }
+        None => {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut file = sqlite_file(&url).into_os_string();
+                file.push(suffix);
+                let _ = std::fs::remove_file(file);
+            }
+        }
+    }
+    assert!(!exists(&url).await, "{url} is still there");
 }
