@@ -11,12 +11,18 @@ use std::future::Future;
 use std::sync::Arc;
 
 use cadre_domain::testing::MemoryStore;
+use std::collections::BTreeSet;
+
 use cadre_domain::{
-    ApiToken, BlockRef, CustomerRepository, DomainError, Email, Lease, Lifecycle, Name, NewProcess,
+    ApiToken, BlockInstance, BlockRef, ChunkPart, CustomerRepository, DomainError, Email, FileName,
+    FileStatus, GroupFile, GroupId, GroupName, Lease, Lifecycle, LoadChunk, Name, NewProcess,
     OutboxKind, OutboxMessage, PendingUser, Process, ProcessRepository, ProcessStatus,
-    ProcessUpdate, ProductType, RegistrationToken, Role, SortOrder, StepRecord, StepStatus, Store,
-    SubscriptionQuery, SubscriptionRepository, SubscriptionSort, Target, TokenOperation, UserName,
+    ProcessUpdate, Product, ProductType, ProvisionedMark, ProvisionedSubscription,
+    RegistrationToken, Role, SortOrder, StepRecord, StepStatus, Store, Subscription,
+    SubscriptionQuery, SubscriptionRecord, SubscriptionRepository, SubscriptionSort, Target,
+    TokenOperation, UserName, WorkflowGroup, Written,
 };
+use cadre_migrations::demo::DEFAULT_CUSTOMER_ID;
 use cadre_products::testing::active_group;
 use cadre_store::testing::scratch_store;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -550,6 +556,347 @@ async fn tokens_are_found_by_id_and_used_once() {
             "{:?}",
             store.due_messages(until, 10).await.unwrap()
         ));
+        transcript
+    })
+    .await;
+}
+
+/// A new group record with instance `instance`, external id and name `name`, referencing
+/// `parents`, in `lifecycle`.
+fn group_record(
+    product: &Product,
+    n: u128,
+    instance: u128,
+    name: &str,
+    parents: &[BlockRef],
+    lifecycle: Lifecycle,
+) -> SubscriptionRecord {
+    let mut block = BlockInstance::new(id(instance), "UserGroupBlock");
+    block.set_value("user_group_id", Some(name));
+    block.set_value("user_group_name", Some(name));
+    block.set_references("parent_groups", parents);
+    SubscriptionRecord {
+        subscription: Subscription {
+            id: id(n),
+            product_id: product.id,
+            customer_id: DEFAULT_CUSTOMER_ID,
+            description: format!("User Group {name}"),
+            lifecycle,
+            insync: true,
+            start_date: Some(now()),
+            end_date: None,
+            note: None,
+            version: 1,
+        },
+        product: product.clone(),
+        blocks: vec![block],
+    }
+}
+
+#[tokio::test]
+async fn batch_inserts_are_checked_like_saves_and_all_or_nothing() {
+    on_both(|store| async move {
+        let mut transcript = Vec::new();
+        let product = store.product_by_name("User Group").await.unwrap();
+        let record = |n, instance, name: &str, parents: &[BlockRef]| {
+            group_record(&product, n, instance, name, parents, Lifecycle::Active)
+        };
+        let parent = record(1, 101, "staff", &[]);
+        let parent_ref = BlockRef {
+            instance_id: id(101),
+            owner_subscription_id: id(1),
+        };
+        let child = record(2, 102, "eng", &[parent_ref]);
+        store
+            .insert_subscriptions(&[parent.clone(), child.clone()])
+            .await
+            .unwrap();
+        let loaded = store.load_subscriptions(&[id(2), id(1)]).await.unwrap();
+        assert_eq!(loaded, [parent.clone(), child.clone()]);
+
+        let refused: Vec<Vec<SubscriptionRecord>> = vec![
+            vec![record(3, 103, "staff", &[])],
+            vec![record(4, 104, "ops", &[]), record(5, 105, "ops", &[])],
+            vec![record(
+                6,
+                106,
+                "qa",
+                &[BlockRef {
+                    instance_id: id(999),
+                    owner_subscription_id: id(1),
+                }],
+            )],
+            vec![record(1, 107, "dup", &[])],
+            vec![record(8, 101, "twin", &[])],
+            vec![SubscriptionRecord {
+                subscription: Subscription {
+                    customer_id: id(500),
+                    ..record(9, 109, "nobody", &[]).subscription
+                },
+                ..record(9, 109, "nobody", &[])
+            }],
+            vec![{
+                let mut odd = record(10, 110, "odd", &[]);
+                odd.blocks[0].set_value("colour", Some("red"));
+                odd
+            }],
+            vec![{
+                let mut odd = record(11, 111, "odd", &[]);
+                odd.blocks[0].block = "NoSuchBlock".to_owned();
+                odd
+            }],
+        ];
+        for batch in refused {
+            let result = store.insert_subscriptions(&batch).await;
+            assert!(result.is_err(), "{batch:?}");
+            transcript.push(outcome(&result));
+        }
+        let stored = store
+            .list_subscriptions(&SubscriptionQuery::default())
+            .await
+            .unwrap();
+        assert_eq!(stored.total, 2, "a refused batch writes nothing");
+
+        let terminated = group_record(&product, 12, 112, "staff", &[], Lifecycle::Terminated);
+        transcript.push(outcome(&store.insert_subscriptions(&[terminated]).await));
+        transcript
+    })
+    .await;
+}
+
+fn workflow_group(group_id: &str, name: &str, owner: Uuid, at: DateTime<Utc>) -> WorkflowGroup {
+    WorkflowGroup {
+        id: GroupId::parse(group_id).unwrap(),
+        workflow: "wf".to_owned(),
+        name: GroupName::parse(name).unwrap(),
+        owner,
+        members: BTreeSet::from([owner]),
+        parameters: json!({}),
+        workflow_spec: json!({"name": "wf"}),
+        engine_config: None,
+        created_at: at,
+    }
+}
+
+fn group_file(n: u128, group_id: &str, status: FileStatus, at: DateTime<Utc>) -> GroupFile {
+    GroupFile {
+        id: id(n),
+        group_id: GroupId::parse(group_id).unwrap(),
+        name: FileName::parse("data.csv").unwrap(),
+        key: format!("key{n}"),
+        mime_type: None,
+        size: 0,
+        status,
+        created_at: at,
+    }
+}
+
+#[tokio::test]
+async fn workflow_groups_keep_names_unique_per_workflow_and_take_their_files_along() {
+    on_both(|store| async move {
+        let mut transcript = Vec::new();
+        active_group(store.as_ref(), id(1), "g1", "Group One", &[], now())
+            .await
+            .unwrap();
+        active_group(store.as_ref(), id(2), "g2", "Group Two", &[], now())
+            .await
+            .unwrap();
+        let team = workflow_group("team_a", "Team A", id(1), now());
+        store.create_group(&team).await.unwrap();
+        assert_eq!(store.group(&team.id).await.unwrap(), team);
+        let later = now() + TimeDelta::seconds(1);
+        for refused in [
+            workflow_group("team_a", "Other", id(1), later),
+            workflow_group("team_b", "  team   a ", id(1), later),
+            workflow_group("team_c", "Team C", id(77), later),
+        ] {
+            transcript.push(outcome(&store.create_group(&refused).await));
+        }
+        let mut elsewhere = workflow_group("team_d", "Team A", id(2), later);
+        elsewhere.workflow = "other".to_owned();
+        store.create_group(&elsewhere).await.unwrap();
+        let mut second = workflow_group("team_e", "Team E", id(2), later);
+        second.members.insert(id(1));
+        store.create_group(&second).await.unwrap();
+        let listed = |groups: Vec<WorkflowGroup>| {
+            groups
+                .iter()
+                .map(|group| group.id.to_string())
+                .collect::<Vec<_>>()
+        };
+        transcript.push(format!(
+            "{:?} {:?} {:?}",
+            listed(store.list_groups(None, None).await.unwrap()),
+            listed(store.list_groups(Some("wf"), Some(id(1))).await.unwrap()),
+            listed(store.list_groups(None, Some(id(2))).await.unwrap()),
+        ));
+
+        let mut renamed = second.clone();
+        renamed.name = GroupName::parse("TEAM A").unwrap();
+        transcript.push(outcome(&store.update_group(&renamed).await));
+        renamed.name = GroupName::parse("Team Renamed").unwrap();
+        renamed.members = BTreeSet::from([id(2)]);
+        renamed.parameters = json!({"ignored": true});
+        store.update_group(&renamed).await.unwrap();
+        let stored = store.group(&renamed.id).await.unwrap();
+        assert_eq!(
+            stored.parameters,
+            json!({}),
+            "an update saves name and members only"
+        );
+        transcript.push(format!("{} {:?}", stored.name, stored.members));
+        let missing = workflow_group("nobody", "Nobody", id(1), now());
+        transcript.push(outcome(&store.update_group(&missing).await));
+
+        store
+            .insert_file(&group_file(10, "team_a", FileStatus::Uploading, now()))
+            .await
+            .unwrap();
+        store
+            .insert_file(&group_file(11, "team_a", FileStatus::Stored, later))
+            .await
+            .unwrap();
+        transcript.push(outcome(
+            &store
+                .insert_file(&group_file(12, "nobody", FileStatus::Stored, later))
+                .await,
+        ));
+        let mut done = group_file(10, "team_a", FileStatus::Stored, now());
+        done.size = 42;
+        done.mime_type = Some("text/csv".to_owned());
+        store.update_file(&done).await.unwrap();
+        transcript.push(outcome(
+            &store
+                .update_file(&group_file(13, "team_a", FileStatus::Stored, now()))
+                .await,
+        ));
+        let files = |files: Vec<GroupFile>| {
+            files
+                .iter()
+                .map(|file| (file.id, file.status, file.size))
+                .collect::<Vec<_>>()
+        };
+        transcript.push(format!(
+            "{:?} {:?} {:?}",
+            files(store.group_files(&team.id, None).await.unwrap()),
+            files(
+                store
+                    .group_files(&team.id, Some(FileStatus::Uploading))
+                    .await
+                    .unwrap()
+            ),
+            files(
+                store
+                    .files_in_status(FileStatus::Stored, later)
+                    .await
+                    .unwrap()
+            ),
+        ));
+        transcript.push(outcome(&store.group_file(&second.id, id(10)).await));
+        store.delete_group(&team.id).await.unwrap();
+        transcript.push(outcome(&store.group_file(&team.id, id(11)).await));
+        transcript.push(outcome(&store.delete_group(&team.id).await));
+        transcript.push(outcome(&store.delete_file(id(11)).await));
+        transcript
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn loads_keep_their_chunks_and_marks_trust_only_an_unchanged_version() {
+    on_both(|store| async move {
+        let mut transcript = Vec::new();
+        let load = id(50);
+        let chunks: Vec<LoadChunk> = (0..3)
+            .map(|seq| LoadChunk {
+                seq,
+                content: json!([seq]),
+                report: None,
+            })
+            .collect();
+        store
+            .add_load_chunks(load, ChunkPart::Batch, &chunks, now())
+            .await
+            .unwrap();
+        transcript.push(outcome(
+            &store
+                .add_load_chunks(load, ChunkPart::Batch, &chunks[2..], now())
+                .await,
+        ));
+        store
+            .add_load_chunks(load, ChunkPart::Input, &chunks[..1], now())
+            .await
+            .unwrap();
+        store
+            .report_chunk(load, ChunkPart::Batch, 0, &json!({"done": true}))
+            .await
+            .unwrap();
+        transcript.push(format!(
+            "{:?} {:?}",
+            store
+                .next_unreported_chunk(load, ChunkPart::Batch)
+                .await
+                .unwrap(),
+            store.load_chunks(load, ChunkPart::Batch).await.unwrap(),
+        ));
+        transcript.push(outcome(
+            &store
+                .report_chunk(load, ChunkPart::Input, 5, &json!({}))
+                .await,
+        ));
+
+        let group = active_group(store.as_ref(), id(1), "g1", "Group One", &[], now())
+            .await
+            .unwrap();
+        let written = Written {
+            external_id: "g1".to_owned(),
+            fingerprint: "f1".to_owned(),
+        };
+        let mark = |version| ProvisionedMark {
+            subscription_id: id(1),
+            version,
+            written: Some(written.clone()),
+        };
+        store
+            .mark_provisioned(&[mark(group.subscription.version)], now())
+            .await
+            .unwrap();
+        let marks = |found: Vec<ProvisionedSubscription>| format!("{found:?}");
+        transcript.push(marks(
+            store
+                .provisioned_subscriptions(&ProductType::user_group())
+                .await
+                .unwrap(),
+        ));
+        let record = store.load_subscription(id(1)).await.unwrap();
+        let saved = store.save_subscription(&record).await.unwrap();
+        transcript.push(marks(
+            store
+                .provisioned_subscriptions(&ProductType::user_group())
+                .await
+                .unwrap(),
+        ));
+        store
+            .mark_provisioned(&[mark(1), mark(saved.subscription.version)], now())
+            .await
+            .unwrap();
+        transcript.push(marks(
+            store
+                .provisioned_subscriptions(&ProductType::user_group())
+                .await
+                .unwrap(),
+        ));
+        transcript.push(marks(
+            store
+                .provisioned_subscriptions(&ProductType::user())
+                .await
+                .unwrap(),
+        ));
+        let missing = ProvisionedMark {
+            subscription_id: id(99),
+            ..mark(1)
+        };
+        transcript.push(outcome(&store.mark_provisioned(&[missing], now()).await));
         transcript
     })
     .await;
