@@ -132,8 +132,6 @@ trait Access: Send + Sync {
 /// - Listing totals are always exact: nothing is remembered between calls.
 /// - Instants are kept to the nanosecond (PostgreSQL keeps microseconds).
 /// - Transactions: see [`MemoryTransaction`] for their isolation.
-/// - A subscription created with an id that is taken is a conflict (the real store reports
-///   the customer as not found).
 #[derive(Clone)]
 pub struct MemoryStore {
     core: Core,

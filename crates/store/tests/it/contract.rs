@@ -7,17 +7,16 @@
 //! which an in-memory SQLite database (one connection, one transaction at a time) cannot show
 //! side by side.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 
 use cadre_domain::testing::MemoryStore;
-use std::collections::BTreeSet;
-
 use cadre_domain::{
     ApiToken, BlockInstance, BlockRef, ChunkPart, CustomerRepository, DomainError, Email, FileName,
     FileStatus, GroupFile, GroupId, GroupName, Lease, Lifecycle, LoadChunk, Name, NewProcess,
-    OutboxKind, OutboxMessage, PendingUser, Process, ProcessRepository, ProcessStatus,
-    ProcessUpdate, Product, ProductType, ProvisionedMark, ProvisionedSubscription,
+    NewSubscription, OutboxKind, OutboxMessage, PendingUser, Process, ProcessRepository,
+    ProcessStatus, ProcessUpdate, Product, ProductType, ProvisionedMark, ProvisionedSubscription,
     RegistrationToken, Role, SortOrder, StepRecord, StepStatus, Store, Subscription,
     SubscriptionQuery, SubscriptionRecord, SubscriptionRepository, SubscriptionSort, Target,
     TokenOperation, UserName, WorkflowGroup, Written,
@@ -112,6 +111,29 @@ async fn saves_load_back_and_a_stale_version_is_a_conflict() {
         transcript.push(outcome(&store.save_subscription(&unknown_field).await));
         let missing = id(99);
         transcript.push(outcome(&store.load_subscription(missing).await));
+        let taken = store
+            .create_subscription(NewSubscription {
+                id: id(1),
+                product_id: saved.subscription.product_id,
+                customer_id: saved.subscription.customer_id,
+                description: "taken".to_owned(),
+            })
+            .await;
+        assert_eq!(
+            taken,
+            Err(DomainError::Conflict(
+                "a subscription with this id already exists".to_owned()
+            ))
+        );
+        let nobody = store
+            .create_subscription(NewSubscription {
+                id: id(2),
+                product_id: saved.subscription.product_id,
+                customer_id: missing,
+                description: "nobody's".to_owned(),
+            })
+            .await;
+        assert_eq!(nobody, Err(DomainError::not_found("customer", missing)));
 
         // A transaction's save is seen only once it commits.
         let txn = store.begin().await.unwrap();
