@@ -132,6 +132,8 @@ trait Access: Send + Sync {
 /// - Listing totals are always exact: nothing is remembered between calls.
 /// - Instants are kept to the nanosecond (PostgreSQL keeps microseconds).
 /// - Transactions: see [`MemoryTransaction`] for their isolation.
+/// - It is made for tests, not for volume: a write copies the tables it changes (so that a
+///   refused write leaves nothing behind), and checks scan the rows they concern.
 #[derive(Clone)]
 pub struct MemoryStore {
     core: Core,
