@@ -4,6 +4,12 @@ use std::process::Command;
 
 /// The names of every crate `package` depends on for normal builds, transitively.
 fn normal_dependencies(package: &str) -> Vec<String> {
+    dependencies(package, "normal")
+}
+
+/// The names of every crate `package` depends on over the dependency kinds `edges` (`cargo
+/// tree -e`), transitively.
+fn dependencies(package: &str, edges: &str) -> Vec<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let output = Command::new(cargo)
         .args([
@@ -12,7 +18,7 @@ fn normal_dependencies(package: &str) -> Vec<String> {
             "-p",
             package,
             "-e",
-            "normal",
+            edges,
             "--prefix",
             "none",
             "--format",
@@ -45,6 +51,23 @@ fn the_domain_has_no_database_and_no_async_runtime() {
         assert!(
             !dependencies.iter().any(|name| name == forbidden),
             "cadre-domain depends on {forbidden}"
+        );
+    }
+}
+
+/// The engine's tests run on the domain's `MemoryStore`: building them takes no database
+/// driver, store or migrations.
+#[test]
+fn the_engine_is_tested_without_a_database() {
+    let dependencies = dependencies("cadre-engine", "normal,dev");
+    assert!(
+        dependencies.iter().any(|name| name == "cadre-domain"),
+        "the tree was read: {dependencies:?}"
+    );
+    for forbidden in ["sea-orm", "sqlx", "cadre-store", "cadre-migrations"] {
+        assert!(
+            !dependencies.iter().any(|name| name == forbidden),
+            "cadre-engine's tests depend on {forbidden}"
         );
     }
 }

@@ -7,3 +7,4 @@ mod durability;
 mod layering;
 mod surface;
 mod tidy;
+mod workers;

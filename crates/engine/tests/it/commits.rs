@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use cadre_domain::testing::MemoryStore;
 use cadre_domain::{
     DomainError, ProcessRepository, ProcessStatus, State, StoreTransaction, SubscriptionRepository,
 };
@@ -13,12 +14,12 @@ use cadre_engine::{
     CompletionHook, Patch, RetryPolicy, StepContext, StepError, StepFn, Workflow, done, init,
     retry_step, step,
 };
-use cadre_store::SeaStore;
-use cadre_store::testing::scratch_store;
 use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
-use crate::fixtures::{ManualClock, Touch, active_group, engine, expected, log, page, workflow};
+use crate::fixtures::{
+    ManualClock, Touch, active_group, engine, expected, log, page, store, workflow,
+};
 
 /// Saves the completed process's subscription at the version before the last save: a
 /// concurrent-save conflict raised in the transaction that completes the process.
@@ -54,7 +55,7 @@ fn touch_then(policy: Option<RetryPolicy>) -> Workflow {
 
 #[tokio::test]
 async fn a_conflict_while_a_step_commits_fails_the_step_with_its_message() {
-    let store = scratch_store().await;
+    let store = store().await;
     let group = active_group(&store, "g1").await;
     let engine = engine(&store, vec![touch_then(None)], ManualClock::new())
         .with_completion_hook(Arc::new(StaleSave));
@@ -109,7 +110,7 @@ async fn a_conflict_while_a_step_commits_fails_the_step_with_its_message() {
 
 #[tokio::test]
 async fn a_conflict_while_a_retry_step_commits_waits_for_a_retry() {
-    let store = scratch_store().await;
+    let store = store().await;
     let group = active_group(&store, "g1").await;
     let policy = RetryPolicy {
         max_attempts: 2,
@@ -166,7 +167,7 @@ impl StepFn for TouchThenLoseLease {
     }
 }
 
-async fn version(store: &SeaStore, id: Uuid) -> i64 {
+async fn version(store: &MemoryStore, id: Uuid) -> i64 {
     store
         .load_subscription(id)
         .await
@@ -177,7 +178,7 @@ async fn version(store: &SeaStore, id: Uuid) -> i64 {
 
 #[tokio::test]
 async fn a_lost_lease_stops_the_worker_without_recording_anything() {
-    let store = scratch_store().await;
+    let store = store().await;
     let group = active_group(&store, "g1").await;
     let clock = ManualClock::new();
     let flow = workflow(

@@ -1,4 +1,4 @@
-//! Integration tests of cadre-engine on SQLite, or on PostgreSQL with `DATABASE_URL`.
+//! Integration tests of cadre-engine, on the domain's in-memory store: no database.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -7,4 +7,3 @@ mod fixtures;
 mod operators;
 mod registry;
 mod running;
-mod workers;

@@ -4,20 +4,19 @@ use cadre_domain::{
     DomainError, ProcessRepository, ProcessStatus, ProcessUpdate, StepRecord, StepStatus,
 };
 use cadre_engine::{EngineError, FormError, done, init, input_step, step};
-use cadre_store::testing::scratch_store;
 use chrono::TimeDelta;
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 
 use crate::fixtures::{
-    ManualClock, OnePage, Touch, TouchThenFail, active_group, engine, expected, log, page,
+    ManualClock, OnePage, Touch, TouchThenFail, active_group, engine, expected, log, page, store,
     touch_twice, workflow,
 };
 
 #[tokio::test]
 async fn an_input_step_suspends_until_valid_input_arrives() {
-    let store = scratch_store().await;
+    let store = store().await;
     let group = active_group(&store, "g1").await;
     let flow = workflow(
         "approval",
@@ -92,7 +91,7 @@ async fn an_input_step_suspends_until_valid_input_arrives() {
 
 #[tokio::test]
 async fn a_failed_step_can_be_skipped() {
-    let store = scratch_store().await;
+    let store = store().await;
     let group = active_group(&store, "g1").await;
     let flow = workflow(
         "skippable",
@@ -143,7 +142,7 @@ async fn a_failed_step_can_be_skipped() {
 
 #[tokio::test]
 async fn unfinished_processes_can_be_aborted_and_final_ones_cannot_change() {
-    let store = scratch_store().await;
+    let store = store().await;
     let group = active_group(&store, "g1").await;
     let flow = workflow(
         "approval",
@@ -202,7 +201,7 @@ async fn unfinished_processes_can_be_aborted_and_final_ones_cannot_change() {
 
 #[tokio::test]
 async fn a_lease_taken_over_or_revoked_fences_out_the_old_worker() {
-    let store = scratch_store().await;
+    let store = store().await;
     let group = active_group(&store, "g1").await;
     let clock = ManualClock::new();
     let engine = engine(&store, vec![touch_twice()], clock.clone());

@@ -8,18 +8,17 @@ use cadre_domain::{ProcessRepository, ProcessStatus, SubscriptionRepository};
 use cadre_engine::{
     RetryPolicy, conditional, done, init, repeat_while, retry_step, step, step_group,
 };
-use cadre_store::testing::scratch_store;
 use chrono::TimeDelta;
 use serde_json::json;
 
 use crate::fixtures::{
-    ManualClock, Touch, TouchThenFail, active_group, engine, expected, log, page, touch_twice,
-    workflow,
+    ManualClock, Touch, TouchThenFail, active_group, engine, expected, log, page, store,
+    touch_twice, workflow,
 };
 
 #[tokio::test]
 async fn a_process_runs_every_step_once_and_completes() {
-    let store = scratch_store().await;
+    let store = store().await;
     let group = active_group(&store, "g1").await;
     let version = group.subscription.version;
     let clock = ManualClock::new();
@@ -81,7 +80,7 @@ async fn a_process_runs_every_step_once_and_completes() {
 
 #[tokio::test]
 async fn a_failed_step_rolls_back_its_writes_and_runs_again_on_resume() {
-    let store = scratch_store().await;
+    let store = store().await;
     let group = active_group(&store, "g1").await;
     let version = group.subscription.version;
     let failures = Arc::new(AtomicU32::new(1));
@@ -165,7 +164,7 @@ async fn a_failed_step_rolls_back_its_writes_and_runs_again_on_resume() {
 
 #[tokio::test]
 async fn retry_steps_wait_with_backoff_until_their_attempts_run_out() {
-    let store = scratch_store().await;
+    let store = store().await;
     let group = active_group(&store, "g1").await;
     let clock = ManualClock::new();
     let policy = RetryPolicy {
@@ -242,7 +241,7 @@ async fn retry_steps_wait_with_backoff_until_their_attempts_run_out() {
 
 #[tokio::test]
 async fn conditional_steps_skip_and_groups_commit_as_one_step() {
-    let store = scratch_store().await;
+    let store = store().await;
     let group = active_group(&store, "g1").await;
     let flow = workflow(
         "shaped",
@@ -319,7 +318,7 @@ fn runs(state: &cadre_domain::State) -> u64 {
 
 #[tokio::test]
 async fn repeated_steps_run_while_their_condition_holds_each_run_logged_and_committed_apart() {
-    let store = scratch_store().await;
+    let store = store().await;
     let group = active_group(&store, "g1").await;
     let repeating = |name: &str, wanted: u64| {
         workflow(
@@ -403,7 +402,7 @@ impl cadre_engine::StepFn for FailWith {
 
 #[tokio::test]
 async fn tasks_report_unavailable_apis_and_inconsistent_data_as_their_own_statuses() {
-    let store = scratch_store().await;
+    let store = store().await;
     let group = active_group(&store, "g1").await;
     let api = workflow(
         "api_task",
@@ -453,7 +452,7 @@ async fn tasks_report_unavailable_apis_and_inconsistent_data_as_their_own_status
 
 #[tokio::test]
 async fn a_process_resumes_by_step_key_and_fails_clearly_when_a_new_version_dropped_its_step() {
-    let store = scratch_store().await;
+    let store = store().await;
     let group = active_group(&store, "g1").await;
     let failures = Arc::new(AtomicU32::new(1));
     let version_one = workflow(

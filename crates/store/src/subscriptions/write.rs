@@ -339,10 +339,19 @@ pub(super) async fn insert_new(
     })
     .exec_without_returning(txn)
     .await
-    .map_err(|error| match storage_error(error) {
-        // The product was checked against the catalogue: the customer is what is missing.
-        DomainError::Conflict(_) => DomainError::not_found("customer", subscription.customer_id),
-        other => other,
+    .map_err(|error| {
+        // A taken id stays a conflict; a broken reference is the customer's, since the product
+        // was checked against the catalogue.
+        let taken = matches!(
+            error.sql_err(),
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+        );
+        match storage_error(error) {
+            DomainError::Conflict(_) if !taken => {
+                DomainError::not_found("customer", subscription.customer_id)
+            }
+            other => other,
+        }
     })?;
     let instance_rows: Vec<instances::ActiveModel> = blocks
         .iter()

@@ -5,6 +5,7 @@
 
 mod batches;
 mod catalogue;
+mod contract;
 mod fixtures;
 mod listing;
 mod migrations;

@@ -1,4 +1,8 @@
 //! Several workers share one database: every process runs once, every step commits once.
+//!
+//! On the real store rather than with the engine's own tests, which run on the domain's
+//! `MemoryStore`: what is tested is claiming under concurrent connections (`SKIP LOCKED` on
+//! PostgreSQL, the single writer of SQLite).
 
 use std::sync::Arc;
 
@@ -7,12 +11,11 @@ use cadre_domain::{
     SubscriptionRepository, SystemClock,
 };
 use cadre_engine::standard::create_subscription;
-use cadre_engine::{Engine, EngineConfig, Registry, done, init, step};
+use cadre_engine::testing::{OnePage, Touch};
+use cadre_engine::{Engine, EngineConfig, Registry, Workflow, done, init, step};
 use cadre_migrations::demo::USER_GROUP_PRODUCT_ID;
 use cadre_store::testing::{postgres_url, scratch_database, store_at};
 use serde_json::json;
-
-use crate::fixtures::{Touch, workflow};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_workers_run_every_step_exactly_once() {
@@ -20,14 +23,20 @@ async fn many_workers_run_every_step_exactly_once() {
     let store = store_at(database.url()).await;
     let processes = if postgres_url().is_some() { 300 } else { 100 };
     let workers = 4;
-    let flow = workflow(
-        "create_and_touch",
-        init()
+    let flow = Workflow {
+        name: "create_and_touch".to_owned(),
+        description: "creates a group and touches it twice".to_owned(),
+        target: cadre_domain::Target::System,
+        product_types: Vec::new(),
+        usable_when: Vec::new(),
+        version: 1,
+        initial_form: Arc::new(OnePage { required: None }),
+        steps: init()
             >> create_subscription(ProductType::user_group())
             >> step("touch_a", "Touch A", Touch("a"))
             >> step("touch_b", "Touch B", Touch("b"))
             >> done(),
-    );
+    };
     let mut registry = Registry::new();
     registry.register(flow).unwrap();
     let shared: Arc<dyn Store> = Arc::new(store.clone());

@@ -1,7 +1,7 @@
-//! Test support (feature `testing`): in-memory implementations of the narrow ports, so that
-//! forms and the layers over them are tested without a database.
+//! [`MemoryLookups`]: the two lookups of forms, over products and subscription summaries
+//! added by hand.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use async_trait::async_trait;
 
@@ -10,6 +10,8 @@ use crate::error::Result;
 use crate::forms::FormLookups;
 use crate::ports::{Page, SortOrder, SubscriptionQuery};
 use crate::subscription::SubscriptionSummary;
+
+use super::lock;
 
 /// Products and subscriptions held in memory, answering [`FormLookups`] as a store would:
 /// filtered by product type, lifecycle and description text (ASCII case folded), in the order
@@ -35,10 +37,6 @@ impl MemoryLookups {
     pub fn add_subscription(&self, subscription: SubscriptionSummary) {
         lock(&self.subscriptions).push(subscription);
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[async_trait]
