@@ -1,6 +1,6 @@
 //! Accounts: the sessions of signed-in people (only a hash of each session secret), the
-//! consecutive sign-in failures of each user, password reset links (only a hash of each), and
-//! the roles of users.
+//! consecutive sign-in failures of each user, password reset links (only a hash of each), the
+//! roles of users, and when API tokens expire.
 //!
 //! Everything here belongs to a User subscription and goes with it.
 
@@ -45,6 +45,12 @@ enum UserRoles {
     Table,
     UserId,
     Role,
+}
+
+#[derive(DeriveIden)]
+enum ApiTokens {
+    Table,
+    ExpiresAt,
 }
 
 #[derive(DeriveIden)]
@@ -160,10 +166,26 @@ impl MigrationTrait for Migration {
                     .take(),
             )
             .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(ApiTokens::Table)
+                    .add_column(timestamp_with_time_zone_null(ApiTokens::ExpiresAt))
+                    .take(),
+            )
+            .await?;
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(ApiTokens::Table)
+                    .drop_column(ApiTokens::ExpiresAt)
+                    .take(),
+            )
+            .await?;
         for table in [
             UserRoles::Table.into_iden(),
             PasswordResets::Table.into_iden(),

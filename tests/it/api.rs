@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use cadre_domain::{Clock, Role, SystemClock};
 use cadre_migrations::demo::{USER_GROUP_PRODUCT_ID, USER_INTERNAL_PRODUCT_ID};
-use cadre_server::auth::issue_token;
+use cadre_server::auth::{NewToken, issue_token};
 use insta::assert_json_snapshot;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 mod accounts;
+mod authorization;
 mod registration;
 
 /// A running server and a client with an admin and a user token.
@@ -54,14 +55,34 @@ impl Server {
         );
         let now = SystemClock.now();
         let store = engine.store().as_ref();
-        let admin = issue_token(store, "alice", Role::Admin, None, "test", now)
-            .await
-            .unwrap()
-            .plain;
-        let user = issue_token(store, "bob", Role::User, None, "test", now)
-            .await
-            .unwrap()
-            .plain;
+        let admin = issue_token(
+            store,
+            NewToken {
+                name: "alice",
+                role: Role::Admin,
+                user: None,
+                expires_at: None,
+            },
+            "test",
+            now,
+        )
+        .await
+        .unwrap()
+        .plain;
+        let user = issue_token(
+            store,
+            NewToken {
+                name: "bob",
+                role: Role::User,
+                user: None,
+                expires_at: None,
+            },
+            "test",
+            now,
+        )
+        .await
+        .unwrap()
+        .plain;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -607,15 +628,29 @@ async fn a_revoked_token_no_longer_authenticates_once_its_row_is_read_again() {
         reads: Default::default(),
     };
     let store = engine.store().as_ref();
-    let issued = issue_token(store, "carol", Role::User, None, "test", SystemClock.now())
-        .await
-        .unwrap();
+    let issued = issue_token(
+        store,
+        NewToken {
+            name: "carol",
+            role: Role::User,
+            user: None,
+            expires_at: None,
+        },
+        "test",
+        SystemClock.now(),
+    )
+    .await
+    .unwrap();
     let reads = || tokens.reads.load(std::sync::atomic::Ordering::Relaxed);
     let cache = TokenCache::default();
 
-    let found = authenticate(&tokens, &cache, &issued.plain).await.unwrap();
+    let found = authenticate(&tokens, &cache, &issued.plain, SystemClock.now())
+        .await
+        .unwrap();
     assert_eq!(found.map(|token| token.id), Some(issued.token.id));
-    let found = authenticate(&tokens, &cache, &issued.plain).await.unwrap();
+    let found = authenticate(&tokens, &cache, &issued.plain, SystemClock.now())
+        .await
+        .unwrap();
     assert_eq!(found.map(|token| token.id), Some(issued.token.id));
     assert_eq!(
         reads(),
@@ -625,7 +660,9 @@ async fn a_revoked_token_no_longer_authenticates_once_its_row_is_read_again() {
     let (id, _) = issued.plain.rsplit_once('_').unwrap();
     let wrong = format!("{id}_{}", "0".repeat(64));
     assert_eq!(
-        authenticate(&tokens, &cache, &wrong).await.unwrap(),
+        authenticate(&tokens, &cache, &wrong, SystemClock.now())
+            .await
+            .unwrap(),
         None,
         "a remembered row still checks the secret"
     );
@@ -636,7 +673,7 @@ async fn a_revoked_token_no_longer_authenticates_once_its_row_is_read_again() {
         .unwrap();
     let elsewhere = TokenCache::default();
     assert_eq!(
-        authenticate(&tokens, &elsewhere, &issued.plain)
+        authenticate(&tokens, &elsewhere, &issued.plain, SystemClock.now())
             .await
             .unwrap(),
         None,
@@ -644,7 +681,9 @@ async fn a_revoked_token_no_longer_authenticates_once_its_row_is_read_again() {
     );
     tokio::time::sleep(TOKEN_CACHE_TTL).await;
     assert_eq!(
-        authenticate(&tokens, &cache, &issued.plain).await.unwrap(),
+        authenticate(&tokens, &cache, &issued.plain, SystemClock.now())
+            .await
+            .unwrap(),
         None,
         "the server that read it before refuses it once its copy has aged"
     );
@@ -767,9 +806,12 @@ impl Server {
             .to_owned();
         let token = issue_token(
             self.engine.store().as_ref(),
-            user_id,
-            Role::User,
-            Some(id.parse().unwrap()),
+            NewToken {
+                name: user_id,
+                role: Role::User,
+                user: Some(id.parse().unwrap()),
+                expires_at: None,
+            },
             "test",
             SystemClock.now(),
         )

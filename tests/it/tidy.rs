@@ -286,3 +286,30 @@ async fn every_served_route_is_in_the_openapi_document() {
     );
     serving.abort();
 }
+
+/// `docs/security.md` names the test of each rule as `path/to/file.rs::test_name` (further
+/// tests of the same file as bare names after it): every one must exist.
+#[test]
+fn every_test_the_security_rules_name_exists() {
+    let root = workspace_root();
+    let rules = std::fs::read_to_string(root.join("docs/security.md")).unwrap();
+    let reference = Regex::new(r"`([\w/]+\.rs)::(\w+)`((?:, `\w+`)*)").unwrap();
+    let bare = Regex::new(r"`(\w+)`").unwrap();
+    let mut named = 0;
+    for found in reference.captures_iter(&rules) {
+        let file = root.join(&found[1]);
+        let source = std::fs::read_to_string(&file)
+            .unwrap_or_else(|error| panic!("docs/security.md names {}: {error}", &found[1]));
+        let mut tests = vec![found[2].to_owned()];
+        tests.extend(bare.captures_iter(&found[3]).map(|name| name[1].to_owned()));
+        for test in tests {
+            assert!(
+                source.contains(&format!("async fn {test}(")) || source.contains(&format!("fn {test}(")),
+                "docs/security.md names {}::{test}, which does not exist",
+                &found[1]
+            );
+            named += 1;
+        }
+    }
+    assert!(named >= 15, "only {named} tests named");
+}

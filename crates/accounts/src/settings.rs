@@ -37,6 +37,10 @@ pub struct AccountSettings {
     pub hashing_concurrency: Option<usize>,
     /// The argon2id parameters of new hashes; a sign-in replaces a hash made with others.
     pub argon2: Argon2Settings,
+    /// Days an API token lasts when its creator names no expiry.
+    pub token_days: u32,
+    /// The most days a token a user makes for themselves may last.
+    pub token_max_days: u32,
 }
 
 impl Default for AccountSettings {
@@ -52,6 +56,8 @@ impl Default for AccountSettings {
             sign_ins_per_minute: 30,
             hashing_concurrency: None,
             argon2: Argon2Settings::default(),
+            token_days: 30,
+            token_max_days: 365,
         }
     }
 }

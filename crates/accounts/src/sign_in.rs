@@ -135,10 +135,7 @@ impl Accounts {
     }
 
     /// The User subscription `user_id` as an account, if it is active.
-    pub(crate) async fn active_user(
-        &self,
-        user_id: Uuid,
-    ) -> Result<Option<AccountUser>, AccountError> {
+    pub async fn active_user(&self, user_id: Uuid) -> Result<Option<AccountUser>, AccountError> {
         let record = match self.store.load_subscription(user_id).await {
             Ok(record) => record,
             Err(DomainError::NotFound { .. }) => return Ok(None),

@@ -115,7 +115,7 @@ async fn run(cli: Cli) -> Result<()> {
             output.message("database is up to date");
             Ok(())
         }
-        Command::Token(command) => token(&engine, &output, command).await,
+        Command::Token(command) => token(&engine, &config.accounts, &output, command).await,
         Command::Workflow(command) => workflow(&engine, &output, command).await,
         Command::Process(command) => process(&engine, &output, command).await,
         Command::Subscription(command) => subscription(&engine, &output, command).await,

@@ -29,6 +29,7 @@ struct TokenView<'a> {
     created_by: &'a str,
     created_at: DateTime<Utc>,
     revoked_at: Option<DateTime<Utc>>,
+    expires_at: Option<DateTime<Utc>>,
 }
 
 impl<'a> From<&'a ApiToken> for TokenView<'a> {
@@ -41,6 +42,7 @@ impl<'a> From<&'a ApiToken> for TokenView<'a> {
             created_by: &token.created_by,
             created_at: token.created_at,
             revoked_at: token.revoked_at,
+            expires_at: token.expires_at,
         }
     }
 }
@@ -158,6 +160,10 @@ impl Output {
                     .map(|user| user.to_string())
                     .unwrap_or_default(),
                 token.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                token.expires_at.map_or_else(
+                    || "never".to_owned(),
+                    |at| at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                ),
                 token
                     .revoked_at
                     .map(|at| at.format("%Y-%m-%d %H:%M:%S").to_string())
@@ -166,7 +172,12 @@ impl Output {
         });
         println!(
             "{}",
-            table(&["id", "name", "role", "user", "created", "revoked"], rows)
+            table(
+                &[
+                    "id", "name", "role", "user", "created", "expires", "revoked"
+                ],
+                rows
+            )
         );
     }
 

@@ -54,7 +54,7 @@ pub(crate) async fn subscription(
                 limit: Some(paging.limit),
                 ..Default::default()
             };
-            let page = subscriptions::list(engine, &filter)
+            let page = subscriptions::list(engine, &filter, None)
                 .await
                 .map_err(explain)?;
             output.subscriptions(&page);

@@ -20,7 +20,8 @@ use crate::error::{DomainError, Result};
 pub enum Role {
     /// Everything, including operator actions (resume, abort) and token management.
     Admin,
-    /// Read the catalogue, subscriptions, workflows and processes, and start workflows.
+    /// Read the catalogue, workflows, and the subscriptions and processes of their own user
+    /// (see `docs/security.md`).
     User,
 }
 
@@ -80,6 +81,15 @@ pub struct ApiToken {
     pub created_at: DateTime<Utc>,
     /// When it was revoked; a revoked token authenticates nobody.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// When it stops working; `None` for a token an admin made to last.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl ApiToken {
+    /// Whether the token authenticates at `now`: neither revoked nor expired.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|at| now < at)
+    }
 }
 
 /// API tokens.

@@ -115,6 +115,8 @@ pub enum SortOrder {
 /// Which subscriptions to list, in what order, which page.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SubscriptionQuery {
+    /// Only these subscriptions (what a caller may see); `None` for all.
+    pub ids: Option<Vec<Uuid>>,
     /// Only subscriptions of products of this type.
     pub product_type: Option<ProductType>,
     /// Only subscriptions in this lifecycle.

@@ -223,9 +223,12 @@ async fn main() {
     let ids = Arc::new(seed(store.as_ref(), subscriptions).await);
     let token = cadre_server::auth::issue_token(
         store.as_ref(),
-        "bench",
-        Role::Admin,
-        None,
+        cadre_server::auth::NewToken {
+            name: "bench",
+            role: Role::Admin,
+            user: None,
+            expires_at: None,
+        },
         "bench",
         SystemClock.now(),
     )

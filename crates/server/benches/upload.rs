@@ -98,9 +98,12 @@ async fn main() {
     .await;
     let token = cadre_server::auth::issue_token(
         engine.store().as_ref(),
-        "ada",
-        Role::User,
-        Some(ada.parse().unwrap()),
+        cadre_server::auth::NewToken {
+            name: "ada",
+            role: Role::User,
+            user: Some(ada.parse().unwrap()),
+            expires_at: None,
+        },
         "bench",
         SystemClock.now(),
     )

@@ -14,7 +14,7 @@ use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
-use cadre_accounts::SessionUser;
+use cadre_accounts::{AccountUser, Accounts, SessionUser};
 use cadre_domain::{ApiToken, DomainError, Repositories, Role, TokenRepository};
 use cadre_groups::Actor;
 use cadre_products::models::is_active_user;
@@ -41,16 +41,33 @@ pub struct IssuedToken {
     pub plain: String,
 }
 
-/// Creates and stores a token named `name` with `role`, acting for the User subscription `user`
-/// if given (which must be an active User).
+/// What a new token is: its name and role, the User subscription it acts for (an active User;
+/// `None` for a service's token), and when it expires (`None`: never, an admin's choice).
+#[derive(Debug, Clone)]
+pub struct NewToken<'a> {
+    /// A name for people.
+    pub name: &'a str,
+    /// What it may do (for a user's token: at most what the user may).
+    pub role: Role,
+    /// The user it acts for.
+    pub user: Option<Uuid>,
+    /// When it stops working.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Creates and stores the token `new`, recording `created_by` as its creator.
 pub async fn issue_token(
     repositories: &dyn Repositories,
-    name: &str,
-    role: Role,
-    user: Option<Uuid>,
+    new: NewToken<'_>,
     created_by: &str,
     now: DateTime<Utc>,
 ) -> Result<IssuedToken, DomainError> {
+    let NewToken {
+        name,
+        role,
+        user,
+        expires_at,
+    } = new;
     let name = name.trim();
     if name.is_empty() || name.len() > 255 {
         return Err(DomainError::invalid(
@@ -79,6 +96,7 @@ pub async fn issue_token(
         created_by: created_by.to_owned(),
         created_at: now,
         revoked_at: None,
+        expires_at,
     };
     repositories.create_token(&token).await?;
     let plain = format!("{PREFIX}{}_{secret}", token.id.simple());
@@ -102,13 +120,51 @@ const TOKEN_CACHE_CAPACITY: usize = 10_000;
 #[derive(Debug, Default)]
 pub struct TokenCache {
     rows: Mutex<HashMap<Uuid, (ApiToken, Instant)>>,
+    /// The users tokens act for, as read in the last [`TOKEN_CACHE_TTL`] (`None`: not active).
+    users: Mutex<HashMap<Uuid, (Option<AccountUser>, Instant)>>,
 }
 
 impl TokenCache {
+    /// The active user `id` (with their roles), as read within the TTL or read now; `None`
+    /// when it is not an active User. A disabled or terminated user's tokens therefore stop
+    /// working within the TTL.
+    async fn user(&self, accounts: &Accounts, id: Uuid) -> Result<Option<AccountUser>, ApiError> {
+        let now = Instant::now();
+        let remembered: Option<Option<AccountUser>> = self
+            .users()
+            .get(&id)
+            .filter(|(_, read_at)| now.duration_since(*read_at) < TOKEN_CACHE_TTL)
+            .map(|(user, _)| user.clone());
+        if let Some(user) = remembered {
+            return Ok(user);
+        }
+        let user = accounts.active_user(id).await?;
+        let mut users = self.users();
+        if users.len() >= TOKEN_CACHE_CAPACITY {
+            users.retain(|_, (_, read_at)| now.duration_since(*read_at) < TOKEN_CACHE_TTL);
+            if users.len() >= TOKEN_CACHE_CAPACITY {
+                users.clear();
+            }
+        }
+        users.insert(id, (user.clone(), now));
+        Ok(user)
+    }
+
+    fn users(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (Option<AccountUser>, Instant)>> {
+        self.users
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn rows(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (ApiToken, Instant)>> {
         self.rows
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Forgets token `id`'s row, so that a revocation through this server holds at once.
+    pub fn forget(&self, id: Uuid) {
+        self.rows().remove(&id);
     }
 
     /// The row of token `id`: remembered if read within the TTL, else read from `tokens`.
@@ -142,12 +198,13 @@ impl TokenCache {
     }
 }
 
-/// The token holder of `plain`, if it is a valid, unrevoked token; the row comes through
-/// `cache` (see [`TokenCache`]).
+/// The token holder of `plain`, if it is a valid token, live at `now` (neither revoked nor
+/// expired); the row comes through `cache` (see [`TokenCache`]).
 pub async fn authenticate(
     tokens: &dyn TokenRepository,
     cache: &TokenCache,
     plain: &str,
+    now: DateTime<Utc>,
 ) -> Result<Option<ApiToken>, DomainError> {
     let Some((id, secret)) = plain
         .strip_prefix(PREFIX)
@@ -165,7 +222,7 @@ pub async fn authenticate(
         .as_bytes()
         .ct_eq(token.secret_hash.as_bytes())
         .into();
-    Ok((matches && token.revoked_at.is_none()).then_some(token))
+    Ok((matches && token.is_live(now)).then_some(token))
 }
 
 /// The cookie that carries a session.
@@ -181,6 +238,27 @@ pub enum Credential {
     Token(ApiToken),
     /// A session cookie of a signed-in user.
     Session(Box<SessionUser>),
+}
+
+/// The holder of token `plain` as the server sees it now: a live token (see
+/// [`authenticate`]) whose user, if it acts for one, is active; its role is at most the
+/// user's.
+pub async fn token_holder(state: &AppState, plain: &str) -> Result<Option<ApiToken>, ApiError> {
+    let now = state.engine.clock().now();
+    let Some(mut token) =
+        authenticate(state.engine.store().as_ref(), &state.tokens, plain, now).await?
+    else {
+        return Ok(None);
+    };
+    if let Some(user_id) = token.user_id {
+        let Some(user) = state.tokens.user(&state.accounts, user_id).await? else {
+            return Ok(None);
+        };
+        if !user.role().includes(token.role) {
+            token.role = user.role();
+        }
+    }
+    Ok(Some(token))
 }
 
 /// An authenticated caller, of any role: a valid API token, or a session cookie (whose unsafe
@@ -259,7 +337,7 @@ impl FromRequestParts<AppState> for Caller {
                 .ok()
                 .and_then(|value| value.strip_prefix("Bearer "))
                 .ok_or(ApiError::Unauthenticated)?;
-            return authenticate(state.engine.store().as_ref(), &state.tokens, plain.trim())
+            return token_holder(state, plain.trim())
                 .await?
                 .map(|token| Caller(Credential::Token(token)))
                 .ok_or(ApiError::Unauthenticated);

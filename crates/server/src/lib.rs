@@ -15,6 +15,7 @@ mod limit;
 mod link_pages;
 mod server;
 mod state;
+mod visibility;
 pub use state::AppState;
 
 pub use config::{Config, Mode};

@@ -16,7 +16,7 @@ use minijinja::{Environment, context};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::auth::authenticate;
+use crate::auth::token_holder;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -207,15 +207,13 @@ pub async fn act(
         .or(bearer);
     let visitor = match offered {
         None => Visitor::Anonymous,
-        Some(plain) => {
-            match authenticate(state.engine.store().as_ref(), &state.tokens, plain.trim()).await {
-                Ok(Some(token)) => Visitor::SignedIn {
-                    admin: token.role.includes(Role::Admin),
-                },
-                Ok(None) => Visitor::Anonymous,
-                Err(error) => return refused_api(error.into()),
-            }
-        }
+        Some(plain) => match token_holder(&state, plain.trim()).await {
+            Ok(Some(token)) => Visitor::SignedIn {
+                admin: token.role.includes(Role::Admin),
+            },
+            Ok(None) => Visitor::Anonymous,
+            Err(error) => return refused_api(error),
+        },
     };
     match state.registration.redeem(&token, visitor).await {
         Ok(done) => page(StatusCode::OK, "Done", &done.message, None, None),

@@ -19,6 +19,7 @@ fn to_domain(row: api_tokens::Model) -> Result<ApiToken> {
         created_by: row.created_by,
         created_at: row.created_at.to_utc(),
         revoked_at: row.revoked_at.map(|at| at.to_utc()),
+        expires_at: row.expires_at.map(|at| at.to_utc()),
     })
 }
 
@@ -34,6 +35,7 @@ impl<C: Conn> TokenRepository for Repo<C> {
             created_by: Set(token.created_by.clone()),
             created_at: Set(token.created_at.fixed_offset()),
             revoked_at: Set(token.revoked_at.map(|at| at.fixed_offset())),
+            expires_at: Set(token.expires_at.map(|at| at.fixed_offset())),
         })
         .exec_without_returning(&self.conn)
         .await

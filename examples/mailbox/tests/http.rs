@@ -31,9 +31,12 @@ impl Server {
         let engine = cadre.open(url).await.unwrap();
         let token = cadre_server::auth::issue_token(
             engine.store().as_ref(),
-            "alice",
-            Role::Admin,
-            None,
+            cadre_server::auth::NewToken {
+                name: "alice",
+                role: Role::Admin,
+                user: None,
+                expires_at: None,
+            },
             "test",
             SystemClock.now(),
         )
@@ -42,9 +45,12 @@ impl Server {
         .plain;
         let user_token = cadre_server::auth::issue_token(
             engine.store().as_ref(),
-            "bob",
-            Role::User,
-            None,
+            cadre_server::auth::NewToken {
+                name: "bob",
+                role: Role::User,
+                user: None,
+                expires_at: None,
+            },
             "test",
             SystemClock.now(),
         )

@@ -19,10 +19,10 @@ use uuid::Uuid;
 
 use super::Server;
 
-const PASSWORD: &str = "a long enough password";
+pub(super) const PASSWORD: &str = "a long enough password";
 
 /// Cheap argon2id parameters, so the tests spend their time on what they test.
-const CHEAP: Argon2Settings = Argon2Settings {
+pub(super) const CHEAP: Argon2Settings = Argon2Settings {
     memory_kib: 1024,
     iterations: 1,
     parallelism: 1,
@@ -30,7 +30,7 @@ const CHEAP: Argon2Settings = Argon2Settings {
 
 /// A server whose accounts use cheap hashes, a generous address budget and then `configure`,
 /// mailing through `smtp` if given.
-async fn server(
+pub(super) async fn server(
     smtp: Option<&SmtpServer>,
     clock: Arc<dyn Clock>,
     configure: impl FnOnce(&mut cadre_server::Config) + Send + 'static,
@@ -53,7 +53,7 @@ async fn server(
 }
 
 /// A session as a browser keeps it: the cookie, and the CSRF token from the sign-in answer.
-struct Browser {
+pub(super) struct Browser {
     cookie: String,
     csrf: String,
 }
@@ -61,7 +61,7 @@ struct Browser {
 impl Server {
     /// An active user `name` (in a fresh group) whose password is `password`, hashed with
     /// `settings`; returns the subscription id.
-    async fn user_with_password(
+    pub(super) async fn user_with_password(
         &self,
         name: &str,
         password: &str,
@@ -86,7 +86,11 @@ impl Server {
     }
 
     /// Signs in; returns the status, the body and the `Set-Cookie` header.
-    async fn sign_in(&self, username: &str, password: &str) -> (StatusCode, Value, Option<String>) {
+    pub(super) async fn sign_in(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> (StatusCode, Value, Option<String>) {
         let response = self
             .client
             .post(format!("{}/api/auth/login", self.base))
@@ -103,7 +107,7 @@ impl Server {
     }
 
     /// Signs in, expecting success.
-    async fn browser(&self, username: &str, password: &str) -> Browser {
+    pub(super) async fn browser(&self, username: &str, password: &str) -> Browser {
         let (status, body, set_cookie) = self.sign_in(username, password).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         let set_cookie = set_cookie.expect("a session cookie");
@@ -115,7 +119,7 @@ impl Server {
     }
 
     /// Sends a request with `browser`'s cookie, and its CSRF token if `csrf`.
-    async fn as_browser(
+    pub(super) async fn as_browser(
         &self,
         browser: &Browser,
         method: Method,

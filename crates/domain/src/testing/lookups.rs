@@ -51,9 +51,13 @@ impl FormLookups for MemoryLookups {
             .iter()
             .filter(|summary| {
                 query
-                    .product_type
+                    .ids
                     .as_ref()
-                    .is_none_or(|product_type| &summary.product_type == product_type)
+                    .is_none_or(|ids| ids.contains(&summary.subscription.id))
+                    && query
+                        .product_type
+                        .as_ref()
+                        .is_none_or(|product_type| &summary.product_type == product_type)
                     && query
                         .lifecycle
                         .is_none_or(|lifecycle| summary.subscription.lifecycle == lifecycle)

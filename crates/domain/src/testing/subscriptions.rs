@@ -475,9 +475,13 @@ fn list(
         .subscriptions
         .all()
         .filter(|subscription| {
-            products
+            query
+                .ids
                 .as_ref()
-                .is_none_or(|products| products.contains(&subscription.product_id))
+                .is_none_or(|ids| ids.contains(&subscription.id))
+                && products
+                    .as_ref()
+                    .is_none_or(|products| products.contains(&subscription.product_id))
                 && query
                     .lifecycle
                     .is_none_or(|lifecycle| subscription.lifecycle == lifecycle)

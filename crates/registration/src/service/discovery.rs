@@ -5,6 +5,27 @@ use super::*;
 impl Registration {
     /// The active discoverable groups, by id.
     pub async fn discoverable_groups(&self) -> Result<Vec<PublicGroup>, RegistrationError> {
+        let mut groups: Vec<PublicGroup> = self
+            .active_discoverable()
+            .await?
+            .iter()
+            .map(public)
+            .collect();
+        groups.sort_by(|a, b| a.user_group_id.cmp(&b.user_group_id));
+        Ok(groups)
+    }
+
+    /// The subscription ids of the active discoverable groups (what anyone signed in may see).
+    pub async fn discoverable_group_ids(&self) -> Result<Vec<Uuid>, RegistrationError> {
+        Ok(self
+            .active_discoverable()
+            .await?
+            .into_iter()
+            .map(|group| group.subscription.id)
+            .collect())
+    }
+
+    async fn active_discoverable(&self) -> Result<Vec<UserGroup>, RegistrationError> {
         let page = self
             .store()
             .list_subscriptions(&SubscriptionQuery {
@@ -14,17 +35,14 @@ impl Registration {
             })
             .await?;
         let ids: Vec<Uuid> = page.items.iter().map(|item| item.subscription.id).collect();
-        let mut groups: Vec<PublicGroup> = self
+        Ok(self
             .store()
             .load_subscriptions(&ids)
             .await?
             .into_iter()
             .filter_map(|record| UserGroup::from_record(record).ok())
             .filter(|group| group.user_group.discoverable)
-            .map(|group| public(&group))
-            .collect();
-        groups.sort_by(|a, b| a.user_group_id.cmp(&b.user_group_id));
-        Ok(groups)
+            .collect())
     }
 
     /// One active discoverable group; a hidden or missing one is the same not found.

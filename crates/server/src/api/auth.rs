@@ -12,14 +12,16 @@ use axum::http::header::SET_COOKIE;
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cadre_accounts::{AccountUser, SignedIn};
+use cadre_domain::{ApiToken, DomainError, Role};
+use chrono::TimeDelta;
 use cookie::{Cookie, SameSite};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::auth::{Caller, Credential, SESSION_COOKIE, session_cookie_in};
+use crate::auth::{Caller, Credential, NewToken, SESSION_COOKIE, issue_token, session_cookie_in};
 use crate::error::{ApiError, ErrorCode, Problem};
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, Path};
 use crate::state::AppState;
 
 /// A sign-in.
@@ -314,5 +316,185 @@ pub async fn confirm_reset(
         .accounts
         .reset_password(reset.token.trim(), &reset.new_password)
         .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A token a signed-in user makes for themselves.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// A name for it (what it is for).
+    pub name: String,
+    /// `user` (the default) or `admin`; at most the user's own role.
+    pub role: Option<String>,
+    /// Days until it expires: 1 to the configured maximum (default: the configured default).
+    pub expires_in_days: Option<u32>,
+}
+
+/// An API token as its owner sees it: never its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenSchema {
+    /// Its id.
+    pub id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// What it may do (at most what its user may).
+    pub role: String,
+    /// When it was made (seconds since the epoch).
+    pub created_at: f64,
+    /// When it expires (seconds since the epoch; `null`: never).
+    pub expires_at: Option<f64>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<f64>,
+}
+
+impl From<&ApiToken> for TokenSchema {
+    fn from(token: &ApiToken) -> Self {
+        Self {
+            id: token.id,
+            name: token.name.clone(),
+            role: token.role.as_str().to_owned(),
+            created_at: super::epoch(token.created_at),
+            expires_at: token.expires_at.map(super::epoch),
+            revoked_at: token.revoked_at.map(super::epoch),
+        }
+    }
+}
+
+/// A token just made: its only plain copy.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedToken {
+    /// The stored token.
+    #[serde(flatten)]
+    pub stored: TokenSchema,
+    /// The token to send as `Authorization: Bearer …`; shown this once.
+    pub token: String,
+}
+
+/// The signed-in user, or the user a token acts for: whose tokens these endpoints manage.
+fn token_owner(caller: &Caller) -> Result<Uuid, ApiError> {
+    caller.user_id().ok_or(ApiError::new(
+        ErrorCode::Forbidden,
+        "only a user has tokens of their own; this token acts for no user",
+    ))
+}
+
+/// Makes an API token acting for the signed-in user, with at most their role, expiring after
+/// `expires_in_days` (at most the configured maximum). Needs a session: a token cannot make
+/// tokens.
+#[utoipa::path(post, path = "/api/auth/tokens", tag = "auth",
+    security(("session" = [])),
+    request_body = TokenRequest,
+    responses(
+        (status = 201, description = "The token, shown this once", body = CreatedToken),
+        (status = 400, description = "The body is not JSON", body = Problem),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 403, description = "No CSRF token, or another session's; an API token, which has no session; or a role above the user's", body = Problem),
+        (status = 415, description = "The body is not declared as JSON", body = Problem),
+        (status = 422, description = "A bad name, role or lifetime", body = Problem),
+    ))]
+pub async fn create_token(
+    caller: Caller,
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<TokenRequest>,
+) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
+    let session = caller.session().ok_or(ApiError::new(
+        ErrorCode::Forbidden,
+        "making a token needs a session: sign in",
+    ))?;
+    let role: Role = match request.role.as_deref() {
+        None => Role::User,
+        Some(role) => role.parse()?,
+    };
+    if !session.user.role().includes(role) {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!("you do not hold the {role} role"),
+        ));
+    }
+    let settings = state.accounts.settings();
+    let days = request.expires_in_days.unwrap_or(settings.token_days);
+    if days == 0 || days > settings.token_max_days {
+        return Err(ApiError::new(
+            ErrorCode::InvalidArgument,
+            format!(
+                "expires_in_days must be between 1 and {}",
+                settings.token_max_days
+            ),
+        ));
+    }
+    let now = state.engine.clock().now();
+    let issued = issue_token(
+        state.engine.store().as_ref(),
+        NewToken {
+            name: &request.name,
+            role,
+            user: Some(session.user.user_id),
+            expires_at: Some(now + TimeDelta::days(i64::from(days))),
+        },
+        &session.user.user_name,
+        now,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            stored: TokenSchema::from(&issued.token),
+            token: issued.plain,
+        }),
+    ))
+}
+
+/// The caller's own API tokens (the signed-in user's, or those of the user a token acts for),
+/// oldest first, revoked and expired ones included; never a secret.
+#[utoipa::path(get, path = "/api/auth/tokens", tag = "auth",
+    security(("session" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The tokens", body = Vec<TokenSchema>),
+        (status = 401, description = "No valid session or token", body = Problem),
+        (status = 403, description = "A token acting for no user", body = Problem),
+    ))]
+pub async fn list_tokens(
+    caller: Caller,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<TokenSchema>>, ApiError> {
+    let owner = token_owner(&caller)?;
+    let tokens = state.engine.store().list_tokens().await?;
+    Ok(Json(
+        tokens
+            .iter()
+            .filter(|token| token.user_id == Some(owner))
+            .map(TokenSchema::from)
+            .collect(),
+    ))
+}
+
+/// Revokes one of the caller's own tokens (at once on this server, within a second on
+/// others). Another user's token answers as an unknown one.
+#[utoipa::path(delete, path = "/api/auth/tokens/{id}", tag = "auth",
+    security(("session" = []), ("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Token id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 400, description = "The id is malformed", body = Problem),
+        (status = 401, description = "No valid session or token", body = Problem),
+        (status = 403, description = "No CSRF token, or another session's; or a token acting for no user", body = Problem),
+        (status = 404, description = "No such token of yours", body = Problem),
+    ))]
+pub async fn revoke_token(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    let owner = token_owner(&caller)?;
+    let store = state.engine.store();
+    let unknown = || ApiError::from(DomainError::not_found("token", id));
+    match store.token(id).await {
+        Ok(token) if token.user_id == Some(owner) => {}
+        Ok(_) | Err(DomainError::NotFound { .. }) => return Err(unknown()),
+        Err(error) => return Err(error.into()),
+    }
+    store.revoke_token(id, state.engine.clock().now()).await?;
+    state.tokens.forget(id);
     Ok(StatusCode::NO_CONTENT)
 }

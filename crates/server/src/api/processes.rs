@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use cadre_domain::{Process, ProcessQuery, ProcessStatus, ProcessStep, Target};
+use cadre_domain::{Process, ProcessQuery, ProcessStatus, ProcessStep};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -16,6 +16,7 @@ use crate::auth::{Admin, Caller};
 use crate::error::{ApiError, ErrorCode, Problem};
 use crate::extract::{JsonBody, Path, Query};
 use crate::state::AppState;
+use crate::visibility::require_visible_process;
 
 /// A process as listed.
 #[derive(Debug, Serialize, ToSchema)]
@@ -166,10 +167,24 @@ pub struct ProcessFilter {
         (status = 400, description = "A filter is malformed", body = Problem),
     ))]
 pub async fn list_processes(
-    _caller: Caller,
+    caller: Caller,
     State(state): State<AppState>,
-    Query(filter): Query<ProcessFilter>,
+    Query(mut filter): Query<ProcessFilter>,
 ) -> Result<Json<ProcessPage>, ApiError> {
+    if !caller.is_admin() {
+        // A non-admin sees the processes of their own user, and nothing without one.
+        match caller.user_id() {
+            Some(own) if filter.subscription_id.is_none_or(|asked| asked == own) => {
+                filter.subscription_id = Some(own);
+            }
+            _ => {
+                return Ok(Json(ProcessPage {
+                    items: Vec::new(),
+                    total: 0,
+                }));
+            }
+        }
+    }
     Ok(Json(list(&state.engine, filter).await?))
 }
 
@@ -208,7 +223,9 @@ fn parse_status(status: &str) -> Result<ProcessStatus, ApiError> {
 
 /// Starts a workflow. The body lists the answers to the form's pages so far: with too few the
 /// answer is 510 with the next page, with an invalid page 400 with every error of that page,
-/// with all pages valid 201 and the new process's id. Task workflows need the admin role.
+/// with all pages valid 201 and the new process's id. Starting a workflow is an admin's: people
+/// change their own account through `/api/auth`, and join or leave discoverable groups through
+/// `/api/register/groups`.
 #[utoipa::path(post, path = "/api/processes/{id}", tag = "processes",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The name of the workflow to start")),
@@ -217,7 +234,7 @@ fn parse_status(status: &str) -> Result<ProcessStatus, ApiError> {
         (status = 201, description = "The process was created", body = ProcessCreated),
         (status = 400, description = "A page did not validate (pydantic-forms `FormValidationError`), or the body is not JSON", body = Object),
         (status = 401, description = "No valid token", body = Problem),
-        (status = 403, description = "A task workflow, and the caller is not an admin", body = Problem),
+        (status = 403, description = "Not an admin", body = Problem),
         (status = 404, description = "No such workflow", body = Problem),
         (status = 412, description = "The workflow cannot start on this subscription now", body = Problem),
         (status = 415, description = "The body is not declared as JSON", body = Problem),
@@ -225,23 +242,11 @@ fn parse_status(status: &str) -> Result<ProcessStatus, ApiError> {
         (status = 510, description = "More pages are needed (pydantic-forms `FormNotCompleteError`)", body = Object),
     ))]
 pub async fn start_process(
-    caller: Caller,
+    Admin(caller): Admin,
     State(state): State<AppState>,
     Path(workflow_name): Path<String>,
     JsonBody(pages): JsonBody<Vec<Value>>,
 ) -> Result<(StatusCode, Json<ProcessCreated>), ApiError> {
-    // Tasks (such as provisioning loads) change many subscriptions at once: admins only.
-    let is_task = state
-        .engine
-        .registry()
-        .get(&workflow_name)
-        .is_some_and(|workflow| workflow.target == Target::System);
-    if is_task && !caller.is_admin() {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "task workflows need the admin role",
-        ));
-    }
     let process = state
         .engine
         .start(&workflow_name, &pages, caller.name())
@@ -260,10 +265,11 @@ pub async fn start_process(
         (status = 404, description = "No such process", body = Problem),
     ))]
 pub async fn get_process(
-    _caller: Caller,
+    caller: Caller,
     State(state): State<AppState>,
     Path(process_id): Path<Uuid>,
 ) -> Result<Json<ProcessDetail>, ApiError> {
+    require_visible_process(&state, &caller, process_id).await?;
     Ok(Json(detail(&state.engine, process_id).await?))
 }
 

@@ -18,6 +18,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ErrorCode, Problem};
 use crate::extract::{Path, Query};
 use crate::state::AppState;
+use crate::visibility::{require_visible_subscription, visible_subscriptions};
 
 /// A subscription as listed.
 #[derive(Debug, Serialize, ToSchema)]
@@ -163,6 +164,7 @@ impl SubscriptionFilter {
             .transpose()
             .map_err(|error| ApiError::new(ErrorCode::InvalidQuery, error.to_string()))?;
         Ok(SubscriptionQuery {
+            ids: None,
             product_type: self
                 .product_type
                 .as_deref()
@@ -194,22 +196,25 @@ impl SubscriptionFilter {
         (status = 400, description = "A filter is malformed", body = Problem),
     ))]
 pub async fn list_subscriptions(
-    _caller: Caller,
+    caller: Caller,
     State(state): State<AppState>,
     Query(filter): Query<SubscriptionFilter>,
 ) -> Result<Json<SubscriptionPage>, ApiError> {
-    Ok(Json(list(&state.engine, &filter).await?))
+    let visible = visible_subscriptions(&state, &caller).await?;
+    Ok(Json(list(&state.engine, &filter, visible).await?))
 }
 
-/// The subscriptions matching `filter`, one page.
+/// The subscriptions matching `filter` among `visible` (all when `None`), one page.
 pub async fn list(
     engine: &Engine,
     filter: &SubscriptionFilter,
+    visible: Option<Vec<Uuid>>,
 ) -> Result<SubscriptionPage, ApiError> {
-    let page = engine
-        .store()
-        .list_subscriptions(&filter.to_query()?)
-        .await?;
+    let query = SubscriptionQuery {
+        ids: visible,
+        ..filter.to_query()?
+    };
+    let page = engine.store().list_subscriptions(&query).await?;
     Ok(SubscriptionPage {
         items: page.items.into_iter().map(Into::into).collect(),
         total: page.total,
@@ -227,10 +232,11 @@ pub async fn list(
         (status = 404, description = "No such subscription", body = Problem),
     ))]
 pub async fn get_subscription(
-    _caller: Caller,
+    caller: Caller,
     State(state): State<AppState>,
     Path(subscription_id): Path<Uuid>,
 ) -> Result<Json<SubscriptionDetail>, ApiError> {
+    require_visible_subscription(&state, &caller, subscription_id).await?;
     Ok(Json(detail(&state.engine, subscription_id).await?))
 }
 
@@ -261,10 +267,11 @@ pub async fn detail(engine: &Engine, id: Uuid) -> Result<SubscriptionDetail, Api
         (status = 404, description = "No such subscription", body = Problem),
     ))]
 pub async fn get_domain_model(
-    _caller: Caller,
+    caller: Caller,
     State(state): State<AppState>,
     Path(subscription_id): Path<Uuid>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    require_visible_subscription(&state, &caller, subscription_id).await?;
     let record = state
         .engine
         .store()
@@ -296,10 +303,11 @@ pub struct SubscriptionWorkflow {
         (status = 404, description = "No such subscription", body = Problem),
     ))]
 pub async fn subscription_workflows(
-    _caller: Caller,
+    caller: Caller,
     State(state): State<AppState>,
     Path(subscription_id): Path<Uuid>,
 ) -> Result<Json<Vec<SubscriptionWorkflow>>, ApiError> {
+    require_visible_subscription(&state, &caller, subscription_id).await?;
     let record = state
         .engine
         .store()

@@ -227,6 +227,9 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
     ) -> Result<Page<SubscriptionSummary>> {
         let catalogue = self.catalogue().await?;
         let mut select = subscriptions::Entity::find();
+        if let Some(ids) = &query.ids {
+            select = select.filter(subscriptions::Column::Id.is_in(ids.iter().copied()));
+        }
         if let Some(product_type) = &query.product_type {
             let product_ids: Vec<Uuid> = catalogue
                 .products
@@ -268,7 +271,8 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
         );
         let total = if unpaged {
             None
-        } else if C::IN_TRANSACTION {
+        } else if C::IN_TRANSACTION || query.ids.is_some() {
+            // A caller's own few subscriptions are counted, not remembered.
             Some(count_matching(&self.conn, &select).await?.total)
         } else {
             let arrived = self.totals.generation();

@@ -484,6 +484,7 @@ async fn tokens_are_found_by_id_and_used_once() {
             created_by: "test".to_owned(),
             created_at: at,
             revoked_at: None,
+            expires_at: (n == 2).then(|| at + TimeDelta::days(1)),
         };
         store
             .create_token(&token(2, "late", now() + TimeDelta::seconds(1)))

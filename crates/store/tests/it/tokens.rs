@@ -17,6 +17,7 @@ fn token(name: &str, role: Role) -> ApiToken {
         created_by: "test".to_owned(),
         created_at: now(),
         revoked_at: None,
+        expires_at: Some(now() + TimeDelta::days(30)),
     }
 }
 
