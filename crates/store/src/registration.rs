@@ -6,7 +6,7 @@ use cadre_domain::{
     Result, TokenOperation, UserName,
 };
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, TransactionSession,
@@ -24,6 +24,7 @@ fn to_pending(row: pending_users::Model) -> Result<PendingUser> {
         password_hash: row.password_hash,
         registered_at: row.registered_at.to_utc(),
         email_confirmed_at: row.email_confirmed_at.map(|at| at.to_utc()),
+        completion_process_id: row.completion_process_id,
     })
 }
 
@@ -75,6 +76,7 @@ async fn purge(conn: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64> {
         .take();
     let purged = pending_users::Entity::delete_many()
         .filter(pending_users::Column::Id.not_in_subquery(with_tokens))
+        .filter(pending_users::Column::CompletionProcessId.is_null())
         .exec(conn)
         .await
         .map_err(storage_error)?;
@@ -91,6 +93,9 @@ impl<C: Conn> RegistrationRepository for Repo<C> {
             password_hash: Set(user.password_hash.clone()),
             registered_at: Set(user.registered_at.fixed_offset()),
             email_confirmed_at: Set(user.email_confirmed_at.map(|at| at.fixed_offset())),
+            completion_process_id: Set(user.completion_process_id),
+            resends: Set(0),
+            resends_since: Set(None),
         })
         .exec_without_returning(&self.conn)
         .await
@@ -155,6 +160,67 @@ impl<C: Conn> RegistrationRepository for Repo<C> {
         if updated.rows_affected == 0 {
             return Err(pending_not_found(id));
         }
+        Ok(())
+    }
+
+    async fn begin_completion(&self, id: Uuid, process_id: Uuid) -> Result<()> {
+        let updated = pending_users::Entity::update_many()
+            .col_expr(
+                pending_users::Column::CompletionProcessId,
+                Expr::value(process_id),
+            )
+            .filter(pending_users::Column::Id.eq(id))
+            .exec(&self.conn)
+            .await
+            .map_err(storage_error)?;
+        if updated.rows_affected == 0 {
+            return Err(pending_not_found(id));
+        }
+        Ok(())
+    }
+
+    async fn count_resend(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<bool> {
+        let stale = || {
+            Condition::any()
+                .add(pending_users::Column::ResendsSince.is_null())
+                .add(pending_users::Column::ResendsSince.lt(window_start.fixed_offset()))
+        };
+        let counted = pending_users::Entity::update_many()
+            .col_expr(
+                pending_users::Column::Resends,
+                CaseStatement::new()
+                    .case(stale(), Expr::value(1i64))
+                    .finally(Expr::col(pending_users::Column::Resends).add(1))
+                    .into(),
+            )
+            .col_expr(
+                pending_users::Column::ResendsSince,
+                CaseStatement::new()
+                    .case(stale(), Expr::value(now.fixed_offset()))
+                    .finally(Expr::col(pending_users::Column::ResendsSince))
+                    .into(),
+            )
+            .filter(pending_users::Column::Id.eq(id))
+            .filter(stale().add(pending_users::Column::Resends.lt(i64::from(limit))))
+            .exec(&self.conn)
+            .await
+            .map_err(storage_error)?;
+        Ok(counted.rows_affected == 1)
+    }
+
+    async fn delete_pending_tokens(&self, id: Uuid, operation: TokenOperation) -> Result<()> {
+        tokens::Entity::delete_many()
+            .filter(tokens::Column::PendingUserId.eq(id))
+            .filter(tokens::Column::Operation.eq(operation.as_str()))
+            .exec(&self.conn)
+            .await
+            .map_err(storage_error)?;
         Ok(())
     }
 

@@ -48,6 +48,7 @@ impl Registration {
             password_hash,
             registered_at: now,
             email_confirmed_at: None,
+            completion_process_id: None,
         };
         let txn = self.store().begin().await?;
         match txn.create_pending_user(&pending).await {
