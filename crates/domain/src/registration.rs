@@ -240,6 +240,8 @@ pub trait RegistrationRepository: Send + Sync {
     async fn pending_user(&self, id: Uuid) -> Result<PendingUser>;
     /// One pending user by name.
     async fn pending_user_by_name(&self, name: &UserName) -> Result<PendingUser>;
+    /// One pending user by email (normalised, so ignoring case).
+    async fn pending_user_by_email(&self, email: &Email) -> Result<PendingUser>;
     /// Whether a pending user holds `name` or `email`.
     async fn pending_user_holds(&self, name: &UserName, email: &Email) -> Result<bool>;
     /// Every pending user, by name.

@@ -285,11 +285,17 @@ pub enum TemplateName {
     GroupTerms,
     /// Confirms that a user accepted a group's terms (`group_name`).
     GroupTermsAccepted,
+    /// Tells the owner of an address that a user or registration holds that someone tried to
+    /// register with it (`email`; no link, no user name).
+    AddressInUse,
+    /// Tells a registrant whose address is free that the user name cannot be registered
+    /// (`user_name`; no link).
+    NameUnavailable,
 }
 
 impl TemplateName {
     /// Every template.
-    pub const ALL: [TemplateName; 7] = [
+    pub const ALL: [TemplateName; 9] = [
         TemplateName::ConfirmEmail,
         TemplateName::ApprovalRequest,
         TemplateName::Approved,
@@ -297,6 +303,8 @@ impl TemplateName {
         TemplateName::Notify,
         TemplateName::GroupTerms,
         TemplateName::GroupTermsAccepted,
+        TemplateName::AddressInUse,
+        TemplateName::NameUnavailable,
     ];
 
     /// The template's file name, bundled and in an override directory.
@@ -309,6 +317,8 @@ impl TemplateName {
             TemplateName::Notify => "notify.txt",
             TemplateName::GroupTerms => "group_terms.txt",
             TemplateName::GroupTermsAccepted => "group_terms_accepted.txt",
+            TemplateName::AddressInUse => "address_in_use.txt",
+            TemplateName::NameUnavailable => "name_unavailable.txt",
         }
     }
 
@@ -324,6 +334,8 @@ impl TemplateName {
             TemplateName::GroupTermsAccepted => {
                 include_str!("../templates/group_terms_accepted.txt")
             }
+            TemplateName::AddressInUse => include_str!("../templates/address_in_use.txt"),
+            TemplateName::NameUnavailable => include_str!("../templates/name_unavailable.txt"),
         }
     }
 }

@@ -122,6 +122,16 @@ impl<C: Conn> RegistrationRepository for Repo<C> {
             .and_then(to_pending)
     }
 
+    async fn pending_user_by_email(&self, email: &Email) -> Result<PendingUser> {
+        pending_users::Entity::find()
+            .filter(pending_users::Column::Email.eq(email.as_str()))
+            .one(&self.conn)
+            .await
+            .map_err(storage_error)?
+            .ok_or_else(|| pending_not_found(email))
+            .and_then(to_pending)
+    }
+
     async fn pending_user_holds(&self, name: &UserName, email: &Email) -> Result<bool> {
         let found = pending_users::Entity::find()
             .filter(
