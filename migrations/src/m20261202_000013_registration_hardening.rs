@@ -6,6 +6,10 @@
 //! `resends_since` (confirmation links resent in the current hour, counted in the database so
 //! that the limit holds across restarts and nodes).
 //!
+//! `registration_notices` counts, per address and hour, the mails a submission sends to an
+//! address without being asked by its owner (someone tried to register with it, or a name it
+//! asked for is taken), so that submissions cannot flood an address with them.
+//!
 //! `subscription_instance_values.unique_value` becomes a key instead of a copy of the value:
 //! NFKC, then lower case, then NFKC again (the domain's `identity_key`, copied here so that this
 //! migration keeps doing what it did when it shipped), so that `Zed` and `zed` can no longer
@@ -31,6 +35,14 @@ enum PendingUsers {
     CompletionProcessId,
     Resends,
     ResendsSince,
+}
+
+#[derive(DeriveIden)]
+enum RegistrationNotices {
+    Table,
+    Address,
+    Sent,
+    Since,
 }
 
 #[derive(DeriveIden)]
@@ -125,10 +137,23 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
+        manager
+            .create_table(
+                Table::create()
+                    .table(RegistrationNotices::Table)
+                    .col(string_len(RegistrationNotices::Address, 254).primary_key())
+                    .col(big_integer(RegistrationNotices::Sent))
+                    .col(timestamp_with_time_zone(RegistrationNotices::Since))
+                    .take(),
+            )
+            .await?;
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(RegistrationNotices::Table).take())
+            .await?;
         for column in columns() {
             manager
                 .alter_table(

@@ -262,6 +262,18 @@ pub trait RegistrationRepository: Send + Sync {
         window_start: DateTime<Utc>,
         limit: u32,
     ) -> Result<bool>;
+    /// Counts a notice to `address` at `now` (a mail a submission sends to an address without
+    /// its owner asking: someone tried to register with it, or its name is taken), if fewer than
+    /// `limit` were counted for it since `window_start` (older counts are forgotten, and the
+    /// window starts again at `now`); answers whether this one was counted. One statement, so
+    /// that concurrent submissions cannot both take the last one.
+    async fn count_notice(
+        &self,
+        address: &Email,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<bool>;
     /// Deletes the tokens of `operation` about pending user `id` (earlier confirmation links
     /// when a new one is sent).
     async fn delete_pending_tokens(&self, id: Uuid, operation: TokenOperation) -> Result<()>;

@@ -42,6 +42,10 @@ pub struct RegistrationSettings {
     /// Confirmation links resent per registration (so per address) and hour; more resends
     /// answer alike and send nothing.
     pub resends_per_hour: u32,
+    /// Mails sent per address and hour because a submission named it without a registration
+    /// following (someone tried to register with it, or the name it came with is taken); more
+    /// such submissions answer alike and send nothing.
+    pub notices_per_hour: u32,
     /// Called when a registered user is created.
     pub webhooks: Vec<Webhook>,
 }
@@ -72,6 +76,7 @@ impl Default for RegistrationSettings {
             user_product: "User internal".to_owned(),
             requests_per_minute: 20,
             resends_per_hour: 3,
+            notices_per_hour: 3,
             webhooks: Vec::new(),
         }
     }

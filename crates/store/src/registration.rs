@@ -13,7 +13,10 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::entities::{outbox, pending_users, registration_tokens as tokens, user_credentials};
+use crate::entities::{
+    outbox, pending_users, registration_notices as notices, registration_tokens as tokens,
+    user_credentials,
+};
 use crate::{Conn, Repo, storage_error};
 
 fn to_pending(row: pending_users::Model) -> Result<PendingUser> {
@@ -222,6 +225,45 @@ impl<C: Conn> RegistrationRepository for Repo<C> {
             .await
             .map_err(storage_error)?;
         Ok(counted.rows_affected == 1)
+    }
+
+    async fn count_notice(
+        &self,
+        address: &Email,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<bool> {
+        // Insert the first notice, or count one more on the stored row: restarting its window
+        // when the window is over, and not at all (no row changes) when its budget is spent.
+        let since = Expr::col((notices::Entity, notices::Column::Since));
+        let sent = Expr::col((notices::Entity, notices::Column::Sent));
+        let stale = since.clone().lt(window_start.fixed_offset());
+        let upsert = OnConflict::column(notices::Column::Address)
+            .value(
+                notices::Column::Sent,
+                CaseStatement::new()
+                    .case(stale.clone(), Expr::value(1i64))
+                    .finally(sent.clone().add(1)),
+            )
+            .value(
+                notices::Column::Since,
+                CaseStatement::new()
+                    .case(stale.clone(), Expr::value(now.fixed_offset()))
+                    .finally(since),
+            )
+            .action_and_where(stale.or(sent.lt(i64::from(limit))))
+            .to_owned();
+        let counted = notices::Entity::insert(notices::ActiveModel {
+            address: Set(address.as_str().to_owned()),
+            sent: Set(1),
+            since: Set(now.fixed_offset()),
+        })
+        .on_conflict(upsert)
+        .exec_without_returning(&self.conn)
+        .await
+        .map_err(storage_error)?;
+        Ok(counted == 1 && limit > 0)
     }
 
     async fn delete_pending_tokens(&self, id: Uuid, operation: TokenOperation) -> Result<()> {

@@ -748,6 +748,20 @@ async fn submissions_never_tell_whether_a_name_or_an_email_is_taken() {
         .map(|item| item["user_name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["ada"], "only the free submission was kept");
+
+    // Such mails are limited per address (three an hour): submissions cannot flood an owner.
+    for n in 0..4 {
+        let (status, body) = server
+            .register(&format!("flood{n}"), "zed@example.org", PASSWORD)
+            .await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::ACCEPTED, ACCEPTED_BODY)
+        );
+    }
+    mails_to(&smtp, "zed@example.org", 3).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(mails_to(&smtp, "zed@example.org", 3).await.len(), 3);
     server.stop().await;
 }
 

@@ -82,7 +82,8 @@ impl Registration {
     }
 
     /// Answers a submission whose email or name is taken like a kept one, and mails whom it
-    /// concerns: the owner of a taken address, or the applicant whose name is taken.
+    /// concerns: the owner of a taken address, or the applicant whose name is taken (at most
+    /// `notices_per_hour` such mails per address).
     async fn refuse_quietly(
         &self,
         pending: &PendingUser,
@@ -99,8 +100,16 @@ impl Registration {
             vec![pending.email.as_str().to_owned()],
             &self.context(pending),
         )?;
+        // At most `notices_per_hour` to an address, so that submissions cannot flood it.
         let txn = self.store().begin().await?;
-        txn.enqueue(&mail_message(&mail, now)).await?;
+        let window_start = now - TimeDelta::hours(1);
+        let limit = self.settings.notices_per_hour;
+        if txn
+            .count_notice(&pending.email, now, window_start, limit)
+            .await?
+        {
+            txn.enqueue(&mail_message(&mail, now)).await?;
+        }
         txn.commit().await?;
         Ok(())
     }

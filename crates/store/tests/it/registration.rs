@@ -233,6 +233,52 @@ async fn resends_are_counted_per_registration_and_window() {
 }
 
 #[tokio::test]
+async fn notices_are_counted_per_address_and_window() {
+    let store = scratch_store().await;
+    let victim = Email::parse("victim@example.org").unwrap();
+    let other = Email::parse("other@example.org").unwrap();
+    let hour = TimeDelta::hours(1);
+    let at = |minutes: i64| now() + TimeDelta::minutes(minutes);
+    let mut counted = Vec::new();
+    for minute in 0..4 {
+        counted.push(
+            store
+                .count_notice(&victim, at(minute), at(minute) - hour, 3)
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(counted, [true, true, true, false], "three an hour");
+    assert!(
+        store
+            .count_notice(&other, at(5), at(5) - hour, 3)
+            .await
+            .unwrap(),
+        "per address"
+    );
+    assert!(
+        !store
+            .count_notice(&victim, at(59), at(59) - hour, 3)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .count_notice(&victim, at(61), at(61) - hour, 3)
+            .await
+            .unwrap(),
+        "a new window after an hour"
+    );
+    assert!(
+        store
+            .count_notice(&victim, at(62), at(62) - hour, 3)
+            .await
+            .unwrap(),
+        "the new window counts from one"
+    );
+}
+
+#[tokio::test]
 async fn terms_tokens_are_found_and_cleared_per_user_and_group() {
     let store = scratch_store().await;
     let user = provisioned_user(&store, "u1", "u1", "u1@example.com", &[])
