@@ -909,13 +909,7 @@ async fn the_purge_leaves_a_registration_whose_completion_is_pending() {
     let (status, _) = server.register("fay", "fay@example.com", PASSWORD).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let store = server.engine.store();
-    let outbox = store.list_messages().await.unwrap();
-    let payload = outbox[0].payload.to_string();
-    let at = payload.find("/tokens/").unwrap() + "/tokens/".len();
-    let token: String = payload[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_hexdigit() || *c == '.')
-        .collect();
+    let [token] = outbox_tokens(&server, 0).await.try_into().unwrap();
     let (status, page) = server.press(&token, None).await;
     assert_eq!(status, StatusCode::OK, "{page}");
 
@@ -956,5 +950,53 @@ async fn the_purge_leaves_a_registration_whose_completion_is_pending() {
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+    server.stop().await;
+}
+
+/// The tokens of the links in the outbox message `index` (for servers without workers, whose
+/// outbox is not delivered).
+async fn outbox_tokens(server: &Server, index: usize) -> Vec<String> {
+    let outbox = server.engine.store().list_messages().await.unwrap();
+    let payload = outbox[index].payload.to_string();
+    payload
+        .match_indices("/tokens/")
+        .map(|(at, prefix)| {
+            payload[at + prefix.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_hexdigit() || *c == '.')
+                .collect()
+        })
+        .collect()
+}
+
+/// Issue #18: once an approval started the completion, the decline link of the same request is
+/// gone, so it cannot remove the registration under its process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decline_after_the_approval_finds_its_link_gone() {
+    // No workers: the completion stays pending.
+    let server = Server::start_with(
+        0,
+        Vec::new(),
+        |config| {
+            config.registration.enabled = true;
+            config.registration.approval_required = true;
+            config.registration.approval_recipients = vec!["admins@example.com".to_owned()];
+            config.registration.requests_per_minute = 1000;
+        },
+        Arc::new(SystemClock),
+    )
+    .await;
+    let (status, _) = server.register("gil", "gil@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let [confirm] = outbox_tokens(&server, 0).await.try_into().unwrap();
+    assert_eq!(server.press(&confirm, None).await.0, StatusCode::OK);
+    let [approve, decline] = outbox_tokens(&server, 1).await.try_into().unwrap();
+    let (status, page) = server.press(&approve, Some(&server.admin)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let (status, _) = server.press(&decline, Some(&server.admin)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, pending) = server.get("/api/register/users/gil").await;
+    assert_eq!(pending["status"], "completing");
+    assert_eq!(pending["links"], json!([]));
     server.stop().await;
 }

@@ -180,7 +180,8 @@ impl Registration {
 
     /// Step 5: uses the token and starts the workflow that creates the user (the create User
     /// steps, then the password hash moves and the approved mail, notification and webhooks go
-    /// out) in one transaction, which also marks the registration as completing. Of concurrent
+    /// out) in one transaction, which also marks the registration as completing and deletes its
+    /// other links (a decline link among them). Of concurrent
     /// uses of one link, one commits; the others find the token gone and leave nothing behind
     /// (no process, so no subscription).
     async fn complete(
@@ -206,6 +207,15 @@ impl Registration {
         })?;
         let txn = self.store().begin().await?;
         used(txn.use_registration_token(token.id).await)?;
+        // The registration's other links go too: a decline (or a second confirmation) must not
+        // remove a registration whose completion started.
+        for operation in [
+            TokenOperation::ConfirmEmail,
+            TokenOperation::ApproveRegistration,
+            TokenOperation::DeclineRegistration,
+        ] {
+            txn.delete_pending_tokens(pending.id, operation).await?;
+        }
         let process = self
             .engine
             .start_in(txn.as_ref(), COMPLETE_REGISTRATION, &[page], "registration")
