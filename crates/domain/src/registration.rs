@@ -279,6 +279,10 @@ pub trait RegistrationRepository: Send + Sync {
     async fn delete_pending_tokens(&self, id: Uuid, operation: TokenOperation) -> Result<()>;
     /// Removes a pending user and its tokens; a missing one is not found.
     async fn delete_pending_user(&self, id: Uuid) -> Result<()>;
+    /// Removes a pending user and its tokens unless its completion started and the completing
+    /// process was not aborted (a conflict): one conditional statement, so that a completion
+    /// starting meanwhile is never removed under its process. A missing one is not found.
+    async fn delete_pending_user_unless_completing(&self, id: Uuid) -> Result<()>;
     /// Stores a token.
     async fn create_registration_token(&self, token: &RegistrationToken) -> Result<()>;
     /// One token by its public id.

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use cadre_domain::models::DomainModel;
 use cadre_domain::{
-    DomainError, Email, ExternalId, Lifecycle, OutboxMessage, PendingUser, ProcessStatus,
-    ProductType, RegistrationToken, Store, SubscriptionQuery, TokenOperation, UserName,
+    DomainError, Email, ExternalId, Lifecycle, OutboxMessage, PendingUser, ProductType,
+    RegistrationToken, Store, SubscriptionQuery, TokenOperation, UserName,
 };
 use cadre_engine::{Engine, EngineError};
 use cadre_products::models::{User, UserGroup};

@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use cadre_domain::{
-    DomainError, Email, OutboxMessage, PendingUser, RegistrationRepository, RegistrationToken,
-    Result, TokenOperation, UserName,
+    DomainError, Email, OutboxMessage, PendingUser, ProcessStatus, RegistrationRepository,
+    RegistrationToken, Result, TokenOperation, UserName,
 };
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait, OnConflict, Query};
@@ -14,8 +14,8 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::entities::{
-    outbox, pending_users, registration_notices as notices, registration_tokens as tokens,
-    user_credentials,
+    outbox, pending_users, processes, registration_notices as notices,
+    registration_tokens as tokens, user_credentials,
 };
 use crate::{Conn, Repo, storage_error};
 
@@ -84,6 +84,55 @@ async fn purge(conn: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64> {
         .await
         .map_err(storage_error)?;
     Ok(purged.rows_affected)
+}
+
+/// Deletes pending user `id` and its tokens if its completion has not started or its
+/// completing process is aborted (or gone); a conflict if it is completing, not found if missing.
+async fn delete_unless_completing(conn: &impl ConnectionTrait, id: Uuid) -> Result<()> {
+    let live_processes = Query::select()
+        .column(processes::Column::Id)
+        .from(processes::Entity)
+        .and_where(processes::Column::Status.ne(ProcessStatus::Aborted.as_str()))
+        .take();
+    let deletable = || {
+        Condition::all().add(pending_users::Column::Id.eq(id)).add(
+            Condition::any()
+                .add(pending_users::Column::CompletionProcessId.is_null())
+                .add(
+                    pending_users::Column::CompletionProcessId
+                        .not_in_subquery(live_processes.clone()),
+                ),
+        )
+    };
+    // Tokens go first: SQLite enforces the cascade only with foreign keys on.
+    let deletable_ids = Query::select()
+        .column(pending_users::Column::Id)
+        .from(pending_users::Entity)
+        .cond_where(deletable())
+        .take();
+    tokens::Entity::delete_many()
+        .filter(tokens::Column::PendingUserId.in_subquery(deletable_ids))
+        .exec(conn)
+        .await
+        .map_err(storage_error)?;
+    let deleted = pending_users::Entity::delete_many()
+        .filter(deletable())
+        .exec(conn)
+        .await
+        .map_err(storage_error)?;
+    if deleted.rows_affected == 1 {
+        return Ok(());
+    }
+    match pending_users::Entity::find_by_id(id)
+        .one(conn)
+        .await
+        .map_err(storage_error)?
+    {
+        Some(_) => Err(DomainError::Conflict(
+            "the registration is being completed".to_owned(),
+        )),
+        None => Err(pending_not_found(id)),
+    }
 }
 
 #[async_trait]
@@ -291,6 +340,16 @@ impl<C: Conn> RegistrationRepository for Repo<C> {
             return Err(pending_not_found(id));
         }
         Ok(())
+    }
+
+    async fn delete_pending_user_unless_completing(&self, id: Uuid) -> Result<()> {
+        if C::IN_TRANSACTION {
+            delete_unless_completing(&self.conn, id).await
+        } else {
+            let txn = self.conn.begin().await.map_err(storage_error)?;
+            delete_unless_completing(&txn, id).await?;
+            txn.commit().await.map_err(storage_error)
+        }
     }
 
     async fn create_registration_token(&self, token: &RegistrationToken) -> Result<()> {

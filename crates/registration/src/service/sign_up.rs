@@ -250,17 +250,15 @@ impl Registration {
     /// once the process was aborted, an admin may delete it.
     pub async fn delete_pending(&self, name: &str) -> Result<(), RegistrationError> {
         let pending = self.pending_by_name(name).await?;
-        if let Some(process) = pending.completion_process_id {
-            let status = self.store().process(process).await.map(|p| p.status);
-            if !matches!(
-                status,
-                Ok(ProcessStatus::Aborted) | Err(DomainError::NotFound { .. })
-            ) {
-                return Err(RegistrationError::Completing);
-            }
+        match self
+            .store()
+            .delete_pending_user_unless_completing(pending.id)
+            .await
+        {
+            Err(DomainError::Conflict(_)) => Err(RegistrationError::Completing),
+            Err(DomainError::NotFound { .. }) => Err(RegistrationError::NotFound),
+            other => Ok(other?),
         }
-        self.store().delete_pending_user(pending.id).await?;
-        Ok(())
     }
 
     /// Deletes expired links and the registrations left without one, except those whose

@@ -175,6 +175,17 @@ async fn purging_leaves_registrations_whose_completion_started() {
         store.begin_completion(Uuid::now_v7(), process).await,
         Err(DomainError::NotFound { .. })
     ));
+    // Its process is gone (no such row): an admin may remove it, once.
+    store
+        .delete_pending_user_unless_completing(completing.id)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .delete_pending_user_unless_completing(completing.id)
+            .await,
+        Err(DomainError::NotFound { .. })
+    ));
 }
 
 #[tokio::test]
