@@ -182,7 +182,7 @@ pub async fn submit(
 
 /// Mails a new confirmation link if a registration with this address awaits confirmation, and
 /// invalidates its earlier links; at most `resends_per_hour` per registration, beyond which
-/// nothing is sent. Answers the same in every case.
+/// nothing is sent. Answers the same in every case, before the work is done.
 #[utoipa::path(post, path = "/api/register/users/resend", tag = "registration",
     request_body = ResendRequest,
     responses(
@@ -200,10 +200,14 @@ pub async fn resend(
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     enabled(&state)?;
     state.limiter.check(&extensions)?;
-    state
-        .registration
-        .resend_confirmation(&request.email)
-        .await?;
+    // Answered before the work is done, so that how long the answer takes tells nothing about
+    // the address either (a failure is logged; the person may ask again).
+    let registration = state.registration.clone();
+    tokio::spawn(async move {
+        if let Err(error) = registration.resend_confirmation(&request.email).await {
+            tracing::error!(%error, "a confirmation link could not be resent");
+        }
+    });
     Ok((
         StatusCode::ACCEPTED,
         Json(Accepted {
