@@ -304,7 +304,8 @@ fn every_test_the_security_rules_name_exists() {
         tests.extend(bare.captures_iter(&found[3]).map(|name| name[1].to_owned()));
         for test in tests {
             assert!(
-                source.contains(&format!("async fn {test}(")) || source.contains(&format!("fn {test}(")),
+                source.contains(&format!("async fn {test}("))
+                    || source.contains(&format!("fn {test}(")),
                 "docs/security.md names {}::{test}, which does not exist",
                 &found[1]
             );

@@ -8,6 +8,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use crate::error::DomainError;
 
@@ -59,7 +60,10 @@ impl ExternalId {
 }
 
 /// A human name (user name, group name, first or last name): trimmed, Unicode NFC, non-empty,
-/// at most 255 characters, without control characters.
+/// at most 255 characters, without invisible characters ([`is_invisible`]: control and format
+/// characters, line and paragraph separators, spaces other than U+0020, fillers and variation
+/// selectors, private-use and unassigned code points), so that two names that look alike are
+/// alike. Uniqueness ignores case: see [`identity_key`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Name(String);
@@ -80,10 +84,13 @@ impl Name {
                 format!("must be at most {} characters", Self::MAX_CHARS),
             ));
         }
-        if normalised.chars().any(char::is_control) {
+        if let Some(bad) = normalised.chars().find(|c| is_invisible(*c)) {
             return Err(DomainError::invalid(
                 "name",
-                "must not contain control characters",
+                format!(
+                    "must not contain invisible, control or format characters (found U+{:04X})",
+                    u32::from(bad)
+                ),
             ));
         }
         Ok(Self(normalised))
@@ -95,8 +102,59 @@ impl Name {
     }
 }
 
-/// An email address: trimmed, NFC, case-folded to lower case, `local@domain` with a dotted
-/// domain, at most 254 characters.
+/// Whether `c` shows as nothing (or as a blank) or changes how text around it is shown: general
+/// categories Cc (control), Cf (format: zero-width spaces and joiners, bidirectional controls,
+/// soft hyphens, tags), Zl and Zp (line and paragraph separators), Zs other than U+0020 (no-break
+/// and other spaces), Co, Cs and Cn (private use, surrogates, unassigned), and the other
+/// characters that render as blank: the Hangul fillers, the Khmer inherent vowels, the
+/// combining grapheme joiner, the Mongolian free variation selectors, variation selectors and
+/// the Braille blank.
+pub fn is_invisible(c: char) -> bool {
+    use GeneralCategory as G;
+    match c.general_category() {
+        G::Control
+        | G::Format
+        | G::LineSeparator
+        | G::ParagraphSeparator
+        | G::PrivateUse
+        | G::Surrogate
+        | G::Unassigned => true,
+        G::SpaceSeparator => c != ' ',
+        _ => matches!(
+            c,
+            '\u{034F}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{2800}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FFA0}'
+                | '\u{E0100}'..='\u{E01EF}'
+        ),
+    }
+}
+
+/// The key an identifying value (a user id, user name, email, group id or group name) is unique
+/// by: NFKC, lower case, NFKC again (Unicode's caseless matching of compatibility forms, with
+/// simple lower-casing), so that `Zed`, `zed` and a fullwidth `Ｚed` are one name. The value is
+/// kept and shown as given; only its claim is folded.
+pub fn identity_key(value: &str) -> String {
+    let lower: String = value.nfkc().flat_map(char::to_lowercase).collect();
+    lower.nfkc().collect()
+}
+
+/// Characters an unquoted local part may hold besides ASCII letters and digits (RFC 5322
+/// `atext`); non-ASCII letters, marks and digits are allowed too (RFC 6532).
+const ATEXT: &str = "!#$%&'*+-/=?^_`{|}~";
+
+/// An email address, as an RFC 5322 `addr-spec` only (no display name, angle brackets,
+/// comments, quoted local parts or address literals): trimmed, NFC, case-folded to lower case;
+/// the local part a dot-atom of `atext` (or non-ASCII letters, marks and digits), the domain
+/// converted to ASCII by IDNA (UTS #46, strict: punycode for internationalised labels) and
+/// dotted, at most 254 characters in all.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Email(String);
@@ -109,8 +167,13 @@ impl Email {
     pub fn parse(value: &str) -> Result<Self, DomainError> {
         let normalised: String = value.trim().nfc().flat_map(char::to_lowercase).collect();
         let invalid = |reason: &str| DomainError::invalid("email", format!("{value:?} {reason}"));
-        if normalised.len() > Self::MAX_LEN {
-            return Err(invalid("is longer than 254 characters"));
+        if normalised
+            .chars()
+            .any(|c| c.is_whitespace() || is_invisible(c))
+        {
+            return Err(invalid(
+                "must not contain spaces, control, format or invisible characters",
+            ));
         }
         let Some((local, domain)) = normalised.rsplit_once('@') else {
             return Err(invalid("has no '@'"));
@@ -118,25 +181,62 @@ impl Email {
         if local.is_empty() || local.contains('@') {
             return Err(invalid("needs exactly one '@' with a local part before it"));
         }
-        let labels_ok = domain
-            .split('.')
-            .all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'));
-        if !domain.contains('.') || !labels_ok {
+        let atom_ok = |atom: &str| {
+            !atom.is_empty()
+                && atom.chars().all(|c| {
+                    c.is_ascii_alphanumeric()
+                        || ATEXT.contains(c)
+                        || (!c.is_ascii() && (c.is_alphanumeric() || is_mark(c)))
+                })
+        };
+        if !local.split('.').all(atom_ok) {
+            return Err(invalid(
+                "must be a plain address such as name@example.org: no display name, quotes, \
+                 brackets, comments or dots at the ends of the name",
+            ));
+        }
+        if local.len() > 64 {
+            return Err(invalid("has a local part longer than 64 characters"));
+        }
+        let domain = idna::domain_to_ascii_strict(domain)
+            .map_err(|_| invalid("needs a domain such as example.org after the '@'"))?;
+        let labels_ok = domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+        let tld_ok = domain
+            .rsplit('.')
+            .next()
+            .is_some_and(|tld| !tld.bytes().all(|b| b.is_ascii_digit()));
+        if !domain.contains('.') || !labels_ok || !tld_ok {
             return Err(invalid("needs a domain such as example.org after the '@'"));
         }
-        if normalised
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control())
-        {
-            return Err(invalid("must not contain spaces or control characters"));
+        let address = format!("{local}@{domain}");
+        if address.len() > Self::MAX_LEN {
+            return Err(invalid("is longer than 254 characters"));
         }
-        Ok(Self(normalised))
+        Ok(Self(address))
     }
 
     /// The normalised address.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Whether `c` is a combining mark (general category M), which non-ASCII local parts may hold.
+fn is_mark(c: char) -> bool {
+    matches!(
+        c.general_category(),
+        GeneralCategory::NonspacingMark
+            | GeneralCategory::SpacingMark
+            | GeneralCategory::EnclosingMark
+    )
 }
 
 macro_rules! string_newtype_impls {
@@ -236,6 +336,80 @@ mod tests {
     }
 
     #[test]
+    fn names_refuse_invisible_and_format_characters() {
+        for bad in [
+            "ze\u{200B}d",
+            "ze\u{200D}d",
+            "\u{202E}dez",
+            "ze\u{AD}d",
+            "z\u{2028}ed",
+            "z\u{2029}ed",
+            "z\u{A0}ed",
+            "z\u{3000}ed",
+            "z\u{3164}ed",
+            "ze\u{FE0F}d",
+            "z\u{E0041}ed",
+            "z\u{E000}ed",
+            "z\u{034F}ed",
+            "\u{FEFF}zed",
+        ] {
+            let error = Name::parse(bad).expect_err(bad);
+            assert!(error.to_string().contains("invisible"), "{error}");
+        }
+        for good in [
+            "Zed",
+            "Zoë Ångström",
+            "李小龍",
+            "O'Brien-Smith",
+            "Jos\u{e9}",
+        ] {
+            assert!(Name::parse(good).is_ok(), "{good:?} was refused");
+        }
+    }
+
+    #[test]
+    fn identity_keys_ignore_case_and_compatibility_forms() {
+        assert_eq!(identity_key("Zed"), identity_key("zed"));
+        assert_eq!(identity_key("\u{FF3A}ed"), "zed");
+        assert_eq!(identity_key("ÅNGSTRÖM"), identity_key("ångström"));
+        assert_ne!(identity_key("zed"), identity_key("zee"));
+        assert_eq!(identity_key("ada@example.org"), "ada@example.org");
+    }
+
+    #[test]
+    fn emails_are_addr_specs_only() {
+        for bad in [
+            "\"x\"<victim@example.org>",
+            "Victim <victim@example.org>",
+            "<victim@example.org>",
+            "victim@example.org (comment)",
+            "(comment)victim@example.org",
+            "\"quoted local\"@example.org",
+            "victim@[192.0.2.1]",
+            "victim@example.org>",
+            ".victim@example.org",
+            "victim.@example.org",
+            "vic..tim@example.org",
+            "vic\u{200B}tim@example.org",
+            "victim@exa_mple.org",
+            "victim@example.123",
+            "a,b@example.org",
+            "victim@example.org.",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+        for (good, kept) in [
+            ("o'brien+tag@example.org", "o'brien+tag@example.org"),
+            ("First.Last@Sub.Example.ORG", "first.last@sub.example.org"),
+            ("ada@bücher.example", "ada@xn--bcher-kva.example"),
+            ("ada@B\u{00DC}CHER.example", "ada@xn--bcher-kva.example"),
+            ("zoë@example.org", "zoë@example.org"),
+        ] {
+            assert_eq!(Email::parse(good).map(String::from), Ok(kept.to_owned()));
+        }
+    }
+
+    #[test]
     fn serde_validates_on_the_way_in() {
         let ok: ExternalId = serde_json::from_str("\"grp_1\"").expect("valid id");
         assert_eq!(ok.as_str(), "grp_1");
@@ -257,6 +431,8 @@ mod tests {
             if let Ok(email) = Email::parse(&raw) {
                 prop_assert_eq!(Email::parse(email.as_str()), Ok(email.clone()));
             }
+            let key = identity_key(&raw);
+            prop_assert_eq!(identity_key(&key), key);
         }
 
         #[test]

@@ -34,7 +34,7 @@ pub use groups::{
     ByteStream, FileName, FileStatus, FileVolume, GroupFile, GroupId, GroupName, WorkflowGroup,
     WorkflowGroupRepository,
 };
-pub use ids::{Email, ExternalId, Name};
+pub use ids::{Email, ExternalId, Name, identity_key, is_invisible};
 pub use lifecycle::{Lifecycle, LifecycleError};
 pub use ports::{
     CatalogueRepository, Clock, Customer, CustomerRepository, IdSource, Page, Repositories,

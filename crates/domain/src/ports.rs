@@ -206,7 +206,9 @@ pub trait SubscriptionRepository: Send + Sync {
     /// fields, existing reference targets, unique values free).
     async fn insert_subscriptions(&self, records: &[SubscriptionRecord]) -> Result<()>;
     /// The live subscriptions holding any of `values` for the unique resource type
-    /// `resource_type` (e.g. `user_id`), as `(value, subscription id)` pairs.
+    /// `resource_type` (e.g. `user_id`), as `(value, subscription id)` pairs. Values are
+    /// compared by their [`crate::identity_key`], as uniqueness is, so `Zed` finds the holder of
+    /// `zed`; each pair names the value as it was asked for.
     async fn find_by_unique_values(
         &self,
         resource_type: &str,

@@ -90,6 +90,9 @@ pub struct PendingUser {
     pub registered_at: DateTime<Utc>,
     /// When they proved the address, if they did.
     pub email_confirmed_at: Option<DateTime<Utc>>,
+    /// The `complete_registration` process that using a link started, once one did: from
+    /// then on the registration is the process's to remove, and the purge leaves it alone.
+    pub completion_process_id: Option<Uuid>,
 }
 
 /// What a registration token lets its holder do.
@@ -237,14 +240,49 @@ pub trait RegistrationRepository: Send + Sync {
     async fn pending_user(&self, id: Uuid) -> Result<PendingUser>;
     /// One pending user by name.
     async fn pending_user_by_name(&self, name: &UserName) -> Result<PendingUser>;
+    /// One pending user by email (normalised, so ignoring case).
+    async fn pending_user_by_email(&self, email: &Email) -> Result<PendingUser>;
     /// Whether a pending user holds `name` or `email`.
     async fn pending_user_holds(&self, name: &UserName, email: &Email) -> Result<bool>;
     /// Every pending user, by name.
     async fn list_pending_users(&self) -> Result<Vec<PendingUser>>;
     /// Records that the pending user proved the address.
     async fn confirm_pending_email(&self, id: Uuid, at: DateTime<Utc>) -> Result<()>;
+    /// Records the process that completes the registration (see
+    /// [`PendingUser::completion_process_id`]); a missing pending user is not found.
+    async fn begin_completion(&self, id: Uuid, process_id: Uuid) -> Result<()>;
+    /// Counts a resent confirmation link of pending user `id` at `now`, if fewer than `limit`
+    /// were counted since `window_start` (older counts are forgotten, and the window starts
+    /// again at `now`); answers whether this one was counted. One conditional update, so that
+    /// concurrent resends cannot both take the last one.
+    async fn count_resend(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<bool>;
+    /// Counts a notice to `address` at `now` (a mail a submission sends to an address without
+    /// its owner asking: someone tried to register with it, or its name is taken), if fewer than
+    /// `limit` were counted for it since `window_start` (older counts are forgotten, and the
+    /// window starts again at `now`); answers whether this one was counted. One statement, so
+    /// that concurrent submissions cannot both take the last one.
+    async fn count_notice(
+        &self,
+        address: &Email,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<bool>;
+    /// Deletes the tokens of `operation` about pending user `id` (earlier confirmation links
+    /// when a new one is sent).
+    async fn delete_pending_tokens(&self, id: Uuid, operation: TokenOperation) -> Result<()>;
     /// Removes a pending user and its tokens; a missing one is not found.
     async fn delete_pending_user(&self, id: Uuid) -> Result<()>;
+    /// Removes a pending user and its tokens unless its completion started and the completing
+    /// process was not aborted (a conflict): one conditional statement, so that a completion
+    /// starting meanwhile is never removed under its process. A missing one is not found.
+    async fn delete_pending_user_unless_completing(&self, id: Uuid) -> Result<()>;
     /// Stores a token.
     async fn create_registration_token(&self, token: &RegistrationToken) -> Result<()>;
     /// One token by its public id.
@@ -258,8 +296,9 @@ pub trait RegistrationRepository: Send + Sync {
     async fn use_registration_token(&self, id: Uuid) -> Result<()>;
     /// Deletes the group-terms tokens of `user_id` for `group_id`.
     async fn delete_terms_tokens(&self, user_id: Uuid, group_id: Uuid) -> Result<()>;
-    /// Deletes the tokens expired at `now`, then the pending users left without a token;
-    /// returns how many pending users went.
+    /// Deletes the tokens expired at `now`, then the pending users left without a token whose
+    /// completion has not started (those are their process's to remove); returns how many
+    /// pending users went.
     async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64>;
     /// Keeps the password hash of User subscription `user_id`.
     async fn store_credentials(

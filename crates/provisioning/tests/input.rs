@@ -576,7 +576,10 @@ fn csv_rows_are_physical_lines_starting_at_two() {
         (errors[0].row, errors[0].column.as_deref()),
         (2, Some("user_group_name"))
     );
-    assert_eq!(errors[0].reason, "must not contain control characters");
+    assert_eq!(
+        errors[0].reason,
+        "must not contain invisible, control or format characters (found U+000A)"
+    );
     assert_eq!(
         (errors[1].row, errors[1].column.as_deref()),
         (4, Some("user_group_id"))

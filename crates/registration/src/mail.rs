@@ -287,11 +287,17 @@ pub enum TemplateName {
     GroupTermsAccepted,
     /// Sends a user a password reset link (`user_name`, `reset_url`, `valid_minutes`).
     PasswordReset,
+    /// Tells the owner of an address that a user or registration holds that someone tried to
+    /// register with it (`email`; no link, no user name).
+    AddressInUse,
+    /// Tells a registrant whose address is free that the user name cannot be registered
+    /// (`user_name`; no link).
+    NameUnavailable,
 }
 
 impl TemplateName {
     /// Every template.
-    pub const ALL: [TemplateName; 8] = [
+    pub const ALL: [TemplateName; 10] = [
         TemplateName::ConfirmEmail,
         TemplateName::ApprovalRequest,
         TemplateName::Approved,
@@ -300,6 +306,8 @@ impl TemplateName {
         TemplateName::GroupTerms,
         TemplateName::GroupTermsAccepted,
         TemplateName::PasswordReset,
+        TemplateName::AddressInUse,
+        TemplateName::NameUnavailable,
     ];
 
     /// The template's file name, bundled and in an override directory.
@@ -313,6 +321,8 @@ impl TemplateName {
             TemplateName::GroupTerms => "group_terms.txt",
             TemplateName::GroupTermsAccepted => "group_terms_accepted.txt",
             TemplateName::PasswordReset => "password_reset.txt",
+            TemplateName::AddressInUse => "address_in_use.txt",
+            TemplateName::NameUnavailable => "name_unavailable.txt",
         }
     }
 
@@ -329,6 +339,8 @@ impl TemplateName {
                 include_str!("../templates/group_terms_accepted.txt")
             }
             TemplateName::PasswordReset => include_str!("../templates/password_reset.txt"),
+            TemplateName::AddressInUse => include_str!("../templates/address_in_use.txt"),
+            TemplateName::NameUnavailable => include_str!("../templates/name_unavailable.txt"),
         }
     }
 }

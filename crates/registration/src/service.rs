@@ -38,10 +38,10 @@ pub enum RegistrationError {
         /// Why.
         reason: String,
     },
-    /// The user name or the email is taken by a user or a pending user; deliberately vague
-    /// (409).
-    #[error("this user name or email address cannot be registered")]
-    Conflict,
+    /// The registration's completion started: its account is being created, and only the
+    /// completing process removes it (409).
+    #[error("this registration is being completed; its account is being created")]
+    Completing,
     /// The token is not of a token's shape (422).
     #[error("the link is malformed")]
     MalformedToken,
@@ -96,7 +96,8 @@ pub struct PendingView {
     pub user_name: String,
     /// The address.
     pub email: String,
-    /// `pending`, or `confirmed` once the address was proven (and an admin decides).
+    /// `pending`, `confirmed` once the address was proven (and an admin decides), or
+    /// `completing` once its account is being created.
     pub status: &'static str,
     /// When they signed up.
     pub registered_at: DateTime<Utc>,
@@ -227,6 +228,17 @@ impl Registration {
             "group_name": group.user_group.name.as_str(),
         })
     }
+}
+
+/// What a submission's user name and email collide with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Taken {
+    /// Neither is held.
+    Nothing,
+    /// The email is held by a user or a registration (whatever the name).
+    Email,
+    /// The email is free but the user name is held.
+    Name,
 }
 
 /// A token that is gone when it is used was used by someone else meanwhile.

@@ -37,8 +37,15 @@ pub struct RegistrationSettings {
     pub site_name: String,
     /// The product registered users get (a User product, by name).
     pub user_product: String,
-    /// Submissions and token visits allowed per client address and minute.
+    /// Submissions, resends and token visits allowed per client address and minute.
     pub requests_per_minute: u32,
+    /// Confirmation links resent per registration (so per address) and hour; more resends
+    /// answer alike and send nothing.
+    pub resends_per_hour: u32,
+    /// Mails sent per address and hour because a submission named it without a registration
+    /// following (someone tried to register with it, or the name it came with is taken); more
+    /// such submissions answer alike and send nothing.
+    pub notices_per_hour: u32,
     /// Called when a registered user is created.
     pub webhooks: Vec<Webhook>,
 }
@@ -68,6 +75,8 @@ impl Default for RegistrationSettings {
             site_name: "cadre".to_owned(),
             user_product: "User internal".to_owned(),
             requests_per_minute: 20,
+            resends_per_hour: 3,
+            notices_per_hour: 3,
             webhooks: Vec::new(),
         }
     }

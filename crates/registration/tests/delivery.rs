@@ -437,7 +437,10 @@ fn context(name: TemplateName) -> Value {
             "decline_url": "https://example.org/decline/T3",
         }),
         TemplateName::Approved => json!({ "approval_required": false }),
-        TemplateName::Declined | TemplateName::Notify => json!({}),
+        TemplateName::Declined
+        | TemplateName::Notify
+        | TemplateName::AddressInUse
+        | TemplateName::NameUnavailable => json!({}),
         TemplateName::GroupTerms => json!({
             "group_name": "Astronomers",
             "terms": "Be kind to the telescope.",

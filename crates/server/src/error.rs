@@ -171,6 +171,9 @@ pub enum ApiError {
     /// Rows of a load's input are invalid (422, every bad row listed).
     #[error("{} input rows are invalid", .0.0.len())]
     InvalidRows(InputErrors),
+    /// The client's budget of requests is spent (429, with `Retry-After` in whole seconds).
+    #[error("too many requests from your address; try again after the seconds `Retry-After` says")]
+    RateLimited(u64),
 }
 
 impl ApiError {
@@ -276,7 +279,7 @@ impl From<RegistrationError> for ApiError {
                 );
             }
             RegistrationError::Invalid { .. } => ErrorCode::InvalidRegistration,
-            RegistrationError::Conflict => ErrorCode::Conflict,
+            RegistrationError::Completing => ErrorCode::Conflict,
             RegistrationError::AlreadyMember => ErrorCode::AlreadyMember,
             RegistrationError::MalformedToken => ErrorCode::InvalidArgument,
             RegistrationError::UnknownToken | RegistrationError::NotFound => ErrorCode::NotFound,
@@ -366,6 +369,15 @@ impl IntoResponse for ApiError {
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response
+            }
+            ApiError::RateLimited(seconds) => {
+                let mut response = problem(ErrorCode::RateLimited, self.to_string());
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_str(&seconds.to_string())
+                        .unwrap_or(HeaderValue::from_static("60")),
+                );
                 response
             }
             ApiError::FormNotComplete(body) => {
@@ -468,7 +480,7 @@ mod tests {
                 reason: "has no '@'".to_owned(),
             }
             .into(),
-            RegistrationError::Conflict.into(),
+            RegistrationError::Completing.into(),
             RegistrationError::AlreadyMember.into(),
             RegistrationError::MalformedToken.into(),
             RegistrationError::ExpiredToken.into(),
@@ -480,6 +492,7 @@ mod tests {
             AccountError::ExpiredLink.into(),
             ApiError::new(ErrorCode::CsrfTokenMissing, "no CSRF token"),
             ApiError::Unauthenticated,
+            ApiError::RateLimited(7),
             ApiError::InvalidRows(InputErrors(vec![RowError {
                 row: 2,
                 column: Some("email".to_owned()),

@@ -6,9 +6,10 @@ use std::num::NonZeroU32;
 
 use axum::extract::ConnectInfo;
 use axum::http::Extensions;
+use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 
 /// Requests allowed per client address and minute, with bursts up to the same number.
 pub struct ClientLimiter(DefaultKeyedRateLimiter<IpAddr>);
@@ -21,16 +22,15 @@ impl ClientLimiter {
     }
 
     /// Counts a request from the client the connection came from (one shared budget when
-    /// the server runs without connection information); 429 when its budget is spent.
+    /// the server runs without connection information); 429 when its budget is spent, with
+    /// `Retry-After` saying when the next request is allowed.
     pub fn check(&self, extensions: &Extensions) -> Result<(), ApiError> {
         let address = extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
-        self.0.check_key(&address).map_err(|_| {
-            ApiError::new(
-                ErrorCode::RateLimited,
-                "too many requests from your address; try again in a minute",
-            )
+        self.0.check_key(&address).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError::RateLimited(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
         })?;
         // Forget addresses whose budget is full again, so the table stays small.
         if self.0.len() > 10_000 {

@@ -88,9 +88,15 @@ fn refused(error: RegistrationError) -> Response {
     refused_api(error.into())
 }
 
-/// The page for a refused request, with the status the API would answer.
+/// The page for a refused request, with the status the API would answer (and, when the
+/// client's budget is spent, its `Retry-After`).
 fn refused_api(error: ApiError) -> Response {
+    let retry_after = match error {
+        ApiError::RateLimited(seconds) => Some(seconds),
+        _ => None,
+    };
     let (status, detail) = match error {
+        ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, error.to_string()),
         ApiError::Problem(code, detail) => (code.status(), detail),
         ApiError::Unauthenticated => (
             StatusCode::UNAUTHORIZED,
@@ -98,13 +104,19 @@ fn refused_api(error: ApiError) -> Response {
         ),
         other => (StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
     };
-    page(
+    let mut response = page(
         status,
         status.canonical_reason().unwrap_or("Error"),
         &detail,
         None,
         None,
-    )
+    );
+    if let Some(seconds) = retry_after
+        && let Ok(value) = header::HeaderValue::from_str(&seconds.to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
 }
 
 fn describe(view: &TokenView) -> (String, String, &'static str) {

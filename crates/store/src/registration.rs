@@ -2,18 +2,21 @@
 
 use async_trait::async_trait;
 use cadre_domain::{
-    DomainError, Email, OutboxMessage, PendingUser, RegistrationRepository, RegistrationToken,
-    Result, TokenOperation, UserName,
+    DomainError, Email, OutboxMessage, PendingUser, ProcessStatus, RegistrationRepository,
+    RegistrationToken, Result, TokenOperation, UserName,
 };
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, TransactionSession,
 };
 use uuid::Uuid;
 
-use crate::entities::{outbox, pending_users, registration_tokens as tokens, user_credentials};
+use crate::entities::{
+    outbox, pending_users, processes, registration_notices as notices,
+    registration_tokens as tokens, user_credentials,
+};
 use crate::{Conn, Repo, storage_error};
 
 fn to_pending(row: pending_users::Model) -> Result<PendingUser> {
@@ -24,6 +27,7 @@ fn to_pending(row: pending_users::Model) -> Result<PendingUser> {
         password_hash: row.password_hash,
         registered_at: row.registered_at.to_utc(),
         email_confirmed_at: row.email_confirmed_at.map(|at| at.to_utc()),
+        completion_process_id: row.completion_process_id,
     })
 }
 
@@ -75,10 +79,60 @@ async fn purge(conn: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64> {
         .take();
     let purged = pending_users::Entity::delete_many()
         .filter(pending_users::Column::Id.not_in_subquery(with_tokens))
+        .filter(pending_users::Column::CompletionProcessId.is_null())
         .exec(conn)
         .await
         .map_err(storage_error)?;
     Ok(purged.rows_affected)
+}
+
+/// Deletes pending user `id` and its tokens if its completion has not started or its
+/// completing process is aborted (or gone); a conflict if it is completing, not found if missing.
+async fn delete_unless_completing(conn: &impl ConnectionTrait, id: Uuid) -> Result<()> {
+    let live_processes = Query::select()
+        .column(processes::Column::Id)
+        .from(processes::Entity)
+        .and_where(processes::Column::Status.ne(ProcessStatus::Aborted.as_str()))
+        .take();
+    let deletable = || {
+        Condition::all().add(pending_users::Column::Id.eq(id)).add(
+            Condition::any()
+                .add(pending_users::Column::CompletionProcessId.is_null())
+                .add(
+                    pending_users::Column::CompletionProcessId
+                        .not_in_subquery(live_processes.clone()),
+                ),
+        )
+    };
+    // Tokens go first: SQLite enforces the cascade only with foreign keys on.
+    let deletable_ids = Query::select()
+        .column(pending_users::Column::Id)
+        .from(pending_users::Entity)
+        .cond_where(deletable())
+        .take();
+    tokens::Entity::delete_many()
+        .filter(tokens::Column::PendingUserId.in_subquery(deletable_ids))
+        .exec(conn)
+        .await
+        .map_err(storage_error)?;
+    let deleted = pending_users::Entity::delete_many()
+        .filter(deletable())
+        .exec(conn)
+        .await
+        .map_err(storage_error)?;
+    if deleted.rows_affected == 1 {
+        return Ok(());
+    }
+    match pending_users::Entity::find_by_id(id)
+        .one(conn)
+        .await
+        .map_err(storage_error)?
+    {
+        Some(_) => Err(DomainError::Conflict(
+            "the registration is being completed".to_owned(),
+        )),
+        None => Err(pending_not_found(id)),
+    }
 }
 
 #[async_trait]
@@ -91,6 +145,9 @@ impl<C: Conn> RegistrationRepository for Repo<C> {
             password_hash: Set(user.password_hash.clone()),
             registered_at: Set(user.registered_at.fixed_offset()),
             email_confirmed_at: Set(user.email_confirmed_at.map(|at| at.fixed_offset())),
+            completion_process_id: Set(user.completion_process_id),
+            resends: Set(0),
+            resends_since: Set(None),
         })
         .exec_without_returning(&self.conn)
         .await
@@ -114,6 +171,16 @@ impl<C: Conn> RegistrationRepository for Repo<C> {
             .await
             .map_err(storage_error)?
             .ok_or_else(|| pending_not_found(name))
+            .and_then(to_pending)
+    }
+
+    async fn pending_user_by_email(&self, email: &Email) -> Result<PendingUser> {
+        pending_users::Entity::find()
+            .filter(pending_users::Column::Email.eq(email.as_str()))
+            .one(&self.conn)
+            .await
+            .map_err(storage_error)?
+            .ok_or_else(|| pending_not_found(email))
             .and_then(to_pending)
     }
 
@@ -158,6 +225,106 @@ impl<C: Conn> RegistrationRepository for Repo<C> {
         Ok(())
     }
 
+    async fn begin_completion(&self, id: Uuid, process_id: Uuid) -> Result<()> {
+        let updated = pending_users::Entity::update_many()
+            .col_expr(
+                pending_users::Column::CompletionProcessId,
+                Expr::value(process_id),
+            )
+            .filter(pending_users::Column::Id.eq(id))
+            .exec(&self.conn)
+            .await
+            .map_err(storage_error)?;
+        if updated.rows_affected == 0 {
+            return Err(pending_not_found(id));
+        }
+        Ok(())
+    }
+
+    async fn count_resend(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<bool> {
+        let stale = || {
+            Condition::any()
+                .add(pending_users::Column::ResendsSince.is_null())
+                .add(pending_users::Column::ResendsSince.lt(window_start.fixed_offset()))
+        };
+        let counted = pending_users::Entity::update_many()
+            .col_expr(
+                pending_users::Column::Resends,
+                CaseStatement::new()
+                    .case(stale(), Expr::value(1i64))
+                    .finally(Expr::col(pending_users::Column::Resends).add(1))
+                    .into(),
+            )
+            .col_expr(
+                pending_users::Column::ResendsSince,
+                CaseStatement::new()
+                    .case(stale(), Expr::value(now.fixed_offset()))
+                    .finally(Expr::col(pending_users::Column::ResendsSince))
+                    .into(),
+            )
+            .filter(pending_users::Column::Id.eq(id))
+            .filter(stale().add(pending_users::Column::Resends.lt(i64::from(limit))))
+            .exec(&self.conn)
+            .await
+            .map_err(storage_error)?;
+        Ok(counted.rows_affected == 1)
+    }
+
+    async fn count_notice(
+        &self,
+        address: &Email,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<bool> {
+        // Insert the first notice, or count one more on the stored row: restarting its window
+        // when the window is over, and not at all (no row changes) when its budget is spent.
+        let since = Expr::col((notices::Entity, notices::Column::Since));
+        let sent = Expr::col((notices::Entity, notices::Column::Sent));
+        let stale = since.clone().lt(window_start.fixed_offset());
+        let upsert = OnConflict::column(notices::Column::Address)
+            .value(
+                notices::Column::Sent,
+                CaseStatement::new()
+                    .case(stale.clone(), Expr::value(1i64))
+                    .finally(sent.clone().add(1)),
+            )
+            .value(
+                notices::Column::Since,
+                CaseStatement::new()
+                    .case(stale.clone(), Expr::value(now.fixed_offset()))
+                    .finally(since),
+            )
+            .action_and_where(stale.or(sent.lt(i64::from(limit))))
+            .to_owned();
+        let counted = notices::Entity::insert(notices::ActiveModel {
+            address: Set(address.as_str().to_owned()),
+            sent: Set(1),
+            since: Set(now.fixed_offset()),
+        })
+        .on_conflict(upsert)
+        .exec_without_returning(&self.conn)
+        .await
+        .map_err(storage_error)?;
+        Ok(counted == 1 && limit > 0)
+    }
+
+    async fn delete_pending_tokens(&self, id: Uuid, operation: TokenOperation) -> Result<()> {
+        tokens::Entity::delete_many()
+            .filter(tokens::Column::PendingUserId.eq(id))
+            .filter(tokens::Column::Operation.eq(operation.as_str()))
+            .exec(&self.conn)
+            .await
+            .map_err(storage_error)?;
+        Ok(())
+    }
+
     async fn delete_pending_user(&self, id: Uuid) -> Result<()> {
         // Tokens go first: SQLite enforces the cascade only with foreign keys on.
         tokens::Entity::delete_many()
@@ -173,6 +340,16 @@ impl<C: Conn> RegistrationRepository for Repo<C> {
             return Err(pending_not_found(id));
         }
         Ok(())
+    }
+
+    async fn delete_pending_user_unless_completing(&self, id: Uuid) -> Result<()> {
+        if C::IN_TRANSACTION {
+            delete_unless_completing(&self.conn, id).await
+        } else {
+            let txn = self.conn.begin().await.map_err(storage_error)?;
+            delete_unless_completing(&txn, id).await?;
+            txn.commit().await.map_err(storage_error)
+        }
     }
 
     async fn create_registration_token(&self, token: &RegistrationToken) -> Result<()> {

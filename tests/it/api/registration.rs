@@ -21,6 +21,9 @@ use super::Server;
 
 const PASSWORD: &str = "a long enough password";
 
+/// The answer to every valid submission, whether or not its name or email is taken.
+const ACCEPTED_BODY: &str = r#"{"detail":"a mail is on its way to the address: follow its link to confirm the registration"}"#;
+
 /// A server with registration on, mailing through `smtp`.
 async fn server(
     smtp: &SmtpServer,
@@ -226,24 +229,12 @@ async fn a_confirmed_registration_becomes_a_user_and_is_announced_by_mail_and_we
         assert!(body.contains(&format!("invalid {field}")), "{body}");
     }
     let (status, body) = server.register("ada", "Ada@Example.com", PASSWORD).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let created: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(created["status"], "pending");
-    assert_eq!(
-        created["links"],
-        json!([]),
-        "the submitter never sees a link"
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body, ACCEPTED_BODY);
+    assert!(
+        !body.contains("/tokens/"),
+        "the submitter never sees a link: {body}"
     );
-    assert!(!body.contains("/tokens/"), "{body}");
-
-    // A taken name and a taken email answer alike.
-    let (by_name, name_body) = server.register("ada", "other@example.com", PASSWORD).await;
-    let (by_email, email_body) = server.register("ada2", "ADA@example.com", PASSWORD).await;
-    assert_eq!(
-        (by_name, by_email),
-        (StatusCode::CONFLICT, StatusCode::CONFLICT)
-    );
-    assert_eq!(name_body, email_body);
 
     let confirm = &mails_to(&smtp, "ada@example.com", 1).await[0];
     let [token] = tokens(confirm).try_into().unwrap();
@@ -310,8 +301,21 @@ async fn a_confirmed_registration_becomes_a_user_and_is_announced_by_mail_and_we
     );
     let (status, _) = server.get("/api/register/users/ada").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "no longer pending");
-    let (status, _) = server.register("ada", "new@example.com", PASSWORD).await;
-    assert_eq!(status, StatusCode::CONFLICT, "a user holds the name now");
+    let (status, body) = server.register("ada", "new@example.com", PASSWORD).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::ACCEPTED, ACCEPTED_BODY),
+        "a user holds the name now, and the answer does not say so"
+    );
+    let refused = &mails_to(&smtp, "new@example.com", 1).await[0];
+    assert!(
+        refused
+            .header("Subject")
+            .contains("choose another user name"),
+        "{}",
+        refused.header("Subject")
+    );
+    assert!(tokens(refused).is_empty(), "{}", refused.body);
 
     // The webhook failed twice and was retried until it succeeded.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -392,7 +396,7 @@ async fn admins_approve_or_decline_confirmed_registrations_and_links_expire() {
         let (status, body) = server
             .register(name, &format!("{name}@example.com"), PASSWORD)
             .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         let confirm = &mails_to(&smtp, &format!("{name}@example.com"), 1).await[0];
         let [token] = tokens(confirm).try_into().unwrap();
         let (status, _) = server.press(&token, None).await;
@@ -465,7 +469,7 @@ async fn admins_approve_or_decline_confirmed_registrations_and_links_expire() {
 
     // A confirmation link dies after a day; resending mails a fresh one, silently.
     let (status, _) = server.register("dee", "dee@example.com", PASSWORD).await;
-    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(status, StatusCode::ACCEPTED);
     let [stale] = tokens(&mails_to(&smtp, "dee@example.com", 1).await[0])
         .try_into()
         .unwrap();
@@ -500,7 +504,7 @@ async fn admins_approve_or_decline_confirmed_registrations_and_links_expire() {
 
     // Registrations whose links all expired are purged.
     let (status, _) = server.register("eve", "eve@example.com", PASSWORD).await;
-    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(status, StatusCode::ACCEPTED);
     clock.advance(TimeDelta::days(8));
     assert!(
         server
@@ -639,8 +643,23 @@ async fn submissions_and_link_visits_are_rate_limited_per_address() {
         statuses.push(server.register(&format!("u{n}"), "x", PASSWORD).await.0);
     }
     assert_eq!(statuses, [StatusCode::BAD_REQUEST; 3]);
-    let (status, body) = server.register("u9", "u9@example.com", PASSWORD).await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let response = server
+        .client
+        .post(format!("{}/api/register/users", server.base))
+        .json(&json!({"user_name": "u9", "email": "u9@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=60).contains(&retry_after),
+        "Retry-After: {retry_after}"
+    );
     let (status, _) = server
         .anonymous(Method::GET, "/tokens/anything", None)
         .await;
@@ -661,5 +680,329 @@ async fn registration_routes_do_not_exist_while_registration_is_off() {
         .anonymous(Method::GET, "/api/no-such-thing", None)
         .await;
     assert_eq!(body, unknown, "the same answer as an unknown path");
+    server.stop().await;
+}
+
+/// Issue #18: a submission never tells whether its name or email is taken; the owner of a
+/// taken address is told by mail, an applicant whose name is taken too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submissions_never_tell_whether_a_name_or_an_email_is_taken() {
+    let smtp = SmtpServer::start();
+    let server = server(&smtp, false, Vec::new(), Arc::new(SystemClock)).await;
+    let staff = server.create_group("staff", "Staff").await;
+    // A user made by an admin, named with capitals: `Zed`, zed@example.org.
+    server.create_user("Zed", &staff).await;
+
+    let mut answers = Vec::new();
+    for (name, email) in [
+        ("ada", "ada@example.com"),     // free
+        ("ada", "other@example.com"),   // the name is a registration's
+        ("ada2", "ADA@example.com"),    // the address is a registration's
+        ("zed", "zed.new@example.com"), // the name is a user's, in another case
+        ("someone", "ZED@example.org"), // the address is a user's
+        ("ada", "ada@example.com"),     // both are a registration's
+    ] {
+        answers.push(server.register(name, email, PASSWORD).await);
+    }
+    for answer in &answers {
+        assert_eq!(
+            (answer.0, answer.1.as_str()),
+            (StatusCode::ACCEPTED, ACCEPTED_BODY)
+        );
+    }
+
+    // The free one got its link; the owner of each taken address a mail without one.
+    let to_ada = mails_to(&smtp, "ada@example.com", 3).await;
+    let subjects: Vec<&str> = to_ada.iter().map(|mail| mail.header("Subject")).collect();
+    assert_eq!(
+        subjects
+            .iter()
+            .filter(|subject| subject.starts_with("Confirm"))
+            .count(),
+        1,
+        "{subjects:?}"
+    );
+    for mail in to_ada
+        .iter()
+        .filter(|mail| !mail.header("Subject").starts_with("Confirm"))
+        .chain(mails_to(&smtp, "zed@example.org", 1).await.iter())
+    {
+        assert!(
+            mail.header("Subject").contains("tried to register"),
+            "{}",
+            mail.header("Subject")
+        );
+        assert!(tokens(mail).is_empty(), "no link: {}", mail.body);
+    }
+    // A taken name with a free address: that address hears the name cannot be used.
+    for address in ["other@example.com", "zed.new@example.com"] {
+        let [mail] = mails_to(&smtp, address, 1).await.try_into().unwrap();
+        assert!(
+            mail.header("Subject").contains("choose another user name"),
+            "{}",
+            mail.header("Subject")
+        );
+        assert!(tokens(&mail).is_empty(), "no link: {}", mail.body);
+    }
+    let (_, listed) = server.get("/api/register/users").await;
+    let names: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["user_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ada"], "only the free submission was kept");
+
+    // Such mails are limited per address (three an hour): submissions cannot flood an owner.
+    for n in 0..4 {
+        let (status, body) = server
+            .register(&format!("flood{n}"), "zed@example.org", PASSWORD)
+            .await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::ACCEPTED, ACCEPTED_BODY)
+        );
+    }
+    mails_to(&smtp, "zed@example.org", 3).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(mails_to(&smtp, "zed@example.org", 3).await.len(), 3);
+    server.stop().await;
+}
+
+/// Issue #18: a resend invalidates the earlier links, and only a few are sent per address and
+/// hour (counted in the database), with the same answer beyond.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resending_replaces_earlier_links_and_is_limited_per_address() {
+    let smtp = SmtpServer::start();
+    let clock = ManualClock::new();
+    let server = server(&smtp, false, Vec::new(), clock.clone()).await;
+    let (status, _) = server.register("dee", "dee@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let resend = || async {
+        server
+            .anonymous(
+                Method::POST,
+                "/api/register/users/resend",
+                Some(json!({"email": "Dee@example.com"})),
+            )
+            .await
+    };
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        answers.push(resend().await);
+    }
+    let unknown = server
+        .anonymous(
+            Method::POST,
+            "/api/register/users/resend",
+            Some(json!({"email": "nobody@example.com"})),
+        )
+        .await;
+    assert_eq!(answers[0].0, StatusCode::ACCEPTED);
+    assert!(
+        answers.iter().all(|answer| *answer == unknown),
+        "{answers:?}"
+    );
+
+    // One link at submission and three resends (the hourly limit), then nothing.
+    let mails = mails_to(&smtp, "dee@example.com", 4).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(mails_to(&smtp, "dee@example.com", 4).await.len(), 4);
+    // Exactly one link works: the last one issued (resends are done after their answer, so
+    // which of them was last is not the order of the requests).
+    let mut working = Vec::new();
+    for link in mails
+        .iter()
+        .map(|mail| tokens(mail).into_iter().next().unwrap())
+    {
+        let (status, _) = server
+            .anonymous(Method::GET, &format!("/tokens/{link}"), None)
+            .await;
+        match status {
+            StatusCode::OK => working.push(link),
+            status => assert_eq!(status, StatusCode::NOT_FOUND),
+        }
+    }
+    let [newest] = working.try_into().unwrap();
+    let newest = &newest;
+    let (_, pending) = server.get("/api/register/users/dee").await;
+    assert_eq!(pending["links"].as_array().unwrap().len(), 1, "{pending}");
+
+    // An hour later, one more may go; it replaces the newest.
+    clock.advance(TimeDelta::minutes(61));
+    assert_eq!(resend().await, unknown);
+    let mails = mails_to(&smtp, "dee@example.com", 5).await;
+    let (status, _) = server
+        .anonymous(Method::GET, &format!("/tokens/{newest}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let [fresh] = tokens(&mails[4]).try_into().unwrap();
+    let (status, _) = server.press(&fresh, None).await;
+    assert_eq!(status, StatusCode::OK);
+    server.wait_for_user("dee").await;
+    server.stop().await;
+}
+
+/// Issue #18: using a link and starting its process are one transaction: of 20 concurrent
+/// uses one succeeds, one process exists, and no orphan `initial` subscription is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_uses_of_one_link_complete_once_and_leave_no_orphan() {
+    let smtp = SmtpServer::start();
+    let server = server(&smtp, false, Vec::new(), Arc::new(SystemClock)).await;
+    let (status, _) = server.register("kit", "kit@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let [token] = tokens(&mails_to(&smtp, "kit@example.com", 1).await[0])
+        .try_into()
+        .unwrap();
+    let mut presses = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let client = server.client.clone();
+        let url = format!("{}/tokens/{token}", server.base);
+        presses.spawn(async move { client.post(url).send().await.unwrap().status() });
+    }
+    let mut statuses = Vec::new();
+    while let Some(status) = presses.join_next().await {
+        statuses.push(status.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|s| [StatusCode::OK, StatusCode::NOT_FOUND].contains(s)),
+        "{statuses:?}"
+    );
+    server.wait_for_user("kit").await;
+    let store = server.engine.store();
+    let processes = store
+        .list_processes(&cadre_domain::ProcessQuery {
+            workflow_name: Some("complete_registration".to_owned()),
+            ..cadre_domain::ProcessQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(processes.total, 1, "{:?}", processes.items);
+    let orphans = store
+        .list_subscriptions(&cadre_domain::SubscriptionQuery {
+            lifecycle: Some(cadre_domain::Lifecycle::Initial),
+            ..cadre_domain::SubscriptionQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(orphans.total, 0, "{:?}", orphans.items);
+    server.stop().await;
+}
+
+/// Issue #18: the purge never touches a registration whose completion is pending, and an
+/// admin may not delete it while its process may still run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_purge_leaves_a_registration_whose_completion_is_pending() {
+    let clock = ManualClock::new();
+    // No workers: the completion stays pending (and the outbox undelivered).
+    let server = Server::start_with(
+        0,
+        Vec::new(),
+        |config| {
+            config.registration.enabled = true;
+            config.registration.requests_per_minute = 1000;
+        },
+        clock.clone(),
+    )
+    .await;
+    let (status, _) = server.register("fay", "fay@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let store = server.engine.store();
+    let [token] = outbox_tokens(&server, 0).await.try_into().unwrap();
+    let (status, page) = server.press(&token, None).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+
+    clock.advance(TimeDelta::days(30));
+    assert_eq!(store.purge_expired(clock.now()).await.unwrap(), 0);
+    let (status, pending) = server.get("/api/register/users/fay").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(pending["status"], "completing");
+    let (status, _) = server
+        .call(
+            Method::DELETE,
+            "/api/register/users/fay",
+            Some(&server.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "its process may still run");
+
+    // Once the process is aborted, an admin may clean up.
+    let processes = store
+        .list_processes(&cadre_domain::ProcessQuery {
+            workflow_name: Some("complete_registration".to_owned()),
+            ..cadre_domain::ProcessQuery::default()
+        })
+        .await
+        .unwrap();
+    server
+        .engine
+        .abort(processes.items[0].id, "test")
+        .await
+        .unwrap();
+    let (status, _) = server
+        .call(
+            Method::DELETE,
+            "/api/register/users/fay",
+            Some(&server.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    server.stop().await;
+}
+
+/// The tokens of the links in the outbox message `index` (for servers without workers, whose
+/// outbox is not delivered).
+async fn outbox_tokens(server: &Server, index: usize) -> Vec<String> {
+    let outbox = server.engine.store().list_messages().await.unwrap();
+    let payload = outbox[index].payload.to_string();
+    payload
+        .match_indices("/tokens/")
+        .map(|(at, prefix)| {
+            payload[at + prefix.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_hexdigit() || *c == '.')
+                .collect()
+        })
+        .collect()
+}
+
+/// Issue #18: once an approval started the completion, the decline link of the same request is
+/// gone, so it cannot remove the registration under its process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decline_after_the_approval_finds_its_link_gone() {
+    // No workers: the completion stays pending.
+    let server = Server::start_with(
+        0,
+        Vec::new(),
+        |config| {
+            config.registration.enabled = true;
+            config.registration.approval_required = true;
+            config.registration.approval_recipients = vec!["admins@example.com".to_owned()];
+            config.registration.requests_per_minute = 1000;
+        },
+        Arc::new(SystemClock),
+    )
+    .await;
+    let (status, _) = server.register("gil", "gil@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let [confirm] = outbox_tokens(&server, 0).await.try_into().unwrap();
+    assert_eq!(server.press(&confirm, None).await.0, StatusCode::OK);
+    let [approve, decline] = outbox_tokens(&server, 1).await.try_into().unwrap();
+    let (status, page) = server.press(&approve, Some(&server.admin)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let (status, _) = server.press(&decline, Some(&server.admin)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, pending) = server.get("/api/register/users/gil").await;
+    assert_eq!(pending["status"], "completing");
+    assert_eq!(pending["links"], json!([]));
     server.stop().await;
 }

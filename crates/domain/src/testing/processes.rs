@@ -60,6 +60,11 @@ pub(super) struct Processes {
 }
 
 impl Processes {
+    /// The status of process `id`, if it exists.
+    pub(super) fn status(&self, id: Uuid) -> Option<ProcessStatus> {
+        self.rows.get(&id).map(|row| row.process.status)
+    }
+
     /// The raw inputs of process `id`, oldest first.
     pub(super) fn inputs_of(&self, id: Uuid) -> Vec<(String, Value, DateTime<Utc>)> {
         let mut inputs: Vec<&Input> = self

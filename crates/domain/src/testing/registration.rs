@@ -10,19 +10,49 @@ use uuid::Uuid;
 
 use crate::error::{DomainError, Result};
 use crate::ids::Email;
+use crate::process::ProcessStatus;
 use crate::registration::{
     OutboxMessage, PendingUser, RegistrationRepository, RegistrationToken, TokenOperation, UserName,
 };
 
 use super::{Access, DUPLICATE, MISSING_REFERENCE, Tables};
 
-/// Pending users, tokens, credentials by User subscription, and outbox messages, each by id.
+/// Pending users, tokens, credentials by User subscription, and outbox messages, each by id;
+/// the resends counted per pending user and the notices per address, each with when its
+/// window started.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Registration {
     pending: BTreeMap<Uuid, PendingUser>,
     tokens: BTreeMap<Uuid, RegistrationToken>,
     credentials: BTreeMap<Uuid, String>,
     outbox: BTreeMap<Uuid, OutboxMessage>,
+    resends: BTreeMap<Uuid, (u32, DateTime<Utc>)>,
+    notices: BTreeMap<String, (u32, DateTime<Utc>)>,
+}
+
+/// Counts one more in `counter` at `now` if fewer than `limit` were counted since
+/// `window_start` (an older window starts again at `now`); answers whether it counted.
+fn count_within(
+    counter: Option<&mut (u32, DateTime<Utc>)>,
+    now: DateTime<Utc>,
+    window_start: DateTime<Utc>,
+    limit: u32,
+) -> (bool, Option<(u32, DateTime<Utc>)>) {
+    match counter {
+        Some((count, since)) if *since >= window_start => {
+            if *count < limit {
+                *count += 1;
+                (true, None)
+            } else {
+                (false, None)
+            }
+        }
+        Some(stale) => {
+            *stale = (1, now);
+            (true, None)
+        }
+        None => (true, Some((1, now))),
+    }
 }
 
 fn pending_not_found(what: impl ToString) -> DomainError {
@@ -94,6 +124,111 @@ impl<T: Access> RegistrationRepository for T {
         .ok_or_else(|| pending_not_found(name))
     }
 
+    async fn pending_user_by_email(&self, email: &Email) -> Result<PendingUser> {
+        self.read(|tables, _| {
+            tables
+                .registration
+                .pending
+                .values()
+                .find(|user| &user.email == email)
+                .cloned()
+        })
+        .ok_or_else(|| pending_not_found(email))
+    }
+
+    async fn begin_completion(&self, id: Uuid, process_id: Uuid) -> Result<()> {
+        self.write(move |tables, _| {
+            let pending = Arc::make_mut(&mut tables.registration)
+                .pending
+                .get_mut(&id)
+                .ok_or_else(|| pending_not_found(id))?;
+            pending.completion_process_id = Some(process_id);
+            Ok(())
+        })
+    }
+
+    async fn count_resend(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<bool> {
+        self.write(move |tables, _| {
+            let registration = Arc::make_mut(&mut tables.registration);
+            if !registration.pending.contains_key(&id) {
+                return Ok(false);
+            }
+            if limit == 0 {
+                return Ok(false);
+            }
+            let (counted, first) =
+                count_within(registration.resends.get_mut(&id), now, window_start, limit);
+            if let Some(first) = first {
+                registration.resends.insert(id, first);
+            }
+            Ok(counted)
+        })
+    }
+
+    async fn count_notice(
+        &self,
+        address: &Email,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<bool> {
+        let address = address.as_str().to_owned();
+        self.write(move |tables, _| {
+            let notices = &mut Arc::make_mut(&mut tables.registration).notices;
+            let (counted, first) =
+                count_within(notices.get_mut(&address), now, window_start, limit);
+            if let Some(first) = first {
+                notices.insert(address.clone(), first);
+            }
+            Ok(counted && limit > 0)
+        })
+    }
+
+    async fn delete_pending_tokens(&self, id: Uuid, operation: TokenOperation) -> Result<()> {
+        self.write(move |tables, _| {
+            Arc::make_mut(&mut tables.registration)
+                .tokens
+                .retain(|_, token| {
+                    token.pending_user_id != Some(id) || token.operation != operation
+                });
+            Ok(())
+        })
+    }
+
+    async fn delete_pending_user_unless_completing(&self, id: Uuid) -> Result<()> {
+        self.write(move |tables, _| {
+            let pending = tables
+                .registration
+                .pending
+                .get(&id)
+                .ok_or_else(|| pending_not_found(id))?;
+            let completing = pending.completion_process_id.is_some_and(|process| {
+                tables
+                    .processes
+                    .status(process)
+                    .is_some_and(|status| status != ProcessStatus::Aborted)
+            });
+            if completing {
+                return Err(DomainError::Conflict(
+                    "the registration is being completed".to_owned(),
+                ));
+            }
+            let registration = Arc::make_mut(&mut tables.registration);
+            registration
+                .tokens
+                .retain(|_, token| token.pending_user_id != Some(id));
+            registration.pending.remove(&id);
+            registration.resends.remove(&id);
+            Ok(())
+        })
+    }
+
     async fn pending_user_holds(&self, name: &UserName, email: &Email) -> Result<bool> {
         Ok(self.read(|tables, _| {
             tables
@@ -128,6 +263,7 @@ impl<T: Access> RegistrationRepository for T {
             registration
                 .tokens
                 .retain(|_, token| token.pending_user_id != Some(id));
+            registration.resends.remove(&id);
             registration
                 .pending
                 .remove(&id)
@@ -204,11 +340,16 @@ impl<T: Access> RegistrationRepository for T {
                 .retain(|_, token| token.expires_at > now);
             let before = registration.pending.len();
             let tokens = &registration.tokens;
-            registration.pending.retain(|id, _| {
-                tokens
-                    .values()
-                    .any(|token| token.pending_user_id == Some(*id))
+            registration.pending.retain(|id, pending| {
+                pending.completion_process_id.is_some()
+                    || tokens
+                        .values()
+                        .any(|token| token.pending_user_id == Some(*id))
             });
+            let pending = &registration.pending;
+            registration
+                .resends
+                .retain(|id, _| pending.contains_key(id));
             Ok((before - registration.pending.len()) as u64)
         })
     }

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::error::{DomainError, Result};
+use crate::ids::identity_key;
 use crate::lifecycle::Lifecycle;
 use crate::ports::{
     Page, SortOrder, SubscriptionQuery, SubscriptionRepository, SubscriptionSnapshot,
@@ -142,7 +143,11 @@ impl Subscriptions {
                     if let Some(resource_type) = definition.resource_type(field)
                         && resource_type.unique
                     {
-                        claims.extend(values.iter().map(|value| (resource_type.id, value.clone())));
+                        claims.extend(
+                            values
+                                .iter()
+                                .map(|value| (resource_type.id, identity_key(value))),
+                        );
                     }
                 }
             }
@@ -596,7 +601,11 @@ impl<T: Access> SubscriptionRepository for T {
                     format!("{resource_type:?} is not a unique resource type"),
                 ));
             }
-            let wanted: HashSet<&String> = values.iter().collect();
+            // Claimed by their key: `Zed` finds the holder of `zed`, answered as asked.
+            let mut asked: HashMap<String, Vec<&String>> = HashMap::new();
+            for value in values {
+                asked.entry(identity_key(value)).or_default().push(value);
+            }
             let mut found = Vec::new();
             for stored in tables.subscriptions.rows.values() {
                 if !is_live(&stored.subscription) {
@@ -609,11 +618,11 @@ impl<T: Access> SubscriptionRepository for T {
                             .resource_type(field)
                             .is_some_and(|candidate| resource_type_ids.contains(&candidate.id));
                         if identifying {
-                            found.extend(
-                                held.iter()
-                                    .filter(|value| wanted.contains(value))
-                                    .map(|value| (value.clone(), stored.subscription.id)),
-                            );
+                            for held in held {
+                                for value in asked.get(&identity_key(held)).into_iter().flatten() {
+                                    found.push(((*value).clone(), stored.subscription.id));
+                                }
+                            }
                         }
                     }
                 }

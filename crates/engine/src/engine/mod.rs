@@ -15,7 +15,8 @@ mod worker;
 use std::sync::Arc;
 
 use cadre_domain::{
-    Clock, DomainError, NewProcess, Process, ProcessStatus, State, Store, StoreTransaction,
+    Clock, DomainError, NewProcess, Process, ProcessStatus, Repositories, State, Store,
+    StoreTransaction,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
@@ -155,6 +156,49 @@ impl Engine {
         pages: &[Value],
         created_by: &str,
     ) -> Result<Process, EngineError> {
+        let new = self
+            .new_process(self.store.as_ref(), workflow_name, pages, created_by)
+            .await?;
+        let process = self.store.create_process(&new).await?;
+        self.wake_workers();
+        tracing::info!(process_id = %new.id, workflow = %new.workflow_name, "process created");
+        Ok(process)
+    }
+
+    /// Like [`Engine::start`], but inside the caller's transaction `txn`: the form reads and the
+    /// new process are part of it, so the process exists if and only if the transaction commits
+    /// (e.g. with the single-use token whose use starts it). After the commit, call
+    /// [`Engine::wake_workers`] so that this engine's idle workers pick it up at once (others
+    /// find it at their next poll).
+    pub async fn start_in(
+        &self,
+        txn: &dyn StoreTransaction,
+        workflow_name: &str,
+        pages: &[Value],
+        created_by: &str,
+    ) -> Result<Process, EngineError> {
+        let new = self
+            .new_process(txn, workflow_name, pages, created_by)
+            .await?;
+        let process = txn.create_process(&new).await?;
+        tracing::info!(process_id = %new.id, workflow = %new.workflow_name, "process created in a transaction");
+        Ok(process)
+    }
+
+    /// Wakes this engine's idle workers, e.g. after committing a transaction in which
+    /// [`Engine::start_in`] created a process.
+    pub fn wake_workers(&self) {
+        self.work_available.notify_waiters();
+    }
+
+    /// The process that `pages` start for `workflow_name`, validated through `repo`, not stored.
+    async fn new_process(
+        &self,
+        repo: &dyn Repositories,
+        workflow_name: &str,
+        pages: &[Value],
+        created_by: &str,
+    ) -> Result<NewProcess, EngineError> {
         let workflow = self.workflow(workflow_name)?;
         let id = Uuid::now_v7();
         let mut state = State::new();
@@ -162,32 +206,22 @@ impl Engine {
         state.insert("reporter".to_owned(), json!(created_by));
         state.insert("workflow_name".to_owned(), json!(workflow.name));
         state.insert("workflow_target".to_owned(), json!(workflow.target));
-        let input = workflow
-            .initial_form
-            .submit(self.store.as_ref(), &state, pages)
-            .await?;
-        let subscription_id = self.check_startable(workflow, &input).await?;
+        let input = workflow.initial_form.submit(repo, &state, pages).await?;
+        let subscription_id = self.check_startable(repo, workflow, &input).await?;
         let raw_input = Value::Array(pages.to_vec());
         merge(&mut state, input);
-
-        let process = self
-            .store
-            .create_process(&NewProcess {
-                id,
-                workflow_name: workflow.name.clone(),
-                workflow_version: workflow.version,
-                target: workflow.target,
-                created_by: created_by.to_owned(),
-                state,
-                input: raw_input,
-                first_step: first_step_key(workflow),
-                subscription_id,
-                now: self.clock.now(),
-            })
-            .await?;
-        self.work_available.notify_waiters();
-        tracing::info!(process_id = %id, workflow = %workflow.name, "process created");
-        Ok(process)
+        Ok(NewProcess {
+            id,
+            workflow_name: workflow.name.clone(),
+            workflow_version: workflow.version,
+            target: workflow.target,
+            created_by: created_by.to_owned(),
+            state,
+            input: raw_input,
+            first_step: first_step_key(workflow),
+            subscription_id,
+            now: self.clock.now(),
+        })
     }
 
     /// Refuses to start a workflow on a subscription of another product type, in a lifecycle the
@@ -195,6 +229,7 @@ impl Engine {
     /// subscription the input names, if any.
     async fn check_startable(
         &self,
+        repo: &dyn Repositories,
         workflow: &Workflow,
         input: &State,
     ) -> Result<Option<Uuid>, EngineError> {
@@ -203,7 +238,7 @@ impl Engine {
         };
         let subscription_id: Uuid = serde_json::from_value(raw.clone())
             .map_err(|_| EngineError::NotStartable(format!("{raw} is not a subscription id")))?;
-        let record = self.store.load_subscription(subscription_id).await?;
+        let record = repo.load_subscription(subscription_id).await?;
         match workflow.refusal(&record) {
             Some(reason) => Err(EngineError::NotStartable(reason)),
             None => Ok(Some(subscription_id)),

@@ -511,3 +511,49 @@ async fn a_process_resumes_by_step_key_and_fails_clearly_when_a_new_version_drop
         "no step ran by position: touch_z and touch_a did not run again"
     );
 }
+
+#[tokio::test]
+async fn a_process_started_in_a_transaction_exists_only_if_it_commits() {
+    let store = store().await;
+    let group = active_group(&store, "g1").await;
+    let clock = ManualClock::new();
+    let engine = engine(&store, vec![touch_twice()], clock.clone());
+    let query = cadre_domain::ProcessQuery::default();
+
+    let txn = cadre_domain::Store::begin(&store).await.unwrap();
+    let dropped = engine
+        .start_in(
+            txn.as_ref(),
+            "touch_twice",
+            &page(group.subscription.id),
+            "alice",
+        )
+        .await
+        .unwrap();
+    drop(txn);
+    assert!(matches!(
+        store.process(dropped.id).await,
+        Err(cadre_domain::DomainError::NotFound { .. })
+    ));
+    assert_eq!(store.list_processes(&query).await.unwrap().total, 0);
+    assert_eq!(engine.run_until_idle().await.unwrap(), 0);
+
+    let txn = cadre_domain::Store::begin(&store).await.unwrap();
+    let started = engine
+        .start_in(
+            txn.as_ref(),
+            "touch_twice",
+            &page(group.subscription.id),
+            "alice",
+        )
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    engine.wake_workers();
+    assert_eq!(started.status, ProcessStatus::Created);
+    assert_eq!(engine.run_until_idle().await.unwrap(), 1);
+    assert_eq!(
+        store.process(started.id).await.unwrap().status,
+        ProcessStatus::Completed
+    );
+}

@@ -116,24 +116,27 @@ impl Registration {
             }
             TokenOperation::AcceptGroupTerms => {
                 let (user, group) = self.terms_subjects(&token).await?;
-                let process = self
-                    .start_membership(JOIN_USER_GROUP, &user, &group)
-                    .await?;
                 let mail = self.templates.render(
                     TemplateName::GroupTermsAccepted,
                     vec![user.user.email.as_str().to_owned()],
                     &self.membership_context(&user, &group),
                 )?;
+                // The token's use and the process it starts commit together, or neither does.
                 let txn = self.store().begin().await?;
-                if let Err(error) = used(txn.use_registration_token(token.id).await) {
-                    drop(txn);
-                    self.engine.abort(process, "registration").await?;
-                    return Err(error);
-                }
+                used(txn.use_registration_token(token.id).await)?;
+                self.engine
+                    .start_in(
+                        txn.as_ref(),
+                        JOIN_USER_GROUP,
+                        &[membership_page(&user, &group)],
+                        "registration",
+                    )
+                    .await?;
                 txn.delete_terms_tokens(user.subscription.id, group.subscription.id)
                     .await?;
                 txn.enqueue(&mail_message(&mail, now)).await?;
                 txn.commit().await?;
+                self.engine.wake_workers();
                 "You accepted the terms; your membership is being added."
             }
         };
@@ -175,9 +178,12 @@ impl Registration {
         Ok(())
     }
 
-    /// Step 5: starts the workflow that creates the user (the create User steps, then the
-    /// password hash moves and the approved mail, notification and webhooks go out), then uses
-    /// the token; if the token was used meanwhile, the new process is aborted.
+    /// Step 5: uses the token and starts the workflow that creates the user (the create User
+    /// steps, then the password hash moves and the approved mail, notification and webhooks go
+    /// out) in one transaction, which also marks the registration as completing and deletes its
+    /// other links (a decline link among them). Of concurrent
+    /// uses of one link, one commits; the others find the token gone and leave nothing behind
+    /// (no process, so no subscription).
     async fn complete(
         &self,
         token: &RegistrationToken,
@@ -199,20 +205,27 @@ impl Registration {
         let page = serde_json::to_value(&input).map_err(|error| {
             DomainError::Internal(format!("cannot encode the completion: {error}"))
         })?;
+        let txn = self.store().begin().await?;
+        used(txn.use_registration_token(token.id).await)?;
+        // The registration's other links go too: a decline (or a second confirmation) must not
+        // remove a registration whose completion started.
+        for operation in [
+            TokenOperation::ConfirmEmail,
+            TokenOperation::ApproveRegistration,
+            TokenOperation::DeclineRegistration,
+        ] {
+            txn.delete_pending_tokens(pending.id, operation).await?;
+        }
         let process = self
             .engine
-            .start(COMPLETE_REGISTRATION, &[page], "registration")
+            .start_in(txn.as_ref(), COMPLETE_REGISTRATION, &[page], "registration")
             .await?;
-        let txn = self.store().begin().await?;
-        if let Err(error) = used(txn.use_registration_token(token.id).await) {
-            drop(txn);
-            self.engine.abort(process.id, "registration").await?;
-            return Err(error);
-        }
         if pending.email_confirmed_at.is_none() {
             txn.confirm_pending_email(pending.id, now).await?;
         }
+        txn.begin_completion(pending.id, process.id).await?;
         txn.commit().await?;
+        self.engine.wake_workers();
         Ok(())
     }
 
@@ -247,14 +260,18 @@ impl Registration {
         user: &User,
         group: &UserGroup,
     ) -> Result<Uuid, RegistrationError> {
-        let page = json!({
-            "subscription_id": user.subscription.id,
-            "user_group": group.subscription.id,
-        });
         Ok(self
             .engine
-            .start(workflow, &[page], "registration")
+            .start(workflow, &[membership_page(user, group)], "registration")
             .await?
             .id)
     }
+}
+
+/// The page of the membership workflows for `user` and `group`.
+fn membership_page(user: &User, group: &UserGroup) -> serde_json::Value {
+    json!({
+        "subscription_id": user.subscription.id,
+        "user_group": group.subscription.id,
+    })
 }

@@ -6,13 +6,18 @@ use super::*;
 impl Registration {
     /// Step 1 and 2: validates the submission, keeps a pending user with only a hash of the
     /// password, and mails a confirmation link (through the outbox, in the same transaction).
-    /// A name or email that a user or pending user holds is one vague conflict.
+    ///
+    /// Never tells whether a name or an email is taken: a valid submission answers `Ok` either
+    /// way, after the same work (hashing the password, the lookups, one transaction that records
+    /// a mail). When the email belongs to a user or a registration, its owner gets a mail that
+    /// someone tried to register with it (no link, no name); when only the name is taken, the
+    /// applicant gets a mail at the (free) address saying that the name cannot be registered.
     pub async fn submit(
         &self,
         user_name: &str,
         email: &str,
         password: &str,
-    ) -> Result<PendingView, RegistrationError> {
+    ) -> Result<(), RegistrationError> {
         let user_name = UserName::parse(user_name)
             .map_err(|error| RegistrationError::invalid(error, "user_name"))?;
         if self
@@ -35,11 +40,8 @@ impl Registration {
                 reason: format!("must be at least {min} characters"),
             });
         }
-        // Hash before looking for conflicts, so that a taken name answers no faster.
+        // Hashed whether or not anything is taken, so that both answer after the same work.
         let password_hash = self.passwords.hash(password).await?;
-        if self.taken(&user_name, &email).await? {
-            return Err(RegistrationError::Conflict);
-        }
         let now = self.now();
         let pending = PendingUser {
             id: Uuid::now_v7(),
@@ -48,24 +50,84 @@ impl Registration {
             password_hash,
             registered_at: now,
             email_confirmed_at: None,
+            completion_process_id: None,
         };
-        let txn = self.store().begin().await?;
-        match txn.create_pending_user(&pending).await {
-            Err(DomainError::Conflict(_)) => return Err(RegistrationError::Conflict),
-            other => other?,
+        let taken = self.taken(&pending.user_name, &pending.email).await?;
+        if taken != Taken::Nothing {
+            return self.refuse_quietly(&pending, taken, now).await;
         }
-        let messages = self.confirmation(&pending, now)?;
-        txn.create_registration_token(&messages.0).await?;
-        txn.enqueue(&messages.1).await?;
-        txn.commit().await?;
-        Ok(self.view(&pending, vec![messages.0]))
+        match self.keep(&pending, now).await {
+            // A concurrent submission took the name or the address meanwhile.
+            Err(RegistrationError::Domain(DomainError::Conflict(_))) => {
+                let taken = self.taken(&pending.user_name, &pending.email).await?;
+                self.refuse_quietly(&pending, taken, now).await
+            }
+            other => other,
+        }
     }
 
-    /// Whether a user or a pending user holds the name (as a user name) or the email.
-    async fn taken(&self, name: &UserName, email: &Email) -> Result<bool, DomainError> {
+    /// Keeps `pending` with its confirmation link and mail, in one transaction.
+    async fn keep(
+        &self,
+        pending: &PendingUser,
+        now: DateTime<Utc>,
+    ) -> Result<(), RegistrationError> {
+        let (token, message) = self.confirmation(pending, now)?;
+        let txn = self.store().begin().await?;
+        txn.create_pending_user(pending).await?;
+        txn.create_registration_token(&token).await?;
+        txn.enqueue(&message).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Answers a submission whose email or name is taken like a kept one, and mails whom it
+    /// concerns: the owner of a taken address, or the applicant whose name is taken (at most
+    /// `notices_per_hour` such mails per address).
+    async fn refuse_quietly(
+        &self,
+        pending: &PendingUser,
+        taken: Taken,
+        now: DateTime<Utc>,
+    ) -> Result<(), RegistrationError> {
+        let template = match taken {
+            Taken::Nothing => return Ok(()),
+            Taken::Email => TemplateName::AddressInUse,
+            Taken::Name => TemplateName::NameUnavailable,
+        };
+        let mail = self.templates.render(
+            template,
+            vec![pending.email.as_str().to_owned()],
+            &self.context(pending),
+        )?;
+        // At most `notices_per_hour` to an address, so that submissions cannot flood it.
+        let txn = self.store().begin().await?;
+        let window_start = now - TimeDelta::hours(1);
+        let limit = self.settings.notices_per_hour;
+        if txn
+            .count_notice(&pending.email, now, window_start, limit)
+            .await?
+        {
+            txn.enqueue(&mail_message(&mail, now)).await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// What a user or a pending user holds of the name (as a user name or user id, compared
+    /// by its identity key) and the email.
+    async fn taken(&self, name: &UserName, email: &Email) -> Result<Taken, DomainError> {
         let store = self.store();
-        if store.pending_user_holds(name, email).await? {
-            return Ok(true);
+        let by_email = store
+            .find_by_unique_values("email", &[email.as_str().to_owned()])
+            .await?;
+        let pending_email = match store.pending_user_by_email(email).await {
+            Ok(_) => true,
+            Err(DomainError::NotFound { .. }) => false,
+            Err(error) => return Err(error),
+        };
+        if !by_email.is_empty() || pending_email {
+            return Ok(Taken::Email);
         }
         let by_name = store
             .find_by_unique_values("username", &[name.as_str().to_owned()])
@@ -73,10 +135,12 @@ impl Registration {
         let by_id = store
             .find_by_unique_values("user_id", &[name.as_str().to_owned()])
             .await?;
-        let by_email = store
-            .find_by_unique_values("email", &[email.as_str().to_owned()])
-            .await?;
-        Ok(!(by_name.is_empty() && by_id.is_empty() && by_email.is_empty()))
+        if !(by_name.is_empty() && by_id.is_empty())
+            || store.pending_user_holds(name, email).await?
+        {
+            return Ok(Taken::Name);
+        }
+        Ok(Taken::Nothing)
     }
 
     /// A confirmation token for `pending` and the mail with its link.
@@ -104,24 +168,33 @@ impl Registration {
         Ok((issued.token, mail_message(&mail, now)))
     }
 
-    /// Mails a new confirmation link to a pending user with `email` who has not confirmed yet.
-    /// Answers the same whether or not there is one, so it reveals nothing.
+    /// Mails a new confirmation link to a pending user with `email` who has not confirmed yet,
+    /// and invalidates the earlier ones (only the newest link works). At most
+    /// `resends_per_hour` per registration, counted in the database; beyond that nothing is
+    /// sent. Answers the same whether or not there is one, or it was over its limit, so it
+    /// reveals nothing.
     pub async fn resend_confirmation(&self, email: &str) -> Result<(), RegistrationError> {
         let Ok(email) = Email::parse(email) else {
             return Ok(());
         };
-        let pending = self
-            .store()
-            .list_pending_users()
-            .await?
-            .into_iter()
-            .find(|pending| pending.email == email && pending.email_confirmed_at.is_none());
-        let Some(pending) = pending else {
-            return Ok(());
+        let pending = match self.store().pending_user_by_email(&email).await {
+            Ok(pending) if pending.email_confirmed_at.is_none() => pending,
+            Ok(_) | Err(DomainError::NotFound { .. }) => return Ok(()),
+            Err(error) => return Err(error.into()),
         };
         let now = self.now();
         let (token, message) = self.confirmation(&pending, now)?;
         let txn = self.store().begin().await?;
+        let window_start = now - TimeDelta::hours(1);
+        let limit = self.settings.resends_per_hour;
+        if !txn
+            .count_resend(pending.id, now, window_start, limit)
+            .await?
+        {
+            return Ok(());
+        }
+        txn.delete_pending_tokens(pending.id, TokenOperation::ConfirmEmail)
+            .await?;
         txn.create_registration_token(&token).await?;
         txn.enqueue(&message).await?;
         txn.commit().await?;
@@ -132,7 +205,9 @@ impl Registration {
         PendingView {
             user_name: pending.user_name.to_string(),
             email: pending.email.as_str().to_owned(),
-            status: if pending.email_confirmed_at.is_some() {
+            status: if pending.completion_process_id.is_some() {
+                "completing"
+            } else if pending.email_confirmed_at.is_some() {
                 "confirmed"
             } else {
                 "pending"
@@ -170,14 +245,24 @@ impl Registration {
         Ok(self.view(&pending, tokens))
     }
 
-    /// Deletes a pending registration and its links, without mail (admins).
+    /// Deletes a pending registration and its links, without mail (admins). A registration
+    /// whose completion started is its process's to remove while the process may still run;
+    /// once the process was aborted, an admin may delete it.
     pub async fn delete_pending(&self, name: &str) -> Result<(), RegistrationError> {
         let pending = self.pending_by_name(name).await?;
-        self.store().delete_pending_user(pending.id).await?;
-        Ok(())
+        match self
+            .store()
+            .delete_pending_user_unless_completing(pending.id)
+            .await
+        {
+            Err(DomainError::Conflict(_)) => Err(RegistrationError::Completing),
+            Err(DomainError::NotFound { .. }) => Err(RegistrationError::NotFound),
+            other => Ok(other?),
+        }
     }
 
-    /// Deletes expired links and the registrations left without one.
+    /// Deletes expired links and the registrations left without one, except those whose
+    /// completion started (their process removes them).
     pub async fn purge(&self) -> Result<u64, RegistrationError> {
         Ok(self.store().purge_expired(self.now()).await?)
     }

@@ -45,7 +45,8 @@ pub struct RegistrationSchema {
     pub user_name: String,
     /// The address.
     pub email: String,
-    /// `pending` until the address is proven, then `confirmed` (awaiting an admin).
+    /// `pending` until the address is proven, then `confirmed` (awaiting an admin), then
+    /// `completing` while its account is being created.
     pub status: String,
     /// When it was submitted (seconds since the epoch).
     pub registered_at: f64,
@@ -140,27 +141,28 @@ fn enabled(state: &AppState) -> Result<(), ApiError> {
 }
 
 /// Signs up: keeps a pending registration and mails a confirmation link to the address. The
-/// answer never contains the link. A user name or email already held by a user or another
-/// registration is one vague 409.
+/// answer never contains the link, and never tells whether the user name or the email is taken:
+/// a valid submission is always 202 with the same body. If the address belongs to a user or a
+/// registration, its owner is mailed that someone tried to register with it; if only the name is
+/// taken, the address is mailed that the name cannot be registered.
 #[utoipa::path(post, path = "/api/register/users", tag = "registration",
     request_body = Submission,
     responses(
-        (status = 201, description = "Pending; a confirmation link was mailed", body = RegistrationSchema),
+        (status = 202, description = "Accepted: a mail is on its way to the address (a confirmation link, or why there is none)", body = Accepted),
         (status = 400, description = "A field is invalid (the detail names it), or the body is not JSON", body = Problem),
         (status = 404, description = "Registration is off", body = Problem),
-        (status = 409, description = "The user name or email cannot be registered", body = Problem),
         (status = 415, description = "The body is not declared as JSON", body = Problem),
         (status = 422, description = "The body is not a registration", body = Problem),
-        (status = 429, description = "Too many requests from this address", body = Problem),
+        (status = 429, description = "Too many requests from this address (see `Retry-After`)", body = Problem),
     ))]
 pub async fn submit(
     State(state): State<AppState>,
     extensions: Extensions,
     JsonBody(submission): JsonBody<Submission>,
-) -> Result<(StatusCode, Json<RegistrationSchema>), ApiError> {
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     enabled(&state)?;
     state.limiter.check(&extensions)?;
-    let view = state
+    state
         .registration
         .submit(
             &submission.user_name,
@@ -168,20 +170,28 @@ pub async fn submit(
             &submission.password,
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(schema(view, false))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            detail:
+                "a mail is on its way to the address: follow its link to confirm the registration"
+                    .to_owned(),
+        }),
+    ))
 }
 
-/// Mails a new confirmation link if a registration with this address awaits confirmation;
-/// answers the same either way.
+/// Mails a new confirmation link if a registration with this address awaits confirmation, and
+/// invalidates its earlier links; at most `resends_per_hour` per registration, beyond which
+/// nothing is sent. Answers the same in every case, before the work is done.
 #[utoipa::path(post, path = "/api/register/users/resend", tag = "registration",
     request_body = ResendRequest,
     responses(
-        (status = 202, description = "If a registration awaits confirmation, a new link was mailed", body = Accepted),
+        (status = 202, description = "If a registration awaits confirmation (and is within its hourly resends), a new link was mailed and the earlier ones no longer work", body = Accepted),
         (status = 400, description = "The body is not JSON", body = Problem),
         (status = 404, description = "Registration is off", body = Problem),
         (status = 415, description = "The body is not declared as JSON", body = Problem),
         (status = 422, description = "The body is not a request", body = Problem),
-        (status = 429, description = "Too many requests from this address", body = Problem),
+        (status = 429, description = "Too many requests from this address (see `Retry-After`)", body = Problem),
     ))]
 pub async fn resend(
     State(state): State<AppState>,
@@ -190,10 +200,14 @@ pub async fn resend(
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     enabled(&state)?;
     state.limiter.check(&extensions)?;
-    state
-        .registration
-        .resend_confirmation(&request.email)
-        .await?;
+    // Answered before the work is done, so that how long the answer takes tells nothing about
+    // the address either (a failure is logged; the person may ask again).
+    let registration = state.registration.clone();
+    tokio::spawn(async move {
+        if let Err(error) = registration.resend_confirmation(&request.email).await {
+            tracing::error!(%error, "a confirmation link could not be resent");
+        }
+    });
     Ok((
         StatusCode::ACCEPTED,
         Json(Accepted {
@@ -255,6 +269,7 @@ pub async fn get_registration(
         (status = 401, description = "No valid token", body = Problem),
         (status = 403, description = "Not an admin", body = Problem),
         (status = 404, description = "No such registration, or registration is off", body = Problem),
+        (status = 409, description = "The registration is being completed (its process runs)", body = Problem),
     ))]
 pub async fn delete_registration(
     _admin: Admin,

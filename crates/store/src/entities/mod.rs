@@ -20,6 +20,7 @@ pub mod product_product_blocks;
 pub mod products;
 pub mod provisioned_subscriptions;
 pub mod provisioning_chunks;
+pub mod registration_notices;
 pub mod registration_tokens;
 pub mod resource_types;
 pub mod sessions;

@@ -17,6 +17,9 @@ pub struct Model {
     pub password_hash: String,
     pub registered_at: DateTimeWithTimeZone,
     pub email_confirmed_at: Option<DateTimeWithTimeZone>,
+    pub completion_process_id: Option<Uuid>,
+    pub resends: i64,
+    pub resends_since: Option<DateTimeWithTimeZone>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -12,7 +12,7 @@ use cadre_domain::SubscriptionSnapshot;
 use cadre_domain::{
     BlockInstance, BlockRef, BlockRelation, DomainError, IdSource, Lifecycle, NewSubscription,
     Page, Result, SortOrder, Subscription, SubscriptionQuery, SubscriptionRecord,
-    SubscriptionRepository, SubscriptionSort, SubscriptionSummary,
+    SubscriptionRepository, SubscriptionSort, SubscriptionSummary, identity_key,
 };
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, LikeExpr, Query};
 use sea_orm::{
@@ -370,8 +370,15 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
                 format!("{resource_type:?} is not a unique resource type"),
             ));
         }
+        // Identifying values are claimed by their key: each wanted value finds the holder of
+        // its key (so `Zed` finds the holder of `zed`), and is answered as it was asked.
+        let mut asked: HashMap<String, Vec<&String>> = HashMap::new();
+        for value in wanted {
+            asked.entry(identity_key(value)).or_default().push(value);
+        }
+        let keys: Vec<String> = asked.keys().cloned().collect();
         let mut found = Vec::new();
-        for chunk in wanted.chunks(INSERT_CHUNK) {
+        for chunk in keys.chunks(INSERT_CHUNK) {
             let query = Query::select()
                 .column((values::Entity, values::Column::UniqueValue))
                 .column((instances::Entity, instances::Column::SubscriptionId))
@@ -395,10 +402,11 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
                     .all(&self.conn)
                     .await
                     .map_err(storage_error)?;
-            found.extend(
-                rows.into_iter()
-                    .map(|row| (row.unique_value, row.subscription_id)),
-            );
+            for row in rows {
+                for value in asked.get(&row.unique_value).into_iter().flatten() {
+                    found.push(((*value).clone(), row.subscription_id));
+                }
+            }
         }
         Ok(found)
     }

@@ -133,8 +133,9 @@ pub(super) async fn write_record(
             if after == before_field && !releases {
                 continue;
             }
-            let unique_value =
-                |value: &String| (resource_type.unique && !terminating).then(|| value.clone());
+            let unique_value = |value: &String| {
+                (resource_type.unique && !terminating).then(|| identity_key(value))
+            };
             if after == before_field {
                 released.push(resource_type.id);
                 continue;
@@ -432,7 +433,7 @@ pub(super) async fn insert_records(
                         position: Set(position),
                         value: Set(value.clone()),
                         unique_value: Set(
-                            (resource_type.unique && !terminated).then(|| value.clone())
+                            (resource_type.unique && !terminated).then(|| identity_key(value))
                         ),
                     });
                 }

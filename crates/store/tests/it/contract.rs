@@ -169,6 +169,17 @@ async fn identifying_values_are_unique_among_live_subscriptions() {
             "{duplicate:?}"
         );
         transcript.push(outcome(&duplicate));
+        // Claimed by their folded key: `G1` is `g1`, and finds it, answered as asked.
+        let folded = active_group(store.as_ref(), id(4), "G1", "Group Four", &[], now()).await;
+        assert!(matches!(folded, Err(DomainError::Conflict(_))), "{folded:?}");
+        transcript.push(outcome(&folded));
+        assert_eq!(
+            store
+                .find_by_unique_values("user_group_id", &["G1".to_owned()])
+                .await
+                .unwrap(),
+            [("G1".to_owned(), id(1))]
+        );
         assert_eq!(
             store
                 .find_by_unique_values("user_group_id", &["g1".to_owned(), "nope".to_owned()])
@@ -520,6 +531,7 @@ async fn tokens_are_found_by_id_and_used_once() {
             password_hash: "hash".to_owned(),
             registered_at: now(),
             email_confirmed_at: None,
+            completion_process_id: None,
         };
         store.create_pending_user(&pending).await.unwrap();
         let twin = PendingUser {

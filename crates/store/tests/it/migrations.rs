@@ -103,3 +103,50 @@ async fn each_migration_reverts_on_its_own() {
         assert_eq!(&(schema(&conn).await, product_count(&conn).await), expected);
     }
 }
+
+/// The claims (`unique_value`) of live user names, sorted.
+async fn username_claims(conn: &DatabaseConnection) -> Vec<String> {
+    let sql = "SELECT v.unique_value AS line FROM subscription_instance_values v \
+               JOIN resource_types r ON r.id = v.resource_type_id \
+               WHERE r.resource_type = 'username' AND v.unique_value IS NOT NULL \
+               ORDER BY v.unique_value";
+    conn.query_all_raw(Statement::from_string(conn.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<String>("", "line").unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn migration_13_folds_identifying_values_and_refuses_collisions() {
+    let (conn, _database) = scratch_connection().await;
+    Migrator::up(&conn, None).await.unwrap();
+    let store = cadre_store::SeaStore::new(conn.clone());
+    let group = crate::fixtures::active_group(&store, "g1", "Group One", &[]).await;
+    crate::fixtures::provisioned_user(&store, "zed", "Zed", "zed@example.org", &[&group])
+        .await
+        .unwrap();
+    assert_eq!(username_claims(&conn).await, ["zed"]);
+
+    // Down restores the exact values as claims; up folds them again.
+    Migrator::down(&conn, Some(1)).await.unwrap();
+    assert_eq!(username_claims(&conn).await, ["Zed"]);
+    Migrator::up(&conn, None).await.unwrap();
+    assert_eq!(username_claims(&conn).await, ["zed"]);
+
+    // Before the migration `Zed` and `zed` could both be claimed; the migration refuses to
+    // choose between them and changes nothing.
+    Migrator::down(&conn, Some(1)).await.unwrap();
+    let store = cadre_store::SeaStore::new(conn.clone());
+    crate::fixtures::provisioned_user(&store, "zed2", "zed", "zed2@example.org", &[&group])
+        .await
+        .unwrap();
+    assert_eq!(username_claims(&conn).await, ["Zed", "zed"]);
+    let error = Migrator::up(&conn, None).await.unwrap_err().to_string();
+    assert!(
+        error.contains("\"Zed\" (subscription") && error.contains("\"zed\" (subscription"),
+        "{error}"
+    );
+    assert_eq!(username_claims(&conn).await, ["Zed", "zed"]);
+}

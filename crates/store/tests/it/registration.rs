@@ -20,6 +20,7 @@ fn pending(name: &str, email: &str) -> PendingUser {
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
         registered_at: now(),
         email_confirmed_at: None,
+        completion_process_id: None,
     }
 }
 
@@ -148,6 +149,144 @@ async fn purging_drops_expired_tokens_and_the_pending_users_left_without_one() {
         .map(|user| user.user_name.to_string())
         .collect();
     assert_eq!(names, ["waiting"]);
+}
+
+#[tokio::test]
+async fn purging_leaves_registrations_whose_completion_started() {
+    let store = scratch_store().await;
+    let completing = pending("completing", "completing@example.com");
+    store.create_pending_user(&completing).await.unwrap();
+    let process = Uuid::now_v7();
+    store
+        .begin_completion(completing.id, process)
+        .await
+        .unwrap();
+    // Its confirmation link was used: it has no token left.
+    assert_eq!(
+        store
+            .purge_expired(now() + TimeDelta::days(30))
+            .await
+            .unwrap(),
+        0
+    );
+    let kept = store.pending_user(completing.id).await.unwrap();
+    assert_eq!(kept.completion_process_id, Some(process));
+    assert!(matches!(
+        store.begin_completion(Uuid::now_v7(), process).await,
+        Err(DomainError::NotFound { .. })
+    ));
+    // Its process is gone (no such row): an admin may remove it, once.
+    store
+        .delete_pending_user_unless_completing(completing.id)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .delete_pending_user_unless_completing(completing.id)
+            .await,
+        Err(DomainError::NotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn resends_are_counted_per_registration_and_window() {
+    let store = scratch_store().await;
+    let ada = pending("ada", "ada@example.com");
+    store.create_pending_user(&ada).await.unwrap();
+    let hour = TimeDelta::hours(1);
+    let at = |minutes: i64| now() + TimeDelta::minutes(minutes);
+    let mut counted = Vec::new();
+    for minute in 0..4 {
+        counted.push(
+            store
+                .count_resend(ada.id, at(minute), at(minute) - hour, 3)
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(counted, [true, true, true, false], "three an hour");
+    assert!(
+        !store
+            .count_resend(ada.id, at(59), at(59) - hour, 3)
+            .await
+            .unwrap(),
+        "the window started with the first"
+    );
+    assert!(
+        store
+            .count_resend(ada.id, at(61), at(61) - hour, 3)
+            .await
+            .unwrap(),
+        "a new window after an hour"
+    );
+    assert!(
+        !store
+            .count_resend(Uuid::now_v7(), at(0), at(0) - hour, 3)
+            .await
+            .unwrap(),
+        "nobody to count"
+    );
+
+    let first = token(TokenOperation::ConfirmEmail, Some(ada.id), hour);
+    let second = token(TokenOperation::ConfirmEmail, Some(ada.id), hour);
+    let approve = token(TokenOperation::ApproveRegistration, Some(ada.id), hour);
+    for token in [&first, &second, &approve] {
+        store.create_registration_token(token).await.unwrap();
+    }
+    store
+        .delete_pending_tokens(ada.id, TokenOperation::ConfirmEmail)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.tokens_of_pending_user(ada.id).await.unwrap(),
+        [approve]
+    );
+}
+
+#[tokio::test]
+async fn notices_are_counted_per_address_and_window() {
+    let store = scratch_store().await;
+    let victim = Email::parse("victim@example.org").unwrap();
+    let other = Email::parse("other@example.org").unwrap();
+    let hour = TimeDelta::hours(1);
+    let at = |minutes: i64| now() + TimeDelta::minutes(minutes);
+    let mut counted = Vec::new();
+    for minute in 0..4 {
+        counted.push(
+            store
+                .count_notice(&victim, at(minute), at(minute) - hour, 3)
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(counted, [true, true, true, false], "three an hour");
+    assert!(
+        store
+            .count_notice(&other, at(5), at(5) - hour, 3)
+            .await
+            .unwrap(),
+        "per address"
+    );
+    assert!(
+        !store
+            .count_notice(&victim, at(59), at(59) - hour, 3)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .count_notice(&victim, at(61), at(61) - hour, 3)
+            .await
+            .unwrap(),
+        "a new window after an hour"
+    );
+    assert!(
+        store
+            .count_notice(&victim, at(62), at(62) - hour, 3)
+            .await
+            .unwrap(),
+        "the new window counts from one"
+    );
 }
 
 #[tokio::test]

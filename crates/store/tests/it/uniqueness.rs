@@ -1,7 +1,8 @@
 //! Identifying values are unique among live subscriptions, enforced by database indexes.
 
+use cadre_domain::models::DomainModel;
 use cadre_domain::models::{self};
-use cadre_domain::{DomainError, Lifecycle};
+use cadre_domain::{DomainError, Lifecycle, SubscriptionRepository};
 use cadre_migrations::demo::{DEFAULT_CUSTOMER_NAME, USER_GROUP_PRODUCT_ID};
 use cadre_products::models::User;
 use cadre_store::testing::scratch_store;
@@ -42,6 +43,42 @@ async fn duplicate_user_ids_usernames_and_emails_are_conflicts() {
     }
     let error = active_group_result(&store, "g1").await;
     assert!(error.is_err(), "duplicate group id refused");
+}
+
+#[tokio::test]
+async fn identifying_values_are_unique_ignoring_case_and_kept_as_given() {
+    let store = scratch_store().await;
+    let group = active_group(&store, "g1", "Group One", &[]).await;
+    let zed = provisioned_user(&store, "zed", "Zed", "zed@example.org", &[&group])
+        .await
+        .unwrap();
+    for (user_id, username, email) in [
+        ("other1", "zed", "other1@example.org"),
+        ("other2", "ZED", "other2@example.org"),
+        ("other3", "\u{FF3A}ed", "other3@example.org"),
+        ("ZED", "other4", "other4@example.org"),
+    ] {
+        let error = provisioned_user(&store, user_id, username, email, &[&group])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            conflict(error),
+            "a live subscription already holds one of these identifying values",
+            "{username}"
+        );
+    }
+    let error = active_group_result(&store, "G1").await;
+    assert!(error.is_err(), "group ids differing in case are one id");
+    let stored =
+        User::from_record(store.load_subscription(zed.subscription.id).await.unwrap()).unwrap();
+    assert_eq!(stored.user.username.as_str(), "Zed", "shown as given");
+    assert_eq!(
+        store
+            .find_by_unique_values("username", &["zED".to_owned(), "nobody".to_owned()])
+            .await
+            .unwrap(),
+        [("zED".to_owned(), zed.subscription.id)]
+    );
 }
 
 async fn active_group_result(
