@@ -343,7 +343,35 @@ async fn a_group_then_a_user_in_it_through_the_form_pages() {
         .iter()
         .map(|workflow| workflow["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["modify_user", "terminate_user", "validate_user"]);
+    assert_eq!(
+        names,
+        [
+            "disable_user",
+            "enable_user",
+            "modify_user",
+            "terminate_user",
+            "validate_user"
+        ]
+    );
+    let reasons: Vec<&Value> = workflows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|workflow| &workflow["reason"])
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            &Value::Null,
+            &json!(format!(
+                "subscription {user} is active; enable_user needs it disabled"
+            )),
+            &Value::Null,
+            &Value::Null,
+            &Value::Null
+        ],
+        "an active user can be disabled, not enabled"
+    );
     server.stop().await;
 }
 

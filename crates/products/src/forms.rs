@@ -138,6 +138,21 @@ pub(crate) fn terminate(what: &str) -> Arc<dyn InputForm> {
     )
 }
 
+/// The form of a lifecycle change such as `disable_user`: which subscription, then a page titled
+/// `title` with an optional `reason`, which the process keeps in its state.
+pub(crate) fn change_lifecycle(title: &str) -> Arc<dyn InputForm> {
+    Arc::new(
+        Form::new().page(subscription_page()).page(
+            FormPage::new(title).field(
+                Field::string("reason")
+                    .format("long")
+                    .length(None, Some(1000))
+                    .nullable(),
+            ),
+        ),
+    )
+}
+
 /// The form of a validate workflow: which subscription.
 pub(crate) fn validate() -> Arc<dyn InputForm> {
     Arc::new(Form::new().page(subscription_page()))

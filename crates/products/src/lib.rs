@@ -1,6 +1,6 @@
 //! cadre's built-in products, User and UserGroup, as one piece a server plugs in: their typed
-//! models ([`models`]), their workflows (create, modify, terminate, validate) and the forms
-//! that start them, following the orchestrator-core workshop.
+//! models ([`models`]), their workflows (create, modify, terminate, validate; for a user also
+//! disable and enable) and the forms that start them, following the orchestrator-core workshop.
 //!
 //! Each workflow is declared once, with its name, target, product type, form and steps
 //! ([`workflows`]); [`registry`] registers them all. A downstream crate adds its own products

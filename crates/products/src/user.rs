@@ -1,6 +1,9 @@
 //! The User workflows; the create workflow is the seed's:
 //! `create_subscription >> store_process_subscription >> initialize_subscription >> provision_user
 //! >> set_status(active) >> resync >> done`.
+//!
+//! `disable_user` and `enable_user` take a user out of service and back (`active ⇄ disabled`),
+//! in the modify frame; a disabled user cannot sign in, and disabling ends their sessions.
 
 use crate::models::{Affiliation, User, UserGroup, UserInactive, user_description};
 use async_trait::async_trait;
@@ -11,8 +14,8 @@ use crate::forms;
 
 use crate::active_groups;
 use cadre_engine::standard::{
-    create_workflow, load_subscription, modify_workflow, subscription_patch, terminate_workflow,
-    validate_workflow,
+    create_workflow, load_subscription, modify_workflow, set_status, subscription_patch,
+    terminate_workflow, validate_workflow,
 };
 use cadre_engine::{Patch, StepContext, StepError, StepFn, StepList, Workflow, step};
 
@@ -45,6 +48,26 @@ pub(crate) fn workflows() -> Vec<Workflow> {
             terminate(),
         ),
         Workflow::new(
+            "disable_user",
+            "Disable a user",
+            Target::Modify,
+            user(),
+            forms::change_lifecycle("Disable user"),
+            disable(),
+        ),
+        Workflow {
+            // A modify workflow starts on active subscriptions; this one on disabled ones.
+            usable_when: vec![Lifecycle::Disabled],
+            ..Workflow::new(
+                "enable_user",
+                "Enable a disabled user",
+                Target::Modify,
+                user(),
+                forms::change_lifecycle("Enable user"),
+                enable(),
+            )
+        },
+        Workflow::new(
             "validate_user",
             "Validate a user",
             Target::Validate,
@@ -75,6 +98,20 @@ fn modify() -> StepList {
 
 fn terminate() -> StepList {
     terminate_workflow(StepList::default())
+}
+
+/// `init >> store_process_subscription >> unsync >> set_status(disabled) >> end_user_sessions
+/// >> resync >> done`.
+fn disable() -> StepList {
+    modify_workflow(
+        StepList::from(set_status(Lifecycle::Disabled))
+            >> step("end_user_sessions", "End user sessions", EndSessions),
+    )
+}
+
+/// `init >> store_process_subscription >> unsync >> set_status(active) >> resync >> done`.
+fn enable() -> StepList {
+    modify_workflow(set_status(Lifecycle::Active).into())
 }
 
 fn validate() -> StepList {
@@ -174,6 +211,21 @@ impl StepFn for Modify {
         };
         user.subscription.description = description(&user.user.username, &groups, user.affiliation);
         subscription_patch(&ctx.store.save_subscription(&user.into_record()).await?)
+    }
+}
+
+/// Ends every session of the user (the state's `subscription_id`), recording how many under
+/// `sessions_ended`. A disabled user's sessions would be refused anyway; this removes them.
+struct EndSessions;
+
+#[async_trait]
+impl StepFn for EndSessions {
+    async fn run(&self, ctx: &StepContext<'_>) -> Result<Patch, StepError> {
+        let user_id: uuid::Uuid = ctx.get("subscription_id")?;
+        let ended = ctx.store.delete_sessions_of(user_id, None).await?;
+        let mut patch = Patch::new();
+        patch.insert("sessions_ended".to_owned(), serde_json::json!(ended));
+        Ok(patch)
     }
 }
 

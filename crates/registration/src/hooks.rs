@@ -1,6 +1,7 @@
 //! Webhooks on users: when a process creates or terminates a User subscription, the
-//! configured webhooks for that action, and the `update_user_status` ones (a user's lifecycle
-//! changes only there), are recorded in the outbox, in the transaction that completes the
+//! configured webhooks for that action and the `update_user_status` ones, and when a modify
+//! workflow changes a user's lifecycle (`disable_user`, `enable_user`), the
+//! `update_user_status` ones, are recorded in the outbox, in the transaction that completes the
 //! process.
 
 use async_trait::async_trait;
@@ -17,7 +18,8 @@ use crate::workflows::COMPLETE_REGISTRATION;
 
 /// Calls `create_user` webhooks when a process creates a user (a create workflow, or a
 /// completed registration), `delete_user` webhooks when one terminates a user, and
-/// `update_user_status` webhooks (with the new lifecycle) on both.
+/// `update_user_status` webhooks (with the new lifecycle) on both and when a modify workflow
+/// leaves a user in a lifecycle it does not start in (`disable_user`, `enable_user`).
 pub struct UserWebhooks {
     webhooks: Vec<Webhook>,
 }
@@ -41,11 +43,14 @@ impl CompletionHook for UserWebhooks {
         if !workflow.product_types.contains(&ProductType::user()) {
             return Ok(());
         }
-        let (action, status) =
+        // The lifecycle is known for creates and terminations; a modify workflow's is read.
+        let (action, known_status) =
             if workflow.target == Target::Create || workflow.name == COMPLETE_REGISTRATION {
-                (WebhookAction::CreateUser, Lifecycle::Active)
+                (WebhookAction::CreateUser, Some(Lifecycle::Active))
             } else if workflow.target == Target::Terminate {
-                (WebhookAction::DeleteUser, Lifecycle::Terminated)
+                (WebhookAction::DeleteUser, Some(Lifecycle::Terminated))
+            } else if workflow.target == Target::Modify {
+                (WebhookAction::UpdateUserStatus, None)
             } else {
                 return Ok(());
             };
@@ -60,7 +65,20 @@ impl CompletionHook for UserWebhooks {
         let (Some(subscription), false) = (subscription, webhooks.is_empty()) else {
             return Ok(());
         };
-        let user = UserInactive::from_record(txn.load_subscription(subscription).await?)?.user;
+        let record = txn.load_subscription(subscription).await?;
+        let status = match known_status {
+            Some(status) => status,
+            // A modify workflow starts in one of the lifecycles it is usable in; one that ends
+            // in another changed the lifecycle.
+            None if workflow
+                .usable_when
+                .contains(&record.subscription.lifecycle) =>
+            {
+                return Ok(());
+            }
+            None => record.subscription.lifecycle,
+        };
+        let user = UserInactive::from_record(record)?.user;
         let body = |action: WebhookAction| {
             json!({
                 "action": action,

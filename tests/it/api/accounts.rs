@@ -1,7 +1,7 @@
 //! Accounts end to end over HTTP: signing in by name or email, the session cookie and its CSRF
 //! token, refusals that look alike, throttling and the lock after too many failures, password
 //! changes and mailed resets (through a real SMTP server in this process), parameter upgrades,
-//! and sessions that stop working when their user is terminated.
+//! and sessions that stop working when their user is disabled or terminated.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -616,5 +616,88 @@ async fn sessions_end_with_their_lifetimes_and_when_their_user_is_terminated() {
         server.sign_in("ada", PASSWORD).await.0,
         StatusCode::UNAUTHORIZED
     );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_user_cannot_sign_in_or_use_a_session_until_enabled() {
+    let server = server(None, Arc::new(SystemClock), |_| {}).await;
+    let ada = server.user_with_password("ada", PASSWORD, CHEAP).await;
+    let grace = server.user_with_password("grace", PASSWORD, CHEAP).await;
+    let me = |browser| server.as_browser(browser, Method::GET, "/api/auth/me", false, None);
+    let (_, wrong_password, _) = server.sign_in("ada", "not the password").await;
+
+    let session = server.browser("ada", PASSWORD).await;
+    let by_email = server.browser("ada@example.org", PASSWORD).await;
+    let other = server.browser("grace", PASSWORD).await;
+    assert_eq!(me(&session).await.0, StatusCode::OK);
+
+    let process = server
+        .start_process(
+            "disable_user",
+            json!([{"subscription_id": ada}, {"reason": "left for a while"}]),
+        )
+        .await;
+    let done = server.wait_for(&process, &["completed"]).await;
+    assert_eq!(done["current_state"]["sessions_ended"], json!(2));
+    let (status, detail) = server.get(&format!("/api/subscriptions/{ada}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(detail["status"], "disabled");
+    assert_eq!(detail["insync"], true);
+
+    for browser in [&session, &by_email] {
+        assert_eq!(me(browser).await.0, StatusCode::UNAUTHORIZED, "disabled");
+    }
+    assert_eq!(me(&other).await.0, StatusCode::OK, "another user's session");
+    for login in ["ada", "ada@example.org"] {
+        let (status, body, cookie) = server.sign_in(login, PASSWORD).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{login}");
+        assert_eq!(
+            body, wrong_password,
+            "{login}: refused like a wrong password"
+        );
+        assert!(cookie.is_none());
+    }
+    assert_eq!(
+        server.engine.store().login_failures(ada).await.unwrap(),
+        None,
+        "a disabled user is not found, so no failure is counted"
+    );
+
+    // A disabled user is not disabled again, and an active one not enabled.
+    let (status, body) = server
+        .post(
+            "/api/processes/disable_user",
+            json!([{"subscription_id": ada}, {}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{body}");
+    assert_eq!(body["code"], "not_startable");
+    assert_eq!(
+        body["detail"],
+        format!(
+            "this workflow cannot be started: subscription {ada} is disabled; disable_user needs it active"
+        )
+    );
+    let (status, body) = server
+        .post(
+            "/api/processes/enable_user",
+            json!([{"subscription_id": grace}, {}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{body}");
+    assert_eq!(body["code"], "not_startable");
+
+    let process = server
+        .start_process("enable_user", json!([{"subscription_id": ada}, {}]))
+        .await;
+    server.wait_for(&process, &["completed"]).await;
+    assert_eq!(
+        me(&session).await.0,
+        StatusCode::UNAUTHORIZED,
+        "ended sessions stay ended"
+    );
+    let again = server.browser("ada", PASSWORD).await;
+    assert_eq!(me(&again).await.0, StatusCode::OK);
     server.stop().await;
 }

@@ -338,6 +338,45 @@ async fn a_confirmed_registration_becomes_a_user_and_is_announced_by_mail_and_we
     assert_eq!(webhook.attempts, 3);
     assert!(webhook.delivered_at.is_some());
 
+    // Disabling and enabling the user call the status webhooks only; a modify that leaves the
+    // lifecycle as it was calls none.
+    let wait_for_statuses = |count: usize| {
+        let statuses = Arc::clone(&statuses);
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while statuses.lock().await.len() < count {
+                assert!(
+                    Instant::now() < deadline,
+                    "the status webhooks were not called"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            statuses.lock().await[count - 1].clone()
+        }
+    };
+    assert_eq!(wait_for_statuses(1).await["status"], "active");
+    for (workflow, status) in [("disable_user", "disabled"), ("enable_user", "active")] {
+        let process = server
+            .start_process(workflow, json!([{"subscription_id": ada}, {}]))
+            .await;
+        server.wait_for(&process, &["completed"]).await;
+        let seen = statuses.lock().await.len();
+        let body = wait_for_statuses(seen + 1).await;
+        assert_eq!(
+            (&body["action"], &body["status"], &body["user_name"]),
+            (&json!("update_user_status"), &json!(status), &json!("ada")),
+            "{workflow}"
+        );
+    }
+    let modify = server
+        .start_process(
+            "modify_user",
+            json!([{"subscription_id": ada}, {"firstname": "Ada"}]),
+        )
+        .await;
+    server.wait_for(&modify, &["completed"]).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "no create or delete call");
+
     // Terminating the user calls the delete_user webhook.
     let terminate = server
         .start_process("terminate_user", json!([{"subscription_id": ada}, {}]))
@@ -357,7 +396,7 @@ async fn a_confirmed_registration_becomes_a_user_and_is_announced_by_mail_and_we
         (&json!("delete_user"), &json!("ada"))
     );
     let deadline = Instant::now() + Duration::from_secs(20);
-    while statuses.lock().await.len() < 2 {
+    while statuses.lock().await.len() < 4 {
         assert!(
             Instant::now() < deadline,
             "the status webhooks were not called"
@@ -370,7 +409,16 @@ async fn a_confirmed_registration_becomes_a_user_and_is_announced_by_mail_and_we
         .iter()
         .map(|body| body["status"].clone())
         .collect();
-    assert_eq!(seen, [json!("active"), json!("terminated")]);
+    assert_eq!(
+        seen,
+        [
+            json!("active"),
+            json!("disabled"),
+            json!("active"),
+            json!("terminated")
+        ],
+        "and none for the modify"
+    );
     server.stop().await;
 }
 

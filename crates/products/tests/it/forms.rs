@@ -94,6 +94,14 @@ async fn built_in_form_schemas() {
         .await
     );
     insta::assert_json_snapshot!("validate_user", pages(&store, "validate_user", &[]).await);
+    insta::assert_json_snapshot!(
+        "disable_user",
+        pages(&store, "disable_user", std::slice::from_ref(&subscription)).await
+    );
+    insta::assert_json_snapshot!(
+        "enable_user",
+        pages(&store, "enable_user", std::slice::from_ref(&subscription)).await
+    );
 }
 
 /// orchestrator-core's convention: a create workflow's form starts by asking for the product,

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use cadre_domain::models;
 use cadre_domain::{
-    Lifecycle, Process, ProcessRepository, ProcessStatus, Store, SubscriptionRepository,
-    SystemClock,
+    AccountRepository, DomainError, Lifecycle, Process, ProcessRepository, ProcessStatus, Session,
+    Store, SubscriptionRepository, SystemClock,
 };
 use cadre_engine::{Engine, EngineConfig, EngineError};
 use cadre_migrations::demo::{USER_GROUP_PRODUCT_ID, USER_INTERNAL_PRODUCT_ID};
@@ -390,5 +390,217 @@ async fn group_nesting_refuses_cycles() {
         ProcessStatus::Completed,
         "{:?}",
         validated.failed_reason
+    );
+}
+
+/// A session of `user_id`, as signing in stores it.
+async fn session_of(store: &SeaStore, user_id: Uuid) -> Session {
+    let now = chrono::Utc::now();
+    let session = Session {
+        id: Uuid::now_v7(),
+        secret_hash: "0".repeat(64),
+        user_id,
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + chrono::TimeDelta::hours(1),
+    };
+    store.create_session(&session).await.unwrap();
+    session
+}
+
+/// The names of the steps `process` logged.
+async fn step_names(store: &SeaStore, process: &Process) -> Vec<String> {
+    log(&store.process_steps(process.id).await.unwrap())
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
+}
+
+#[tokio::test]
+async fn disable_user_and_enable_user_move_a_user_between_active_and_disabled() {
+    let store = scratch_store().await;
+    let engine = engine(&store);
+    let group = create_group(&engine, "eng", "Engineering", &[]).await;
+    let user_id = subscription_id(&create_user(&engine, "ada", &[group.subscription.id]).await);
+    let other_id = subscription_id(&create_user(&engine, "grace", &[group.subscription.id]).await);
+    let created = store.load_subscription(user_id).await.unwrap().subscription;
+    let first = session_of(&store, user_id).await;
+    let second = session_of(&store, user_id).await;
+    let others = session_of(&store, other_id).await;
+
+    // Only a disabled user can be enabled.
+    let refused = engine
+        .start("enable_user", &[json!({"subscription_id": user_id})], "bob")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused,
+        EngineError::NotStartable(format!(
+            "subscription {user_id} is active; enable_user needs it disabled"
+        ))
+    );
+
+    let disabled = run(
+        &engine,
+        "disable_user",
+        json!({"subscription_id": user_id, "reason": "on leave"}),
+    )
+    .await;
+    assert_eq!(
+        disabled.status,
+        ProcessStatus::Completed,
+        "{:?}",
+        disabled.failed_reason
+    );
+    assert_eq!(
+        step_names(&store, &disabled).await,
+        [
+            "Start",
+            "Create Process Subscription relation",
+            "Lock subscription",
+            "Set subscription to 'disabled'",
+            "End user sessions",
+            "Unlock subscription",
+            "Done"
+        ]
+    );
+    assert_eq!(disabled.state["reason"], json!("on leave"));
+    assert_eq!(disabled.state["sessions_ended"], json!(2));
+    assert_eq!(
+        store.process_subscriptions(disabled.id).await.unwrap(),
+        [user_id]
+    );
+    let user: User = models::from_subscription(&*store, user_id).await.unwrap();
+    assert_eq!(user.subscription.lifecycle, Lifecycle::Disabled);
+    assert!(user.subscription.insync, "resync unlocked it");
+    assert_eq!(user.subscription.start_date, created.start_date);
+    assert_eq!(user.subscription.end_date, None, "disabled is not ended");
+    assert_eq!(user.subscription.description, created.description);
+    assert_eq!(user.user.username.as_str(), "ada");
+    for session in [first.id, second.id] {
+        assert!(
+            matches!(
+                store.session(session).await,
+                Err(DomainError::NotFound { .. })
+            ),
+            "ended"
+        );
+    }
+    assert_eq!(
+        store.session(others.id).await.unwrap().user_id,
+        other_id,
+        "another user's session stays"
+    );
+
+    // A disabled user is neither disabled again nor modified nor validated.
+    for workflow in ["disable_user", "modify_user", "validate_user"] {
+        let refused = engine
+            .start(workflow, &[json!({"subscription_id": user_id})], "bob")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused,
+            EngineError::NotStartable(format!(
+                "subscription {user_id} is disabled; {workflow} needs it active"
+            ))
+        );
+    }
+    // Like other modify workflows, enable_user refuses a subscription another process holds.
+    let mut record = store.load_subscription(user_id).await.unwrap();
+    record.subscription.insync = false;
+    store.save_subscription(&record).await.unwrap();
+    let refused = engine
+        .start("enable_user", &[json!({"subscription_id": user_id})], "bob")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused,
+        EngineError::NotStartable(format!(
+            "subscription {user_id} already has a running process"
+        ))
+    );
+    let mut record = store.load_subscription(user_id).await.unwrap();
+    record.subscription.insync = true;
+    store.save_subscription(&record).await.unwrap();
+
+    let enabled = run(&engine, "enable_user", json!({"subscription_id": user_id})).await;
+    assert_eq!(
+        enabled.status,
+        ProcessStatus::Completed,
+        "{:?}",
+        enabled.failed_reason
+    );
+    assert_eq!(
+        step_names(&store, &enabled).await,
+        [
+            "Start",
+            "Create Process Subscription relation",
+            "Lock subscription",
+            "Set subscription to 'active'",
+            "Unlock subscription",
+            "Done"
+        ]
+    );
+    let user: User = models::from_subscription(&*store, user_id).await.unwrap();
+    assert_eq!(user.subscription.lifecycle, Lifecycle::Active);
+    assert!(user.subscription.insync);
+    assert_eq!(
+        user.subscription.start_date, created.start_date,
+        "the first activation's date stays"
+    );
+    assert_eq!(user.subscription.end_date, None);
+    let modified = run(
+        &engine,
+        "modify_user",
+        json!({"subscription_id": user_id, "firstname": "Augusta"}),
+    )
+    .await;
+    assert_eq!(
+        modified.status,
+        ProcessStatus::Completed,
+        "{:?}",
+        modified.failed_reason
+    );
+}
+
+#[tokio::test]
+async fn a_disabled_user_can_be_terminated() {
+    let store = scratch_store().await;
+    let engine = engine(&store);
+    let group = create_group(&engine, "eng", "Engineering", &[]).await;
+    let user_id = subscription_id(&create_user(&engine, "ada", &[group.subscription.id]).await);
+    let disabled = run(&engine, "disable_user", json!({"subscription_id": user_id})).await;
+    assert_eq!(
+        disabled.status,
+        ProcessStatus::Completed,
+        "{:?}",
+        disabled.failed_reason
+    );
+    assert_eq!(disabled.state["sessions_ended"], json!(0));
+
+    let terminated = run(
+        &engine,
+        "terminate_user",
+        json!({"subscription_id": user_id}),
+    )
+    .await;
+    assert_eq!(
+        terminated.status,
+        ProcessStatus::Completed,
+        "{:?}",
+        terminated.failed_reason
+    );
+    let user = store.load_subscription(user_id).await.unwrap().subscription;
+    assert_eq!(user.lifecycle, Lifecycle::Terminated);
+    assert!(user.end_date.is_some());
+    let refused = engine
+        .start("enable_user", &[json!({"subscription_id": user_id})], "bob")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused,
+        EngineError::NotStartable(format!(
+            "subscription {user_id} is terminated; enable_user needs it disabled"
+        ))
     );
 }
