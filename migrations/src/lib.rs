@@ -21,6 +21,7 @@ mod m20261202_000009_processes_fillfactor;
 mod m20261202_000010_description_search_index;
 mod m20261202_000011_subscription_changes;
 mod m20261202_000012_accounts;
+mod m20261202_000014_audit;
 
 pub mod catalogue;
 pub mod demo;
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000010_description_search_index::Migration),
             Box::new(m20261202_000011_subscription_changes::Migration),
             Box::new(m20261202_000012_accounts::Migration),
+            Box::new(m20261202_000014_audit::Migration),
         ]
     }
 }
