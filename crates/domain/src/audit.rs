@@ -7,6 +7,7 @@
 //! retention purge ([`AuditRepository::purge_before`]).
 
 use std::fmt;
+use std::net::IpAddr;
 use std::str::FromStr;
 
 use async_trait::async_trait;
@@ -207,8 +208,8 @@ impl AuditEvent {
     }
 
     /// This event with the client's address.
-    pub fn from_addr(mut self, addr: Option<String>) -> Self {
-        self.client_addr = addr.map(|addr| cut(&addr));
+    pub fn from_addr(mut self, addr: Option<IpAddr>) -> Self {
+        self.client_addr = addr.map(|addr| addr.to_string());
         self
     }
 
@@ -232,19 +233,18 @@ impl AuditEvent {
 
     /// This event with the origin's user and address.
     pub fn origin(self, origin: &Origin) -> Self {
-        self.by_user(origin.user_id)
-            .from_addr(origin.client_addr.clone())
+        self.by_user(origin.user_id).from_addr(origin.client_addr)
     }
 }
 
 /// Where a request came from, beyond the actor's name: what the edge knows and the layers
 /// below record.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Origin {
     /// The User subscription of the caller, when it is one.
     pub user_id: Option<Uuid>,
     /// The client's network address.
-    pub client_addr: Option<String>,
+    pub client_addr: Option<IpAddr>,
 }
 
 /// Which events to list, newest first, and which page.

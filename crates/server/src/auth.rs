@@ -15,13 +15,16 @@ use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
 use cadre_accounts::SessionUser;
-use cadre_domain::{ApiToken, DomainError, Repositories, Role, TokenRepository};
+use cadre_domain::{
+    ApiToken, AuditAction, AuditEvent, DomainError, Origin, Repositories, Role, TokenRepository,
+};
 use cadre_groups::Actor;
 use cadre_products::models::is_active_user;
 use chrono::{DateTime, Utc};
 use cookie::Cookie;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
@@ -42,7 +45,8 @@ pub struct IssuedToken {
 }
 
 /// Creates and stores a token named `name` with `role`, acting for the User subscription `user`
-/// if given (which must be an active User).
+/// if given (which must be an active User); audited as `token_created` by `created_by` (never
+/// the secret).
 pub async fn issue_token(
     repositories: &dyn Repositories,
     name: &str,
@@ -81,8 +85,34 @@ pub async fn issue_token(
         revoked_at: None,
     };
     repositories.create_token(&token).await?;
+    repositories
+        .record_audit(
+            &AuditEvent::new(Uuid::now_v7(), now, AuditAction::TokenCreated, created_by)
+                .on(token.id)
+                .detail(format!("{:?} with role {role}", token.name)),
+        )
+        .await?;
     let plain = format!("{PREFIX}{}_{secret}", token.id.simple());
     Ok(IssuedToken { token, plain })
+}
+
+/// Revokes token `id` (revoking a revoked one changes nothing); audited as `token_revoked` by
+/// `revoked_by`.
+pub async fn revoke_token(
+    repositories: &dyn Repositories,
+    id: Uuid,
+    revoked_by: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DomainError> {
+    let token = repositories.token(id).await?;
+    repositories.revoke_token(id, now).await?;
+    repositories
+        .record_audit(
+            &AuditEvent::new(Uuid::now_v7(), now, AuditAction::TokenRevoked, revoked_by)
+                .on(id)
+                .detail(format!("{:?}", token.name)),
+        )
+        .await
 }
 
 fn hash_secret(secret: &str) -> String {
@@ -224,6 +254,15 @@ impl Caller {
         match &self.0 {
             Credential::Session(session) => Some(session),
             Credential::Token(_) => None,
+        }
+    }
+
+    /// Where the caller's request comes from, for the audit log: its User subscription and the
+    /// client's address.
+    pub fn origin(&self, addr: Option<IpAddr>) -> Origin {
+        Origin {
+            user_id: self.user_id(),
+            client_addr: addr,
         }
     }
 

@@ -23,9 +23,7 @@ impl ClientLimiter {
     /// Counts a request from the client the connection came from (one shared budget when
     /// the server runs without connection information); 429 when its budget is spent.
     pub fn check(&self, extensions: &Extensions) -> Result<(), ApiError> {
-        let address = extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
+        let address = client_addr(extensions).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         self.0.check_key(&address).map_err(|_| {
             ApiError::new(
                 ErrorCode::RateLimited,
@@ -38,4 +36,12 @@ impl ClientLimiter {
         }
         Ok(())
     }
+}
+
+/// The address of the client a request came from, when the server runs with connection
+/// information (`cadre serve` does).
+pub fn client_addr(extensions: &Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip())
 }

@@ -19,10 +19,10 @@ use uuid::Uuid;
 
 use super::Server;
 
-const PASSWORD: &str = "a long enough password";
+pub(super) const PASSWORD: &str = "a long enough password";
 
 /// Cheap argon2id parameters, so the tests spend their time on what they test.
-const CHEAP: Argon2Settings = Argon2Settings {
+pub(super) const CHEAP: Argon2Settings = Argon2Settings {
     memory_kib: 1024,
     iterations: 1,
     parallelism: 1,
@@ -53,15 +53,15 @@ async fn server(
 }
 
 /// A session as a browser keeps it: the cookie, and the CSRF token from the sign-in answer.
-struct Browser {
-    cookie: String,
-    csrf: String,
+pub(super) struct Browser {
+    pub(super) cookie: String,
+    pub(super) csrf: String,
 }
 
 impl Server {
     /// An active user `name` (in a fresh group) whose password is `password`, hashed with
     /// `settings`; returns the subscription id.
-    async fn user_with_password(
+    pub(super) async fn user_with_password(
         &self,
         name: &str,
         password: &str,
@@ -86,7 +86,11 @@ impl Server {
     }
 
     /// Signs in; returns the status, the body and the `Set-Cookie` header.
-    async fn sign_in(&self, username: &str, password: &str) -> (StatusCode, Value, Option<String>) {
+    pub(super) async fn sign_in(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> (StatusCode, Value, Option<String>) {
         let response = self
             .client
             .post(format!("{}/api/auth/login", self.base))
@@ -103,7 +107,7 @@ impl Server {
     }
 
     /// Signs in, expecting success.
-    async fn browser(&self, username: &str, password: &str) -> Browser {
+    pub(super) async fn browser(&self, username: &str, password: &str) -> Browser {
         let (status, body, set_cookie) = self.sign_in(username, password).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         let set_cookie = set_cookie.expect("a session cookie");
@@ -115,7 +119,7 @@ impl Server {
     }
 
     /// Sends a request with `browser`'s cookie, and its CSRF token if `csrf`.
-    async fn as_browser(
+    pub(super) async fn as_browser(
         &self,
         browser: &Browser,
         method: Method,
@@ -447,7 +451,7 @@ async fn a_password_change_needs_the_current_one_and_ends_the_other_sessions() {
 }
 
 /// Waits until `count` mails to `to` arrived; returns them, oldest first.
-async fn mails_to(smtp: &SmtpServer, to: &str, count: usize) -> Vec<Parsed> {
+pub(super) async fn mails_to(smtp: &SmtpServer, to: &str, count: usize) -> Vec<Parsed> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let mails: Vec<Parsed> = smtp
@@ -469,7 +473,7 @@ async fn mails_to(smtp: &SmtpServer, to: &str, count: usize) -> Vec<Parsed> {
 }
 
 /// The token of the reset link in `mail`.
-fn reset_token(mail: &Parsed) -> String {
+pub(super) fn reset_token(mail: &Parsed) -> String {
     let at = mail.body.find("/password-reset/").expect("a reset link");
     mail.body[at + "/password-reset/".len()..]
         .chars()

@@ -15,7 +15,8 @@ mod worker;
 use std::sync::Arc;
 
 use cadre_domain::{
-    Clock, DomainError, NewProcess, Process, ProcessStatus, State, Store, StoreTransaction,
+    AuditAction, AuditEvent, Clock, DomainError, NewProcess, Origin, Process, ProcessStatus, State,
+    Store, StoreTransaction,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
@@ -91,6 +92,8 @@ pub struct Engine {
     /// Wakes this engine's idle workers when it makes a process runnable; workers elsewhere
     /// find it at their next poll.
     work_available: Arc<tokio::sync::Notify>,
+    /// Where the requests this handle serves come from, for the audit log.
+    origin: Origin,
 }
 
 impl Engine {
@@ -108,7 +111,51 @@ impl Engine {
             config,
             hooks: Vec::new(),
             work_available: Arc::new(tokio::sync::Notify::new()),
+            origin: Origin::default(),
         }
+    }
+
+    /// A handle on this engine whose starts, resumes, skips and aborts are audited as coming
+    /// from `origin` (the caller's User subscription and address); it shares everything else.
+    pub fn with_origin(&self, origin: Origin) -> Self {
+        let mut engine = self.clone();
+        engine.origin = origin;
+        engine
+    }
+
+    /// An audit event of `action` by `actor` on `target`, from this handle's origin, now.
+    fn event(
+        &self,
+        action: AuditAction,
+        actor: &str,
+        target: impl std::fmt::Display,
+    ) -> AuditEvent {
+        AuditEvent::new(Uuid::now_v7(), self.clock.now(), action, actor)
+            .origin(&self.origin)
+            .on(target)
+    }
+
+    /// Audits a refused or failed operator action or start (not a form's answer that is
+    /// incomplete or invalid: that is the form protocol). A failure to record is logged, and the
+    /// caller gets the original error.
+    async fn audit_refusal<T>(
+        &self,
+        result: Result<T, EngineError>,
+        event: impl FnOnce() -> AuditEvent,
+    ) -> Result<T, EngineError> {
+        let error = match result {
+            Ok(value) => return Ok(value),
+            Err(EngineError::Form(error)) => return Err(EngineError::Form(error)),
+            Err(error) => error,
+        };
+        if let Err(failed) = self
+            .store
+            .record_audit(&event().failed(error.to_string()))
+            .await
+        {
+            tracing::warn!(error = %failed, "could not audit a refused process action");
+        }
+        Err(error)
     }
 
     /// This engine with `hook` run in the transaction of every process completion.
@@ -148,8 +195,22 @@ impl Engine {
     }
 
     /// Validates `pages` against the workflow's initial form and stores a new process in status
-    /// `created`; a worker picks it up. Returns the stored process.
+    /// `created`; a worker picks it up. Returns the stored process. Audited as
+    /// `process_started` by `created_by` (a refusal too, on the workflow's name).
     pub async fn start(
+        &self,
+        workflow_name: &str,
+        pages: &[Value],
+        created_by: &str,
+    ) -> Result<Process, EngineError> {
+        let result = self.start_audited(workflow_name, pages, created_by).await;
+        self.audit_refusal(result, || {
+            self.event(AuditAction::ProcessStarted, created_by, workflow_name)
+        })
+        .await
+    }
+
+    async fn start_audited(
         &self,
         workflow_name: &str,
         pages: &[Value],
@@ -170,8 +231,8 @@ impl Engine {
         let raw_input = Value::Array(pages.to_vec());
         merge(&mut state, input);
 
-        let process = self
-            .store
+        let txn = self.store.begin().await?;
+        let process = txn
             .create_process(&NewProcess {
                 id,
                 workflow_name: workflow.name.clone(),
@@ -185,6 +246,13 @@ impl Engine {
                 now: self.clock.now(),
             })
             .await?;
+        txn.record_audit(
+            &self
+                .event(AuditAction::ProcessStarted, created_by, id)
+                .detail(&workflow.name),
+        )
+        .await?;
+        txn.commit().await?;
         self.work_available.notify_waiters();
         tracing::info!(process_id = %id, workflow = %workflow.name, "process created");
         Ok(process)

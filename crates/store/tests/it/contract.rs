@@ -1159,7 +1159,7 @@ async fn audit_events_are_appended_listed_newest_first_by_cursor_and_purged_by_a
         let events = [
             event(1, 0, AuditAction::SignIn, "alice")
                 .by_user(Some(id(100)))
-                .from_addr(Some("127.0.0.1".to_owned()))
+                .from_addr(Some(std::net::Ipv4Addr::LOCALHOST.into()))
                 .on(id(100)),
             event(2, 1, AuditAction::SignInFailed, "mallory").failed("unknown user"),
             event(3, 2, AuditAction::ProcessStarted, "alice").on(id(200)),
