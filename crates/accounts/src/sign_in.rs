@@ -1,9 +1,9 @@
 //! Signing in: finding the user by name or email, throttling, checking the password, and
 //! opening a session.
 
-use cadre_domain::models::DomainModel;
 use std::net::IpAddr;
 
+use cadre_domain::models::DomainModel;
 use cadre_domain::{AuditAction, DomainError, Email, Lifecycle, Name, ProductType, Session};
 use cadre_products::models::User;
 use cadre_registration::Verified;

@@ -316,3 +316,37 @@ pub trait AuditRepository: Send + Sync {
     /// Removes the events that happened before `at`; returns how many.
     async fn purge_audit_before(&self, at: DateTime<Utc>) -> Result<u64>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_round_trip_through_their_wire_strings_which_serde_agrees_with() {
+        for action in AuditAction::ALL {
+            assert_eq!(action.as_str().parse::<AuditAction>().ok(), Some(action));
+            assert_eq!(
+                serde_json::to_value(action).ok(),
+                Some(serde_json::Value::from(action.as_str()))
+            );
+        }
+        assert!("teleported".parse::<AuditAction>().is_err());
+    }
+
+    #[test]
+    fn texts_are_cut_and_a_failure_keeps_its_reason() {
+        let long = "x".repeat(MAX_AUDIT_TEXT + 10);
+        let event = AuditEvent::new(
+            Uuid::nil(),
+            DateTime::UNIX_EPOCH,
+            AuditAction::SignIn,
+            &long,
+        )
+        .on(&long)
+        .failed(long.clone());
+        assert_eq!(event.actor.chars().count(), MAX_AUDIT_TEXT);
+        assert_eq!(event.target.as_deref().map(str::len), Some(MAX_AUDIT_TEXT));
+        assert_eq!(event.outcome, AuditOutcome::Failure);
+        assert_eq!(event.detail.as_deref().map(str::len), Some(MAX_AUDIT_TEXT));
+    }
+}
