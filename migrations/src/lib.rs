@@ -22,6 +22,7 @@ mod m20261202_000010_description_search_index;
 mod m20261202_000011_subscription_changes;
 mod m20261202_000012_accounts;
 mod m20261202_000013_registration_hardening;
+mod m20261202_000014_audit;
 
 pub mod catalogue;
 pub mod demo;
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000011_subscription_changes::Migration),
             Box::new(m20261202_000012_accounts::Migration),
             Box::new(m20261202_000013_registration_hardening::Migration),
+            Box::new(m20261202_000014_audit::Migration),
         ]
     }
 }

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 mod accounts;
+mod audit;
 mod authorization;
 mod registration;
 

@@ -19,9 +19,10 @@ mod sessions;
 mod settings;
 mod sign_in;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use cadre_domain::{DomainError, Role, Store};
+use cadre_domain::{AuditAction, AuditEvent, DomainError, Role, Store, StoreTransaction};
 use cadre_registration::Passwords;
 use cadre_registration::RegistrationSettings;
 use cadre_registration::mail::{MailError, Templates};
@@ -146,6 +147,24 @@ impl Accounts {
 
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// An event of `action` by `actor` from `addr`, now.
+    fn event(&self, action: AuditAction, actor: &str, addr: Option<IpAddr>) -> AuditEvent {
+        AuditEvent::new(Uuid::now_v7(), self.now(), action, actor).from_addr(addr)
+    }
+
+    /// Appends `event` to the audit log, in `txn` when given.
+    async fn audit(
+        &self,
+        txn: Option<&dyn StoreTransaction>,
+        event: AuditEvent,
+    ) -> Result<(), AccountError> {
+        match txn {
+            Some(txn) => txn.record_audit(&event).await?,
+            None => self.store.record_audit(&event).await?,
+        }
+        Ok(())
     }
 
     fn ttl(duration: std::time::Duration) -> TimeDelta {

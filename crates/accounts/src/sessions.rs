@@ -1,7 +1,9 @@
 //! Sessions: recognising a session cookie, keeping its lifetimes, its CSRF token, and ending
 //! sessions.
 
-use cadre_domain::{DomainError, Session};
+use std::net::IpAddr;
+
+use cadre_domain::{AuditAction, DomainError, Session};
 use cadre_registration::tokens::{parse, secret_matches};
 use chrono::TimeDelta;
 use sha2::{Digest, Sha256};
@@ -74,14 +76,31 @@ impl Accounts {
         }))
     }
 
-    /// Ends `session`, or with `everywhere` every session of its user.
-    pub async fn sign_out(&self, session: &Session, everywhere: bool) -> Result<u64, AccountError> {
+    /// Ends `caller`'s session, or with `everywhere` every session of its user, for the client
+    /// at `addr`; audited as `sign_out`.
+    pub async fn sign_out(
+        &self,
+        caller: &SessionUser,
+        everywhere: bool,
+        addr: Option<IpAddr>,
+    ) -> Result<u64, AccountError> {
+        let session: &Session = &caller.session;
         let ended = if everywhere {
             self.store.delete_sessions_of(session.user_id, None).await?
         } else {
             self.store.delete_session(session.id).await?;
             1
         };
+        let event = self
+            .event(AuditAction::SignOut, &caller.user.user_name, addr)
+            .by_user(Some(session.user_id))
+            .on(session.user_id);
+        let event = if everywhere {
+            event.detail(format!("every session ({ended})"))
+        } else {
+            event
+        };
+        self.audit(None, event).await?;
         tracing::info!(user_id = %session.user_id, session = %session.id, everywhere, "signed out");
         Ok(ended)
     }

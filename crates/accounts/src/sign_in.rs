@@ -1,8 +1,10 @@
 //! Signing in: finding the user by name or email, throttling, checking the password, and
 //! opening a session.
 
+use std::net::IpAddr;
+
 use cadre_domain::models::DomainModel;
-use cadre_domain::{DomainError, Email, Lifecycle, Name, ProductType, Session};
+use cadre_domain::{AuditAction, DomainError, Email, Lifecycle, Name, ProductType, Session};
 use cadre_products::models::User;
 use cadre_registration::Verified;
 use cadre_registration::tokens::new_secret;
@@ -27,14 +29,45 @@ pub struct SignedIn {
 }
 
 impl Accounts {
-    /// Signs in `login` (a user name or an email address) with `password` and opens a session.
-    /// Every refusal is [`AccountError::InvalidCredentials`], in about the same time.
-    pub async fn sign_in(&self, login: &str, password: &str) -> Result<SignedIn, AccountError> {
+    /// Signs in `login` (a user name or an email address) with `password` from the client at
+    /// `addr` and opens a session. Every refusal is [`AccountError::InvalidCredentials`], in
+    /// about the same time. Every attempt is audited (`sign_in` or `sign_in_failed`, with why);
+    /// a refused one names the login it tried, never the password.
+    pub async fn sign_in(
+        &self,
+        login: &str,
+        password: &str,
+        addr: Option<IpAddr>,
+    ) -> Result<SignedIn, AccountError> {
+        let refused = |actor: &str, user: Option<&AccountUser>, reason: &str| {
+            let event = self
+                .event(AuditAction::SignInFailed, actor, addr)
+                .by_user(user.map(|user| user.user_id));
+            match user {
+                Some(user) => event.on(user.user_id),
+                None => event,
+            }
+            .failed(reason)
+        };
         if password.chars().count() > MAX_PASSWORD_CHARS {
+            self.audit(
+                None,
+                refused(login.trim(), None, "the password is too long"),
+            )
+            .await?;
             return Err(AccountError::InvalidCredentials);
         }
         let Some(user) = self.active_user_by_login(login).await? else {
             self.passwords.verify_decoy(password).await?;
+            self.audit(
+                None,
+                refused(
+                    login.trim(),
+                    None,
+                    "no active user has this name or address",
+                ),
+            )
+            .await?;
             return Err(AccountError::InvalidCredentials);
         };
         let now = self.now();
@@ -45,6 +78,11 @@ impl Accounts {
         else {
             tracing::info!(user_id = %user.user_id, "sign-in refused: locked");
             self.passwords.verify_decoy(password).await?;
+            self.audit(
+                None,
+                refused(&user.user_name, Some(&user), "sign-in is locked"),
+            )
+            .await?;
             return Err(AccountError::InvalidCredentials);
         };
         let verified = match self.store.credentials(user.user_id).await? {
@@ -59,6 +97,15 @@ impl Accounts {
                 self.store.lock_login(user.user_id, now + delay).await?;
             }
             tracing::info!(user_id = %user.user_id, failures, "sign-in failed");
+            self.audit(
+                None,
+                refused(
+                    &user.user_name,
+                    Some(&user),
+                    &format!("wrong password ({failures} in a row)"),
+                ),
+            )
+            .await?;
             return Err(AccountError::InvalidCredentials);
         };
         self.store.clear_login_failures(user.user_id).await?;
@@ -69,6 +116,14 @@ impl Accounts {
                 .await?;
         }
         let signed_in = self.open_session(user, now).await?;
+        let user = &signed_in.user;
+        self.audit(
+            None,
+            self.event(AuditAction::SignIn, &user.user_name, addr)
+                .by_user(Some(user.user_id))
+                .on(user.user_id),
+        )
+        .await?;
         tracing::info!(user_id = %signed_in.user.user_id, session = %signed_in.session.id, "signed in");
         Ok(signed_in)
     }

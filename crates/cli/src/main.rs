@@ -5,6 +5,7 @@
 //! acts on the database the server uses. Output is a table for people, or JSON with `--json`
 //! (the API's wire shapes). Errors go to stderr with a non-zero exit code.
 
+mod audit;
 mod groups;
 mod output;
 mod processes;
@@ -22,6 +23,7 @@ use cadre_server::{ApiError, Config};
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 
+use crate::audit::{AuditCommand, audit};
 use crate::groups::{GroupCommand, workflow_group};
 use crate::output::Output;
 use crate::processes::{ProcessCommand, WorkflowCommand, process, workflow};
@@ -73,6 +75,9 @@ enum Command {
     WorkflowGroup(GroupCommand),
     /// Bulk-load users or user groups from a CSV, JSON or JSON Lines file, running the load here.
     Provision(ProvisionArgs),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }
 
 fn main() -> ExitCode {
@@ -119,6 +124,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Workflow(command) => workflow(&engine, &output, command).await,
         Command::Process(command) => process(&engine, &output, command).await,
         Command::Subscription(command) => subscription(&engine, &output, command).await,
+        Command::Audit(command) => audit(&engine, &output, command).await,
     }
 }
 

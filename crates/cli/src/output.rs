@@ -1,6 +1,7 @@
 //! What commands print: tables for people, JSON for scripts.
 
 use cadre_domain::ApiToken;
+use cadre_server::api::audit::AuditPageSchema;
 use cadre_server::api::groups::{FileSchema, GroupSchema};
 use cadre_server::api::processes::{ProcessDetail, ProcessPage};
 use cadre_server::api::provisioning::LoadReportSchema;
@@ -199,6 +200,37 @@ impl Output {
             "{}",
             table(&["name", "target", "products", "description"], rows)
         );
+    }
+
+    /// A page of the audit log.
+    pub fn audit(&self, page: &AuditPageSchema) {
+        if self.json {
+            print_json(page);
+            return;
+        }
+        let rows = page.items.iter().map(|event| {
+            vec![
+                time(event.at),
+                event.action.clone(),
+                event.outcome.clone(),
+                event.actor.clone(),
+                event.client_addr.clone().unwrap_or_default(),
+                event.target.clone().unwrap_or_default(),
+                event.detail.clone().unwrap_or_default(),
+            ]
+        });
+        println!(
+            "{}",
+            table(
+                &[
+                    "at", "action", "outcome", "actor", "address", "target", "detail"
+                ],
+                rows
+            )
+        );
+        if let Some(next) = page.next {
+            println!("more: --after {next}");
+        }
     }
 
     /// A page of processes.

@@ -83,7 +83,7 @@ pub(crate) async fn token(
         }
         TokenCommand::List => output.tokens(&store.list_tokens().await?),
         TokenCommand::Revoke { id } => {
-            store.revoke_token(id, SystemClock.now()).await?;
+            cadre_server::auth::revoke_token(store, id, &operator(), SystemClock.now()).await?;
             output.message(&format!("token {id} revoked"));
         }
     }

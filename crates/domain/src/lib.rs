@@ -7,6 +7,7 @@
 //! This crate performs no I/O and knows nothing about databases, HTTP or async runtimes.
 
 pub mod accounts;
+pub mod audit;
 pub mod auth;
 pub mod catalogue;
 pub mod error;
@@ -24,6 +25,9 @@ pub mod subscription;
 pub mod testing;
 
 pub use accounts::{AccountRepository, LoginFailures, PasswordReset, Session};
+pub use audit::{
+    AuditAction, AuditEvent, AuditOutcome, AuditPage, AuditQuery, AuditRepository, Origin,
+};
 pub use auth::{ApiToken, Role, TokenRepository};
 pub use catalogue::{FixedInput, Product, ProductBlock, ProductStatus, ProductType, ResourceType};
 pub use error::{DomainError, Result};

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::accounts::AccountRepository;
+use crate::audit::AuditRepository;
 use crate::auth::TokenRepository;
 use crate::catalogue::{Product, ProductBlock, ProductType};
 use crate::error::Result;
@@ -228,6 +229,7 @@ pub trait Repositories:
     + ProvisioningRepository
     + RegistrationRepository
     + AccountRepository
+    + AuditRepository
 {
 }
 
@@ -242,6 +244,7 @@ impl<T> Repositories for T where
         + ProvisioningRepository
         + RegistrationRepository
         + AccountRepository
+        + AuditRepository
         + ?Sized
 {
 }

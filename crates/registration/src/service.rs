@@ -125,6 +125,8 @@ pub struct Redeemed {
     pub operation: TokenOperation,
     /// A sentence for the person.
     pub message: String,
+    /// The user (or the pending registration) the token was about.
+    pub user_name: String,
 }
 
 /// A discoverable group as anyone signed in sees it.

@@ -15,13 +15,16 @@ use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
 use cadre_accounts::{AccountUser, Accounts, SessionUser};
-use cadre_domain::{ApiToken, DomainError, Repositories, Role, TokenRepository};
+use cadre_domain::{
+    ApiToken, AuditAction, AuditEvent, DomainError, Origin, Repositories, Role, TokenRepository,
+};
 use cadre_groups::Actor;
 use cadre_products::models::is_active_user;
 use chrono::{DateTime, Utc};
 use cookie::Cookie;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
@@ -55,7 +58,8 @@ pub struct NewToken<'a> {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// Creates and stores the token `new`, recording `created_by` as its creator.
+/// Creates and stores the token `new`, recording `created_by` as its creator; audited as
+/// `token_created` by `created_by` (never the secret).
 pub async fn issue_token(
     repositories: &dyn Repositories,
     new: NewToken<'_>,
@@ -99,8 +103,34 @@ pub async fn issue_token(
         expires_at,
     };
     repositories.create_token(&token).await?;
+    repositories
+        .record_audit(
+            &AuditEvent::new(Uuid::now_v7(), now, AuditAction::TokenCreated, created_by)
+                .on(token.id)
+                .detail(format!("{:?} with role {role}", token.name)),
+        )
+        .await?;
     let plain = format!("{PREFIX}{}_{secret}", token.id.simple());
     Ok(IssuedToken { token, plain })
+}
+
+/// Revokes token `id` (revoking a revoked one changes nothing); audited as `token_revoked` by
+/// `revoked_by`.
+pub async fn revoke_token(
+    repositories: &dyn Repositories,
+    id: Uuid,
+    revoked_by: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DomainError> {
+    let token = repositories.token(id).await?;
+    repositories.revoke_token(id, now).await?;
+    repositories
+        .record_audit(
+            &AuditEvent::new(Uuid::now_v7(), now, AuditAction::TokenRevoked, revoked_by)
+                .on(id)
+                .detail(format!("{:?}", token.name)),
+        )
+        .await
 }
 
 fn hash_secret(secret: &str) -> String {
@@ -302,6 +332,15 @@ impl Caller {
         match &self.0 {
             Credential::Session(session) => Some(session),
             Credential::Token(_) => None,
+        }
+    }
+
+    /// Where the caller's request comes from, for the audit log: its User subscription and the
+    /// client's address.
+    pub fn origin(&self, addr: Option<IpAddr>) -> Origin {
+        Origin {
+            user_id: self.user_id(),
+            client_addr: addr,
         }
     }
 

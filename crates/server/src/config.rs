@@ -58,6 +58,8 @@ pub struct Config {
     /// Seconds before a failed mail or webhook call is tried again; the wait doubles with each
     /// attempt, up to an hour, for ten attempts.
     pub outbox_retry_seconds: u64,
+    /// Days an audit event is kept; older ones are purged (0 keeps them for ever).
+    pub audit_retention_days: u32,
 }
 
 /// The default database: `cadre.db` in the working directory, created if absent.
@@ -80,6 +82,7 @@ impl Default for Config {
             mail_dir: PathBuf::from("cadre-mail"),
             templates_dir: None,
             outbox_retry_seconds: 30,
+            audit_retention_days: 365,
         }
     }
 }

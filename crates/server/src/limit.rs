@@ -25,9 +25,7 @@ impl ClientLimiter {
     /// the server runs without connection information); 429 when its budget is spent, with
     /// `Retry-After` saying when the next request is allowed.
     pub fn check(&self, extensions: &Extensions) -> Result<(), ApiError> {
-        let address = extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
+        let address = client_addr(extensions).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         self.0.check_key(&address).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             ApiError::RateLimited(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
@@ -38,4 +36,12 @@ impl ClientLimiter {
         }
         Ok(())
     }
+}
+
+/// The address of the client a request came from, when the server runs with connection
+/// information (`cadre serve` does).
+pub fn client_addr(extensions: &Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip())
 }

@@ -10,15 +10,18 @@ use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
 use axum::http::{Extensions, HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use cadre_domain::{Role, TokenOperation};
-use cadre_registration::{RegistrationError, TokenView, Visitor};
+use cadre_domain::audit::ANONYMOUS;
+use cadre_domain::{ApiToken, AuditAction, AuditEvent, DomainError, Role, TokenOperation};
+use cadre_registration::{Redeemed, RegistrationError, TokenView, Visitor};
 use minijinja::{Environment, context};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::auth::token_holder;
 use crate::error::ApiError;
+use crate::limit::client_addr;
 use crate::state::AppState;
+use uuid::Uuid;
 
 const PAGE: &str = r#"<!doctype html>
 <html lang="en">
@@ -217,18 +220,46 @@ pub async fn act(
         .and_then(|Form(decision)| decision.admin_token)
         .filter(|token| !token.is_empty())
         .or(bearer);
-    let visitor = match offered {
-        None => Visitor::Anonymous,
+    let holder = match offered {
+        None => None,
         Some(plain) => match token_holder(&state, plain.trim()).await {
-            Ok(Some(token)) => Visitor::SignedIn {
-                admin: token.role.includes(Role::Admin),
-            },
-            Ok(None) => Visitor::Anonymous,
+            Ok(holder) => holder,
             Err(error) => return refused_api(error),
         },
     };
+    let visitor = match &holder {
+        Some(token) => Visitor::SignedIn {
+            admin: token.role.includes(Role::Admin),
+        },
+        None => Visitor::Anonymous,
+    };
     match state.registration.redeem(&token, visitor).await {
-        Ok(done) => page(StatusCode::OK, "Done", &done.message, None, None),
+        Ok(done) => {
+            if let Err(error) = audit_decision(&state, &done, holder.as_ref(), &extensions).await {
+                return refused_api(error.into());
+            }
+            page(StatusCode::OK, "Done", &done.message, None, None)
+        }
         Err(error) => refused(error),
     }
+}
+
+/// Records an admin's approval or decline of a registration in the audit log, on the user name.
+async fn audit_decision(
+    state: &AppState,
+    done: &Redeemed,
+    holder: Option<&ApiToken>,
+    extensions: &Extensions,
+) -> Result<(), DomainError> {
+    let action = match done.operation {
+        TokenOperation::ApproveRegistration => AuditAction::RegistrationApproved,
+        TokenOperation::DeclineRegistration => AuditAction::RegistrationDeclined,
+        _ => return Ok(()),
+    };
+    let actor = holder.map_or(ANONYMOUS, |token| token.name.as_str());
+    let event = AuditEvent::new(Uuid::now_v7(), state.engine.clock().now(), action, actor)
+        .by_user(holder.and_then(|token| token.user_id))
+        .from_addr(client_addr(extensions))
+        .on(&done.user_name);
+    state.engine.store().record_audit(&event).await
 }

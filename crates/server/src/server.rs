@@ -234,8 +234,8 @@ impl Cadre {
             })
             .collect();
         tracing::info!(workers, "engine workers started");
-        // The outbox and the purge of expired registrations and sessions run where the workers
-        // run.
+        // The outbox and the purge of expired registrations and sessions and of old audit
+        // events run where the workers run.
         let mut background = Vec::new();
         if workers > 0 {
             let dispatcher = Arc::clone(&state.dispatcher);
@@ -248,6 +248,8 @@ impl Cadre {
             }));
             let registration = state.registration.clone();
             let accounts = state.accounts.clone();
+            let engine = state.engine.clone();
+            let retention_days = state.audit_retention_days;
             let mut stopped_purge = stopped.clone();
             background.push(tokio::spawn(async move {
                 loop {
@@ -262,6 +264,12 @@ impl Cadre {
                         Ok(0) => {}
                         Ok(purged) => tracing::info!(purged, "purged expired sessions"),
                         Err(error) => tracing::warn!(%error, "could not purge expired sessions"),
+                    }
+                    let store = engine.store().as_ref();
+                    match api::audit::purge(store, engine.clock().as_ref(), retention_days).await {
+                        Ok(0) => {}
+                        Ok(purged) => tracing::info!(purged, "purged old audit events"),
+                        Err(error) => tracing::warn!(%error, "could not purge old audit events"),
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(PURGE_INTERVAL) => {}
@@ -376,6 +384,7 @@ pub fn app_state(engine: Engine, config: &Config) -> Result<AppState, ServeError
         dispatcher,
         limiter,
         tokens: Arc::default(),
+        audit_retention_days: config.audit_retention_days,
     })
 }
 
@@ -410,7 +419,7 @@ async fn hint_at_first_token(tokens: &dyn TokenRepository) {
 /// How often the outbox is looked at.
 const DELIVERY_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// How often expired registrations and sessions are purged.
+/// How often expired registrations and sessions, and old audit events, are purged.
 const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
 
 #[cfg(test)]

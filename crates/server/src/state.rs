@@ -34,4 +34,6 @@ pub struct AppState {
     pub limiter: Arc<ClientLimiter>,
     /// Token rows read in the last second.
     pub tokens: Arc<TokenCache>,
+    /// Days an audit event is kept (0: for ever).
+    pub audit_retention_days: u32,
 }

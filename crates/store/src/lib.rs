@@ -18,6 +18,7 @@
 //! it on its backend (SQLite by default, PostgreSQL with `DATABASE_URL`).
 
 mod accounts;
+mod audit;
 mod catalogue;
 mod customers;
 mod entities;

@@ -54,8 +54,8 @@ pub(super) async fn server(
 
 /// A session as a browser keeps it: the cookie, and the CSRF token from the sign-in answer.
 pub(super) struct Browser {
-    cookie: String,
-    csrf: String,
+    pub(super) cookie: String,
+    pub(super) csrf: String,
 }
 
 impl Server {
@@ -451,7 +451,7 @@ async fn a_password_change_needs_the_current_one_and_ends_the_other_sessions() {
 }
 
 /// Waits until `count` mails to `to` arrived; returns them, oldest first.
-async fn mails_to(smtp: &SmtpServer, to: &str, count: usize) -> Vec<Parsed> {
+pub(super) async fn mails_to(smtp: &SmtpServer, to: &str, count: usize) -> Vec<Parsed> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let mails: Vec<Parsed> = smtp
@@ -473,7 +473,7 @@ async fn mails_to(smtp: &SmtpServer, to: &str, count: usize) -> Vec<Parsed> {
 }
 
 /// The token of the reset link in `mail`.
-fn reset_token(mail: &Parsed) -> String {
+pub(super) fn reset_token(mail: &Parsed) -> String {
     let at = mail.body.find("/password-reset/").expect("a reset link");
     mail.body[at + "/password-reset/".len()..]
         .chars()

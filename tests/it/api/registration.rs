@@ -75,7 +75,7 @@ async fn mails_to(smtp: &SmtpServer, to: &str, count: usize) -> Vec<Parsed> {
 }
 
 /// The tokens of the links in `mail`, in order.
-fn tokens(mail: &Parsed) -> Vec<String> {
+pub(super) fn tokens(mail: &Parsed) -> Vec<String> {
     mail.body
         .match_indices("/tokens/")
         .map(|(at, prefix)| {
@@ -103,7 +103,12 @@ impl Server {
         (response.status(), response.text().await.unwrap())
     }
 
-    async fn register(&self, user_name: &str, email: &str, password: &str) -> (StatusCode, String) {
+    pub(super) async fn register(
+        &self,
+        user_name: &str,
+        email: &str,
+        password: &str,
+    ) -> (StatusCode, String) {
         self.anonymous(
             Method::POST,
             "/api/register/users",
@@ -113,7 +118,11 @@ impl Server {
     }
 
     /// Posts the token's page form, with `admin_token` if given.
-    async fn press(&self, token: &str, admin_token: Option<&str>) -> (StatusCode, String) {
+    pub(super) async fn press(
+        &self,
+        token: &str,
+        admin_token: Option<&str>,
+    ) -> (StatusCode, String) {
         let mut request = self.client.post(format!("{}/tokens/{token}", self.base));
         if let Some(admin) = admin_token {
             // API tokens are `cadre_<hex>_<hex>`: nothing to percent-encode.

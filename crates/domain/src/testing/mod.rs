@@ -8,6 +8,7 @@
 //! state is read and written.
 
 mod accounts;
+mod audit;
 mod catalogue;
 mod customers;
 mod groups;
@@ -59,6 +60,7 @@ struct Tables {
     provisioning: Arc<provisioning::Provisioning>,
     registration: Arc<registration::Registration>,
     accounts: Arc<accounts::Accounts>,
+    audit: Arc<audit::Audit>,
 }
 
 /// The committed state and how many commits made it.

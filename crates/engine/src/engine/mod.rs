@@ -15,8 +15,8 @@ mod worker;
 use std::sync::Arc;
 
 use cadre_domain::{
-    Clock, DomainError, NewProcess, Process, ProcessStatus, Repositories, State, Store,
-    StoreTransaction,
+    AuditAction, AuditEvent, Clock, DomainError, NewProcess, Origin, Process, ProcessStatus,
+    Repositories, State, Store, StoreTransaction,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
@@ -92,6 +92,8 @@ pub struct Engine {
     /// Wakes this engine's idle workers when it makes a process runnable; workers elsewhere
     /// find it at their next poll.
     work_available: Arc<tokio::sync::Notify>,
+    /// Where the requests this handle serves come from, for the audit log.
+    origin: Origin,
 }
 
 impl Engine {
@@ -109,7 +111,51 @@ impl Engine {
             config,
             hooks: Vec::new(),
             work_available: Arc::new(tokio::sync::Notify::new()),
+            origin: Origin::default(),
         }
+    }
+
+    /// A handle on this engine whose starts, resumes, skips and aborts are audited as coming
+    /// from `origin` (the caller's User subscription and address); it shares everything else.
+    pub fn with_origin(&self, origin: Origin) -> Self {
+        let mut engine = self.clone();
+        engine.origin = origin;
+        engine
+    }
+
+    /// An audit event of `action` by `actor` on `target`, from this handle's origin, now.
+    fn event(
+        &self,
+        action: AuditAction,
+        actor: &str,
+        target: impl std::fmt::Display,
+    ) -> AuditEvent {
+        AuditEvent::new(Uuid::now_v7(), self.clock.now(), action, actor)
+            .origin(&self.origin)
+            .on(target)
+    }
+
+    /// Audits a refused or failed operator action or start (not a form's answer that is
+    /// incomplete or invalid: that is the form protocol). A failure to record is logged, and the
+    /// caller gets the original error.
+    async fn audit_refusal<T>(
+        &self,
+        result: Result<T, EngineError>,
+        event: impl FnOnce() -> AuditEvent,
+    ) -> Result<T, EngineError> {
+        let error = match result {
+            Ok(value) => return Ok(value),
+            Err(EngineError::Form(error)) => return Err(EngineError::Form(error)),
+            Err(error) => error,
+        };
+        if let Err(failed) = self
+            .store
+            .record_audit(&event().failed(error.to_string()))
+            .await
+        {
+            tracing::warn!(error = %failed, "could not audit a refused process action");
+        }
+        Err(error)
     }
 
     /// This engine with `hook` run in the transaction of every process completion.
@@ -149,27 +195,35 @@ impl Engine {
     }
 
     /// Validates `pages` against the workflow's initial form and stores a new process in status
-    /// `created`; a worker picks it up. Returns the stored process.
+    /// `created`; a worker picks it up. Returns the stored process. Audited as
+    /// `process_started` by `created_by` (a refusal too, on the workflow's name).
     pub async fn start(
         &self,
         workflow_name: &str,
         pages: &[Value],
         created_by: &str,
     ) -> Result<Process, EngineError> {
-        let new = self
-            .new_process(self.store.as_ref(), workflow_name, pages, created_by)
-            .await?;
-        let process = self.store.create_process(&new).await?;
-        self.wake_workers();
-        tracing::info!(process_id = %new.id, workflow = %new.workflow_name, "process created");
-        Ok(process)
+        let result = async {
+            let txn = self.store.begin().await?;
+            let process = self
+                .start_in(txn.as_ref(), workflow_name, pages, created_by)
+                .await?;
+            txn.commit().await?;
+            self.wake_workers();
+            Ok(process)
+        }
+        .await;
+        self.audit_refusal(result, || {
+            self.event(AuditAction::ProcessStarted, created_by, workflow_name)
+        })
+        .await
     }
 
-    /// Like [`Engine::start`], but inside the caller's transaction `txn`: the form reads and the
-    /// new process are part of it, so the process exists if and only if the transaction commits
-    /// (e.g. with the single-use token whose use starts it). After the commit, call
-    /// [`Engine::wake_workers`] so that this engine's idle workers pick it up at once (others
-    /// find it at their next poll).
+    /// Like [`Engine::start`], but inside the caller's transaction `txn`: the form reads, the
+    /// new process and its audit event are part of it, so the process exists if and only if the
+    /// transaction commits (e.g. with the single-use token whose use starts it). After the
+    /// commit, call [`Engine::wake_workers`] so that this engine's idle workers pick it up at
+    /// once (others find it at their next poll).
     pub async fn start_in(
         &self,
         txn: &dyn StoreTransaction,
@@ -181,7 +235,13 @@ impl Engine {
             .new_process(txn, workflow_name, pages, created_by)
             .await?;
         let process = txn.create_process(&new).await?;
-        tracing::info!(process_id = %new.id, workflow = %new.workflow_name, "process created in a transaction");
+        txn.record_audit(
+            &self
+                .event(AuditAction::ProcessStarted, created_by, new.id)
+                .detail(&new.workflow_name),
+        )
+        .await?;
+        tracing::info!(process_id = %new.id, workflow = %new.workflow_name, "process created");
         Ok(process)
     }
 

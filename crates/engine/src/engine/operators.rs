@@ -1,7 +1,7 @@
 //! What operators do to processes: resume (with input, or as a retry), skip a step, abort.
 
 use cadre_domain::{
-    DomainError, Process, ProcessStatus, ProcessUpdate, State, StepRecord, StepStatus,
+    AuditAction, DomainError, Process, ProcessStatus, ProcessUpdate, State, StepRecord, StepStatus,
 };
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -16,7 +16,19 @@ use crate::workflow::Workflow;
 impl Engine {
     /// Resumes a process: a suspended one with input for its input step (validated like a start),
     /// a failed or waiting one by running the failed step again (`pages` must be `[]` or `[{}]`).
+    /// Audited as `process_resumed` by `user` (a refusal too).
     pub async fn resume(
+        &self,
+        id: Uuid,
+        pages: &[Value],
+        user: &str,
+    ) -> Result<Process, EngineError> {
+        let result = self.resume_audited(id, pages, user).await;
+        self.audit_refusal(result, || self.event(AuditAction::ProcessResumed, user, id))
+            .await
+    }
+
+    async fn resume_audited(
         &self,
         id: Uuid,
         pages: &[Value],
@@ -61,6 +73,12 @@ impl Engine {
                     ),
                 )
                 .await?;
+            txn.record_audit(
+                &self
+                    .event(AuditAction::ProcessResumed, user, id)
+                    .detail(format!("with input for step {:?}", step.name)),
+            )
+            .await?;
             txn.commit().await?;
             self.work_available.notify_waiters();
             return Ok(resumed);
@@ -81,8 +99,8 @@ impl Engine {
                 .submit(self.store.as_ref(), &process.state, pages)
                 .await?;
         }
-        let resumed = self
-            .store
+        let txn = self.store.begin().await?;
+        let resumed = txn
             .transition_process(
                 id,
                 &retryable_statuses(),
@@ -96,13 +114,26 @@ impl Engine {
                 ),
             )
             .await?;
+        txn.record_audit(
+            &self
+                .event(AuditAction::ProcessResumed, user, id)
+                .detail(format!("retry of a {} process", process.status)),
+        )
+        .await?;
+        txn.commit().await?;
         self.work_available.notify_waiters();
         Ok(resumed)
     }
 
     /// Skips the failed (or waiting) step of a process, logging it as skipped, and lets a worker
-    /// continue with the step after it.
+    /// continue with the step after it. Audited as `process_skipped` by `user` (a refusal too).
     pub async fn skip_step(&self, id: Uuid, user: &str) -> Result<Process, EngineError> {
+        let result = self.skip_audited(id, user).await;
+        self.audit_refusal(result, || self.event(AuditAction::ProcessSkipped, user, id))
+            .await
+    }
+
+    async fn skip_audited(&self, id: Uuid, user: &str) -> Result<Process, EngineError> {
         let process = self.store.process(id).await?;
         let retryable = retryable_statuses();
         if !retryable.contains(&process.status) {
@@ -116,8 +147,8 @@ impl Engine {
         let key = process.next_step.clone().unwrap_or_default();
         let (step, following) = current_step(workflow, &key)?;
         let now = self.clock.now();
-        let skipped = self
-            .store
+        let txn = self.store.begin().await?;
+        let skipped = txn
             .transition_process(
                 id,
                 &retryable,
@@ -137,13 +168,26 @@ impl Engine {
                 ),
             )
             .await?;
+        txn.record_audit(
+            &self
+                .event(AuditAction::ProcessSkipped, user, id)
+                .detail(format!("step {:?}", step.name)),
+        )
+        .await?;
+        txn.commit().await?;
         self.work_available.notify_waiters();
         Ok(skipped)
     }
 
     /// Aborts an unfinished process. A worker running it loses its lease: its current step
-    /// rolls back and nothing more runs.
+    /// rolls back and nothing more runs. Audited as `process_aborted` by `user` (a refusal too).
     pub async fn abort(&self, id: Uuid, user: &str) -> Result<Process, EngineError> {
+        let result = self.abort_audited(id, user).await;
+        self.audit_refusal(result, || self.event(AuditAction::ProcessAborted, user, id))
+            .await
+    }
+
+    async fn abort_audited(&self, id: Uuid, user: &str) -> Result<Process, EngineError> {
         let process = self.store.process(id).await?;
         let now = self.clock.now();
         let unfinished: Vec<ProcessStatus> = ProcessStatus::ALL
@@ -161,8 +205,8 @@ impl Engine {
             started_at: now,
             completed_at: now,
         };
-        Ok(self
-            .store
+        let txn = self.store.begin().await?;
+        let aborted = txn
             .transition_process(
                 id,
                 &unfinished,
@@ -178,7 +222,15 @@ impl Engine {
                     )
                 },
             )
-            .await?)
+            .await?;
+        txn.record_audit(
+            &self
+                .event(AuditAction::ProcessAborted, user, id)
+                .detail(format!("was {}", process.status)),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(aborted)
     }
 }
 

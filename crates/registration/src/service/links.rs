@@ -84,9 +84,11 @@ impl Registration {
             }
         }
         let now = self.now();
+        let subject;
         let message = match token.operation {
             TokenOperation::ConfirmEmail => {
                 let pending = self.pending_of(&token).await?;
+                subject = pending.user_name.to_string();
                 if self.settings.approval_required {
                     self.ask_approval(&token, &pending, now).await?;
                     "Your email address is confirmed. An administrator will review your registration; you will get an email when it is decided."
@@ -97,11 +99,13 @@ impl Registration {
             }
             TokenOperation::ApproveRegistration => {
                 let pending = self.pending_of(&token).await?;
+                subject = pending.user_name.to_string();
                 self.complete(&token, &pending, now).await?;
                 "The registration is approved; the account is being created."
             }
             TokenOperation::DeclineRegistration => {
                 let pending = self.pending_of(&token).await?;
+                subject = pending.user_name.to_string();
                 let mail = self.templates.render(
                     TemplateName::Declined,
                     vec![pending.email.as_str().to_owned()],
@@ -116,6 +120,7 @@ impl Registration {
             }
             TokenOperation::AcceptGroupTerms => {
                 let (user, group) = self.terms_subjects(&token).await?;
+                subject = user.user.username.to_string();
                 let mail = self.templates.render(
                     TemplateName::GroupTermsAccepted,
                     vec![user.user.email.as_str().to_owned()],
@@ -143,6 +148,7 @@ impl Registration {
         Ok(Redeemed {
             operation: token.operation,
             message: message.to_owned(),
+            user_name: subject,
         })
     }
 

@@ -21,7 +21,8 @@ use uuid::Uuid;
 
 use crate::auth::{Caller, Credential, NewToken, SESSION_COOKIE, issue_token, session_cookie_in};
 use crate::error::{ApiError, ErrorCode, Problem};
-use crate::extract::{JsonBody, Path};
+use crate::extract::{ClientAddr, JsonBody, Path};
+use crate::limit::client_addr;
 use crate::state::AppState;
 
 /// A sign-in.
@@ -124,12 +125,15 @@ pub async fn login(
         user,
     } = state
         .accounts
-        .sign_in(&login.username, &login.password)
+        .sign_in(&login.username, &login.password, client_addr(&extensions))
         .await?;
     if let Some(old) = session_cookie_in(&headers)
         && let Some(old) = state.accounts.session(&old).await?
     {
-        state.accounts.sign_out(&old.session, false).await?;
+        state
+            .accounts
+            .sign_out(&old, false, client_addr(&extensions))
+            .await?;
     }
     let body = Me {
         user_id: Some(user.user_id),
@@ -168,6 +172,7 @@ pub struct SignOut {
     ))]
 pub async fn logout(
     caller: Caller,
+    ClientAddr(addr): ClientAddr,
     State(state): State<AppState>,
     query: Result<Query<SignOut>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -178,7 +183,7 @@ pub async fn logout(
     ))?;
     state
         .accounts
-        .sign_out(&session.session, query.everywhere)
+        .sign_out(session, query.everywhere, addr)
         .await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     response
@@ -223,6 +228,7 @@ pub struct PasswordChange {
     ))]
 pub async fn change_password(
     caller: Caller,
+    ClientAddr(addr): ClientAddr,
     State(state): State<AppState>,
     JsonBody(change): JsonBody<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
@@ -232,7 +238,12 @@ pub async fn change_password(
     ))?;
     state
         .accounts
-        .change_password(session, &change.current_password, &change.new_password)
+        .change_password(
+            session,
+            &change.current_password,
+            &change.new_password,
+            addr,
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -270,8 +281,9 @@ pub async fn request_reset(
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     state.sign_in_limiter.check(&extensions)?;
     let accounts = state.accounts.clone();
+    let addr = client_addr(&extensions);
     tokio::spawn(async move {
-        if let Err(error) = accounts.request_reset(&request.email).await {
+        if let Err(error) = accounts.request_reset(&request.email, addr).await {
             tracing::warn!(%error, "a password reset request failed");
         }
     });
@@ -314,7 +326,11 @@ pub async fn confirm_reset(
     state.sign_in_limiter.check(&extensions)?;
     state
         .accounts
-        .reset_password(reset.token.trim(), &reset.new_password)
+        .reset_password(
+            reset.token.trim(),
+            &reset.new_password,
+            client_addr(&extensions),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -494,7 +510,13 @@ pub async fn revoke_token(
         Ok(_) | Err(DomainError::NotFound { .. }) => return Err(unknown()),
         Err(error) => return Err(error.into()),
     }
-    store.revoke_token(id, state.engine.clock().now()).await?;
+    crate::auth::revoke_token(
+        store.as_ref(),
+        id,
+        caller.name(),
+        state.engine.clock().now(),
+    )
+    .await?;
     state.tokens.forget(id);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,6 +5,8 @@
 //! home. Timestamps are seconds since the Unix epoch as JSON numbers, as orchestrator-core sends.
 
 #[allow(unused_qualifications)]
+pub mod audit;
+#[allow(unused_qualifications)]
 pub mod auth;
 #[allow(unused_qualifications)]
 pub mod groups;
@@ -47,6 +49,7 @@ use crate::state::AppState;
         (name = "workflow-groups", description = "Teams of users attached to a workflow, with their files"),
         (name = "provisioning", description = "Bulk loads of users and user groups"),
         (name = "registration", description = "Self-registration and discoverable groups"),
+        (name = "audit", description = "The audit log"),
     )
 )]
 struct ApiDoc;
@@ -130,6 +133,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
             registration::leave_group
         ))
         .routes(routes!(crate::link_pages::show, crate::link_pages::act))
+        .routes(routes!(audit::list_audit))
 }
 
 /// Seconds since the Unix epoch, with millisecond precision.

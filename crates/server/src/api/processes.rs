@@ -14,7 +14,7 @@ use cadre_engine::Engine;
 use super::{epoch, one_of, page_limit, page_offset};
 use crate::auth::{Admin, Caller};
 use crate::error::{ApiError, ErrorCode, Problem};
-use crate::extract::{JsonBody, Path, Query};
+use crate::extract::{ClientAddr, JsonBody, Path, Query};
 use crate::state::AppState;
 use crate::visibility::require_visible_process;
 
@@ -243,12 +243,14 @@ fn parse_status(status: &str) -> Result<ProcessStatus, ApiError> {
     ))]
 pub async fn start_process(
     Admin(caller): Admin,
+    ClientAddr(addr): ClientAddr,
     State(state): State<AppState>,
     Path(workflow_name): Path<String>,
     JsonBody(pages): JsonBody<Vec<Value>>,
 ) -> Result<(StatusCode, Json<ProcessCreated>), ApiError> {
     let process = state
         .engine
+        .with_origin(caller.origin(addr))
         .start(&workflow_name, &pages, caller.name())
         .await?;
     Ok((StatusCode::CREATED, Json(ProcessCreated { id: process.id })))
@@ -344,12 +346,14 @@ fn pending_steps(engine: &Engine, process: &Process) -> Vec<StepSchema> {
     ))]
 pub async fn resume_process(
     Admin(caller): Admin,
+    ClientAddr(addr): ClientAddr,
     State(state): State<AppState>,
     Path(process_id): Path<Uuid>,
     JsonBody(pages): JsonBody<Vec<Value>>,
 ) -> Result<StatusCode, ApiError> {
     state
         .engine
+        .with_origin(caller.origin(addr))
         .resume(process_id, &pages, caller.name())
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -369,9 +373,14 @@ pub async fn resume_process(
     ))]
 pub async fn abort_process(
     Admin(caller): Admin,
+    ClientAddr(addr): ClientAddr,
     State(state): State<AppState>,
     Path(process_id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    state.engine.abort(process_id, caller.name()).await?;
+    state
+        .engine
+        .with_origin(caller.origin(addr))
+        .abort(process_id, caller.name())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

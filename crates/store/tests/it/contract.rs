@@ -1160,3 +1160,106 @@ async fn sessions_failures_resets_and_roles_belong_to_a_subscription() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn audit_events_are_appended_listed_newest_first_by_cursor_and_purged_by_age() {
+    use cadre_domain::{AuditAction, AuditEvent, AuditQuery};
+    on_both(|store| async move {
+        let mut transcript = Vec::new();
+        let event = |n: u128, minutes: i64, action: AuditAction, actor: &str| {
+            AuditEvent::new(id(n), now() + TimeDelta::minutes(minutes), action, actor)
+        };
+        let events = [
+            event(1, 0, AuditAction::SignIn, "alice")
+                .by_user(Some(id(100)))
+                .from_addr(Some(std::net::Ipv4Addr::LOCALHOST.into()))
+                .on(id(100)),
+            event(2, 1, AuditAction::SignInFailed, "mallory").failed("unknown user"),
+            event(3, 2, AuditAction::ProcessStarted, "alice").on(id(200)),
+            event(4, 3, AuditAction::ProcessAborted, "bob")
+                .on(id(200))
+                .detail("by hand"),
+            event(5, 4, AuditAction::SignIn, "bob"),
+        ];
+        for event in &events {
+            store.record_audit(event).await.unwrap();
+        }
+        transcript.push(outcome(&store.record_audit(&events[0]).await));
+        let all = store.list_audit(&AuditQuery::default()).await.unwrap();
+        assert_eq!(all.next, None);
+        let mut newest_first = events.to_vec();
+        newest_first.reverse();
+        assert_eq!(
+            all.items, newest_first,
+            "events come back whole, newest first"
+        );
+
+        // Pages of two, by cursor.
+        let mut pages = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store
+                .list_audit(&AuditQuery {
+                    after,
+                    limit: 2,
+                    ..AuditQuery::default()
+                })
+                .await
+                .unwrap();
+            pages.push(page.items.iter().map(|e| e.id).collect::<Vec<_>>());
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(
+            pages,
+            vec![vec![id(5), id(4)], vec![id(3), id(2)], vec![id(1)]]
+        );
+
+        // Filters.
+        let ids = |page: cadre_domain::AuditPage| {
+            page.items
+                .iter()
+                .map(|e| e.id.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        for query in [
+            AuditQuery {
+                action: Some(AuditAction::SignIn),
+                ..AuditQuery::default()
+            },
+            AuditQuery {
+                actor: Some("alice".to_owned()),
+                ..AuditQuery::default()
+            },
+            AuditQuery {
+                target: Some(id(200).to_string()),
+                ..AuditQuery::default()
+            },
+            AuditQuery {
+                since: Some(now() + TimeDelta::minutes(1)),
+                until: Some(now() + TimeDelta::minutes(3)),
+                ..AuditQuery::default()
+            },
+            AuditQuery {
+                action: Some(AuditAction::SignIn),
+                limit: 1,
+                ..AuditQuery::default()
+            },
+        ] {
+            transcript.push(ids(store.list_audit(&query).await.unwrap()));
+        }
+
+        // Retention.
+        let purged = store
+            .purge_audit_before(now() + TimeDelta::minutes(2))
+            .await
+            .unwrap();
+        assert_eq!(purged, 2);
+        transcript.push(ids(store.list_audit(&AuditQuery::default()).await.unwrap()));
+        transcript
+    })
+    .await;
+}

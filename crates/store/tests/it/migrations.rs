@@ -121,6 +121,8 @@ async fn username_claims(conn: &DatabaseConnection) -> Vec<String> {
 #[tokio::test]
 async fn migration_13_folds_identifying_values_and_refuses_collisions() {
     let (conn, _database) = scratch_connection().await;
+    // Migration 13 and those after it, undone together to get back to the schema before it.
+    let from_13 = u32::try_from(Migrator::migrations().len() - 12).unwrap();
     Migrator::up(&conn, None).await.unwrap();
     let store = cadre_store::SeaStore::new(conn.clone());
     let group = crate::fixtures::active_group(&store, "g1", "Group One", &[]).await;
@@ -129,15 +131,15 @@ async fn migration_13_folds_identifying_values_and_refuses_collisions() {
         .unwrap();
     assert_eq!(username_claims(&conn).await, ["zed"]);
 
-    // Down restores the exact values as claims; up folds them again.
-    Migrator::down(&conn, Some(1)).await.unwrap();
+    // Down (through 13) restores the exact values as claims; up folds them again.
+    Migrator::down(&conn, Some(from_13)).await.unwrap();
     assert_eq!(username_claims(&conn).await, ["Zed"]);
     Migrator::up(&conn, None).await.unwrap();
     assert_eq!(username_claims(&conn).await, ["zed"]);
 
     // Before the migration `Zed` and `zed` could both be claimed; the migration refuses to
     // choose between them and changes nothing.
-    Migrator::down(&conn, Some(1)).await.unwrap();
+    Migrator::down(&conn, Some(from_13)).await.unwrap();
     let store = cadre_store::SeaStore::new(conn.clone());
     crate::fixtures::provisioned_user(&store, "zed2", "zed", "zed2@example.org", &[&group])
         .await
