@@ -517,7 +517,32 @@ async fn an_unfinished_process_is_aborted_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_checks_who_calls_it() {
-    let server = Server::start(0).await;
+    let server = accounts::server(None, Arc::new(SystemClock), |_| {}).await;
+    // A signed-in user (a session cookie), an expired admin token, and a disabled user's token.
+    let group = server.create_group("walkers", "Walkers").await;
+    server
+        .user_with_password("ada", accounts::PASSWORD, accounts::CHEAP)
+        .await;
+    let browser = server.browser("ada", accounts::PASSWORD).await;
+    let expired = issue_token(
+        server.engine.store().as_ref(),
+        NewToken {
+            name: "expired",
+            role: Role::Admin,
+            user: None,
+            expires_at: Some(SystemClock.now() - chrono::TimeDelta::seconds(1)),
+        },
+        "test",
+        SystemClock.now(),
+    )
+    .await
+    .unwrap()
+    .plain;
+    let (disabled, disabled_token) = server.create_user("dora", &group).await;
+    let process = server
+        .start_process("disable_user", json!([{"subscription_id": disabled}, {}]))
+        .await;
+    server.wait_for(&process, &["completed"]).await;
     let (status, openapi) = server
         .call(Method::GET, "/api/openapi.json", None, None)
         .await;
@@ -584,6 +609,33 @@ async fn every_endpoint_checks_who_calls_it() {
                 )
                 .await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+            for (token, what) in [
+                (&expired, "an expired token"),
+                (&disabled_token, "a disabled user's token"),
+            ] {
+                let (status, _) = server
+                    .call(method.clone(), &concrete, Some(token), body.clone())
+                    .await;
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {what}");
+            }
+            // A session cookie: what changes something needs the session's CSRF token.
+            let (status, problem) = server
+                .as_browser(&browser, method.clone(), &concrete, false, body.clone())
+                .await;
+            if method.is_safe() {
+                assert_ne!(
+                    status,
+                    StatusCode::UNAUTHORIZED,
+                    "{method} {path}: a session"
+                );
+            } else {
+                assert_eq!(
+                    status,
+                    StatusCode::FORBIDDEN,
+                    "{method} {path}: no CSRF token"
+                );
+                assert_eq!(problem["code"], "csrf_token_missing", "{method} {path}");
+            }
             let (status, _) = server
                 .call(method.clone(), &concrete, Some(&server.user), body)
                 .await;

@@ -143,7 +143,7 @@ impl Server {
         let body = if text.is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text).unwrap()
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
         (status, body)
     }
