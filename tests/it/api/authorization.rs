@@ -338,3 +338,84 @@ async fn people_make_list_and_revoke_their_own_tokens() {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "revoked at once");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_change_their_own_names_and_nothing_else() {
+    let server = super::accounts::server(None, std::sync::Arc::new(SystemClock), |_| {}).await;
+    let ada = server
+        .user_with_password("ada", super::accounts::PASSWORD, super::accounts::CHEAP)
+        .await;
+    let browser = server.browser("ada", super::accounts::PASSWORD).await;
+    let (status, _) = server
+        .as_browser(
+            &browser,
+            Method::PATCH,
+            "/api/auth/me",
+            true,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "nothing to change"
+    );
+    let (status, _) = server
+        .as_browser(
+            &browser,
+            Method::PATCH,
+            "/api/auth/me",
+            true,
+            Some(json!({"firstname": "Ada", "email": "mallory@example.org"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "no other field");
+    let (status, body) = server
+        .as_browser(
+            &browser,
+            Method::PATCH,
+            "/api/auth/me",
+            true,
+            Some(json!({"firstname": "Ada", "lastname": "Lovelace"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let process = body["process_id"].as_str().unwrap().to_owned();
+    server.wait_for(&process, &["completed"]).await;
+    let (status, model) = server
+        .as_browser(
+            &browser,
+            Method::GET,
+            &format!("/api/subscriptions/domain-model/{ada}"),
+            false,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(model["user"]["firstname"], "Ada");
+    assert_eq!(model["user"]["lastname"], "Lovelace");
+    assert_eq!(model["user"]["email"], "ada@example.org", "unchanged");
+    assert_eq!(model["user"]["username"], "ada", "unchanged");
+    let (status, _) = server
+        .as_browser(
+            &browser,
+            Method::GET,
+            &format!("/api/processes/{process}"),
+            false,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "her own process");
+
+    let service = server.token_for(None, Role::User, None).await;
+    let (status, _) = server
+        .call(
+            Method::PATCH,
+            "/api/auth/me",
+            Some(&service),
+            Some(json!({"firstname": "Nobody"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    server.stop().await;
+}

@@ -520,3 +520,68 @@ pub async fn revoke_token(
     state.tokens.forget(id);
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// A change of the caller's own names.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NamesChange {
+    /// The new given name (absent: unchanged).
+    pub firstname: Option<String>,
+    /// The new family name (absent: unchanged).
+    pub lastname: Option<String>,
+}
+
+/// The process that changes the caller's account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountChange {
+    /// The `modify_user` process.
+    pub process_id: Uuid,
+}
+
+/// Changes the caller's own given and family names: starts `modify_user` on their own User
+/// subscription with nothing else changed (the one workflow a non-admin starts, and only
+/// this way). 202 with the process.
+#[utoipa::path(patch, path = "/api/auth/me", tag = "auth",
+    security(("session" = []), ("bearer" = [])),
+    request_body = NamesChange,
+    responses(
+        (status = 202, description = "The change runs", body = AccountChange),
+        (status = 400, description = "A name is invalid (pydantic-forms `FormValidationError`), or the body is not JSON", body = Object),
+        (status = 401, description = "No valid session or token", body = Problem),
+        (status = 403, description = "No CSRF token, or another session's; or a token acting for no user", body = Problem),
+        (status = 412, description = "The user is busy with another process", body = Problem),
+        (status = 415, description = "The body is not declared as JSON", body = Problem),
+        (status = 422, description = "Neither name is given", body = Problem),
+    ))]
+pub async fn change_names(
+    caller: Caller,
+    ClientAddr(addr): ClientAddr,
+    State(state): State<AppState>,
+    JsonBody(change): JsonBody<NamesChange>,
+) -> Result<(StatusCode, Json<AccountChange>), ApiError> {
+    let user = caller.user_id().ok_or(ApiError::new(
+        ErrorCode::Forbidden,
+        "only a user has names to change; this token acts for no user",
+    ))?;
+    if change.firstname.is_none() && change.lastname.is_none() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidArgument,
+            "give firstname, lastname or both",
+        ));
+    }
+    let pages = [
+        serde_json::json!({ "subscription_id": user }),
+        serde_json::json!({ "firstname": change.firstname, "lastname": change.lastname }),
+    ];
+    let process = state
+        .engine
+        .with_origin(caller.origin(addr))
+        .start("modify_user", &pages, caller.name())
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(AccountChange {
+            process_id: process.id,
+        }),
+    ))
+}

@@ -86,7 +86,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(health::ready))
         .routes(routes!(auth::login))
         .routes(routes!(auth::logout))
-        .routes(routes!(auth::get_me))
+        .routes(routes!(auth::get_me, auth::change_names))
         .routes(routes!(auth::change_password))
         .routes(routes!(auth::request_reset))
         .routes(routes!(auth::confirm_reset))
