@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use super::Server;
+use super::accounts::mails_to;
 
 const PASSWORD: &str = "a long enough password";
 
@@ -50,28 +51,6 @@ async fn server(
         clock,
     )
     .await
-}
-
-/// Waits until `count` mails to `to` arrived; returns them, oldest first.
-async fn mails_to(smtp: &SmtpServer, to: &str, count: usize) -> Vec<Parsed> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let mails: Vec<Parsed> = smtp
-            .messages()
-            .iter()
-            .map(|received| Parsed::text(&received.raw))
-            .filter(|mail| mail.header("To").contains(to))
-            .collect();
-        if mails.len() >= count {
-            return mails;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {} mails to {to}",
-            mails.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// The tokens of the links in `mail`, in order.

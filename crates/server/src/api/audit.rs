@@ -76,8 +76,10 @@ pub struct AuditFilter {
     /// Only events on this target (exactly).
     pub target: Option<String>,
     /// Only events at or after this instant (seconds since the epoch).
+    #[param(minimum = -7.9e12, maximum = 7.9e12)]
     pub since: Option<f64>,
     /// Only events before this instant (seconds since the epoch).
+    #[param(minimum = -7.9e12, maximum = 7.9e12)]
     pub until: Option<f64>,
     /// The cursor: the `next` of the page before.
     pub after: Option<Uuid>,

@@ -300,6 +300,7 @@ pub async fn request_reset(
 #[serde(deny_unknown_fields)]
 pub struct PasswordReset {
     /// The token of the mailed link (`<id>.<secret>`, after `/password-reset/`).
+    #[schema(pattern = "^[0-9a-f]{32}\\.[0-9a-f]{64}$")]
     pub token: String,
     /// The new password: at least the configured length (12 by default).
     pub new_password: String,
