@@ -148,7 +148,8 @@ pub async fn list(
 /// The instant `seconds` after the epoch, for the query parameter `name`.
 fn instant(name: &str, seconds: f64) -> Result<DateTime<Utc>, ApiError> {
     let millis = seconds * 1000.0;
-    let at = (millis.is_finite() && millis.abs() < 8.0e15)
+    // The bounds the OpenAPI document states (chrono reaches a little further).
+    let at = (millis.is_finite() && seconds.abs() <= 7.9e12)
         .then(|| DateTime::from_timestamp_millis(millis.round() as i64))
         .flatten();
     at.ok_or_else(|| {
