@@ -419,3 +419,77 @@ async fn people_change_their_own_names_and_nothing_else() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_set_roles_and_the_users_sessions_follow() {
+    let server = super::accounts::server(None, std::sync::Arc::new(SystemClock), |_| {}).await;
+    let ada = server
+        .user_with_password("ada", super::accounts::PASSWORD, super::accounts::CHEAP)
+        .await;
+    let browser = server.browser("ada", super::accounts::PASSWORD).await;
+    let path = format!("/api/auth/users/{ada}/roles");
+    let me = || server.as_browser(&browser, Method::GET, "/api/auth/me", false, None);
+
+    // Not an admin: ada cannot make herself one.
+    let (status, _) = server
+        .as_browser(
+            &browser,
+            Method::PUT,
+            &path,
+            true,
+            Some(json!({"roles": ["admin"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = server
+        .call(
+            Method::PUT,
+            &path,
+            Some(&server.admin),
+            Some(json!({"roles": ["root"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let missing = format!("/api/auth/users/{}/roles", Uuid::now_v7());
+    let (status, _) = server
+        .call(
+            Method::PUT,
+            &missing,
+            Some(&server.admin),
+            Some(json!({"roles": []})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, body) = server
+        .call(
+            Method::PUT,
+            &path,
+            Some(&server.admin),
+            Some(json!({"roles": ["admin"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["roles"], json!(["user", "admin"]));
+    assert_eq!(me().await.1["roles"], json!(["user", "admin"]));
+    let (status, _) = server
+        .as_browser(&browser, Method::GET, "/api/register/users", false, None)
+        .await;
+    assert_ne!(status, StatusCode::FORBIDDEN, "an admin now");
+
+    let (_, body) = server
+        .call(
+            Method::PUT,
+            &path,
+            Some(&server.admin),
+            Some(json!({"roles": []})),
+        )
+        .await;
+    assert_eq!(body["roles"], json!(["user"]));
+    assert_eq!(me().await.1["roles"], json!(["user"]));
+    let (_, audit) = server.get("/api/audit?action=roles_changed").await;
+    let events = audit["items"].as_array().unwrap();
+    assert_eq!(events.len(), 2, "{audit}");
+    assert_eq!(events[0]["target"], json!(ada.to_string()));
+    server.stop().await;
+}

@@ -12,14 +12,16 @@ use axum::http::header::SET_COOKIE;
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cadre_accounts::{AccountUser, SignedIn};
-use cadre_domain::{ApiToken, DomainError, Role};
+use cadre_domain::{ApiToken, AuditAction, AuditEvent, DomainError, Role};
 use chrono::TimeDelta;
 use cookie::{Cookie, SameSite};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::auth::{Caller, Credential, NewToken, SESSION_COOKIE, issue_token, session_cookie_in};
+use crate::auth::{
+    Admin, Caller, Credential, NewToken, SESSION_COOKIE, issue_token, session_cookie_in,
+};
 use crate::error::{ApiError, ErrorCode, Problem};
 use crate::extract::{ClientAddr, JsonBody, Path};
 use crate::limit::client_addr;
@@ -585,4 +587,69 @@ pub async fn change_names(
             process_id: process.id,
         }),
     ))
+}
+
+/// The roles a user holds.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Roles {
+    /// `user` (every user holds it) and `admin`.
+    pub roles: Vec<String>,
+}
+
+/// Sets the roles of a user (admins only): `["admin"]` makes an admin, `[]` or `["user"]` a
+/// plain user. Their sessions and tokens follow within a second. Audited as `roles_changed`.
+#[utoipa::path(put, path = "/api/auth/users/{id}/roles", tag = "auth",
+    security(("bearer" = []), ("session" = [])),
+    params(("id" = Uuid, Path, description = "The User subscription")),
+    request_body = Roles,
+    responses(
+        (status = 200, description = "The roles the user holds now", body = Roles),
+        (status = 400, description = "The id is malformed, or the body is not JSON", body = Problem),
+        (status = 401, description = "No valid session or token", body = Problem),
+        (status = 403, description = "Not an admin", body = Problem),
+        (status = 404, description = "No active user has this id", body = Problem),
+        (status = 415, description = "The body is not declared as JSON", body = Problem),
+        (status = 422, description = "An unknown role", body = Problem),
+    ))]
+pub async fn set_roles(
+    Admin(caller): Admin,
+    ClientAddr(addr): ClientAddr,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    JsonBody(request): JsonBody<Roles>,
+) -> Result<Json<Roles>, ApiError> {
+    let roles = request
+        .roles
+        .iter()
+        .map(|role| role.parse::<Role>())
+        .collect::<Result<Vec<_>, _>>()?;
+    if state.accounts.active_user(id).await?.is_none() {
+        return Err(DomainError::NotFound {
+            kind: "user",
+            id: id.to_string(),
+        }
+        .into());
+    }
+    let now = state.engine.clock().now();
+    let store = state.engine.store();
+    let txn = store.begin().await?;
+    txn.set_roles(id, &roles).await?;
+    let held = txn.roles(id).await?;
+    let mut names = vec![Role::User.as_str().to_owned()];
+    names.extend(held.iter().map(|role| role.as_str().to_owned()));
+    txn.record_audit(
+        &AuditEvent::new(
+            Uuid::now_v7(),
+            now,
+            AuditAction::RolesChanged,
+            caller.name(),
+        )
+        .origin(&caller.origin(addr))
+        .on(id)
+        .detail(names.join(", ")),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(Json(Roles { roles: names }))
 }

@@ -92,6 +92,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::confirm_reset))
         .routes(routes!(auth::create_token, auth::list_tokens))
         .routes(routes!(auth::revoke_token))
+        .routes(routes!(auth::set_roles))
         .routes(routes!(products::list_products))
         .routes(routes!(products::get_product))
         .routes(routes!(products::list_product_blocks))
