@@ -1,7 +1,8 @@
 //! What operators do to processes: resume (with input, or as a retry), skip a step, abort.
 
 use cadre_domain::{
-    AuditAction, DomainError, Process, ProcessStatus, ProcessUpdate, State, StepRecord, StepStatus,
+    AuditAction, AuditEvent, DomainError, Process, ProcessStatus, ProcessUpdate, State, StepRecord,
+    StepStatus, StoreTransaction,
 };
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -53,8 +54,9 @@ impl Engine {
             let txn = self.store.begin().await?;
             txn.record_input(id, "user_input", &Value::Array(pages.to_vec()), now)
                 .await?;
-            let resumed = txn
-                .transition_process(
+            let resumed = self
+                .operator_transition(
+                    txn,
                     id,
                     &[ProcessStatus::Suspended],
                     Some(&operator_record(
@@ -71,16 +73,10 @@ impl Engine {
                         &state,
                         now,
                     ),
+                    self.event(AuditAction::ProcessResumed, user, id)
+                        .detail(format!("with input for step {:?}", step.name)),
                 )
                 .await?;
-            txn.record_audit(
-                &self
-                    .event(AuditAction::ProcessResumed, user, id)
-                    .detail(format!("with input for step {:?}", step.name)),
-            )
-            .await?;
-            txn.commit().await?;
-            self.work_available.notify_waiters();
             return Ok(resumed);
         }
         let retryable = retryable_statuses();
@@ -100,8 +96,9 @@ impl Engine {
                 .await?;
         }
         let txn = self.store.begin().await?;
-        let resumed = txn
-            .transition_process(
+        let resumed = self
+            .operator_transition(
+                txn,
                 id,
                 &retryable_statuses(),
                 None,
@@ -112,16 +109,10 @@ impl Engine {
                     &process.state,
                     now,
                 ),
+                self.event(AuditAction::ProcessResumed, user, id)
+                    .detail(format!("retry of a {} process", process.status)),
             )
             .await?;
-        txn.record_audit(
-            &self
-                .event(AuditAction::ProcessResumed, user, id)
-                .detail(format!("retry of a {} process", process.status)),
-        )
-        .await?;
-        txn.commit().await?;
-        self.work_available.notify_waiters();
         Ok(resumed)
     }
 
@@ -148,8 +139,9 @@ impl Engine {
         let (step, following) = current_step(workflow, &key)?;
         let now = self.clock.now();
         let txn = self.store.begin().await?;
-        let skipped = txn
-            .transition_process(
+        let skipped = self
+            .operator_transition(
+                txn,
                 id,
                 &retryable,
                 Some(&operator_record(
@@ -166,16 +158,10 @@ impl Engine {
                     &process.state,
                     now,
                 ),
+                self.event(AuditAction::ProcessSkipped, user, id)
+                    .detail(format!("step {:?}", step.name)),
             )
             .await?;
-        txn.record_audit(
-            &self
-                .event(AuditAction::ProcessSkipped, user, id)
-                .detail(format!("step {:?}", step.name)),
-        )
-        .await?;
-        txn.commit().await?;
-        self.work_available.notify_waiters();
         Ok(skipped)
     }
 
@@ -206,8 +192,9 @@ impl Engine {
             completed_at: now,
         };
         let txn = self.store.begin().await?;
-        let aborted = txn
-            .transition_process(
+        let aborted = self
+            .operator_transition(
+                txn,
                 id,
                 &unfinished,
                 Some(&abort_step),
@@ -221,16 +208,32 @@ impl Engine {
                         now,
                     )
                 },
+                self.event(AuditAction::ProcessAborted, user, id)
+                    .detail(format!("was {}", process.status)),
             )
             .await?;
-        txn.record_audit(
-            &self
-                .event(AuditAction::ProcessAborted, user, id)
-                .detail(format!("was {}", process.status)),
-        )
-        .await?;
-        txn.commit().await?;
         Ok(aborted)
+    }
+}
+
+impl Engine {
+    /// Moves process `id` from one of `from` as `update` says (logging `record` if given) in
+    /// `txn`, after whatever `txn` already holds, records `event` there, commits, and wakes
+    /// this engine's workers (the process may be runnable again).
+    async fn operator_transition(
+        &self,
+        txn: Box<dyn StoreTransaction>,
+        id: Uuid,
+        from: &[ProcessStatus],
+        record: Option<&StepRecord>,
+        update: &ProcessUpdate,
+        event: AuditEvent,
+    ) -> Result<Process, EngineError> {
+        let moved = txn.transition_process(id, from, record, update).await?;
+        txn.record_audit(&event).await?;
+        txn.commit().await?;
+        self.wake_workers();
+        Ok(moved)
     }
 }
 
