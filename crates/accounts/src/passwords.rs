@@ -34,30 +34,12 @@ impl Accounts {
             self.audit(None, event().failed(error.to_string())).await?;
             return Err(error);
         }
-        let now = self.now();
-        let allowed = self
-            .store
-            .reserve_login_attempt(user_id, now, self.settings.max_failures.min(100))
+        self.reauthenticate(caller, current, AuditAction::PasswordChanged, addr)
             .await?;
-        let verified = match (allowed, self.store.credentials(user_id).await?) {
-            (Some(_), Some(hash)) => self.passwords.verify(current, &hash).await?,
-            _ => {
-                self.passwords.verify_decoy(current).await?;
-                Verified::Mismatch
-            }
-        };
-        if verified == Verified::Mismatch {
-            self.audit(None, event().failed("the current password is wrong"))
-                .await?;
-            return Err(AccountError::invalid(
-                "current_password",
-                "is not the current password",
-            ));
-        }
+        let now = self.now();
         let hash = self.passwords.hash(new).await?;
         let txn = self.store.begin().await?;
         txn.store_credentials(user_id, &hash, now).await?;
-        txn.clear_login_failures(user_id).await?;
         let ended = txn
             .delete_sessions_of(user_id, Some(caller.session.id))
             .await?;
@@ -68,6 +50,45 @@ impl Accounts {
         .await?;
         txn.commit().await?;
         tracing::info!(%user_id, other_sessions_ended = ended, "password changed");
+        Ok(())
+    }
+
+    /// Checks that the signed-in `caller` knows the current password, as a change of what signs
+    /// them in needs (ASVS 5.0 V7.5.1). Throttled like a sign-in: a wrong password counts as a
+    /// failed one, and a locked account is refused alike. A refusal is audited as a failed
+    /// `action` with the client's address `addr`.
+    pub async fn reauthenticate(
+        &self,
+        caller: &SessionUser,
+        current: &str,
+        action: AuditAction,
+        addr: Option<IpAddr>,
+    ) -> Result<(), AccountError> {
+        let user_id = caller.user.user_id;
+        let allowed = self
+            .store
+            .reserve_login_attempt(user_id, self.now(), self.settings.max_failures.min(100))
+            .await?;
+        let verified = match (allowed, self.store.credentials(user_id).await?) {
+            (Some(_), Some(hash)) => self.passwords.verify(current, &hash).await?,
+            _ => {
+                self.passwords.verify_decoy(current).await?;
+                Verified::Mismatch
+            }
+        };
+        if verified == Verified::Mismatch {
+            let event = self
+                .event(action, &caller.user.user_name, addr)
+                .by_user(Some(user_id))
+                .on(user_id)
+                .failed("the current password is wrong");
+            self.audit(None, event).await?;
+            return Err(AccountError::invalid(
+                "current_password",
+                "is not the current password",
+            ));
+        }
+        self.store.clear_login_failures(user_id).await?;
         Ok(())
     }
 

@@ -41,6 +41,8 @@ pub enum AuditAction {
     PasswordResetRequested,
     /// A password was set through a reset link (or a link was refused).
     PasswordReset,
+    /// A signed-in user asked to change their email address (the new one gets a link).
+    EmailChangeRequested,
     /// An API token was created.
     TokenCreated,
     /// An API token was revoked.
@@ -63,13 +65,14 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order of their declaration.
-    pub const ALL: [AuditAction; 15] = [
+    pub const ALL: [AuditAction; 16] = [
         AuditAction::SignIn,
         AuditAction::SignInFailed,
         AuditAction::SignOut,
         AuditAction::PasswordChanged,
         AuditAction::PasswordResetRequested,
         AuditAction::PasswordReset,
+        AuditAction::EmailChangeRequested,
         AuditAction::TokenCreated,
         AuditAction::TokenRevoked,
         AuditAction::RolesChanged,
@@ -90,6 +93,7 @@ impl AuditAction {
             AuditAction::PasswordChanged => "password_changed",
             AuditAction::PasswordResetRequested => "password_reset_requested",
             AuditAction::PasswordReset => "password_reset",
+            AuditAction::EmailChangeRequested => "email_change_requested",
             AuditAction::TokenCreated => "token_created",
             AuditAction::TokenRevoked => "token_revoked",
             AuditAction::RolesChanged => "roles_changed",

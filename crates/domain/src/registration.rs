@@ -107,15 +107,18 @@ pub enum TokenOperation {
     DeclineRegistration,
     /// Accept a group's terms, which makes the pending membership real.
     AcceptGroupTerms,
+    /// Prove a user's new email address, which then replaces the old one.
+    ConfirmEmailChange,
 }
 
 impl TokenOperation {
     /// Every operation.
-    pub const ALL: [TokenOperation; 4] = [
+    pub const ALL: [TokenOperation; 5] = [
         TokenOperation::ConfirmEmail,
         TokenOperation::ApproveRegistration,
         TokenOperation::DeclineRegistration,
         TokenOperation::AcceptGroupTerms,
+        TokenOperation::ConfirmEmailChange,
     ];
 
     /// The stored name.
@@ -125,6 +128,7 @@ impl TokenOperation {
             TokenOperation::ApproveRegistration => "approve-registration",
             TokenOperation::DeclineRegistration => "decline-registration",
             TokenOperation::AcceptGroupTerms => "accept-group-terms",
+            TokenOperation::ConfirmEmailChange => "confirm-email-change",
         }
     }
 
@@ -169,6 +173,8 @@ pub struct RegistrationToken {
     pub user_id: Option<Uuid>,
     /// The UserGroup subscription it concerns (group terms).
     pub group_id: Option<Uuid>,
+    /// The address it proves (email changes).
+    pub email: Option<Email>,
     /// When it was issued.
     pub created_at: DateTime<Utc>,
     /// When it stops working.
@@ -296,6 +302,9 @@ pub trait RegistrationRepository: Send + Sync {
     async fn use_registration_token(&self, id: Uuid) -> Result<()>;
     /// Deletes the group-terms tokens of `user_id` for `group_id`.
     async fn delete_terms_tokens(&self, user_id: Uuid, group_id: Uuid) -> Result<()>;
+    /// Deletes the tokens of `operation` about the User subscription `user_id` (earlier email
+    /// change links when a new one is sent).
+    async fn delete_user_tokens(&self, user_id: Uuid, operation: TokenOperation) -> Result<()>;
     /// Deletes the tokens expired at `now`, then the pending users left without a token whose
     /// completion has not started (those are their process's to remove); returns how many
     /// pending users went.

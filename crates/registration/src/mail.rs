@@ -293,11 +293,17 @@ pub enum TemplateName {
     /// Tells a registrant whose address is free that the user name cannot be registered
     /// (`user_name`; no link).
     NameUnavailable,
+    /// Asks a user to prove the new address they asked for (`user_name`, `email`,
+    /// `confirm_url`), sent to that address.
+    ConfirmEmailChange,
+    /// Tells a user's current address that a change to `email` was asked for (`user_name`,
+    /// `old_email`; no link).
+    EmailChangeRequested,
 }
 
 impl TemplateName {
     /// Every template.
-    pub const ALL: [TemplateName; 10] = [
+    pub const ALL: [TemplateName; 12] = [
         TemplateName::ConfirmEmail,
         TemplateName::ApprovalRequest,
         TemplateName::Approved,
@@ -308,6 +314,8 @@ impl TemplateName {
         TemplateName::PasswordReset,
         TemplateName::AddressInUse,
         TemplateName::NameUnavailable,
+        TemplateName::ConfirmEmailChange,
+        TemplateName::EmailChangeRequested,
     ];
 
     /// The template's file name, bundled and in an override directory.
@@ -323,6 +331,8 @@ impl TemplateName {
             TemplateName::PasswordReset => "password_reset.txt",
             TemplateName::AddressInUse => "address_in_use.txt",
             TemplateName::NameUnavailable => "name_unavailable.txt",
+            TemplateName::ConfirmEmailChange => "confirm_email_change.txt",
+            TemplateName::EmailChangeRequested => "email_change_requested.txt",
         }
     }
 
@@ -341,6 +351,12 @@ impl TemplateName {
             TemplateName::PasswordReset => include_str!("../templates/password_reset.txt"),
             TemplateName::AddressInUse => include_str!("../templates/address_in_use.txt"),
             TemplateName::NameUnavailable => include_str!("../templates/name_unavailable.txt"),
+            TemplateName::ConfirmEmailChange => {
+                include_str!("../templates/confirm_email_change.txt")
+            }
+            TemplateName::EmailChangeRequested => {
+                include_str!("../templates/email_change_requested.txt")
+            }
         }
     }
 }

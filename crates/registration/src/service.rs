@@ -23,6 +23,7 @@ use crate::tokens::{self, TokenSubject};
 use crate::workflows::{COMPLETE_REGISTRATION, CompletionInput, JOIN_USER_GROUP, LEAVE_USER_GROUP};
 
 mod discovery;
+mod email_change;
 mod links;
 mod sign_up;
 
@@ -116,6 +117,8 @@ pub struct TokenView {
     pub group_name: Option<String>,
     /// The group's terms, for group terms.
     pub terms: Option<String>,
+    /// The new address, for an email change.
+    pub email: Option<String>,
 }
 
 /// What a used token did, for the result page.

@@ -3,7 +3,7 @@
 //! only as its SHA-256 and compared in constant time. Accounts' sessions and reset links take the
 //! same shape ([`new_secret`], [`parse`], [`secret_matches`]).
 
-use cadre_domain::{DomainError, RegistrationToken, TokenOperation};
+use cadre_domain::{DomainError, Email, RegistrationToken, TokenOperation};
 use chrono::{DateTime, TimeDelta, Utc};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -20,7 +20,7 @@ pub struct IssuedLink {
 }
 
 /// What a token is about.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct TokenSubject {
     /// The pending user (registration operations).
     pub pending_user_id: Option<Uuid>,
@@ -28,6 +28,8 @@ pub struct TokenSubject {
     pub user_id: Option<Uuid>,
     /// The UserGroup subscription (group terms).
     pub group_id: Option<Uuid>,
+    /// The address the token proves (email changes).
+    pub email: Option<Email>,
 }
 
 fn hash(secret: &str) -> String {
@@ -64,6 +66,7 @@ pub fn issue(
         pending_user_id: subject.pending_user_id,
         user_id: subject.user_id,
         group_id: subject.group_id,
+        email: subject.email,
         created_at: now,
         expires_at: now + ttl,
     };

@@ -451,6 +451,10 @@ fn context(name: TemplateName) -> Value {
             "reset_url": "https://example.org/password-reset/T5",
             "valid_minutes": 60,
         }),
+        TemplateName::ConfirmEmailChange => json!({
+            "confirm_url": "https://example.org/tokens/T6",
+        }),
+        TemplateName::EmailChangeRequested => json!({ "old_email": "ada@old.example.org" }),
     };
     context
         .as_object_mut()

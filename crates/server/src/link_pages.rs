@@ -150,6 +150,14 @@ fn describe(view: &TokenView) -> (String, String, &'static str) {
             ),
             "Accept the terms",
         ),
+        TokenOperation::ConfirmEmailChange => (
+            "Confirm your new email address".to_owned(),
+            format!(
+                "Press the button to make {} the email address of {user}.",
+                view.email.as_deref().unwrap_or("this address")
+            ),
+            "Confirm",
+        ),
     }
 }
 

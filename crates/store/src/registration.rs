@@ -39,6 +39,7 @@ fn to_token(row: tokens::Model) -> Result<RegistrationToken> {
         pending_user_id: row.pending_user_id,
         user_id: row.user_id,
         group_id: row.group_id,
+        email: row.email.as_deref().map(Email::parse).transpose()?,
         created_at: row.created_at.to_utc(),
         expires_at: row.expires_at.to_utc(),
     })
@@ -360,6 +361,7 @@ impl<C: Conn> RegistrationRepository for Repo<C> {
             pending_user_id: Set(token.pending_user_id),
             user_id: Set(token.user_id),
             group_id: Set(token.group_id),
+            email: Set(token.email.as_ref().map(|email| email.as_str().to_owned())),
             created_at: Set(token.created_at.fixed_offset()),
             expires_at: Set(token.expires_at.fixed_offset()),
         })
@@ -419,6 +421,16 @@ impl<C: Conn> RegistrationRepository for Repo<C> {
             .filter(tokens::Column::UserId.eq(user_id))
             .filter(tokens::Column::GroupId.eq(group_id))
             .filter(tokens::Column::Operation.eq(TokenOperation::AcceptGroupTerms.as_str()))
+            .exec(&self.conn)
+            .await
+            .map_err(storage_error)?;
+        Ok(())
+    }
+
+    async fn delete_user_tokens(&self, user_id: Uuid, operation: TokenOperation) -> Result<()> {
+        tokens::Entity::delete_many()
+            .filter(tokens::Column::UserId.eq(user_id))
+            .filter(tokens::Column::Operation.eq(operation.as_str()))
             .exec(&self.conn)
             .await
             .map_err(storage_error)?;

@@ -701,3 +701,108 @@ async fn a_disabled_user_cannot_sign_in_or_use_a_session_until_enabled() {
     assert_eq!(me(&again).await.0, StatusCode::OK);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_email_takes_the_password_and_is_confirmed_from_the_new_address() {
+    let smtp = SmtpServer::start();
+    let server = server(Some(&smtp), Arc::new(SystemClock), |_| {}).await;
+    let ada = server.user_with_password("ada", PASSWORD, CHEAP).await;
+    server.user_with_password("bob", PASSWORD, CHEAP).await;
+    let session = server.browser("ada", PASSWORD).await;
+    let change = |password: &str, email: &str| {
+        server.as_browser(
+            &session,
+            Method::POST,
+            "/api/auth/email",
+            true,
+            Some(json!({"current_password": password, "new_email": email})),
+        )
+    };
+    let email_of_ada = || async {
+        let (_, model) = server
+            .get(&format!("/api/subscriptions/domain-model/{ada}"))
+            .await;
+        model["user"]["email"].as_str().unwrap().to_owned()
+    };
+
+    // Refusals: no CSRF token, a wrong password, an unusable or unchanged address.
+    let (status, _) = server
+        .as_browser(
+            &session,
+            Method::POST,
+            "/api/auth/email",
+            false,
+            Some(json!({"current_password": PASSWORD, "new_email": "x@example.org"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = change("wrong", "ada.new@example.org").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        body["detail"],
+        "current_password: is not the current password"
+    );
+    let (status, body) = change(PASSWORD, "\"x\"<bob@example.org>").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = change(PASSWORD, "ADA@example.org").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["detail"], "new_email: is your address already");
+
+    // A taken address answers like a free one; its owner is told, and nothing else happens.
+    let (status, taken) = change(PASSWORD, "bob@example.org").await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, free) = change(PASSWORD, "ada.new@example.org").await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(taken, free, "the same answer");
+    let notice = &mails_to(&smtp, "bob@example.org", 1).await[0];
+    assert_eq!(
+        notice.header("Subject"),
+        "Someone tried to use your address at cadre"
+    );
+    assert!(super::registration::tokens(notice).is_empty(), "no link");
+
+    // The new address gets the link, the current one a notice without a link.
+    let first = super::registration::tokens(&mails_to(&smtp, "ada.new@example.org", 1).await[0]);
+    assert_eq!(first.len(), 1);
+    let told = &mails_to(&smtp, "ada@example.org", 1).await[0];
+    assert_eq!(
+        told.header("Subject"),
+        "A change of your email address at cadre"
+    );
+    assert!(super::registration::tokens(told).is_empty(), "no link");
+    // A second request replaces the first link.
+    change(PASSWORD, "ada.new@example.org").await;
+    let second =
+        super::registration::tokens(&mails_to(&smtp, "ada.new@example.org", 2).await[1]).remove(0);
+    assert_eq!(server.press(&first[0], None).await.0, StatusCode::NOT_FOUND);
+
+    // Looking at the link changes nothing; pressing its button makes the change, once.
+    let page = server
+        .client
+        .get(format!("{}/tokens/{second}", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("ada.new@example.org"));
+    assert_eq!(email_of_ada().await, "ada@example.org");
+    let (status, page) = server.press(&second, None).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(server.press(&second, None).await.0, StatusCode::NOT_FOUND);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while email_of_ada().await != "ada.new@example.org" {
+        assert!(Instant::now() < deadline, "the new address was never set");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.browser("ada.new@example.org", PASSWORD).await;
+
+    let (_, events) = server.get("/api/audit?action=email_change_requested").await;
+    let outcomes: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["success", "success", "success", "failure"]);
+    server.stop().await;
+}

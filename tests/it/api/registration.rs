@@ -764,7 +764,7 @@ async fn submissions_never_tell_whether_a_name_or_an_email_is_taken() {
         .chain(mails_to(&smtp, "zed@example.org", 1).await.iter())
     {
         assert!(
-            mail.header("Subject").contains("tried to register"),
+            mail.header("Subject").contains("tried to use your address"),
             "{}",
             mail.header("Subject")
         );

@@ -332,6 +332,15 @@ impl<T: Access> RegistrationRepository for T {
         })
     }
 
+    async fn delete_user_tokens(&self, user_id: Uuid, operation: TokenOperation) -> Result<()> {
+        self.write(move |tables, _| {
+            Arc::make_mut(&mut tables.registration)
+                .tokens
+                .retain(|_, token| token.user_id != Some(user_id) || token.operation != operation);
+            Ok(())
+        })
+    }
+
     async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64> {
         self.write(move |tables, _| {
             let registration = Arc::make_mut(&mut tables.registration);

@@ -72,7 +72,7 @@ impl Registration {
         Ok(public(&self.discoverable(id).await?))
     }
 
-    async fn acting_user(&self, user: Option<Uuid>) -> Result<User, RegistrationError> {
+    pub(super) async fn acting_user(&self, user: Option<Uuid>) -> Result<User, RegistrationError> {
         let user = user.ok_or(RegistrationError::NoUser)?;
         let record = self.store().load_subscription(user).await?;
         match User::from_record(record) {

@@ -45,6 +45,20 @@ impl Registration {
                 user_name: user.user.username.to_string(),
                 group_name: Some(group.user_group.name.to_string()),
                 terms: group.user_group.terms.clone(),
+                email: None,
+            });
+        }
+        if token.operation == TokenOperation::ConfirmEmailChange {
+            let user = self
+                .acting_user(token.user_id)
+                .await
+                .map_err(|_| RegistrationError::UnknownToken)?;
+            return Ok(TokenView {
+                operation: token.operation,
+                user_name: user.user.username.to_string(),
+                group_name: None,
+                terms: None,
+                email: token.email.as_ref().map(|email| email.as_str().to_owned()),
             });
         }
         let pending = self.pending_of(&token).await?;
@@ -53,6 +67,7 @@ impl Registration {
             user_name: pending.user_name.to_string(),
             group_name: None,
             terms: None,
+            email: None,
         })
     }
 
@@ -144,6 +159,11 @@ impl Registration {
                 self.engine.wake_workers();
                 "You accepted the terms; your membership is being added."
             }
+            TokenOperation::ConfirmEmailChange => {
+                let user = self.confirm_email_change(&token).await?;
+                subject = user.user.username.to_string();
+                "Your new email address is confirmed; it replaces the old one in a moment."
+            }
         };
         Ok(Redeemed {
             operation: token.operation,
@@ -164,7 +184,12 @@ impl Registration {
             ..TokenSubject::default()
         };
         let ttl = Self::ttl(self.settings.decision_ttl);
-        let approve = tokens::issue(TokenOperation::ApproveRegistration, subject, now, ttl)?;
+        let approve = tokens::issue(
+            TokenOperation::ApproveRegistration,
+            subject.clone(),
+            now,
+            ttl,
+        )?;
         let decline = tokens::issue(TokenOperation::DeclineRegistration, subject, now, ttl)?;
         let mut context = self.context(pending);
         context["approve_url"] = json!(self.link(&approve.plain));

@@ -13,6 +13,7 @@ use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cadre_accounts::{AccountUser, SignedIn};
 use cadre_domain::{ApiToken, AuditAction, AuditEvent, DomainError, Role};
+use cadre_registration::RegistrationError;
 use chrono::TimeDelta;
 use cookie::{Cookie, SameSite};
 use serde::{Deserialize, Serialize};
@@ -248,6 +249,86 @@ pub async fn change_password(
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A change of the signed-in user's email address.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailChange {
+    /// The password now: changing the address that recovers the account takes it.
+    pub current_password: String,
+    /// The address to use from now on, once it is confirmed.
+    pub new_email: String,
+}
+
+/// Asks to change the signed-in user's email address (which takes the current password): the
+/// new address gets a link that makes the change once opened, and the current address is told.
+/// Answers the same whether or not the new address is taken (its owner is told instead).
+#[utoipa::path(post, path = "/api/auth/email", tag = "auth",
+    security(("session" = [])),
+    request_body = EmailChange,
+    responses(
+        (status = 202, description = "A confirmation link is on its way to the new address", body = Accepted),
+        (status = 400, description = "The body is not JSON", body = Problem),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 403, description = "No CSRF token, or another session's; or an API token, which has no session", body = Problem),
+        (status = 415, description = "The body is not declared as JSON", body = Problem),
+        (status = 422, description = "The current password is wrong, or the new address unusable or the current one", body = Problem),
+        (status = 429, description = "Too many requests from this address", body = Problem),
+    ))]
+pub async fn change_email(
+    caller: Caller,
+    State(state): State<AppState>,
+    extensions: Extensions,
+    JsonBody(change): JsonBody<EmailChange>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    state.sign_in_limiter.check(&extensions)?;
+    let session = caller.session().ok_or(ApiError::new(
+        ErrorCode::Forbidden,
+        "changing the email address needs a session: sign in",
+    ))?;
+    let addr = client_addr(&extensions);
+    let user_id = session.user.user_id;
+    state
+        .accounts
+        .reauthenticate(
+            session,
+            &change.current_password,
+            AuditAction::EmailChangeRequested,
+            addr,
+        )
+        .await?;
+    state
+        .registration
+        .request_email_change(user_id, &change.new_email)
+        .await
+        .map_err(|error| match error {
+            RegistrationError::Invalid { field, reason } => {
+                ApiError::new(ErrorCode::InvalidArgument, format!("{field}: {reason}"))
+            }
+            other => other.into(),
+        })?;
+    state
+        .engine
+        .store()
+        .record_audit(
+            &AuditEvent::new(
+                Uuid::now_v7(),
+                state.engine.clock().now(),
+                AuditAction::EmailChangeRequested,
+                &session.user.user_name,
+            )
+            .origin(&caller.origin(addr))
+            .on(user_id)
+            .detail("the new address was mailed"),
+        )
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            detail: "a link that confirms the new address is on its way to it; until it is opened, the current address stays".to_owned(),
+        }),
+    ))
 }
 
 /// A request for a password reset link.

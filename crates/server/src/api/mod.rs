@@ -88,6 +88,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::logout))
         .routes(routes!(auth::get_me, auth::change_names))
         .routes(routes!(auth::change_password))
+        .routes(routes!(auth::change_email))
         .routes(routes!(auth::request_reset))
         .routes(routes!(auth::confirm_reset))
         .routes(routes!(auth::create_token, auth::list_tokens))

@@ -547,6 +547,7 @@ async fn tokens_are_found_by_id_and_used_once() {
             pending_user_id: Some(id(10)),
             user_id: None,
             group_id: None,
+            email: None,
             created_at: now(),
             expires_at: now() + TimeDelta::hours(1),
         };
@@ -565,6 +566,47 @@ async fn tokens_are_found_by_id_and_used_once() {
             store.purge_expired(now()).await.unwrap()
         ));
         transcript.push(outcome(&store.pending_user(id(10)).await));
+
+        // Tokens about a subscription: an email change carries its address, and a user's
+        // tokens of one operation go together, leaving the others.
+        active_group(store.as_ref(), id(30), "g30", "Group Thirty", &[], now())
+            .await
+            .unwrap();
+        let change = |n: u128, operation: TokenOperation| RegistrationToken {
+            id: id(n),
+            operation,
+            pending_user_id: None,
+            user_id: Some(id(30)),
+            email: Some(Email::parse("Ada.New@Example.org").unwrap()),
+            ..confirm.clone()
+        };
+        for (n, operation) in [
+            (31, TokenOperation::ConfirmEmailChange),
+            (32, TokenOperation::ConfirmEmailChange),
+            (33, TokenOperation::AcceptGroupTerms),
+        ] {
+            store
+                .create_registration_token(&change(n, operation))
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            store.registration_token(id(31)).await.unwrap(),
+            change(31, TokenOperation::ConfirmEmailChange)
+        );
+        store
+            .delete_user_tokens(id(30), TokenOperation::ConfirmEmailChange)
+            .await
+            .unwrap();
+        let mut left = Vec::new();
+        for n in [31, 32, 33] {
+            left.push(store.registration_token(id(n)).await.is_ok());
+        }
+        assert_eq!(
+            left,
+            [false, false, true],
+            "only the other operation's token stays"
+        );
 
         let message = OutboxMessage {
             id: id(20),

@@ -36,6 +36,7 @@ fn token(
         pending_user_id: pending_user,
         user_id: None,
         group_id: None,
+        email: None,
         created_at: now(),
         expires_at: now() + ttl,
     }
