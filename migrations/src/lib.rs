@@ -23,7 +23,7 @@ mod m20261202_000011_subscription_changes;
 mod m20261202_000012_accounts;
 mod m20261202_000013_registration_hardening;
 mod m20261202_000014_audit;
-mod m20261202_000015_email_change;
+mod m20261202_000015_email_changes_and_token_owners;
 
 pub mod catalogue;
 pub mod demo;
@@ -49,7 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000012_accounts::Migration),
             Box::new(m20261202_000013_registration_hardening::Migration),
             Box::new(m20261202_000014_audit::Migration),
-            Box::new(m20261202_000015_email_change::Migration),
+            Box::new(m20261202_000015_email_changes_and_token_owners::Migration),
         ]
     }
 }

@@ -687,6 +687,9 @@ impl cadre_domain::TokenRepository for CountingTokens<'_> {
     async fn list_tokens(&self) -> cadre_domain::Result<Vec<cadre_domain::ApiToken>> {
         self.store.list_tokens().await
     }
+    async fn tokens_of(&self, user_id: Uuid) -> cadre_domain::Result<Vec<cadre_domain::ApiToken>> {
+        self.store.tokens_of(user_id).await
+    }
     async fn revoke_token(
         &self,
         id: Uuid,

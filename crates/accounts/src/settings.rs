@@ -41,6 +41,9 @@ pub struct AccountSettings {
     pub token_days: u32,
     /// The most days a token a user makes for themselves may last.
     pub token_max_days: u32,
+    /// The most live (neither revoked nor expired) tokens acting for a user; past it, the user
+    /// makes no more.
+    pub max_tokens: usize,
 }
 
 impl Default for AccountSettings {
@@ -58,6 +61,7 @@ impl Default for AccountSettings {
             argon2: Argon2Settings::default(),
             token_days: 30,
             token_max_days: 365,
+            max_tokens: 50,
         }
     }
 }

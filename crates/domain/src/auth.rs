@@ -101,6 +101,9 @@ pub trait TokenRepository: Send + Sync {
     async fn token(&self, id: Uuid) -> Result<ApiToken>;
     /// Every token, oldest first.
     async fn list_tokens(&self) -> Result<Vec<ApiToken>>;
+    /// The tokens acting for the User subscription `user_id`, oldest first, revoked and expired
+    /// ones included.
+    async fn tokens_of(&self, user_id: Uuid) -> Result<Vec<ApiToken>>;
     /// Revokes a token at `now`; revoking a revoked token changes nothing.
     async fn revoke_token(&self, id: Uuid, now: DateTime<Utc>) -> Result<()>;
 }

@@ -64,6 +64,19 @@ impl<C: Conn> TokenRepository for Repo<C> {
             .collect()
     }
 
+    async fn tokens_of(&self, user_id: Uuid) -> Result<Vec<ApiToken>> {
+        api_tokens::Entity::find()
+            .filter(api_tokens::Column::UserId.eq(user_id))
+            .order_by_asc(api_tokens::Column::CreatedAt)
+            .order_by_asc(api_tokens::Column::Id)
+            .all(&self.conn)
+            .await
+            .map_err(storage_error)?
+            .into_iter()
+            .map(to_domain)
+            .collect()
+    }
+
     async fn revoke_token(&self, id: Uuid, now: DateTime<Utc>) -> Result<()> {
         self.token(id).await?;
         api_tokens::Entity::update_many()

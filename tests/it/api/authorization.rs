@@ -244,6 +244,7 @@ async fn people_make_list_and_revoke_their_own_tokens() {
     let server = super::accounts::server(None, std::sync::Arc::new(SystemClock), |config| {
         config.accounts.token_days = 30;
         config.accounts.token_max_days = 90;
+        config.accounts.max_tokens = 3;
     })
     .await;
     let ada = server
@@ -336,6 +337,18 @@ async fn people_make_list_and_revoke_their_own_tokens() {
         .call(Method::GET, "/api/auth/me", Some(&token), None)
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "revoked at once");
+
+    // At most `max_tokens` live ones (the one the test made for ada counts): a revoked token
+    // leaves room.
+    for name in ["one", "two"] {
+        assert_eq!(create(json!({"name": name})).await.0, StatusCode::CREATED);
+    }
+    let (status, full) = create(json!({"name": "three"})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{full}");
+    assert_eq!(
+        full["detail"],
+        "you hold 3 live tokens, the most allowed (3): revoke one first"
+    );
     server.stop().await;
 }
 

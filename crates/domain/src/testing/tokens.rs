@@ -44,6 +44,12 @@ impl<T: Access> TokenRepository for T {
         Ok(tokens)
     }
 
+    async fn tokens_of(&self, user_id: Uuid) -> Result<Vec<ApiToken>> {
+        let mut tokens = self.list_tokens().await?;
+        tokens.retain(|token| token.user_id == Some(user_id));
+        Ok(tokens)
+    }
+
     async fn revoke_token(&self, id: Uuid, now: DateTime<Utc>) -> Result<()> {
         self.write(move |tables, _| {
             let tokens = Arc::make_mut(&mut tables.tokens);

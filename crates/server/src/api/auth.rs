@@ -480,8 +480,8 @@ fn token_owner(caller: &Caller) -> Result<Uuid, ApiError> {
 }
 
 /// Makes an API token acting for the signed-in user, with at most their role, expiring after
-/// `expires_in_days` (at most the configured maximum). Needs a session: a token cannot make
-/// tokens.
+/// `expires_in_days` (at most the configured maximum), while they hold fewer live tokens than
+/// the configured most. Needs a session: a token cannot make tokens.
 #[utoipa::path(post, path = "/api/auth/tokens", tag = "auth",
     security(("session" = [])),
     request_body = TokenRequest,
@@ -490,6 +490,7 @@ fn token_owner(caller: &Caller) -> Result<Uuid, ApiError> {
         (status = 400, description = "The body is not JSON", body = Problem),
         (status = 401, description = "Not signed in", body = Problem),
         (status = 403, description = "No CSRF token, or another session's; an API token, which has no session; or a role above the user's", body = Problem),
+        (status = 409, description = "The user holds the most live tokens allowed", body = Problem),
         (status = 415, description = "The body is not declared as JSON", body = Problem),
         (status = 422, description = "A bad name, role or lifetime", body = Problem),
     ))]
@@ -524,6 +525,23 @@ pub async fn create_token(
         ));
     }
     let now = state.engine.clock().now();
+    let live = state
+        .engine
+        .store()
+        .tokens_of(session.user.user_id)
+        .await?
+        .iter()
+        .filter(|token| token.revoked_at.is_none() && token.expires_at.is_none_or(|at| at > now))
+        .count();
+    if live >= settings.max_tokens {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!(
+                "you hold {live} live tokens, the most allowed ({}): revoke one first",
+                settings.max_tokens
+            ),
+        ));
+    }
     let issued = issue_token(
         state.engine.store().as_ref(),
         NewToken {
@@ -559,14 +577,8 @@ pub async fn list_tokens(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<TokenSchema>>, ApiError> {
     let owner = token_owner(&caller)?;
-    let tokens = state.engine.store().list_tokens().await?;
-    Ok(Json(
-        tokens
-            .iter()
-            .filter(|token| token.user_id == Some(owner))
-            .map(TokenSchema::from)
-            .collect(),
-    ))
+    let tokens = state.engine.store().tokens_of(owner).await?;
+    Ok(Json(tokens.iter().map(TokenSchema::from).collect()))
 }
 
 /// Revokes one of the caller's own tokens (at once on this server, within a second on

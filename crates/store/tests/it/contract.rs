@@ -523,6 +523,26 @@ async fn tokens_are_found_by_id_and_used_once() {
         ));
         transcript.push(outcome(&store.token(id(9)).await));
         transcript.push(outcome(&store.revoke_token(id(9), now()).await));
+        // A user's tokens, oldest first; the others' are not theirs.
+        let owner = id(40);
+        for (n, at) in [(4, now() + TimeDelta::seconds(2)), (3, now())] {
+            store
+                .create_token(&ApiToken {
+                    user_id: Some(owner),
+                    ..token(n, "owned", at)
+                })
+                .await
+                .unwrap();
+        }
+        let owned: Vec<Uuid> = store
+            .tokens_of(owner)
+            .await
+            .unwrap()
+            .iter()
+            .map(|token| token.id)
+            .collect();
+        assert_eq!(owned, [id(3), id(4)]);
+        assert!(store.tokens_of(id(41)).await.unwrap().is_empty());
 
         let pending = PendingUser {
             id: id(10),
