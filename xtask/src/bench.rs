@@ -10,6 +10,9 @@
 //!   `--groups` groups against a raw bulk insert of the same rows, and an incremental load of
 //!   `--incremental` rows on `--base-users` users, on fresh SQLite files, or with
 //!   `--database-url postgres://…` on fresh databases on that server.
+//! - `auth`: `crates/server/benches/auth.rs`: sign-ins per second over HTTP against raw argon2id
+//!   verifications with the same parameters, and the health check's latency meanwhile, for
+//!   `--seconds` each, against the release `cadre` binary on a fresh SQLite file.
 
 use std::process::Command;
 
@@ -65,6 +68,8 @@ enum Target {
     Upload,
     /// Bulk provisioning: full and incremental user loads against raw bulk inserts.
     Provisioning,
+    /// Sign-ins: per second against raw argon2id, and the health check meanwhile.
+    Auth,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -83,6 +88,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         Target::Api => api(&args),
         Target::Upload => upload(args.upload_mib),
         Target::Provisioning => provisioning(&args),
+        Target::Auth => auth(args.seconds),
     }
 }
 
@@ -120,6 +126,21 @@ fn upload(mib: u64) -> anyhow::Result<()> {
         .context("cannot run cargo bench")?;
     if !status.success() {
         bail!("the upload benchmark failed");
+    }
+    Ok(())
+}
+
+fn auth(seconds: u64) -> anyhow::Result<()> {
+    let binary = release_binary()?;
+    let status = cargo()
+        .args(["bench", "--quiet", "-p", "cadre-server", "--bench", "auth"])
+        .env("BENCH_CADRE_BIN", &binary)
+        .env("BENCH_SECONDS", seconds.to_string())
+        .env_remove("DATABASE_URL")
+        .status()
+        .context("cannot run cargo bench")?;
+    if !status.success() {
+        bail!("the sign-in benchmark failed");
     }
     Ok(())
 }

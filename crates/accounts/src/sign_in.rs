@@ -4,7 +4,9 @@
 use std::net::IpAddr;
 
 use cadre_domain::models::DomainModel;
-use cadre_domain::{AuditAction, DomainError, Email, Lifecycle, Name, ProductType, Session};
+use cadre_domain::{
+    AuditAction, DomainError, Email, Lifecycle, Name, ProductType, Session, StoreTransaction,
+};
 use cadre_products::models::User;
 use cadre_registration::Verified;
 use cadre_registration::tokens::new_secret;
@@ -108,22 +110,28 @@ impl Accounts {
             .await?;
             return Err(AccountError::InvalidCredentials);
         };
-        self.store.clear_login_failures(user.user_id).await?;
-        if rehash {
-            let hash = self.passwords.hash(password).await?;
-            self.store
-                .store_credentials(user.user_id, &hash, now)
-                .await?;
+        // A hash made with other parameters is replaced; made before the transaction, which
+        // then clears the failures, stores the session and records the sign-in at once.
+        let new_hash = if rehash {
+            Some(self.passwords.hash(password).await?)
+        } else {
+            None
+        };
+        let txn = self.store.begin().await?;
+        txn.clear_login_failures(user.user_id).await?;
+        if let Some(hash) = &new_hash {
+            txn.store_credentials(user.user_id, hash, now).await?;
         }
-        let signed_in = self.open_session(user, now).await?;
+        let signed_in = self.open_session(txn.as_ref(), user, now).await?;
         let user = &signed_in.user;
         self.audit(
-            None,
+            Some(txn.as_ref()),
             self.event(AuditAction::SignIn, &user.user_name, addr)
                 .by_user(Some(user.user_id))
                 .on(user.user_id),
         )
         .await?;
+        txn.commit().await?;
         tracing::info!(user_id = %signed_in.user.user_id, session = %signed_in.session.id, "signed in");
         Ok(signed_in)
     }
@@ -142,6 +150,7 @@ impl Accounts {
 
     async fn open_session(
         &self,
+        txn: &dyn StoreTransaction,
         user: AccountUser,
         now: DateTime<Utc>,
     ) -> Result<SignedIn, AccountError> {
@@ -154,7 +163,7 @@ impl Accounts {
             last_seen_at: now,
             expires_at: now + Self::ttl(self.settings.session_lifetime),
         };
-        self.store.create_session(&session).await?;
+        txn.create_session(&session).await?;
         Ok(SignedIn {
             cookie: format!("{}.{secret}", session.id.simple()),
             csrf_token: csrf_token(&secret),
