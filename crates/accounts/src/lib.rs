@@ -26,6 +26,7 @@ use cadre_domain::{AuditAction, AuditEvent, DomainError, Role, Store, StoreTrans
 use cadre_registration::Passwords;
 use cadre_registration::RegistrationSettings;
 use cadre_registration::mail::{MailError, Templates};
+use cadre_registration::password::password_problem;
 use chrono::{DateTime, TimeDelta, Utc};
 use thiserror::Error;
 use uuid::Uuid;
@@ -171,24 +172,19 @@ impl Accounts {
         TimeDelta::from_std(duration).unwrap_or(TimeDelta::MAX)
     }
 
-    fn check_new_password(&self, password: &str) -> Result<(), AccountError> {
-        let min = self.registration.password_min_length;
-        let length = password.chars().count();
-        if length < min {
-            return Err(AccountError::invalid(
-                "new_password",
-                format!("must be at least {min} characters"),
-            ));
+    /// Refuses `password` as the new password of `user` as registration refuses it: too short,
+    /// too long, or easy to guess from common passwords and what is known of the user.
+    fn check_new_password(&self, password: &str, user: &AccountUser) -> Result<(), AccountError> {
+        let context = [
+            user.user_name.as_str(),
+            user.email.as_str(),
+            self.registration.site_name.as_str(),
+        ];
+        match password_problem(password, self.registration.password_min_length, &context) {
+            Some(reason) => Err(AccountError::invalid("new_password", reason)),
+            None => Ok(()),
         }
-        if length > MAX_PASSWORD_CHARS {
-            return Err(AccountError::invalid(
-                "new_password",
-                format!("must be at most {MAX_PASSWORD_CHARS} characters"),
-            ));
-        }
-        Ok(())
     }
 }
 
-/// The longest password accepted (hashing cost does not grow with it, but a request's does).
-pub const MAX_PASSWORD_CHARS: usize = 1024;
+pub use cadre_registration::password::MAX_PASSWORD_CHARS;

@@ -30,7 +30,7 @@ impl Accounts {
                 .by_user(Some(user_id))
                 .on(user_id)
         };
-        if let Err(error) = self.check_new_password(new) {
+        if let Err(error) = self.check_new_password(new, &caller.user) {
             self.audit(None, event().failed(error.to_string())).await?;
             return Err(error);
         }
@@ -206,15 +206,18 @@ impl Accounts {
             self.store.use_password_reset(id).await.ok();
             return Err(Refusal::Reset(reset, AccountError::ExpiredLink));
         }
-        if let Err(error) = self.check_new_password(new) {
-            return Err(Refusal::Reset(reset, error));
-        }
-        let hash = self.passwords.hash(new).await.map_err(Refusal::other)?;
-        let actor = self
+        let Some(user) = self
             .active_user(reset.user_id)
             .await
             .map_err(Refusal::Other)?
-            .map_or_else(|| ANONYMOUS.to_owned(), |user| user.user_name);
+        else {
+            return Err(Refusal::Reset(reset, AccountError::UnknownLink));
+        };
+        if let Err(error) = self.check_new_password(new, &user) {
+            return Err(Refusal::Reset(reset, error));
+        }
+        let hash = self.passwords.hash(new).await.map_err(Refusal::other)?;
+        let actor = user.user_name;
         let txn = self.store.begin().await.map_err(Refusal::other)?;
         match txn.use_password_reset(id).await {
             Ok(()) => {}

@@ -183,6 +183,32 @@ impl Passwords {
     }
 }
 
+/// The longest password accepted (hashing cost does not grow with it, but a request's does).
+pub const MAX_PASSWORD_CHARS: usize = 1024;
+
+/// What is wrong with `password` as a new password, if anything: fewer than `min_length` or
+/// more than [`MAX_PASSWORD_CHARS`] characters, or easy to guess. Easy to guess is fewer than
+/// 10^8 guesses by zxcvbn's estimate (its score 3): that refuses the commonly used passwords
+/// (zxcvbn's lists hold some 30,000, from leaked password sets), keyboard walks, repeats and
+/// dates, and passwords made of the words in `context` (the user's name and address, the
+/// site's name). There are no rules on which characters a password has.
+pub fn password_problem(password: &str, min_length: usize, context: &[&str]) -> Option<String> {
+    let length = password.chars().count();
+    if length < min_length {
+        return Some(format!("must be at least {min_length} characters"));
+    }
+    if length > MAX_PASSWORD_CHARS {
+        return Some(format!("must be at most {MAX_PASSWORD_CHARS} characters"));
+    }
+    if zxcvbn::zxcvbn(password, context).score() < zxcvbn::Score::Three {
+        return Some(
+            "is too easy to guess: a common password, a pattern, or words about you or this site; try a few unrelated words"
+                .to_owned(),
+        );
+    }
+    None
+}
+
 /// A salt or a hash that could not be made: an internal error, not a storage one.
 fn failed(what: &str, error: impl std::fmt::Display) -> DomainError {
     DomainError::Internal(format!("{what}: {error}"))
@@ -301,5 +327,44 @@ mod tests {
             "{panicked:?}"
         );
         passwords.hash("the pool still works").await.unwrap();
+    }
+
+    #[test]
+    fn common_patterned_and_personal_passwords_are_refused_whatever_their_characters() {
+        let context = ["ada", "ada@example.org", "cadre"];
+        for weak in [
+            "password1234",
+            "qwertyuiop12",
+            "1qaz2wsx3edc",
+            "123456789012",
+            "iloveyou1234",
+            "adaadaadaada",
+            "ada@example.org",
+        ] {
+            assert!(
+                password_problem(weak, 12, &context)
+                    .is_some_and(|problem| problem.contains("guess")),
+                "{weak}"
+            );
+        }
+        for fine in [
+            "a long enough password",
+            "correct horse battery staple",
+            "ÄÖÜ ß 漢字 パスワード かな",
+            &"x".repeat(5)
+                .chars()
+                .chain("7 unrelated words".chars())
+                .collect::<String>(),
+        ] {
+            assert_eq!(password_problem(fine, 12, &context), None, "{fine}");
+        }
+        assert_eq!(
+            password_problem("short", 12, &context).as_deref(),
+            Some("must be at least 12 characters")
+        );
+        assert_eq!(
+            password_problem(&"long words ".repeat(100), 12, &context).as_deref(),
+            Some("must be at most 1024 characters")
+        );
     }
 }

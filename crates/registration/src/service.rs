@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::delivery::mail_message;
 use crate::mail::{MailError, TemplateName, Templates};
-use crate::password::Passwords;
+use crate::password::{Passwords, password_problem};
 use crate::settings::RegistrationSettings;
 use crate::tokens::{self, TokenSubject};
 use crate::workflows::{COMPLETE_REGISTRATION, CompletionInput, JOIN_USER_GROUP, LEAVE_USER_GROUP};

@@ -429,6 +429,23 @@ async fn a_password_change_needs_the_current_one_and_ends_the_other_sessions() {
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "too short");
+    let (status, problem) = server
+        .as_browser(
+            &laptop,
+            Method::POST,
+            "/api/auth/password",
+            true,
+            Some(json!({"current_password": PASSWORD, "new_password": "qwertyuiop12"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "easy to guess");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("too easy to guess"),
+        "{problem}"
+    );
     let (status, _) = server
         .as_browser(
             &laptop,

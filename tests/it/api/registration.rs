@@ -210,6 +210,9 @@ async fn a_confirmed_registration_becomes_a_user_and_is_announced_by_mail_and_we
         ("Ada", "ada@example.com", PASSWORD, "user_name"),
         ("ada", "not-an-email", PASSWORD, "email"),
         ("ada", "ada@example.com", "too short", "password"),
+        // Long enough, but among the most used passwords, or made of the user's own name.
+        ("ada", "ada@example.com", "password1234", "password"),
+        ("ada", "ada@example.com", "adaadaadaada", "password"),
         ("admin", "ada@example.com", PASSWORD, "user_name"),
     ] {
         let (status, body) = server.register(name, email, password).await;

@@ -33,11 +33,17 @@ impl Registration {
         }
         let email =
             Email::parse(email).map_err(|error| RegistrationError::invalid(error, "email"))?;
-        let min = self.settings.password_min_length;
-        if password.chars().count() < min {
+        let context = [
+            user_name.as_str(),
+            email.as_str(),
+            self.settings.site_name.as_str(),
+        ];
+        if let Some(reason) =
+            password_problem(password, self.settings.password_min_length, &context)
+        {
             return Err(RegistrationError::Invalid {
                 field: "password".to_owned(),
-                reason: format!("must be at least {min} characters"),
+                reason,
             });
         }
         // Hashed whether or not anything is taken, so that both answer after the same work.
