@@ -60,6 +60,9 @@ pub enum AccountError {
     /// The reset link expired.
     #[error("this link expired")]
     ExpiredLink,
+    /// No session of the caller's has this id.
+    #[error("you have no session with this id")]
+    UnknownSession,
     /// A mail could not be rendered.
     #[error(transparent)]
     Mail(#[from] MailError),

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use cadre_domain::{AuditAction, DomainError, Session};
+use cadre_domain::{AuditAction, AuditEvent, DomainError, Origin, Session};
 use cadre_registration::tokens::{parse, secret_matches};
 use chrono::TimeDelta;
 use sha2::{Digest, Sha256};
@@ -105,14 +105,72 @@ impl Accounts {
         Ok(ended)
     }
 
-    /// Ends every session of `user_id` (but `except`): after a password change or reset, or
-    /// when the user is disabled.
+    /// The sessions of the user `user_id`, oldest first.
+    pub async fn sessions_of(&self, user_id: Uuid) -> Result<Vec<Session>, AccountError> {
+        Ok(self.store.sessions_of(user_id).await?)
+    }
+
+    /// Ends the session `id` of `caller`'s own user once the caller proves the current
+    /// password; another user's session, or none, is [`AccountError::UnknownSession`]. Audited
+    /// as `sessions_ended` from `addr`.
+    pub async fn end_own_session(
+        &self,
+        caller: &SessionUser,
+        id: Uuid,
+        current_password: &str,
+        addr: Option<IpAddr>,
+    ) -> Result<(), AccountError> {
+        let user_id = caller.user.user_id;
+        self.reauthenticate(caller, current_password, AuditAction::SessionsEnded, addr)
+            .await?;
+        match self.store.session(id).await {
+            Ok(session) if session.user_id == user_id => {}
+            Ok(_) | Err(DomainError::NotFound { .. }) => return Err(AccountError::UnknownSession),
+            Err(error) => return Err(error.into()),
+        }
+        let txn = self.store.begin().await?;
+        txn.delete_session(id).await?;
+        self.audit(
+            Some(txn.as_ref()),
+            self.event(AuditAction::SessionsEnded, &caller.user.user_name, addr)
+                .by_user(Some(user_id))
+                .on(user_id)
+                .detail(format!("session {id}")),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Ends every session of `user`, or of every user when `None`, for the admin `admin` from
+    /// `origin`; audited as `sessions_ended`. Returns how many ended.
     pub async fn end_sessions(
         &self,
-        user_id: Uuid,
-        except: Option<Uuid>,
+        user: Option<Uuid>,
+        admin: &str,
+        origin: &Origin,
     ) -> Result<u64, AccountError> {
-        Ok(self.store.delete_sessions_of(user_id, except).await?)
+        let txn = self.store.begin().await?;
+        let ended = match user {
+            Some(user_id) => txn.delete_sessions_of(user_id, None).await?,
+            None => txn.delete_all_sessions().await?,
+        };
+        let event = AuditEvent::new(
+            Uuid::now_v7(),
+            self.now(),
+            AuditAction::SessionsEnded,
+            admin,
+        )
+        .origin(origin)
+        .detail(format!("sessions ended: {ended}"));
+        let event = match user {
+            Some(user_id) => event.on(user_id),
+            None => event.on("every user"),
+        };
+        self.audit(Some(txn.as_ref()), event).await?;
+        txn.commit().await?;
+        tracing::info!(?user, ended, "sessions ended by an admin");
+        Ok(ended)
     }
 
     /// Removes the sessions past their lifetimes; returns how many.

@@ -67,8 +67,12 @@ pub trait AccountRepository: Send + Sync {
     async fn touch_session(&self, id: Uuid, at: DateTime<Utc>) -> Result<()>;
     /// Ends one session; ending an ended one changes nothing.
     async fn delete_session(&self, id: Uuid) -> Result<()>;
+    /// The sessions of `user_id`, oldest first.
+    async fn sessions_of(&self, user_id: Uuid) -> Result<Vec<Session>>;
     /// Ends every session of `user_id` but `except`; returns how many ended.
     async fn delete_sessions_of(&self, user_id: Uuid, except: Option<Uuid>) -> Result<u64>;
+    /// Ends every session of every user; returns how many ended.
+    async fn delete_all_sessions(&self) -> Result<u64>;
     /// Removes sessions past their absolute end, or unused since `idle_since`; returns how many.
     async fn delete_expired_sessions(
         &self,

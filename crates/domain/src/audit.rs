@@ -43,6 +43,8 @@ pub enum AuditAction {
     PasswordReset,
     /// A signed-in user asked to change their email address (the new one gets a link).
     EmailChangeRequested,
+    /// Sessions were ended by their user (one, with the password) or by an admin.
+    SessionsEnded,
     /// An API token was created.
     TokenCreated,
     /// An API token was revoked.
@@ -65,7 +67,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order of their declaration.
-    pub const ALL: [AuditAction; 16] = [
+    pub const ALL: [AuditAction; 17] = [
         AuditAction::SignIn,
         AuditAction::SignInFailed,
         AuditAction::SignOut,
@@ -73,6 +75,7 @@ impl AuditAction {
         AuditAction::PasswordResetRequested,
         AuditAction::PasswordReset,
         AuditAction::EmailChangeRequested,
+        AuditAction::SessionsEnded,
         AuditAction::TokenCreated,
         AuditAction::TokenRevoked,
         AuditAction::RolesChanged,
@@ -94,6 +97,7 @@ impl AuditAction {
             AuditAction::PasswordResetRequested => "password_reset_requested",
             AuditAction::PasswordReset => "password_reset",
             AuditAction::EmailChangeRequested => "email_change_requested",
+            AuditAction::SessionsEnded => "sessions_ended",
             AuditAction::TokenCreated => "token_created",
             AuditAction::TokenRevoked => "token_revoked",
             AuditAction::RolesChanged => "roles_changed",

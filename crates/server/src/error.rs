@@ -306,7 +306,7 @@ impl From<AccountError> for ApiError {
             AccountError::Invalid { .. } | AccountError::MalformedLink => {
                 ErrorCode::InvalidArgument
             }
-            AccountError::UnknownLink => ErrorCode::NotFound,
+            AccountError::UnknownLink | AccountError::UnknownSession => ErrorCode::NotFound,
             AccountError::ExpiredLink => ErrorCode::Gone,
             other => return Self::internal(other),
         };
@@ -490,6 +490,7 @@ mod tests {
             AccountError::MalformedLink.into(),
             AccountError::UnknownLink.into(),
             AccountError::ExpiredLink.into(),
+            AccountError::UnknownSession.into(),
             ApiError::new(ErrorCode::CsrfTokenMissing, "no CSRF token"),
             ApiError::Unauthenticated,
             ApiError::RateLimited(7),

@@ -67,6 +67,27 @@ impl<C: Conn> AccountRepository for Repo<C> {
         Ok(())
     }
 
+    async fn sessions_of(&self, user_id: Uuid) -> Result<Vec<Session>> {
+        Ok(sessions::Entity::find()
+            .filter(sessions::Column::UserId.eq(user_id))
+            .order_by_asc(sessions::Column::CreatedAt)
+            .order_by_asc(sessions::Column::Id)
+            .all(&self.conn)
+            .await
+            .map_err(storage_error)?
+            .into_iter()
+            .map(session)
+            .collect())
+    }
+
+    async fn delete_all_sessions(&self) -> Result<u64> {
+        Ok(sessions::Entity::delete_many()
+            .exec(&self.conn)
+            .await
+            .map_err(storage_error)?
+            .rows_affected)
+    }
+
     async fn delete_sessions_of(&self, user_id: Uuid, except: Option<Uuid>) -> Result<u64> {
         let mut delete =
             sessions::Entity::delete_many().filter(sessions::Column::UserId.eq(user_id));

@@ -823,3 +823,122 @@ async fn a_new_email_takes_the_password_and_is_confirmed_from_the_new_address() 
     assert_eq!(outcomes, ["success", "success", "success", "failure"]);
     server.stop().await;
 }
+
+/// Ends the session `id` with `browser`'s session and `password`; returns the status.
+async fn end_session(server: &Server, browser: &Browser, id: Uuid, password: &str) -> StatusCode {
+    server
+        .as_browser(
+            browser,
+            Method::DELETE,
+            &format!("/api/auth/sessions/{id}"),
+            true,
+            Some(json!({"current_password": password})),
+        )
+        .await
+        .0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_see_and_end_their_sessions_and_admins_end_anyones() {
+    let server = server(None, Arc::new(SystemClock), |_| {}).await;
+    server.user_with_password("ada", PASSWORD, CHEAP).await;
+    let bob = server.user_with_password("bob", PASSWORD, CHEAP).await;
+    let laptop = server.browser("ada", PASSWORD).await;
+    let phone = server.browser("ada", PASSWORD).await;
+    let bobs = server.browser("bob", PASSWORD).await;
+    let me = |browser| server.as_browser(browser, Method::GET, "/api/auth/me", false, None);
+    let session_id = |browser: &Browser| {
+        browser.cookie["cadre_session=".len()..]
+            .split('.')
+            .next()
+            .unwrap()
+            .parse::<Uuid>()
+            .unwrap()
+    };
+
+    let (status, listed) = server
+        .as_browser(&laptop, Method::GET, "/api/auth/sessions", false, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let listed: Vec<(Uuid, bool)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|session| {
+            (
+                session["id"].as_str().unwrap().parse().unwrap(),
+                session["current"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [(session_id(&laptop), true), (session_id(&phone), false)],
+        "only ada's, oldest first, this one marked"
+    );
+
+    let status = end_session(&server, &laptop, session_id(&phone), "wrong").await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "the password first"
+    );
+    assert_eq!(me(&phone).await.0, StatusCode::OK);
+    let status = end_session(&server, &laptop, session_id(&bobs), PASSWORD).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "bob's is none of ada's");
+    assert_eq!(me(&bobs).await.0, StatusCode::OK);
+    let status = end_session(&server, &laptop, session_id(&phone), PASSWORD).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(me(&phone).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(&laptop).await.0, StatusCode::OK);
+
+    // Admins end one user's sessions, or everyone's; people cannot.
+    let (status, _) = server
+        .as_browser(&laptop, Method::DELETE, "/api/auth/sessions", true, None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, ended) = server
+        .call(
+            Method::DELETE,
+            &format!("/api/auth/users/{bob}/sessions"),
+            Some(&server.admin),
+            None,
+        )
+        .await;
+    assert_eq!((status, ended), (StatusCode::OK, json!({"ended": 1})));
+    assert_eq!(me(&bobs).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(&laptop).await.0, StatusCode::OK);
+    let (status, ended) = server
+        .call(
+            Method::DELETE,
+            "/api/auth/sessions",
+            Some(&server.admin),
+            None,
+        )
+        .await;
+    assert_eq!((status, ended), (StatusCode::OK, json!({"ended": 1})));
+    assert_eq!(me(&laptop).await.0, StatusCode::UNAUTHORIZED);
+
+    let (_, events) = server.get("/api/audit?action=sessions_ended").await;
+    let outcomes: Vec<(&str, &str)> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| {
+            (
+                event["actor"].as_str().unwrap(),
+                event["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("alice", "success"),
+            ("alice", "success"),
+            ("ada", "success"),
+            ("ada", "failure")
+        ]
+    );
+    server.stop().await;
+}

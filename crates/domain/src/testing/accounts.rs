@@ -69,6 +69,29 @@ impl<T: Access> AccountRepository for T {
         })
     }
 
+    async fn sessions_of(&self, user_id: Uuid) -> Result<Vec<Session>> {
+        let mut sessions: Vec<Session> = self.read(|tables, _| {
+            tables
+                .accounts
+                .sessions
+                .values()
+                .filter(|session| session.user_id == user_id)
+                .cloned()
+                .collect()
+        });
+        sessions.sort_by_key(|session| (session.created_at, session.id));
+        Ok(sessions)
+    }
+
+    async fn delete_all_sessions(&self) -> Result<u64> {
+        self.write(move |tables, _| {
+            let sessions = &mut Arc::make_mut(&mut tables.accounts).sessions;
+            let ended = sessions.len() as u64;
+            sessions.clear();
+            Ok(ended)
+        })
+    }
+
     async fn delete_sessions_of(&self, user_id: Uuid, except: Option<Uuid>) -> Result<u64> {
         self.write(move |tables, _| {
             let sessions = &mut Arc::make_mut(&mut tables.accounts).sessions;

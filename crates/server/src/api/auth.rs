@@ -331,6 +331,144 @@ pub async fn change_email(
     ))
 }
 
+/// A session as its user sees it: never its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionSchema {
+    /// Its id (the public half of its cookie; useless without the secret half).
+    pub id: Uuid,
+    /// When its user signed in (seconds since the epoch).
+    pub created_at: f64,
+    /// When it was last used, to the minute.
+    pub last_seen_at: f64,
+    /// When it ends at the latest.
+    pub expires_at: f64,
+    /// Whether this request came with it.
+    pub current: bool,
+}
+
+/// The caller's own sessions (the signed-in user's, or those of the user a token acts for),
+/// oldest first.
+#[utoipa::path(get, path = "/api/auth/sessions", tag = "auth",
+    security(("session" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The sessions", body = Vec<SessionSchema>),
+        (status = 401, description = "No valid session or token", body = Problem),
+        (status = 403, description = "A token acting for no user", body = Problem),
+    ))]
+pub async fn list_sessions(
+    caller: Caller,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<SessionSchema>>, ApiError> {
+    let owner = token_owner(&caller)?;
+    let current = caller.session().map(|session| session.session.id);
+    let sessions = state.accounts.sessions_of(owner).await?;
+    Ok(Json(
+        sessions
+            .iter()
+            .map(|session| SessionSchema {
+                id: session.id,
+                created_at: super::epoch(session.created_at),
+                last_seen_at: super::epoch(session.last_seen_at),
+                expires_at: super::epoch(session.expires_at),
+                current: Some(session.id) == current,
+            })
+            .collect(),
+    ))
+}
+
+/// The current password, which ending a session takes.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reauthentication {
+    /// The password now.
+    pub current_password: String,
+}
+
+/// Ends one of the signed-in user's sessions (another device's, say), which takes the current
+/// password. Another user's session answers as an unknown one.
+#[utoipa::path(delete, path = "/api/auth/sessions/{id}", tag = "auth",
+    security(("session" = [])),
+    params(("id" = Uuid, Path, description = "Session id")),
+    request_body = Reauthentication,
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 400, description = "The id is malformed, or the body is not JSON", body = Problem),
+        (status = 401, description = "Not signed in", body = Problem),
+        (status = 403, description = "No CSRF token, or another session's; or an API token, which has no session", body = Problem),
+        (status = 404, description = "No such session of yours", body = Problem),
+        (status = 415, description = "The body is not declared as JSON", body = Problem),
+        (status = 422, description = "The current password is wrong", body = Problem),
+    ))]
+pub async fn end_session(
+    caller: Caller,
+    ClientAddr(addr): ClientAddr,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    JsonBody(reauthentication): JsonBody<Reauthentication>,
+) -> Result<StatusCode, ApiError> {
+    let session = caller.session().ok_or(ApiError::new(
+        ErrorCode::Forbidden,
+        "ending a session needs a session: sign in",
+    ))?;
+    state
+        .accounts
+        .end_own_session(session, id, &reauthentication.current_password, addr)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// How many sessions ended.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionsEnded {
+    /// The count.
+    pub ended: u64,
+}
+
+/// Ends every session of every user (admins only; the caller's own too): everyone signs in
+/// again. Audited as `sessions_ended`.
+#[utoipa::path(delete, path = "/api/auth/sessions", tag = "auth",
+    security(("bearer" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "Ended", body = SessionsEnded),
+        (status = 401, description = "No valid session or token", body = Problem),
+        (status = 403, description = "Not an admin, or no CSRF token", body = Problem),
+    ))]
+pub async fn end_all_sessions(
+    Admin(caller): Admin,
+    ClientAddr(addr): ClientAddr,
+    State(state): State<AppState>,
+) -> Result<Json<SessionsEnded>, ApiError> {
+    let ended = state
+        .accounts
+        .end_sessions(None, caller.name(), &caller.origin(addr))
+        .await?;
+    Ok(Json(SessionsEnded { ended }))
+}
+
+/// Ends every session of a user (admins only): they sign in again. Audited as
+/// `sessions_ended`.
+#[utoipa::path(delete, path = "/api/auth/users/{id}/sessions", tag = "auth",
+    security(("bearer" = []), ("session" = [])),
+    params(("id" = Uuid, Path, description = "The User subscription")),
+    responses(
+        (status = 200, description = "Ended", body = SessionsEnded),
+        (status = 400, description = "The id is malformed", body = Problem),
+        (status = 401, description = "No valid session or token", body = Problem),
+        (status = 403, description = "Not an admin, or no CSRF token", body = Problem),
+    ))]
+pub async fn end_user_sessions(
+    Admin(caller): Admin,
+    ClientAddr(addr): ClientAddr,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<SessionsEnded>, ApiError> {
+    let ended = state
+        .accounts
+        .end_sessions(Some(id), caller.name(), &caller.origin(addr))
+        .await?;
+    Ok(Json(SessionsEnded { ended }))
+}
+
 /// A request for a password reset link.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

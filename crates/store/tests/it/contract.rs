@@ -1172,6 +1172,31 @@ async fn sessions_failures_resets_and_roles_belong_to_a_subscription() {
         let ended = store.delete_sessions_of(id(1), Some(id(14))).await.unwrap();
         transcript.push(format!("ended {ended}"));
         store.session(id(14)).await.unwrap();
+        active_group(store.as_ref(), id(2), "g2", "Group Two", &[], now())
+            .await
+            .unwrap();
+        store
+            .create_session(&session(16, id(2), now()))
+            .await
+            .unwrap();
+        store
+            .create_session(&session(15, id(1), now() + TimeDelta::minutes(1)))
+            .await
+            .unwrap();
+        let of_one: Vec<Uuid> = store
+            .sessions_of(id(1))
+            .await
+            .unwrap()
+            .iter()
+            .map(|session| session.id)
+            .collect();
+        assert_eq!(of_one, [id(14), id(15)], "oldest first, only the user's");
+        assert_eq!(store.delete_all_sessions().await.unwrap(), 3);
+        assert!(store.sessions_of(id(2)).await.unwrap().is_empty());
+        store
+            .create_session(&session(14, id(1), now()))
+            .await
+            .unwrap();
 
         let mut counts = Vec::new();
         for _ in 0..4 {
