@@ -63,11 +63,13 @@ pub enum AuditAction {
     ProcessAborted,
     /// A process's failed or waiting step was skipped.
     ProcessSkipped,
+    /// A request was refused for want of a role, an object's permission or a CSRF token (403).
+    AccessDenied,
 }
 
 impl AuditAction {
     /// Every action, in the order of their declaration.
-    pub const ALL: [AuditAction; 17] = [
+    pub const ALL: [AuditAction; 18] = [
         AuditAction::SignIn,
         AuditAction::SignInFailed,
         AuditAction::SignOut,
@@ -85,6 +87,7 @@ impl AuditAction {
         AuditAction::ProcessResumed,
         AuditAction::ProcessAborted,
         AuditAction::ProcessSkipped,
+        AuditAction::AccessDenied,
     ];
 
     /// The stable wire string.
@@ -107,6 +110,7 @@ impl AuditAction {
             AuditAction::ProcessResumed => "process_resumed",
             AuditAction::ProcessAborted => "process_aborted",
             AuditAction::ProcessSkipped => "process_skipped",
+            AuditAction::AccessDenied => "access_denied",
         }
     }
 }

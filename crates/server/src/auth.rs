@@ -335,6 +335,13 @@ impl Caller {
         }
     }
 
+    /// Tells the refusals middleware who this request's caller is.
+    fn fill_slot(&self, parts: &Parts) {
+        if let Some(slot) = parts.extensions.get::<crate::refusals::CallerSlot>() {
+            slot.fill(self.name(), self.user_id());
+        }
+    }
+
     /// Where the caller's request comes from, for the audit log: its User subscription and the
     /// client's address.
     pub fn origin(&self, addr: Option<IpAddr>) -> Origin {
@@ -376,10 +383,12 @@ impl FromRequestParts<AppState> for Caller {
                 .ok()
                 .and_then(|value| value.strip_prefix("Bearer "))
                 .ok_or(ApiError::Unauthenticated)?;
-            return token_holder(state, plain.trim())
+            let caller = token_holder(state, plain.trim())
                 .await?
                 .map(|token| Caller(Credential::Token(token)))
-                .ok_or(ApiError::Unauthenticated);
+                .ok_or(ApiError::Unauthenticated)?;
+            caller.fill_slot(parts);
+            return Ok(caller);
         }
         let cookie = session_cookie_in(&parts.headers).ok_or(ApiError::Unauthenticated)?;
         let session = state
@@ -387,7 +396,11 @@ impl FromRequestParts<AppState> for Caller {
             .session(&cookie)
             .await?
             .ok_or(ApiError::Unauthenticated)?;
-        if !parts.method.is_safe() {
+        let caller = Caller(Credential::Session(Box::new(session)));
+        caller.fill_slot(parts);
+        if !parts.method.is_safe()
+            && let Credential::Session(session) = &caller.0
+        {
             let sent = parts
                 .headers
                 .get(CSRF_HEADER)
@@ -400,7 +413,7 @@ impl FromRequestParts<AppState> for Caller {
                 ));
             }
         }
-        Ok(Caller(Credential::Session(Box::new(session))))
+        Ok(caller)
     }
 }
 

@@ -418,7 +418,10 @@ fn problem(code: ErrorCode, detail: String) -> Response {
         code,
         detail,
     };
-    (status, Json(body)).into_response()
+    let mut response = (status, Json(body)).into_response();
+    // For the refusals middleware, which records a 403 with its code.
+    response.extensions_mut().insert(code);
+    response
 }
 
 #[cfg(test)]

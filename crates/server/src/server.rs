@@ -159,7 +159,8 @@ impl Cadre {
     }
 
     /// The HTTP application: the API, its OpenAPI document at `/api/openapi.json`, the pages of
-    /// mailed links under `/tokens/`, request tracing, and problem bodies for unknown paths.
+    /// mailed links under `/tokens/`, refusals as security events, request tracing, and problem
+    /// bodies for unknown paths.
     pub fn router(&self, state: AppState) -> Router {
         let (api, openapi) = self.api();
         let openapi = Arc::new(openapi);
@@ -170,6 +171,10 @@ impl Cadre {
                 async move { Json(openapi.as_ref().clone()) }
             }),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::refusals::record,
+        ))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such path") })
         .layer(TraceLayer::new_for_http())
         .with_state(state)

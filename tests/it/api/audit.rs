@@ -541,3 +541,51 @@ async fn retention_purges_events_older_than_the_setting() {
     assert_eq!(none, 0, "0 keeps everything");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_requests_are_recorded_with_who_where_and_what_never_a_secret() {
+    let smtp = SmtpServer::start();
+    let server = server(&smtp, Arc::new(SystemClock)).await;
+    server.user_with_password("ada", PASSWORD, CHEAP).await;
+    let ada = server.browser("ada", PASSWORD).await;
+
+    // A user's token asks for an admin's endpoint; a cookie comes without its CSRF token.
+    let (status, _) = server
+        .call(
+            Method::POST,
+            "/api/processes/create_user",
+            Some(&server.user),
+            Some(json!([{}])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = server
+        .as_browser(&ada, Method::POST, "/api/auth/logout", false, None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // A request without a credential is logged, not recorded.
+    let (status, _) = server.call(Method::GET, "/api/audit", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (_, page, text) = server.audit("action=access_denied").await;
+    let events = page["items"].as_array().unwrap();
+    assert_eq!(events.len(), 2, "{page}");
+    check(
+        &events[0],
+        "ada",
+        Some("POST /api/auth/logout"),
+        "failure",
+        true,
+    );
+    assert_eq!(events[0]["detail"], "csrf_token_missing");
+    check(
+        &events[1],
+        "bob",
+        Some("POST /api/processes/{id}"),
+        "failure",
+        true,
+    );
+    assert_eq!(events[1]["detail"], "forbidden");
+    assert!(!text.contains(secret(&server.user)), "never a secret");
+    server.stop().await;
+}
