@@ -367,4 +367,47 @@ mod tests {
             Some("must be at most 1024 characters")
         );
     }
+
+    #[tokio::test]
+    async fn a_password_is_checked_exactly_as_given_however_long() {
+        let passwords = Passwords::new(cheap(), 1).unwrap();
+        let given = " Correct Horse  Battery ";
+        let hash = passwords.hash(given).await.unwrap();
+        assert_eq!(
+            passwords.verify(given, &hash).await,
+            Ok(Verified::Match { rehash: false })
+        );
+        for other in [
+            "Correct Horse  Battery",
+            " correct horse  battery ",
+            " Correct Horse Battery ",
+        ] {
+            assert_eq!(
+                passwords.verify(other, &hash).await,
+                Ok(Verified::Mismatch),
+                "{other:?}: no trimming, case folding or collapsing"
+            );
+        }
+        let long: String = "ein sehr langes Passwort "
+            .repeat(50)
+            .chars()
+            .take(1024)
+            .collect();
+        let hash = passwords.hash(&long).await.unwrap();
+        assert_eq!(
+            passwords.verify(&long, &hash).await,
+            Ok(Verified::Match { rehash: false })
+        );
+        let cut: String = long.chars().take(1023).collect();
+        assert_eq!(
+            passwords.verify(&cut, &hash).await,
+            Ok(Verified::Mismatch),
+            "no truncation"
+        );
+        assert_eq!(
+            password_problem(&long, 12, &[]),
+            None,
+            "1,024 characters are allowed"
+        );
+    }
 }

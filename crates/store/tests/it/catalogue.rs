@@ -1,6 +1,9 @@
 //! The demo catalogue installed by the migrations.
 
-use cadre_domain::{CatalogueRepository, CustomerRepository, Name, ProductStatus, ProductType};
+use cadre_domain::{
+    CatalogueRepository, CustomerRepository, Name, ProductStatus, ProductType, SubscriptionQuery,
+    SubscriptionRepository, TokenRepository,
+};
 use cadre_migrations::demo::{DEFAULT_CUSTOMER_ID, USER_INTERNAL_PRODUCT_ID};
 use cadre_store::testing::scratch_store;
 
@@ -69,4 +72,17 @@ async fn the_demo_products_are_installed_with_their_blocks() {
         .unwrap();
     assert_eq!(by_name, customer);
     assert!(store.product_by_name("No such product").await.is_err());
+}
+
+/// No account ships with cadre (ASVS 5.0 6.3.2): a fresh database holds products and the
+/// default customer, but no user, no credential and no API token.
+#[tokio::test]
+async fn a_fresh_database_has_no_account_and_no_token() {
+    let store = scratch_store().await;
+    let page = store
+        .list_subscriptions(&SubscriptionQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(page.total, 0, "{page:?}");
+    assert!(store.list_tokens().await.unwrap().is_empty());
 }
