@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow};
-use cadre_server::{ApiError, Config};
+use cadre_server::{ApiError, Config, LogFormat};
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 
@@ -107,7 +107,7 @@ async fn run(cli: Cli) -> Result<()> {
     if let Command::Serve(args) = cli.command {
         return serve(config, args).await;
     }
-    init_tracing("warn");
+    init_tracing("warn", config.log_format);
     let engine = cadre_server::Cadre::new()
         .open(&config.database_url)
         .await?;
@@ -128,15 +128,17 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-pub(crate) fn init_tracing(default: &str) {
+pub(crate) fn init_tracing(default: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(default))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().init(),
+    }
 }
 
 /// Who the operator is, as processes record it.

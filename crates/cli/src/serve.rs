@@ -35,7 +35,7 @@ pub(crate) async fn serve(mut config: Config, args: ServeArgs) -> Result<()> {
     if args.workers_only {
         config.mode = Mode::WorkersOnly;
     }
-    init_tracing(&config.log);
+    init_tracing(&config.log, config.log_format);
     cadre_server::Cadre::new()
         .serve(&config, shutdown_signal())
         .await?;

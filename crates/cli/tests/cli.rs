@@ -367,3 +367,50 @@ async fn provision_loads_a_file_reports_every_row_and_refuses_bad_input_whole() 
     assert!(error.contains("nothing was loaded"), "{error}");
     assert_eq!(cadre.json(&["subscription", "list"])["total"], 4);
 }
+
+#[tokio::test]
+async fn json_logs_are_one_object_a_line_stamped_in_utc() {
+    let cadre = Cadre::new().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_cadre"))
+        .args(["serve", "--port", &port.to_string(), "--database-url"])
+        .arg(cadre.database.url())
+        .env_remove("DATABASE_URL")
+        .env_remove("RUST_LOG")
+        .env("CADRE_LOG_FORMAT", "json")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(server.stderr.take().unwrap()));
+    let listening = lines
+        .by_ref()
+        .map(|line| line.unwrap())
+        .map(|line| {
+            serde_json::from_str::<Value>(&line).unwrap_or_else(|_| panic!("not JSON: {line}"))
+        })
+        .inspect(|event| {
+            let at = event["timestamp"].as_str().unwrap();
+            assert!(at.ends_with('Z'), "UTC: {at}");
+            assert!(
+                event["level"].is_string() && event["target"].is_string(),
+                "{event}"
+            );
+        })
+        .find(|event| {
+            event["fields"]["message"]
+                .as_str()
+                .is_some_and(|message| message.starts_with("listening on"))
+        });
+    assert!(listening.is_some(), "the server said where it listens");
+    // The shutdown signal is watched from the server's first poll on, just after that line.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(server.wait().unwrap().success());
+}

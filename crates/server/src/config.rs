@@ -24,6 +24,18 @@ pub enum Mode {
     WorkersOnly,
 }
 
+/// How log lines are written (to standard error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    /// One line of text per event, for people.
+    #[default]
+    Text,
+    /// One JSON object per line, for a log collector: fields stay fields, and text from
+    /// requests cannot break a line.
+    Json,
+}
+
 /// Everything `cadre serve` needs to know.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -40,6 +52,8 @@ pub struct Config {
     pub mode: Mode,
     /// Log filter in `RUST_LOG` syntax, e.g. `info` or `cadre_engine=debug,info`.
     pub log: String,
+    /// How log lines are written.
+    pub log_format: LogFormat,
     /// The folder workflow groups' files are kept in (created if absent).
     pub files_dir: PathBuf,
     /// The largest file a workflow group accepts, in bytes.
@@ -74,6 +88,7 @@ impl Default for Config {
             workers: 2,
             mode: Mode::All,
             log: "info".to_owned(),
+            log_format: LogFormat::Text,
             files_dir: PathBuf::from("cadre-files"),
             max_upload_bytes: cadre_groups::DEFAULT_MAX_FILE_SIZE,
             registration: RegistrationSettings::default(),
@@ -90,7 +105,7 @@ impl Default for Config {
 impl Config {
     /// Defaults, overridden by the TOML file at `file` (which must exist if given), then by
     /// `CADRE_DATABASE_URL`, `CADRE_BIND`, `CADRE_PORT`, `CADRE_WORKERS`, `CADRE_MODE`,
-    /// `CADRE_LOG`, `CADRE_FILES_DIR`, `CADRE_MAX_UPLOAD_BYTES`, and by `DATABASE_URL`.
+    /// `CADRE_LOG`, `CADRE_LOG_FORMAT`, `CADRE_FILES_DIR`, `CADRE_MAX_UPLOAD_BYTES`, and by `DATABASE_URL`.
     /// (`CADRE_CONFIG` names the file and is not a setting.)
     pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));

@@ -19,6 +19,6 @@ mod state;
 mod visibility;
 pub use state::AppState;
 
-pub use config::{Config, Mode};
+pub use config::{Config, LogFormat, Mode};
 pub use error::{ApiError, ErrorCode, Problem};
 pub use server::{Cadre, ServeError, app_state};
