@@ -942,3 +942,40 @@ async fn people_see_and_end_their_sessions_and_admins_end_anyones() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_again_makes_a_new_session_and_ends_the_one_the_request_came_with() {
+    let server = server(None, Arc::new(SystemClock), |_| {}).await;
+    server.user_with_password("ada", PASSWORD, CHEAP).await;
+    let old = server.browser("ada", PASSWORD).await;
+    let response = server
+        .client
+        .post(format!("{}/api/auth/login", server.base))
+        .header("cookie", &old.cookie)
+        .json(&json!({"username": "ada", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let new = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_ne!(new, old.cookie, "a new session id and secret");
+    let me = |cookie: &str| {
+        server
+            .client
+            .get(format!("{}/api/auth/me", server.base))
+            .header("cookie", cookie.to_owned())
+            .send()
+    };
+    assert_eq!(
+        me(&old.cookie).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(me(&new).await.unwrap().status(), StatusCode::OK);
+    server.stop().await;
+}
