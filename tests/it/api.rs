@@ -16,6 +16,7 @@ mod accounts;
 mod audit;
 mod authorization;
 mod registration;
+mod web;
 
 /// A running server and a client with an admin and a user token.
 struct Server {
@@ -46,7 +47,9 @@ impl Server {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let database = cadre_store::testing::scratch_database().await;
-        let cadre = cadre_server::Cadre::new().workflows(extra);
+        let cadre = cadre_server::Cadre::new()
+            .pages(cadre_web::pages())
+            .workflows(extra);
         let engine = cadre.open(database.url()).await.unwrap();
         let engine = cadre_engine::Engine::new(
             engine.store().clone(),

@@ -177,6 +177,22 @@ const LAYERS: &[(&str, &[&str])] = &[
             "cadre-store",
         ],
     ),
+    (
+        "cadre-web",
+        &[
+            "cadre-accounts",
+            "cadre-domain",
+            "cadre-engine",
+            "cadre-forms",
+            "cadre-groups",
+            "cadre-migrations",
+            "cadre-products",
+            "cadre-provisioning",
+            "cadre-registration",
+            "cadre-server",
+            "cadre-store",
+        ],
+    ),
     ("cadre-example-forms-only", &["cadre-domain", "cadre-forms"]),
     (
         "cadre-example-mailbox",
@@ -208,6 +224,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "cadre-registration",
             "cadre-server",
             "cadre-store",
+            "cadre-web",
         ],
     ),
 ];

@@ -37,6 +37,7 @@ pub(crate) async fn serve(mut config: Config, args: ServeArgs) -> Result<()> {
     }
     init_tracing(&config.log, config.log_format);
     cadre_server::Cadre::new()
+        .pages(cadre_web::pages())
         .serve(&config, shutdown_signal())
         .await?;
     Ok(())

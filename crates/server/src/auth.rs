@@ -11,9 +11,9 @@
 //! the session's CSRF token in [`CSRF_HEADER`].
 
 use axum::extract::FromRequestParts;
-use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue};
 use cadre_accounts::{AccountUser, Accounts, SessionUser};
 use cadre_domain::{
     ApiToken, AuditAction, AuditEvent, DomainError, Origin, Repositories, Role, TokenRepository,
@@ -21,7 +21,7 @@ use cadre_domain::{
 use cadre_groups::Actor;
 use cadre_products::models::is_active_user;
 use chrono::{DateTime, Utc};
-use cookie::Cookie;
+use cookie::{Cookie, SameSite};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -131,6 +131,105 @@ pub async fn revoke_token(
                 .detail(format!("{:?}", token.name)),
         )
         .await
+}
+
+/// Makes an API token for the signed-in `session`'s user, as they ask: named `name`, with
+/// `role` (`user` by default; at most the user's own), expiring after `days` (the configured
+/// default when `None`, at most the configured maximum), while they hold fewer live tokens than
+/// the configured most. What `POST /api/auth/tokens` and the web UI do.
+pub async fn issue_own_token(
+    state: &AppState,
+    session: &SessionUser,
+    name: &str,
+    role: Option<&str>,
+    days: Option<u32>,
+) -> Result<IssuedToken, ApiError> {
+    let role: Role = match role {
+        None => Role::User,
+        Some(role) => role.parse()?,
+    };
+    if !session.user.role().includes(role) {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!("you do not hold the {role} role"),
+        ));
+    }
+    let settings = state.accounts.settings();
+    let days = days.unwrap_or(settings.token_days);
+    if days == 0 || days > settings.token_max_days {
+        return Err(ApiError::new(
+            ErrorCode::InvalidArgument,
+            format!(
+                "expires_in_days must be between 1 and {}",
+                settings.token_max_days
+            ),
+        ));
+    }
+    let now = state.engine.clock().now();
+    let live = state
+        .engine
+        .store()
+        .tokens_of(session.user.user_id)
+        .await?
+        .iter()
+        .filter(|token| token.revoked_at.is_none() && token.expires_at.is_none_or(|at| at > now))
+        .count();
+    if live >= settings.max_tokens {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!(
+                "you hold {live} live tokens, the most allowed ({}): revoke one first",
+                settings.max_tokens
+            ),
+        ));
+    }
+    Ok(issue_token(
+        state.engine.store().as_ref(),
+        NewToken {
+            name,
+            role,
+            user: Some(session.user.user_id),
+            expires_at: Some(now + chrono::TimeDelta::days(i64::from(days))),
+        },
+        &session.user.user_name,
+        now,
+    )
+    .await?)
+}
+
+/// Revokes token `id` of the user `owner` for `actor` (at once on this server, within
+/// [`TOKEN_CACHE_TTL`] on others); another user's token is as unknown as a missing one.
+pub async fn revoke_own_token(
+    state: &AppState,
+    owner: Uuid,
+    id: Uuid,
+    actor: &str,
+) -> Result<(), ApiError> {
+    let store = state.engine.store();
+    match store.token(id).await {
+        Ok(token) if token.user_id == Some(owner) => {}
+        Ok(_) | Err(DomainError::NotFound { .. }) => {
+            return Err(DomainError::not_found("token", id).into());
+        }
+        Err(error) => return Err(error.into()),
+    }
+    revoke_token(store.as_ref(), id, actor, state.engine.clock().now()).await?;
+    state.tokens.forget(id);
+    Ok(())
+}
+
+/// The `Set-Cookie` value that sets the session cookie to `value` (or, with `None`, removes
+/// it): HttpOnly, SameSite=Lax, for the whole site, Secure when the accounts say so.
+pub fn session_cookie(state: &AppState, value: Option<&str>) -> Result<HeaderValue, ApiError> {
+    let mut cookie = Cookie::build((SESSION_COOKIE, value.unwrap_or_default().to_owned()))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .path("/")
+        .secure(state.accounts.secure_cookie());
+    if value.is_none() {
+        cookie = cookie.max_age(cookie::time::Duration::ZERO);
+    }
+    HeaderValue::from_str(&cookie.build().to_string()).map_err(ApiError::internal)
 }
 
 fn hash_secret(secret: &str) -> String {

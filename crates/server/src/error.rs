@@ -184,7 +184,7 @@ impl ApiError {
 
     /// A failure of the server itself, or an error of a kind it does not know yet: logged, and
     /// answered 500 without its message.
-    pub(crate) fn internal(error: impl std::fmt::Display) -> Self {
+    pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "internal failure");
         Self::new(
             ErrorCode::Internal,

@@ -21,4 +21,5 @@ pub use state::AppState;
 
 pub use config::{Config, LogFormat, Mode};
 pub use error::{ApiError, ErrorCode, Problem};
+pub use limit::client_addr;
 pub use server::{Cadre, ServeError, app_state};

@@ -76,6 +76,7 @@ pub struct Cadre {
     migrations: Vec<ProductMigrations>,
     workflows: Vec<Workflow>,
     routes: Option<OpenApiRouter<AppState>>,
+    pages: Option<Router<AppState>>,
 }
 
 impl Cadre {
@@ -102,6 +103,16 @@ impl Cadre {
         self.routes = Some(match self.routes.take() {
             Some(earlier) => earlier.merge(routes),
             None => routes,
+        });
+        self
+    }
+
+    /// Adds `pages`: routes for people (HTML), served beside the API but not part of its OpenAPI
+    /// document, such as `cadre-web`'s. Handlers take the same state.
+    pub fn pages(mut self, pages: Router<AppState>) -> Self {
+        self.pages = Some(match self.pages.take() {
+            Some(earlier) => earlier.merge(pages),
+            None => pages,
         });
         self
     }
@@ -159,11 +170,15 @@ impl Cadre {
     }
 
     /// The HTTP application: the API, its OpenAPI document at `/api/openapi.json`, the pages of
-    /// mailed links under `/tokens/`, refusals as security events, request tracing, and problem
-    /// bodies for unknown paths.
+    /// mailed links under `/tokens/`, the added pages, refusals as security events, request
+    /// tracing, and problem bodies for unknown paths.
     pub fn router(&self, state: AppState) -> Router {
         let (api, openapi) = self.api();
         let openapi = Arc::new(openapi);
+        let api = match &self.pages {
+            Some(pages) => api.merge(pages.clone()),
+            None => api,
+        };
         api.route(
             "/api/openapi.json",
             get(move || {

@@ -9,19 +9,17 @@
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::header::SET_COOKIE;
-use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cadre_accounts::{AccountUser, SignedIn};
 use cadre_domain::{ApiToken, AuditAction, AuditEvent, DomainError, Role};
 use cadre_registration::RegistrationError;
-use chrono::TimeDelta;
-use cookie::{Cookie, SameSite};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{
-    Admin, Caller, Credential, NewToken, SESSION_COOKIE, issue_token, session_cookie_in,
+    Admin, Caller, Credential, issue_own_token, revoke_own_token, session_cookie, session_cookie_in,
 };
 use crate::error::{ApiError, ErrorCode, Problem};
 use crate::extract::{ClientAddr, JsonBody, Path};
@@ -85,19 +83,6 @@ fn me(caller: &Caller) -> Me {
             expires_at: None,
         },
     }
-}
-
-/// The `Set-Cookie` value that sets (or, with `None`, removes) the session cookie.
-fn session_cookie(state: &AppState, value: Option<&str>) -> Result<HeaderValue, ApiError> {
-    let mut cookie = Cookie::build((SESSION_COOKIE, value.unwrap_or_default().to_owned()))
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .path("/")
-        .secure(state.accounts.secure_cookie());
-    if value.is_none() {
-        cookie = cookie.max_age(cookie::time::Duration::ZERO);
-    }
-    HeaderValue::from_str(&cookie.build().to_string()).map_err(ApiError::internal)
 }
 
 /// Signs in with a user name or email address and a password, and opens a session: its cookie
@@ -641,55 +626,12 @@ pub async fn create_token(
         ErrorCode::Forbidden,
         "making a token needs a session: sign in",
     ))?;
-    let role: Role = match request.role.as_deref() {
-        None => Role::User,
-        Some(role) => role.parse()?,
-    };
-    if !session.user.role().includes(role) {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            format!("you do not hold the {role} role"),
-        ));
-    }
-    let settings = state.accounts.settings();
-    let days = request.expires_in_days.unwrap_or(settings.token_days);
-    if days == 0 || days > settings.token_max_days {
-        return Err(ApiError::new(
-            ErrorCode::InvalidArgument,
-            format!(
-                "expires_in_days must be between 1 and {}",
-                settings.token_max_days
-            ),
-        ));
-    }
-    let now = state.engine.clock().now();
-    let live = state
-        .engine
-        .store()
-        .tokens_of(session.user.user_id)
-        .await?
-        .iter()
-        .filter(|token| token.revoked_at.is_none() && token.expires_at.is_none_or(|at| at > now))
-        .count();
-    if live >= settings.max_tokens {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            format!(
-                "you hold {live} live tokens, the most allowed ({}): revoke one first",
-                settings.max_tokens
-            ),
-        ));
-    }
-    let issued = issue_token(
-        state.engine.store().as_ref(),
-        NewToken {
-            name: &request.name,
-            role,
-            user: Some(session.user.user_id),
-            expires_at: Some(now + TimeDelta::days(i64::from(days))),
-        },
-        &session.user.user_name,
-        now,
+    let issued = issue_own_token(
+        &state,
+        session,
+        &request.name,
+        request.role.as_deref(),
+        request.expires_in_days,
     )
     .await?;
     Ok((
@@ -737,21 +679,7 @@ pub async fn revoke_token(
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     let owner = token_owner(&caller)?;
-    let store = state.engine.store();
-    let unknown = || ApiError::from(DomainError::not_found("token", id));
-    match store.token(id).await {
-        Ok(token) if token.user_id == Some(owner) => {}
-        Ok(_) | Err(DomainError::NotFound { .. }) => return Err(unknown()),
-        Err(error) => return Err(error.into()),
-    }
-    crate::auth::revoke_token(
-        store.as_ref(),
-        id,
-        caller.name(),
-        state.engine.clock().now(),
-    )
-    .await?;
-    state.tokens.forget(id);
+    revoke_own_token(&state, owner, id, caller.name()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

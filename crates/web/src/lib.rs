@@ -1,0 +1,55 @@
+//! cadre's web UI: pages for people and admins, rendered on the server.
+//!
+//! Plain links and forms work without JavaScript; htmx (vendored in `assets/`, served from
+//! `/assets/`) adds partial updates where a page has them. Every page is sent with a strict
+//! Content-Security-Policy (scripts and styles from this site only, no inline script), no
+//! caching and no referrer; every form carries a CSRF token: the session's for a signed-in
+//! person, a form cookie's before sign-in (double submit). Sessions are those of the API
+//! (`cadre_accounts`), so signing in here signs in there.
+//!
+//! [`pages`] is what `cadre serve` adds to the server (`cadre_server::Cadre::pages`):
+//! - `/`: the profile when signed in, else the sign-in page;
+//! - `/sign-in`, `/sign-out`, `/password-reset` and `/password-reset/{token}` (the page of the
+//!   mailed reset link);
+//! - `/me` (profile and groups), `/me/password`, `/me/tokens` (make, shown once; revoke);
+//! - `/admin` (admins: subscriptions by product and lifecycle, registrations awaiting a
+//!   decision).
+
+mod account;
+mod admin;
+mod page;
+
+use axum::Router;
+use axum::routing::{get, post};
+use cadre_server::AppState;
+
+/// Every page of the UI and its assets.
+pub fn pages() -> Router<AppState> {
+    Router::new()
+        .route("/", get(account::home))
+        .route(
+            "/sign-in",
+            get(account::sign_in_page).post(account::sign_in),
+        )
+        .route("/sign-out", post(account::sign_out))
+        .route(
+            "/password-reset",
+            get(account::reset_request_page).post(account::request_reset),
+        )
+        .route(
+            "/password-reset/{token}",
+            get(account::reset_page).post(account::reset),
+        )
+        .route("/me", get(account::profile))
+        .route(
+            "/me/password",
+            get(account::password_page).post(account::change_password),
+        )
+        .route(
+            "/me/tokens",
+            get(account::tokens_page).post(account::create_token),
+        )
+        .route("/me/tokens/{id}/revoke", post(account::revoke_token))
+        .route("/admin", get(admin::dashboard))
+        .route("/assets/{name}", get(page::asset))
+}

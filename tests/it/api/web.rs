@@ -1,0 +1,333 @@
+//! The web UI over HTTP, as a browser without JavaScript uses it: the page headers, CSRF
+//! tokens on every form, signing in and out, the profile, the mailed reset link's page, API
+//! tokens and the admin console.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cadre_domain::{Role, SystemClock};
+use cadre_registration::testing::SmtpServer;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_SECURITY_POLICY, LOCATION, SET_COOKIE};
+use uuid::Uuid;
+
+use super::Server;
+use super::accounts::{CHEAP, PASSWORD, mails_to, server};
+
+/// A browser without JavaScript: keeps its cookies, follows no redirect by itself.
+struct Browser<'a> {
+    server: &'a Server,
+    client: reqwest::Client,
+    cookies: BTreeMap<String, String>,
+}
+
+/// An answer: status, where it redirects, its body.
+struct Page {
+    status: StatusCode,
+    location: Option<String>,
+    policy: Option<String>,
+    body: String,
+}
+
+impl Page {
+    /// The value of the first hidden `csrf_token` field.
+    fn csrf(&self) -> String {
+        let at = self
+            .body
+            .find(r#"name="csrf_token" value=""#)
+            .expect("a form");
+        let rest = &self.body[at + r#"name="csrf_token" value=""#.len()..];
+        rest[..rest.find('"').unwrap()].to_owned()
+    }
+}
+
+impl<'a> Browser<'a> {
+    fn new(server: &'a Server) -> Self {
+        Self {
+            server,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
+        let cookie = self
+            .cookies
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let response = request.header("cookie", cookie).send().await.unwrap();
+        for set in response.headers().get_all(SET_COOKIE) {
+            let pair = set.to_str().unwrap().split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .map(|value: &reqwest::header::HeaderValue| value.to_str().unwrap().to_owned())
+        };
+        Page {
+            status: response.status(),
+            location: header(LOCATION),
+            policy: header(CONTENT_SECURITY_POLICY),
+            body: response.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let request = self.client.get(format!("{}{path}", self.server.base));
+        self.send(request).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let body = form
+            .iter()
+            .map(|(name, value)| {
+                let value = utf8_percent_encode(value, NON_ALPHANUMERIC);
+                format!("{name}={value}")
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        let request = self
+            .client
+            .post(format!("{}{path}", self.server.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        self.send(request).await
+    }
+
+    /// Signs in through the form; returns the answer.
+    async fn sign_in(&mut self, username: &str, password: &str) -> Page {
+        let form = self.get("/sign-in").await;
+        let csrf = form.csrf();
+        self.post(
+            "/sign-in",
+            &[
+                ("username", username),
+                ("password", password),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_are_strict_and_every_form_needs_its_csrf_token() {
+    let server = server(None, Arc::new(SystemClock), |_| {}).await;
+    server.user_with_password("ada", PASSWORD, CHEAP).await;
+    let mut browser = Browser::new(&server);
+
+    let home = browser.get("/").await;
+    assert_eq!(
+        (home.status, home.location.as_deref()),
+        (StatusCode::SEE_OTHER, Some("/sign-in"))
+    );
+    let form = browser.get("/sign-in").await;
+    assert_eq!(form.status, StatusCode::OK);
+    let policy = form.policy.clone().unwrap();
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(policy.contains(directive), "{policy}");
+    }
+    assert!(!policy.contains("unsafe"), "{policy}");
+    assert!(!form.body.contains("<script>"), "no inline script");
+    for label in [r#"<label for="username">"#, r#"<label for="password">"#] {
+        assert!(form.body.contains(label), "every input labelled");
+    }
+
+    // A form posted from elsewhere (no form cookie, or another token) is refused.
+    let mut stranger = Browser::new(&server);
+    let forged = stranger
+        .post(
+            "/sign-in",
+            &[
+                ("username", "ada"),
+                ("password", PASSWORD),
+                ("csrf_token", &form.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(!stranger.cookies.contains_key("cadre_session"));
+
+    let wrong = browser.sign_in("ada", "not the password at all").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        wrong.body.contains("The user name or password is wrong"),
+        "{}",
+        wrong.body
+    );
+    let signed_in = browser.sign_in("ada", PASSWORD).await;
+    assert_eq!(
+        (signed_in.status, signed_in.location.as_deref()),
+        (StatusCode::SEE_OTHER, Some("/me"))
+    );
+    let profile = browser.get("/me").await;
+    assert_eq!(profile.status, StatusCode::OK);
+    assert!(profile.body.contains("<h1>ada</h1>"), "{}", profile.body);
+    assert!(
+        profile.body.contains("ada group"),
+        "the groups: {}",
+        profile.body
+    );
+    assert!(profile.body.contains("ada@example.org"));
+
+    // Signed in, forms carry the session's token; without it nothing happens.
+    let refused = browser.post("/sign-out", &[("csrf_token", "forged")]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(browser.get("/me").await.status, StatusCode::OK);
+    let csrf = profile.csrf();
+    let out = browser.post("/sign-out", &[("csrf_token", &csrf)]).await;
+    assert_eq!(out.location.as_deref(), Some("/sign-in"));
+    let after = browser.get("/me").await;
+    assert_eq!(
+        (after.status, after.location.as_deref()),
+        (StatusCode::SEE_OTHER, Some("/sign-in"))
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mailed_reset_link_opens_the_page_that_sets_the_password() {
+    let smtp = SmtpServer::start();
+    let server = server(Some(&smtp), Arc::new(SystemClock), |_| {}).await;
+    server.user_with_password("ada", PASSWORD, CHEAP).await;
+    let mut browser = Browser::new(&server);
+    let form = browser.get("/password-reset").await;
+    let sent = browser
+        .post(
+            "/password-reset",
+            &[("email", "ada@example.org"), ("csrf_token", &form.csrf())],
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::ACCEPTED);
+    let mail = &mails_to(&smtp, "ada@example.org", 1).await[0];
+    let link = mail
+        .body
+        .split_whitespace()
+        .find(|word| word.starts_with("http://cadre.example/password-reset/"))
+        .expect("the link");
+    let path = &link["http://cadre.example".len()..];
+    let page = browser.get(path).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let weak = browser
+        .post(
+            path,
+            &[
+                ("new_password", "password1234"),
+                ("csrf_token", &page.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(weak.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(weak.body.contains("too easy to guess"), "{}", weak.body);
+    let new = "a freshly chosen passphrase";
+    let set = browser
+        .post(path, &[("new_password", new), ("csrf_token", &weak.csrf())])
+        .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    assert!(set.body.contains("Your password is set"));
+    let again = browser
+        .post(path, &[("new_password", new), ("csrf_token", &weak.csrf())])
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND, "the link works once");
+    assert_eq!(
+        browser.sign_in("ada", new).await.status,
+        StatusCode::SEE_OTHER
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_make_a_token_shown_once_and_revoke_it_and_only_admins_see_the_console() {
+    let server = server(None, Arc::new(SystemClock), |_| {}).await;
+    let ada = server.user_with_password("ada", PASSWORD, CHEAP).await;
+    let mut browser = Browser::new(&server);
+    browser.sign_in("ada", PASSWORD).await;
+
+    let page = browser.get("/me/tokens").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("laptop"), "{}", page.body);
+    let made = browser
+        .post(
+            "/me/tokens",
+            &[
+                ("name", "laptop"),
+                ("expires_in_days", "7"),
+                ("csrf_token", &page.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    let at = made.body.find("value=\"cadre_").expect("the token, shown");
+    let token: String = made.body[at + 7..]
+        .chars()
+        .take_while(|c| *c != '"')
+        .collect();
+    let (status, me) = server
+        .call(reqwest::Method::GET, "/api/auth/me", Some(&token), None)
+        .await;
+    assert_eq!(
+        (status, me["user_id"].clone()),
+        (StatusCode::OK, serde_json::json!(ada))
+    );
+    let listed = browser.get("/me/tokens").await;
+    assert!(!listed.body.contains(&token), "shown once");
+    assert!(listed.body.contains("<td>laptop</td>"), "{}", listed.body);
+    let id: Uuid = server
+        .engine
+        .store()
+        .tokens_of(ada)
+        .await
+        .unwrap()
+        .iter()
+        .find(|token| token.name == "laptop")
+        .unwrap()
+        .id;
+    let revoked = browser
+        .post(
+            &format!("/me/tokens/{id}/revoke"),
+            &[("csrf_token", &listed.csrf())],
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER);
+    let (status, _) = server
+        .call(reqwest::Method::GET, "/api/auth/me", Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let console = browser.get("/admin").await;
+    assert_eq!(console.status, StatusCode::FORBIDDEN);
+    server
+        .engine
+        .store()
+        .set_roles(ada, &[Role::Admin])
+        .await
+        .unwrap();
+    let console = browser.get("/admin").await;
+    assert_eq!(console.status, StatusCode::OK, "{}", console.body);
+    // ada and her group: one active User, one active UserGroup.
+    assert!(
+        console
+            .body
+            .contains("<th scope=\"row\">User</th><td>0</td><td>0</td><td>1</td>"),
+        "{}",
+        console.body
+    );
+    server.stop().await;
+}
