@@ -15,6 +15,7 @@ use uuid::Uuid;
 mod accounts;
 mod audit;
 mod authorization;
+mod browser;
 mod registration;
 mod web;
 
