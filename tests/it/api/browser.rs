@@ -2,7 +2,7 @@
 //! fantoccini, against the real server on an ephemeral port.
 //!
 //! The tests need `chromedriver` (and the `chromium` it drives) on the PATH, or its path in
-//! `CHROMEDRIVER`. Without one they say so and do not run; with `CADRE_BROWSER_TESTS=required`
+//! `CHROMEDRIVER`. Without one they say so and do not run; with `REQUIRE_BROWSER_TESTS=1`
 //! (which `.ci/run` sets) a missing driver fails them instead.
 
 use std::process::{Child, Command, Stdio};
@@ -41,10 +41,10 @@ fn chromedriver() -> Option<String> {
     if found {
         return Some(path);
     }
-    let required = std::env::var("CADRE_BROWSER_TESTS").is_ok_and(|value| value == "required");
+    let required = std::env::var("REQUIRE_BROWSER_TESTS").is_ok_and(|value| value == "1");
     assert!(
         !required,
-        "CADRE_BROWSER_TESTS=required, but there is no chromedriver ({path})"
+        "REQUIRE_BROWSER_TESTS=1, but there is no chromedriver ({path})"
     );
     eprintln!(
         "SKIPPED browser test: no chromedriver on the PATH. Install Debian's chromium and \
