@@ -1221,7 +1221,7 @@ impl cadre_engine::StepFn for RecordNote {
 }
 
 /// `init >> ask for a note (input step) >> record it >> done`.
-fn note_workflow() -> cadre_engine::Workflow {
+pub(super) fn note_workflow() -> cadre_engine::Workflow {
     use cadre_engine::{done, init, input_step, step};
     use cadre_forms::{Field, Form, FormPage};
     let note =

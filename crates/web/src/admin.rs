@@ -1,28 +1,32 @@
-//! The admin console's pages: the dashboard.
+//! The admin console's pages: the dashboard, subscriptions, processes with their actions, and
+//! the audit log.
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
-use cadre_domain::{Lifecycle, ProductType, Role, SubscriptionQuery};
-use cadre_server::{ApiError, AppState, ErrorCode};
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{Extensions, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use cadre_accounts::SessionUser;
+use cadre_domain::{
+    AuditAction, Lifecycle, Origin, ProcessStatus, ProductType, Role, SubscriptionQuery,
+};
+use cadre_server::api;
+use cadre_server::api::audit::AuditFilter;
+use cadre_server::api::processes::{ProcessFilter, ProcessSchema};
+use cadre_server::api::subscriptions::SubscriptionFilter;
+use cadre_server::{ApiError, AppState, ErrorCode, client_addr};
 use minijinja::context;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Deserialize;
+use uuid::Uuid;
 
-use crate::page::{me, refused, render, to_sign_in, visitor};
+use crate::page::{forged, me, refused, render, session_form_ok, to_sign_in, visitor};
 
 /// The dashboard: subscriptions by product type and lifecycle, and the registrations awaiting
 /// an admin's decision. Admins only; anyone else signed in gets a 403 page.
 pub(crate) async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let session = match visitor(&state, &headers).await {
-        Ok(Some(session)) => session,
-        Ok(None) => return to_sign_in(),
-        Err(error) => return refused(None, error),
+    let session = match admin(&state, &headers).await {
+        Ok(session) => session,
+        Err(response) => return response,
     };
-    if session.user.role() != Role::Admin {
-        return refused(
-            Some(&session),
-            ApiError::new(ErrorCode::Forbidden, "The console is for admins."),
-        );
-    }
     let store = state.engine.store();
     let mut rows = Vec::new();
     for product_type in [ProductType::user(), ProductType::user_group()] {
@@ -56,5 +60,399 @@ pub(crate) async fn dashboard(State(state): State<AppState>, headers: HeaderMap)
         StatusCode::OK,
         "dashboard.html",
         context! { me => me(Some(&session)), lifecycles, rows, awaiting },
+    )
+}
+
+/// The signed-in admin, or the response for anyone else: the sign-in page for a visitor, a 403
+/// page for a person without the role.
+pub(crate) async fn admin(state: &AppState, headers: &HeaderMap) -> Result<SessionUser, Response> {
+    match visitor(state, headers).await {
+        Ok(Some(session)) if session.user.role() == Role::Admin => Ok(session),
+        Ok(Some(session)) => Err(refused(
+            Some(&session),
+            ApiError::new(ErrorCode::Forbidden, "The console is for admins."),
+        )),
+        Ok(None) => Err(to_sign_in()),
+        Err(error) => Err(refused(None, error)),
+    }
+}
+
+/// A page of at most this many rows.
+const PAGE_ROWS: u64 = 25;
+
+/// The subscriptions: searched by text, filtered by product type and lifecycle, sorted, paged.
+pub(crate) async fn subscriptions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(mut filter): Query<SubscriptionFilter>,
+) -> Response {
+    let session = match admin(&state, &headers).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    filter.limit = Some(PAGE_ROWS);
+    let offset = filter.offset.unwrap_or(0);
+    let page = match api::subscriptions::list(&state.engine, &filter, None).await {
+        Ok(page) => page,
+        Err(error) => return refused(Some(&session), error),
+    };
+    // The same filters on the neighbouring pages.
+    let link = |offset: u64| {
+        let mut query = vec![format!("offset={offset}")];
+        for (name, value) in [
+            ("query", filter.query.as_deref()),
+            ("product_type", filter.product_type.as_deref()),
+            ("status", filter.status.as_deref()),
+        ] {
+            if let Some(value) = value.filter(|value| !value.is_empty()) {
+                query.push(format!(
+                    "{name}={}",
+                    utf8_percent_encode(value, NON_ALPHANUMERIC)
+                ));
+            }
+        }
+        format!("/admin/subscriptions?{}", query.join("&"))
+    };
+    let previous = (offset > 0).then(|| link(offset.saturating_sub(PAGE_ROWS)));
+    let next = (offset + PAGE_ROWS < page.total).then(|| link(offset + PAGE_ROWS));
+    let rows: Vec<minijinja::Value> = page
+        .items
+        .iter()
+        .map(|item| {
+            context! {
+                id => item.subscription_id.to_string(),
+                description => item.description,
+                product => item.product_name,
+                status => item.status,
+                insync => item.insync,
+            }
+        })
+        .collect();
+    let lifecycles: Vec<&str> = Lifecycle::ALL
+        .iter()
+        .map(|lifecycle| lifecycle.as_str())
+        .collect();
+    render(
+        StatusCode::OK,
+        "subscriptions.html",
+        context! {
+            me => me(Some(&session)),
+            rows,
+            total => page.total,
+            first => if page.total == 0 { 0 } else { offset + 1 },
+            last => offset + page.items.len() as u64,
+            previous,
+            next,
+            query => filter.query.clone().unwrap_or_default(),
+            product_type => filter.product_type.clone().unwrap_or_default(),
+            status => filter.status.clone().unwrap_or_default(),
+            lifecycles,
+        },
+    )
+}
+
+/// A node of a JSON value drawn as a tree: a key, and either a scalar or children.
+fn tree(value: &serde_json::Value) -> Vec<minijinja::Value> {
+    let node = |key: String, value: &serde_json::Value| match value {
+        serde_json::Value::Object(_) | serde_json::Value::Array(_) => {
+            context! { key, children => tree(value) }
+        }
+        serde_json::Value::String(text) => context! { key, text },
+        serde_json::Value::Null => context! { key, text => "—" },
+        other => context! { key, text => other.to_string() },
+    };
+    match value {
+        serde_json::Value::Object(fields) => fields
+            .iter()
+            .map(|(key, value)| node(key.clone(), value))
+            .collect(),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(index, value)| node(format!("{}", index + 1), value))
+            .collect(),
+        scalar => vec![node(String::new(), scalar)],
+    }
+}
+
+/// One subscription: its domain model as a tree, its processes, and the workflows that can run
+/// on it now (and why the others cannot).
+pub(crate) async fn subscription(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+) -> Response {
+    let session = match admin(&state, &headers).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let detail = match api::subscriptions::detail(&state.engine, id).await {
+        Ok(detail) => detail,
+        Err(error) => return refused(Some(&session), error),
+    };
+    let processes = match api::processes::list(
+        &state.engine,
+        ProcessFilter {
+            subscription_id: Some(id),
+            ..ProcessFilter::default()
+        },
+    )
+    .await
+    {
+        Ok(page) => page.items,
+        Err(error) => return refused(Some(&session), error),
+    };
+    let workflows = match api::subscriptions::workflows_on(&state.engine, id).await {
+        Ok(workflows) => workflows,
+        Err(error) => return refused(Some(&session), error),
+    };
+    render(
+        StatusCode::OK,
+        "subscription.html",
+        context! {
+            me => me(Some(&session)),
+            description => detail.subscription.description,
+            product => detail.subscription.product_name,
+            status => detail.subscription.status,
+            insync => detail.subscription.insync,
+            version => detail.subscription.version,
+            model => tree(&detail.domain_model),
+            processes => process_rows(&processes),
+            workflows => workflows.iter().map(|workflow| context! {
+                name => workflow.workflow.name,
+                description => workflow.workflow.description,
+                reason => workflow.reason,
+            }).collect::<Vec<_>>(),
+        },
+    )
+}
+
+fn process_rows(processes: &[ProcessSchema]) -> Vec<minijinja::Value> {
+    processes
+        .iter()
+        .map(|process| {
+            context! {
+                id => process.process_id.to_string(),
+                workflow => process.workflow_name,
+                status => process.last_status,
+                step => process.last_step,
+                by => process.created_by,
+                started => when(process.started_at),
+            }
+        })
+        .collect()
+}
+
+/// Seconds since the epoch, as people read them (UTC).
+fn when(seconds: f64) -> String {
+    chrono::DateTime::from_timestamp_millis((seconds * 1000.0) as i64)
+        .map_or_else(String::new, |at| {
+            at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+        })
+}
+
+/// The processes, newest first, filtered by status and workflow.
+pub(crate) async fn processes(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(mut filter): Query<ProcessFilter>,
+) -> Response {
+    let session = match admin(&state, &headers).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    filter.limit = Some(PAGE_ROWS);
+    filter.status = filter.status.filter(|status| !status.is_empty());
+    let status = filter.status.clone().unwrap_or_default();
+    let workflow = filter.workflow_name.clone().unwrap_or_default();
+    let page = match api::processes::list(&state.engine, filter).await {
+        Ok(page) => page,
+        Err(error) => return refused(Some(&session), error),
+    };
+    let statuses: Vec<&str> = ProcessStatus::ALL
+        .iter()
+        .map(|status| status.as_str())
+        .collect();
+    render(
+        StatusCode::OK,
+        "processes.html",
+        context! {
+            me => me(Some(&session)),
+            rows => process_rows(&page.items),
+            total => page.total,
+            statuses,
+            status,
+            workflow,
+        },
+    )
+}
+
+/// One process: its steps with what each changed, and what an operator may do now.
+pub(crate) async fn process(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+) -> Response {
+    let session = match admin(&state, &headers).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    process_page(&state, &session, id, StatusCode::OK, None).await
+}
+
+async fn process_page(
+    state: &AppState,
+    session: &SessionUser,
+    id: Uuid,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Response {
+    let detail = match api::processes::detail(&state.engine, id).await {
+        Ok(detail) => detail,
+        Err(error) => return refused(Some(session), error),
+    };
+    let current: ProcessStatus = match detail.process.last_status.parse() {
+        Ok(current) => current,
+        Err(error) => return refused(Some(session), ApiError::internal(error)),
+    };
+    let steps: Vec<minijinja::Value> = detail
+        .steps
+        .iter()
+        .map(|step| {
+            context! {
+                name => step.name,
+                status => step.status,
+                completed => step.completed.map(when),
+                changed => step.state.as_ref().map(tree),
+                error => step.error.as_ref().map(|error| match error {
+                    serde_json::Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                }),
+            }
+        })
+        .collect();
+    render(
+        status,
+        "process.html",
+        context! {
+            me => me(Some(session)),
+            id => id.to_string(),
+            workflow => detail.process.workflow_name,
+            status => detail.process.last_status,
+            failed_reason => detail.process.failed_reason,
+            created_by => detail.process.created_by,
+            started => when(detail.process.started_at),
+            subscriptions => detail.subscriptions.iter().map(Uuid::to_string).collect::<Vec<_>>(),
+            steps,
+            retry => ProcessStatus::RESUMABLE.contains(&current) && current != ProcessStatus::Suspended,
+            needs_input => current == ProcessStatus::Suspended,
+            abort => !current.is_final(),
+            live => !current.is_final(),
+            error,
+        },
+    )
+}
+
+/// What an operator's action form sends.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Action {
+    csrf_token: String,
+}
+
+/// Retries a failed or waiting process (resumes it without input), or aborts an unfinished
+/// one; then the process page again, with the engine's refusal if there was one.
+pub(crate) async fn act(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    Path((id, action)): Path<(Uuid, String)>,
+    Form(form): Form<Action>,
+) -> Response {
+    let session = match admin(&state, &headers).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    if !session_form_ok(&session, &form.csrf_token) {
+        return forged(Some(&session));
+    }
+    let engine = state.engine.with_origin(Origin {
+        user_id: Some(session.user.user_id),
+        client_addr: client_addr(&extensions),
+    });
+    let name = &session.user.user_name;
+    let done = match action.as_str() {
+        "retry" => engine.resume(id, &[], name).await,
+        "abort" => engine.abort(id, name).await,
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    match done {
+        Ok(_) => Redirect::to(&format!("/admin/processes/{id}")).into_response(),
+        Err(error) => match ApiError::from(error) {
+            ApiError::Problem(code, detail) if !code.status().is_server_error() => {
+                process_page(&state, &session, id, code.status(), Some(&detail)).await
+            }
+            other => refused(Some(&session), other),
+        },
+    }
+}
+
+/// The audit log, newest first, filtered by action and actor, paged by cursor.
+pub(crate) async fn audit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(mut filter): Query<AuditFilter>,
+) -> Response {
+    let session = match admin(&state, &headers).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    filter.action = filter.action.filter(|action| !action.is_empty());
+    filter.actor = filter.actor.filter(|actor| !actor.is_empty());
+    filter.limit = Some(PAGE_ROWS);
+    let action = filter.action.clone().unwrap_or_default();
+    let actor = filter.actor.clone().unwrap_or_default();
+    let page = match api::audit::list(state.engine.store().as_ref(), filter).await {
+        Ok(page) => page,
+        Err(error) => return refused(Some(&session), error),
+    };
+    let rows: Vec<minijinja::Value> = page
+        .items
+        .iter()
+        .map(|event| {
+            context! {
+                at => when(event.at),
+                actor => event.actor,
+                action => event.action,
+                target => event.target,
+                outcome => event.outcome,
+                client => event.client_addr,
+                detail => event.detail,
+            }
+        })
+        .collect();
+    let actions: Vec<&str> = AuditAction::ALL
+        .iter()
+        .map(|action| action.as_str())
+        .collect();
+    render(
+        StatusCode::OK,
+        "audit.html",
+        context! {
+            me => me(Some(&session)),
+            rows,
+            actions,
+            action => action.as_str(),
+            actor => actor.as_str(),
+            next => page.next.map(|next| {
+                let keep = |name: &str, value: &str| {
+                    if value.is_empty() {
+                        String::new()
+                    } else {
+                        format!("&{name}={}", utf8_percent_encode(value, NON_ALPHANUMERIC))
+                    }
+                };
+                format!("/admin/audit?after={next}{}{}", keep("action", &action), keep("actor", &actor))
+            }),
+        },
     )
 }

@@ -13,7 +13,9 @@
 //!   mailed reset link);
 //! - `/me` (profile and groups), `/me/password`, `/me/tokens` (make, shown once; revoke);
 //! - `/admin` (admins: subscriptions by product and lifecycle, registrations awaiting a
-//!   decision).
+//!   decision), `/admin/subscriptions` (search, filter, page; a subscription's domain model,
+//!   processes and the workflows that can run on it), `/admin/processes` (a process's steps,
+//!   retry and abort), `/admin/audit`.
 
 mod account;
 mod admin;
@@ -51,5 +53,11 @@ pub fn pages() -> Router<AppState> {
         )
         .route("/me/tokens/{id}/revoke", post(account::revoke_token))
         .route("/admin", get(admin::dashboard))
+        .route("/admin/subscriptions", get(admin::subscriptions))
+        .route("/admin/subscriptions/{id}", get(admin::subscription))
+        .route("/admin/processes", get(admin::processes))
+        .route("/admin/processes/{id}", get(admin::process))
+        .route("/admin/processes/{id}/{action}", post(admin::act))
+        .route("/admin/audit", get(admin::audit))
         .route("/assets/{name}", get(page::asset))
 }

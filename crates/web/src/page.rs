@@ -44,6 +44,25 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             "dashboard.html",
             include_str!("../templates/dashboard.html"),
         ),
+        ("tree.html", include_str!("../templates/tree.html")),
+        (
+            "subscriptions.html",
+            include_str!("../templates/subscriptions.html"),
+        ),
+        (
+            "subscription.html",
+            include_str!("../templates/subscription.html"),
+        ),
+        (
+            "process_rows.html",
+            include_str!("../templates/process_rows.html"),
+        ),
+        (
+            "processes.html",
+            include_str!("../templates/processes.html"),
+        ),
+        ("process.html", include_str!("../templates/process.html")),
+        ("audit.html", include_str!("../templates/audit.html")),
     ] {
         environment
             .add_template(name, source)

@@ -35,10 +35,20 @@ pub(super) async fn server(
     clock: Arc<dyn Clock>,
     configure: impl FnOnce(&mut cadre_server::Config) + Send + 'static,
 ) -> Server {
+    server_with_workflows(Vec::new(), smtp, clock, configure).await
+}
+
+/// [`server`] running the workflows `extra` too.
+pub(super) async fn server_with_workflows(
+    extra: Vec<cadre_engine::Workflow>,
+    smtp: Option<&SmtpServer>,
+    clock: Arc<dyn Clock>,
+    configure: impl FnOnce(&mut cadre_server::Config) + Send + 'static,
+) -> Server {
     let smtp = smtp.map(|smtp| smtp.config(SmtpSecurity::Plain));
     Server::start_with(
         1,
-        Vec::new(),
+        extra,
         move |config| {
             config.smtp = smtp;
             config.outbox_retry_seconds = 1;

@@ -13,7 +13,7 @@ use reqwest::header::{CONTENT_SECURITY_POLICY, LOCATION, SET_COOKIE};
 use uuid::Uuid;
 
 use super::Server;
-use super::accounts::{CHEAP, PASSWORD, mails_to, server};
+use super::accounts::{CHEAP, PASSWORD, mails_to, server, server_with_workflows};
 
 /// A browser without JavaScript: keeps its cookies, follows no redirect by itself.
 struct Browser<'a> {
@@ -328,6 +328,108 @@ async fn people_make_a_token_shown_once_and_revoke_it_and_only_admins_see_the_co
             .contains("<th scope=\"row\">User</th><td>0</td><td>0</td><td>1</td>"),
         "{}",
         console.body
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_search_subscriptions_read_their_models_and_act_on_processes() {
+    let server = server_with_workflows(
+        vec![super::note_workflow()],
+        None,
+        Arc::new(SystemClock),
+        |_| {},
+    )
+    .await;
+    let ada = server.user_with_password("ada", PASSWORD, CHEAP).await;
+    server
+        .engine
+        .store()
+        .set_roles(ada, &[Role::Admin])
+        .await
+        .unwrap();
+    let mut browser = Browser::new(&server);
+    browser.sign_in("ada", PASSWORD).await;
+
+    let all = browser.get("/admin/subscriptions").await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    assert!(
+        all.body.contains("1–2 of 2"),
+        "ada and her group: {}",
+        all.body
+    );
+    let groups = browser
+        .get("/admin/subscriptions?product_type=UserGroup&status=active&query=")
+        .await;
+    assert!(groups.body.contains("1–1 of 1"), "{}", groups.body);
+    let at = groups.body.find("/admin/subscriptions/").unwrap();
+    let id: String = groups.body[at + "/admin/subscriptions/".len()..]
+        .chars()
+        .take_while(|c| *c != '"')
+        .collect();
+    let detail = browser.get(&format!("/admin/subscriptions/{id}")).await;
+    assert_eq!(detail.status, StatusCode::OK, "{}", detail.body);
+    for shown in [
+        "<dt>user_group_id</dt>",
+        "ada_group",
+        "create_user_group",
+        "modify_user_group",
+    ] {
+        assert!(detail.body.contains(shown), "{shown}: {}", detail.body);
+    }
+
+    // A process waiting for input: aborted from its page; a retry is then refused, and said so.
+    let process = server
+        .start_process("take_note", serde_json::json!([{}]))
+        .await;
+    server.wait_for(&process, &["suspended"]).await;
+    let page = browser.get(&format!("/admin/processes/{process}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("waits for input"), "{}", page.body);
+    let listed = browser
+        .get("/admin/processes?workflow_name=take_note&status=")
+        .await;
+    assert!(listed.body.contains(&process), "{}", listed.body);
+    let csrf = page.csrf();
+    let forged = browser
+        .post(
+            &format!("/admin/processes/{process}/abort"),
+            &[("csrf_token", "x")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let aborted = browser
+        .post(
+            &format!("/admin/processes/{process}/abort"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(aborted.status, StatusCode::SEE_OTHER, "{}", aborted.body);
+    let after = browser.get(&format!("/admin/processes/{process}")).await;
+    assert!(
+        after
+            .body
+            .contains(r#"<strong id="status">aborted</strong>"#),
+        "{}",
+        after.body
+    );
+    let retry = browser
+        .post(
+            &format!("/admin/processes/{process}/retry"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(retry.status, StatusCode::CONFLICT, "{}", retry.body);
+    assert!(retry.body.contains("role=\"alert\""), "{}", retry.body);
+
+    let log = browser
+        .get("/admin/audit?action=process_aborted&actor=")
+        .await;
+    assert_eq!(log.status, StatusCode::OK, "{}", log.body);
+    assert!(
+        log.body.contains("<td>process_aborted</td>"),
+        "{}",
+        log.body
     );
     server.stop().await;
 }

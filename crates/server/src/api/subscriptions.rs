@@ -308,13 +308,17 @@ pub async fn subscription_workflows(
     Path(subscription_id): Path<Uuid>,
 ) -> Result<Json<Vec<SubscriptionWorkflow>>, ApiError> {
     require_visible_subscription(&state, &caller, subscription_id).await?;
-    let record = state
-        .engine
-        .store()
-        .load_subscription(subscription_id)
-        .await?;
-    let workflows = state
-        .engine
+    Ok(Json(workflows_on(&state.engine, subscription_id).await?))
+}
+
+/// The workflows that run on subscription `id`'s product type, each with why it cannot start
+/// now, if it cannot.
+pub async fn workflows_on(
+    engine: &Engine,
+    id: Uuid,
+) -> Result<Vec<SubscriptionWorkflow>, ApiError> {
+    let record = engine.store().load_subscription(id).await?;
+    Ok(engine
         .registry()
         .iter()
         .filter(|workflow| {
@@ -330,6 +334,5 @@ pub async fn subscription_workflows(
             reason: workflow.refusal(&record),
             workflow: WorkflowSchema::from(workflow.as_ref()),
         })
-        .collect();
-    Ok(Json(workflows))
+        .collect())
 }
