@@ -2,8 +2,8 @@
 //! and a button; the button posts to the same address, which does it. A GET never changes
 //! anything, so link scanners and pre-fetchers cannot confirm, approve or decline.
 //!
-//! Approving and declining need an admin: the page asks for the admin's API token (or the
-//! request carries it as a bearer token), since the API has no sessions.
+//! Approving and declining need an admin: a signed-in admin's session, or, for anyone else, an
+//! admin's API token, which the page asks for (or the request carries as a bearer token).
 
 use axum::Form;
 use axum::extract::rejection::FormRejection;
@@ -11,13 +11,13 @@ use axum::extract::{Path, State};
 use axum::http::{Extensions, HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use cadre_domain::audit::ANONYMOUS;
-use cadre_domain::{ApiToken, AuditAction, AuditEvent, DomainError, Role, TokenOperation};
+use cadre_domain::{AuditAction, AuditEvent, DomainError, Role, TokenOperation};
 use cadre_registration::{Redeemed, RegistrationError, TokenView, Visitor};
 use minijinja::{Environment, context};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::auth::token_holder;
+use crate::auth::{session_cookie_in, token_holder};
 use crate::error::ApiError;
 use crate::limit::client_addr;
 use crate::state::AppState;
@@ -51,13 +51,15 @@ pub struct Decision {
     pub admin_token: Option<String>,
 }
 
-/// A page with `title` and `message`, and a button labelled `button` if any.
+/// A page with `title` and `message`, and a button labelled `button` if any; the admin token
+/// field when the link needs an admin and the visitor is not signed in as one.
 fn page(
     status: StatusCode,
     title: &str,
     message: &str,
     view: Option<&TokenView>,
     button: Option<&str>,
+    signed_in_admin: bool,
 ) -> Response {
     let mut environment = Environment::new();
     environment.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
@@ -66,7 +68,7 @@ fn page(
             title,
             message,
             button,
-            admin => view.is_some_and(|view| view.operation.needs_admin()),
+            admin => !signed_in_admin && view.is_some_and(|view| view.operation.needs_admin()),
             terms => view.and_then(|view| view.terms.clone()),
         })
     });
@@ -113,6 +115,7 @@ fn refused_api(error: ApiError) -> Response {
         &detail,
         None,
         None,
+        false,
     );
     if let Some(seconds) = retry_after
         && let Ok(value) = header::HeaderValue::from_str(&seconds.to_string())
@@ -176,6 +179,7 @@ fn describe(view: &TokenView) -> (String, String, &'static str) {
 pub async fn show(
     State(state): State<AppState>,
     extensions: Extensions,
+    headers: HeaderMap,
     Path(token): Path<String>,
 ) -> Response {
     if let Err(error) = state.limiter.check(&extensions) {
@@ -184,7 +188,18 @@ pub async fn show(
     match state.registration.inspect(&token).await {
         Ok(view) => {
             let (title, message, button) = describe(&view);
-            page(StatusCode::OK, &title, &message, Some(&view), Some(button))
+            let signed_in_admin = matches!(
+                session_decider(&state, &headers).await,
+                Ok(Some(Decider { admin: true, .. }))
+            );
+            page(
+                StatusCode::OK,
+                &title,
+                &message,
+                Some(&view),
+                Some(button),
+                signed_in_admin,
+            )
         }
         Err(error) => refused(error),
     }
@@ -228,35 +243,70 @@ pub async fn act(
         .and_then(|Form(decision)| decision.admin_token)
         .filter(|token| !token.is_empty())
         .or(bearer);
-    let holder = match offered {
-        None => None,
+    let decider = match offered {
         Some(plain) => match token_holder(&state, plain.trim()).await {
-            Ok(holder) => holder,
+            Ok(holder) => holder.map(|token| Decider {
+                admin: token.role.includes(Role::Admin),
+                name: token.name,
+                user_id: token.user_id,
+            }),
+            Err(error) => return refused_api(error),
+        },
+        // Without a token, a signed-in person's session decides: the link's secret is in the
+        // address, so no other site can post to it.
+        None => match session_decider(&state, &headers).await {
+            Ok(decider) => decider,
             Err(error) => return refused_api(error),
         },
     };
-    let visitor = match &holder {
-        Some(token) => Visitor::SignedIn {
-            admin: token.role.includes(Role::Admin),
+    let visitor = match &decider {
+        Some(decider) => Visitor::SignedIn {
+            admin: decider.admin,
         },
         None => Visitor::Anonymous,
     };
     match state.registration.redeem(&token, visitor).await {
         Ok(done) => {
-            if let Err(error) = audit_decision(&state, &done, holder.as_ref(), &extensions).await {
+            if let Err(error) = audit_decision(&state, &done, decider.as_ref(), &extensions).await {
                 return refused_api(error.into());
             }
-            page(StatusCode::OK, "Done", &done.message, None, None)
+            page(StatusCode::OK, "Done", &done.message, None, None, false)
         }
         Err(error) => refused(error),
     }
+}
+
+/// Who presses a link's button: an API token's holder, or a signed-in person.
+struct Decider {
+    name: String,
+    user_id: Option<Uuid>,
+    admin: bool,
+}
+
+/// The signed-in person the request's session cookie names, if any.
+async fn session_decider(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<Decider>, ApiError> {
+    let Some(cookie) = session_cookie_in(headers) else {
+        return Ok(None);
+    };
+    Ok(state
+        .accounts
+        .session(&cookie)
+        .await?
+        .map(|session| Decider {
+            admin: session.user.role() == Role::Admin,
+            name: session.user.user_name,
+            user_id: Some(session.user.user_id),
+        }))
 }
 
 /// Records an admin's approval or decline of a registration in the audit log, on the user name.
 async fn audit_decision(
     state: &AppState,
     done: &Redeemed,
-    holder: Option<&ApiToken>,
+    decider: Option<&Decider>,
     extensions: &Extensions,
 ) -> Result<(), DomainError> {
     let action = match done.operation {
@@ -264,9 +314,9 @@ async fn audit_decision(
         TokenOperation::DeclineRegistration => AuditAction::RegistrationDeclined,
         _ => return Ok(()),
     };
-    let actor = holder.map_or(ANONYMOUS, |token| token.name.as_str());
+    let actor = decider.map_or(ANONYMOUS, |decider| decider.name.as_str());
     let event = AuditEvent::new(Uuid::now_v7(), state.engine.clock().now(), action, actor)
-        .by_user(holder.and_then(|token| token.user_id))
+        .by_user(decider.and_then(|decider| decider.user_id))
         .from_addr(client_addr(extensions))
         .on(&done.user_name);
     state.engine.store().record_audit(&event).await

@@ -11,6 +11,9 @@
 //! - `/`: the profile when signed in, else the sign-in page;
 //! - `/sign-in`, `/sign-out`, `/password-reset` and `/password-reset/{token}` (the page of the
 //!   mailed reset link);
+//! - `/sign-up` (while registration is on; the mailed links' pages are the server's
+//!   `/tokens/{token}`), `/groups` (the discoverable groups: join, accepting their terms by a
+//!   mailed link; leave);
 //! - `/me` (profile and groups), `/me/password`, `/me/tokens` (make, shown once; revoke);
 //! - `/admin` (admins: subscriptions by product and lifecycle, registrations awaiting a
 //!   decision), `/admin/subscriptions` (search, filter, page; a subscription's domain model,
@@ -20,6 +23,7 @@
 mod account;
 mod admin;
 mod page;
+mod people;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -34,6 +38,9 @@ pub fn pages() -> Router<AppState> {
             get(account::sign_in_page).post(account::sign_in),
         )
         .route("/sign-out", post(account::sign_out))
+        .route("/sign-up", get(people::sign_up_page).post(people::sign_up))
+        .route("/groups", get(people::groups))
+        .route("/groups/{id}/{change}", post(people::membership))
         .route(
             "/password-reset",
             get(account::reset_request_page).post(account::request_reset),

@@ -63,6 +63,8 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ),
         ("process.html", include_str!("../templates/process.html")),
         ("audit.html", include_str!("../templates/audit.html")),
+        ("sign_up.html", include_str!("../templates/sign_up.html")),
+        ("groups.html", include_str!("../templates/groups.html")),
     ] {
         environment
             .add_template(name, source)

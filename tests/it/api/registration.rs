@@ -122,7 +122,7 @@ impl Server {
     }
 
     /// Waits until a live user named `user_name` exists; returns its subscription id.
-    async fn wait_for_user(&self, user_name: &str) -> String {
+    pub(super) async fn wait_for_user(&self, user_name: &str) -> String {
         for _ in 0..200 {
             let (_, page) = self
                 .get("/api/subscriptions?product_type=User&limit=1000")

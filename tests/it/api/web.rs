@@ -433,3 +433,127 @@ async fn admins_search_subscriptions_read_their_models_and_act_on_processes() {
     );
     server.stop().await;
 }
+
+/// The first link in `mail` to this server's `/tokens/` pages (an approval mail's approve
+/// link), as a path.
+fn link_path(mail: &cadre_registration::testing::Parsed) -> String {
+    let tokens = super::registration::tokens(mail);
+    format!("/tokens/{}", tokens.first().expect("a link"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_up_is_approved_by_an_admin_in_the_console_and_joins_a_group() {
+    let smtp = SmtpServer::start();
+    let server = server(Some(&smtp), Arc::new(SystemClock), |config| {
+        let registration = &mut config.registration;
+        registration.enabled = true;
+        registration.approval_required = true;
+        registration.approval_recipients = vec!["admins@example.com".to_owned()];
+        registration.requests_per_minute = 1000;
+    })
+    .await;
+    let ada = server.user_with_password("ada", PASSWORD, CHEAP).await;
+    server
+        .engine
+        .store()
+        .set_roles(ada, &[Role::Admin])
+        .await
+        .unwrap();
+    let process = server
+        .start_process(
+            "create_user_group",
+            serde_json::json!([{"product": cadre_migrations::demo::USER_GROUP_PRODUCT_ID},
+                   {"user_group_id": "club", "user_group_name": "Club", "discoverable": true,
+                    "terms": "Be kind."}]),
+        )
+        .await;
+    server.wait_for(&process, &["completed"]).await;
+
+    // Sign up: a guessable password is told; then the confirmation link's page and button.
+    let mut zoe = Browser::new(&server);
+    let form = zoe.get("/sign-up").await;
+    assert_eq!(form.status, StatusCode::OK);
+    let sign_up = |password: &'static str, csrf: String| {
+        [
+            ("user_name", "zoe".to_owned()),
+            ("email", "zoe@example.org".to_owned()),
+            ("password", password.to_owned()),
+            ("csrf_token", csrf),
+        ]
+    };
+    let fields = sign_up("password1234", form.csrf());
+    let refused = zoe
+        .post(
+            "/sign-up",
+            &fields
+                .each_ref()
+                .map(|(name, value)| (*name, value.as_str())),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.body.contains("too easy to guess"),
+        "{}",
+        refused.body
+    );
+    let fields = sign_up(PASSWORD, refused.csrf());
+    let sent = zoe
+        .post(
+            "/sign-up",
+            &fields
+                .each_ref()
+                .map(|(name, value)| (*name, value.as_str())),
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.body);
+    let confirm = link_path(&mails_to(&smtp, "zoe@example.org", 1).await[0]);
+    assert_eq!(zoe.get(&confirm).await.status, StatusCode::OK);
+    let confirmed = zoe.post(&confirm, &[]).await;
+    assert!(confirmed.body.contains("confirmed"), "{}", confirmed.body);
+
+    // The admin, signed in, approves from the mailed link without a token.
+    let approve = link_path(&mails_to(&smtp, "admins@example.com", 1).await[0]);
+    let mut admin = Browser::new(&server);
+    admin.sign_in("ada", PASSWORD).await;
+    let page = admin.get(&approve).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        !page.body.contains("admin_token"),
+        "no token asked of a signed-in admin"
+    );
+    let approved = admin.post(&approve, &[]).await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
+    assert!(approved.body.contains("approved"), "{}", approved.body);
+    server.wait_for_user("zoe").await;
+
+    // Zoe signs in and joins the club, accepting its terms through the mailed link.
+    assert_eq!(
+        zoe.sign_in("zoe", PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let groups = zoe.get("/groups").await;
+    assert!(
+        groups.body.contains("Join (accepting its terms) Club"),
+        "{}",
+        groups.body
+    );
+    let joined = zoe
+        .post("/groups/club/join", &[("csrf_token", &groups.csrf())])
+        .await;
+    assert_eq!(joined.status, StatusCode::ACCEPTED);
+    assert!(joined.body.contains("Accept the terms"), "{}", joined.body);
+    let terms = &mails_to(&smtp, "zoe@example.org", 3).await[2];
+    assert!(terms.body.contains("Be kind."), "{}", terms.body);
+    let accept = link_path(terms);
+    zoe.post(&accept, &[]).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let page = zoe.get("/groups").await;
+        if page.body.contains("Leave Club") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", page.body);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    server.stop().await;
+}
