@@ -211,6 +211,7 @@ pub(crate) async fn subscription(
         "subscription.html",
         context! {
             me => me(Some(&session)),
+            id => id.to_string(),
             description => detail.subscription.description,
             product => detail.subscription.product_name,
             status => detail.subscription.status,

@@ -18,12 +18,15 @@
 //! - `/admin` (admins: subscriptions by product and lifecycle, registrations awaiting a
 //!   decision), `/admin/subscriptions` (search, filter, page; a subscription's domain model,
 //!   processes and the workflows that can run on it), `/admin/processes` (a process's steps,
-//!   retry and abort), `/admin/audit`.
+//!   retry and abort), `/admin/audit`, `/admin/workflows` (any workflow started through its
+//!   form, page by page, drawn by one generic renderer from the pydantic-forms schema).
 
 mod account;
 mod admin;
+mod forms;
 mod page;
 mod people;
+mod start;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -66,5 +69,10 @@ pub fn pages() -> Router<AppState> {
         .route("/admin/processes/{id}", get(admin::process))
         .route("/admin/processes/{id}/{action}", post(admin::act))
         .route("/admin/audit", get(admin::audit))
+        .route("/admin/workflows", get(start::workflows))
+        .route(
+            "/admin/workflows/{name}",
+            get(start::first).post(start::next),
+        )
         .route("/assets/{name}", get(page::asset))
 }

@@ -65,6 +65,11 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("audit.html", include_str!("../templates/audit.html")),
         ("sign_up.html", include_str!("../templates/sign_up.html")),
         ("groups.html", include_str!("../templates/groups.html")),
+        (
+            "workflows.html",
+            include_str!("../templates/workflows.html"),
+        ),
+        ("form.html", include_str!("../templates/form.html")),
     ] {
         environment
             .add_template(name, source)

@@ -557,3 +557,147 @@ async fn a_person_signs_up_is_approved_by_an_admin_in_the_console_and_joins_a_gr
     }
     server.stop().await;
 }
+
+impl Page {
+    /// The value of the option labelled `label`.
+    fn option(&self, label: &str) -> String {
+        let end = self
+            .body
+            .find(&format!(">{label}</option>"))
+            .unwrap_or_else(|| panic!("no option {label}: {}", self.body));
+        let start = self.body[..end].rfind("value=\"").unwrap() + "value=\"".len();
+        self.body[start..end].split('"').next().unwrap().to_owned()
+    }
+
+    /// The hidden field `__pages`, unescaped.
+    fn pages(&self) -> String {
+        let at = self
+            .body
+            .find(r#"name="__pages" value=""#)
+            .expect("a form page");
+        let rest = &self.body[at + r#"name="__pages" value=""#.len()..];
+        rest[..rest.find('"').unwrap()]
+            .replace("&quot;", "\"")
+            .replace("&#x2f;", "/")
+            .replace("&amp;", "&")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_start_workflows_through_the_rendered_forms_fixing_what_is_wrong() {
+    let server = server(None, Arc::new(SystemClock), |_| {}).await;
+    let ada = server.user_with_password("ada", PASSWORD, CHEAP).await;
+    server
+        .engine
+        .store()
+        .set_roles(ada, &[Role::Admin])
+        .await
+        .unwrap();
+    let mut admin = Browser::new(&server);
+    admin.sign_in("ada", PASSWORD).await;
+    let listed = admin.get("/admin/workflows").await;
+    assert!(
+        listed.body.contains("/admin/workflows/create_user_group"),
+        "{}",
+        listed.body
+    );
+
+    // A group: the product on the first page, its fields on the second.
+    let first = admin.get("/admin/workflows/create_user_group").await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert!(
+        first.body.contains(r#"<label for="product">"#),
+        "{}",
+        first.body
+    );
+    let product = first.option("User Group");
+    let second = admin
+        .post(
+            "/admin/workflows/create_user_group",
+            &[
+                ("csrf_token", &first.csrf()),
+                ("__pages", &first.pages()),
+                ("product", &product),
+            ],
+        )
+        .await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    assert!(second.body.contains("Page 2"), "{}", second.body);
+    let started = admin
+        .post(
+            "/admin/workflows/create_user_group",
+            &[
+                ("csrf_token", &second.csrf()),
+                ("__pages", &second.pages()),
+                ("user_group_id", "staff"),
+                ("user_group_name", "Staff"),
+                ("discoverable", "false"),
+                ("terms", ""),
+            ],
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.body);
+    let process = started.location.unwrap();
+    let id = process.rsplit('/').next().unwrap().to_owned();
+    server.wait_for(&id, &["completed"]).await;
+
+    // A user in it: a malformed user id is shown at its field, kept answers stay, then fixed.
+    tokio::time::sleep(cadre_forms::standard::CHOICES_TTL).await;
+    let first = admin.get("/admin/workflows/create_user").await;
+    let product = first.option("User internal");
+    let second = admin
+        .post(
+            "/admin/workflows/create_user",
+            &[
+                ("csrf_token", &first.csrf()),
+                ("__pages", &first.pages()),
+                ("product", &product),
+            ],
+        )
+        .await;
+    let group = second.option("User Group Staff");
+    let answers = |user_id: &'static str, page: &Page| {
+        vec![
+            ("csrf_token", page.csrf()),
+            ("__pages", page.pages()),
+            ("user_id", user_id.to_owned()),
+            ("username", "zoe".to_owned()),
+            ("email", "zoe@example.org".to_owned()),
+            ("firstname", String::new()),
+            ("user_group_ids", group.clone()),
+        ]
+    };
+    let post = |fields: &Vec<(&'static str, String)>| {
+        fields
+            .iter()
+            .map(|(name, value)| (*name, value.clone()))
+            .collect::<Vec<_>>()
+    };
+    let fields = post(&answers(".bad id", &second));
+    let refs: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let wrong = admin.post("/admin/workflows/create_user", &refs).await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.body);
+    assert!(
+        wrong.body.contains("field invalid"),
+        "the field is marked: {}",
+        wrong.body
+    );
+    assert!(
+        wrong.body.contains(r#"value="zoe@example.org""#),
+        "answers kept"
+    );
+    let fields = post(&answers("zoe", &wrong));
+    let refs: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let started = admin.post("/admin/workflows/create_user", &refs).await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.body);
+    let id = started
+        .location
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let done = server.wait_for(&id, &["completed"]).await;
+    assert_eq!(done["current_state"]["username"], "zoe", "{done}");
+    server.stop().await;
+}
