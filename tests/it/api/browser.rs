@@ -220,3 +220,90 @@ async fn a_person_signs_in_makes_a_token_and_signs_out_in_a_real_browser() {
     client.close().await.unwrap();
     server.stop().await;
 }
+
+/// Chooses the option labelled `label` of the select with id `id`.
+async fn choose(client: &Client, id: &str, label: &str) {
+    client
+        .wait()
+        .for_element(Locator::Id(id))
+        .await
+        .unwrap()
+        .select_by_label(label)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_creates_a_group_and_a_user_in_it_through_the_rendered_forms() {
+    let Some(chromedriver) = chromedriver() else {
+        return;
+    };
+    let server = server(None, Arc::new(SystemClock), |_| {}).await;
+    let ada = server.user_with_password("ada", PASSWORD, CHEAP).await;
+    server
+        .engine
+        .store()
+        .set_roles(ada, &[cadre_domain::Role::Admin])
+        .await
+        .unwrap();
+    let (_driver, client) = browser(&chromedriver).await;
+    client
+        .goto(&format!("{}/sign-in", server.base))
+        .await
+        .unwrap();
+    fill(&client, "username", "ada").await;
+    fill(&client, "password", PASSWORD).await;
+    submit(&client, "Sign in").await;
+    wait_for_heading(&client, "ada").await;
+
+    client
+        .goto(&format!(
+            "{}/admin/workflows/create_user_group",
+            server.base
+        ))
+        .await
+        .unwrap();
+    choose(&client, "product", "User Group").await;
+    submit(&client, "Next").await;
+    fill(&client, "user_group_id", "staff").await;
+    fill(&client, "user_group_name", "Staff").await;
+    submit(&client, "Next").await;
+    // The process page follows the process by itself (htmx, under the page's CSP).
+    client
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::XPath("//strong[@id='status'][.='completed']"))
+        .await
+        .expect("the group's process completes on the page");
+
+    tokio::time::sleep(cadre_forms::standard::CHOICES_TTL).await;
+    client
+        .goto(&format!("{}/admin/workflows/create_user", server.base))
+        .await
+        .unwrap();
+    choose(&client, "product", "User internal").await;
+    submit(&client, "Next").await;
+    fill(&client, "user_id", ".not an id").await;
+    fill(&client, "username", "zoe").await;
+    fill(&client, "email", "zoe@example.org").await;
+    choose(&client, "user_group_ids", "User Group Staff").await;
+    submit(&client, "Next").await;
+    let error = client
+        .wait()
+        .for_element(Locator::Css(".field.invalid [role=alert]"))
+        .await
+        .unwrap();
+    assert!(!error.text().await.unwrap().is_empty());
+    // The answers are kept: only the wrong one is typed again (choosing the
+    // group again would toggle it off).
+    fill(&client, "user_id", "zoe").await;
+    submit(&client, "Next").await;
+    client
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::XPath("//strong[@id='status'][.='completed']"))
+        .await
+        .expect("the user's process completes");
+    client.close().await.unwrap();
+    server.stop().await;
+}
