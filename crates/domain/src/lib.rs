@@ -53,8 +53,8 @@ pub use provisioning::{
     ChunkPart, LoadChunk, ProvisionedMark, ProvisionedSubscription, ProvisioningRepository, Written,
 };
 pub use registration::{
-    OutboxKind, OutboxMessage, PendingUser, RegistrationRepository, RegistrationToken,
-    TokenOperation, UserName,
+    OutboxBacklog, OutboxKind, OutboxMessage, PendingUser, RegistrationRepository,
+    RegistrationToken, TokenOperation, UserName,
 };
 pub use subscription::{
     BlockInstance, BlockRef, BlockRelation, NewSubscription, Subscription, SubscriptionRecord,

@@ -237,6 +237,15 @@ pub struct OutboxMessage {
     pub last_error: Option<String>,
 }
 
+/// What the outbox has not delivered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct OutboxBacklog {
+    /// Messages still to be attempted.
+    pub waiting: u64,
+    /// Messages given up on (failed for good).
+    pub failed: u64,
+}
+
 /// Storage for registration.
 #[async_trait]
 pub trait RegistrationRepository: Send + Sync {
@@ -342,6 +351,8 @@ pub trait RegistrationRepository: Send + Sync {
     ) -> Result<()>;
     /// Every message, oldest first (for operators and tests).
     async fn list_messages(&self) -> Result<Vec<OutboxMessage>>;
+    /// How many messages wait for an attempt, and how many were given up on.
+    async fn outbox_backlog(&self) -> Result<OutboxBacklog>;
 }
 
 #[cfg(test)]

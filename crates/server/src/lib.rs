@@ -22,4 +22,5 @@ pub use state::AppState;
 pub use config::{Config, LogFormat, Mode};
 pub use error::{ApiError, ErrorCode, Problem};
 pub use limit::client_addr;
+pub use link_pages::audit_decision;
 pub use server::{Cadre, ServeError, app_state};

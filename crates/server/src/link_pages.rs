@@ -5,6 +5,8 @@
 //! Approving and declining need an admin: a signed-in admin's session, or, for anyone else, an
 //! admin's API token, which the page asks for (or the request carries as a bearer token).
 
+use std::net::IpAddr;
+
 use axum::Form;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
@@ -267,7 +269,12 @@ pub async fn act(
     };
     match state.registration.redeem(&token, visitor).await {
         Ok(done) => {
-            if let Err(error) = audit_decision(&state, &done, decider.as_ref(), &extensions).await {
+            let (actor, user_id) = decider.as_ref().map_or((ANONYMOUS, None), |decider| {
+                (decider.name.as_str(), decider.user_id)
+            });
+            if let Err(error) =
+                audit_decision(&state, &done, actor, user_id, client_addr(&extensions)).await
+            {
                 return refused_api(error.into());
             }
             page(StatusCode::OK, "Done", &done.message, None, None, false)
@@ -302,22 +309,24 @@ async fn session_decider(
         }))
 }
 
-/// Records an admin's approval or decline of a registration in the audit log, on the user name.
-async fn audit_decision(
+/// Records an admin's approval or decline of a registration in the audit log, on the user name,
+/// with who decided (`actor`, their User subscription) and from where. Other uses of links are
+/// not recorded here.
+pub async fn audit_decision(
     state: &AppState,
     done: &Redeemed,
-    decider: Option<&Decider>,
-    extensions: &Extensions,
+    actor: &str,
+    user_id: Option<Uuid>,
+    client_addr: Option<IpAddr>,
 ) -> Result<(), DomainError> {
     let action = match done.operation {
         TokenOperation::ApproveRegistration => AuditAction::RegistrationApproved,
         TokenOperation::DeclineRegistration => AuditAction::RegistrationDeclined,
         _ => return Ok(()),
     };
-    let actor = decider.map_or(ANONYMOUS, |decider| decider.name.as_str());
     let event = AuditEvent::new(Uuid::now_v7(), state.engine.clock().now(), action, actor)
-        .by_user(decider.and_then(|decider| decider.user_id))
-        .from_addr(client_addr(extensions))
+        .by_user(user_id)
+        .from_addr(client_addr)
         .on(&done.user_name);
     state.engine.store().record_audit(&event).await
 }

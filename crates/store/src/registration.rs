@@ -2,14 +2,14 @@
 
 use async_trait::async_trait;
 use cadre_domain::{
-    DomainError, Email, OutboxMessage, PendingUser, ProcessStatus, RegistrationRepository,
-    RegistrationToken, Result, TokenOperation, UserName,
+    DomainError, Email, OutboxBacklog, OutboxMessage, PendingUser, ProcessStatus,
+    RegistrationRepository, RegistrationToken, Result, TokenOperation, UserName,
 };
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionSession,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionSession,
 };
 use uuid::Uuid;
 
@@ -573,5 +573,20 @@ impl<C: Conn> RegistrationRepository for Repo<C> {
             .into_iter()
             .map(to_message)
             .collect()
+    }
+
+    async fn outbox_backlog(&self) -> Result<OutboxBacklog> {
+        let undelivered = || outbox::Entity::find().filter(outbox::Column::DeliveredAt.is_null());
+        let waiting = undelivered()
+            .filter(outbox::Column::NextAttemptAt.is_not_null())
+            .count(&self.conn)
+            .await
+            .map_err(storage_error)?;
+        let failed = undelivered()
+            .filter(outbox::Column::NextAttemptAt.is_null())
+            .count(&self.conn)
+            .await
+            .map_err(storage_error)?;
+        Ok(OutboxBacklog { waiting, failed })
     }
 }

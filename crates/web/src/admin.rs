@@ -20,8 +20,8 @@ use uuid::Uuid;
 
 use crate::page::{forged, me, refused, render, session_form_ok, to_sign_in, visitor};
 
-/// The dashboard: subscriptions by product type and lifecycle, and the registrations awaiting
-/// an admin's decision. Admins only; anyone else signed in gets a 403 page.
+/// The dashboard: subscriptions by product type and lifecycle, the processes not done by
+/// status, the registrations awaiting an admin's decision, and the outbox's backlog. Admins only; anyone else signed in gets a 403 page.
 pub(crate) async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let session = match admin(&state, &headers).await {
         Ok(session) => session,
@@ -45,6 +45,26 @@ pub(crate) async fn dashboard(State(state): State<AppState>, headers: HeaderMap)
         }
         rows.push(context! { product_type => product_type.as_str(), counts });
     }
+    // The processes that are not done: running, waiting for a retry, for input, or failed.
+    let mut processes = Vec::new();
+    for status in ProcessStatus::ALL
+        .iter()
+        .filter(|status| !status.is_final())
+    {
+        let filter = ProcessFilter {
+            status: Some(status.as_str().to_owned()),
+            limit: Some(1),
+            ..ProcessFilter::default()
+        };
+        match api::processes::list(&state.engine, filter).await {
+            Ok(page) => processes.push(context! { status => status.as_str(), count => page.total }),
+            Err(error) => return refused(Some(&session), error),
+        }
+    }
+    let outbox = match store.outbox_backlog().await {
+        Ok(backlog) => backlog,
+        Err(error) => return refused(Some(&session), error.into()),
+    };
     let awaiting = match state.registration.list_pending().await {
         Ok(pending) => pending
             .iter()
@@ -59,7 +79,15 @@ pub(crate) async fn dashboard(State(state): State<AppState>, headers: HeaderMap)
     render(
         StatusCode::OK,
         "dashboard.html",
-        context! { me => me(Some(&session)), lifecycles, rows, awaiting },
+        context! {
+            me => me(Some(&session)),
+            lifecycles,
+            rows,
+            processes,
+            awaiting,
+            outbox_waiting => outbox.waiting,
+            outbox_failed => outbox.failed,
+        },
     )
 }
 
@@ -245,11 +273,13 @@ fn process_rows(processes: &[ProcessSchema]) -> Vec<minijinja::Value> {
 }
 
 /// Seconds since the epoch, as people read them (UTC).
-fn when(seconds: f64) -> String {
-    chrono::DateTime::from_timestamp_millis((seconds * 1000.0) as i64)
-        .map_or_else(String::new, |at| {
-            at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-        })
+pub(crate) fn when(seconds: f64) -> String {
+    chrono::DateTime::from_timestamp_millis((seconds * 1000.0) as i64).map_or_else(String::new, at)
+}
+
+/// A moment as people read it (UTC).
+pub(crate) fn at(moment: chrono::DateTime<chrono::Utc>) -> String {
+    moment.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
 /// The processes, newest first, filtered by status and workflow.
@@ -357,11 +387,11 @@ async fn process_page(
 /// What an operator's action form sends.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Action {
-    csrf_token: String,
+    pub(crate) csrf_token: String,
 }
 
-/// Retries a failed or waiting process (resumes it without input), or aborts an unfinished
-/// one; then the process page again, with the engine's refusal if there was one.
+/// Retries a failed or waiting process (resumes it without input), skips its failed step,
+/// or aborts an unfinished one; then the process page again, with the engine's refusal if there was one.
 pub(crate) async fn act(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -384,6 +414,7 @@ pub(crate) async fn act(
     let done = match action.as_str() {
         "retry" => engine.resume(id, &[], name).await,
         "abort" => engine.abort(id, name).await,
+        "skip" => engine.skip_step(id, name).await,
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     match done {

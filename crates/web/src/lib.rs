@@ -15,17 +15,20 @@
 //!   `/tokens/{token}`), `/groups` (the discoverable groups: join, accepting their terms by a
 //!   mailed link; leave);
 //! - `/me` (profile and groups), `/me/password`, `/me/tokens` (make, shown once; revoke);
-//! - `/admin` (admins: subscriptions by product and lifecycle, registrations awaiting a
-//!   decision), `/admin/subscriptions` (search, filter, page; a subscription's domain model,
-//!   processes and the workflows that can run on it), `/admin/processes` (a process's steps,
-//!   retry and abort), `/admin/audit`, `/admin/workflows` (any workflow started through its
-//!   form, page by page, drawn by one generic renderer from the pydantic-forms schema).
+//! - `/admin` (admins: subscriptions by product and lifecycle, processes not done, registrations
+//!   awaiting a decision, the outbox's backlog), `/admin/subscriptions` (search, filter, page; a
+//!   subscription's domain model, processes and the workflows that can run on it),
+//!   `/admin/processes` (a process's steps, live while it runs; retry, skip, abort, and resume
+//!   with the form a suspended one waits for), `/admin/registrations` (approve, decline),
+//!   `/admin/audit`, `/admin/workflows` (any workflow started through its form, page by page
+//!   with back and next, drawn by one generic renderer from the pydantic-forms schema).
 
 mod account;
 mod admin;
 mod forms;
 mod page;
 mod people;
+mod registrations;
 mod start;
 
 use axum::Router;
@@ -67,7 +70,16 @@ pub fn pages() -> Router<AppState> {
         .route("/admin/subscriptions/{id}", get(admin::subscription))
         .route("/admin/processes", get(admin::processes))
         .route("/admin/processes/{id}", get(admin::process))
+        .route(
+            "/admin/processes/{id}/resume",
+            get(start::resume_first).post(start::resume_next),
+        )
         .route("/admin/processes/{id}/{action}", post(admin::act))
+        .route("/admin/registrations", get(registrations::registrations))
+        .route(
+            "/admin/registrations/{name}/{decision}",
+            post(registrations::decide),
+        )
         .route("/admin/audit", get(admin::audit))
         .route("/admin/workflows", get(start::workflows))
         .route(

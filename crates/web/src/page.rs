@@ -70,6 +70,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             include_str!("../templates/workflows.html"),
         ),
         ("form.html", include_str!("../templates/form.html")),
+        (
+            "registrations.html",
+            include_str!("../templates/registrations.html"),
+        ),
     ] {
         environment
             .add_template(name, source)

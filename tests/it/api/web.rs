@@ -385,7 +385,12 @@ async fn admins_search_subscriptions_read_their_models_and_act_on_processes() {
     server.wait_for(&process, &["suspended"]).await;
     let page = browser.get(&format!("/admin/processes/{process}")).await;
     assert_eq!(page.status, StatusCode::OK);
-    assert!(page.body.contains("waits for input"), "{}", page.body);
+    assert!(
+        page.body
+            .contains(&format!(r#"href="/admin/processes/{process}/resume""#)),
+        "{}",
+        page.body
+    );
     let listed = browser
         .get("/admin/processes?workflow_name=take_note&status=")
         .await;
@@ -524,7 +529,8 @@ async fn a_person_signs_up_is_approved_by_an_admin_in_the_console_and_joins_a_gr
     let approved = admin.post(&approve, &[]).await;
     assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
     assert!(approved.body.contains("approved"), "{}", approved.body);
-    server.wait_for_user("zoe").await;
+    // The account is ready when its mail says so (the password comes with the last steps).
+    mails_to(&smtp, "zoe@example.org", 2).await;
 
     // Zoe signs in and joins the club, accepting its terms through the mailed link.
     assert_eq!(
@@ -623,6 +629,27 @@ async fn admins_start_workflows_through_the_rendered_forms_fixing_what_is_wrong(
         .await;
     assert_eq!(second.status, StatusCode::OK, "{}", second.body);
     assert!(second.body.contains("Page 2"), "{}", second.body);
+    // Back: the first page again, with its answer chosen.
+    let back = admin
+        .post(
+            "/admin/workflows/create_user_group",
+            &[
+                ("csrf_token", &second.csrf()),
+                ("__pages", &second.pages()),
+                ("__back", "1"),
+                ("user_group_id", "ignored"),
+            ],
+        )
+        .await;
+    assert_eq!(back.status, StatusCode::OK, "{}", back.body);
+    assert!(back.body.contains("Page 1"), "{}", back.body);
+    assert!(
+        back.body
+            .contains(&format!(r#"<option value="{product}" selected>"#)),
+        "{}",
+        back.body
+    );
+    assert_eq!(back.pages(), "[]");
     let started = admin
         .post(
             "/admin/workflows/create_user_group",
@@ -700,4 +727,262 @@ async fn admins_start_workflows_through_the_rendered_forms_fixing_what_is_wrong(
     let done = server.wait_for(&id, &["completed"]).await;
     assert_eq!(done["current_state"]["username"], "zoe", "{done}");
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_resume_a_process_with_its_form_and_skip_a_failed_step() {
+    let server = server_with_workflows(
+        vec![super::note_workflow(), failing_workflow()],
+        None,
+        Arc::new(SystemClock),
+        |_| {},
+    )
+    .await;
+    let ada = server.user_with_password("ada", PASSWORD, CHEAP).await;
+    server
+        .engine
+        .store()
+        .set_roles(ada, &[Role::Admin])
+        .await
+        .unwrap();
+    let mut admin = Browser::new(&server);
+    admin.sign_in("ada", PASSWORD).await;
+
+    let process = server
+        .start_process("take_note", serde_json::json!([{}]))
+        .await;
+    server.wait_for(&process, &["suspended"]).await;
+    let resume = format!("/admin/processes/{process}/resume");
+    let form = admin.get(&resume).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    assert!(form.body.contains("Resume take_note"), "{}", form.body);
+    assert!(
+        form.body
+            .replace("&#x2f;", "/")
+            .contains(&format!(r#"action="{resume}""#)),
+        "{}",
+        form.body
+    );
+    let short = admin
+        .post(
+            &resume,
+            &[
+                ("csrf_token", &form.csrf()),
+                ("__pages", &form.pages()),
+                ("note", "no"),
+            ],
+        )
+        .await;
+    assert_eq!(short.status, StatusCode::BAD_REQUEST, "{}", short.body);
+    assert!(short.body.contains("field invalid"), "{}", short.body);
+    assert_eq!(
+        server.get(&format!("/api/processes/{process}")).await.1["last_status"],
+        "suspended",
+        "refused input leaves the process waiting"
+    );
+    let resumed = admin
+        .post(
+            &resume,
+            &[
+                ("csrf_token", &short.csrf()),
+                ("__pages", &short.pages()),
+                ("note", "all good"),
+            ],
+        )
+        .await;
+    assert_eq!(resumed.status, StatusCode::SEE_OTHER, "{}", resumed.body);
+    assert_eq!(
+        resumed.location.as_deref(),
+        Some(format!("/admin/processes/{process}").as_str())
+    );
+    let done = server.wait_for(&process, &["completed"]).await;
+    assert_eq!(done["current_state"]["recorded"], "all good");
+    let again = admin.get(&resume).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+
+    // A waiting-for-input step is not skipped; a failed one is, and the process goes on.
+    let waiting = server
+        .start_process("take_note", serde_json::json!([{}]))
+        .await;
+    server.wait_for(&waiting, &["suspended"]).await;
+    let refused = admin
+        .post(
+            &format!("/admin/processes/{waiting}/skip"),
+            &[("csrf_token", &form.csrf())],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert!(refused.body.contains("role=\"alert\""), "{}", refused.body);
+    let failed = server
+        .start_process("fail_once", serde_json::json!([{}]))
+        .await;
+    server.wait_for(&failed, &["failed"]).await;
+    let page = admin.get(&format!("/admin/processes/{failed}")).await;
+    assert!(page.body.contains("Skip the step"), "{}", page.body);
+    let skipped = admin
+        .post(
+            &format!("/admin/processes/{failed}/skip"),
+            &[("csrf_token", &page.csrf())],
+        )
+        .await;
+    assert_eq!(skipped.status, StatusCode::SEE_OTHER, "{}", skipped.body);
+    let done = server.wait_for(&failed, &["completed"]).await;
+    let statuses: Vec<&str> = done["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| step["status"].as_str().unwrap())
+        .collect();
+    assert!(statuses.contains(&"skipped"), "{done}");
+    server.stop().await;
+}
+
+/// Fails, always.
+struct Fails;
+
+#[async_trait::async_trait]
+impl cadre_engine::StepFn for Fails {
+    async fn run(
+        &self,
+        _ctx: &cadre_engine::StepContext<'_>,
+    ) -> Result<cadre_engine::Patch, cadre_engine::StepError> {
+        Err(cadre_engine::StepError::new("the application is down"))
+    }
+}
+
+/// `init >> a step that fails >> done`.
+fn failing_workflow() -> cadre_engine::Workflow {
+    use cadre_engine::{done, init, step};
+    cadre_engine::Workflow {
+        name: "fail_once".to_owned(),
+        description: "Fails at its one step".to_owned(),
+        target: cadre_domain::Target::System,
+        product_types: Vec::new(),
+        usable_when: Vec::new(),
+        version: 1,
+        initial_form: Arc::new(cadre_forms::Form::new()),
+        steps: init() >> step("call_application", "Call the application", Fails) >> done(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_decide_registrations_in_the_console_once_and_see_the_backlog() {
+    let smtp = SmtpServer::start();
+    let server = server(Some(&smtp), Arc::new(SystemClock), |config| {
+        let registration = &mut config.registration;
+        registration.enabled = true;
+        registration.approval_required = true;
+        registration.approval_recipients = vec!["admins@example.com".to_owned()];
+        registration.requests_per_minute = 1000;
+    })
+    .await;
+    let ada = server.user_with_password("ada", PASSWORD, CHEAP).await;
+    server
+        .engine
+        .store()
+        .set_roles(ada, &[Role::Admin])
+        .await
+        .unwrap();
+    for name in ["zoe", "yan", "xia"] {
+        let mut person = Browser::new(&server);
+        let form = person.get("/sign-up").await;
+        let email = format!("{name}@example.org");
+        let sent = person
+            .post(
+                "/sign-up",
+                &[
+                    ("csrf_token", &form.csrf()),
+                    ("user_name", name),
+                    ("email", &email),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.body);
+        if name != "xia" {
+            let confirm = link_path(&mails_to(&smtp, &email, 1).await[0]);
+            person.post(&confirm, &[]).await;
+        }
+    }
+    let approvals = mails_to(&smtp, "admins@example.com", 2).await;
+
+    let mut admin = Browser::new(&server);
+    admin.sign_in("ada", PASSWORD).await;
+    let dashboard = admin.get("/admin").await;
+    assert!(
+        dashboard.body.contains("2 awaiting a decision"),
+        "{}",
+        dashboard.body
+    );
+    let list = admin.get("/admin/registrations").await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    for shown in [
+        "Approve zoe",
+        "Decline zoe",
+        "Approve yan",
+        "address not confirmed yet",
+    ] {
+        assert!(list.body.contains(shown), "{shown}: {}", list.body);
+    }
+    assert!(!list.body.contains("Approve xia"), "{}", list.body);
+    let csrf = list.csrf();
+    let forged = admin
+        .post("/admin/registrations/zoe/approve", &[("csrf_token", "x")])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let approved = admin
+        .post("/admin/registrations/zoe/approve", &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(approved.status, StatusCode::SEE_OTHER, "{}", approved.body);
+    let declined = admin
+        .post("/admin/registrations/yan/decline", &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(declined.status, StatusCode::SEE_OTHER, "{}", declined.body);
+    mails_to(&smtp, "zoe@example.org", 2).await;
+    mails_to(&smtp, "yan@example.org", 2).await;
+
+    // Each decision was taken once: again from the console, or from the mailed links.
+    let twice = admin
+        .post("/admin/registrations/zoe/decline", &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(twice.status, StatusCode::NOT_FOUND, "{}", twice.body);
+    assert!(twice.body.contains("awaits no decision"), "{}", twice.body);
+    let unconfirmed = admin
+        .post("/admin/registrations/xia/approve", &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(unconfirmed.status, StatusCode::NOT_FOUND);
+    for mail in &approvals {
+        let link = link_path(mail);
+        let used = admin.post(&link, &[]).await;
+        assert_eq!(used.status, StatusCode::NOT_FOUND, "{}", used.body);
+    }
+    assert_eq!(
+        zoe_signs_in(&server).await,
+        StatusCode::SEE_OTHER,
+        "the approved person signs in"
+    );
+
+    let log = admin.get("/admin/audit?action=&actor=ada").await;
+    for recorded in [
+        "<td>registration_approved</td>",
+        "<td>registration_declined</td>",
+    ] {
+        assert!(log.body.contains(recorded), "{recorded}: {}", log.body);
+    }
+    let dashboard = admin.get("/admin").await;
+    assert!(
+        dashboard.body.contains("0 awaiting a decision"),
+        "{}",
+        dashboard.body
+    );
+    assert!(
+        dashboard.body.contains("given up on"),
+        "the outbox's backlog is shown: {}",
+        dashboard.body
+    );
+    server.stop().await;
+}
+
+async fn zoe_signs_in(server: &Server) -> StatusCode {
+    Browser::new(server).sign_in("zoe", PASSWORD).await.status
 }

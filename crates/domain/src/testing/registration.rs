@@ -12,7 +12,8 @@ use crate::error::{DomainError, Result};
 use crate::ids::Email;
 use crate::process::ProcessStatus;
 use crate::registration::{
-    OutboxMessage, PendingUser, RegistrationRepository, RegistrationToken, TokenOperation, UserName,
+    OutboxBacklog, OutboxMessage, PendingUser, RegistrationRepository, RegistrationToken,
+    TokenOperation, UserName,
 };
 
 use super::{Access, DUPLICATE, MISSING_REFERENCE, Tables};
@@ -459,5 +460,25 @@ impl<T: Access> RegistrationRepository for T {
             self.read(|tables, _| tables.registration.outbox.values().cloned().collect());
         messages.sort_by_key(|message| (message.created_at, message.id));
         Ok(messages)
+    }
+
+    async fn outbox_backlog(&self) -> Result<OutboxBacklog> {
+        Ok(self.read(|tables, _| {
+            let undelivered = || {
+                tables
+                    .registration
+                    .outbox
+                    .values()
+                    .filter(|message| message.delivered_at.is_none())
+            };
+            OutboxBacklog {
+                waiting: undelivered()
+                    .filter(|message| message.next_attempt_at.is_some())
+                    .count() as u64,
+                failed: undelivered()
+                    .filter(|message| message.next_attempt_at.is_none())
+                    .count() as u64,
+            }
+        }))
     }
 }

@@ -1,5 +1,7 @@
 //! What operators do to processes: resume (with input, or as a retry), skip a step, abort.
 
+use std::sync::Arc;
+
 use cadre_domain::{
     AuditAction, AuditEvent, DomainError, Process, ProcessStatus, ProcessUpdate, State, StepRecord,
     StepStatus, StoreTransaction,
@@ -15,6 +17,29 @@ use crate::step::{Step, StepKind, merge};
 use crate::workflow::Workflow;
 
 impl Engine {
+    /// The form suspended process `id` waits for, and the state its answers are validated
+    /// against (what [`Engine::resume`] checks them with); a process that is not suspended is
+    /// a conflict.
+    pub async fn awaited_form(&self, id: Uuid) -> Result<(Arc<dyn InputForm>, State), EngineError> {
+        let process = self.store.process(id).await?;
+        if process.status != ProcessStatus::Suspended {
+            return Err(DomainError::Conflict(format!(
+                "process {id} is {}; only a suspended process waits for input",
+                process.status
+            ))
+            .into());
+        }
+        let workflow = self.workflow(&process.workflow_name)?;
+        let key = process.next_step.clone().unwrap_or_default();
+        let (step, _) = current_step(workflow, &key)?;
+        match &step.kind {
+            StepKind::Input(form) => Ok((Arc::clone(form), process.state)),
+            _ => Err(EngineError::NotStartable(format!(
+                "step {key:?} takes no input"
+            ))),
+        }
+    }
+
     /// Resumes a process: a suspended one with input for its input step (validated like a start),
     /// a failed or waiting one by running the failed step again (`pages` must be `[]` or `[{}]`).
     /// Audited as `process_resumed` by `user` (a refusal too).

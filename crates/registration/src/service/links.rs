@@ -98,6 +98,33 @@ impl Registration {
                 Visitor::SignedIn { admin: true } => {}
             }
         }
+        self.carry_out(token).await
+    }
+
+    /// Approves or declines the registration of `name` as its mailed link would (admins: the
+    /// console's buttons). It uses the registration's live approve or decline link, so a
+    /// decision is taken once, whichever way it comes; a registration without one (its
+    /// address not confirmed yet, or decided already) is not found.
+    pub async fn decide(&self, name: &str, approve: bool) -> Result<Redeemed, RegistrationError> {
+        let pending = self.pending_by_name(name).await?;
+        let operation = if approve {
+            TokenOperation::ApproveRegistration
+        } else {
+            TokenOperation::DeclineRegistration
+        };
+        let now = self.now();
+        let token = self
+            .store()
+            .tokens_of_pending_user(pending.id)
+            .await?
+            .into_iter()
+            .find(|token| token.operation == operation && token.expires_at > now)
+            .ok_or(RegistrationError::NotFound)?;
+        self.carry_out(token).await
+    }
+
+    /// Does what a checked token is for, using it up.
+    async fn carry_out(&self, token: RegistrationToken) -> Result<Redeemed, RegistrationError> {
         let now = self.now();
         let subject;
         let message = match token.operation {

@@ -236,7 +236,10 @@ impl Registration {
         Ok(views)
     }
 
-    async fn pending_by_name(&self, name: &str) -> Result<PendingUser, RegistrationError> {
+    pub(super) async fn pending_by_name(
+        &self,
+        name: &str,
+    ) -> Result<PendingUser, RegistrationError> {
         let name = UserName::parse(name).map_err(|_| RegistrationError::NotFound)?;
         match self.store().pending_user_by_name(&name).await {
             Err(DomainError::NotFound { .. }) => Err(RegistrationError::NotFound),

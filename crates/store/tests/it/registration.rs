@@ -2,8 +2,8 @@
 //! credentials and the outbox.
 
 use cadre_domain::{
-    DomainError, Email, OutboxKind, OutboxMessage, PendingUser, RegistrationRepository,
-    RegistrationToken, TokenOperation, UserName,
+    DomainError, Email, OutboxBacklog, OutboxKind, OutboxMessage, PendingUser,
+    RegistrationRepository, RegistrationToken, TokenOperation, UserName,
 };
 use cadre_store::testing::scratch_store;
 use chrono::TimeDelta;
@@ -376,6 +376,24 @@ async fn outbox_messages_are_due_until_delivered_or_given_up() {
         (1, Some("connection refused"))
     );
 
+    let given_up = OutboxMessage {
+        id: Uuid::now_v7(),
+        ..message.clone()
+    };
+    store.enqueue(&given_up).await.unwrap();
+    store
+        .record_attempt(given_up.id, now(), Some("no such host"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.outbox_backlog().await.unwrap(),
+        OutboxBacklog {
+            waiting: 1,
+            failed: 1
+        },
+        "one message is due again later, one was given up on"
+    );
+
     store
         .record_attempt(message.id, later, None, None)
         .await
@@ -389,5 +407,13 @@ async fn outbox_messages_are_due_until_delivered_or_given_up() {
             .await
             .unwrap()
             .is_empty()
+    );
+    assert_eq!(
+        store.outbox_backlog().await.unwrap(),
+        OutboxBacklog {
+            waiting: 0,
+            failed: 1
+        },
+        "a delivered message is no backlog"
     );
 }
