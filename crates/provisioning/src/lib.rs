@@ -181,11 +181,55 @@ impl Provisioner {
             )
             .into());
         }
-        let load_id = Uuid::now_v7();
         let (kind, values) = match rows {
             Rows::Users(rows) => (Kind::Users, to_values(rows)?),
             Rows::UserGroups(rows) => (Kind::UserGroups, to_values(rows)?),
         };
+        self.start_stored(kind, values, settings, created_by).await
+    }
+
+    /// Loads the input of dry run `id` again, without uploading it again: a new load with its
+    /// settings but `dry_run` and `force` as given (applied, or planned again past the removal
+    /// guard), protecting `protected` (the users the new caller's loads must not touch). A new
+    /// load plans against the data as it is when it runs, so it applies what is true then.
+    pub async fn rerun(
+        &self,
+        id: Uuid,
+        dry_run: bool,
+        force: bool,
+        protected: BTreeSet<String>,
+        created_by: &str,
+    ) -> Result<Process, ProvisionError> {
+        let process = self.engine.store().process(id).await?;
+        let load_id = load_id_of(&process).ok_or(ProvisionError::NotALoad(id))?;
+        let (header, values) = workflow::stored_input(self.engine.store().as_ref(), load_id)
+            .await
+            .map_err(|error| DomainError::Storage(error.message))?;
+        if !header.settings.dry_run {
+            return Err(DomainError::Conflict(format!(
+                "load {id} was applied already; only a dry run's input is loaded again"
+            ))
+            .into());
+        }
+        let settings = LoadSettings {
+            dry_run,
+            force,
+            protected,
+            ..header.settings
+        };
+        self.start_stored(header.kind, values, settings, created_by)
+            .await
+    }
+
+    /// Stores a load's rows, already as JSON, and starts its process.
+    async fn start_stored(
+        &self,
+        kind: Kind,
+        values: Vec<Value>,
+        settings: LoadSettings,
+        created_by: &str,
+    ) -> Result<Process, ProvisionError> {
+        let load_id = Uuid::now_v7();
         let header = LoadHeader {
             kind,
             settings,
@@ -223,15 +267,7 @@ impl Provisioner {
     pub async fn report(&self, id: Uuid) -> Result<LoadReport, ProvisionError> {
         let store = self.engine.store();
         let process = store.process(id).await?;
-        let is_load = [Kind::Users, Kind::UserGroups]
-            .iter()
-            .any(|kind| kind.workflow() == process.workflow_name);
-        let load_id = process
-            .state
-            .get("load_id")
-            .and_then(|id| serde_json::from_value::<Uuid>(id.clone()).ok())
-            .filter(|_| is_load)
-            .ok_or(ProvisionError::NotALoad(id))?;
+        let load_id = load_id_of(&process).ok_or(ProvisionError::NotALoad(id))?;
         let dry_run = process
             .state
             .get("settings")
@@ -253,6 +289,18 @@ impl Provisioner {
             rows,
         })
     }
+}
+
+/// The load a process runs, if it is a load.
+fn load_id_of(process: &Process) -> Option<Uuid> {
+    let is_load = [Kind::Users, Kind::UserGroups]
+        .iter()
+        .any(|kind| kind.workflow() == process.workflow_name);
+    process
+        .state
+        .get("load_id")
+        .and_then(|id| serde_json::from_value::<Uuid>(id.clone()).ok())
+        .filter(|_| is_load)
 }
 
 fn json(value: &impl Serialize) -> Result<Value, DomainError> {

@@ -355,6 +355,44 @@ async fn a_dry_run_reports_the_plan_and_writes_nothing() {
     );
     assert!(harness.live_users().await.is_empty());
     assert!(harness.live_groups().await.is_empty());
+
+    // Its plan applied: the same stored input, planned again and written.
+    let applied = harness
+        .provisioner
+        .rerun(
+            report.process_id,
+            false,
+            false,
+            Default::default(),
+            "tester",
+        )
+        .await
+        .unwrap();
+    harness.engine.run_until_idle().await.unwrap();
+    let applied = harness.provisioner.report(applied.id).await.unwrap();
+    assert_eq!(applied.status, ProcessStatus::Completed, "{applied:?}");
+    assert!(!applied.dry_run);
+    assert_eq!(outcomes(&applied.rows), outcomes(&report.rows));
+    assert_eq!(harness.live_users().await.len(), 1);
+    let again = harness
+        .provisioner
+        .rerun(
+            applied.process_id,
+            false,
+            false,
+            Default::default(),
+            "tester",
+        )
+        .await;
+    assert!(
+        matches!(
+            again,
+            Err(cadre_provisioning::ProvisionError::Domain(
+                cadre_domain::DomainError::Conflict(_)
+            ))
+        ),
+        "only a dry run's input is loaded again: {again:?}"
+    );
 }
 
 #[tokio::test]

@@ -256,7 +256,7 @@ pub(crate) async fn subscription(
     )
 }
 
-fn process_rows(processes: &[ProcessSchema]) -> Vec<minijinja::Value> {
+pub(crate) fn process_rows(processes: &[ProcessSchema]) -> Vec<minijinja::Value> {
     processes
         .iter()
         .map(|process| {

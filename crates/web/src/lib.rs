@@ -20,12 +20,14 @@
 //!   subscription's domain model, processes and the workflows that can run on it),
 //!   `/admin/processes` (a process's steps, live while it runs; retry, skip, abort, and resume
 //!   with the form a suspended one waits for), `/admin/registrations` (approve, decline),
-//!   `/admin/audit`, `/admin/workflows` (any workflow started through its form, page by page
+//!   `/admin/loads` (bulk loads: upload, the dry run's plan, apply, progress, the report as
+//!   CSV), `/admin/audit`, `/admin/workflows` (any workflow started through its form, page by page
 //!   with back and next, drawn by one generic renderer from the pydantic-forms schema).
 
 mod account;
 mod admin;
 mod forms;
+mod loads;
 mod page;
 mod people;
 mod registrations;
@@ -81,6 +83,10 @@ pub fn pages() -> Router<AppState> {
             post(registrations::decide),
         )
         .route("/admin/audit", get(admin::audit))
+        .route("/admin/loads", get(loads::loads).post(loads::upload))
+        .route("/admin/loads/{id}", get(loads::load))
+        .route("/admin/loads/{id}/again", post(loads::again))
+        .route("/admin/loads/{id}/report.csv", get(loads::report_csv))
         .route("/admin/workflows", get(start::workflows))
         .route(
             "/admin/workflows/{name}",

@@ -70,6 +70,8 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             include_str!("../templates/workflows.html"),
         ),
         ("form.html", include_str!("../templates/form.html")),
+        ("loads.html", include_str!("../templates/loads.html")),
+        ("load.html", include_str!("../templates/load.html")),
         (
             "registrations.html",
             include_str!("../templates/registrations.html"),

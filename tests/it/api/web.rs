@@ -107,6 +107,29 @@ impl<'a> Browser<'a> {
         self.send(request).await
     }
 
+    /// Posts a multipart form: `fields`, then `file` named `file_name` holding `content`.
+    async fn upload(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        file_name: &str,
+        content: &str,
+    ) -> Page {
+        let mut form = reqwest::multipart::Form::new();
+        for (name, value) in fields {
+            form = form.text(name.to_string(), value.to_string());
+        }
+        form = form.part(
+            "file",
+            reqwest::multipart::Part::text(content.to_owned()).file_name(file_name.to_owned()),
+        );
+        let request = self
+            .client
+            .post(format!("{}{path}", self.server.base))
+            .multipart(form);
+        self.send(request).await
+    }
+
     /// Signs in through the form; returns the answer.
     async fn sign_in(&mut self, username: &str, password: &str) -> Page {
         let form = self.get("/sign-in").await;
@@ -985,4 +1008,170 @@ async fn admins_decide_registrations_in_the_console_once_and_see_the_backlog() {
 
 async fn zoe_signs_in(server: &Server) -> StatusCode {
     Browser::new(server).sign_in("zoe", PASSWORD).await.status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_plan_a_bulk_load_apply_it_and_download_its_report() {
+    let server = server(None, Arc::new(SystemClock), |_| {}).await;
+    let ada = server.user_with_password("ada", PASSWORD, CHEAP).await;
+    server
+        .engine
+        .store()
+        .set_roles(ada, &[Role::Admin])
+        .await
+        .unwrap();
+    let mut admin = Browser::new(&server);
+    admin.sign_in("ada", PASSWORD).await;
+    let form = admin.get("/admin/loads").await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    let csrf = form.csrf();
+    let sent = [
+        ("csrf_token", csrf.as_str()),
+        ("kind", "users"),
+        ("mode", "incremental"),
+        ("dry_run", "true"),
+    ];
+    let header = "user_id,firstname,lastname,email,auth_id,user_groups,is_active";
+
+    // Bad rows: each shown, nothing loaded.
+    let bad = admin
+        .upload(
+            "/admin/loads",
+            &sent,
+            "people.csv",
+            &format!("{header}\nu1,A,One,not-an-email,,,true\n"),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+    assert!(bad.body.contains(r#"id="bad-rows""#), "{}", bad.body);
+    assert!(bad.body.contains("<td>email</td>"), "{}", bad.body);
+    let forged: Vec<(&str, &str)> = sent
+        .iter()
+        .map(|(name, value)| (*name, if *name == "csrf_token" { "x" } else { *value }))
+        .collect();
+    let refused = admin
+        .upload("/admin/loads", &forged, "people.csv", header)
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    // A dry run: the plan as a table, nothing written.
+    let csv =
+        format!("{header}\nu1,Ann,One,u1@example.com,,g1,true\nu2,Bo,Two,u2@example.com,,,true\n");
+    let planned = admin
+        .upload("/admin/loads", &sent, "people.csv", &csv)
+        .await;
+    assert_eq!(planned.status, StatusCode::SEE_OTHER, "{}", planned.body);
+    let plan_page = planned.location.unwrap();
+    let plan_id = plan_page.rsplit('/').next().unwrap().to_owned();
+    server.wait_for(&plan_id, &["completed"]).await;
+    let plan = admin.get(&plan_page).await;
+    assert_eq!(plan.status, StatusCode::OK, "{}", plan.body);
+    assert!(plan.body.contains("Dry run"), "{}", plan.body);
+    assert!(plan.body.contains("Apply this plan"), "{}", plan.body);
+    assert!(
+        plan.body
+            .contains(r#"<tr class="created"><td>2</td><td>u1</td>"#),
+        "{}",
+        plan.body
+    );
+    assert!(
+        server
+            .get("/api/subscriptions?product_type=User&query=u1")
+            .await
+            .1["total"]
+            == 0,
+        "a dry run writes nothing"
+    );
+
+    // Applied: a new load of the same input, which creates the users.
+    let applied = admin
+        .post(
+            &format!("/admin/loads/{plan_id}/again"),
+            &[("csrf_token", &plan.csrf()), ("then", "apply")],
+        )
+        .await;
+    assert_eq!(applied.status, StatusCode::SEE_OTHER, "{}", applied.body);
+    let load_page = applied.location.unwrap();
+    let load_id = load_page.rsplit('/').next().unwrap().to_owned();
+    assert_ne!(load_id, plan_id);
+    server.wait_for(&load_id, &["completed"]).await;
+    let load = admin.get(&load_page).await;
+    assert!(!load.body.contains("Apply this plan"), "{}", load.body);
+    assert_eq!(
+        server
+            .get("/api/subscriptions?product_type=User&query=u1")
+            .await
+            .1["total"],
+        1
+    );
+    let report = admin.get(&format!("{load_page}/report.csv")).await;
+    assert_eq!(report.status, StatusCode::OK);
+    let mut lines: Vec<&str> = report.body.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        [
+            ",g1,created,",
+            "2,u1,created,",
+            "3,u2,created,",
+            "row,id,outcome,reason"
+        ],
+        "{}",
+        report.body
+    );
+    let again = admin
+        .post(
+            &format!("/admin/loads/{load_id}/again"),
+            &[("csrf_token", &plan.csrf()), ("then", "apply")],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    let listed = admin.get("/admin/loads").await;
+    assert!(listed.body.contains(&load_id), "{}", listed.body);
+
+    // A full load that would remove half of what loads manage: the guard's refusal is shown,
+    // and the plan made again past it, forced, shows the removal.
+    let full = [
+        ("csrf_token", csrf.as_str()),
+        ("kind", "users"),
+        ("mode", "full"),
+        ("dry_run", "true"),
+    ];
+    let guarded = admin
+        .upload(
+            "/admin/loads",
+            &full,
+            "people.csv",
+            "user_id,firstname,lastname,email,auth_id,user_groups\nu1,Ann,One,u1@example.com,,g1\n",
+        )
+        .await;
+    let guarded_page = guarded.location.unwrap();
+    let guarded_id = guarded_page.rsplit('/').next().unwrap().to_owned();
+    server.wait_for(&guarded_id, &["failed"]).await;
+    let refusal = admin.get(&guarded_page).await;
+    assert!(refusal.body.contains("more than 20%"), "{}", refusal.body);
+    assert!(
+        refusal.body.contains("Plan again, forced"),
+        "{}",
+        refusal.body
+    );
+    let forced = admin
+        .post(
+            &format!("/admin/loads/{guarded_id}/again"),
+            &[("csrf_token", &csrf), ("then", "plan"), ("force", "true")],
+        )
+        .await;
+    let forced_page = forced.location.unwrap();
+    server
+        .wait_for(forced_page.rsplit('/').next().unwrap(), &["completed"])
+        .await;
+    let forced = admin.get(&forced_page).await;
+    assert!(
+        forced
+            .body
+            .contains(r#"<tr class="removed"><td>—</td><td>u2</td>"#),
+        "{}",
+        forced.body
+    );
+    server.stop().await;
 }
