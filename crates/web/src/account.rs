@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::page::{
     anonymous_form_ok, forged, form_token, me, message, refused, render, session_form_ok,
-    to_sign_in, visitor, with_cookie,
+    signed_in, to_sign_in, visitor, with_cookie,
 };
 
 /// The profile when signed in, else the sign-in page.
@@ -141,15 +141,6 @@ pub(crate) async fn sign_out(
         response.headers_mut().insert(SET_COOKIE, cookie);
     }
     response
-}
-
-/// The signed-in person, or the response that sends a visitor to sign in.
-async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<SessionUser, Response> {
-    match visitor(state, headers).await {
-        Ok(Some(session)) => Ok(session),
-        Ok(None) => Err(to_sign_in()),
-        Err(error) => Err(refused(None, error)),
-    }
 }
 
 /// The form that asks for a reset link.

@@ -15,6 +15,8 @@
 //!   `/tokens/{token}`), `/groups` (the discoverable groups: join, accepting their terms by a
 //!   mailed link; leave);
 //! - `/me` (profile and groups), `/me/password`, `/me/tokens` (make, shown once; revoke);
+//! - `/workflow-groups` (the workflow groups a person belongs to, an admin's all: new ones,
+//!   name and members, files uploaded, downloaded, deleted);
 //! - `/admin` (admins: subscriptions by product and lifecycle, processes not done, registrations
 //!   awaiting a decision, the outbox's backlog), `/admin/subscriptions` (search, filter, page; a
 //!   subscription's domain model, processes and the workflows that can run on it),
@@ -32,6 +34,7 @@ mod page;
 mod people;
 mod registrations;
 mod start;
+mod workflow_groups;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -91,6 +94,27 @@ pub fn pages() -> Router<AppState> {
         .route(
             "/admin/workflows/{name}",
             get(start::first).post(start::next),
+        )
+        .route(
+            "/workflow-groups",
+            get(workflow_groups::groups).post(workflow_groups::create),
+        )
+        .route(
+            "/workflow-groups/{id}",
+            get(workflow_groups::group).post(workflow_groups::change),
+        )
+        .route(
+            "/workflow-groups/{id}/delete",
+            post(workflow_groups::delete),
+        )
+        .route("/workflow-groups/{id}/files", post(workflow_groups::upload))
+        .route(
+            "/workflow-groups/{id}/files/{file_id}",
+            get(workflow_groups::download),
+        )
+        .route(
+            "/workflow-groups/{id}/files/{file_id}/delete",
+            post(workflow_groups::delete_file),
         )
         .route("/assets/{name}", get(page::asset))
 }

@@ -71,6 +71,14 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ),
         ("form.html", include_str!("../templates/form.html")),
         ("loads.html", include_str!("../templates/loads.html")),
+        (
+            "workflow_groups.html",
+            include_str!("../templates/workflow_groups.html"),
+        ),
+        (
+            "workflow_group.html",
+            include_str!("../templates/workflow_group.html"),
+        ),
         ("load.html", include_str!("../templates/load.html")),
         (
             "registrations.html",
@@ -176,6 +184,18 @@ pub(crate) async fn visitor(
     match session_cookie_in(headers) {
         Some(cookie) => Ok(state.accounts.session(&cookie).await?),
         None => Ok(None),
+    }
+}
+
+/// The signed-in person, or the response that sends a visitor to sign in.
+pub(crate) async fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<SessionUser, Response> {
+    match visitor(state, headers).await {
+        Ok(Some(session)) => Ok(session),
+        Ok(None) => Err(to_sign_in()),
+        Err(error) => Err(refused(None, error)),
     }
 }
 

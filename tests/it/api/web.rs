@@ -1175,3 +1175,129 @@ async fn admins_plan_a_bulk_load_apply_it_and_download_its_report() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_keep_files_in_their_workflow_groups_and_others_cannot_reach_them() {
+    let server = server(None, Arc::new(SystemClock), |_| {}).await;
+    server.user_with_password("bob", PASSWORD, CHEAP).await;
+    server.user_with_password("cy", PASSWORD, CHEAP).await;
+    let mut bob = Browser::new(&server);
+    bob.sign_in("bob", PASSWORD).await;
+    let mut cy = Browser::new(&server);
+    cy.sign_in("cy", PASSWORD).await;
+
+    let list = bob.get("/workflow-groups").await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    assert!(list.body.contains("no workflow group"), "{}", list.body);
+    let csrf = list.csrf();
+    let unknown = bob
+        .post(
+            "/workflow-groups",
+            &[
+                ("csrf_token", &csrf),
+                ("workflow", "create_user"),
+                ("name", "Team"),
+                ("members", "nobody"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        unknown.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        unknown.body
+    );
+    assert!(
+        unknown.body.contains("No user is named nobody"),
+        "{}",
+        unknown.body
+    );
+    assert!(unknown.body.contains(r#"value="Team""#), "answers kept");
+    let created = bob
+        .post(
+            "/workflow-groups",
+            &[
+                ("csrf_token", &csrf),
+                ("workflow", "create_user"),
+                ("name", "Team"),
+                ("members", ""),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    let page = created.location.unwrap();
+
+    // A file up and down again; the upload needs the form's token.
+    let forged = bob
+        .upload(
+            &format!("{page}/files"),
+            &[("csrf_token", "x")],
+            "notes.txt",
+            "hello",
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let uploaded = bob
+        .upload(
+            &format!("{page}/files"),
+            &[("csrf_token", &csrf)],
+            "notes.txt",
+            "hello, team",
+        )
+        .await;
+    assert_eq!(uploaded.status, StatusCode::SEE_OTHER, "{}", uploaded.body);
+    let group = bob.get(&page).await;
+    assert!(group.body.contains(">notes.txt</a>"), "{}", group.body);
+    let at = group.body.find(&format!(r#"href="{page}/files/"#)).unwrap() + r#"href=""#.len();
+    let download: String = group.body[at..].chars().take_while(|c| *c != '"').collect();
+    let file = bob.get(&download).await;
+    assert_eq!(file.status, StatusCode::OK);
+    assert_eq!(file.body, "hello, team");
+
+    // Cy is no member: the group and its file are out of reach until Bob adds Cy.
+    assert_eq!(cy.get(&page).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(cy.get(&download).await.status, StatusCode::FORBIDDEN);
+    let added = bob
+        .post(
+            &page,
+            &[("csrf_token", &csrf), ("name", "Team"), ("members", "cy")],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
+    assert_eq!(cy.get(&download).await.body, "hello, team");
+    let cy_page = cy.get(&page).await;
+    assert!(
+        !cy_page.body.contains("Delete the group"),
+        "{}",
+        cy_page.body
+    );
+    let refused = cy
+        .post(
+            &format!("{page}/delete"),
+            &[("csrf_token", &cy_page.csrf())],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+
+    let file_id = download.rsplit('/').next().unwrap();
+    let deleted = bob
+        .post(
+            &format!("{page}/files/{file_id}/delete"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER, "{}", deleted.body);
+    assert_eq!(bob.get(&download).await.status, StatusCode::NOT_FOUND);
+    let gone = bob
+        .post(&format!("{page}/delete"), &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(gone.status, StatusCode::SEE_OTHER, "{}", gone.body);
+    assert!(
+        bob.get("/workflow-groups")
+            .await
+            .body
+            .contains("no workflow group"),
+        "the group is gone"
+    );
+    server.stop().await;
+}

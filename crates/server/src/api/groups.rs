@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cadre_domain::{GroupFile, WorkflowGroup};
+use cadre_domain::{ByteStream, GroupFile, WorkflowGroup};
 use cadre_groups::{GroupChanges, NewGroup};
 use futures_util::TryStreamExt;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
@@ -397,6 +397,12 @@ pub async fn download_file(
         .groups
         .read_file(&caller.actor(), &group_id, file_id)
         .await?;
+    Ok(file_response(&file, content))
+}
+
+/// A stored file as a download: its content streamed with its media type, its size, as an
+/// attachment named as uploaded, never sniffed.
+pub fn file_response(file: &GroupFile, content: ByteStream) -> Response {
     let mut headers = HeaderMap::new();
     let media_type = file
         .mime_type
@@ -413,7 +419,7 @@ pub async fn download_file(
     if let Ok(value) = HeaderValue::from_str(&attachment(file.name.as_str())) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
-    Ok((headers, Body::from_stream(content)).into_response())
+    (headers, Body::from_stream(content)).into_response()
 }
 
 /// A `Content-Disposition` for a download named `name`: an ASCII fallback and the exact
