@@ -6,10 +6,12 @@ use axum::http::header::SET_COOKIE;
 use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use cadre_accounts::{AccountError, SessionUser};
+use cadre_domain::ApiToken;
 use cadre_domain::models::DomainModel;
 use cadre_products::models::{User, UserGroup};
 use cadre_server::auth::{issue_own_token, revoke_own_token, session_cookie};
 use cadre_server::{ApiError, AppState, client_addr};
+use chrono::{DateTime, Utc};
 use minijinja::context;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -392,6 +394,27 @@ pub(crate) async fn tokens_page(State(state): State<AppState>, headers: HeaderMa
     }
 }
 
+/// What a token list shows of `token` at `now`: never its secret.
+pub(crate) fn token_row(token: &ApiToken, now: DateTime<Utc>) -> minijinja::Value {
+    let state = if token.revoked_at.is_some() {
+        "revoked"
+    } else if token.expires_at.is_some_and(|at| at <= now) {
+        "expired"
+    } else {
+        "live"
+    };
+    context! {
+        id => token.id.to_string(),
+        name => token.name,
+        role => token.role.as_str(),
+        user_id => token.user_id.map(|id| id.to_string()),
+        created_by => token.created_by,
+        created => token.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        expires => token.expires_at.map(|at| at.format("%Y-%m-%d").to_string()),
+        state,
+    }
+}
+
 /// The tokens page, with a token just made (`created`, its only showing) or an error.
 async fn tokens(
     state: &AppState,
@@ -408,23 +431,7 @@ async fn tokens(
     let listed: Vec<minijinja::Value> = listed
         .iter()
         .rev()
-        .map(|token| {
-            let state = if token.revoked_at.is_some() {
-                "revoked"
-            } else if token.expires_at.is_some_and(|at| at <= now) {
-                "expired"
-            } else {
-                "live"
-            };
-            context! {
-                id => token.id.to_string(),
-                name => token.name,
-                role => token.role.as_str(),
-                created => token.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
-                expires => token.expires_at.map(|at| at.format("%Y-%m-%d").to_string()),
-                state,
-            }
-        })
+        .map(|token| token_row(token, now))
         .collect();
     let settings = state.accounts.settings();
     render(

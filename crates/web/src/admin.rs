@@ -234,6 +234,11 @@ pub(crate) async fn subscription(
         Ok(workflows) => workflows,
         Err(error) => return refused(Some(&session), error),
     };
+    // An active user's roles, which an admin sets here.
+    let roles: Option<Vec<&str>> = match state.accounts.active_user(id).await {
+        Ok(user) => user.map(|user| user.roles.iter().map(|role| role.as_str()).collect()),
+        Err(error) => return refused(Some(&session), error.into()),
+    };
     render(
         StatusCode::OK,
         "subscription.html",
@@ -246,6 +251,8 @@ pub(crate) async fn subscription(
             insync => detail.subscription.insync,
             version => detail.subscription.version,
             model => tree(&detail.domain_model),
+            is_admin => roles.as_ref().is_some_and(|roles| roles.contains(&Role::Admin.as_str())),
+            roles,
             processes => process_rows(&processes),
             workflows => workflows.iter().map(|workflow| context! {
                 name => workflow.workflow.name,

@@ -23,7 +23,8 @@
 //!   `/admin/processes` (a process's steps, live while it runs; retry, skip, abort, and resume
 //!   with the form a suspended one waits for), `/admin/registrations` (approve, decline),
 //!   `/admin/loads` (bulk loads: upload, the dry run's plan, apply, progress, the report as
-//!   CSV), `/admin/audit`, `/admin/workflows` (any workflow started through its form, page by page
+//!   CSV), `/admin/tokens` (every API token; revoke), a user's roles on their subscription's
+//!   page, `/admin/audit`, `/admin/workflows` (any workflow started through its form, page by page
 //!   with back and next, drawn by one generic renderer from the pydantic-forms schema).
 
 mod account;
@@ -34,6 +35,7 @@ mod page;
 mod people;
 mod registrations;
 mod start;
+mod users;
 mod workflow_groups;
 
 use axum::Router;
@@ -86,6 +88,9 @@ pub fn pages() -> Router<AppState> {
             post(registrations::decide),
         )
         .route("/admin/audit", get(admin::audit))
+        .route("/admin/users/{id}/roles", post(users::set_roles))
+        .route("/admin/tokens", get(users::tokens))
+        .route("/admin/tokens/{id}/revoke", post(users::revoke))
         .route("/admin/loads", get(loads::loads).post(loads::upload))
         .route("/admin/loads/{id}", get(loads::load))
         .route("/admin/loads/{id}/again", post(loads::again))

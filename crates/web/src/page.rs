@@ -72,6 +72,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("form.html", include_str!("../templates/form.html")),
         ("loads.html", include_str!("../templates/loads.html")),
         (
+            "all_tokens.html",
+            include_str!("../templates/all_tokens.html"),
+        ),
+        (
             "workflow_groups.html",
             include_str!("../templates/workflow_groups.html"),
         ),

@@ -1301,3 +1301,106 @@ async fn members_keep_files_in_their_workflow_groups_and_others_cannot_reach_the
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_set_roles_and_revoke_anyones_token_in_the_console() {
+    let server = server(None, Arc::new(SystemClock), |_| {}).await;
+    let ada = server.user_with_password("ada", PASSWORD, CHEAP).await;
+    let bob = server.user_with_password("bob", PASSWORD, CHEAP).await;
+    server
+        .engine
+        .store()
+        .set_roles(ada, &[Role::Admin])
+        .await
+        .unwrap();
+    let mut admin = Browser::new(&server);
+    admin.sign_in("ada", PASSWORD).await;
+    let mut person = Browser::new(&server);
+    person.sign_in("bob", PASSWORD).await;
+
+    // Bob makes a token; the admin sees it among all of them and revokes it.
+    let tokens = person.get("/me/tokens").await;
+    let made = person
+        .post(
+            "/me/tokens",
+            &[
+                ("csrf_token", &tokens.csrf()),
+                ("name", "bob's laptop"),
+                ("expires_in_days", "7"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    let all = admin.get("/admin/tokens").await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    assert!(all.body.contains("bob&#x27;s laptop"), "{}", all.body);
+    assert!(
+        !all.body.contains("cadre_"),
+        "no secret is shown: {}",
+        all.body
+    );
+    let token_id = server
+        .engine
+        .store()
+        .tokens_of(bob)
+        .await
+        .unwrap()
+        .first()
+        .unwrap()
+        .id;
+    assert_eq!(
+        person.get("/admin/tokens").await.status,
+        StatusCode::FORBIDDEN,
+        "the list is for admins"
+    );
+    let revoked = admin
+        .post(
+            &format!("/admin/tokens/{token_id}/revoke"),
+            &[("csrf_token", &all.csrf())],
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.body);
+    let token = server.engine.store().token(token_id).await.unwrap();
+    assert!(token.revoked_at.is_some());
+
+    // Bob made an admin from his page, then a plain user again; his session follows.
+    let page = admin.get(&format!("/admin/subscriptions/{bob}")).await;
+    assert!(
+        page.body.contains(r#"<p id="roles">user</p>"#),
+        "{}",
+        page.body
+    );
+    let forbidden = person
+        .post(
+            &format!("/admin/users/{bob}/roles"),
+            &[("csrf_token", &tokens.csrf()), ("admin", "true")],
+        )
+        .await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+    let set = admin
+        .post(
+            &format!("/admin/users/{bob}/roles"),
+            &[("csrf_token", &page.csrf()), ("admin", "true")],
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::SEE_OTHER, "{}", set.body);
+    let page = admin.get(&format!("/admin/subscriptions/{bob}")).await;
+    assert!(
+        page.body.contains(r#"<p id="roles">user, admin</p>"#),
+        "{}",
+        page.body
+    );
+    tokio::time::sleep(cadre_server::auth::TOKEN_CACHE_TTL).await;
+    assert_eq!(person.get("/admin").await.status, StatusCode::OK);
+    admin
+        .post(
+            &format!("/admin/users/{bob}/roles"),
+            &[("csrf_token", &page.csrf())],
+        )
+        .await;
+    tokio::time::sleep(cadre_server::auth::TOKEN_CACHE_TTL).await;
+    assert_eq!(person.get("/admin").await.status, StatusCode::FORBIDDEN);
+    let log = admin.get("/admin/audit?action=roles_changed&actor=").await;
+    assert!(log.body.contains("user, admin"), "{}", log.body);
+    server.stop().await;
+}

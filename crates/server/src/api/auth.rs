@@ -12,7 +12,7 @@ use axum::http::header::SET_COOKIE;
 use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cadre_accounts::{AccountUser, SignedIn};
-use cadre_domain::{ApiToken, AuditAction, AuditEvent, DomainError, Role};
+use cadre_domain::{ApiToken, AuditAction, AuditEvent, DomainError, Origin, Role};
 use cadre_registration::RegistrationError;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -783,6 +783,22 @@ pub async fn set_roles(
         .iter()
         .map(|role| role.parse::<Role>())
         .collect::<Result<Vec<_>, _>>()?;
+    let roles = set_user_roles(&state, &caller.origin(addr), caller.name(), id, &roles).await?;
+    Ok(Json(Roles {
+        roles: roles.iter().map(|role| role.as_str().to_owned()).collect(),
+    }))
+}
+
+/// Sets the roles of active user `id` to `roles` (`user` is always held) and records it as
+/// `roles_changed` by `actor` from `origin`, in one transaction; answers the roles held now,
+/// `user` first. What `PUT /api/auth/users/{id}/roles` and the console do.
+pub async fn set_user_roles(
+    state: &AppState,
+    origin: &Origin,
+    actor: &str,
+    id: Uuid,
+    roles: &[Role],
+) -> Result<Vec<Role>, ApiError> {
     if state.accounts.active_user(id).await?.is_none() {
         return Err(DomainError::NotFound {
             kind: "user",
@@ -793,22 +809,17 @@ pub async fn set_roles(
     let now = state.engine.clock().now();
     let store = state.engine.store();
     let txn = store.begin().await?;
-    txn.set_roles(id, &roles).await?;
-    let held = txn.roles(id).await?;
-    let mut names = vec![Role::User.as_str().to_owned()];
-    names.extend(held.iter().map(|role| role.as_str().to_owned()));
+    txn.set_roles(id, roles).await?;
+    let mut held = vec![Role::User];
+    held.extend(txn.roles(id).await?);
+    let names: Vec<&str> = held.iter().map(|role| role.as_str()).collect();
     txn.record_audit(
-        &AuditEvent::new(
-            Uuid::now_v7(),
-            now,
-            AuditAction::RolesChanged,
-            caller.name(),
-        )
-        .origin(&caller.origin(addr))
-        .on(id)
-        .detail(names.join(", ")),
+        &AuditEvent::new(Uuid::now_v7(), now, AuditAction::RolesChanged, actor)
+            .origin(origin)
+            .on(id)
+            .detail(names.join(", ")),
     )
     .await?;
     txn.commit().await?;
-    Ok(Json(Roles { roles: names }))
+    Ok(held)
 }
