@@ -13,6 +13,10 @@
 //! - `auth`: `crates/server/benches/auth.rs`: sign-ins per second over HTTP against raw argon2id
 //!   verifications with the same parameters, and the health check's latency meanwhile, for
 //!   `--seconds` each, against the release `cadre` binary on a fresh SQLite file.
+//! - `ui`: `crates/server/benches/ui.rs`: the web UI's pages for a signed-in admin over
+//!   `--subscriptions` groups, open-loop at `--rate` (200) per second, against the release
+//!   `cadre` binary, on a fresh SQLite file or with `--database-url postgres://…` on a fresh
+//!   database on that server.
 
 use std::process::Command;
 
@@ -35,9 +39,9 @@ pub struct BenchArgs {
     /// API: subscriptions in the database.
     #[arg(long, default_value_t = 100_000)]
     subscriptions: u64,
-    /// API: requests per second of the open-loop runs.
-    #[arg(long, default_value_t = 1_000)]
-    rate: u64,
+    /// API and UI: requests per second of the open-loop runs (API 1,000, UI 200).
+    #[arg(long)]
+    rate: Option<u64>,
     /// API: seconds per run.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
@@ -70,6 +74,8 @@ enum Target {
     Provisioning,
     /// Sign-ins: per second against raw argon2id, and the health check meanwhile.
     Auth,
+    /// The web UI: latency of its pages rendered by a running `cadre serve`.
+    Ui,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -85,7 +91,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Target::Api => api(&args),
+        Target::Api => http(&args, "api", 1_000),
+        Target::Ui => http(&args, "ui", 200),
         Target::Upload => upload(args.upload_mib),
         Target::Provisioning => provisioning(&args),
         Target::Auth => auth(args.seconds),
@@ -97,7 +104,7 @@ fn cargo() -> Command {
 }
 
 /// Builds the release `cadre` binary and returns its path.
-fn release_binary() -> anyhow::Result<std::path::PathBuf> {
+pub(crate) fn release_binary() -> anyhow::Result<std::path::PathBuf> {
     let built = cargo()
         .args(["build", "--release", "--quiet", "-p", "cadre"])
         .status()
@@ -172,14 +179,16 @@ fn provisioning(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn api(args: &BenchArgs) -> anyhow::Result<()> {
+/// Runs the HTTP benchmark `name` of cadre-server (`api` or `ui`) at `--rate`, by default
+/// `default_rate` requests per second.
+fn http(args: &BenchArgs, name: &str, default_rate: u64) -> anyhow::Result<()> {
     let binary = release_binary()?;
     let mut bench = cargo();
     bench
-        .args(["bench", "--quiet", "-p", "cadre-server", "--bench", "api"])
+        .args(["bench", "--quiet", "-p", "cadre-server", "--bench", name])
         .env("BENCH_CADRE_BIN", &binary)
         .env("BENCH_SUBSCRIPTIONS", args.subscriptions.to_string())
-        .env("BENCH_RATE", args.rate.to_string())
+        .env("BENCH_RATE", args.rate.unwrap_or(default_rate).to_string())
         .env("BENCH_SECONDS", args.seconds.to_string());
     match args
         .database_url
@@ -190,7 +199,7 @@ fn api(args: &BenchArgs) -> anyhow::Result<()> {
         None => bench.env_remove("DATABASE_URL"),
     };
     if !bench.status().context("cannot run cargo bench")?.success() {
-        bail!("the API benchmark failed");
+        bail!("the {name} benchmark failed");
     }
     Ok(())
 }

@@ -4,11 +4,13 @@
 //! - `cargo xtask codegen [--check]` regenerates the sea-orm entities of `cadre-store` from a
 //!   freshly migrated scratch database, the built-in forms' schemas and the OpenAPI document;
 //!   `--check` fails instead when a committed file is stale (a test runs the same check).
-//! - `cargo xtask bench engine [--database-url URL]` runs the engine benchmark.
+//! - `cargo xtask bench engine|api|upload|provisioning|auth|ui` runs a benchmark.
+//! - `cargo xtask screenshots` photographs the web UI's main pages into `docs/screenshots/`.
 
 mod bench;
 mod codegen;
 mod migrate;
+mod screenshots;
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +31,8 @@ enum Command {
     Codegen(codegen::CodegenArgs),
     /// Runs a benchmark and prints its figures.
     Bench(bench::BenchArgs),
+    /// Photographs the web UI's main pages on a demo database (needs chromium-driver).
+    Screenshots(screenshots::ScreenshotsArgs),
 }
 
 #[tokio::main]
@@ -37,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate(args) => migrate::run(args).await,
         Command::Codegen(args) => codegen::run(args).await,
         Command::Bench(args) => bench::run(args),
+        Command::Screenshots(args) => screenshots::run(args).await,
     }
 }
 

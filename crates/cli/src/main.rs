@@ -5,6 +5,7 @@
 //! acts on the database the server uses. Output is a table for people, or JSON with `--json`
 //! (the API's wire shapes). Errors go to stderr with a non-zero exit code.
 
+mod admins;
 mod audit;
 mod groups;
 mod output;
@@ -23,6 +24,7 @@ use cadre_server::{ApiError, Config, LogFormat};
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 
+use crate::admins::{AdminCommand, admin};
 use crate::audit::{AuditCommand, audit};
 use crate::groups::{GroupCommand, workflow_group};
 use crate::output::Output;
@@ -58,6 +60,9 @@ enum Command {
     Serve(ServeArgs),
     /// Create the database if needed and apply pending migrations.
     Migrate,
+    /// Admins who sign in with a password.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -120,6 +125,7 @@ async fn run(cli: Cli) -> Result<()> {
             output.message("database is up to date");
             Ok(())
         }
+        Command::Admin(command) => admin(&engine, &state, &config, &output, command).await,
         Command::Token(command) => token(&engine, &config.accounts, &output, command).await,
         Command::Workflow(command) => workflow(&engine, &output, command).await,
         Command::Process(command) => process(&engine, &output, command).await,

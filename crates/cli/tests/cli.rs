@@ -414,3 +414,90 @@ async fn json_logs_are_one_object_a_line_stamped_in_utc() {
         .unwrap();
     assert!(server.wait().unwrap().success());
 }
+
+#[tokio::test]
+async fn the_first_admin_is_made_with_a_password_read_from_standard_input() {
+    use std::io::Write;
+    let cadre = Cadre::new().await;
+    let create = |password: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cadre"))
+            .args([
+                "admin",
+                "create",
+                "--username",
+                "ada",
+                "--email",
+                "ada@example.org",
+                "--database-url",
+            ])
+            .arg(cadre.database.url())
+            .env_remove("DATABASE_URL")
+            .env_remove("CADRE_CONFIG")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let weak = create("ada12345");
+    assert!(!weak.status.success());
+    assert!(
+        String::from_utf8_lossy(&weak.stderr).contains("the password must be at least"),
+        "{}",
+        String::from_utf8_lossy(&weak.stderr)
+    );
+    let guessable = create("ada@example.org ada");
+    assert!(
+        !guessable.status.success(),
+        "a password made of the user's own name is refused"
+    );
+
+    let made = create("correct horse battery staple");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    assert!(String::from_utf8_lossy(&made.stdout).contains("ada is an admin"));
+    let users = cadre.json(&["subscription", "list", "--product-type", "User"]);
+    let ada: uuid::Uuid = users["items"][0]["subscription_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let groups = cadre.json(&["subscription", "list", "--product-type", "UserGroup"]);
+    assert!(
+        groups["items"][0]["description"]
+            .as_str()
+            .unwrap()
+            .contains("Admins"),
+        "{groups}"
+    );
+    let engine = cadre_server::Cadre::new()
+        .open(cadre.database.url())
+        .await
+        .unwrap();
+    let store = engine.store();
+    assert_eq!(
+        store.roles(ada).await.unwrap(),
+        vec![cadre_domain::Role::Admin]
+    );
+    let hash = store.credentials(ada).await.unwrap().expect("a password");
+    let passwords =
+        cadre_registration::Passwords::new(cadre_accounts::AccountSettings::default().argon2, 1)
+            .unwrap();
+    assert!(
+        passwords
+            .verify("correct horse battery staple", &hash)
+            .await
+            .is_ok_and(|verified| matches!(
+                verified,
+                cadre_registration::password::Verified::Match { .. }
+            )),
+        "the password is stored as its argon2id hash"
+    );
+    let again = create("correct horse battery staple");
+    assert!(!again.status.success(), "the user name is taken");
+}

@@ -26,26 +26,12 @@ use cadre_accounts::AccountSettings;
 use cadre_domain::{Clock, SystemClock};
 use cadre_migrations::demo::{USER_GROUP_PRODUCT_ID, USER_INTERNAL_PRODUCT_ID};
 use cadre_registration::Passwords;
-use serde_json::{Value, json};
+use serde_json::json;
 use support::Server;
+use support::load::{completed, made};
 
 const CLIENTS: usize = 50;
 const PASSWORD: &str = "correct horse battery staple";
-
-/// Runs `workflow` with `pages` to completion on `engine`; returns the subscription it made.
-async fn subscription_of(
-    engine: &cadre_engine::Engine,
-    workflow: &str,
-    pages: Vec<Value>,
-) -> String {
-    let process = engine.start(workflow, &pages, "bench").await.unwrap();
-    engine.run_until_idle().await.unwrap();
-    let process = engine.store().process(process.id).await.unwrap();
-    process.state["subscription_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
 
 /// Raw argon2id verifications per second: one thread per CPU, for `duration`.
 fn raw_verifications(hash: &str, duration: Duration) -> f64 {
@@ -126,29 +112,33 @@ async fn main() {
         .open(&database_url)
         .await
         .unwrap();
-    let staff = subscription_of(
-        &engine,
-        "create_user_group",
-        vec![
-            json!({"product": USER_GROUP_PRODUCT_ID}),
-            json!({"user_group_id": "staff", "user_group_name": "Staff"}),
-        ],
-    )
-    .await;
+    let staff = made(
+        &completed(
+            &engine,
+            "create_user_group",
+            vec![
+                json!({"product": USER_GROUP_PRODUCT_ID}),
+                json!({"user_group_id": "staff", "user_group_name": "Staff"}),
+            ],
+        )
+        .await,
+    );
     let passwords = Passwords::new(AccountSettings::default().argon2, 1).unwrap();
     let hash = passwords.hash(PASSWORD).await.unwrap();
     for n in 0..CLIENTS {
         let name = format!("user{n}");
-        let user = subscription_of(
-            &engine,
-            "create_user",
-            vec![
-                json!({"product": USER_INTERNAL_PRODUCT_ID}),
-                json!({"user_id": name, "username": name, "email": format!("{name}@example.org"),
-                       "user_group_ids": [staff]}),
-            ],
-        )
-        .await;
+        let user = made(
+            &completed(
+                &engine,
+                "create_user",
+                vec![
+                    json!({"product": USER_INTERNAL_PRODUCT_ID}),
+                    json!({"user_id": name, "username": name, "email": format!("{name}@example.org"),
+                           "user_group_ids": [staff]}),
+                ],
+            )
+            .await,
+        );
         engine
             .store()
             .store_credentials(user.parse().unwrap(), &hash, SystemClock.now())

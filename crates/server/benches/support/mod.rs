@@ -1,4 +1,8 @@
-//! What the benchmarks share: a `cadre serve` child process.
+//! What the benchmarks share: a `cadre serve` child process, and load generation.
+
+// Each benchmark uses the part of `load` it needs.
+#[allow(dead_code)]
+pub mod load;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
