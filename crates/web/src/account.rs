@@ -17,8 +17,8 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::page::{
-    anonymous_form_ok, forged, form_token, me, message, refused, render, session_form_ok,
-    signed_in, to_sign_in, visitor, with_cookie,
+    Person, anonymous_form_ok, forged, form_token, me, message, refused, render, session_form_ok,
+    to_sign_in, visitor, with_cookie,
 };
 
 /// The profile when signed in, else the sign-in page.
@@ -119,15 +119,10 @@ pub(crate) struct Csrf {
 /// Signs out of this session and back to the sign-in page.
 pub(crate) async fn sign_out(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Person(session): Person,
     extensions: Extensions,
     Form(form): Form<Csrf>,
 ) -> Response {
-    let session = match visitor(&state, &headers).await {
-        Ok(Some(session)) => session,
-        Ok(None) => return to_sign_in(),
-        Err(error) => return refused(None, error),
-    };
     if !session_form_ok(&session, &form.csrf_token) {
         return forged(Some(&session));
     }
@@ -266,11 +261,7 @@ pub(crate) async fn reset(
 }
 
 /// The profile: who the person is, and the groups they belong to.
-pub(crate) async fn profile(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let session = match signed_in(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
+pub(crate) async fn profile(State(state): State<AppState>, Person(session): Person) -> Response {
     let store = state.engine.store();
     let user = match store.load_subscription(session.user.user_id).await {
         Ok(record) => match User::from_record(record) {
@@ -321,11 +312,8 @@ pub(crate) async fn profile(State(state): State<AppState>, headers: HeaderMap) -
 }
 
 /// The password change form.
-pub(crate) async fn password_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match signed_in(&state, &headers).await {
-        Ok(session) => password_form(&session, StatusCode::OK, None),
-        Err(response) => response,
-    }
+pub(crate) async fn password_page(Person(session): Person) -> Response {
+    password_form(&session, StatusCode::OK, None)
 }
 
 fn password_form(session: &SessionUser, status: StatusCode, error: Option<&str>) -> Response {
@@ -347,14 +335,10 @@ pub(crate) struct PasswordForm {
 /// Changes the password (the current one first) and ends the person's other sessions.
 pub(crate) async fn change_password(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Person(session): Person,
     extensions: Extensions,
     Form(form): Form<PasswordForm>,
 ) -> Response {
-    let session = match signed_in(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     if !session_form_ok(&session, &form.csrf_token) {
         return forged(Some(&session));
     }
@@ -387,11 +371,11 @@ pub(crate) async fn change_password(
 }
 
 /// The person's API tokens and the form that makes one.
-pub(crate) async fn tokens_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match signed_in(&state, &headers).await {
-        Ok(session) => tokens(&state, &session, StatusCode::OK, None, None).await,
-        Err(response) => response,
-    }
+pub(crate) async fn tokens_page(
+    State(state): State<AppState>,
+    Person(session): Person,
+) -> Response {
+    tokens(&state, &session, StatusCode::OK, None, None).await
 }
 
 /// What a token list shows of `token` at `now`: never its secret.
@@ -459,13 +443,9 @@ pub(crate) struct TokenForm {
 /// Makes a token and shows it, once.
 pub(crate) async fn create_token(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Person(session): Person,
     Form(form): Form<TokenForm>,
 ) -> Response {
-    let session = match signed_in(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     if !session_form_ok(&session, &form.csrf_token) {
         return forged(Some(&session));
     }
@@ -498,14 +478,10 @@ pub(crate) async fn create_token(
 /// Revokes one of the person's tokens.
 pub(crate) async fn revoke_token(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Person(session): Person,
     Path(id): Path<Uuid>,
     Form(form): Form<Csrf>,
 ) -> Response {
-    let session = match signed_in(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     if !session_form_ok(&session, &form.csrf_token) {
         return forged(Some(&session));
     }

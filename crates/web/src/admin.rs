@@ -1,8 +1,10 @@
 //! The admin console's pages: the dashboard, subscriptions, processes with their actions, and
 //! the audit log.
 
+use std::collections::BTreeMap;
+
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{Extensions, HeaderMap, StatusCode};
+use axum::http::{Extensions, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use cadre_accounts::SessionUser;
 use cadre_domain::{
@@ -12,21 +14,17 @@ use cadre_server::api;
 use cadre_server::api::audit::AuditFilter;
 use cadre_server::api::processes::{ProcessFilter, ProcessSchema};
 use cadre_server::api::subscriptions::SubscriptionFilter;
-use cadre_server::{ApiError, AppState, ErrorCode, client_addr};
+use cadre_server::{ApiError, AppState, client_addr};
 use minijinja::context;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::page::{forged, me, refused, render, session_form_ok, to_sign_in, visitor};
+use crate::page::{Admin, forged, me, refused, render, session_form_ok};
 
 /// The dashboard: subscriptions by product type and lifecycle, the processes not done by
 /// status, the registrations awaiting an admin's decision, and the outbox's backlog. Admins only; anyone else signed in gets a 403 page.
-pub(crate) async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let session = match admin(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
+pub(crate) async fn dashboard(State(state): State<AppState>, Admin(session): Admin) -> Response {
     let store = state.engine.store();
     let mut rows = Vec::new();
     for product_type in [ProductType::user(), ProductType::user_group()] {
@@ -91,35 +89,27 @@ pub(crate) async fn dashboard(State(state): State<AppState>, headers: HeaderMap)
     )
 }
 
-/// The signed-in admin, or the response for anyone else: the sign-in page for a visitor, a 403
-/// page for a person without the role.
-pub(crate) async fn admin(state: &AppState, headers: &HeaderMap) -> Result<SessionUser, Response> {
-    match visitor(state, headers).await {
-        Ok(Some(session)) if session.user.role() == Role::Admin => Ok(session),
-        Ok(Some(session)) => Err(refused(
-            Some(&session),
-            ApiError::new(ErrorCode::Forbidden, "The console is for admins."),
-        )),
-        Ok(None) => Err(to_sign_in()),
-        Err(error) => Err(refused(None, error)),
-    }
-}
-
 /// A page of at most this many rows.
 const PAGE_ROWS: u64 = 25;
 
 /// The subscriptions: searched by text, filtered by product type and lifecycle, sorted, paged.
 pub(crate) async fn subscriptions(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Admin(session): Admin,
     Query(mut filter): Query<SubscriptionFilter>,
+    Query(raw): Query<BTreeMap<String, String>>,
 ) -> Response {
-    let session = match admin(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     filter.limit = Some(PAGE_ROWS);
     let offset = filter.offset.unwrap_or(0);
+    // The sort as asked for (the filter has it parsed), kept on the page and its links.
+    let sort = raw
+        .get("sort")
+        .cloned()
+        .unwrap_or_else(|| "created".to_owned());
+    let order = raw
+        .get("order")
+        .cloned()
+        .unwrap_or_else(|| "asc".to_owned());
     let page = match api::subscriptions::list(&state.engine, &filter, None).await {
         Ok(page) => page,
         Err(error) => return refused(Some(&session), error),
@@ -131,6 +121,8 @@ pub(crate) async fn subscriptions(
             ("query", filter.query.as_deref()),
             ("product_type", filter.product_type.as_deref()),
             ("status", filter.status.as_deref()),
+            ("sort", Some(sort.as_str())),
+            ("order", Some(order.as_str())),
         ] {
             if let Some(value) = value.filter(|value| !value.is_empty()) {
                 query.push(format!(
@@ -175,6 +167,8 @@ pub(crate) async fn subscriptions(
             product_type => filter.product_type.clone().unwrap_or_default(),
             status => filter.status.clone().unwrap_or_default(),
             lifecycles,
+            sort,
+            order,
         },
     )
 }
@@ -207,13 +201,9 @@ fn tree(value: &serde_json::Value) -> Vec<minijinja::Value> {
 /// on it now (and why the others cannot).
 pub(crate) async fn subscription(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Admin(session): Admin,
     Path(id): Path<Uuid>,
 ) -> Response {
-    let session = match admin(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let detail = match api::subscriptions::detail(&state.engine, id).await {
         Ok(detail) => detail,
         Err(error) => return refused(Some(&session), error),
@@ -292,13 +282,9 @@ pub(crate) fn at(moment: chrono::DateTime<chrono::Utc>) -> String {
 /// The processes, newest first, filtered by status and workflow.
 pub(crate) async fn processes(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Admin(session): Admin,
     Query(mut filter): Query<ProcessFilter>,
 ) -> Response {
-    let session = match admin(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     filter.limit = Some(PAGE_ROWS);
     filter.status = filter.status.filter(|status| !status.is_empty());
     let status = filter.status.clone().unwrap_or_default();
@@ -328,13 +314,9 @@ pub(crate) async fn processes(
 /// One process: its steps with what each changed, and what an operator may do now.
 pub(crate) async fn process(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Admin(session): Admin,
     Path(id): Path<Uuid>,
 ) -> Response {
-    let session = match admin(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     process_page(&state, &session, id, StatusCode::OK, None).await
 }
 
@@ -401,15 +383,11 @@ pub(crate) struct Action {
 /// or aborts an unfinished one; then the process page again, with the engine's refusal if there was one.
 pub(crate) async fn act(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Admin(session): Admin,
     extensions: Extensions,
     Path((id, action)): Path<(Uuid, String)>,
     Form(form): Form<Action>,
 ) -> Response {
-    let session = match admin(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     if !session_form_ok(&session, &form.csrf_token) {
         return forged(Some(&session));
     }
@@ -438,13 +416,9 @@ pub(crate) async fn act(
 /// The audit log, newest first, filtered by action and actor, paged by cursor.
 pub(crate) async fn audit(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Admin(session): Admin,
     Query(mut filter): Query<AuditFilter>,
 ) -> Response {
-    let session = match admin(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     filter.action = filter.action.filter(|action| !action.is_empty());
     filter.actor = filter.actor.filter(|actor| !actor.is_empty());
     filter.limit = Some(PAGE_ROWS);

@@ -5,8 +5,8 @@
 
 use axum::body::Body;
 use axum::extract::{Form, Path, Request, State};
+use axum::http::StatusCode;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
-use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use cadre_accounts::SessionUser;
 use cadre_domain::ProcessStatus;
@@ -20,8 +20,8 @@ use minijinja::context;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::admin::{admin, process_rows};
-use crate::page::{forged, me, refused, render, session_form_ok};
+use crate::admin::process_rows;
+use crate::page::{Admin, forged, me, refused, render, session_form_ok};
 
 /// The workflows that run loads.
 const LOAD_WORKFLOWS: [&str; 2] = ["provision_users", "provision_user_groups"];
@@ -31,11 +31,7 @@ const LOAD_WORKFLOWS: [&str; 2] = ["provision_users", "provision_user_groups"];
 const SHOWN_ROWS: usize = 500;
 
 /// The upload form, and the latest loads.
-pub(crate) async fn loads(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let session = match admin(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
+pub(crate) async fn loads(State(state): State<AppState>, Admin(session): Admin) -> Response {
     upload_page(&state, &session, StatusCode::OK, None, &[]).await
 }
 
@@ -164,13 +160,9 @@ async fn read_upload(request: Request) -> Result<Upload, ApiError> {
 /// written), then the load's page.
 pub(crate) async fn upload(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Admin(session): Admin,
     request: Request,
 ) -> Response {
-    let session = match admin(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let upload = match read_upload(request).await {
         Ok(upload) => upload,
         Err(error) => return refused(Some(&session), error),
@@ -268,13 +260,9 @@ async fn report(state: &AppState, session: &SessionUser, id: Uuid) -> Result<Loa
 /// removal guard.
 pub(crate) async fn load(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Admin(session): Admin,
     Path(id): Path<Uuid>,
 ) -> Response {
-    let session = match admin(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let report = match report(&state, &session, id).await {
         Ok(report) => report,
         Err(response) => return response,
@@ -323,14 +311,10 @@ pub(crate) struct Again {
 /// then the new load's page.
 pub(crate) async fn again(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Admin(session): Admin,
     Path(id): Path<Uuid>,
     Form(form): Form<Again>,
 ) -> Response {
-    let session = match admin(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     if !session_form_ok(&session, &form.csrf_token) {
         return forged(Some(&session));
     }
@@ -361,13 +345,9 @@ pub(crate) async fn again(
 /// A load's report as CSV: `row,id,outcome,reason`, one line per input row and removal.
 pub(crate) async fn report_csv(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Admin(session): Admin,
     Path(id): Path<Uuid>,
 ) -> Response {
-    let session = match admin(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let report = match report(&state, &session, id).await {
         Ok(report) => report,
         Err(response) => return response,

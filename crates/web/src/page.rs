@@ -3,15 +3,16 @@
 
 use std::sync::LazyLock;
 
-use axum::extract::Path;
+use axum::extract::{FromRequestParts, Path};
 use axum::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, REFERRER_POLICY, SET_COOKIE,
 };
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use cadre_accounts::SessionUser;
 use cadre_server::auth::session_cookie_in;
-use cadre_server::{ApiError, AppState};
+use cadre_server::{ApiError, AppState, ErrorCode};
 use cookie::{Cookie, SameSite};
 use minijinja::{Environment, Value};
 use subtle::ConstantTimeEq;
@@ -191,15 +192,38 @@ pub(crate) async fn visitor(
     }
 }
 
-/// The signed-in person, or the response that sends a visitor to sign in.
-pub(crate) async fn signed_in(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<SessionUser, Response> {
-    match visitor(state, headers).await {
-        Ok(Some(session)) => Ok(session),
-        Ok(None) => Err(to_sign_in()),
-        Err(error) => Err(refused(None, error)),
+/// The signed-in person a page is for; a visitor is sent to sign in.
+pub(crate) struct Person(pub(crate) SessionUser);
+
+impl FromRequestParts<AppState> for Person {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        match visitor(state, &parts.headers).await {
+            Ok(Some(session)) => Ok(Person(session)),
+            Ok(None) => Err(to_sign_in()),
+            Err(error) => Err(refused(None, error)),
+        }
+    }
+}
+
+/// The signed-in admin a console page is for; a visitor is sent to sign in, a person without
+/// the role gets a 403 page.
+pub(crate) struct Admin(pub(crate) SessionUser);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let Person(session) = Person::from_request_parts(parts, state).await?;
+        if session.user.role() == cadre_domain::Role::Admin {
+            Ok(Admin(session))
+        } else {
+            Err(refused(
+                Some(&session),
+                ApiError::new(ErrorCode::Forbidden, "The console is for admins."),
+            ))
+        }
     }
 }
 

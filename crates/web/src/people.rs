@@ -12,8 +12,8 @@ use minijinja::context;
 use serde::Deserialize;
 
 use crate::page::{
-    anonymous_form_ok, forged, form_token, me, message, refused, render, session_form_ok,
-    to_sign_in, visitor, with_cookie,
+    Person, anonymous_form_ok, forged, form_token, me, message, refused, render, session_form_ok,
+    with_cookie,
 };
 
 /// The sign-up form, while registration is on.
@@ -100,12 +100,7 @@ pub(crate) async fn sign_up(
 }
 
 /// The discoverable groups: each with its terms, and whether the person belongs to it.
-pub(crate) async fn groups(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let session = match visitor(&state, &headers).await {
-        Ok(Some(session)) => session,
-        Ok(None) => return to_sign_in(),
-        Err(error) => return refused(None, error),
-    };
+pub(crate) async fn groups(State(state): State<AppState>, Person(session): Person) -> Response {
     let groups = match state.registration.discoverable_groups().await {
         Ok(groups) => groups,
         Err(error) => return refused(Some(&session), error.into()),
@@ -166,15 +161,10 @@ pub(crate) struct Membership {
 /// terms, once the person accepts them from the mailed link.
 pub(crate) async fn membership(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Person(session): Person,
     Path((group, change)): Path<(String, String)>,
     Form(form): Form<Membership>,
 ) -> Response {
-    let session = match visitor(&state, &headers).await {
-        Ok(Some(session)) => session,
-        Ok(None) => return to_sign_in(),
-        Err(error) => return refused(None, error),
-    };
     if !session_form_ok(&session, &form.csrf_token) {
         return forged(Some(&session));
     }

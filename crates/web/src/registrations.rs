@@ -3,22 +3,21 @@
 //! first).
 
 use axum::extract::{Form, Path, State};
-use axum::http::{Extensions, HeaderMap, StatusCode};
+use axum::http::{Extensions, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use cadre_accounts::SessionUser;
 use cadre_server::{ApiError, AppState, audit_decision, client_addr};
 use minijinja::context;
 
-use crate::admin::{Action, admin, at};
-use crate::page::{forged, me, refused, render, session_form_ok};
+use crate::admin::{Action, at};
+use crate::page::{Admin, forged, me, refused, render, session_form_ok};
 
 /// Every registration not yet completed or declined: who, their address, where it stands, and
 /// for those whose address is confirmed, approve and decline.
-pub(crate) async fn registrations(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let session = match admin(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
+pub(crate) async fn registrations(
+    State(state): State<AppState>,
+    Admin(session): Admin,
+) -> Response {
     list(&state, &session, StatusCode::OK, None).await
 }
 
@@ -54,15 +53,11 @@ async fn list(
 /// there was one (decided already, or its address not confirmed yet).
 pub(crate) async fn decide(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Admin(session): Admin,
     extensions: Extensions,
     Path((name, decision)): Path<(String, String)>,
     Form(form): Form<Action>,
 ) -> Response {
-    let session = match admin(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     if !session_form_ok(&session, &form.csrf_token) {
         return forged(Some(&session));
     }

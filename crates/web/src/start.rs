@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{Extensions, HeaderMap, StatusCode};
+use axum::http::{Extensions, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use cadre_accounts::SessionUser;
 use cadre_domain::forms::{FormError, InputForm, ValidationError};
@@ -17,17 +17,12 @@ use minijinja::context;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::admin::admin;
 use crate::forms::{fields, page_from};
-use crate::page::{forged, me, refused, render, session_form_ok};
+use crate::page::{Admin, forged, me, refused, render, session_form_ok};
 
 /// The workflows a console can start: those that create a subscription, and tasks. The others
 /// start from a subscription's page.
-pub(crate) async fn workflows(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let session = match admin(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
+pub(crate) async fn workflows(State(state): State<AppState>, Admin(session): Admin) -> Response {
     let mut rows: Vec<minijinja::Value> = state
         .engine
         .registry()
@@ -250,14 +245,10 @@ async fn first_page(
 /// here with its `subscription_id`). Looking starts nothing.
 pub(crate) async fn first(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Admin(session): Admin,
     Path(name): Path<String>,
     Query(prefill): Query<BTreeMap<String, String>>,
 ) -> Response {
-    let session = match admin(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let goal = match Goal::start(&state, &name) {
         Ok(goal) => goal,
         Err(error) => return refused(Some(&session), error),
@@ -272,13 +263,9 @@ pub(crate) async fn first(
 /// The first page of the form suspended process `id` waits for. Looking resumes nothing.
 pub(crate) async fn resume_first(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Admin(session): Admin,
     Path(id): Path<Uuid>,
 ) -> Response {
-    let session = match admin(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     match Goal::resume(&state, id).await {
         Ok(goal) => first_page(&state, &session, &goal, &Map::new()).await,
         Err(error) => refused(Some(&session), error),
@@ -309,15 +296,11 @@ fn single(posted: &Posted, key: &str) -> String {
 /// page.
 pub(crate) async fn next(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Admin(session): Admin,
     extensions: Extensions,
     Path(name): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
-    let session = match admin(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let posted = posted(pairs);
     if !session_form_ok(&session, &single(&posted, "csrf_token")) {
         return forged(Some(&session));
@@ -332,15 +315,11 @@ pub(crate) async fn next(
 /// once every page is answered, the process resumes and its page follows.
 pub(crate) async fn resume_next(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Admin(session): Admin,
     extensions: Extensions,
     Path(id): Path<Uuid>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
-    let session = match admin(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let posted = posted(pairs);
     if !session_form_ok(&session, &single(&posted, "csrf_token")) {
         return forged(Some(&session));

@@ -2,7 +2,7 @@
 //! API token, revoked with a button.
 
 use axum::extract::{Form, Path, State};
-use axum::http::{Extensions, HeaderMap, StatusCode};
+use axum::http::{Extensions, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use cadre_accounts::SessionUser;
 use cadre_domain::{Origin, Role};
@@ -14,8 +14,8 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::account::token_row;
-use crate::admin::{Action, admin};
-use crate::page::{forged, me, refused, render, session_form_ok};
+use crate::admin::Action;
+use crate::page::{Admin, forged, me, refused, render, session_form_ok};
 
 /// What the roles form sends.
 #[derive(Debug, Deserialize)]
@@ -30,15 +30,11 @@ pub(crate) struct RolesForm {
 /// Then the user's page.
 pub(crate) async fn set_roles(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Admin(session): Admin,
     extensions: Extensions,
     Path(id): Path<Uuid>,
     Form(form): Form<RolesForm>,
 ) -> Response {
-    let session = match admin(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     if !session_form_ok(&session, &form.csrf_token) {
         return forged(Some(&session));
     }
@@ -58,11 +54,7 @@ pub(crate) async fn set_roles(
 }
 
 /// Every API token, newest first: whose, its role, when it expires, whether it is live.
-pub(crate) async fn tokens(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let session = match admin(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
+pub(crate) async fn tokens(State(state): State<AppState>, Admin(session): Admin) -> Response {
     tokens_page(&state, &session).await
 }
 
@@ -87,14 +79,10 @@ async fn tokens_page(state: &AppState, session: &SessionUser) -> Response {
 /// Revokes any token; then the list.
 pub(crate) async fn revoke(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Admin(session): Admin,
     Path(id): Path<Uuid>,
     Form(form): Form<Action>,
 ) -> Response {
-    let session = match admin(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     if !session_form_ok(&session, &form.csrf_token) {
         return forged(Some(&session));
     }

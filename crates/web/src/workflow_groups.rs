@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::io;
 
 use axum::extract::{Form, Path, Request, State};
+use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use cadre_accounts::SessionUser;
 use cadre_domain::Target;
@@ -23,7 +23,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::admin::at;
-use crate::page::{forged, me, refused, render, session_form_ok, signed_in};
+use crate::page::{Person, forged, me, refused, render, session_form_ok};
 
 /// Who acts on groups: the signed-in person, with their role.
 fn actor(session: &SessionUser) -> Actor {
@@ -82,11 +82,7 @@ fn group_workflows(state: &AppState) -> Vec<String> {
 }
 
 /// The groups the signed-in person belongs to (an admin: every group), and a form for a new one.
-pub(crate) async fn groups(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let session = match signed_in(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
+pub(crate) async fn groups(State(state): State<AppState>, Person(session): Person) -> Response {
     list(&state, &session, StatusCode::OK, None, &NewForm::default()).await
 }
 
@@ -149,13 +145,9 @@ pub(crate) struct NewForm {
 /// is wrong.
 pub(crate) async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Person(session): Person,
     Form(form): Form<NewForm>,
 ) -> Response {
-    let session = match signed_in(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     if !session_form_ok(&session, &form.csrf_token) {
         return forged(Some(&session));
     }
@@ -193,13 +185,9 @@ pub(crate) async fn create(
 /// A group: its name and members (to change), its files (to download, delete, upload).
 pub(crate) async fn group(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Person(session): Person,
     Path(id): Path<String>,
 ) -> Response {
-    let session = match signed_in(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     group_page(&state, &session, &id, StatusCode::OK, None).await
 }
 
@@ -268,14 +256,10 @@ pub(crate) struct ChangeForm {
 /// Renames a group and sets its members (the owner always stays one).
 pub(crate) async fn change(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Person(session): Person,
     Path(id): Path<String>,
     Form(form): Form<ChangeForm>,
 ) -> Response {
-    let session = match signed_in(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     if !session_form_ok(&session, &form.csrf_token) {
         return forged(Some(&session));
     }
@@ -339,14 +323,10 @@ pub(crate) struct Button {
 /// Deletes a group with its files (its owner or an admin); then the list.
 pub(crate) async fn delete(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Person(session): Person,
     Path(id): Path<String>,
     Form(form): Form<Button>,
 ) -> Response {
-    let session = match signed_in(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     if !session_form_ok(&session, &form.csrf_token) {
         return forged(Some(&session));
     }
@@ -360,14 +340,10 @@ pub(crate) async fn delete(
 /// is streamed to storage (never held whole in memory).
 pub(crate) async fn upload(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Person(session): Person,
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
-    let session = match signed_in(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let invalid = |detail: &str| ApiError::new(ErrorCode::InvalidUpload, detail);
     let Some(boundary) = request
         .headers()
@@ -420,13 +396,9 @@ pub(crate) async fn upload(
 /// Downloads a file of a group, as the API does.
 pub(crate) async fn download(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Person(session): Person,
     Path((id, file_id)): Path<(String, Uuid)>,
 ) -> Response {
-    let session = match signed_in(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     match state.groups.read_file(&actor(&session), &id, file_id).await {
         Ok((file, content)) => file_response(&file, content),
         Err(error) => refused(Some(&session), error.into()),
@@ -436,14 +408,10 @@ pub(crate) async fn download(
 /// Deletes a file of a group; then the group's page.
 pub(crate) async fn delete_file(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Person(session): Person,
     Path((id, file_id)): Path<(String, Uuid)>,
     Form(form): Form<Button>,
 ) -> Response {
-    let session = match signed_in(&state, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     if !session_form_ok(&session, &form.csrf_token) {
         return forged(Some(&session));
     }

@@ -95,6 +95,18 @@ impl Server {
         id
     }
 
+    /// An admin `name` whose password is [`PASSWORD`] (hashed cheaply); returns the
+    /// subscription id.
+    pub(super) async fn admin_with_password(&self, name: &str) -> Uuid {
+        let id = self.user_with_password(name, PASSWORD, CHEAP).await;
+        self.engine
+            .store()
+            .set_roles(id, &[cadre_domain::Role::Admin])
+            .await
+            .unwrap();
+        id
+    }
+
     /// Signs in; returns the status, the body and the `Set-Cookie` header.
     pub(super) async fn sign_in(
         &self,

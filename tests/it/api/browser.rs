@@ -249,13 +249,7 @@ async fn an_admin_creates_a_group_and_a_user_in_it_through_the_rendered_forms() 
         return;
     };
     let server = server(None, Arc::new(SystemClock), |_| {}).await;
-    let ada = server.user_with_password("ada", PASSWORD, CHEAP).await;
-    server
-        .engine
-        .store()
-        .set_roles(ada, &[cadre_domain::Role::Admin])
-        .await
-        .unwrap();
+    server.admin_with_password("ada").await;
     let (_driver, client) = browser(&chromedriver).await;
     client
         .goto(&format!("{}/sign-in", server.base))
@@ -384,13 +378,7 @@ async fn a_person_signs_up_is_approved_signs_in_and_joins_a_group_in_a_real_brow
         registration.approval_recipients = vec!["admins@example.com".to_owned()];
     })
     .await;
-    let ada = server.user_with_password("ada", PASSWORD, CHEAP).await;
-    server
-        .engine
-        .store()
-        .set_roles(ada, &[cadre_domain::Role::Admin])
-        .await
-        .unwrap();
+    server.admin_with_password("ada").await;
     let club = server
         .start_process(
             "create_user_group",
@@ -515,13 +503,7 @@ async fn an_admin_retries_a_failed_process_and_plans_applies_and_downloads_a_loa
         |_| {},
     )
     .await;
-    let ada = server.user_with_password("ada", PASSWORD, CHEAP).await;
-    server
-        .engine
-        .store()
-        .set_roles(ada, &[cadre_domain::Role::Admin])
-        .await
-        .unwrap();
+    server.admin_with_password("ada").await;
     let (driver, client) = browser(&chromedriver).await;
     sign_in(&client, &server.base, "ada").await;
 

@@ -364,13 +364,7 @@ async fn admins_search_subscriptions_read_their_models_and_act_on_processes() {
         |_| {},
     )
     .await;
-    let ada = server.user_with_password("ada", PASSWORD, CHEAP).await;
-    server
-        .engine
-        .store()
-        .set_roles(ada, &[Role::Admin])
-        .await
-        .unwrap();
+    server.admin_with_password("ada").await;
     let mut browser = Browser::new(&server);
     browser.sign_in("ada", PASSWORD).await;
 
@@ -380,6 +374,25 @@ async fn admins_search_subscriptions_read_their_models_and_act_on_processes() {
         all.body.contains("1–2 of 2"),
         "ada and her group: {}",
         all.body
+    );
+    // Sorted by description, one way and the other; the choice stays on the page.
+    let first_row = |page: &Page| {
+        let at = page.body.find("/admin/subscriptions/").unwrap();
+        page.body[at..at + 60].to_owned()
+    };
+    let ascending = browser
+        .get("/admin/subscriptions?sort=description&order=asc")
+        .await;
+    let descending = browser
+        .get("/admin/subscriptions?sort=description&order=desc")
+        .await;
+    assert_ne!(first_row(&ascending), first_row(&descending));
+    assert!(
+        descending
+            .body
+            .contains(r#"<option value="desc" selected>"#),
+        "{}",
+        descending.body
     );
     let groups = browser
         .get("/admin/subscriptions?product_type=UserGroup&status=active&query=")
@@ -480,13 +493,7 @@ async fn a_person_signs_up_is_approved_by_an_admin_in_the_console_and_joins_a_gr
         registration.requests_per_minute = 1000;
     })
     .await;
-    let ada = server.user_with_password("ada", PASSWORD, CHEAP).await;
-    server
-        .engine
-        .store()
-        .set_roles(ada, &[Role::Admin])
-        .await
-        .unwrap();
+    server.admin_with_password("ada").await;
     let process = server
         .start_process(
             "create_user_group",
@@ -615,13 +622,7 @@ impl Page {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admins_start_workflows_through_the_rendered_forms_fixing_what_is_wrong() {
     let server = server(None, Arc::new(SystemClock), |_| {}).await;
-    let ada = server.user_with_password("ada", PASSWORD, CHEAP).await;
-    server
-        .engine
-        .store()
-        .set_roles(ada, &[Role::Admin])
-        .await
-        .unwrap();
+    server.admin_with_password("ada").await;
     let mut admin = Browser::new(&server);
     admin.sign_in("ada", PASSWORD).await;
     let listed = admin.get("/admin/workflows").await;
@@ -761,13 +762,7 @@ async fn admins_resume_a_process_with_its_form_and_skip_a_failed_step() {
         |_| {},
     )
     .await;
-    let ada = server.user_with_password("ada", PASSWORD, CHEAP).await;
-    server
-        .engine
-        .store()
-        .set_roles(ada, &[Role::Admin])
-        .await
-        .unwrap();
+    server.admin_with_password("ada").await;
     let mut admin = Browser::new(&server);
     admin.sign_in("ada", PASSWORD).await;
 
@@ -899,13 +894,7 @@ async fn admins_decide_registrations_in_the_console_once_and_see_the_backlog() {
         registration.requests_per_minute = 1000;
     })
     .await;
-    let ada = server.user_with_password("ada", PASSWORD, CHEAP).await;
-    server
-        .engine
-        .store()
-        .set_roles(ada, &[Role::Admin])
-        .await
-        .unwrap();
+    server.admin_with_password("ada").await;
     for name in ["zoe", "yan", "xia"] {
         let mut person = Browser::new(&server);
         let form = person.get("/sign-up").await;
@@ -1013,13 +1002,7 @@ async fn zoe_signs_in(server: &Server) -> StatusCode {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admins_plan_a_bulk_load_apply_it_and_download_its_report() {
     let server = server(None, Arc::new(SystemClock), |_| {}).await;
-    let ada = server.user_with_password("ada", PASSWORD, CHEAP).await;
-    server
-        .engine
-        .store()
-        .set_roles(ada, &[Role::Admin])
-        .await
-        .unwrap();
+    server.admin_with_password("ada").await;
     let mut admin = Browser::new(&server);
     admin.sign_in("ada", PASSWORD).await;
     let form = admin.get("/admin/loads").await;
@@ -1305,14 +1288,8 @@ async fn members_keep_files_in_their_workflow_groups_and_others_cannot_reach_the
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admins_set_roles_and_revoke_anyones_token_in_the_console() {
     let server = server(None, Arc::new(SystemClock), |_| {}).await;
-    let ada = server.user_with_password("ada", PASSWORD, CHEAP).await;
+    server.admin_with_password("ada").await;
     let bob = server.user_with_password("bob", PASSWORD, CHEAP).await;
-    server
-        .engine
-        .store()
-        .set_roles(ada, &[Role::Admin])
-        .await
-        .unwrap();
     let mut admin = Browser::new(&server);
     admin.sign_in("ada", PASSWORD).await;
     let mut person = Browser::new(&server);
