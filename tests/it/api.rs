@@ -937,6 +937,102 @@ fn file_part(name: &str, content: &'static [u8]) -> reqwest::multipart::Form {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_is_unsniffed_and_unframed_and_active_downloads_run_sandboxed() {
+    let server = Server::start(1).await;
+    let staff = server.create_group("staff", "Staff").await;
+    let (_ada, ada_token) = server.create_user("ada", &staff).await;
+    // Answers of every kind: a success, a refusal, an unknown path, a form page of the UI.
+    for (path, token) in [
+        ("/api/health", None),
+        ("/api/subscriptions", None),
+        ("/no/such/path", None),
+        ("/api/subscriptions", Some(ada_token.as_str())),
+    ] {
+        let mut request = server.client.get(format!("{}{path}", server.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        assert!(
+            headers["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'"),
+            "{path}: {:?}",
+            headers["content-security-policy"]
+        );
+    }
+    let page = server
+        .client
+        .get(format!("{}/sign-in", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'"),
+        "a page keeps its own policy"
+    );
+
+    let (status, group) = server
+        .call(
+            Method::POST,
+            "/api/workflow-groups",
+            Some(&ada_token),
+            Some(json!({"workflow": "create_user", "name": "Web", "identifier": "web"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{group}");
+    let (status, file) = server
+        .upload(
+            &ada_token,
+            "web",
+            file_part("page.html", b"<script>alert(document.cookie)</script>"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{file}");
+    let response = server
+        .client
+        .get(format!(
+            "{}/api/workflow-groups/web/files/{}",
+            server.base,
+            file["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&ada_token)
+        .send()
+        .await
+        .unwrap();
+    let headers = response.headers();
+    assert_eq!(headers["content-security-policy"], "sandbox");
+    assert!(
+        headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment;")
+    );
+
+    // A name whose right-to-left override hides its real extension is refused.
+    let (status, body) = server
+        .upload(
+            &ada_token,
+            "web",
+            file_part("invoice\u{202E}fdp.exe", b"MZ"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("bidirectional"),
+        "{body}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workflow_groups_and_their_files_over_http() {
     let server = Server::start(1).await;
     let staff = server.create_group("staff", "Staff").await;

@@ -81,8 +81,16 @@ impl From<GroupId> for String {
     }
 }
 
+/// Unicode's bidirectional formatting characters: marks, embeddings, overrides and isolates.
+fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
 /// Trims and NFC-normalises `value`, then checks it is 1 to `max` characters without control
-/// characters.
+/// or bidirectional formatting characters.
 fn display_text(field: &str, value: &str, max: usize) -> Result<String> {
     let text: String = value.trim().nfc().collect();
     let chars = text.chars().count();
@@ -96,6 +104,13 @@ fn display_text(field: &str, value: &str, max: usize) -> Result<String> {
         return Err(DomainError::invalid(
             field,
             "must not contain control characters",
+        ));
+    }
+    if text.chars().any(is_bidi_control) {
+        return Err(DomainError::invalid(
+            field,
+            "must not contain bidirectional control characters (they disguise what a name says, \
+             such as a file's real extension)",
         ));
     }
     Ok(text)
@@ -415,6 +430,26 @@ mod tests {
         }
         assert!(FileName::parse(&"f".repeat(MAX_FILE_NAME_CHARS)).is_ok());
         assert!(FileName::parse(".hidden").is_ok());
+    }
+
+    #[test]
+    fn names_refuse_bidirectional_controls_that_disguise_them() {
+        // With U+202E (right-to-left override), "invoice fdp.exe" shows as "invoice exe.pdf".
+        for disguised in [
+            "invoice\u{202E}fdp.exe",
+            "a\u{2066}b",
+            "a\u{200F}b",
+            "a\u{061C}b",
+        ] {
+            let refused = FileName::parse(disguised).unwrap_err().to_string();
+            assert!(
+                refused.contains("bidirectional"),
+                "{disguised:?}: {refused}"
+            );
+            assert!(GroupName::parse(disguised).is_err(), "{disguised:?}");
+        }
+        // Right-to-left text itself is welcome.
+        assert!(FileName::parse("\u{05E9}\u{05DC}\u{05D5}\u{05DD}.txt").is_ok());
     }
 
     #[test]

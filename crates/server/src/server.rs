@@ -5,6 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::http::{HeaderValue, header};
 use axum::routing::get;
 use axum::{Json, Router};
 use cadre_accounts::Accounts;
@@ -18,6 +19,7 @@ use cadre_registration::{Passwords, Registration, UserWebhooks};
 use cadre_store::{ProductMigrations, SeaStore};
 use thiserror::Error;
 use tokio::net::TcpListener;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -192,6 +194,20 @@ impl Cadre {
         ))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such path") })
         .layer(TraceLayer::new_for_http())
+        // Every answer: never sniffed, never framed, no referrer; an answer that says more
+        // (a page's own policy) keeps its own.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
         .with_state(state)
     }
 

@@ -401,7 +401,7 @@ pub async fn download_file(
 }
 
 /// A stored file as a download: its content streamed with its media type, its size, as an
-/// attachment named as uploaded, never sniffed.
+/// attachment named as uploaded, never sniffed, in a sandbox.
 pub fn file_response(file: &GroupFile, content: ByteStream) -> Response {
     let mut headers = HeaderMap::new();
     let media_type = file
@@ -415,6 +415,12 @@ pub fn file_response(file: &GroupFile, content: ByteStream) -> Response {
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
+    );
+    // Opened in a browser anyway, an HTML, SVG or script file runs in a sandbox: no scripts,
+    // no access to this site's cookies or storage.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox"),
     );
     if let Ok(value) = HeaderValue::from_str(&attachment(file.name.as_str())) {
         headers.insert(header::CONTENT_DISPOSITION, value);
