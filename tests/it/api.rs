@@ -1337,6 +1337,68 @@ pub(super) fn note_workflow() -> cadre_engine::Workflow {
     }
 }
 
+/// Fails, always.
+struct Fails;
+
+#[async_trait::async_trait]
+impl cadre_engine::StepFn for Fails {
+    async fn run(
+        &self,
+        _ctx: &cadre_engine::StepContext<'_>,
+    ) -> Result<cadre_engine::Patch, cadre_engine::StepError> {
+        Err(cadre_engine::StepError::new("the application is down"))
+    }
+}
+
+/// `init >> a step that fails >> done`.
+pub(super) fn failing_workflow() -> cadre_engine::Workflow {
+    use cadre_engine::{done, init, step};
+    cadre_engine::Workflow {
+        name: "fail_once".to_owned(),
+        description: "Fails at its one step".to_owned(),
+        target: cadre_domain::Target::System,
+        product_types: Vec::new(),
+        usable_when: Vec::new(),
+        version: 1,
+        initial_form: Arc::new(cadre_forms::Form::new()),
+        steps: init() >> step("call_application", "Call the application", Fails) >> done(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_step_is_skipped_over_http_by_admins_only() {
+    let server =
+        Server::start_with(1, vec![failing_workflow()], |_| {}, Arc::new(SystemClock)).await;
+    let id = server.start_process("fail_once", json!([{}])).await;
+    server.wait_for(&id, &["failed"]).await;
+    let skip = format!("/api/processes/{id}/skip");
+    let (status, _) = server
+        .call(Method::PUT, &skip, Some(&server.user), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = server.put(&skip, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let done = server.wait_for(&id, &["completed"]).await;
+    let statuses: Vec<&str> = done["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| step["status"].as_str().unwrap())
+        .collect();
+    assert!(statuses.contains(&"skipped"), "{done}");
+    let (status, _) = server.put(&skip, None).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a completed process has no step to skip"
+    );
+    let (status, _) = server
+        .put(&format!("/api/processes/{}/skip", Uuid::nil()), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_suspended_input_step_is_resumed_over_http_with_input_that_validates() {
     let server = Server::start_with(1, vec![note_workflow()], |_| {}, Arc::new(SystemClock)).await;

@@ -59,7 +59,12 @@ pub(crate) enum ProcessCommand {
         /// Answers to the awaited form's pages, one JSON object each.
         pages: Vec<String>,
     },
-    /// Abort an unfinished process.
+    /// Skip the failed or waiting step of a process; a worker goes on with the next one.
+    Skip {
+        /// Process id.
+        id: Uuid,
+    },
+    /// Abort an unfinished process (the subscriptions it locked are released).
     Abort {
         /// Process id.
         id: Uuid,
@@ -112,6 +117,13 @@ pub(crate) async fn process(
             let pages = parse_pages(&pages)?;
             let process = engine
                 .resume(id, &pages, &operator())
+                .await
+                .map_err(|error| explain(error.into()))?;
+            output.message(&format!("process {id} is {}", process.status));
+        }
+        ProcessCommand::Skip { id } => {
+            let process = engine
+                .skip_step(id, &operator())
                 .await
                 .map_err(|error| explain(error.into()))?;
             output.message(&format!("process {id} is {}", process.status));

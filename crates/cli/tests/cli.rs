@@ -114,6 +114,8 @@ async fn a_workflow_is_started_listed_shown_and_aborted() {
     assert!(table.contains("create_user_group"), "{table}");
     assert!(table.contains("pending"), "{table}");
 
+    let error = cadre.fails(&["process", "skip", &id]);
+    assert!(error.contains("is created"), "nothing failed to skip: {error}");
     cadre.ok(&["process", "abort", &id]);
     let shown = cadre.json(&["process", "show", &id]);
     assert_eq!(shown["last_status"], "aborted");

@@ -756,7 +756,7 @@ async fn admins_start_workflows_through_the_rendered_forms_fixing_what_is_wrong(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admins_resume_a_process_with_its_form_and_skip_a_failed_step() {
     let server = server_with_workflows(
-        vec![super::note_workflow(), failing_workflow()],
+        vec![super::note_workflow(), super::failing_workflow()],
         None,
         Arc::new(SystemClock),
         |_| {},
@@ -853,34 +853,6 @@ async fn admins_resume_a_process_with_its_form_and_skip_a_failed_step() {
         .collect();
     assert!(statuses.contains(&"skipped"), "{done}");
     server.stop().await;
-}
-
-/// Fails, always.
-struct Fails;
-
-#[async_trait::async_trait]
-impl cadre_engine::StepFn for Fails {
-    async fn run(
-        &self,
-        _ctx: &cadre_engine::StepContext<'_>,
-    ) -> Result<cadre_engine::Patch, cadre_engine::StepError> {
-        Err(cadre_engine::StepError::new("the application is down"))
-    }
-}
-
-/// `init >> a step that fails >> done`.
-fn failing_workflow() -> cadre_engine::Workflow {
-    use cadre_engine::{done, init, step};
-    cadre_engine::Workflow {
-        name: "fail_once".to_owned(),
-        description: "Fails at its one step".to_owned(),
-        target: cadre_domain::Target::System,
-        product_types: Vec::new(),
-        usable_when: Vec::new(),
-        version: 1,
-        initial_form: Arc::new(cadre_forms::Form::new()),
-        steps: init() >> step("call_application", "Call the application", Fails) >> done(),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

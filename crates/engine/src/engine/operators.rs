@@ -191,7 +191,9 @@ impl Engine {
     }
 
     /// Aborts an unfinished process. A worker running it loses its lease: its current step
-    /// rolls back and nothing more runs. Audited as `process_aborted` by `user` (a refusal too).
+    /// rolls back and nothing more runs. Subscriptions the process locked are in sync again
+    /// (so that the next workflow can take them), in the same transaction. Audited as
+    /// `process_aborted` by `user`, with what was released (a refusal too).
     pub async fn abort(&self, id: Uuid, user: &str) -> Result<Process, EngineError> {
         let result = self.abort_audited(id, user).await;
         self.audit_refusal(result, || self.event(AuditAction::ProcessAborted, user, id))
@@ -216,7 +218,35 @@ impl Engine {
             started_at: now,
             completed_at: now,
         };
+        // A process that locked its subscriptions ("unsync" ran, "resync" did not) releases
+        // them: nothing else will. A lock another process holds is not this one's to release.
+        let holds_lock = self
+            .store
+            .process_steps(id)
+            .await?
+            .iter()
+            .rev()
+            .find(|step| {
+                step.status == StepStatus::Success
+                    && (step.step_key == "unsync" || step.step_key == "resync")
+            })
+            .is_some_and(|step| step.step_key == "unsync");
         let txn = self.store.begin().await?;
+        let mut released = Vec::new();
+        if holds_lock {
+            for subscription in txn.process_subscriptions(id).await? {
+                let mut record = txn.load_subscription(subscription).await?;
+                if !record.subscription.insync {
+                    record.subscription.insync = true;
+                    txn.save_subscription(&record).await?;
+                    released.push(subscription.to_string());
+                }
+            }
+        }
+        let mut detail = format!("was {}", process.status);
+        if !released.is_empty() {
+            detail.push_str(&format!("; released {}", released.join(", ")));
+        }
         let aborted = self
             .operator_transition(
                 txn,
@@ -234,7 +264,7 @@ impl Engine {
                     )
                 },
                 self.event(AuditAction::ProcessAborted, user, id)
-                    .detail(format!("was {}", process.status)),
+                    .detail(detail),
             )
             .await?;
         Ok(aborted)

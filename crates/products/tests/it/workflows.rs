@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use cadre_domain::models;
 use cadre_domain::{
-    AccountRepository, DomainError, Lifecycle, Process, ProcessRepository, ProcessStatus, Session,
-    Store, SubscriptionRepository, SystemClock,
+    AccountRepository, AuditRepository, DomainError, Lifecycle, Process, ProcessRepository,
+    ProcessStatus, Session, Store, SubscriptionRepository, SystemClock,
 };
 use cadre_engine::{Engine, EngineConfig, EngineError};
 use cadre_migrations::demo::{USER_GROUP_PRODUCT_ID, USER_INTERNAL_PRODUCT_ID};
@@ -353,6 +353,67 @@ async fn a_group_in_use_cannot_be_terminated_until_its_users_are() {
         .unwrap_err();
     assert!(
         matches!(wrong_type, EngineError::NotStartable(ref reason) if reason.contains("is a UserGroup, not a User"))
+    );
+}
+
+#[tokio::test]
+async fn aborting_a_failed_terminate_releases_the_group_it_locked() {
+    let store = scratch_store().await;
+    let engine = engine(&store);
+    let group = create_group(&engine, "eng", "Engineering", &[]).await;
+    create_user(&engine, "ada", &[group.subscription.id]).await;
+    let blocked = run(
+        &engine,
+        "terminate_user_group",
+        json!({"subscription_id": group.subscription.id}),
+    )
+    .await;
+    assert_eq!(blocked.status, ProcessStatus::Failed);
+    let locked = store
+        .load_subscription(group.subscription.id)
+        .await
+        .unwrap()
+        .subscription;
+    assert!(!locked.insync, "the failed terminate holds the group");
+
+    engine.abort(blocked.id, "bob").await.unwrap();
+    let released = store
+        .load_subscription(group.subscription.id)
+        .await
+        .unwrap()
+        .subscription;
+    assert!(released.insync, "the abort released it");
+    assert_eq!(released.lifecycle, Lifecycle::Active);
+    let events = store
+        .list_audit(&cadre_domain::AuditQuery {
+            action: Some(cadre_domain::AuditAction::ProcessAborted),
+            limit: 10,
+            ..cadre_domain::AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        events.items[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains(&format!("was failed; released {}", group.subscription.id)),
+        "{:?}",
+        events.items[0].detail
+    );
+
+    // The next workflow takes the group.
+    let renamed = run(
+        &engine,
+        "modify_user_group",
+        json!({"subscription_id": group.subscription.id, "user_group_name": "Eng"}),
+    )
+    .await;
+    assert_eq!(
+        renamed.status,
+        ProcessStatus::Completed,
+        "{:?}",
+        renamed.failed_reason
     );
 }
 

@@ -111,6 +111,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(processes::start_process))
         .routes(routes!(processes::get_process))
         .routes(routes!(processes::resume_process))
+        .routes(routes!(processes::skip_step))
         .routes(routes!(processes::abort_process))
         .routes(routes!(groups::create_group, groups::list_groups))
         .routes(routes!(

@@ -359,7 +359,34 @@ pub async fn resume_process(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Aborts an unfinished process.
+/// Skips the failed or waiting step of a process (logged as skipped); a worker continues
+/// with the step after it.
+#[utoipa::path(put, path = "/api/processes/{id}/skip", tag = "processes",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Process id")),
+    responses(
+        (status = 204, description = "Skipped; a worker continues it"),
+        (status = 400, description = "The id is malformed", body = Problem),
+        (status = 401, description = "No valid token", body = Problem),
+        (status = 403, description = "Not an admin", body = Problem),
+        (status = 404, description = "No such process", body = Problem),
+        (status = 409, description = "The process has no failed or waiting step", body = Problem),
+    ))]
+pub async fn skip_step(
+    Admin(caller): Admin,
+    ClientAddr(addr): ClientAddr,
+    State(state): State<AppState>,
+    Path(process_id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .engine
+        .with_origin(caller.origin(addr))
+        .skip_step(process_id, caller.name())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Aborts an unfinished process; the subscriptions it locked are released.
 #[utoipa::path(put, path = "/api/processes/{id}/abort", tag = "processes",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Process id")),
