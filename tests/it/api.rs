@@ -818,6 +818,19 @@ async fn subscriptions_are_filtered_sorted_and_paged() {
     let (status, body) = server.get("/api/subscriptions?sort=colour").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_json_snapshot!("unknown_sort", body);
+    // A search text of 60,000 characters is refused, not sent to the database.
+    let (status, body) = server
+        .get(&format!(
+            "/api/subscriptions?query={}",
+            "a".repeat(60_000)
+        ))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_json_snapshot!("query_too_long", body);
+    let (status, _) = server
+        .get(&format!("/api/subscriptions?query={}", "a".repeat(200)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "200 characters are searched");
 
     let (status, processes) = server
         .get("/api/processes?workflow_name=create_user_group&status=completed&limit=2")

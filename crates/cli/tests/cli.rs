@@ -115,7 +115,10 @@ async fn a_workflow_is_started_listed_shown_and_aborted() {
     assert!(table.contains("pending"), "{table}");
 
     let error = cadre.fails(&["process", "skip", &id]);
-    assert!(error.contains("is created"), "nothing failed to skip: {error}");
+    assert!(
+        error.contains("is created"),
+        "nothing failed to skip: {error}"
+    );
     cadre.ok(&["process", "abort", &id]);
     let shown = cadre.json(&["process", "show", &id]);
     assert_eq!(shown["last_status"], "aborted");
@@ -502,4 +505,80 @@ async fn the_first_admin_is_made_with_a_password_read_from_standard_input() {
     );
     let again = create("correct horse battery staple");
     assert!(!again.status.success(), "the user name is taken");
+}
+
+/// Sends one HTTP/1.1 request to `127.0.0.1:port`; returns the whole answer.
+fn http(port: u16, method: &str, path: &str, token: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[tokio::test]
+async fn the_form_protocol_is_no_error_in_the_log() {
+    let cadre = Cadre::new().await;
+    let token = cadre.ok(&["token", "create", "--role", "admin"]);
+    let token = token.trim();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_cadre"))
+        .args(["serve", "--port", &port.to_string(), "--database-url"])
+        .arg(cadre.database.url())
+        .env_remove("DATABASE_URL")
+        .env_remove("RUST_LOG")
+        .env("CADRE_LOG_FORMAT", "json")
+        .env("CADRE_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = server.stderr.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    lines
+        .by_ref()
+        .map(|line| line.unwrap())
+        .find(|line| line.contains("listening on"))
+        .expect("the server listens");
+
+    // The form's first page (510), a page that does not validate (400), and an unknown path.
+    let next_page = http(
+        port,
+        "POST",
+        "/api/processes/create_user_group",
+        token,
+        "[]",
+    );
+    assert!(next_page.starts_with("HTTP/1.1 510"), "{next_page}");
+    let invalid = http(
+        port,
+        "POST",
+        "/api/processes/create_user_group",
+        token,
+        r#"[{"product": "not a product"}]"#,
+    );
+    assert!(invalid.starts_with("HTTP/1.1 400"), "{invalid}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(server.wait().unwrap().success());
+    let errors: Vec<String> = lines
+        .map(|line| line.unwrap())
+        .filter(|line| {
+            serde_json::from_str::<Value>(line).is_ok_and(|event| event["level"] == "ERROR")
+        })
+        .collect();
+    assert!(errors.is_empty(), "logged as errors: {errors:#?}");
 }

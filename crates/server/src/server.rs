@@ -19,6 +19,7 @@ use cadre_registration::{Passwords, Registration, UserWebhooks};
 use cadre_store::{ProductMigrations, SeaStore};
 use thiserror::Error;
 use tokio::net::TcpListener;
+use tower_http::classify::StatusInRangeAsFailures;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
@@ -193,7 +194,11 @@ impl Cadre {
             crate::refusals::record,
         ))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such path") })
-        .layer(TraceLayer::new_for_http())
+        // 510 is the form protocol asking for the next page, not a failure; the server's own
+        // failures (500 to 509) are.
+        .layer(TraceLayer::new(
+            StatusInRangeAsFailures::new(500..=509).into_make_classifier(),
+        ))
         // Every answer: never sniffed, never framed, no referrer; an answer that says more
         // (a page's own policy) keeps its own.
         .layer(SetResponseHeaderLayer::if_not_present(

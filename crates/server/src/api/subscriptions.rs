@@ -135,7 +135,8 @@ pub struct SubscriptionFilter {
     #[param(schema_with = lifecycles)]
     pub status: Option<String>,
     /// Only subscriptions whose description contains this text, ignoring the case of ASCII
-    /// letters (on PostgreSQL, of every letter its locale folds).
+    /// letters (on PostgreSQL, of every letter its locale folds); at most 200 characters.
+    #[param(max_length = 200)]
     pub query: Option<String>,
     /// Sort field (default `created`).
     #[param(inline)]
@@ -155,8 +156,22 @@ fn lifecycles() -> utoipa::openapi::Object {
     one_of(Lifecycle::ALL.iter().map(|lifecycle| lifecycle.as_str()))
 }
 
+/// The longest text a listing searches for, in characters: descriptions are shorter, and a
+/// longer pattern only costs the database.
+pub const MAX_QUERY_CHARS: usize = 200;
+
 impl SubscriptionFilter {
     fn to_query(&self) -> Result<SubscriptionQuery, ApiError> {
+        if self
+            .query
+            .as_ref()
+            .is_some_and(|text| text.chars().count() > MAX_QUERY_CHARS)
+        {
+            return Err(ApiError::new(
+                ErrorCode::InvalidQuery,
+                format!("query may have at most {MAX_QUERY_CHARS} characters"),
+            ));
+        }
         let lifecycle = self
             .status
             .as_deref()
