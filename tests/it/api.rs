@@ -820,10 +820,7 @@ async fn subscriptions_are_filtered_sorted_and_paged() {
     assert_json_snapshot!("unknown_sort", body);
     // A search text of 60,000 characters is refused, not sent to the database.
     let (status, body) = server
-        .get(&format!(
-            "/api/subscriptions?query={}",
-            "a".repeat(60_000)
-        ))
+        .get(&format!("/api/subscriptions?query={}", "a".repeat(60_000)))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_json_snapshot!("query_too_long", body);

@@ -82,19 +82,30 @@ impl Default for RegistrationSettings {
     }
 }
 
-/// Durations as whole seconds in configuration files (`#[serde(with = "seconds")]`).
+/// Durations as whole seconds in configuration files (`#[serde(with = "seconds")]`), at most
+/// [`seconds::MAX`]: a longer one is a mistake, and would overflow the clock where it is added.
 pub mod seconds {
     use std::time::Duration;
 
+    use serde::de::Error;
     use serde::{Deserialize, Deserializer, Serializer};
+
+    /// The longest duration a setting takes: ten years, in seconds.
+    pub const MAX: u64 = 10 * 365 * 24 * 3600;
 
     /// Writes `duration` as whole seconds.
     pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_u64(duration.as_secs())
     }
 
-    /// Reads whole seconds.
+    /// Reads whole seconds, refusing more than [`MAX`].
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        u64::deserialize(deserializer).map(Duration::from_secs)
+        let seconds = u64::deserialize(deserializer)?;
+        if seconds > MAX {
+            return Err(D::Error::custom(format!(
+                "{seconds} seconds is more than ten years ({MAX} seconds), the most a duration may be"
+            )));
+        }
+        Ok(Duration::from_secs(seconds))
     }
 }

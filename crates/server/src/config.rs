@@ -118,11 +118,43 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
-        figment
+        let config: Config = figment
             .merge(Env::prefixed("CADRE_").ignore(&["config"]).split("__"))
             .merge(Env::raw().only(&["DATABASE_URL"]))
             .extract()
-            .map_err(Box::new)
+            .map_err(Box::new)?;
+        config
+            .check()
+            .map_err(|problem| Box::new(figment::Error::from(problem)))?;
+        Ok(config)
+    }
+
+    /// Refuses settings beyond what cadre can use (durations are bounded where they are read).
+    fn check(&self) -> Result<(), String> {
+        let bounded = [
+            (
+                "audit_retention_days",
+                u64::from(self.audit_retention_days),
+                36_500,
+            ),
+            ("outbox_retry_seconds", self.outbox_retry_seconds, 86_400),
+            (
+                "accounts.token_days",
+                u64::from(self.accounts.token_days),
+                36_500,
+            ),
+            (
+                "accounts.token_max_days",
+                u64::from(self.accounts.token_max_days),
+                36_500,
+            ),
+        ];
+        for (key, value, most) in bounded {
+            if value > most {
+                return Err(format!("{key} is {value}; it may be at most {most}"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -182,6 +214,36 @@ mod tests {
             jail.create_file("cadre.toml", "prot = 9000\n")?;
             assert!(Config::load(Some(Path::new("cadre.toml"))).is_err());
             assert!(Config::load(Some(Path::new("absent.toml"))).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn settings_beyond_what_cadre_can_use_are_refused_with_their_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            for (key, value, said) in [
+                (
+                    "CADRE_REGISTRATION__CONFIRM_TTL",
+                    "18446744073709551615",
+                    "more than ten years",
+                ),
+                (
+                    "CADRE_ACCOUNTS__SESSION_IDLE",
+                    "315360001",
+                    "more than ten years",
+                ),
+                ("CADRE_AUDIT_RETENTION_DAYS", "4000000000", "at most 36500"),
+                ("CADRE_OUTBOX_RETRY_SECONDS", "86401", "at most 86400"),
+                ("CADRE_ACCOUNTS__TOKEN_MAX_DAYS", "36501", "at most 36500"),
+            ] {
+                jail.set_env(key, value);
+                let error = Config::load(None).unwrap_err().to_string();
+                assert!(error.contains(said), "{key}: {error}");
+                jail.clear_env();
+            }
+            jail.set_env("CADRE_REGISTRATION__CONFIRM_TTL", "315360000");
+            assert!(Config::load(None).is_ok(), "ten years is allowed");
             Ok(())
         });
     }
