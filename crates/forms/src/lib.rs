@@ -22,5 +22,7 @@ pub use cadre_domain::forms::{
 };
 pub use form::{Form, PageBuilder};
 pub use page::{
-    Check, Choice, Choices, Field, FieldKind, FormPage, ListItem, PageCheck, title_from_name,
+    Check, Choice, Choices, Field, FieldKind, FormPage, ListItem, MAX_EXPECTED, PageCheck,
+    title_from_name,
 };
+pub use validate::MAX_ERRORS;

@@ -79,13 +79,23 @@ impl Choices {
         self.options.iter().any(|choice| choice.value == value)
     }
 
-    /// pydantic's "expected" text: `'a', 'b' or 'c'`.
+    /// pydantic's "expected" text: `'a', 'b' or 'c'`; beyond [`MAX_EXPECTED`] choices, the
+    /// first of them and how many more (so that an error's size does not grow with the
+    /// choices).
     pub(crate) fn expected(&self) -> String {
         let quoted: Vec<String> = self
             .options
             .iter()
+            .take(MAX_EXPECTED)
             .map(|choice| format!("'{}'", choice.value))
             .collect();
+        if self.options.len() > MAX_EXPECTED {
+            return format!(
+                "{} or one of {} more",
+                quoted.join(", "),
+                self.options.len() - MAX_EXPECTED
+            );
+        }
         match quoted.split_last() {
             Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
             Some((last, _)) => last.clone(),
@@ -93,6 +103,9 @@ impl Choices {
         }
     }
 }
+
+/// The most choices an `enum` error names.
+pub const MAX_EXPECTED: usize = 20;
 
 /// A custom check of a field's value: `Err(message)` becomes a pydantic `value_error`.
 pub type Check = fn(&Value) -> Result<(), String>;

@@ -98,8 +98,30 @@ pub(crate) fn page(
     if errors.is_empty() {
         Ok(values)
     } else {
-        Err(errors)
+        Err(capped(errors))
     }
+}
+
+/// The most errors a page is answered with; the others are counted in one more error.
+pub const MAX_ERRORS: usize = 50;
+
+/// `errors`, at most [`MAX_ERRORS`] of them and a `too_many_errors` error counting the rest, so
+/// that an answer does not grow with what was sent.
+fn capped(mut errors: Vec<ValidationError>) -> Vec<ValidationError> {
+    if errors.len() > MAX_ERRORS {
+        let rest = errors.len() - MAX_ERRORS;
+        errors.truncate(MAX_ERRORS);
+        errors.push(
+            ValidationError::new(
+                "too_many_errors",
+                vec![],
+                format!("{rest} more errors are not listed; fix these and send the page again"),
+                &Value::Null,
+            )
+            .with_ctx("more", json!(rest)),
+        );
+    }
+    errors
 }
 
 /// Checks one value against its kind; returns it normalised (numbers parsed, read-only values

@@ -325,3 +325,43 @@ fn valid_input_becomes_a_typed_value() {
         .unwrap_err();
     assert_eq!(errors[0].kind, "string_too_short");
 }
+
+#[test]
+fn errors_do_not_grow_with_the_choices_or_the_items_sent() {
+    // 100,000 choices; 32 items none of which is one (the amplification once reported: a
+    // 200 KB body answered with 266 MB).
+    let values: Vec<String> = (0..100_000).map(|n| format!("group-{n}")).collect();
+    let names: Vec<&str> = values.iter().map(String::as_str).collect();
+    let page = FormPage::untitled().field(Field::choice_list(
+        "user_group_ids",
+        Choices::plain("Group", &names),
+        1,
+        None,
+    ));
+    let sent: Vec<String> = (0..32).map(|n| format!("nope-{n}")).collect();
+    let errors = page.validate(&json!({"user_group_ids": sent})).unwrap_err();
+    assert_eq!(errors.len(), 32);
+    let size = serde_json::to_string(&errors).unwrap().len();
+    assert!(size < 32 * 1_000, "{size} bytes for 32 errors");
+    assert!(
+        errors[0].msg.ends_with("or one of 99980 more"),
+        "{}",
+        errors[0].msg
+    );
+
+    // More errors than a page is answered with: the rest are counted.
+    let sent: Vec<String> = (0..500).map(|n| format!("nope-{n}")).collect();
+    let errors = page.validate(&json!({"user_group_ids": sent})).unwrap_err();
+    assert_eq!(errors.len(), cadre_forms::MAX_ERRORS + 1);
+    let last = errors.last().unwrap();
+    assert_eq!(last.kind, "too_many_errors");
+    assert_eq!(last.ctx.as_ref().unwrap()["more"], 450);
+
+    // A few choices are all named, as pydantic does.
+    let small = FormPage::untitled().field(Field::choice(
+        "shell",
+        Choices::plain("Shell", &["bash", "zsh", "fish"]),
+    ));
+    let errors = small.validate(&json!({"shell": "csh"})).unwrap_err();
+    assert_eq!(errors[0].msg, "Input should be 'bash', 'zsh' or 'fish'");
+}
