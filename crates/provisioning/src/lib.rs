@@ -32,6 +32,7 @@ use thiserror::Error;
 use uuid::Uuid;
 
 pub use input::{Format, InputErrors, Mode, RowError, UserGroupRow, UserRow};
+pub use plan::MAX_GROUP_DEPTH;
 pub use report::{Counts, Outcome, RowReport};
 pub use settings::{ALWAYS_PROTECTED, LoadSettings};
 pub use workflow::workflows;

@@ -597,36 +597,77 @@ async fn refuse_taken_user_values(
     Ok(kept)
 }
 
-/// The depth of each group in `parents` (roots are 0), or the first cycle found.
-fn depths(
-    parents: &BTreeMap<String, BTreeSet<String>>,
-) -> Result<HashMap<String, usize>, Vec<String>> {
-    fn visit(
-        id: &str,
-        parents: &BTreeMap<String, BTreeSet<String>>,
-        depths: &mut HashMap<String, usize>,
-        path: &mut Vec<String>,
-    ) -> Result<usize, Vec<String>> {
-        if let Some(depth) = depths.get(id) {
-            return Ok(*depth);
-        }
-        if let Some(start) = path.iter().position(|seen| seen == id) {
-            let mut cycle = path[start..].to_vec();
-            cycle.push(id.to_owned());
-            return Err(cycle);
-        }
-        path.push(id.to_owned());
-        let mut depth = 0;
-        for parent in parents.get(id).into_iter().flatten() {
-            depth = depth.max(visit(parent, parents, depths, path)? + 1);
-        }
-        path.pop();
-        depths.insert(id.to_owned(), depth);
-        Ok(depth)
+/// How deep groups may nest in a load: a chain of parents longer than this is refused.
+pub const MAX_GROUP_DEPTH: usize = 100;
+
+/// Why groups cannot be ordered parents first.
+enum Nesting {
+    /// The groups on a cycle, the first one again at its end.
+    Cycle(Vec<String>),
+    /// A group nested deeper than [`MAX_GROUP_DEPTH`].
+    TooDeep(String),
+}
+
+/// The depth of each group in `parents` (roots are 0), or why there is none: the first cycle
+/// found, or a chain deeper than [`MAX_GROUP_DEPTH`]. A walk with a stack of its own, so that
+/// no input can exhaust the thread's.
+fn depths(parents: &BTreeMap<String, BTreeSet<String>>) -> Result<HashMap<String, usize>, Nesting> {
+    /// A group on the walk's path: its parents, the next one to visit, its depth so far.
+    struct Frame<'a> {
+        id: &'a str,
+        parents: Vec<&'a str>,
+        next: usize,
+        depth: usize,
     }
-    let mut depths = HashMap::new();
-    for id in parents.keys() {
-        visit(id, parents, &mut depths, &mut Vec::new())?;
+    fn frame<'a>(parents: &'a BTreeMap<String, BTreeSet<String>>, id: &'a str) -> Frame<'a> {
+        Frame {
+            id,
+            parents: parents
+                .get(id)
+                .into_iter()
+                .flatten()
+                .map(String::as_str)
+                .collect(),
+            next: 0,
+            depth: 0,
+        }
+    }
+    let mut depths: HashMap<String, usize> = HashMap::new();
+    for start in parents.keys() {
+        if depths.contains_key(start) {
+            continue;
+        }
+        let mut path = vec![frame(parents, start)];
+        let mut on_path: HashSet<&str> = HashSet::from([start.as_str()]);
+        while let Some(top) = path.last_mut() {
+            if let Some(&parent) = top.parents.get(top.next) {
+                top.next += 1;
+                if let Some(depth) = depths.get(parent) {
+                    top.depth = top.depth.max(depth + 1);
+                } else if on_path.contains(parent) {
+                    let from = path.iter().position(|seen| seen.id == parent).unwrap_or(0);
+                    let mut cycle: Vec<String> =
+                        path[from..].iter().map(|seen| seen.id.to_owned()).collect();
+                    cycle.push(parent.to_owned());
+                    return Err(Nesting::Cycle(cycle));
+                } else {
+                    on_path.insert(parent);
+                    path.push(frame(parents, parent));
+                }
+                continue;
+            }
+            let done = path
+                .pop()
+                .unwrap_or_else(|| unreachable!("the loop saw a frame"));
+            if done.depth > MAX_GROUP_DEPTH {
+                return Err(Nesting::TooDeep(done.id.to_owned()));
+            }
+            on_path.remove(done.id);
+            depths.insert(done.id.to_owned(), done.depth);
+            if let Some(child) = path.last_mut() {
+                child.depth = child.depth.max(done.depth + 1);
+            }
+        }
     }
     Ok(depths)
 }
@@ -685,10 +726,17 @@ pub(crate) async fn plan_groups(
         .collect();
     // Stored groups form no cycle (the workflows refuse them); if they did, order removals by id.
     let current_depth = depths(&current).unwrap_or_default();
-    let depth = depths(&after).map_err(|cycle| {
+    let depth = depths(&after).map_err(|nesting| {
         DomainError::invalid(
             "parent_user_groups",
-            format!("the groups would form a cycle: {}", cycle.join(" -> ")),
+            match nesting {
+                Nesting::Cycle(cycle) => {
+                    format!("the groups would form a cycle: {}", cycle.join(" -> "))
+                }
+                Nesting::TooDeep(id) => format!(
+                    "group {id} would be nested deeper than {MAX_GROUP_DEPTH} groups, the most a load orders"
+                ),
+            },
         )
     })?;
 

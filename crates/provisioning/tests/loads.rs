@@ -291,6 +291,39 @@ async fn a_cycle_is_refused_before_anything_is_written() {
 }
 
 #[tokio::test]
+async fn a_chain_deeper_than_the_limit_is_refused_and_a_deep_one_is_ordered() {
+    let harness = Harness::new().await;
+    let chain = |length: usize| {
+        let mut csv = "user_group_id,user_group_name,parent_user_groups\ng0,G0,\n".to_owned();
+        for n in 1..length {
+            csv.push_str(&format!("g{n},G{n},g{}\n", n - 1));
+        }
+        groups_csv(&csv, Mode::Full)
+    };
+    // 5,000 deep (once a stack overflow that took the server down, again at every restart).
+    let mut settings = LoadSettings::new(Mode::Full);
+    settings.dry_run = true;
+    let report = harness.load_groups(&chain(5_000), settings).await;
+    assert_eq!(report.status, ProcessStatus::Failed);
+    let reason = report.failed_reason.unwrap();
+    assert!(reason.contains("deeper than 100"), "{reason}");
+
+    // As deep as allowed: planned parents first.
+    let mut settings = LoadSettings::new(Mode::Full);
+    settings.dry_run = true;
+    let report = harness
+        .load_groups(&chain(cadre_provisioning::MAX_GROUP_DEPTH + 1), settings)
+        .await;
+    assert_eq!(
+        report.status,
+        ProcessStatus::Completed,
+        "{:?}",
+        report.failed_reason
+    );
+    assert_eq!(report.counts.created, 101);
+}
+
+#[tokio::test]
 async fn a_full_load_removing_too_much_is_refused_unless_forced() {
     let harness = Harness::new().await;
     let rows = users_csv(
