@@ -2,7 +2,7 @@
 //! scratch SQLite file or PostgreSQL database, driven by an HTTP client as a user would.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cadre_domain::{Clock, Role, SystemClock};
 use cadre_migrations::demo::{USER_GROUP_PRODUCT_ID, USER_INTERNAL_PRODUCT_ID};
@@ -944,6 +944,152 @@ fn file_part(name: &str, content: &'static [u8]) -> reqwest::multipart::Form {
         "file",
         reqwest::multipart::Part::bytes(content).file_name(name.to_owned()),
     )
+}
+
+/// Sends `head` and `body` to the server, then waits up to `wait` for an answer; returns what
+/// came back (empty if nothing did).
+async fn stalled_request(server: &Server, head: String, body: &[u8], wait: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut answer = vec![0; 4096];
+    match tokio::time::timeout(wait, stream.read(&mut answer)).await {
+        Ok(Ok(read)) => String::from_utf8_lossy(&answer[..read]).into_owned(),
+        _ => String::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_is_given_up_and_the_server_stays_responsive() {
+    let server = Server::start_with(
+        1,
+        Vec::new(),
+        |config| config.body_idle_seconds = 1,
+        Arc::new(SystemClock),
+    )
+    .await;
+    // A body announced as 1,000 bytes of which 1 arrives, then nothing.
+    let head = format!(
+        "POST /api/processes/create_user_group HTTP/1.1\r\nHost: localhost\r\n\
+         Authorization: Bearer {}\r\nContent-Type: application/json\r\n\
+         Content-Length: 1000\r\n\r\n",
+        server.admin
+    );
+    let started = Instant::now();
+    let answer = stalled_request(&server, head, b"[", Duration::from_secs(10)).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 4"),
+        "answered with a refusal, not held open: {answer:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let (status, _) = server.get("/api/health").await;
+    assert_eq!(status, StatusCode::OK);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_the_concurrency_limit_wait_their_turn() {
+    let server = Arc::new(
+        Server::start_with(
+            1,
+            Vec::new(),
+            |config| {
+                config.max_concurrent_requests = 1;
+                config.body_idle_seconds = 2;
+            },
+            Arc::new(SystemClock),
+        )
+        .await,
+    );
+    // One stalled request holds the only slot until its body is given up.
+    let head = format!(
+        "POST /api/processes/create_user_group HTTP/1.1\r\nHost: localhost\r\n\
+         Authorization: Bearer {}\r\nContent-Type: application/json\r\n\
+         Content-Length: 1000\r\n\r\n",
+        server.admin
+    );
+    let stalled = {
+        let server = Arc::clone(&server);
+        tokio::spawn(
+            async move { stalled_request(&server, head, b"[", Duration::from_secs(10)).await },
+        )
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = Instant::now();
+    let (status, _) = server.get("/api/health").await;
+    assert_eq!(status, StatusCode::OK);
+    // The slot is free about 2 s after the stalled request began, 1.7 s after this one.
+    assert!(
+        sent.elapsed() >= Duration::from_secs(1),
+        "the second request waited for the slot: {:?}",
+        sent.elapsed()
+    );
+    let answer = stalled.await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer:?}");
+    let Ok(server) = Arc::try_unwrap(server) else {
+        panic!("the stalled request's task holds the server no more");
+    };
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_trickling_past_its_time_is_answered_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start_with(
+        1,
+        Vec::new(),
+        |config| {
+            config.body_idle_seconds = 2;
+            config.request_timeout_seconds = 2;
+        },
+        Arc::new(SystemClock),
+    )
+    .await;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    writer
+        .write_all(
+            format!(
+                "POST /api/processes/create_user_group HTTP/1.1\r\nHost: localhost\r\n\
+                 Authorization: Bearer {}\r\nContent-Type: application/json\r\n\
+                 Content-Length: 1000\r\n\r\n",
+                server.admin
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    // A byte every half second: never idle long enough for the body timeout.
+    let trickle = tokio::spawn(async move {
+        for _ in 0..20 {
+            if writer.write_all(b" ").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    let started = Instant::now();
+    let mut answer = vec![0; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(8), reader.read(&mut answer))
+        .await
+        .expect("an answer before the trickle ends")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    trickle.abort();
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

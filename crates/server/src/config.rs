@@ -74,6 +74,12 @@ pub struct Config {
     pub outbox_retry_seconds: u64,
     /// Days an audit event is kept; older ones are purged (0 keeps them for ever).
     pub audit_retention_days: u32,
+    /// Seconds a whole request may take, from its headers to its answer (then 408).
+    pub request_timeout_seconds: u64,
+    /// Seconds a request body may send nothing before the request is given up.
+    pub body_idle_seconds: u64,
+    /// Requests handled at once; more wait their turn.
+    pub max_concurrent_requests: usize,
 }
 
 /// The default database: `cadre.db` in the working directory, created if absent.
@@ -98,6 +104,9 @@ impl Default for Config {
             templates_dir: None,
             outbox_retry_seconds: 30,
             audit_retention_days: 365,
+            request_timeout_seconds: 300,
+            body_idle_seconds: 30,
+            max_concurrent_requests: 256,
         }
     }
 }
@@ -131,7 +140,31 @@ impl Config {
 
     /// Refuses settings beyond what cadre can use (durations are bounded where they are read).
     fn check(&self) -> Result<(), String> {
+        let at_least_one = [
+            ("request_timeout_seconds", self.request_timeout_seconds),
+            ("body_idle_seconds", self.body_idle_seconds),
+            (
+                "max_concurrent_requests",
+                self.max_concurrent_requests as u64,
+            ),
+        ];
+        for (key, value) in at_least_one {
+            if value == 0 {
+                return Err(format!("{key} is 0; it must be at least 1"));
+            }
+        }
         let bounded = [
+            (
+                "request_timeout_seconds",
+                self.request_timeout_seconds,
+                86_400,
+            ),
+            ("body_idle_seconds", self.body_idle_seconds, 3_600),
+            (
+                "max_concurrent_requests",
+                self.max_concurrent_requests as u64,
+                100_000,
+            ),
             (
                 "audit_retention_days",
                 u64::from(self.audit_retention_days),

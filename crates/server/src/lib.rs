@@ -17,7 +17,7 @@ mod refusals;
 mod server;
 mod state;
 mod visibility;
-pub use state::AppState;
+pub use state::{AppState, RequestLimits};
 
 pub use config::{Config, LogFormat, Mode};
 pub use error::{ApiError, ErrorCode, Problem};

@@ -4,8 +4,9 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::routing::get;
 use axum::{Json, Router};
 use cadre_accounts::Accounts;
@@ -19,8 +20,10 @@ use cadre_registration::{Passwords, Registration, UserWebhooks};
 use cadre_store::{ProductMigrations, SeaStore};
 use thiserror::Error;
 use tokio::net::TcpListener;
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::classify::StatusInRangeAsFailures;
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -28,7 +31,7 @@ use crate::api;
 use crate::config::{Config, Mode};
 use crate::error::{ApiError, ErrorCode};
 use crate::limit::ClientLimiter;
-use crate::state::AppState;
+use crate::state::{AppState, RequestLimits};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, Error)]
@@ -176,6 +179,7 @@ impl Cadre {
     /// mailed links under `/tokens/`, the added pages, refusals as security events, request
     /// tracing, and problem bodies for unknown paths.
     pub fn router(&self, state: AppState) -> Router {
+        let limits = state.limits;
         let (api, openapi) = self.api();
         let openapi = Arc::new(openapi);
         let api = match &self.pages {
@@ -196,6 +200,14 @@ impl Cadre {
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such path") })
         // 510 is the form protocol asking for the next page, not a failure; the server's own
         // failures (500 to 509) are.
+        // Bounded work: a request waits its turn beyond the concurrency limit, answers 408
+        // past its time, and fails when its body stalls.
+        .layer(RequestBodyTimeoutLayer::new(limits.body_idle))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(GlobalConcurrencyLimitLayer::new(limits.max_concurrent))
         .layer(TraceLayer::new(
             StatusInRangeAsFailures::new(500..=509).into_make_classifier(),
         ))
@@ -408,9 +420,9 @@ pub fn app_state(engine: Engine, config: &Config) -> Result<AppState, ServeError
         engine.clock().clone(),
         RetryPolicy {
             max_attempts: 10,
-            initial: std::time::Duration::from_secs(config.outbox_retry_seconds),
+            initial: Duration::from_secs(config.outbox_retry_seconds),
             factor: 2.0,
-            max_delay: std::time::Duration::from_secs(3600),
+            max_delay: Duration::from_secs(3600),
         },
     ));
     let limiter = Arc::new(ClientLimiter::new(settings.requests_per_minute));
@@ -426,6 +438,11 @@ pub fn app_state(engine: Engine, config: &Config) -> Result<AppState, ServeError
         limiter,
         tokens: Arc::default(),
         audit_retention_days: config.audit_retention_days,
+        limits: RequestLimits {
+            request_timeout: Duration::from_secs(config.request_timeout_seconds),
+            body_idle: Duration::from_secs(config.body_idle_seconds),
+            max_concurrent: config.max_concurrent_requests,
+        },
     })
 }
 
@@ -458,10 +475,10 @@ async fn hint_at_first_token(tokens: &dyn TokenRepository) {
 }
 
 /// How often the outbox is looked at.
-const DELIVERY_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+const DELIVERY_POLL: Duration = Duration::from_secs(1);
 
 /// How often expired registrations and sessions, and old audit events, are purged.
-const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
+const PURGE_INTERVAL: Duration = Duration::from_secs(600);
 
 #[cfg(test)]
 mod tests {

@@ -36,4 +36,17 @@ pub struct AppState {
     pub tokens: Arc<TokenCache>,
     /// Days an audit event is kept (0: for ever).
     pub audit_retention_days: u32,
+    /// How long and how many requests are served.
+    pub limits: RequestLimits,
+}
+
+/// The bounds of the work requests make.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// The longest a whole request may take (then 408).
+    pub request_timeout: std::time::Duration,
+    /// The longest a request body may send nothing (then the request fails).
+    pub body_idle: std::time::Duration,
+    /// Requests handled at once; more wait their turn.
+    pub max_concurrent: usize,
 }
