@@ -80,6 +80,9 @@ pub struct Config {
     pub body_idle_seconds: u64,
     /// Requests handled at once; more wait their turn.
     pub max_concurrent_requests: usize,
+    /// The reverse proxies in front of cadre: from them, `X-Forwarded-For` names the client
+    /// (for rate limits and the audit log); from anyone else it is ignored.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 /// The default database: `cadre.db` in the working directory, created if absent.
@@ -107,6 +110,7 @@ impl Default for Config {
             request_timeout_seconds: 300,
             body_idle_seconds: 30,
             max_concurrent_requests: 256,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -197,6 +197,10 @@ impl Cadre {
             state.clone(),
             crate::refusals::record,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::limit::forwarded_client,
+        ))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such path") })
         // 510 is the form protocol asking for the next page, not a failure; the server's own
         // failures (500 to 509) are.
@@ -443,6 +447,7 @@ pub fn app_state(engine: Engine, config: &Config) -> Result<AppState, ServeError
             body_idle: Duration::from_secs(config.body_idle_seconds),
             max_concurrent: config.max_concurrent_requests,
         },
+        trusted_proxies: config.trusted_proxies.clone().into(),
     })
 }
 

@@ -38,6 +38,8 @@ pub struct AppState {
     pub audit_retention_days: u32,
     /// How long and how many requests are served.
     pub limits: RequestLimits,
+    /// The reverse proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<[std::net::IpAddr]>,
 }
 
 /// The bounds of the work requests make.

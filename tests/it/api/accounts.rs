@@ -375,6 +375,78 @@ async fn concurrent_failures_never_count_past_the_limit() {
     server.stop().await;
 }
 
+/// Signs in as nobody through a proxy that says it forwards for `client`; returns the status.
+async fn sign_in_forwarded_for(server: &Server, client: &str) -> StatusCode {
+    server
+        .client
+        .post(format!("{}/api/auth/login", server.base))
+        .header("x-forwarded-for", client)
+        .json(&json!({"username": "nobody", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_limits_and_records_go_by_the_forwarded_client() {
+    let proxied = server(None, Arc::new(SystemClock), |config| {
+        config.accounts.sign_ins_per_minute = 1;
+        config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    // Each client its own budget; what a client writes left of the proxy's entry is ignored.
+    assert_eq!(
+        sign_in_forwarded_for(&proxied, "203.0.113.1").await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        sign_in_forwarded_for(&proxied, "198.51.100.9, 203.0.113.1").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the same client, whatever it prepends"
+    );
+    assert_eq!(
+        sign_in_forwarded_for(&proxied, "203.0.113.2").await,
+        StatusCode::UNAUTHORIZED,
+        "another client"
+    );
+    let events = proxied
+        .engine
+        .store()
+        .list_audit(&cadre_domain::AuditQuery {
+            action: Some(cadre_domain::AuditAction::SignInFailed),
+            limit: 10,
+            ..cadre_domain::AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    let addresses: Vec<String> = events
+        .items
+        .iter()
+        .filter_map(|event| event.client_addr.clone())
+        .collect();
+    assert!(
+        addresses.contains(&"203.0.113.2".to_owned()),
+        "{addresses:?}"
+    );
+    proxied.stop().await;
+
+    // Without trusted proxies the header is the client's own say, and ignored.
+    let direct = server(None, Arc::new(SystemClock), |config| {
+        config.accounts.sign_ins_per_minute = 1;
+    })
+    .await;
+    assert_eq!(
+        sign_in_forwarded_for(&direct, "203.0.113.1").await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        sign_in_forwarded_for(&direct, "203.0.113.2").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    direct.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_ins_are_limited_per_client_address() {
     let server = server(None, Arc::new(SystemClock), |config| {
