@@ -835,6 +835,35 @@ async fn subscriptions_are_filtered_sorted_and_paged() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(processes["total"], 3);
     assert_eq!(processes["items"].as_array().unwrap().len(), 2);
+    // By who started them and when.
+    let actor = processes["items"][0]["created_by"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, mine) = server
+        .get(&format!(
+            "/api/processes?created_by={actor}&workflow_name=create_user_group"
+        ))
+        .await;
+    assert_eq!(mine["total"], 3, "{mine}");
+    let (_, nobody) = server.get("/api/processes?created_by=nobody").await;
+    assert_eq!(nobody["total"], 0);
+    let started = processes["items"][0]["started_at"].as_f64().unwrap();
+    let (_, later) = server
+        .get(&format!("/api/processes?since={}", started + 3600.0))
+        .await;
+    assert_eq!(later["total"], 0);
+    let (_, earlier) = server
+        .get(&format!(
+            "/api/processes?until={}&workflow_name=create_user_group",
+            started + 3600.0
+        ))
+        .await;
+    assert_eq!(earlier["total"], 3);
+    let (_, before) = server
+        .get(&format!("/api/processes?until={}", started - 3600.0))
+        .await;
+    assert_eq!(before["total"], 0);
     let (status, body) = server.get("/api/processes?status=sleeping").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_json_snapshot!("unknown_process_status", body);

@@ -44,6 +44,9 @@ pub(crate) enum ProcessCommand {
         /// Only this status, e.g. `failed`.
         #[arg(long)]
         status: Option<String>,
+        /// Only processes started by this actor (exactly, as `created_by` shows it).
+        #[arg(long)]
+        created_by: Option<String>,
         #[command(flatten)]
         paging: Paging,
     },
@@ -99,12 +102,16 @@ pub(crate) async fn process(
         ProcessCommand::List {
             workflow,
             status,
+            created_by,
             paging,
         } => {
             let filter = processes::ProcessFilter {
                 workflow_name: workflow,
                 status,
                 subscription_id: None,
+                created_by,
+                since: None,
+                until: None,
                 offset: Some(paging.offset),
                 limit: Some(paging.limit),
             };

@@ -290,6 +290,12 @@ pub struct ProcessQuery {
     pub status: Option<ProcessStatus>,
     /// Only processes that touched this subscription.
     pub subscription_id: Option<Uuid>,
+    /// Only processes started by this actor (exactly).
+    pub created_by: Option<String>,
+    /// Only processes started at or after this instant.
+    pub started_since: Option<DateTime<Utc>>,
+    /// Only processes started before this instant.
+    pub started_before: Option<DateTime<Utc>>,
     /// Rows to skip (newest first).
     pub offset: u64,
     /// Most rows to return; `None` returns all.

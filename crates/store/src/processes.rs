@@ -420,6 +420,15 @@ impl<C: Conn> ProcessRepository for Repo<C> {
         if let Some(status) = query.status {
             select = select.filter(processes::Column::Status.eq(status.as_str()));
         }
+        if let Some(created_by) = &query.created_by {
+            select = select.filter(processes::Column::CreatedBy.eq(created_by.as_str()));
+        }
+        if let Some(since) = query.started_since {
+            select = select.filter(processes::Column::StartedAt.gte(since.fixed_offset()));
+        }
+        if let Some(before) = query.started_before {
+            select = select.filter(processes::Column::StartedAt.lt(before.fixed_offset()));
+        }
         if let Some(subscription_id) = query.subscription_id {
             select = select.filter(
                 processes::Column::Id.in_subquery(

@@ -301,6 +301,16 @@ impl<T: Access> ProcessRepository for T {
                         .as_ref()
                         .is_none_or(|name| &process.workflow_name == name)
                         && query.status.is_none_or(|status| process.status == status)
+                        && query
+                            .created_by
+                            .as_ref()
+                            .is_none_or(|actor| &process.created_by == actor)
+                        && query
+                            .started_since
+                            .is_none_or(|since| process.started_at >= since)
+                        && query
+                            .started_before
+                            .is_none_or(|before| process.started_at < before)
                         && query.subscription_id.is_none_or(|subscription_id| {
                             processes.links.iter().any(|(linked, subscription, _)| {
                                 *linked == process.id && *subscription == subscription_id

@@ -146,7 +146,7 @@ pub async fn list(
 }
 
 /// The instant `seconds` after the epoch, for the query parameter `name`.
-fn instant(name: &str, seconds: f64) -> Result<DateTime<Utc>, ApiError> {
+pub(crate) fn instant(name: &str, seconds: f64) -> Result<DateTime<Utc>, ApiError> {
     let millis = seconds * 1000.0;
     // The bounds the OpenAPI document states (chrono reaches a little further).
     let at = (millis.is_finite() && seconds.abs() <= 7.9e12)

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use cadre_engine::Engine;
 
+use super::audit::instant;
 use super::{epoch, one_of, page_limit, page_offset};
 use crate::auth::{Admin, Caller};
 use crate::error::{ApiError, ErrorCode, Problem};
@@ -150,6 +151,14 @@ pub struct ProcessFilter {
     pub status: Option<String>,
     /// Only processes that touched this subscription.
     pub subscription_id: Option<Uuid>,
+    /// Only processes started by this actor (exactly, as `created_by` shows it).
+    pub created_by: Option<String>,
+    /// Only processes started at or after this instant (seconds since the epoch).
+    #[param(minimum = -7.9e12, maximum = 7.9e12)]
+    pub since: Option<f64>,
+    /// Only processes started before this instant (seconds since the epoch).
+    #[param(minimum = -7.9e12, maximum = 7.9e12)]
+    pub until: Option<f64>,
     /// Rows to skip (default 0).
     #[param(maximum = 9223372036854775807_u64)]
     pub offset: Option<u64>,
@@ -194,6 +203,9 @@ pub async fn list(engine: &Engine, filter: ProcessFilter) -> Result<ProcessPage,
         workflow_name: filter.workflow_name.filter(|name| !name.is_empty()),
         status: filter.status.as_deref().map(parse_status).transpose()?,
         subscription_id: filter.subscription_id,
+        created_by: filter.created_by.filter(|actor| !actor.is_empty()),
+        started_since: filter.since.map(|at| instant("since", at)).transpose()?,
+        started_before: filter.until.map(|at| instant("until", at)).transpose()?,
         offset: page_offset(filter.offset)?,
         limit: Some(page_limit(filter.limit)?),
     };
