@@ -53,7 +53,7 @@ pub use provisioning::{
     ChunkPart, LoadChunk, ProvisionedMark, ProvisionedSubscription, ProvisioningRepository, Written,
 };
 pub use registration::{
-    OutboxBacklog, OutboxKind, OutboxMessage, PendingUser, RegistrationRepository,
+    OutboxBacklog, OutboxKind, OutboxMessage, PURGED_PAYLOAD, PendingUser, RegistrationRepository,
     RegistrationToken, TokenOperation, UserName,
 };
 pub use subscription::{

@@ -353,7 +353,14 @@ pub trait RegistrationRepository: Send + Sync {
     async fn list_messages(&self) -> Result<Vec<OutboxMessage>>;
     /// How many messages wait for an attempt, and how many were given up on.
     async fn outbox_backlog(&self) -> Result<OutboxBacklog>;
+    /// Replaces the payload of every message recorded before `before` that is done with
+    /// (delivered or given up on) by [`PURGED_PAYLOAD`], so that no mail with live links stays
+    /// in the database; answers how many.
+    async fn forget_done_messages(&self, before: DateTime<Utc>) -> Result<u64>;
 }
+
+/// What a done outbox message holds once its retention has passed.
+pub const PURGED_PAYLOAD: &str = r#"{"purged":true}"#;
 
 #[cfg(test)]
 mod tests {

@@ -74,6 +74,9 @@ pub struct Config {
     pub outbox_retry_seconds: u64,
     /// Days an audit event is kept; older ones are purged (0 keeps them for ever).
     pub audit_retention_days: u32,
+    /// Days a delivered (or given up) mail or webhook call keeps its body, links included; then
+    /// only its record of delivery stays (0 keeps bodies for ever).
+    pub outbox_retention_days: u32,
     /// Seconds a whole request may take, from its headers to its answer (then 408).
     pub request_timeout_seconds: u64,
     /// Seconds a request body may send nothing before the request is given up.
@@ -107,6 +110,7 @@ impl Default for Config {
             templates_dir: None,
             outbox_retry_seconds: 30,
             audit_retention_days: 365,
+            outbox_retention_days: 7,
             request_timeout_seconds: 300,
             body_idle_seconds: 30,
             max_concurrent_requests: 256,
@@ -172,6 +176,11 @@ impl Config {
             (
                 "audit_retention_days",
                 u64::from(self.audit_retention_days),
+                36_500,
+            ),
+            (
+                "outbox_retention_days",
+                u64::from(self.outbox_retention_days),
                 36_500,
             ),
             ("outbox_retry_seconds", self.outbox_retry_seconds, 86_400),

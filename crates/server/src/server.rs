@@ -307,6 +307,7 @@ impl Cadre {
             let accounts = state.accounts.clone();
             let engine = state.engine.clone();
             let retention_days = state.audit_retention_days;
+            let outbox_days = state.outbox_retention_days;
             let mut stopped_purge = stopped.clone();
             background.push(tokio::spawn(async move {
                 loop {
@@ -327,6 +328,22 @@ impl Cadre {
                         Ok(0) => {}
                         Ok(purged) => tracing::info!(purged, "purged old audit events"),
                         Err(error) => tracing::warn!(%error, "could not purge old audit events"),
+                    }
+                    if outbox_days > 0 {
+                        let before =
+                            engine.clock().now() - chrono::TimeDelta::days(i64::from(outbox_days));
+                        match store.forget_done_messages(before).await {
+                            Ok(0) => {}
+                            Ok(forgotten) => {
+                                tracing::info!(
+                                    forgotten,
+                                    "forgot the bodies of old outbox messages"
+                                )
+                            }
+                            Err(error) => {
+                                tracing::warn!(%error, "could not forget old outbox messages")
+                            }
+                        }
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(PURGE_INTERVAL) => {}
@@ -442,6 +459,7 @@ pub fn app_state(engine: Engine, config: &Config) -> Result<AppState, ServeError
         limiter,
         tokens: Arc::default(),
         audit_retention_days: config.audit_retention_days,
+        outbox_retention_days: config.outbox_retention_days,
         limits: RequestLimits {
             request_timeout: Duration::from_secs(config.request_timeout_seconds),
             body_idle: Duration::from_secs(config.body_idle_seconds),

@@ -36,6 +36,8 @@ pub struct AppState {
     pub tokens: Arc<TokenCache>,
     /// Days an audit event is kept (0: for ever).
     pub audit_retention_days: u32,
+    /// Days a done outbox message keeps its body (0: for ever).
+    pub outbox_retention_days: u32,
     /// How long and how many requests are served.
     pub limits: RequestLimits,
     /// The reverse proxies whose `X-Forwarded-For` names the client.

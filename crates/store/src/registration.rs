@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use cadre_domain::{
-    DomainError, Email, OutboxBacklog, OutboxMessage, PendingUser, ProcessStatus,
+    DomainError, Email, OutboxBacklog, OutboxMessage, PURGED_PAYLOAD, PendingUser, ProcessStatus,
     RegistrationRepository, RegistrationToken, Result, TokenOperation, UserName,
 };
 use chrono::{DateTime, Utc};
@@ -573,6 +573,21 @@ impl<C: Conn> RegistrationRepository for Repo<C> {
             .into_iter()
             .map(to_message)
             .collect()
+    }
+
+    async fn forget_done_messages(&self, before: DateTime<Utc>) -> Result<u64> {
+        let done = Condition::any()
+            .add(outbox::Column::DeliveredAt.is_not_null())
+            .add(outbox::Column::NextAttemptAt.is_null());
+        let forgotten = outbox::Entity::update_many()
+            .col_expr(outbox::Column::Payload, Expr::value(PURGED_PAYLOAD))
+            .filter(done)
+            .filter(outbox::Column::CreatedAt.lt(before.fixed_offset()))
+            .filter(outbox::Column::Payload.ne(PURGED_PAYLOAD))
+            .exec(&self.conn)
+            .await
+            .map_err(storage_error)?;
+        Ok(forgotten.rows_affected)
     }
 
     async fn outbox_backlog(&self) -> Result<OutboxBacklog> {

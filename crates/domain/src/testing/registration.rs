@@ -12,8 +12,8 @@ use crate::error::{DomainError, Result};
 use crate::ids::Email;
 use crate::process::ProcessStatus;
 use crate::registration::{
-    OutboxBacklog, OutboxMessage, PendingUser, RegistrationRepository, RegistrationToken,
-    TokenOperation, UserName,
+    OutboxBacklog, OutboxMessage, PURGED_PAYLOAD, PendingUser, RegistrationRepository,
+    RegistrationToken, TokenOperation, UserName,
 };
 
 use super::{Access, DUPLICATE, MISSING_REFERENCE, Tables};
@@ -460,6 +460,22 @@ impl<T: Access> RegistrationRepository for T {
             self.read(|tables, _| tables.registration.outbox.values().cloned().collect());
         messages.sort_by_key(|message| (message.created_at, message.id));
         Ok(messages)
+    }
+
+    async fn forget_done_messages(&self, before: DateTime<Utc>) -> Result<u64> {
+        let purged: serde_json::Value = serde_json::from_str(PURGED_PAYLOAD)
+            .map_err(|error| DomainError::Internal(error.to_string()))?;
+        self.write(move |tables, _| {
+            let mut count = 0;
+            for message in Arc::make_mut(&mut tables.registration).outbox.values_mut() {
+                let done = message.delivered_at.is_some() || message.next_attempt_at.is_none();
+                if done && message.created_at < before && message.payload != purged {
+                    message.payload = purged.clone();
+                    count += 1;
+                }
+            }
+            Ok(count)
+        })
     }
 
     async fn outbox_backlog(&self) -> Result<OutboxBacklog> {

@@ -2,7 +2,7 @@
 //! credentials and the outbox.
 
 use cadre_domain::{
-    DomainError, Email, OutboxBacklog, OutboxKind, OutboxMessage, PendingUser,
+    DomainError, Email, OutboxBacklog, OutboxKind, OutboxMessage, PURGED_PAYLOAD, PendingUser,
     RegistrationRepository, RegistrationToken, TokenOperation, UserName,
 };
 use cadre_store::testing::scratch_store;
@@ -416,4 +416,28 @@ async fn outbox_messages_are_due_until_delivered_or_given_up() {
         },
         "a delivered message is no backlog"
     );
+
+    // Past their retention, done messages (delivered or given up) lose their bodies; a
+    // message still to be delivered keeps its own.
+    let waiting = OutboxMessage {
+        id: Uuid::now_v7(),
+        ..message.clone()
+    };
+    store.enqueue(&waiting).await.unwrap();
+    assert_eq!(
+        store.forget_done_messages(now()).await.unwrap(),
+        0,
+        "none older yet"
+    );
+    let after = now() + TimeDelta::seconds(1);
+    assert_eq!(store.forget_done_messages(after).await.unwrap(), 2);
+    assert_eq!(store.forget_done_messages(after).await.unwrap(), 0, "once");
+    let purged: serde_json::Value = serde_json::from_str(PURGED_PAYLOAD).unwrap();
+    for stored in store.list_messages().await.unwrap() {
+        if stored.id == waiting.id {
+            assert_eq!(stored.payload, message.payload);
+        } else {
+            assert_eq!(stored.payload, purged, "{stored:?}");
+        }
+    }
 }
