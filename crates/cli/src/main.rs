@@ -87,6 +87,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // What cadre creates (the SQLite database, mails, uploaded files) is for its own user only.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -582,3 +582,24 @@ async fn the_form_protocol_is_no_error_in_the_log() {
         .collect();
     assert!(errors.is_empty(), "logged as errors: {errors:#?}");
 }
+
+#[tokio::test]
+async fn what_cadre_creates_is_for_its_own_user_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("fresh.db");
+    let output = Command::new(env!("CARGO_BIN_EXE_cadre"))
+        .args(["migrate", "--database-url"])
+        .arg(format!("sqlite://{}?mode=rwc", database.display()))
+        .env_remove("DATABASE_URL")
+        .env_remove("CADRE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mode = std::fs::metadata(&database).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "the database is {mode:o}");
+}
