@@ -654,3 +654,42 @@ fn an_auth_id_with_control_characters_is_refused() {
         )]
     );
 }
+
+mod any_input {
+    use cadre_provisioning::input::{read_user_groups, read_users};
+    use cadre_provisioning::{Format, Mode};
+    use proptest::prelude::*;
+
+    /// Bytes that look a little like a load: header words, separators, quotes, brackets, and
+    /// anything else.
+    fn input() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            Just(b"user_id,firstname,lastname,email,auth_id,user_groups,is_active\n".to_vec()),
+            Just(b"user_group_id,user_group_name,parent_user_groups\n".to_vec()),
+            Just(b",".to_vec()),
+            Just(b"\"".to_vec()),
+            Just(b"\n".to_vec()),
+            Just(b"|".to_vec()),
+            Just(b"[{\"user_id\": ".to_vec()),
+            Just(b"}]".to_vec()),
+            Just(b"true".to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..16),
+        ];
+        proptest::collection::vec(piece, 0..24).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn no_input_makes_a_reader_panic(bytes in input()) {
+            for format in [Format::Csv, Format::Json, Format::JsonLines] {
+                for mode in [Mode::Full, Mode::Incremental] {
+                    // Either rows or the bad ones, never a panic.
+                    let _ = read_users(bytes.as_slice(), format, mode);
+                    let _ = read_user_groups(bytes.as_slice(), format, mode);
+                }
+            }
+        }
+    }
+}
