@@ -1353,3 +1353,45 @@ async fn admins_set_roles_and_revoke_anyones_token_in_the_console() {
     assert!(log.body.contains("user, admin"), "{}", log.body);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_masked_password_managers_fill_them_and_sign_out_is_on_every_page() {
+    let server = server(None, Arc::new(SystemClock), |config| {
+        config.registration.enabled = true;
+    })
+    .await;
+    server.user_with_password("ada", PASSWORD, CHEAP).await;
+    let mut visitor = Browser::new(&server);
+    for (path, autocomplete) in [
+        ("/sign-in", "current-password"),
+        ("/sign-up", "new-password"),
+    ] {
+        let page = visitor.get(path).await;
+        assert!(
+            page.body
+                .contains(&format!(r#"type="password" autocomplete="{autocomplete}""#)),
+            "{path}: {}",
+            page.body
+        );
+        assert!(!page.body.contains("onpaste"), "{path}: pasting is allowed");
+    }
+    let mut ada = Browser::new(&server);
+    ada.sign_in("ada", PASSWORD).await;
+    let password = ada.get("/me/password").await;
+    assert!(password.body.contains(r#"autocomplete="new-password""#));
+    for path in [
+        "/me",
+        "/me/password",
+        "/me/tokens",
+        "/groups",
+        "/workflow-groups",
+    ] {
+        let page = ada.get(path).await;
+        assert!(
+            page.body.contains("Sign out (ada)"),
+            "{path}: {}",
+            page.body
+        );
+    }
+    server.stop().await;
+}
