@@ -1201,6 +1201,23 @@ async fn every_answer_is_unsniffed_and_unframed_and_active_downloads_run_sandbox
             .starts_with("attachment;")
     );
 
+    // A part whose headers are megabytes long is refused before they are parsed.
+    let (status, body) = server
+        .upload(
+            &ada_token,
+            "web",
+            file_part(&"a".repeat(4 << 20), b"content"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("headers are larger than"),
+        "{body}"
+    );
+
     // A name whose right-to-left override hides its real extension is refused.
     let (status, body) = server
         .upload(

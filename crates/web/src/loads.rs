@@ -15,6 +15,7 @@ use cadre_provisioning::{Format, InputErrors, LoadReport, LoadSettings, Mode, Ro
 use cadre_server::api;
 use cadre_server::api::processes::ProcessFilter;
 use cadre_server::api::provisioning::MAX_LOAD_BYTES;
+use cadre_server::multipart::{Multipart, PartError};
 use cadre_server::{ApiError, AppState, ErrorCode};
 use minijinja::context;
 use serde::Deserialize;
@@ -110,19 +111,15 @@ async fn read_upload(request: Request) -> Result<Upload, ApiError> {
                 .per_field(1024)
                 .for_field("file", MAX_LOAD_BYTES as u64),
         );
-    let mut multipart = multer::Multipart::with_constraints(
-        request.into_body().into_data_stream(),
-        boundary,
-        constraints,
-    );
+    let mut multipart = Multipart::new(request.into_body(), boundary, constraints);
     let mut upload = Upload::default();
     loop {
         let field = match multipart.next_field().await {
             Ok(Some(field)) => field,
             Ok(None) => break,
-            Err(
+            Err(PartError::Malformed(
                 multer::Error::FieldSizeExceeded { .. } | multer::Error::StreamSizeExceeded { .. },
-            ) => {
+            )) => {
                 return Err(ApiError::new(
                     ErrorCode::PayloadTooLarge,
                     "The file is larger than 256 MiB; split it into several loads.",

@@ -16,6 +16,7 @@ use cadre_domain::models::DomainModel;
 use cadre_groups::{Actor, GroupChanges, NewGroup};
 use cadre_products::models::User;
 use cadre_server::api::groups::file_response;
+use cadre_server::multipart::Multipart;
 use cadre_server::{ApiError, AppState, ErrorCode};
 use futures_util::TryStreamExt;
 use minijinja::context;
@@ -359,11 +360,7 @@ pub(crate) async fn upload(
     let constraints = multer::Constraints::new()
         .allowed_fields(vec!["csrf_token", "file"])
         .size_limit(multer::SizeLimit::new().for_field("csrf_token", 1024));
-    let mut multipart = multer::Multipart::with_constraints(
-        request.into_body().into_data_stream(),
-        boundary,
-        constraints,
-    );
+    let mut multipart = Multipart::new(request.into_body(), boundary, constraints);
     let token = match multipart.next_field().await {
         Ok(Some(field)) if field.name() == Some("csrf_token") => {
             field.text().await.unwrap_or_default()

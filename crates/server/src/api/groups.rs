@@ -330,7 +330,8 @@ pub async fn upload_file(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| multer::parse_boundary(value).ok())
         .ok_or_else(|| bad_request("expected a multipart/form-data body".to_owned()))?;
-    let mut multipart = multer::Multipart::new(request.into_body().into_data_stream(), boundary);
+    let mut multipart =
+        crate::multipart::Multipart::new(request.into_body(), boundary, multer::Constraints::new());
     let field = loop {
         match multipart.next_field().await {
             Ok(Some(field)) if field.name() == Some("file") => break field,
