@@ -23,6 +23,7 @@ async fn main() {
             worker_id: format!("crash-worker-{}", std::process::id()),
             lease: TimeDelta::milliseconds(250),
             poll_interval: Duration::from_millis(10),
+            ..EngineConfig::default()
         },
     );
     engine.run_worker(std::future::pending()).await;

@@ -342,6 +342,9 @@ pub trait ProcessRepository: Send + Sync {
         update: &ProcessUpdate,
         renew_until: Option<DateTime<Utc>>,
     ) -> Result<Lease>;
+    /// Extends `lease` until `until` while its step runs (a heartbeat, outside the step's
+    /// transaction), if it still holds; a lost lease is [`DomainError::LeaseLost`].
+    async fn renew_lease(&self, lease: &Lease, until: DateTime<Utc>) -> Result<Lease>;
     /// An operator action: if the process is in one of `from`, applies `update`, appends `step` if
     /// given, and revokes any worker's lease. Otherwise a conflict naming the current status.
     async fn transition_process(

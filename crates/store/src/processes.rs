@@ -609,6 +609,30 @@ impl<C: Conn> ProcessRepository for Repo<C> {
         })
     }
 
+    async fn renew_lease(&self, lease: &Lease, until: DateTime<Utc>) -> Result<Lease> {
+        let renewed = processes::Entity::update_many()
+            .col_expr(
+                processes::Column::LeaseExpiresAt,
+                Expr::value(until.fixed_offset()),
+            )
+            .filter(processes::Column::Id.eq(lease.process_id))
+            .filter(processes::Column::LeaseToken.eq(lease.token))
+            .filter(processes::Column::LeaseOwner.eq(lease.owner.as_str()))
+            .exec(&self.conn)
+            .await
+            .map_err(storage_error)?;
+        if renewed.rows_affected != 1 {
+            return Err(DomainError::LeaseLost {
+                process: lease.process_id,
+                owner: lease.owner.clone(),
+            });
+        }
+        Ok(Lease {
+            expires_at: until,
+            ..lease.clone()
+        })
+    }
+
     async fn transition_process(
         &self,
         id: Uuid,

@@ -374,6 +374,28 @@ impl<T: Access> ProcessRepository for T {
         self.write(move |tables, _| Ok(claim(tables, &owner, now, expires_at)))
     }
 
+    async fn renew_lease(&self, lease: &Lease, until: DateTime<Utc>) -> Result<Lease> {
+        let lease = lease.clone();
+        self.write(move |tables, _| {
+            let row = Arc::make_mut(&mut tables.processes)
+                .rows
+                .get_mut(&lease.process_id)
+                .filter(|row| {
+                    row.lease_token == lease.token
+                        && row.lease_owner.as_deref() == Some(lease.owner.as_str())
+                })
+                .ok_or_else(|| DomainError::LeaseLost {
+                    process: lease.process_id,
+                    owner: lease.owner.clone(),
+                })?;
+            row.lease_expires_at = Some(until);
+            Ok(Lease {
+                expires_at: until,
+                ..lease.clone()
+            })
+        })
+    }
+
     async fn commit_steps(
         &self,
         lease: &Lease,

@@ -54,6 +54,9 @@ pub struct EngineConfig {
     pub lease: TimeDelta,
     /// How long an idle worker sleeps before looking for work again.
     pub poll_interval: std::time::Duration,
+    /// The longest a step may run; past it, it fails with that reason (its writes roll back).
+    /// While it runs, the worker renews its lease every third of the lease.
+    pub max_step: std::time::Duration,
 }
 
 impl Default for EngineConfig {
@@ -62,6 +65,7 @@ impl Default for EngineConfig {
             worker_id: format!("worker-{}", Uuid::now_v7().simple()),
             lease: TimeDelta::seconds(30),
             poll_interval: std::time::Duration::from_millis(200),
+            max_step: std::time::Duration::from_secs(3600),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! recording the failures of their steps.
 
 use std::future::Future;
+use std::time::Duration;
 
 use cadre_domain::{
     DomainError, Lease, Process, ProcessStatus, ProcessUpdate, State, StepRecord, StepStatus,
@@ -140,9 +141,14 @@ impl Engine {
                     now: started_at,
                     state: &state,
                 };
-                execute(step, &ctx)
-                    .instrument(info_span!("step", key = %step.key, name = %step.name))
-                    .await
+                let run = execute(step, &ctx)
+                    .instrument(info_span!("step", key = %step.key, name = %step.name));
+                match self.keeping_lease(&mut lease, run).await {
+                    Some(execution) => execution,
+                    // Another worker or an operator took the process: the step's writes roll
+                    // back with its transaction, and nothing is recorded.
+                    None => return Ok(()),
+                }
             };
             let now = self.clock.now();
             // The process keeps the time it became due: `run_at` is indexed, and leaving it
@@ -383,6 +389,50 @@ impl Engine {
             txn.commit().await?;
         }
         Ok(())
+    }
+}
+
+impl Engine {
+    /// Runs a step while renewing `lease` every third of its length (outside the step's
+    /// transaction), so that a long step keeps its process; `None` when the lease was lost
+    /// meanwhile. A step running longer than `max_step` fails with that reason.
+    async fn keeping_lease(
+        &self,
+        lease: &mut Lease,
+        step: impl Future<Output = Execution>,
+    ) -> Option<Execution> {
+        let every = (self.config.lease / 3)
+            .to_std()
+            .unwrap_or(Duration::from_secs(10))
+            .max(Duration::from_millis(10));
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        // Renewals run beside the step, never in its way: on SQLite the step's transaction holds
+        // the only write lock, and a renewal then waits for it.
+        let renewals = async {
+            loop {
+                heartbeat.tick().await;
+                let until = self.clock.now() + self.config.lease;
+                match self.store.renew_lease(lease, until).await {
+                    Ok(renewed) => *lease = renewed,
+                    Err(DomainError::LeaseLost { .. }) => return,
+                    Err(error) => tracing::debug!(%error, "could not renew the lease yet"),
+                }
+            }
+        };
+        tokio::select! {
+            execution = step => Some(execution),
+            () = tokio::time::sleep(self.config.max_step) => {
+                let reason = format!(
+                    "the step ran longer than {} s, the most a step may run",
+                    self.config.max_step.as_secs_f64()
+                );
+                Some(Execution::Failed(StepError::new(reason), None))
+            }
+            () = renewals => {
+                tracing::warn!("lease lost while a step ran; the step is rolled back");
+                None
+            }
+        }
     }
 }
 
