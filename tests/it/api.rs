@@ -1023,6 +1023,38 @@ async fn a_stalled_body_is_given_up_and_the_server_stays_responsive() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_trickling_past_their_time_close_the_connection() {
+    let server = Server::start_with(
+        1,
+        Vec::new(),
+        |config| config.header_timeout_seconds = 1,
+        Arc::new(SystemClock),
+    )
+    .await;
+    // Half a request's headers, then nothing (once held a connection for 45 s and more).
+    let started = Instant::now();
+    let answer = stalled_request(
+        &server,
+        "GET /api/health HTTP/1.1\r\nHost: localhost\r\n".to_owned(),
+        b"X-Slow: 1",
+        Duration::from_secs(10),
+    )
+    .await;
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(5),
+        "the connection was closed, not held: {waited:?} {answer:?}"
+    );
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer:?}"
+    );
+    let (status, _) = server.get("/api/health").await;
+    assert_eq!(status, StatusCode::OK, "whole requests are served");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_beyond_the_concurrency_limit_wait_their_turn() {
     let server = Arc::new(
         Server::start_with(

@@ -81,6 +81,8 @@ pub struct Config {
     pub request_timeout_seconds: u64,
     /// Seconds a request body may send nothing before the request is given up.
     pub body_idle_seconds: u64,
+    /// Seconds a request's headers may take to arrive; then the connection closes.
+    pub header_timeout_seconds: u64,
     /// Requests handled at once; more wait their turn.
     pub max_concurrent_requests: usize,
     /// The reverse proxies in front of cadre: from them, `X-Forwarded-For` names the client
@@ -113,6 +115,7 @@ impl Default for Config {
             outbox_retention_days: 7,
             request_timeout_seconds: 300,
             body_idle_seconds: 30,
+            header_timeout_seconds: 10,
             max_concurrent_requests: 256,
             trusted_proxies: Vec::new(),
         }
@@ -151,6 +154,7 @@ impl Config {
         let at_least_one = [
             ("request_timeout_seconds", self.request_timeout_seconds),
             ("body_idle_seconds", self.body_idle_seconds),
+            ("header_timeout_seconds", self.header_timeout_seconds),
             (
                 "max_concurrent_requests",
                 self.max_concurrent_requests as u64,
@@ -168,6 +172,7 @@ impl Config {
                 86_400,
             ),
             ("body_idle_seconds", self.body_idle_seconds, 3_600),
+            ("header_timeout_seconds", self.header_timeout_seconds, 3_600),
             (
                 "max_concurrent_requests",
                 self.max_concurrent_requests as u64,

@@ -2,10 +2,10 @@
 //! graceful shutdown that lets running processes finish their current run.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -18,8 +18,13 @@ use cadre_registration::delivery::Dispatcher;
 use cadre_registration::mail::{FileMailer, MailError, Mailer, SmtpMailer, Templates};
 use cadre_registration::{Passwords, Registration, UserWebhooks};
 use cadre_store::{ProductMigrations, SeaStore};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
 use thiserror::Error;
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::classify::StatusInRangeAsFailures;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -360,16 +365,9 @@ impl Cadre {
                     source,
                 })?;
                 tracing::info!("listening on http://{address} (OpenAPI at /api/openapi.json)");
-                let app = self
-                    .router(state)
-                    .into_make_service_with_connect_info::<SocketAddr>();
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-                    .map_err(|source| ServeError::Io {
-                        context: "serving HTTP failed".into(),
-                        source,
-                    })
+                let header_read = state.limits.header_read;
+                serve_http(listener, self.router(state), header_read, shutdown).await;
+                Ok(())
             }
             None => {
                 shutdown.await;
@@ -464,9 +462,58 @@ pub fn app_state(engine: Engine, config: &Config) -> Result<AppState, ServeError
             request_timeout: Duration::from_secs(config.request_timeout_seconds),
             body_idle: Duration::from_secs(config.body_idle_seconds),
             max_concurrent: config.max_concurrent_requests,
+            header_read: Duration::from_secs(config.header_timeout_seconds),
         },
         trusted_proxies: config.trusted_proxies.clone().into(),
     })
+}
+
+/// Serves `app` on `listener` until `shutdown`, then lets the open connections finish. Each
+/// request's headers must arrive within `header_read` (hyper's HTTP/1 timer), so a client
+/// trickling its headers cannot hold a connection; requests carry their peer address
+/// (`ConnectInfo`).
+async fn serve_http(
+    listener: TcpListener,
+    app: Router,
+    header_read: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, say: wait a moment rather than spin.
+                    tracing::warn!(%error, "could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().oneshot(request.map(axum::body::Body::new))
+        });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "a connection ended with an error");
+            }
+        });
+    }
+    graceful.shutdown().await;
 }
 
 /// Finishes file uploads and deletions that an earlier run left half done (uploads older than

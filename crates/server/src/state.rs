@@ -53,4 +53,6 @@ pub struct RequestLimits {
     pub body_idle: std::time::Duration,
     /// Requests handled at once; more wait their turn.
     pub max_concurrent: usize,
+    /// The longest a request's headers may take to arrive (then the connection closes).
+    pub header_read: std::time::Duration,
 }
