@@ -1600,6 +1600,56 @@ pub(super) fn failing_workflow() -> cadre_engine::Workflow {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminating_a_group_still_in_use_is_refused_at_start_with_the_reason() {
+    let server = Server::start(1).await;
+    let staff = server.create_group("staff", "Staff").await;
+    let (ada, _) = server.create_user("ada", &staff).await;
+    let (status, body) = server
+        .post(
+            "/api/processes/terminate_user_group",
+            json!([{"subscription_id": staff}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("used in other subscriptions: User ada"),
+        "{body}"
+    );
+    let (_, processes) = server
+        .get("/api/processes?workflow_name=terminate_user_group")
+        .await;
+    assert_eq!(processes["total"], 0, "nothing started, nothing locked");
+
+    // Once its user is gone, the group is terminated as asked.
+    let terminated = server
+        .start_process("terminate_user", json!([{"subscription_id": ada}, {}]))
+        .await;
+    server.wait_for(&terminated, &["completed"]).await;
+    let (status, body) = server
+        .post(
+            "/api/processes/terminate_user_group",
+            json!([{"subscription_id": staff}]),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_EXTENDED,
+        "the confirmation page: {body}"
+    );
+    let group = server
+        .start_process(
+            "terminate_user_group",
+            json!([{"subscription_id": staff}, {}]),
+        )
+        .await;
+    server.wait_for(&group, &["completed"]).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_step_is_skipped_over_http_by_admins_only() {
     let server =
         Server::start_with(1, vec![failing_workflow()], |_| {}, Arc::new(SystemClock)).await;

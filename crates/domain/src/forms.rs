@@ -7,12 +7,13 @@
 use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use uuid::Uuid;
 
 use crate::catalogue::Product;
 use crate::error::{DomainError, Result};
 use crate::ports::{CatalogueRepository, Page, SubscriptionQuery, SubscriptionRepository};
 use crate::process::State;
-use crate::subscription::SubscriptionSummary;
+use crate::subscription::{SubscriptionRecord, SubscriptionSummary};
 
 /// One validation error, as pydantic reports it (`url` is left out: it points at pydantic's
 /// documentation, not cadre's).
@@ -144,6 +145,13 @@ pub trait FormLookups: Send + Sync {
     /// One page of the subscriptions matching `query` (as
     /// [`SubscriptionRepository::list_subscriptions`]).
     async fn subscriptions(&self, query: &SubscriptionQuery) -> Result<Page<SubscriptionSummary>>;
+    /// One subscription with its product and blocks (as
+    /// [`SubscriptionRepository::load_subscription`]), for a page that depends on it.
+    async fn subscription(&self, id: Uuid) -> Result<SubscriptionRecord>;
+    /// The live subscriptions whose blocks use block instance `instance_id` (as
+    /// [`SubscriptionRepository::subscriptions_using`]), e.g. to refuse terminating what is
+    /// still in use.
+    async fn dependents(&self, instance_id: Uuid) -> Result<Vec<SubscriptionSummary>>;
 }
 
 #[async_trait]
@@ -157,6 +165,14 @@ where
 
     async fn subscriptions(&self, query: &SubscriptionQuery) -> Result<Page<SubscriptionSummary>> {
         self.list_subscriptions(query).await
+    }
+
+    async fn subscription(&self, id: Uuid) -> Result<SubscriptionRecord> {
+        self.load_subscription(id).await
+    }
+
+    async fn dependents(&self, instance_id: Uuid) -> Result<Vec<SubscriptionSummary>> {
+        self.subscriptions_using(instance_id).await
     }
 }
 

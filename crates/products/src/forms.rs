@@ -4,10 +4,12 @@
 
 use std::sync::Arc;
 
-use cadre_domain::{Email, ExternalId, InputForm, Name, ProductType};
+use async_trait::async_trait;
+use cadre_domain::{DomainError, Email, ExternalId, FormLookups, InputForm, Name, ProductType};
 use cadre_forms::standard::{ProductPage, WithActive, subscription_page};
-use cadre_forms::{Choices, Field, Form, FormPage};
-use serde_json::{Value, json};
+use cadre_forms::{Choices, Field, Form, FormPage, PageBuilder};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
 
 /// The page `page` builds with the active user groups as choices.
 fn with_groups(page: fn(Choices) -> FormPage) -> WithActive {
@@ -136,6 +138,52 @@ pub(crate) fn terminate(what: &str) -> Arc<dyn InputForm> {
             .page(subscription_page())
             .page(terminate_page(what)),
     )
+}
+
+/// The form of `terminate_user_group`: which group, then the confirmation; refused at once,
+/// naming them, while other subscriptions use the group (its deprovision step checks again, for
+/// a user added in between).
+pub(crate) fn terminate_user_group() -> Arc<dyn InputForm> {
+    Arc::new(
+        Form::new()
+            .page(subscription_page())
+            .page(Unused(terminate_page("user group"))),
+    )
+}
+
+/// A page built only while the subscription chosen before it is used by no other.
+struct Unused(FormPage);
+
+#[async_trait]
+impl PageBuilder for Unused {
+    async fn build(
+        &self,
+        lookups: &dyn FormLookups,
+        state: &Map<String, Value>,
+    ) -> Result<FormPage, DomainError> {
+        let chosen = state
+            .get("subscription_id")
+            .and_then(Value::as_str)
+            .and_then(|id| id.parse::<Uuid>().ok());
+        if let Some(id) = chosen {
+            let record = lookups.subscription(id).await?;
+            let mut users = Vec::new();
+            for block in &record.blocks {
+                users.extend(lookups.dependents(block.id).await?);
+            }
+            if !users.is_empty() {
+                let names: Vec<&str> = users
+                    .iter()
+                    .map(|user| user.subscription.description.as_str())
+                    .collect();
+                return Err(DomainError::Conflict(format!(
+                    "this subscription can not be terminated as it is used in other subscriptions: {}",
+                    names.join(", ")
+                )));
+            }
+        }
+        Ok(self.0.clone())
+    }
 }
 
 /// The form of a lifecycle change such as `disable_user`: which subscription, then a page titled

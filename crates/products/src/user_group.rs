@@ -42,7 +42,7 @@ pub(crate) fn workflows() -> Vec<Workflow> {
             "Terminate a user group",
             Target::Terminate,
             user_group(),
-            forms::terminate("user group"),
+            forms::terminate_user_group(),
             terminate(),
         ),
         Workflow::new(

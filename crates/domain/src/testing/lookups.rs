@@ -1,15 +1,15 @@
-//! [`MemoryLookups`]: the two lookups of forms, over products and subscription summaries
-//! added by hand.
+//! [`MemoryLookups`]: the lookups of forms, over products and subscription summaries added by
+//! hand (no blocks: a subscription's record is not found, and nothing uses anything).
 
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
 use crate::catalogue::Product;
-use crate::error::Result;
+use crate::error::{DomainError, Result};
 use crate::forms::FormLookups;
 use crate::ports::{Page, SortOrder, SubscriptionQuery};
-use crate::subscription::SubscriptionSummary;
+use crate::subscription::{SubscriptionRecord, SubscriptionSummary};
 
 use super::lock;
 
@@ -41,6 +41,14 @@ impl MemoryLookups {
 
 #[async_trait]
 impl FormLookups for MemoryLookups {
+    async fn subscription(&self, id: uuid::Uuid) -> Result<SubscriptionRecord> {
+        Err(DomainError::not_found("subscription", id))
+    }
+
+    async fn dependents(&self, _instance_id: uuid::Uuid) -> Result<Vec<SubscriptionSummary>> {
+        Ok(Vec::new())
+    }
+
     async fn products(&self) -> Result<Vec<Product>> {
         Ok(lock(&self.products).clone())
     }
