@@ -1650,6 +1650,43 @@ async fn terminating_a_group_still_in_use_is_refused_at_start_with_the_reason() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_filled_in_at_an_older_version_of_its_subscription_is_a_conflict() {
+    let server = Server::start(1).await;
+    let staff = server.create_group("staff", "Staff").await;
+    let (_, detail) = server.get(&format!("/api/subscriptions/{staff}")).await;
+    let version = detail["version"].as_i64().unwrap();
+    let (status, body) = server
+        .post(
+            "/api/processes/modify_user_group",
+            json!([{"subscription_id": staff, "version": version}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_EXTENDED, "current: {body}");
+    let (status, body) = server
+        .post(
+            "/api/processes/modify_user_group",
+            json!([{"subscription_id": staff, "version": version - 1}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("it is at version {version}, not {}", version - 1)),
+        "{body}"
+    );
+    let (status, _) = server
+        .post(
+            "/api/processes/modify_user_group",
+            json!([{"subscription_id": staff}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_EXTENDED, "no version, no check");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_step_is_skipped_over_http_by_admins_only() {
     let server =
         Server::start_with(1, vec![failing_workflow()], |_| {}, Arc::new(SystemClock)).await;

@@ -74,6 +74,35 @@ pub fn subscription_page() -> FormPage {
 /// that what was chosen is active when they run.
 pub const CHOICES_TTL: Duration = Duration::from_secs(1);
 
+/// The page `B` builds, once the subscription the form chose (`subscription_id`) is still at
+/// the `version` the form was filled in at, when the form gave one: a subscription changed in
+/// the meantime is a conflict, so that nobody overwrites a change they have not seen.
+pub struct AtVersion<B>(pub B);
+
+#[async_trait]
+impl<B: PageBuilder> PageBuilder for AtVersion<B> {
+    async fn build(
+        &self,
+        lookups: &dyn FormLookups,
+        state: &Map<String, Value>,
+    ) -> Result<FormPage, DomainError> {
+        let chosen = state
+            .get("subscription_id")
+            .and_then(Value::as_str)
+            .and_then(|id| id.parse::<uuid::Uuid>().ok());
+        if let (Some(id), Some(version)) = (chosen, state.get("version").and_then(Value::as_i64)) {
+            let current = lookups.subscription(id).await?.subscription.version;
+            if current != version {
+                return Err(DomainError::Conflict(format!(
+                    "subscription {id} changed since the form was filled in: it is at version \
+                     {current}, not {version}; reload it and try again"
+                )));
+            }
+        }
+        self.0.build(lookups, state).await
+    }
+}
+
 /// A page that offers the active subscriptions of a product type as choices: `page` builds it
 /// from them. They are looked up at most once per [`CHOICES_TTL`] for the same form.
 pub struct WithActive {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use cadre_domain::{DomainError, Email, ExternalId, FormLookups, InputForm, Name, ProductType};
-use cadre_forms::standard::{ProductPage, WithActive, subscription_page};
+use cadre_forms::standard::{AtVersion, ProductPage, WithActive, subscription_page};
 use cadre_forms::{Choices, Field, Form, FormPage, PageBuilder};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -127,7 +127,7 @@ pub(crate) fn modify(page: fn(Choices) -> FormPage) -> Arc<dyn InputForm> {
     Arc::new(
         Form::new()
             .page(subscription_page())
-            .page(with_groups(page)),
+            .page(AtVersion(with_groups(page))),
     )
 }
 
@@ -136,7 +136,7 @@ pub(crate) fn terminate(what: &str) -> Arc<dyn InputForm> {
     Arc::new(
         Form::new()
             .page(subscription_page())
-            .page(terminate_page(what)),
+            .page(AtVersion(terminate_page(what))),
     )
 }
 
@@ -147,7 +147,7 @@ pub(crate) fn terminate_user_group() -> Arc<dyn InputForm> {
     Arc::new(
         Form::new()
             .page(subscription_page())
-            .page(Unused(terminate_page("user group"))),
+            .page(AtVersion(Unused(terminate_page("user group")))),
     )
 }
 
@@ -190,14 +190,14 @@ impl PageBuilder for Unused {
 /// `title` with an optional `reason`, which the process keeps in its state.
 pub(crate) fn change_lifecycle(title: &str) -> Arc<dyn InputForm> {
     Arc::new(
-        Form::new().page(subscription_page()).page(
+        Form::new().page(subscription_page()).page(AtVersion(
             FormPage::new(title).field(
                 Field::string("reason")
                     .format("long")
                     .length(None, Some(1000))
                     .nullable(),
             ),
-        ),
+        )),
     )
 }
 

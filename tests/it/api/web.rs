@@ -413,6 +413,58 @@ async fn admins_search_subscriptions_read_their_models_and_act_on_processes() {
     ] {
         assert!(detail.body.contains(shown), "{shown}: {}", detail.body);
     }
+    // Its modify form, filled in from the page with the version it showed, goes on to its
+    // second page; the version is checked.
+    let link = format!("/admin/workflows/modify_user_group?subscription_id={id}&amp;version=");
+    let at = detail
+        .body
+        .find(&link)
+        .expect("a modify link with the version")
+        + link.len();
+    let version: String = detail.body[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let first = browser
+        .get(&format!(
+            "/admin/workflows/modify_user_group?subscription_id={id}&version={version}"
+        ))
+        .await;
+    assert!(
+        first.body.contains(&format!(r#"value="{version}""#)),
+        "{}",
+        first.body
+    );
+    let second = browser
+        .post(
+            "/admin/workflows/modify_user_group",
+            &[
+                ("csrf_token", &first.csrf()),
+                ("__pages", &first.pages()),
+                ("subscription_id", &id),
+                ("version", &version),
+            ],
+        )
+        .await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    assert!(second.body.contains("Page 2"), "{}", second.body);
+    let stale = browser
+        .post(
+            "/admin/workflows/modify_user_group",
+            &[
+                ("csrf_token", &first.csrf()),
+                ("__pages", &first.pages()),
+                ("subscription_id", &id),
+                ("version", "0"),
+            ],
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.body);
+    assert!(
+        stale.body.contains("changed since the form"),
+        "{}",
+        stale.body
+    );
 
     // A process waiting for input: aborted from its page; a retry is then refused, and said so.
     let process = server
