@@ -975,6 +975,16 @@ fn file_part(name: &str, content: &'static [u8]) -> reqwest::multipart::Form {
     )
 }
 
+/// The head of an admin's process start announcing a body of 1,000 bytes.
+fn slow_start_head(server: &Server) -> String {
+    format!(
+        "POST /api/processes/create_user_group HTTP/1.1\r\nHost: localhost\r\n\
+         Authorization: Bearer {}\r\nContent-Type: application/json\r\n\
+         Content-Length: 1000\r\n\r\n",
+        server.admin
+    )
+}
+
 /// Sends `head` and `body` to the server, then waits up to `wait` for an answer; returns what
 /// came back (empty if nothing did).
 async fn stalled_request(server: &Server, head: String, body: &[u8], wait: Duration) -> String {
@@ -1000,12 +1010,7 @@ async fn a_stalled_body_is_given_up_and_the_server_stays_responsive() {
     )
     .await;
     // A body announced as 1,000 bytes of which 1 arrives, then nothing.
-    let head = format!(
-        "POST /api/processes/create_user_group HTTP/1.1\r\nHost: localhost\r\n\
-         Authorization: Bearer {}\r\nContent-Type: application/json\r\n\
-         Content-Length: 1000\r\n\r\n",
-        server.admin
-    );
+    let head = slow_start_head(&server);
     let started = Instant::now();
     let answer = stalled_request(&server, head, b"[", Duration::from_secs(10)).await;
     assert!(
@@ -1069,12 +1074,7 @@ async fn requests_beyond_the_concurrency_limit_wait_their_turn() {
         .await,
     );
     // One stalled request holds the only slot until its body is given up.
-    let head = format!(
-        "POST /api/processes/create_user_group HTTP/1.1\r\nHost: localhost\r\n\
-         Authorization: Bearer {}\r\nContent-Type: application/json\r\n\
-         Content-Length: 1000\r\n\r\n",
-        server.admin
-    );
+    let head = slow_start_head(&server);
     let stalled = {
         let server = Arc::clone(&server);
         tokio::spawn(
@@ -1116,15 +1116,7 @@ async fn a_request_trickling_past_its_time_is_answered_408() {
     let stream = tokio::net::TcpStream::connect(address).await.unwrap();
     let (mut reader, mut writer) = stream.into_split();
     writer
-        .write_all(
-            format!(
-                "POST /api/processes/create_user_group HTTP/1.1\r\nHost: localhost\r\n\
-                 Authorization: Bearer {}\r\nContent-Type: application/json\r\n\
-                 Content-Length: 1000\r\n\r\n",
-                server.admin
-            )
-            .as_bytes(),
-        )
+        .write_all(slow_start_head(&server).as_bytes())
         .await
         .unwrap();
     // A byte every half second: never idle long enough for the body timeout.

@@ -1447,3 +1447,81 @@ async fn secrets_are_masked_password_managers_fill_them_and_sign_out_is_on_every
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_console_page_or_action_answers_a_person_without_the_admin_role() {
+    let server = server(None, Arc::new(SystemClock), |_| {}).await;
+    let bob = server.user_with_password("bob", PASSWORD, CHEAP).await;
+    let mut person = Browser::new(&server);
+    person.sign_in("bob", PASSWORD).await;
+    let csrf = person.get("/me").await.csrf();
+    let mut visitor = Browser::new(&server);
+    let any = Uuid::now_v7();
+    for path in [
+        "/admin".to_owned(),
+        "/admin/subscriptions".to_owned(),
+        format!("/admin/subscriptions/{bob}"),
+        "/admin/processes".to_owned(),
+        format!("/admin/processes/{any}"),
+        format!("/admin/processes/{any}/resume"),
+        "/admin/audit".to_owned(),
+        "/admin/workflows".to_owned(),
+        "/admin/workflows/create_user".to_owned(),
+        "/admin/registrations".to_owned(),
+        "/admin/loads".to_owned(),
+        format!("/admin/loads/{any}"),
+        format!("/admin/loads/{any}/report.csv"),
+        "/admin/tokens".to_owned(),
+    ] {
+        assert_eq!(
+            person.get(&path).await.status,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+        let away = visitor.get(&path).await;
+        assert_eq!(away.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(away.location.as_deref(), Some("/sign-in"), "{path}");
+    }
+    for path in [
+        format!("/admin/processes/{any}/retry"),
+        format!("/admin/processes/{any}/resume"),
+        "/admin/workflows/create_user".to_owned(),
+        "/admin/registrations/ada/approve".to_owned(),
+        format!("/admin/loads/{any}/again"),
+        format!("/admin/tokens/{any}/revoke"),
+        // Bob making himself an admin.
+        format!("/admin/users/{bob}/roles"),
+    ] {
+        let refused = person
+            .post(
+                &path,
+                &[
+                    ("csrf_token", &csrf),
+                    ("admin", "true"),
+                    ("then", "apply"),
+                    ("__pages", "[]"),
+                ],
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(
+            visitor.post(&path, &[]).await.status,
+            StatusCode::SEE_OTHER,
+            "{path}"
+        );
+    }
+    let upload = person
+        .upload(
+            "/admin/loads",
+            &[("csrf_token", &csrf)],
+            "people.csv",
+            "user_id\n",
+        )
+        .await;
+    assert_eq!(upload.status, StatusCode::FORBIDDEN);
+    assert!(
+        server.engine.store().roles(bob).await.unwrap().is_empty(),
+        "bob is no admin"
+    );
+    server.stop().await;
+}
