@@ -18,7 +18,7 @@ mod refusals;
 mod server;
 mod state;
 mod visibility;
-pub use state::{AppState, RequestLimits};
+pub use state::{AppState, RequestLimits, Services};
 
 pub use config::{Config, LogFormat, Mode};
 pub use error::{ApiError, ErrorCode, Problem};

@@ -36,7 +36,7 @@ use crate::api;
 use crate::config::{Config, Mode};
 use crate::error::{ApiError, ErrorCode};
 use crate::limit::ClientLimiter;
-use crate::state::{AppState, RequestLimits};
+use crate::state::{AppState, RequestLimits, Services};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, Error)]
@@ -446,7 +446,7 @@ pub fn app_state(engine: Engine, config: &Config) -> Result<AppState, ServeError
     ));
     let limiter = Arc::new(ClientLimiter::new(settings.requests_per_minute));
     let sign_in_limiter = Arc::new(ClientLimiter::new(config.accounts.sign_ins_per_minute));
-    Ok(AppState {
+    Ok(AppState::new(Services {
         engine,
         groups,
         provisioner,
@@ -465,7 +465,7 @@ pub fn app_state(engine: Engine, config: &Config) -> Result<AppState, ServeError
             header_read: Duration::from_secs(config.header_timeout_seconds),
         },
         trusted_proxies: config.trusted_proxies.clone().into(),
-    })
+    }))
 }
 
 /// Serves `app` on `listener` until `shutdown`, then lets the open connections finish. Each

@@ -12,10 +12,30 @@ use cadre_registration::delivery::Dispatcher;
 use crate::auth::TokenCache;
 use crate::limit::ClientLimiter;
 
-/// The application state handed to handlers: the engine (and through it the store and the
-/// workflow registry), the workflow groups, the provisioning loads and registration.
+/// The application state handed to handlers: a handle on the [`Services`], cloned for every
+/// request (by axum's `State` and each middleware that takes it), so a clone is one reference
+/// count whatever the services hold.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    /// The state for `services`.
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// What handlers share: the engine (and through it the store and the workflow registry), the
+/// workflow groups, the provisioning loads and registration.
+pub struct Services {
     /// The workflow engine (starts, resumes and aborts processes; owns the store).
     pub engine: Engine,
     /// Workflow groups and their files.
