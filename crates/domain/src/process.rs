@@ -354,6 +354,10 @@ pub trait ProcessRepository: Send + Sync {
         step: Option<&StepRecord>,
         update: &ProcessUpdate,
     ) -> Result<Process>;
+    /// Empties the step states (each step's snapshot of the process state) of the processes that
+    /// ended (completed or aborted) before `before`; their step log lines and their final state
+    /// stay. Returns how many steps were emptied; a second call finds none of them again.
+    async fn prune_step_states(&self, before: DateTime<Utc>) -> Result<u64>;
     /// Stores a raw input (`initial_state` or `user_input`) of a process.
     async fn record_input(
         &self,

@@ -77,6 +77,9 @@ pub struct Config {
     /// Days a delivered (or given up) mail or webhook call keeps its body, links included; then
     /// only its record of delivery stays (0 keeps bodies for ever).
     pub outbox_retention_days: u32,
+    /// Days after a process ended (completed or aborted) before its steps' state snapshots are
+    /// emptied; its step log and final state stay (0 keeps them for ever).
+    pub step_state_retention_days: u32,
     /// Seconds a whole request may take, from its headers to its answer (then 408).
     pub request_timeout_seconds: u64,
     /// Seconds a request body may send nothing before the request is given up.
@@ -113,6 +116,7 @@ impl Default for Config {
             outbox_retry_seconds: 30,
             audit_retention_days: 365,
             outbox_retention_days: 7,
+            step_state_retention_days: 90,
             request_timeout_seconds: 300,
             body_idle_seconds: 30,
             header_timeout_seconds: 10,
@@ -186,6 +190,11 @@ impl Config {
             (
                 "outbox_retention_days",
                 u64::from(self.outbox_retention_days),
+                36_500,
+            ),
+            (
+                "step_state_retention_days",
+                u64::from(self.step_state_retention_days),
                 36_500,
             ),
             ("outbox_retry_seconds", self.outbox_retry_seconds, 86_400),

@@ -313,6 +313,7 @@ impl Cadre {
             let engine = state.engine.clone();
             let retention_days = state.audit_retention_days;
             let outbox_days = state.outbox_retention_days;
+            let step_state_days = state.step_state_retention_days;
             let mut stopped_purge = stopped.clone();
             background.push(tokio::spawn(async move {
                 loop {
@@ -347,6 +348,19 @@ impl Cadre {
                             }
                             Err(error) => {
                                 tracing::warn!(%error, "could not forget old outbox messages")
+                            }
+                        }
+                    }
+                    if step_state_days > 0 {
+                        let before = engine.clock().now()
+                            - chrono::TimeDelta::days(i64::from(step_state_days));
+                        match store.prune_step_states(before).await {
+                            Ok(0) => {}
+                            Ok(pruned) => {
+                                tracing::info!(pruned, "emptied the step states of old processes")
+                            }
+                            Err(error) => {
+                                tracing::warn!(%error, "could not prune old step states")
                             }
                         }
                     }
@@ -458,6 +472,7 @@ pub fn app_state(engine: Engine, config: &Config) -> Result<AppState, ServeError
         tokens: Arc::default(),
         audit_retention_days: config.audit_retention_days,
         outbox_retention_days: config.outbox_retention_days,
+        step_state_retention_days: config.step_state_retention_days,
         limits: RequestLimits {
             request_timeout: Duration::from_secs(config.request_timeout_seconds),
             body_idle: Duration::from_secs(config.body_idle_seconds),

@@ -58,6 +58,8 @@ pub struct Services {
     pub audit_retention_days: u32,
     /// Days a done outbox message keeps its body (0: for ever).
     pub outbox_retention_days: u32,
+    /// Days after a process ended before its step states are emptied (0: for ever).
+    pub step_state_retention_days: u32,
     /// How long and how many requests are served.
     pub limits: RequestLimits,
     /// The reverse proxies whose `X-Forwarded-For` names the client.

@@ -633,6 +633,31 @@ impl<C: Conn> ProcessRepository for Repo<C> {
         })
     }
 
+    async fn prune_step_states(&self, before: DateTime<Utc>) -> Result<u64> {
+        let ended = Query::select()
+            .column(processes::Column::Id)
+            .from(processes::Entity)
+            .and_where(
+                processes::Column::Status.is_in(
+                    ProcessStatus::ALL
+                        .iter()
+                        .filter(|status| status.is_final())
+                        .map(|status| status.as_str()),
+                ),
+            )
+            .and_where(processes::Column::LastModifiedAt.lt(before.fixed_offset()))
+            .to_owned();
+        let empty = Value::Object(serde_json::Map::new());
+        let pruned = process_steps::Entity::update_many()
+            .col_expr(process_steps::Column::State, Expr::value(empty.clone()))
+            .filter(process_steps::Column::ProcessId.in_subquery(ended))
+            .filter(process_steps::Column::State.ne(empty))
+            .exec(&self.conn)
+            .await
+            .map_err(storage_error)?;
+        Ok(pruned.rows_affected)
+    }
+
     async fn transition_process(
         &self,
         id: Uuid,

@@ -396,6 +396,30 @@ impl<T: Access> ProcessRepository for T {
         })
     }
 
+    async fn prune_step_states(&self, before: DateTime<Utc>) -> Result<u64> {
+        self.write(move |tables, _| {
+            let processes = Arc::make_mut(&mut tables.processes);
+            let ended: Vec<Uuid> = processes
+                .rows
+                .values()
+                .filter(|row| {
+                    row.process.status.is_final() && row.process.last_modified_at < before
+                })
+                .map(|row| row.process.id)
+                .collect();
+            let mut pruned = 0;
+            for id in ended {
+                for step in processes.steps.get_mut(&id).into_iter().flatten() {
+                    if !step.state.is_empty() {
+                        step.state = crate::State::new();
+                        pruned += 1;
+                    }
+                }
+            }
+            Ok(pruned)
+        })
+    }
+
     async fn commit_steps(
         &self,
         lease: &Lease,

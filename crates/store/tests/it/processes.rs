@@ -275,3 +275,47 @@ async fn a_transition_needs_an_allowed_status_and_revokes_the_lease() {
     );
     assert_eq!(store.process_steps(new.id).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn pruning_empties_the_step_states_of_ended_processes_only() {
+    let store = scratch_store().await;
+    let at = now() + TimeDelta::seconds(1);
+    let mut ids = Vec::new();
+    for status in [ProcessStatus::Completed, ProcessStatus::Waiting] {
+        let new = new_process(None, now());
+        store.create_process(&new).await.unwrap();
+        let lease = claim(&store, "a", now()).await.unwrap();
+        let steps = [
+            step("init", StepStatus::Success, None, at),
+            step("one", StepStatus::Success, None, at),
+        ];
+        let next = (status == ProcessStatus::Waiting).then_some("two");
+        store
+            .commit_steps(&lease, &steps, &update(status, next, at), None)
+            .await
+            .unwrap();
+        ids.push(new.id);
+    }
+    let [ended, waiting] = [ids[0], ids[1]];
+
+    assert_eq!(
+        store.prune_step_states(at).await.unwrap(),
+        0,
+        "not before it ended"
+    );
+    let later = at + TimeDelta::days(1);
+    assert_eq!(store.prune_step_states(later).await.unwrap(), 2);
+    assert_eq!(store.prune_step_states(later).await.unwrap(), 0, "once");
+
+    let logged = store.process_steps(ended).await.unwrap();
+    let keys: Vec<&str> = logged.iter().map(|step| step.step_key.as_str()).collect();
+    assert_eq!(keys, ["init", "one"], "the log lines stay");
+    assert!(logged.iter().all(|step| step.state.is_empty()));
+    assert_eq!(
+        store.process(ended).await.unwrap().state,
+        state(json!({"done": true})),
+        "the final state stays"
+    );
+    let kept = store.process_steps(waiting).await.unwrap();
+    assert!(kept.iter().all(|step| !step.state.is_empty()), "{kept:?}");
+}
