@@ -16,6 +16,7 @@ mod accounts;
 mod audit;
 mod authorization;
 mod browser;
+mod metrics;
 mod registration;
 mod web;
 

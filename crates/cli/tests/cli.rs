@@ -603,3 +603,57 @@ async fn what_cadre_creates_is_for_its_own_user_only() {
     let mode = std::fs::metadata(&database).unwrap().permissions().mode();
     assert_eq!(mode & 0o077, 0, "the database is {mode:o}");
 }
+
+#[tokio::test]
+async fn metrics_address_serves_metrics_to_anyone_there_even_without_the_api() {
+    let cadre = Cadre::new().await;
+    let [product, group] = group_pages("metrics");
+    let started = cadre.json(&["workflow", "start", "create_user_group", &product, &group]);
+    let id = started["id"].as_str().unwrap().to_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_cadre"))
+        .args(["serve", "--workers-only", "--port", "1", "--database-url"])
+        .arg(cadre.database.url())
+        .env_remove("DATABASE_URL")
+        .env("CADRE_METRICS_ADDRESS", format!("127.0.0.1:{port}"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        status = cadre.json(&["process", "show", &id])["last_status"].clone();
+        if status == "completed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "completed", "the worker ran the process");
+
+    let answer = http(port, "GET", "/metrics", "", "");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("cadre_processes{status=\"completed\"} 1\n"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains(
+            "cadre_step_duration_seconds_count{workflow=\"create_user_group\",step=\"create_subscription\",status=\"success\"} 1\n"
+        ),
+        "the workers of this process told their steps: {answer}"
+    );
+    let api = http(port, "GET", "/api/health", "", "");
+    assert!(
+        api.starts_with("HTTP/1.1 404"),
+        "only /metrics there: {api}"
+    );
+
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(server.wait().unwrap().success());
+}

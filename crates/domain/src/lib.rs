@@ -46,8 +46,8 @@ pub use ports::{
     SubscriptionSnapshot, SubscriptionSort, SystemClock, UuidV7Source,
 };
 pub use process::{
-    Lease, NewProcess, Process, ProcessQuery, ProcessRepository, ProcessStatus, ProcessStep,
-    ProcessUpdate, State, StepRecord, StepStatus, Target,
+    Lease, NewProcess, Process, ProcessCounts, ProcessQuery, ProcessRepository, ProcessStatus,
+    ProcessStep, ProcessUpdate, State, StepRecord, StepStatus, Target,
 };
 pub use provisioning::{
     ChunkPart, LoadChunk, ProvisionedMark, ProvisionedSubscription, ProvisioningRepository, Written,

@@ -281,6 +281,18 @@ pub struct ProcessUpdate {
     pub now: DateTime<Utc>,
 }
 
+/// How many processes there are, for metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProcessCounts {
+    /// Processes in each status that has any.
+    pub by_status: Vec<(ProcessStatus, u64)>,
+    /// Processes a worker could claim now: due, in a runnable status, their lease free or
+    /// expired.
+    pub runnable: u64,
+    /// When the longest-waiting of those became due.
+    pub oldest_runnable: Option<DateTime<Utc>>,
+}
+
 /// Which processes to list.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ProcessQuery {
@@ -354,6 +366,8 @@ pub trait ProcessRepository: Send + Sync {
         step: Option<&StepRecord>,
         update: &ProcessUpdate,
     ) -> Result<Process>;
+    /// How many processes are in each status, and which could be claimed at `now`.
+    async fn process_counts(&self, now: DateTime<Utc>) -> Result<ProcessCounts>;
     /// Empties the step states (each step's snapshot of the process state) of the processes that
     /// ended (completed or aborted) before `before`; their step log lines and their final state
     /// stay. Returns how many steps were emptied; a second call finds none of them again.

@@ -20,7 +20,7 @@ pub mod testing;
 mod workflow;
 
 pub use cadre_domain::forms::{FormError, InputForm};
-pub use engine::{CompletionHook, Engine, EngineConfig, EngineError};
+pub use engine::{CompletionHook, Engine, EngineConfig, EngineError, StepObserver};
 pub use no_input::NoInput;
 pub use step::{
     Condition, FailureKind, Patch, RetryPolicy, Step, StepContext, StepError, StepFn, StepKind,

@@ -1,7 +1,7 @@
 //! Server configuration: defaults, then a TOML file, then `CADRE_*` environment variables
 //! (and `DATABASE_URL`), then command-line flags.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use cadre_accounts::AccountSettings;
@@ -91,6 +91,9 @@ pub struct Config {
     /// The reverse proxies in front of cadre: from them, `X-Forwarded-For` names the client
     /// (for rate limits and the audit log); from anyone else it is ignored.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Where to serve `GET /metrics` to anyone who reaches it (e.g. `127.0.0.1:9464`, for a
+    /// Prometheus beside cadre); without it, `/metrics` beside the API answers admins only.
+    pub metrics_address: Option<SocketAddr>,
 }
 
 /// The default database: `cadre.db` in the working directory, created if absent.
@@ -122,6 +125,7 @@ impl Default for Config {
             header_timeout_seconds: 10,
             max_concurrent_requests: 256,
             trusted_proxies: Vec::new(),
+            metrics_address: None,
         }
     }
 }

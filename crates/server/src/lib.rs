@@ -13,6 +13,7 @@ mod error;
 mod extract;
 mod limit;
 mod link_pages;
+pub mod metrics;
 pub mod multipart;
 mod refusals;
 mod server;

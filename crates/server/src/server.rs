@@ -36,6 +36,7 @@ use crate::api;
 use crate::config::{Config, Mode};
 use crate::error::{ApiError, ErrorCode};
 use crate::limit::ClientLimiter;
+use crate::metrics::Metrics;
 use crate::state::{AppState, RequestLimits, Services};
 
 /// Why the server could not start or stopped with an error.
@@ -198,6 +199,7 @@ impl Cadre {
                 async move { Json(openapi.as_ref().clone()) }
             }),
         )
+        .route("/metrics", get(crate::metrics::admin_metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::refusals::record,
@@ -217,6 +219,11 @@ impl Cadre {
             limits.request_timeout,
         ))
         .layer(GlobalConcurrencyLimitLayer::new(limits.max_concurrent))
+        // Counted outside the limit, so that time spent waiting for a turn shows.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
         .layer(TraceLayer::new(
             StatusInRangeAsFailures::new(500..=509).into_make_classifier(),
         ))
@@ -264,10 +271,40 @@ impl Cadre {
             Mode::ApiOnly => 0,
             Mode::All | Mode::WorkersOnly => config.workers,
         };
+        let metrics_listener = match config.metrics_address {
+            Some(address) => {
+                Some(
+                    TcpListener::bind(address)
+                        .await
+                        .map_err(|source| ServeError::Io {
+                            context: format!("cannot listen on {address} for metrics"),
+                            source,
+                        })?,
+                )
+            }
+            None => None,
+        };
         hint_at_first_token(engine.store().as_ref()).await;
         let state = app_state(engine, config)?;
         recover_files(&state.groups).await;
-        self.run(state, listener, workers, shutdown).await
+        let Some(metrics_listener) = metrics_listener else {
+            return self.run(state, listener, workers, shutdown).await;
+        };
+        // The metrics listener outlives the API's, so that a scrape sees the workers finish.
+        let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        let metrics = axum::serve(metrics_listener, Metrics::router(state.clone()))
+            .with_graceful_shutdown(async move {
+                let _ = metrics_stopped.await;
+            })
+            .into_future();
+        let metrics = tokio::spawn(metrics);
+        tracing::info!(address = ?config.metrics_address, "serving /metrics");
+        let served = self.run(state, listener, workers, shutdown).await;
+        let _ = stop_metrics.send(());
+        if let Ok(Err(error)) = metrics.await {
+            tracing::warn!(%error, "the metrics listener failed");
+        }
+        served
     }
 
     /// Serves the API on `listener` (if any) and runs `workers` engine workers until `shutdown`
@@ -421,8 +458,10 @@ fn redact(url: &str) -> String {
 /// terminate users call the configured webhooks.
 pub fn app_state(engine: Engine, config: &Config) -> Result<AppState, ServeError> {
     let settings = Arc::new(config.registration.clone());
-    let engine =
-        engine.with_completion_hook(Arc::new(UserWebhooks::new(settings.webhooks.clone())));
+    let metrics = Arc::new(Metrics::new());
+    let engine = engine
+        .with_completion_hook(Arc::new(UserWebhooks::new(settings.webhooks.clone())))
+        .with_step_observer(metrics.clone());
     let volume = Arc::new(LocalVolume::new(&config.files_dir));
     let groups = WorkflowGroups::new(engine.clone(), volume, config.max_upload_bytes);
     let provisioner = Provisioner::new(engine.clone());
@@ -480,6 +519,7 @@ pub fn app_state(engine: Engine, config: &Config) -> Result<AppState, ServeError
             header_read: Duration::from_secs(config.header_timeout_seconds),
         },
         trusted_proxies: config.trusted_proxies.clone().into(),
+        metrics,
     }))
 }
 

@@ -11,6 +11,7 @@ use cadre_registration::delivery::Dispatcher;
 
 use crate::auth::TokenCache;
 use crate::limit::ClientLimiter;
+use crate::metrics::Metrics;
 
 /// The application state handed to handlers: a handle on the [`Services`], cloned for every
 /// request (by axum's `State` and each middleware that takes it), so a clone is one reference
@@ -64,6 +65,27 @@ pub struct Services {
     pub limits: RequestLimits,
     /// The reverse proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<[std::net::IpAddr]>,
+    /// Requests, steps and sign-in failures counted, for `/metrics`.
+    pub metrics: Arc<Metrics>,
+}
+
+impl Services {
+    /// Signs in with [`Accounts::sign_in`], counting the refusals in the metrics.
+    pub async fn sign_in(
+        &self,
+        login: &str,
+        password: &str,
+        addr: Option<std::net::IpAddr>,
+    ) -> Result<cadre_accounts::SignedIn, cadre_accounts::AccountError> {
+        let signed_in = self.accounts.sign_in(login, password, addr).await;
+        if matches!(
+            signed_in,
+            Err(cadre_accounts::AccountError::InvalidCredentials)
+        ) {
+            self.metrics.sign_in_failed();
+        }
+        signed_in
+    }
 }
 
 /// The bounds of the work requests make.

@@ -6,8 +6,9 @@
 
 use async_trait::async_trait;
 use cadre_domain::{
-    DomainError, IdSource, Lease, NewProcess, Page, Process, ProcessQuery, ProcessRepository,
-    ProcessStatus, ProcessStep, ProcessUpdate, Result, State, StepRecord, Target,
+    DomainError, IdSource, Lease, NewProcess, Page, Process, ProcessCounts, ProcessQuery,
+    ProcessRepository, ProcessStatus, ProcessStep, ProcessUpdate, Result, State, StepRecord,
+    Target,
 };
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{
@@ -16,8 +17,8 @@ use sea_orm::sea_query::{
 };
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Statement, TransactionSession,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Statement, TransactionSession,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -36,6 +37,27 @@ const CLAIMABLE: [ProcessStatus; 4] = [
     ProcessStatus::Running,
     ProcessStatus::Waiting,
 ];
+
+/// The processes a worker could claim at `now`: due, in a runnable status, their lease free or
+/// expired. Literal statuses, so that PostgreSQL can use the partial index of runnable
+/// processes even with a generic plan.
+fn claimable(now: DateTime<Utc>) -> Condition {
+    let now = now.fixed_offset();
+    Condition::all()
+        .add(
+            Expr::col(processes::Column::Status).is_in(
+                CLAIMABLE
+                    .iter()
+                    .map(|status| Expr::Constant(status.as_str().into())),
+            ),
+        )
+        .add(Expr::col(processes::Column::RunAt).lte(now))
+        .add(
+            Expr::col(processes::Column::LeaseExpiresAt)
+                .is_null()
+                .or(Expr::col(processes::Column::LeaseExpiresAt).lt(now)),
+        )
+}
 
 fn state_of(value: Value) -> Result<State> {
     match value {
@@ -511,21 +533,7 @@ impl<C: Conn> ProcessRepository for Repo<C> {
         let due = Query::select()
             .column(processes::Column::Id)
             .from(processes::Entity)
-            // Literal statuses, so that PostgreSQL can use the partial index of runnable
-            // processes even with a generic plan.
-            .and_where(
-                Expr::col(processes::Column::Status).is_in(
-                    CLAIMABLE
-                        .iter()
-                        .map(|status| Expr::Constant(status.as_str().into())),
-                ),
-            )
-            .and_where(Expr::col(processes::Column::RunAt).lte(now_value))
-            .and_where(
-                Expr::col(processes::Column::LeaseExpiresAt)
-                    .is_null()
-                    .or(Expr::col(processes::Column::LeaseExpiresAt).lt(now_value)),
-            )
+            .cond_where(claimable(now))
             .order_by(processes::Column::RunAt, sea_orm::Order::Asc)
             .order_by(processes::Column::Id, sea_orm::Order::Asc)
             .limit(1)
@@ -631,6 +639,40 @@ impl<C: Conn> ProcessRepository for Repo<C> {
             expires_at: until,
             ..lease.clone()
         })
+    }
+
+    async fn process_counts(&self, now: DateTime<Utc>) -> Result<ProcessCounts> {
+        let by_status: Vec<(String, i64)> = processes::Entity::find()
+            .select_only()
+            .column(processes::Column::Status)
+            .column_as(processes::Column::Id.count(), "count")
+            .group_by(processes::Column::Status)
+            .into_tuple()
+            .all(&self.conn)
+            .await
+            .map_err(storage_error)?;
+        let (runnable, oldest): (i64, Option<sea_orm::prelude::DateTimeWithTimeZone>) =
+            processes::Entity::find()
+                .select_only()
+                .column_as(processes::Column::Id.count(), "runnable")
+                .column_as(processes::Column::RunAt.min(), "oldest")
+                .filter(claimable(now))
+                .into_tuple()
+                .one(&self.conn)
+                .await
+                .map_err(storage_error)?
+                .unwrap_or_default();
+        let mut counts = ProcessCounts {
+            runnable: u64::try_from(runnable).unwrap_or_default(),
+            oldest_runnable: oldest.map(|at| at.to_utc()),
+            ..ProcessCounts::default()
+        };
+        for (status, count) in by_status {
+            counts
+                .by_status
+                .push((status.parse()?, u64::try_from(count).unwrap_or_default()));
+        }
+        Ok(counts)
     }
 
     async fn prune_step_states(&self, before: DateTime<Utc>) -> Result<u64> {

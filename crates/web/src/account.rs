@@ -81,11 +81,7 @@ pub(crate) async fn sign_in(
         return refused(None, error);
     }
     let addr = client_addr(&extensions);
-    match state
-        .accounts
-        .sign_in(&form.username, &form.password, addr)
-        .await
-    {
+    match state.sign_in(&form.username, &form.password, addr).await {
         Ok(signed_in) => {
             // A session the browser still had ends: one person, one session per browser.
             if let Ok(Some(old)) = visitor(&state, &headers).await {

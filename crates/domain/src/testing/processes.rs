@@ -13,8 +13,8 @@ use uuid::Uuid;
 use crate::error::{DomainError, Result};
 use crate::ports::Page;
 use crate::process::{
-    Lease, NewProcess, Process, ProcessQuery, ProcessRepository, ProcessStatus, ProcessStep,
-    ProcessUpdate, StepRecord, Target,
+    Lease, NewProcess, Process, ProcessCounts, ProcessQuery, ProcessRepository, ProcessStatus,
+    ProcessStep, ProcessUpdate, StepRecord, Target,
 };
 
 use super::{Access, DUPLICATE, MISSING_REFERENCE, Tables};
@@ -169,6 +169,13 @@ fn create(tables: &mut Tables, new: &NewProcess) -> Result<Process> {
     Ok(process)
 }
 
+/// Whether a worker could claim `row` at `now`: due, runnable, its lease free or expired.
+fn claimable(row: &Row, now: DateTime<Utc>) -> bool {
+    CLAIMABLE.contains(&row.process.status)
+        && row.process.run_at <= now
+        && row.lease_expires_at.is_none_or(|expires| expires < now)
+}
+
 /// Claims the runnable process due first (then by id) for `owner`.
 fn claim(
     tables: &mut Tables,
@@ -180,11 +187,7 @@ fn claim(
         .processes
         .rows
         .values()
-        .filter(|row| {
-            CLAIMABLE.contains(&row.process.status)
-                && row.process.run_at <= now
-                && row.lease_expires_at.is_none_or(|expires| expires < now)
-        })
+        .filter(|row| claimable(row, now))
         .min_by_key(|row| (row.process.run_at, row.process.id))?
         .process
         .id;
@@ -394,6 +397,26 @@ impl<T: Access> ProcessRepository for T {
                 ..lease.clone()
             })
         })
+    }
+
+    async fn process_counts(&self, now: DateTime<Utc>) -> Result<ProcessCounts> {
+        Ok(self.read(|tables, _| {
+            let rows = tables.processes.rows.values();
+            let mut counts = ProcessCounts::default();
+            for status in ProcessStatus::ALL {
+                let count = rows
+                    .clone()
+                    .filter(|row| row.process.status == *status)
+                    .count();
+                if count > 0 {
+                    counts.by_status.push((*status, count as u64));
+                }
+            }
+            let runnable = rows.filter(|row| claimable(row, now));
+            counts.runnable = runnable.clone().count() as u64;
+            counts.oldest_runnable = runnable.map(|row| row.process.run_at).min();
+            counts
+        }))
     }
 
     async fn prune_step_states(&self, before: DateTime<Utc>) -> Result<u64> {

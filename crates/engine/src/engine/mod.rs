@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use cadre_domain::{
     AuditAction, AuditEvent, Clock, DomainError, NewProcess, Origin, Process, ProcessStatus,
-    Repositories, State, Store, StoreTransaction,
+    Repositories, State, StepStatus, Store, StoreTransaction,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
@@ -84,6 +84,15 @@ pub trait CompletionHook: Send + Sync {
     ) -> Result<(), DomainError>;
 }
 
+/// Told of every step a worker of this engine ran (not the pure ones, which do no work): for
+/// metrics. Called when the step's body returned (and the worker still holds the process),
+/// before its effects commit.
+pub trait StepObserver: Send + Sync {
+    /// Step `step` of `workflow` ran for `took` and ended as `status` (`failed` when it failed,
+    /// whether or not it is retried).
+    fn step_ran(&self, workflow: &str, step: &str, status: StepStatus, took: std::time::Duration);
+}
+
 /// A workflow engine over a store.
 #[derive(Clone)]
 pub struct Engine {
@@ -93,6 +102,8 @@ pub struct Engine {
     config: EngineConfig,
     /// Run in the transaction of each completion.
     hooks: Vec<Arc<dyn CompletionHook>>,
+    /// Told of every step run.
+    observers: Vec<Arc<dyn StepObserver>>,
     /// Wakes this engine's idle workers when it makes a process runnable; workers elsewhere
     /// find it at their next poll.
     work_available: Arc<tokio::sync::Notify>,
@@ -114,6 +125,7 @@ impl Engine {
             clock,
             config,
             hooks: Vec::new(),
+            observers: Vec::new(),
             work_available: Arc::new(tokio::sync::Notify::new()),
             origin: Origin::default(),
         }
@@ -166,6 +178,13 @@ impl Engine {
     pub fn with_completion_hook(&self, hook: Arc<dyn CompletionHook>) -> Self {
         let mut engine = self.clone();
         engine.hooks.push(hook);
+        engine
+    }
+
+    /// This engine with `observer` told of every step its workers run.
+    pub fn with_step_observer(&self, observer: Arc<dyn StepObserver>) -> Self {
+        let mut engine = self.clone();
+        engine.observers.push(observer);
         engine
     }
 

@@ -143,7 +143,22 @@ impl Engine {
                 };
                 let run = execute(step, &ctx)
                     .instrument(info_span!("step", key = %step.key, name = %step.name));
-                match self.keeping_lease(&mut lease, run).await {
+                let timer = std::time::Instant::now();
+                let execution = self.keeping_lease(&mut lease, run).await;
+                let status = match &execution {
+                    Some(Execution::Advanced(_, status)) => Some(*status),
+                    Some(Execution::Suspend) => Some(StepStatus::Suspend),
+                    Some(Execution::Complete) => Some(StepStatus::Complete),
+                    Some(Execution::Failed(..)) => Some(StepStatus::Failed),
+                    None => None,
+                };
+                if let Some(status) = status {
+                    let took = timer.elapsed();
+                    for observer in &self.observers {
+                        observer.step_ran(&workflow.name, &step.key, status, took);
+                    }
+                }
+                match execution {
                     Some(execution) => execution,
                     // Another worker or an operator took the process: the step's writes roll
                     // back with its transaction, and nothing is recorded.

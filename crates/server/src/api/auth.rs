@@ -112,7 +112,6 @@ pub async fn login(
         csrf_token,
         user,
     } = state
-        .accounts
         .sign_in(&login.username, &login.password, client_addr(&extensions))
         .await?;
     if let Some(old) = session_cookie_in(&headers)

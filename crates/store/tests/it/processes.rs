@@ -319,3 +319,68 @@ async fn pruning_empties_the_step_states_of_ended_processes_only() {
     let kept = store.process_steps(waiting).await.unwrap();
     assert!(kept.iter().all(|step| !step.state.is_empty()), "{kept:?}");
 }
+
+#[tokio::test]
+async fn counts_tell_processes_by_status_and_the_claimable_ones() {
+    use cadre_domain::ProcessCounts;
+    let store = scratch_store().await;
+    assert_eq!(
+        store.process_counts(now()).await.unwrap(),
+        ProcessCounts::default()
+    );
+    // One completed, one held under a lease until now + 5 s, one due a second from now.
+    store
+        .create_process(&new_process(None, now()))
+        .await
+        .unwrap();
+    let done = claim(&store, "a", now()).await.unwrap();
+    store
+        .commit_steps(
+            &done,
+            &[],
+            &update(ProcessStatus::Completed, None, now()),
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .create_process(&new_process(None, now()))
+        .await
+        .unwrap();
+    claim(&store, "a", now()).await.unwrap();
+    let later = now() + TimeDelta::seconds(1);
+    store
+        .create_process(&new_process(None, later))
+        .await
+        .unwrap();
+
+    let counts = store
+        .process_counts(now() + TimeDelta::seconds(2))
+        .await
+        .unwrap();
+    let mut by_status = counts.by_status.clone();
+    by_status.sort_by_key(|(status, _)| status.as_str());
+    assert_eq!(
+        by_status,
+        [
+            (ProcessStatus::Completed, 1),
+            (ProcessStatus::Created, 1),
+            (ProcessStatus::Running, 1)
+        ]
+    );
+    assert_eq!((counts.runnable, counts.oldest_runnable), (1, Some(later)));
+    assert_eq!(
+        store.process_counts(now()).await.unwrap().runnable,
+        0,
+        "not yet due"
+    );
+    let expired = store
+        .process_counts(now() + TimeDelta::seconds(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        (expired.runnable, expired.oldest_runnable),
+        (2, Some(now())),
+        "the lease expired"
+    );
+}
