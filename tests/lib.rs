@@ -27,9 +27,16 @@ impl StepFn for Slow {
     }
 }
 
+/// The name of the workflow whose one touching step runs for [`LONG_STEP`], several leases of
+/// the crash worker.
+pub const LONG_STEP_WORKFLOW: &str = "long_step_test";
+
+/// How long the long step of [`LONG_STEP_WORKFLOW`] runs.
+pub const LONG_STEP: Duration = Duration::from_millis(1500);
+
 /// `init >> create_subscription >> touch a >> touch b >> touch c >> done`: every step but `init`
 /// and `done` writes to the database, so a step applied twice shows in the subscription count or
-/// its version. The registry also holds the provisioning loads.
+/// its version. The registry also holds [`LONG_STEP_WORKFLOW`] and the provisioning loads.
 pub fn registry() -> Registry {
     let pause = Duration::from_millis(20);
     let mut slow_create = create_subscription(ProductType::user_group());
@@ -52,7 +59,27 @@ pub fn registry() -> Registry {
             >> step("touch_c", "Touch C", Slow(Arc::new(Touch("c")), pause))
             >> done(),
     };
-    for workflow in std::iter::once(workflow).chain(cadre_provisioning::workflows()) {
+    let long = Workflow {
+        name: LONG_STEP_WORKFLOW.to_owned(),
+        description: "durability test: creates a group and touches it in one long step".to_owned(),
+        target: cadre_domain::Target::Create,
+        product_types: vec![ProductType::user_group()],
+        usable_when: Vec::new(),
+        version: 1,
+        initial_form: Arc::new(OnePage { required: None }),
+        steps: init()
+            >> create_subscription(ProductType::user_group())
+            >> step(
+                "touch_long",
+                "Touch long",
+                Slow(Arc::new(Touch("long")), LONG_STEP),
+            )
+            >> done(),
+    };
+    for workflow in [workflow, long]
+        .into_iter()
+        .chain(cadre_provisioning::workflows())
+    {
         if let Err(error) = registry.register(workflow) {
             unreachable!("the durability workflows are well formed: {error}");
         }

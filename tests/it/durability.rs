@@ -235,3 +235,86 @@ async fn a_killed_load_resumes_at_its_next_batch_and_applies_each_batch_once() {
         .unwrap();
     assert_eq!(users.total, LOAD_USERS as u64, "each user created once");
 }
+
+/// A worker killed with SIGKILL while a step runs for several of its leases (renewing it): the
+/// process is taken over once the last renewal expires, and the step's effect appears once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_during_a_long_step_is_replaced_and_the_step_applies_once() {
+    let database = scratch_database().await;
+    let url = database.url();
+    let store = store_at(url).await;
+    let starter = Engine::new(
+        Arc::new(store.clone()),
+        cadre_tests::registry(),
+        Arc::new(SystemClock),
+        EngineConfig::default(),
+    );
+    let process = starter
+        .start(
+            cadre_tests::LONG_STEP_WORKFLOW,
+            &[json!({"product": USER_GROUP_PRODUCT_ID})],
+            "test",
+        )
+        .await
+        .unwrap();
+    let worker = || {
+        Command::new(env!("CARGO_BIN_EXE_crash-worker"))
+            .env("CADRE_CRASH_DB", url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a worker")
+    };
+
+    // Kill the first worker two of its leases (250 ms) into the long step.
+    let mut first = worker();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while store
+        .process(process.id)
+        .await
+        .unwrap()
+        .next_step
+        .as_deref()
+        != Some("touch_long")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the long step never began"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    first.kill().expect("SIGKILL the worker");
+    first.wait().expect("reap the worker");
+    let interrupted = store.process(process.id).await.unwrap();
+    assert_eq!(interrupted.status, ProcessStatus::Running);
+    assert_eq!(interrupted.next_step.as_deref(), Some("touch_long"));
+
+    let mut second = worker();
+    while store.process(process.id).await.unwrap().status != ProcessStatus::Completed {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the process never completed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    second.kill().expect("SIGKILL the second worker");
+    second.wait().expect("reap the second worker");
+
+    let steps = store.process_steps(process.id).await.unwrap();
+    let keys: Vec<&str> = steps.iter().map(|step| step.step_key.as_str()).collect();
+    assert_eq!(keys, ["init", "create_subscription", "touch_long", "done"]);
+    let group = store
+        .list_subscriptions(&SubscriptionQuery {
+            product_type: Some(ProductType::user_group()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(group.total, 1);
+    assert_eq!(
+        group.items[0].subscription.version, 2,
+        "created, touched once"
+    );
+    assert_eq!(group.items[0].subscription.note.as_deref(), Some("long"));
+}

@@ -74,6 +74,10 @@ pub enum FailureKind {
     ApiUnavailable,
     /// The data is inconsistent: a task becomes `inconsistent_data`.
     InconsistentData,
+    /// The store failed, not the step (the database unreachable, say): the step's writes roll
+    /// back, nothing is recorded, and the process runs again from this step once its lease
+    /// expires, as after a failed commit.
+    Storage,
 }
 
 impl StepError {
@@ -129,7 +133,11 @@ impl From<DomainError> for StepError {
         Self {
             message: error.to_string(),
             detail: Some(serde_json::json!({ "class": kind })),
-            kind: FailureKind::Failed,
+            kind: if matches!(error, DomainError::Storage(_)) {
+                FailureKind::Storage
+            } else {
+                FailureKind::Failed
+            },
         }
     }
 }

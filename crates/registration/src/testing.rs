@@ -65,9 +65,15 @@ impl SmtpServer {
     /// The longest line the server reads (RFC 5321 allows 1000 octets; some slack).
     const MAX_LINE: u64 = 64 * 1024;
 
-    /// Starts the server; it accepts connections as soon as this returns.
+    /// Starts the server on a free loopback port; it accepts connections as soon as this
+    /// returns.
     pub fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_at(SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Starts the server on `address` (a mail server coming back where it was).
+    pub fn start_at(address: SocketAddr) -> Self {
+        let listener = TcpListener::bind(address).unwrap();
         let address = listener.local_addr().unwrap();
         let shared = Arc::new(Shared::default());
         let acceptor = std::thread::Builder::new()

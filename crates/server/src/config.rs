@@ -48,6 +48,9 @@ pub struct Config {
     pub port: u16,
     /// Engine workers to run in this process.
     pub workers: usize,
+    /// Seconds a worker's claim on a process lasts without a step commit or a renewal; a
+    /// process whose worker died is taken over by another after this.
+    pub lease_seconds: u64,
     /// Which parts to run.
     pub mode: Mode,
     /// Log filter in `RUST_LOG` syntax, e.g. `info` or `cadre_engine=debug,info`.
@@ -106,6 +109,7 @@ impl Default for Config {
             bind: IpAddr::from([127, 0, 0, 1]),
             port: 8080,
             workers: 2,
+            lease_seconds: 30,
             mode: Mode::All,
             log: "info".to_owned(),
             log_format: LogFormat::Text,
@@ -160,6 +164,7 @@ impl Config {
     /// Refuses settings beyond what cadre can use (durations are bounded where they are read).
     fn check(&self) -> Result<(), String> {
         let at_least_one = [
+            ("lease_seconds", self.lease_seconds),
             ("request_timeout_seconds", self.request_timeout_seconds),
             ("body_idle_seconds", self.body_idle_seconds),
             ("header_timeout_seconds", self.header_timeout_seconds),
@@ -174,6 +179,7 @@ impl Config {
             }
         }
         let bounded = [
+            ("lease_seconds", self.lease_seconds, 3_600),
             (
                 "request_timeout_seconds",
                 self.request_timeout_seconds,

@@ -147,6 +147,15 @@ impl Cadre {
     /// pending migrations (cadre's, which install the demo catalogue on a new database, then
     /// the added ones), and returns an engine with [`Cadre::registry`] over it.
     pub async fn open(&self, database_url: &str) -> Result<Engine, ServeError> {
+        self.open_with(database_url, EngineConfig::default()).await
+    }
+
+    /// [`Cadre::open`] with the engine's settings `engine`.
+    pub async fn open_with(
+        &self,
+        database_url: &str,
+        engine: EngineConfig,
+    ) -> Result<Engine, ServeError> {
         let database_error = |source| ServeError::Database {
             url: redact(database_url),
             source,
@@ -162,7 +171,7 @@ impl Cadre {
             store,
             self.registry()?,
             Arc::new(SystemClock),
-            EngineConfig::default(),
+            engine,
         ))
     }
 
@@ -251,7 +260,15 @@ impl Cadre {
         config: &Config,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        let engine = self.open(&config.database_url).await?;
+        let engine = self
+            .open_with(
+                &config.database_url,
+                EngineConfig {
+                    lease: chrono::TimeDelta::seconds(config.lease_seconds as i64),
+                    ..EngineConfig::default()
+                },
+            )
+            .await?;
         tracing::info!(database = %redact(&config.database_url), "database ready");
         let listener = match config.mode {
             Mode::WorkersOnly => None,

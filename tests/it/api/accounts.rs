@@ -1073,3 +1073,55 @@ async fn signing_in_again_makes_a_new_session_and_ends_the_one_the_request_came_
     assert_eq!(me(&new).await.unwrap().status(), StatusCode::OK);
     server.stop().await;
 }
+
+/// The mail server is down when a mail is due: the outbox keeps it and tries again with its
+/// backoff; once the server is back (at the same address), the mail goes out, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mails_wait_for_a_mail_server_that_is_down_and_go_out_once_when_it_is_back() {
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let server = server(None, Arc::new(SystemClock), move |config| {
+        config.smtp = Some(cadre_registration::mail::SmtpConfig {
+            host: "127.0.0.1".to_owned(),
+            port: address.port(),
+            security: SmtpSecurity::Plain,
+            username: None,
+            password: None,
+            from: "cadre <noreply@cadre.test>".to_owned(),
+        });
+    })
+    .await;
+    server.user_with_password("ada", PASSWORD, CHEAP).await;
+    let (status, _) = server
+        .call(
+            Method::POST,
+            "/api/auth/password-reset",
+            None,
+            Some(json!({"email": "ada@example.org"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    // Nothing listens there: the first attempt fails and the mail waits for its next one.
+    let store = server.engine.store();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.outbox_backlog().await.unwrap().waiting == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the mail never waited for a retry"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let smtp = SmtpServer::start_at(address);
+    let mails = mails_to(&smtp, "ada@example.org", 1).await;
+    assert_eq!(mails[0].header("Subject"), "Reset your password for cadre");
+    // Past two more retry periods: still one mail, and nothing left to send.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(smtp.messages().len(), 1, "sent once");
+    let backlog = store.outbox_backlog().await.unwrap();
+    assert_eq!((backlog.waiting, backlog.failed), (0, 0));
+}

@@ -29,6 +29,9 @@ enum Execution {
     Failed(StepError, Option<RetryPolicy>),
 }
 
+/// The longest a worker pauses between tries while the store keeps failing.
+const MAX_ERROR_BACKOFF: Duration = Duration::from_secs(5);
+
 impl Engine {
     /// Claims one runnable process and runs it until it completes, suspends, fails, waits or
     /// loses its lease. Returns the process id, or `None` when nothing was runnable.
@@ -60,16 +63,36 @@ impl Engine {
     /// `poll_interval` when idle. A step in progress finishes before the worker stops.
     pub async fn run_worker(&self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
+        // Consecutive failures (the database down, say): each doubles the pause before the
+        // next try, up to `MAX_ERROR_BACKOFF`, until a try succeeds.
+        let mut failures: u32 = 0;
         loop {
             let idle = match self.run_next().await {
-                Ok(Some(_)) => false,
-                Ok(None) => true,
+                Ok(Some(_)) => {
+                    failures = 0;
+                    false
+                }
+                Ok(None) => {
+                    failures = 0;
+                    true
+                }
                 Err(error) => {
-                    tracing::warn!(%error, "worker could not run a process");
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(%error, failures, "worker could not run a process");
                     true
                 }
             };
-            if idle {
+            if failures > 0 {
+                let pause = self
+                    .config
+                    .poll_interval
+                    .saturating_mul(1 << failures.min(16))
+                    .min(MAX_ERROR_BACKOFF);
+                tokio::select! {
+                    () = &mut shutdown => return,
+                    () = tokio::time::sleep(pause) => {}
+                }
+            } else if idle {
                 tokio::select! {
                     () = &mut shutdown => return,
                     () = self.work_available.notified() => {}
@@ -223,6 +246,12 @@ impl Engine {
                 Execution::Complete => {
                     pending.push(record(step, StepStatus::Complete, &state, None));
                     (update(ProcessStatus::Completed, None, &state), None)
+                }
+                // The database failed, not the step: its writes roll back, and the process is
+                // run again from this step once the lease expires.
+                Execution::Failed(error, _) if error.kind == FailureKind::Storage => {
+                    drop(txn);
+                    return Err(DomainError::Storage(error.message));
                 }
                 Execution::Failed(error, policy) => {
                     // The step's own writes roll back; the failure is recorded on its own.

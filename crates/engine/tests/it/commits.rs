@@ -220,3 +220,66 @@ async fn a_lost_lease_stops_the_worker_without_recording_anything() {
         group.subscription.version + 1
     );
 }
+
+/// Touches the subscription, then, the first time only, fails as a step does when the database
+/// went away under it.
+struct TouchThenLoseTheDatabase {
+    lost: AtomicBool,
+}
+
+#[async_trait]
+impl StepFn for TouchThenLoseTheDatabase {
+    async fn run(&self, ctx: &StepContext<'_>) -> Result<Patch, StepError> {
+        let patch = Touch("x").run(ctx).await?;
+        if !self.lost.swap(true, Ordering::SeqCst) {
+            return Err(DomainError::Storage("the connection was reset".to_owned()).into());
+        }
+        Ok(patch)
+    }
+}
+
+#[tokio::test]
+async fn a_store_failure_inside_a_step_is_no_step_failure_and_the_step_runs_again() {
+    let store = store().await;
+    let group = active_group(&store, "g1").await;
+    let clock = ManualClock::new();
+    let flow = workflow(
+        "lose_database",
+        init()
+            >> step(
+                "touch",
+                "Touch",
+                TouchThenLoseTheDatabase {
+                    lost: AtomicBool::new(false),
+                },
+            )
+            >> done(),
+    );
+    let engine = engine(&store, vec![flow], clock.clone());
+    let process = engine
+        .start("lose_database", &page(group.subscription.id), "alice")
+        .await
+        .unwrap();
+
+    let error = engine.run_until_idle().await.unwrap_err();
+    assert!(matches!(error, DomainError::Storage(_)), "{error:?}");
+    let running = store.process(process.id).await.unwrap();
+    assert_eq!(running.status, ProcessStatus::Running, "not failed");
+    assert_eq!(running.failed_reason, None);
+    assert!(store.process_steps(process.id).await.unwrap().is_empty());
+    assert_eq!(
+        version(&store, group.subscription.id).await,
+        group.subscription.version,
+        "the step rolled back"
+    );
+
+    // Once the lease expires, the step runs again and commits once.
+    clock.advance(TimeDelta::minutes(1));
+    assert_eq!(engine.run_until_idle().await.unwrap(), 1);
+    let completed = store.process(process.id).await.unwrap();
+    assert_eq!(completed.status, ProcessStatus::Completed);
+    assert_eq!(
+        version(&store, group.subscription.id).await,
+        group.subscription.version + 1
+    );
+}
