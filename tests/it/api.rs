@@ -1904,3 +1904,109 @@ async fn problem_bodies_carry_the_code_of_their_kind_of_failure() {
     assert_json_snapshot!("rate_limited", body);
     server.stop().await;
 }
+
+/// A tmpfs of `size` mounted on a fresh folder, unmounted when dropped; `None` (said) where
+/// this process may not mount one.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if !mounted {
+            eprintln!(
+                "SKIPPED a full-volume test: it mounts a small tmpfs, which needs root (as \
+                 .ci/run has)."
+            );
+            return None;
+        }
+        Some(Self(dir))
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+
+    /// The regular files under the mount.
+    fn files(&self) -> Vec<std::path::PathBuf> {
+        let mut files = Vec::new();
+        let mut folders = vec![self.path().to_owned()];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(folder).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    folders.push(path);
+                } else {
+                    files.push(path);
+                }
+            }
+        }
+        files
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn an_upload_to_a_full_volume_is_refused_with_507_and_leaves_nothing() {
+    let Some(volume) = Tmpfs::mount("1m") else {
+        return;
+    };
+    let files_dir = volume.path().join("files");
+    let server = Server::start_with(
+        1,
+        Vec::new(),
+        move |config| config.files_dir = files_dir,
+        Arc::new(SystemClock),
+    )
+    .await;
+    let group = server.create_group("staff", "Staff").await;
+    let (_, token) = server.create_user("ada", &group).await;
+    let (status, team) = server
+        .call(
+            Method::POST,
+            "/api/workflow-groups",
+            Some(&token),
+            Some(json!({"workflow": "create_user", "name": "Team"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{team}");
+    let team = team["id"].as_str().unwrap();
+
+    let large = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(vec![b'x'; 2 << 20]).file_name("large.bin"),
+    );
+    let (status, body) = server.upload(&token, team, large).await;
+    assert_eq!(status, StatusCode::INSUFFICIENT_STORAGE);
+    assert_json_snapshot!("volume_full", body);
+    assert!(volume.files().is_empty(), "{:?}", volume.files());
+    let (_, listed) = server
+        .call(
+            Method::GET,
+            &format!("/api/workflow-groups/{team}/files"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(listed, json!({"items": []}), "nothing half-stored");
+
+    // The room the failed upload took is free again.
+    let (status, stored) = server
+        .upload(&token, team, file_part("small.txt", b"small"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{stored}");
+    assert_eq!(volume.files().len(), 1);
+    server.stop().await;
+}

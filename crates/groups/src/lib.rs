@@ -58,6 +58,9 @@ pub enum GroupError {
     /// The file volume failed; the message is for operators' logs.
     #[error("the file volume failed: {0}")]
     Volume(String),
+    /// The file volume has no room left for the upload (or the quota is spent).
+    #[error("the file volume is full")]
+    VolumeFull,
 }
 
 impl From<EngineError> for GroupError {

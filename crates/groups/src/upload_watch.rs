@@ -79,6 +79,12 @@ impl UploadWatch {
             GroupError::TooLarge { limit: self.limit }
         } else if let Some(reason) = &state.interrupted {
             GroupError::Interrupted(reason.clone())
+        } else if matches!(
+            error.kind(),
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+        ) {
+            tracing::error!(%error, "the file volume is full");
+            GroupError::VolumeFull
         } else {
             tracing::error!(%error, "file volume write failed");
             GroupError::Volume(error.to_string())

@@ -82,6 +82,8 @@ pub enum ErrorCode {
     StorageUnavailable,
     /// 503: the file storage of workflow groups is unavailable.
     FileStorageUnavailable,
+    /// 507: the file storage of workflow groups has no room for the upload.
+    InsufficientStorage,
 }
 
 impl ErrorCode {
@@ -109,6 +111,7 @@ impl ErrorCode {
             Self::StorageUnavailable | Self::FileStorageUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            Self::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
         }
     }
 }
@@ -249,6 +252,10 @@ impl From<GroupError> for ApiError {
                     "file storage is unavailable; try again later",
                 )
             }
+            GroupError::VolumeFull => Self::new(
+                ErrorCode::InsufficientStorage,
+                "the file storage has no room for this file; nothing was stored",
+            ),
             other => Self::internal(other),
         }
     }
@@ -477,6 +484,7 @@ mod tests {
             GroupError::TooLarge { limit: 10 }.into(),
             GroupError::Interrupted("the client went away".to_owned()).into(),
             GroupError::Volume("permission denied: /srv/files".to_owned()).into(),
+            GroupError::VolumeFull.into(),
             ProvisionError::NotALoad(Uuid::nil()).into(),
             RegistrationError::Invalid {
                 field: "email".to_owned(),

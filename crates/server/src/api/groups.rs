@@ -316,6 +316,7 @@ pub async fn delete_group(
         (status = 413, description = "The file is larger than the limit", body = Problem),
         (status = 422, description = "An invalid file name", body = Problem),
         (status = 503, description = "File storage failed", body = Problem),
+        (status = 507, description = "File storage is full; nothing was stored", body = Problem),
     ))]
 pub async fn upload_file(
     caller: Caller,
