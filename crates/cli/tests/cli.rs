@@ -51,6 +51,22 @@ impl Cadre {
         String::from_utf8(output.stderr).unwrap()
     }
 
+    /// `cadre serve` on `port` over this database and volume, with the settings `env`.
+    fn serve(&self, port: u16, env: &[(&str, &str)]) -> std::process::Child {
+        Command::new(env!("CARGO_BIN_EXE_cadre"))
+            .args(["serve", "--port", &port.to_string(), "--database-url"])
+            .arg(self.database.url())
+            .env_remove("DATABASE_URL")
+            .env_remove("CADRE_CONFIG")
+            .env("CADRE_FILES_DIR", self.files.path().join("volume"))
+            .env("CADRE_MAIL_DIR", self.files.path().join("mail"))
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
     fn json(&self, args: &[&str]) -> Value {
         let mut args = args.to_vec();
         args.push("--json");
@@ -507,20 +523,9 @@ async fn the_first_admin_is_made_with_a_password_read_from_standard_input() {
     assert!(!again.status.success(), "the user name is taken");
 }
 
-/// Sends one HTTP/1.1 request to `127.0.0.1:port`; returns the whole answer.
+/// Sends one HTTP/1.1 request with a JSON body to `127.0.0.1:port`; returns the whole answer.
 fn http(port: u16, method: &str, path: &str, token: &str, body: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer
+    http_as(port, method, path, token, "application/json", body)
 }
 
 #[tokio::test]
@@ -656,4 +661,232 @@ async fn metrics_address_serves_metrics_to_anyone_there_even_without_the_api() {
         .status()
         .unwrap();
     assert!(server.wait().unwrap().success());
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until `cadre serve` answers on `port`.
+async fn until_listening(port: u16) {
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("cadre serve never listened on {port}");
+}
+
+/// The regular files under `folder` (none when it does not exist).
+fn files_under(folder: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut folders = vec![folder.to_owned()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(folder).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+/// `cadre serve` killed with SIGKILL in the middle of an upload leaves partial content and an
+/// `uploading` row; once no request could still be writing it (the request timeout), the next
+/// start removes both.
+#[tokio::test]
+async fn a_server_killed_during_an_upload_leaves_nothing_once_started_again() {
+    use std::io::Write;
+    let cadre = Cadre::new().await;
+    let ada = active_user(cadre.database.url()).await;
+    cadre.json(&[
+        "workflow-group",
+        "create",
+        "--workflow",
+        "create_user",
+        "--name",
+        "Team",
+        "--owner",
+        &ada,
+        "--identifier",
+        "team",
+    ]);
+    let token = cadre.json(&["token", "create", "--role", "user", "--user", &ada])["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let settings = [("CADRE_REQUEST_TIMEOUT_SECONDS", "2")];
+    let port = free_port();
+    let mut server = cadre.serve(port, &settings);
+    until_listening(port).await;
+
+    // Headers announcing 10 MB, and the first 256 KiB of the file.
+    let boundary = "cadre-boundary";
+    let mut upload = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        upload,
+        "POST /api/workflow-groups/team/files HTTP/1.1\r\nHost: localhost\r\n\
+         Authorization: Bearer {token}\r\n\
+         Content-Type: multipart/form-data; boundary={boundary}\r\n\
+         Content-Length: 10000000\r\n\r\n--{boundary}\r\n\
+         Content-Disposition: form-data; name=\"file\"; filename=\"big.bin\"\r\n\r\n"
+    )
+    .unwrap();
+    upload.write_all(&vec![b'x'; 256 * 1024]).unwrap();
+    let volume = cadre.files.path().join("volume");
+    for _ in 0..200 {
+        if !files_under(&volume).is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        files_under(&volume).len(),
+        1,
+        "the partial content is written"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+    drop(upload);
+    assert_eq!(files_under(&volume).len(), 1, "and left behind by the kill");
+
+    // Past the request timeout, a new start finishes the abandoned upload off.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let mut server = cadre.serve(port, &settings);
+    until_listening(port).await;
+    assert_eq!(files_under(&volume), Vec::<std::path::PathBuf>::new());
+    let store = cadre_store::testing::store_at(cadre.database.url()).await;
+    let group = cadre_domain::GroupId::parse("team").unwrap();
+    let rows = cadre_domain::WorkflowGroupRepository::group_files(&store, &group, None)
+        .await
+        .unwrap();
+    assert!(rows.is_empty(), "{rows:?}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+/// `cadre serve` killed with SIGKILL while its workers run a bulk load: started again, it
+/// takes the load up where its last committed batch left it, and each user is created once.
+#[tokio::test]
+async fn a_server_killed_during_a_bulk_load_finishes_it_once_started_again() {
+    let cadre = Cadre::new().await;
+    let token = cadre.ok(&["token", "create", "--role", "admin"]);
+    let token = token.trim().to_owned();
+    let settings = [("CADRE_LEASE_SECONDS", "1"), ("CADRE_WORKERS", "1")];
+    let port = free_port();
+    let mut server = cadre.serve(port, &settings);
+    until_listening(port).await;
+
+    let users = 2000;
+    let mut rows = String::from("user_id,firstname,lastname,email,auth_id,user_groups\n");
+    for n in 0..users {
+        rows.push_str(&format!("u{n},,,u{n}@example.com,,everyone\n"));
+    }
+    let answer = http_as(
+        port,
+        "POST",
+        "/api/provisioning/users?mode=full",
+        &token,
+        "text/csv",
+        &rows,
+    );
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    let started: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let load = started["process_id"].as_str().unwrap().to_owned();
+
+    // Kill it once some batches are in, before the last.
+    let store = cadre_store::testing::store_at(cadre.database.url()).await;
+    let id: uuid::Uuid = load.parse().unwrap();
+    let mut applied = 0;
+    for _ in 0..1000 {
+        let process = cadre_domain::ProcessRepository::process(&store, id)
+            .await
+            .unwrap();
+        applied = process
+            .state
+            .get("applied")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        if applied >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let process = cadre_domain::ProcessRepository::process(&store, id)
+        .await
+        .unwrap();
+    assert_ne!(
+        process.status,
+        cadre_domain::ProcessStatus::Completed,
+        "killed mid-load (after batch {applied})"
+    );
+
+    let mut server = cadre.serve(port, &settings);
+    let mut status = Value::Null;
+    for _ in 0..600 {
+        status = cadre.json(&["process", "show", &load])["last_status"].clone();
+        if status == "completed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "completed");
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let steps = cadre_domain::ProcessRepository::process_steps(&store, id)
+        .await
+        .unwrap();
+    let batches: Vec<&str> = steps
+        .iter()
+        .filter(|step| step.step_key == "apply_batch")
+        .map(|step| step.name.as_str())
+        .collect();
+    let distinct: std::collections::BTreeSet<&str> = batches.iter().copied().collect();
+    assert_eq!(
+        distinct.len(),
+        batches.len(),
+        "a batch applied twice: {batches:?}"
+    );
+    let listed = cadre.json(&[
+        "subscription",
+        "list",
+        "--product-type",
+        "User",
+        "--limit",
+        "1",
+    ]);
+    assert_eq!(listed["total"], users, "each user created once");
+}
+
+/// Sends one HTTP/1.1 request with a body of `content_type`; returns the whole answer.
+fn http_as(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: &str,
+    content_type: &str,
+    body: &str,
+) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
 }

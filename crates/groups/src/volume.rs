@@ -13,8 +13,8 @@ use tokio_util::io::ReaderStream;
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Content kept as files under a folder: `objects/<first two characters>/<key>`, written to
-/// `tmp/` first and renamed into place once complete and synced, so a key never names partial
-/// content.
+/// `tmp/<key>.part` first and renamed into place once complete and synced, so a key never names
+/// partial content; deleting a key removes both.
 #[derive(Debug, Clone)]
 pub struct LocalVolume {
     root: PathBuf,
@@ -41,15 +41,23 @@ impl LocalVolume {
         }
         Ok(self.root.join("objects").join(&key[..2]).join(key))
     }
+
+    /// Where the content of `key` is written until it is complete. Keys are made afresh for
+    /// each upload, so one writer has each.
+    fn part_path(&self, key: &str) -> io::Result<PathBuf> {
+        self.path(key)?;
+        Ok(self.root.join("tmp").join(format!("{key}.part")))
+    }
 }
 
 #[async_trait]
 impl FileVolume for LocalVolume {
     async fn write(&self, key: &str, mut content: ByteStream) -> io::Result<u64> {
         let path = self.path(key)?;
-        let tmp_dir = self.root.join("tmp");
-        tokio::fs::create_dir_all(&tmp_dir).await?;
-        let tmp = tmp_dir.join(format!("{key}.{}.part", uuid::Uuid::new_v4().simple()));
+        let tmp = self.part_path(key)?;
+        if let Some(tmp_dir) = tmp.parent() {
+            tokio::fs::create_dir_all(tmp_dir).await?;
+        }
         let written = async {
             let mut file = tokio::fs::File::create(&tmp).await?;
             let mut size = 0u64;
@@ -78,11 +86,16 @@ impl FileVolume for LocalVolume {
         Ok(Box::pin(ReaderStream::with_capacity(file, READ_CHUNK)))
     }
 
+    /// Removes the content of `key`, and what a write of it left half done (a process killed
+    /// mid-upload leaves its partial content in `tmp/`).
     async fn delete(&self, key: &str) -> io::Result<()> {
-        match tokio::fs::remove_file(self.path(key)?).await {
-            Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
-            _ => Ok(()),
+        for path in [self.path(key)?, self.part_path(key)?] {
+            match tokio::fs::remove_file(path).await {
+                Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
+                _ => {}
+            }
         }
+        Ok(())
     }
 }
 
@@ -122,6 +135,18 @@ mod tests {
             read_all(&volume, "abc123").await.unwrap_err().kind(),
             io::ErrorKind::NotFound
         );
+    }
+
+    #[tokio::test]
+    async fn deleting_a_key_removes_what_a_killed_write_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let volume = LocalVolume::new(dir.path());
+        // What a process killed mid-write leaves: the partial content, never renamed.
+        let part = volume.part_path("abc123").unwrap();
+        std::fs::create_dir_all(part.parent().unwrap()).unwrap();
+        std::fs::write(&part, "partial").unwrap();
+        volume.delete("abc123").await.unwrap();
+        assert!(!part.exists());
     }
 
     #[tokio::test]

@@ -303,7 +303,7 @@ impl Cadre {
         };
         hint_at_first_token(engine.store().as_ref()).await;
         let state = app_state(engine, config)?;
-        recover_files(&state.groups).await;
+        recover_files(&state.groups, state.limits.request_timeout).await;
         let Some(metrics_listener) = metrics_listener else {
             return self.run(state, listener, workers, shutdown).await;
         };
@@ -368,6 +368,8 @@ impl Cadre {
             let retention_days = state.audit_retention_days;
             let outbox_days = state.outbox_retention_days;
             let step_state_days = state.step_state_retention_days;
+            let groups = state.groups.clone();
+            let request_timeout = state.limits.request_timeout;
             let mut stopped_purge = stopped.clone();
             background.push(tokio::spawn(async move {
                 loop {
@@ -418,6 +420,7 @@ impl Cadre {
                             }
                         }
                     }
+                    recover_files(&groups, request_timeout).await;
                     tokio::select! {
                         _ = tokio::time::sleep(PURGE_INTERVAL) => {}
                         _ = stopped_purge.wait_for(|stop| *stop) => return,
@@ -588,10 +591,12 @@ async fn serve_http(
     graceful.shutdown().await;
 }
 
-/// Finishes file uploads and deletions that an earlier run left half done (uploads older than
-/// an hour: younger ones may still be running in another server process).
-async fn recover_files(groups: &WorkflowGroups) {
-    match groups.recover(chrono::TimeDelta::hours(1)).await {
+/// Finishes file uploads and deletions that an earlier run (or a node that died) left half
+/// done. An upload is abandoned once it is older than `request_timeout`: no request runs
+/// longer, so a younger one may still be running in another server process.
+async fn recover_files(groups: &WorkflowGroups, request_timeout: Duration) {
+    let grace = chrono::TimeDelta::from_std(request_timeout).unwrap_or(chrono::TimeDelta::MAX);
+    match groups.recover(grace).await {
         Ok(recovery) if recovery != Recovery::default() => {
             tracing::info!(?recovery, "finished interrupted file operations");
         }
@@ -619,7 +624,8 @@ async fn hint_at_first_token(tokens: &dyn TokenRepository) {
 /// How often the outbox is looked at.
 const DELIVERY_POLL: Duration = Duration::from_secs(1);
 
-/// How often expired registrations and sessions, and old audit events, are purged.
+/// How often expired registrations and sessions, old audit events, outbox bodies and step
+/// states are purged, and abandoned uploads removed.
 const PURGE_INTERVAL: Duration = Duration::from_secs(600);
 
 #[cfg(test)]
