@@ -63,15 +63,21 @@ impl Catalogue {
 }
 
 /// Where a store keeps the catalogue once read.
-pub(crate) type CatalogueCache = Arc<tokio::sync::OnceCell<Arc<Catalogue>>>;
+pub(crate) type CatalogueCache = Arc<std::sync::OnceLock<Arc<Catalogue>>>;
 
 impl<C: Conn> Repo<C> {
-    /// The catalogue, read on first use.
+    /// The catalogue, read on first use. Until one caller has stored it, each reads it through
+    /// its own connection rather than waiting for another: a transaction waiting on a read
+    /// that needs a pooled connection could starve the pool (with SQLite's one connection, at
+    /// once), and the reads are the same whoever makes them.
     pub(crate) async fn catalogue(&self) -> Result<Arc<Catalogue>> {
-        self.catalogue
-            .get_or_try_init(|| async { read_catalogue(&self.conn).await.map(Arc::new) })
-            .await
-            .cloned()
+        if let Some(catalogue) = self.catalogue.get() {
+            return Ok(Arc::clone(catalogue));
+        }
+        let catalogue = Arc::new(read_catalogue(&self.conn).await?);
+        // Another caller may have stored it meanwhile: theirs is the same.
+        let _ = self.catalogue.set(Arc::clone(&catalogue));
+        Ok(catalogue)
     }
 }
 

@@ -86,3 +86,33 @@ async fn a_fresh_database_has_no_account_and_no_token() {
     assert_eq!(page.total, 0, "{page:?}");
     assert!(store.list_tokens().await.unwrap().is_empty());
 }
+
+/// A transaction that reads the catalogue first while a read outside it waits for a
+/// connection (SQLite's pool has one, which the transaction holds): neither waits for the
+/// other. (Before, the outside read claimed the first read of the catalogue, and the
+/// transaction waited for it for as long as the pool's acquire timeout.) On PostgreSQL the pool
+/// has room for both, and the same order passes as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_catalogue_is_read_by_a_transaction_and_a_pooled_read_without_a_deadlock() {
+    use cadre_domain::Store;
+    use std::time::Duration;
+    let database = cadre_store::testing::scratch_database().await;
+    let store = cadre_store::testing::store_at(database.url()).await;
+    let txn = store.begin().await.unwrap();
+    let outside = tokio::spawn({
+        let store = store.clone();
+        async move { store.list_products().await.map(|products| products.len()) }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let inside = tokio::time::timeout(Duration::from_secs(5), txn.list_products())
+        .await
+        .expect("the transaction read the catalogue without waiting")
+        .unwrap();
+    txn.commit().await.unwrap();
+    let outside = tokio::time::timeout(Duration::from_secs(5), outside)
+        .await
+        .expect("the outside read went on once the transaction ended")
+        .unwrap()
+        .unwrap();
+    assert_eq!((inside.len(), outside), (3, 3));
+}
