@@ -17,6 +17,9 @@
 //!   `--subscriptions` groups, open-loop at `--rate` (200) per second, against the release
 //!   `cadre` binary, on a fresh SQLite file or with `--database-url postgres://…` on a fresh
 //!   database on that server.
+//! - `load`: `crates/server/benches/load.rs`: `--clients` clients (200) against the release
+//!   `cadre` binary for `--seconds` per run, well-behaved, then with one request in ten hostile,
+//!   over `--subscriptions` groups; on a fresh SQLite file or with `--database-url postgres://…`.
 
 use std::process::Command;
 
@@ -39,6 +42,9 @@ pub struct BenchArgs {
     /// API: subscriptions in the database.
     #[arg(long, default_value_t = 100_000)]
     subscriptions: u64,
+    /// Load: concurrent clients.
+    #[arg(long, default_value_t = 200)]
+    clients: u64,
     /// API and UI: requests per second of the open-loop runs (API 1,000, UI 200).
     #[arg(long)]
     rate: Option<u64>,
@@ -76,6 +82,8 @@ enum Target {
     Auth,
     /// The web UI: latency of its pages rendered by a running `cadre serve`.
     Ui,
+    /// Many clients, well-behaved and then one request in ten hostile, against `cadre serve`.
+    Load,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -96,6 +104,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         Target::Upload => upload(args.upload_mib),
         Target::Provisioning => provisioning(&args),
         Target::Auth => auth(args.seconds),
+        Target::Load => load(&args),
     }
 }
 
@@ -133,6 +142,29 @@ fn upload(mib: u64) -> anyhow::Result<()> {
         .context("cannot run cargo bench")?;
     if !status.success() {
         bail!("the upload benchmark failed");
+    }
+    Ok(())
+}
+
+fn load(args: &BenchArgs) -> anyhow::Result<()> {
+    let binary = release_binary()?;
+    let mut bench = cargo();
+    bench
+        .args(["bench", "--quiet", "-p", "cadre-server", "--bench", "load"])
+        .env("BENCH_CADRE_BIN", &binary)
+        .env("BENCH_CLIENTS", args.clients.to_string())
+        .env("BENCH_SECONDS", args.seconds.to_string())
+        .env("BENCH_SUBSCRIPTIONS", args.subscriptions.to_string());
+    match args
+        .database_url
+        .as_deref()
+        .filter(|url| url.starts_with("postgres"))
+    {
+        Some(url) => bench.env("DATABASE_URL", url),
+        None => bench.env_remove("DATABASE_URL"),
+    };
+    if !bench.status().context("cannot run cargo bench")?.success() {
+        bail!("the load benchmark failed");
     }
     Ok(())
 }

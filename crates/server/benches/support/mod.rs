@@ -55,6 +55,12 @@ impl Server {
         kib * 1024
     }
 
+    /// Whether the server is still running (it did not exit or panic).
+    #[allow(dead_code, reason = "each benchmark uses what it needs")]
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Waits until `/api/ready` answers 200.
     pub async fn wait_until_ready(&self, client: &reqwest::Client) {
         for _ in 0..200 {
