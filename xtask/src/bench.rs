@@ -104,7 +104,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         Target::Upload => upload(args.upload_mib),
         Target::Provisioning => provisioning(&args),
         Target::Auth => auth(args.seconds),
-        Target::Load => load(&args),
+        Target::Load => http(&args, "load", 0),
     }
 }
 
@@ -142,29 +142,6 @@ fn upload(mib: u64) -> anyhow::Result<()> {
         .context("cannot run cargo bench")?;
     if !status.success() {
         bail!("the upload benchmark failed");
-    }
-    Ok(())
-}
-
-fn load(args: &BenchArgs) -> anyhow::Result<()> {
-    let binary = release_binary()?;
-    let mut bench = cargo();
-    bench
-        .args(["bench", "--quiet", "-p", "cadre-server", "--bench", "load"])
-        .env("BENCH_CADRE_BIN", &binary)
-        .env("BENCH_CLIENTS", args.clients.to_string())
-        .env("BENCH_SECONDS", args.seconds.to_string())
-        .env("BENCH_SUBSCRIPTIONS", args.subscriptions.to_string());
-    match args
-        .database_url
-        .as_deref()
-        .filter(|url| url.starts_with("postgres"))
-    {
-        Some(url) => bench.env("DATABASE_URL", url),
-        None => bench.env_remove("DATABASE_URL"),
-    };
-    if !bench.status().context("cannot run cargo bench")?.success() {
-        bail!("the load benchmark failed");
     }
     Ok(())
 }
@@ -211,8 +188,8 @@ fn provisioning(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the HTTP benchmark `name` of cadre-server (`api` or `ui`) at `--rate`, by default
-/// `default_rate` requests per second.
+/// Runs the HTTP benchmark `name` of cadre-server (`api`, `ui` or `load`) at `--rate`, by
+/// default `default_rate` requests per second (`load` has clients instead, `--clients`).
 fn http(args: &BenchArgs, name: &str, default_rate: u64) -> anyhow::Result<()> {
     let binary = release_binary()?;
     let mut bench = cargo();
@@ -221,7 +198,8 @@ fn http(args: &BenchArgs, name: &str, default_rate: u64) -> anyhow::Result<()> {
         .env("BENCH_CADRE_BIN", &binary)
         .env("BENCH_SUBSCRIPTIONS", args.subscriptions.to_string())
         .env("BENCH_RATE", args.rate.unwrap_or(default_rate).to_string())
-        .env("BENCH_SECONDS", args.seconds.to_string());
+        .env("BENCH_SECONDS", args.seconds.to_string())
+        .env("BENCH_CLIENTS", args.clients.to_string());
     match args
         .database_url
         .as_deref()

@@ -67,6 +67,19 @@ impl Cadre {
             .unwrap()
     }
 
+    /// Polls process `id` (every 100 ms, `tries` times at most) until a worker completed it.
+    async fn until_completed(&self, id: &str, tries: u32) {
+        let mut status = Value::Null;
+        for _ in 0..tries {
+            status = self.json(&["process", "show", id])["last_status"].clone();
+            if status == "completed" {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("process {id} is {status}, not completed");
+    }
+
     fn json(&self, args: &[&str]) -> Value {
         let mut args = args.to_vec();
         args.push("--json");
@@ -203,15 +216,7 @@ async fn workers_only_runs_processes_without_listening_and_stops_on_sigterm() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut status = Value::Null;
-    for _ in 0..100 {
-        status = cadre.json(&["process", "show", &id])["last_status"].clone();
-        if status == "completed" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(status, "completed", "the worker ran the process");
+    cadre.until_completed(&id, 100).await;
 
     let killed = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
@@ -628,15 +633,7 @@ async fn metrics_address_serves_metrics_to_anyone_there_even_without_the_api() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut status = Value::Null;
-    for _ in 0..100 {
-        status = cadre.json(&["process", "show", &id])["last_status"].clone();
-        if status == "completed" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(status, "completed", "the worker ran the process");
+    cadre.until_completed(&id, 100).await;
 
     let answer = http(port, "GET", "/metrics", "", "");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
@@ -832,15 +829,7 @@ async fn a_server_killed_during_a_bulk_load_finishes_it_once_started_again() {
     );
 
     let mut server = cadre.serve(port, &settings);
-    let mut status = Value::Null;
-    for _ in 0..600 {
-        status = cadre.json(&["process", "show", &load])["last_status"].clone();
-        if status == "completed" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(status, "completed");
+    cadre.until_completed(&load, 600).await;
     server.kill().unwrap();
     server.wait().unwrap();
     let steps = cadre_domain::ProcessRepository::process_steps(&store, id)

@@ -17,10 +17,9 @@ mod support;
 
 use std::sync::Arc;
 
-use cadre_domain::{Clock, Role, SystemClock};
 use serde_json::json;
 use support::Server;
-use support::load::{MakeRequest, closed_loop, open_loop, row, seed, setting, settle};
+use support::load::{MakeRequest, admin_token, closed_loop, open_loop, row, seed, setting, settle};
 
 #[tokio::main]
 async fn main() {
@@ -39,20 +38,7 @@ async fn main() {
         .unwrap();
     let store = Arc::clone(engine.store());
     let ids = Arc::new(seed(store.as_ref(), subscriptions).await);
-    let token = cadre_server::auth::issue_token(
-        store.as_ref(),
-        cadre_server::auth::NewToken {
-            name: "bench",
-            role: Role::Admin,
-            user: None,
-            expires_at: None,
-        },
-        "bench",
-        SystemClock.now(),
-    )
-    .await
-    .unwrap()
-    .plain;
+    let token = admin_token(store.as_ref()).await;
     drop(engine);
     settle(&database_url).await;
 

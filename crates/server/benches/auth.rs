@@ -28,7 +28,7 @@ use cadre_migrations::demo::{USER_GROUP_PRODUCT_ID, USER_INTERNAL_PRODUCT_ID};
 use cadre_registration::Passwords;
 use serde_json::json;
 use support::Server;
-use support::load::{completed, made};
+use support::load::{completed, made, percentile_of, probe_health};
 
 const CLIENTS: usize = 50;
 const PASSWORD: &str = "correct horse battery staple";
@@ -69,29 +69,6 @@ fn raw_verifications(hash: &str, duration: Duration) -> f64 {
             .sum()
     });
     done as f64 / started.elapsed().as_secs_f64()
-}
-
-/// The latencies of `/api/health`, one request at a time, until `stop`.
-async fn probe_health(client: reqwest::Client, base: String, stop: Arc<AtomicBool>) -> Vec<f64> {
-    let mut latencies = Vec::new();
-    while !stop.load(Ordering::Relaxed) {
-        let started = Instant::now();
-        let response = client
-            .get(format!("{base}/api/health"))
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success());
-        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    latencies
-}
-
-fn percentile(latencies: &mut [f64], quantile: f64) -> f64 {
-    latencies.sort_by(f64::total_cmp);
-    let at = ((latencies.len() as f64 * quantile).ceil() as usize).clamp(1, latencies.len());
-    latencies[at - 1]
 }
 
 #[tokio::main]
@@ -182,6 +159,7 @@ async fn main() {
     let probe = tokio::spawn(probe_health(
         client.clone(),
         server.base.clone(),
+        Duration::from_millis(5),
         stop.clone(),
     ));
     tokio::time::sleep(duration).await;
@@ -197,6 +175,7 @@ async fn main() {
     let probe = tokio::spawn(probe_health(
         client.clone(),
         server.base.clone(),
+        Duration::from_millis(5),
         stop.clone(),
     ));
     tokio::time::sleep(duration).await;
@@ -225,14 +204,14 @@ async fn main() {
     println!(
         "| alone (baseline) | {} | {:.2} | {:.2} |",
         idle.len(),
-        percentile(&mut idle, 0.5),
-        percentile(&mut idle, 0.99)
+        percentile_of(&mut idle, 0.5),
+        percentile_of(&mut idle, 0.99)
     );
     println!(
         "| while {CLIENTS} clients sign in | {} | {:.2} | {:.2} |",
         busy.len(),
-        percentile(&mut busy, 0.5),
-        percentile(&mut busy, 0.99)
+        percentile_of(&mut busy, 0.5),
+        percentile_of(&mut busy, 0.99)
     );
     println!(
         "\nserver peak resident memory: {:.1} MiB",

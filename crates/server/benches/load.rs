@@ -21,11 +21,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cadre_domain::{Clock, Role, SystemClock};
 use cadre_migrations::demo::{USER_GROUP_PRODUCT_ID, USER_INTERNAL_PRODUCT_ID};
 use serde_json::json;
 use support::Server;
-use support::load::{seed, setting, settle};
+use support::load::{admin_token, percentile_of, probe_health, seed, setting, settle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
@@ -112,14 +111,7 @@ async fn benign(
                                "user_group_name": format!("Load {k}")}]))
         }
     };
-    match request.bearer_auth(&target.token).send().await {
-        Ok(answer) => {
-            let status = answer.status().as_u16();
-            let _ = answer.bytes().await;
-            status
-        }
-        Err(_) => 0,
-    }
+    answered(request.bearer_auth(&target.token)).await
 }
 
 /// A hostile request of `shape` (0 to 5), request number `n`: the status, or 0 when the
@@ -171,7 +163,12 @@ async fn hostile(client: &reqwest::Client, target: &Target, shape: u64, n: u64) 
             .header("content-type", "application/json")
             .body(vec![b' '; 3 << 20]),
     };
-    match request.bearer_auth(&target.token).send().await {
+    answered(request.bearer_auth(&target.token)).await
+}
+
+/// Sends `request` and reads its answer: the status, or 0 when there was none.
+async fn answered(request: reqwest::RequestBuilder) -> u16 {
+    match request.send().await {
         Ok(answer) => {
             let status = answer.status().as_u16();
             let _ = answer.bytes().await;
@@ -199,25 +196,6 @@ async fn trickled_headers(address: &str) -> u16 {
         .unwrap_or(0)
 }
 
-/// The latencies of `/api/health` in milliseconds, one request at a time, until `stop`.
-async fn probe_health(client: reqwest::Client, base: String, stop: Arc<AtomicBool>) -> Vec<f64> {
-    let mut latencies = Vec::new();
-    while !stop.load(Ordering::Relaxed) {
-        let started = Instant::now();
-        let answer = client.get(format!("{base}/api/health")).send().await;
-        assert!(answer.is_ok_and(|answer| answer.status().is_success()));
-        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    latencies
-}
-
-fn percentile(latencies: &mut [f64], quantile: f64) -> f64 {
-    latencies.sort_by(f64::total_cmp);
-    let at = ((latencies.len() as f64 * quantile).ceil() as usize).clamp(1, latencies.len());
-    latencies[at - 1]
-}
-
 /// One run of `clients` clients for `duration`, hostile one request in ten when `hostile`.
 async fn run(
     target: &Arc<Target>,
@@ -243,6 +221,7 @@ async fn run(
     let probe = tokio::spawn(probe_health(
         reqwest::Client::new(),
         target.base.clone(),
+        Duration::from_millis(10),
         Arc::clone(&stop),
     ));
     let started = Instant::now();
@@ -308,8 +287,8 @@ async fn run(
         counts.benign_failures.load(Ordering::Relaxed),
         counts.hostile_refused.load(Ordering::Relaxed),
         counts.hostile_accepted.load(Ordering::Relaxed),
-        percentile(&mut health, 0.5),
-        percentile(&mut health, 0.99),
+        percentile_of(&mut health, 0.5),
+        percentile_of(&mut health, 0.99),
         server.peak_rss() as f64 / (1024.0 * 1024.0),
     );
 }
@@ -330,20 +309,7 @@ async fn main() {
         .unwrap();
     let store = Arc::clone(engine.store());
     let ids = seed(store.as_ref(), subscriptions).await;
-    let token = cadre_server::auth::issue_token(
-        store.as_ref(),
-        cadre_server::auth::NewToken {
-            name: "bench",
-            role: Role::Admin,
-            user: None,
-            expires_at: None,
-        },
-        "bench",
-        SystemClock.now(),
-    )
-    .await
-    .unwrap()
-    .plain;
+    let token = admin_token(store.as_ref()).await;
     drop(engine);
     settle(&database_url).await;
 

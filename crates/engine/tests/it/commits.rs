@@ -176,30 +176,28 @@ async fn version(store: &MemoryStore, id: Uuid) -> i64 {
         .version
 }
 
-#[tokio::test]
-async fn a_lost_lease_stops_the_worker_without_recording_anything() {
+/// Runs a one-step workflow whose step is `body`, which the first time writes and then is
+/// interrupted (`first_run` is what the worker's run returns then): nothing is recorded, the
+/// write rolls back and the process stays claimed; once the lease expires, the step runs again
+/// and commits once.
+async fn interrupted_once_then_run_again(
+    body: impl StepFn + 'static,
+    first_run: impl FnOnce(Result<usize, DomainError>),
+) {
     let store = store().await;
     let group = active_group(&store, "g1").await;
     let clock = ManualClock::new();
     let flow = workflow(
-        "lose_lease",
-        init()
-            >> step(
-                "touch",
-                "Touch",
-                TouchThenLoseLease {
-                    stolen: AtomicBool::new(false),
-                },
-            )
-            >> done(),
+        "interrupted",
+        init() >> step("touch", "Touch", body) >> done(),
     );
     let engine = engine(&store, vec![flow], clock.clone());
     let process = engine
-        .start("lose_lease", &page(group.subscription.id), "alice")
+        .start("interrupted", &page(group.subscription.id), "alice")
         .await
         .unwrap();
 
-    assert_eq!(engine.run_until_idle().await.unwrap(), 1, "no error");
+    first_run(engine.run_until_idle().await);
     let running = store.process(process.id).await.unwrap();
     assert_eq!(running.status, ProcessStatus::Running, "still claimed");
     assert_eq!(running.failed_reason, None);
@@ -221,6 +219,17 @@ async fn a_lost_lease_stops_the_worker_without_recording_anything() {
     );
 }
 
+#[tokio::test]
+async fn a_lost_lease_stops_the_worker_without_recording_anything() {
+    let body = TouchThenLoseLease {
+        stolen: AtomicBool::new(false),
+    };
+    interrupted_once_then_run_again(body, |run| {
+        assert_eq!(run.unwrap(), 1, "no error");
+    })
+    .await;
+}
+
 /// Touches the subscription, then, the first time only, fails as a step does when the database
 /// went away under it.
 struct TouchThenLoseTheDatabase {
@@ -240,46 +249,12 @@ impl StepFn for TouchThenLoseTheDatabase {
 
 #[tokio::test]
 async fn a_store_failure_inside_a_step_is_no_step_failure_and_the_step_runs_again() {
-    let store = store().await;
-    let group = active_group(&store, "g1").await;
-    let clock = ManualClock::new();
-    let flow = workflow(
-        "lose_database",
-        init()
-            >> step(
-                "touch",
-                "Touch",
-                TouchThenLoseTheDatabase {
-                    lost: AtomicBool::new(false),
-                },
-            )
-            >> done(),
-    );
-    let engine = engine(&store, vec![flow], clock.clone());
-    let process = engine
-        .start("lose_database", &page(group.subscription.id), "alice")
-        .await
-        .unwrap();
-
-    let error = engine.run_until_idle().await.unwrap_err();
-    assert!(matches!(error, DomainError::Storage(_)), "{error:?}");
-    let running = store.process(process.id).await.unwrap();
-    assert_eq!(running.status, ProcessStatus::Running, "not failed");
-    assert_eq!(running.failed_reason, None);
-    assert!(store.process_steps(process.id).await.unwrap().is_empty());
-    assert_eq!(
-        version(&store, group.subscription.id).await,
-        group.subscription.version,
-        "the step rolled back"
-    );
-
-    // Once the lease expires, the step runs again and commits once.
-    clock.advance(TimeDelta::minutes(1));
-    assert_eq!(engine.run_until_idle().await.unwrap(), 1);
-    let completed = store.process(process.id).await.unwrap();
-    assert_eq!(completed.status, ProcessStatus::Completed);
-    assert_eq!(
-        version(&store, group.subscription.id).await,
-        group.subscription.version + 1
-    );
+    let body = TouchThenLoseTheDatabase {
+        lost: AtomicBool::new(false),
+    };
+    interrupted_once_then_run_again(body, |run| {
+        let error = run.unwrap_err();
+        assert!(matches!(error, DomainError::Storage(_)), "{error:?}");
+    })
+    .await;
 }

@@ -209,3 +209,51 @@ pub fn made(process: &cadre_domain::Process) -> String {
         .unwrap()
         .to_owned()
 }
+
+/// The latencies of `/api/health` in milliseconds, one request at a time with `pause` between
+/// them, until `stop`.
+pub async fn probe_health(
+    client: reqwest::Client,
+    base: String,
+    pause: Duration,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<f64> {
+    let mut latencies = Vec::new();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let started = Instant::now();
+        let response = client
+            .get(format!("{base}/api/health"))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        tokio::time::sleep(pause).await;
+    }
+    latencies
+}
+
+/// The `quantile` of `latencies` (sorted in place).
+pub fn percentile_of(latencies: &mut [f64], quantile: f64) -> f64 {
+    latencies.sort_by(f64::total_cmp);
+    let at = ((latencies.len() as f64 * quantile).ceil() as usize).clamp(1, latencies.len());
+    latencies[at - 1]
+}
+
+/// An admin API token, issued in `store`.
+pub async fn admin_token(store: &dyn Store) -> String {
+    cadre_server::auth::issue_token(
+        store,
+        cadre_server::auth::NewToken {
+            name: "bench",
+            role: cadre_domain::Role::Admin,
+            user: None,
+            expires_at: None,
+        },
+        "bench",
+        SystemClock.now(),
+    )
+    .await
+    .unwrap()
+    .plain
+}
