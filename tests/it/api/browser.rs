@@ -146,6 +146,19 @@ async fn submit(client: &Client, text: &str) {
         .unwrap();
 }
 
+/// Clicks the button `text` of a form whose answer is a page with the same heading, and waits
+/// until that page replaced this one (looking sooner would find this page's elements, or none
+/// while the next one loads).
+async fn submit_for_a_new_page(client: &Client, text: &str) {
+    let page = client.find(Locator::Css("html")).await.unwrap();
+    submit(client, text).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while page.tag_name().await.is_ok() {
+        assert!(Instant::now() < deadline, "{text} never brought a new page");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Waits until the page's heading is `text` (a click's navigation may still be under way).
 async fn wait_for_heading(client: &Client, text: &str) {
     client
@@ -182,10 +195,10 @@ async fn a_person_signs_in_makes_a_token_and_signs_out_in_a_real_browser() {
     assert!(alert.text().await.unwrap().contains("wrong"));
     // A second failure in a row locks sign-in for a moment: the right password is refused too.
     fill(&client, "password", "still not the password").await;
-    submit(&client, "Sign in").await;
+    submit_for_a_new_page(&client, "Sign in").await;
     wait_for_heading(&client, "Sign in").await;
     fill(&client, "password", PASSWORD).await;
-    submit(&client, "Sign in").await;
+    submit_for_a_new_page(&client, "Sign in").await;
     wait_for_heading(&client, "Sign in").await;
     assert!(
         client.find(Locator::Css("[role=alert]")).await.is_ok(),
