@@ -1057,6 +1057,24 @@ async fn headers_trickling_past_their_time_close_the_connection() {
     );
     let (status, _) = server.get("/api/health").await;
     assert_eq!(status, StatusCode::OK, "whole requests are served");
+
+    // The same clock runs while a kept-alive connection waits for its next request.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut idle = tokio::net::TcpStream::connect(address).await.unwrap();
+    idle.write_all(b"GET /api/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = vec![0; 4096];
+    let read = idle.read(&mut answer).await.unwrap();
+    assert!(answer[..read].starts_with(b"HTTP/1.1 200"));
+    let started = Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(10), idle.read(&mut answer)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0) | Err(_))) && started.elapsed() < Duration::from_secs(5),
+        "an idle connection is closed after the header timeout: {closed:?} after {:?}",
+        started.elapsed()
+    );
     server.stop().await;
 }
 
@@ -1956,6 +1974,63 @@ impl Drop for Tmpfs {
             .arg(self.0.path())
             .status();
     }
+}
+
+/// An upload is answered only once its whole body is read, closing boundary included: a
+/// server that answered after the file's bytes and closed the connection would have the
+/// client's last write reset it, losing the answer, and could not serve the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_is_answered_after_its_whole_body_and_keeps_the_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start(1).await;
+    let staff = server.create_group("staff", "Staff").await;
+    let (_ada, ada_token) = server.create_user("ada", &staff).await;
+    let (status, group) = server
+        .call(
+            Method::POST,
+            "/api/workflow-groups",
+            Some(&ada_token),
+            Some(json!({"workflow": "create_user", "name": "Web", "identifier": "web"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{group}");
+    let part = "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\
+                Content-Type: text/plain\r\n\r\nhello\r\n--XyZ";
+    let closing = "--\r\n";
+    let head = format!(
+        "POST /api/workflow-groups/web/files HTTP/1.1\r\nHost: localhost\r\n\
+         Authorization: Bearer {ada_token}\r\n\
+         Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: {}\r\n\r\n",
+        part.len() + closing.len()
+    );
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(format!("{head}{part}").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = vec![0; 4096];
+    let early = tokio::time::timeout(Duration::from_millis(500), stream.read(&mut answer)).await;
+    assert!(
+        early.is_err(),
+        "answered before the body ended: {:?}",
+        early.map(|read| String::from_utf8_lossy(&answer[..read.unwrap_or(0)]).into_owned())
+    );
+    stream.write_all(closing.as_bytes()).await.unwrap();
+    let read = stream.read(&mut answer).await.unwrap();
+    let answer_text = String::from_utf8_lossy(&answer[..read]).into_owned();
+    assert!(answer_text.starts_with("HTTP/1.1 201"), "{answer_text}");
+    stream
+        .write_all(b"GET /api/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let read = stream.read(&mut answer).await.unwrap();
+    let answer_text = String::from_utf8_lossy(&answer[..read]).into_owned();
+    assert!(
+        answer_text.starts_with("HTTP/1.1 200"),
+        "the connection serves the next request: {answer_text:?}"
+    );
+    server.stop().await;
 }
 
 #[tokio::test]

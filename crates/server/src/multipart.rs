@@ -65,6 +65,17 @@ impl Multipart {
             }
         })
     }
+
+    /// Reads the rest of the body after the parts the caller wanted: the closing boundary,
+    /// and any further parts up to [`MAX_PART_HEADERS`] bytes in all. Answering before the
+    /// body ended would close the connection under a client still writing it, whose last
+    /// write could then reset the connection and lose the answer. A body that goes on past
+    /// the bound is left unread (and its connection closed).
+    pub async fn finish(mut self) {
+        self.seen.store(0, Ordering::Relaxed);
+        self.seeking.store(true, Ordering::Relaxed);
+        while let Ok(Some(_)) = self.inner.next_field().await {}
+    }
 }
 
 /// Why the next part could not be read.

@@ -387,6 +387,7 @@ pub(crate) async fn upload(
         .upload(&actor(&session), &id, &name, content)
         .await
         .map(drop);
+    multipart.finish().await;
     done(&state, &session, &id, uploaded).await
 }
 

@@ -349,8 +349,9 @@ pub async fn upload_file(
     let file = state
         .groups
         .upload(&caller.actor(), &group_id, &name, content)
-        .await?;
-    Ok((StatusCode::CREATED, Json(file.into())))
+        .await;
+    multipart.finish().await;
+    Ok((StatusCode::CREATED, Json(file?.into())))
 }
 
 /// A group's files, in upload order.
