@@ -427,7 +427,9 @@ async fn a_person_signs_up_is_approved_signs_in_and_joins_a_group_in_a_real_brow
     sign_in(&client, &server.base, "ada").await;
     follow(&client, "Registrations").await;
     wait_for_heading(&client, "Registrations").await;
-    submit(&client, "Approve zoe").await;
+    // Approving answers with the same page: wait until it is the new one, or the sign-out
+    // button found next may be the old page's.
+    submit_for_a_new_page(&client, "Approve zoe").await;
     wait_for_heading(&client, "Registrations").await;
     submit(&client, "Sign out (ada)").await;
     wait_for_heading(&client, "Sign in").await;
