@@ -12,6 +12,7 @@
 //!
 //! This crate depends on `cadre-domain` only: no database, no HTTP.
 
+mod constraints;
 mod form;
 mod page;
 pub mod standard;
@@ -20,6 +21,7 @@ mod validate;
 pub use cadre_domain::forms::{
     FormError, FormLookups, FormNotComplete, FormValidationError, ValidationError,
 };
+pub use constraints::{Bounds, Limit, Pattern};
 pub use form::{Form, PageBuilder};
 pub use page::{
     Check, Choice, Choices, Field, FieldKind, FormPage, ListItem, MAX_EXPECTED, PageCheck,

@@ -3,6 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::ValidationError;
+use crate::constraints::{Bounds, Limit, Pattern};
 
 /// One option of a choice: the value submitted and the label shown.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,8 +121,8 @@ pub enum FieldKind {
         min_length: Option<u64>,
         /// Most characters.
         max_length: Option<u64>,
-        /// A regular expression the text must match (checked by a [`Check`] in cadre).
-        pattern: Option<String>,
+        /// A regular expression the text must contain a match of.
+        pattern: Option<Pattern>,
         /// A rendering hint.
         format: Option<String>,
     },
@@ -130,13 +131,10 @@ pub enum FieldKind {
         /// A rendering hint, e.g. `subscriptionId`.
         format: Option<String>,
     },
-    /// A whole number with optional bounds.
-    Integer {
-        /// Smallest allowed value.
-        minimum: Option<i64>,
-        /// Largest allowed value.
-        maximum: Option<i64>,
-    },
+    /// A whole number (pydantic's `int`) within its bounds.
+    Integer(Bounds),
+    /// A number (pydantic's `float`) within its bounds.
+    Number(Bounds),
     /// True or false.
     Boolean,
     /// One of a set of choices.
@@ -146,7 +144,9 @@ pub enum FieldKind {
         /// A rendering hint, e.g. `productId`.
         format: Option<String>,
     },
-    /// A list of choices, texts or nested models.
+    /// A nested model (its own fields), rendered under `$defs`.
+    Model(Box<FormPage>),
+    /// A list of choices, texts, numbers or nested models.
     List {
         /// What each item is.
         item: ListItem,
@@ -175,8 +175,19 @@ pub enum ListItem {
     Choice(Choices),
     /// Free text.
     Text,
+    /// A whole number within its bounds.
+    Integer(Bounds),
+    /// A number within its bounds.
+    Number(Bounds),
     /// A nested model (its own fields), rendered under `$defs`.
     Model(Box<FormPage>),
+}
+
+impl ListItem {
+    /// Items that are the nested model `model` (see [`FormPage::model`]).
+    pub fn model(model: FormPage) -> Self {
+        Self::Model(Box::new(model))
+    }
 }
 
 /// One field of a page.
@@ -188,6 +199,8 @@ pub struct Field {
     pub kind: FieldKind,
     /// The value used when the answer omits the field.
     pub default: Option<Value>,
+    /// Help text shown with the field (`description`; a derived page's doc comment).
+    pub description: Option<String>,
     /// Whether `null` is a valid answer (pydantic's `X | None`).
     pub nullable: bool,
     /// Custom checks run after the type checks.
@@ -202,6 +215,7 @@ impl Field {
             name: name.to_owned(),
             kind,
             default: None,
+            description: None,
             nullable: false,
             checks: Vec::new(),
             extra: Map::new(),
@@ -226,13 +240,30 @@ impl Field {
         Self::new(name, FieldKind::Uuid { format: None })
     }
 
-    /// A whole-number field.
+    /// A whole-number field (pydantic's `int`); bound it with [`Field::gt`] and the like.
     pub fn integer(name: &str) -> Self {
+        Self::new(name, FieldKind::Integer(Bounds::default()))
+    }
+
+    /// A number field (pydantic's `float`); bound it with [`Field::gt`] and the like.
+    pub fn number(name: &str) -> Self {
+        Self::new(name, FieldKind::Number(Bounds::default()))
+    }
+
+    /// A nested model (see [`FormPage::model`]), rendered as a reference to its `$defs` entry.
+    pub fn model(name: &str, model: FormPage) -> Self {
+        Self::new(name, FieldKind::Model(Box::new(model)))
+    }
+
+    /// A list of `item`s; bound it with [`Field::items`] and [`Field::unique_items`].
+    pub fn list(name: &str, item: ListItem) -> Self {
         Self::new(
             name,
-            FieldKind::Integer {
-                minimum: None,
-                maximum: None,
+            FieldKind::List {
+                item,
+                min_items: None,
+                max_items: None,
+                unique: false,
             },
         )
     }
@@ -249,38 +280,6 @@ impl Field {
             FieldKind::Choice {
                 choices,
                 format: None,
-            },
-        )
-    }
-
-    /// A list of choices with bounds on its length.
-    pub fn choice_list(
-        name: &str,
-        choices: Choices,
-        min_items: u64,
-        max_items: Option<u64>,
-    ) -> Self {
-        Self::list(name, ListItem::Choice(choices), min_items, max_items)
-    }
-
-    /// A list of texts with bounds on its length.
-    pub fn text_list(name: &str, min_items: u64, max_items: Option<u64>) -> Self {
-        Self::list(name, ListItem::Text, min_items, max_items)
-    }
-
-    /// A list of nested models (see [`FormPage::model`]) with bounds on its length.
-    pub fn model_list(name: &str, model: FormPage, min_items: u64, max_items: Option<u64>) -> Self {
-        Self::list(name, ListItem::Model(Box::new(model)), min_items, max_items)
-    }
-
-    fn list(name: &str, item: ListItem, min_items: u64, max_items: Option<u64>) -> Self {
-        Self::new(
-            name,
-            FieldKind::List {
-                item,
-                min_items: (min_items > 0).then_some(min_items),
-                max_items,
-                unique: false,
             },
         )
     }
@@ -328,31 +327,62 @@ impl Field {
 
     /// Bounds a text's length.
     pub fn length(mut self, min: Option<u64>, max: Option<u64>) -> Self {
-        if let FieldKind::String {
-            min_length,
-            max_length,
-            ..
-        } = &mut self.kind
-        {
-            *min_length = min;
-            *max_length = max;
+        match &mut self.kind {
+            FieldKind::String {
+                min_length,
+                max_length,
+                ..
+            } => (*min_length, *max_length) = (min, max),
+            _ => panic!("`length` bounds text; field {} is not text", self.name),
         }
         self
     }
 
-    /// Bounds a number.
-    pub fn range(mut self, min: Option<i64>, max: Option<i64>) -> Self {
-        if let FieldKind::Integer { minimum, maximum } = &mut self.kind {
-            *minimum = min;
-            *maximum = max;
+    /// Bounds a number: greater than `limit` (`exclusiveMinimum`).
+    pub fn gt(self, limit: impl Into<Limit>) -> Self {
+        self.bounded("gt", |bounds| bounds.gt(limit))
+    }
+
+    /// Bounds a number: greater than or equal to `limit` (`minimum`).
+    pub fn ge(self, limit: impl Into<Limit>) -> Self {
+        self.bounded("ge", |bounds| bounds.ge(limit))
+    }
+
+    /// Bounds a number: less than `limit` (`exclusiveMaximum`).
+    pub fn lt(self, limit: impl Into<Limit>) -> Self {
+        self.bounded("lt", |bounds| bounds.lt(limit))
+    }
+
+    /// Bounds a number: less than or equal to `limit` (`maximum`).
+    pub fn le(self, limit: impl Into<Limit>) -> Self {
+        self.bounded("le", |bounds| bounds.le(limit))
+    }
+
+    /// Requires a number to be a multiple of `limit` (`multipleOf`).
+    pub fn multiple_of(self, limit: impl Into<Limit>) -> Self {
+        self.bounded("multiple_of", |bounds| bounds.multiple_of(limit))
+    }
+
+    fn bounded(mut self, bound: &str, change: impl FnOnce(Bounds) -> Bounds) -> Self {
+        match &mut self.kind {
+            FieldKind::Integer(bounds) | FieldKind::Number(bounds) => *bounds = change(*bounds),
+            _ => panic!("`{bound}` bounds a number; field {} is not one", self.name),
         }
         self
     }
 
-    /// Shows a pattern in the schema (enforce it with [`Field::check`]).
+    /// Requires a text to contain a match of the regular expression `regex` (pydantic's
+    /// `pattern`: `string_pattern_mismatch` otherwise).
+    ///
+    /// # Panics
+    /// When `regex` is not a valid expression or the field is not text: both are mistakes in
+    /// the form's declaration.
     pub fn pattern(mut self, regex: &str) -> Self {
-        if let FieldKind::String { pattern, .. } = &mut self.kind {
-            *pattern = Some(regex.to_owned());
+        let compiled = Pattern::new(regex)
+            .unwrap_or_else(|error| panic!("field {}: invalid pattern: {error}", self.name));
+        match &mut self.kind {
+            FieldKind::String { pattern, .. } => *pattern = Some(compiled),
+            _ => panic!("a pattern constrains text; field {} is not text", self.name),
         }
         self
     }
@@ -368,10 +398,34 @@ impl Field {
         self
     }
 
+    /// Bounds a list's length; an explicit `Some(0)` is rendered (`minItems: 0`), as pydantic
+    /// does for `min_length=0`.
+    pub fn items(mut self, min: Option<u64>, max: Option<u64>) -> Self {
+        match &mut self.kind {
+            FieldKind::List {
+                min_items,
+                max_items,
+                ..
+            } => (*min_items, *max_items) = (min, max),
+            _ => panic!("`items` bounds a list; field {} is not one", self.name),
+        }
+        self
+    }
+
+    /// Sets the help text shown with the field (`description`).
+    pub fn description(mut self, text: &str) -> Self {
+        self.description = Some(text.to_owned());
+        self
+    }
+
     /// Requires list items to be distinct.
     pub fn unique_items(mut self) -> Self {
-        if let FieldKind::List { unique, .. } = &mut self.kind {
-            *unique = true;
+        match &mut self.kind {
+            FieldKind::List { unique, .. } => *unique = true,
+            _ => panic!(
+                "`unique_items` constrains a list; field {} is not one",
+                self.name
+            ),
         }
         self
     }
@@ -401,11 +455,10 @@ impl Field {
         self.default.is_none()
     }
 
-    /// The field's schema and the `$defs` entry it needs, if any.
-    fn schema(&self) -> (Value, Option<(String, Value)>) {
+    /// The field's schema; the `$defs` entries it needs go into `definitions`.
+    fn schema(&self, definitions: &mut Map<String, Value>) -> Value {
         let title = title_from_name(&self.name);
         let mut schema = Map::new();
-        let mut definition = None;
         let mut put = |key: &str, value: Value| {
             schema.insert(key.to_owned(), value);
         };
@@ -427,7 +480,7 @@ impl Field {
                     put("minLength", json!(min));
                 }
                 if let Some(pattern) = pattern {
-                    put("pattern", json!(pattern));
+                    put("pattern", json!(pattern.as_str()));
                 }
                 put("title", json!(title));
             }
@@ -436,15 +489,10 @@ impl Field {
                 put("title", json!(title));
                 put("type", json!("string"));
             }
-            FieldKind::Integer { minimum, maximum } => {
-                if let Some(max) = maximum {
-                    put("maximum", json!(max));
-                }
-                if let Some(min) = minimum {
-                    put("minimum", json!(min));
-                }
-                put("title", json!(title));
-                put("type", json!("integer"));
+            FieldKind::Integer(bounds) | FieldKind::Number(bounds) => {
+                bounds.render(&mut schema);
+                schema.insert("title".to_owned(), json!(title));
+                schema.insert("type".to_owned(), json!(number_type(&self.kind)));
             }
             FieldKind::Boolean => {
                 put("title", json!(title));
@@ -455,7 +503,10 @@ impl Field {
                 if let Some(format) = format {
                     put("format", json!(format));
                 }
-                definition = Some((choices.name.clone(), choices.definition()));
+                definitions.insert(choices.name.clone(), choices.definition());
+            }
+            FieldKind::Model(model) => {
+                put("$ref", json!(model.reference(definitions)));
             }
             FieldKind::List {
                 item,
@@ -463,31 +514,17 @@ impl Field {
                 max_items,
                 unique,
             } => {
-                match item {
-                    ListItem::Choice(choices) => {
-                        put(
-                            "items",
-                            json!({"$ref": format!("#/$defs/{}", choices.name)}),
-                        );
-                        definition = Some((choices.name.clone(), choices.definition()));
-                    }
-                    ListItem::Text => put("items", json!({"type": "string"})),
-                    ListItem::Model(model) => {
-                        let name = model.title.clone().unwrap_or_default();
-                        put("items", json!({"$ref": format!("#/$defs/{name}")}));
-                        definition = Some((name, model.schema()));
-                    }
-                }
+                schema.insert("items".to_owned(), item.schema(definitions));
                 if let Some(max) = max_items {
-                    put("maxItems", json!(max));
+                    schema.insert("maxItems".to_owned(), json!(max));
                 }
                 if let Some(min) = min_items {
-                    put("minItems", json!(min));
+                    schema.insert("minItems".to_owned(), json!(min));
                 }
-                put("title", json!(title));
-                put("type", json!("array"));
+                schema.insert("title".to_owned(), json!(title));
+                schema.insert("type".to_owned(), json!("array"));
                 if *unique {
-                    put("uniqueItems", json!(true));
+                    schema.insert("uniqueItems".to_owned(), json!(true));
                 }
             }
             FieldKind::Label | FieldKind::Divider | FieldKind::Hidden => {
@@ -524,8 +561,44 @@ impl Field {
         if let Some(default) = &self.default {
             schema.insert("default".to_owned(), default.clone());
         }
+        if let Some(description) = &self.description {
+            schema.insert("description".to_owned(), json!(description));
+        }
         schema.extend(self.extra.clone());
-        (Value::Object(sort_keys(schema)), definition)
+        Value::Object(sort_keys(schema))
+    }
+}
+
+impl ListItem {
+    /// The schema of one item; the `$defs` entries it needs go into `definitions`.
+    fn schema(&self, definitions: &mut Map<String, Value>) -> Value {
+        match self {
+            Self::Choice(choices) => {
+                definitions.insert(choices.name.clone(), choices.definition());
+                json!({"$ref": format!("#/$defs/{}", choices.name)})
+            }
+            Self::Text => json!({"type": "string"}),
+            Self::Integer(bounds) | Self::Number(bounds) => {
+                let mut schema = Map::new();
+                bounds.render(&mut schema);
+                let kind = if matches!(self, Self::Integer(_)) {
+                    "integer"
+                } else {
+                    "number"
+                };
+                schema.insert("type".to_owned(), json!(kind));
+                Value::Object(sort_keys(schema))
+            }
+            Self::Model(model) => json!({"$ref": model.reference(definitions)}),
+        }
+    }
+}
+
+fn number_type(kind: &FieldKind) -> &'static str {
+    if matches!(kind, FieldKind::Integer(_)) {
+        "integer"
+    } else {
+        "number"
     }
 }
 
@@ -560,7 +633,7 @@ impl FormPage {
         }
     }
 
-    /// A nested model named `name`, for [`Field::model_list`].
+    /// A nested model named `name`, for [`Field::model`] and [`ListItem::Model`].
     pub fn model(name: &str) -> Self {
         Self {
             nested: true,
@@ -598,17 +671,36 @@ impl FormPage {
     }
 
     /// The page's JSON Schema, as pydantic-forms renders it: keys sorted, properties in field
-    /// order, choices under `$defs`, and no additional properties.
+    /// order, choices and nested models under `$defs`, and no additional properties.
     pub fn schema(&self) -> Value {
         let mut definitions = Map::new();
-        let mut properties = Map::new();
-        for field in &self.fields {
-            let (schema, definition) = field.schema();
-            properties.insert(field.name.clone(), schema);
-            if let Some((name, definition)) = definition {
-                definitions.insert(name, definition);
-            }
+        let mut schema = self.schema_without_definitions(&mut definitions);
+        if !definitions.is_empty() {
+            let definitions = Value::Object(sort_keys(definitions));
+            schema.insert("$defs".to_owned(), definitions);
+            schema = sort_keys(schema);
         }
+        Value::Object(schema)
+    }
+
+    /// The reference to this nested model, whose schema (and those it needs) go into
+    /// `definitions`, all at the top level as pydantic puts them.
+    fn reference(&self, definitions: &mut Map<String, Value>) -> String {
+        let name = self.title.clone().unwrap_or_default();
+        let schema = self.schema_without_definitions(definitions);
+        definitions.insert(name.clone(), Value::Object(schema));
+        format!("#/$defs/{name}")
+    }
+
+    fn schema_without_definitions(
+        &self,
+        definitions: &mut Map<String, Value>,
+    ) -> Map<String, Value> {
+        let properties: Map<String, Value> = self
+            .fields
+            .iter()
+            .map(|field| (field.name.clone(), field.schema(definitions)))
+            .collect();
         let required: Vec<&str> = self
             .fields
             .iter()
@@ -616,9 +708,6 @@ impl FormPage {
             .map(|field| field.name.as_str())
             .collect();
         let mut schema = Map::new();
-        if !definitions.is_empty() {
-            schema.insert("$defs".to_owned(), Value::Object(sort_keys(definitions)));
-        }
         if !self.nested {
             schema.insert("additionalProperties".to_owned(), json!(false));
         }
@@ -631,7 +720,7 @@ impl FormPage {
             json!(self.title.as_deref().unwrap_or("unknown")),
         );
         schema.insert("type".to_owned(), json!("object"));
-        Value::Object(schema)
+        schema
     }
 
     /// Validates `answer` against the page: the answer with defaults filled in and values

@@ -1,6 +1,7 @@
 //! The pages orchestrator-core's workflows start with, and choices filled from the store: a
 //! create workflow asks for the product ([`ProductPage`]), the others for the subscription
-//! ([`subscription_page`]); dropdowns offer the active subscriptions of a product type
+//! ([`subscription_page`]); a create form's next page is titled with the chosen product
+//! ([`ProductTitled`]); dropdowns offer the active subscriptions of a product type
 //! ([`active_subscriptions`], [`WithActive`]).
 
 use std::sync::{Mutex, PoisonError};
@@ -61,6 +62,40 @@ impl PageBuilder for ProductPage {
     }
 }
 
+/// The page `B` builds, titled with the name of the product the first page chose (`product`),
+/// as orchestrator-core titles a create form's second page.
+pub struct ProductTitled<B>(pub B);
+
+#[async_trait]
+impl<B: PageBuilder> PageBuilder for ProductTitled<B> {
+    async fn build(
+        &self,
+        lookups: &dyn FormLookups,
+        state: &Map<String, Value>,
+    ) -> Result<FormPage, DomainError> {
+        let mut page = self.0.build(lookups, state).await?;
+        let chosen = state.get("product").and_then(Value::as_str);
+        if let Some(chosen) = chosen {
+            let products = lookups.products().await?;
+            let product = products
+                .into_iter()
+                .find(|product| product.id.to_string() == chosen);
+            if let Some(product) = product {
+                page.title = Some(product.name);
+            }
+        }
+        Ok(page)
+    }
+}
+
+/// The subscription an earlier page chose (`subscription_id`), if any.
+pub fn chosen_subscription(state: &Map<String, Value>) -> Option<uuid::Uuid> {
+    state
+        .get("subscription_id")
+        .and_then(Value::as_str)
+        .and_then(|id| id.parse().ok())
+}
+
 /// The first page of a modify, terminate or validate workflow: which subscription, and
 /// optionally the version the caller saw (optimistic locking is done by the store on save).
 pub fn subscription_page() -> FormPage {
@@ -86,11 +121,8 @@ impl<B: PageBuilder> PageBuilder for AtVersion<B> {
         lookups: &dyn FormLookups,
         state: &Map<String, Value>,
     ) -> Result<FormPage, DomainError> {
-        let chosen = state
-            .get("subscription_id")
-            .and_then(Value::as_str)
-            .and_then(|id| id.parse::<uuid::Uuid>().ok());
-        if let (Some(id), Some(version)) = (chosen, state.get("version").and_then(Value::as_i64)) {
+        let version = state.get("version").and_then(Value::as_i64);
+        if let (Some(id), Some(version)) = (chosen_subscription(state), version) {
             let current = lookups.subscription(id).await?.subscription.version;
             if current != version {
                 return Err(DomainError::Conflict(format!(

@@ -3,6 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::ValidationError;
+use crate::constraints::{Bounds, OutOfBounds};
 use crate::page::{FieldKind, FormPage, ListItem};
 
 pub(crate) fn page(
@@ -10,14 +11,18 @@ pub(crate) fn page(
     answer: &Value,
 ) -> Result<Map<String, Value>, Vec<ValidationError>> {
     let Value::Object(submitted) = answer else {
+        let class_name = match (&page.title, page.nested) {
+            (Some(title), true) => title.as_str(),
+            _ => "FormPage",
+        };
         return Err(vec![
             ValidationError::new(
                 "model_type",
                 vec![],
-                "Input should be a valid dictionary or instance of the model",
+                format!("Input should be a valid dictionary or instance of {class_name}"),
                 answer,
             )
-            .with_ctx("class_name", json!("FormPage")),
+            .with_ctx("class_name", json!(class_name)),
         ]);
     };
     let mut errors = Vec::new();
@@ -136,6 +141,7 @@ fn check_kind(
         FieldKind::String {
             min_length,
             max_length,
+            pattern,
             ..
         } => {
             let Value::String(text) = value else {
@@ -165,6 +171,15 @@ fn check_kind(
                     .with_ctx("max_length", json!(max)),
                 ]);
             }
+            if let Some(pattern) = pattern.as_ref().filter(|p| !p.is_match(text)) {
+                return Err(vec![
+                    error(
+                        "string_pattern_mismatch",
+                        format!("String should match pattern '{}'", pattern.as_str()),
+                    )
+                    .with_ctx("pattern", json!(pattern.as_str())),
+                ]);
+            }
             Ok(value.clone())
         }
         FieldKind::Uuid { .. } => match value.as_str().map(uuid::Uuid::parse_str) {
@@ -181,57 +196,9 @@ fn check_kind(
                 "UUID input should be a string, bytes or UUID object".to_owned(),
             )]),
         },
-        FieldKind::Integer { minimum, maximum } => {
-            let number = match value {
-                Value::Number(number) => number
-                    .as_i64()
-                    .or_else(|| {
-                        number
-                            .as_f64()
-                            .filter(|f| f.fract() == 0.0)
-                            .map(|f| f as i64)
-                    })
-                    .ok_or_else(|| {
-                        vec![error(
-                            "int_from_float",
-                            "Input should be a valid integer, got a number with a fractional part"
-                                .to_owned(),
-                        )]
-                    })?,
-                Value::String(text) => text.trim().parse::<i64>().map_err(|_| {
-                    vec![error(
-                        "int_parsing",
-                        "Input should be a valid integer, unable to parse string as an integer"
-                            .to_owned(),
-                    )]
-                })?,
-                _ => {
-                    return Err(vec![error(
-                        "int_type",
-                        "Input should be a valid integer".to_owned(),
-                    )]);
-                }
-            };
-            if let Some(min) = minimum.filter(|min| number < *min) {
-                return Err(vec![
-                    error(
-                        "greater_than_equal",
-                        format!("Input should be greater than or equal to {min}"),
-                    )
-                    .with_ctx("ge", json!(min)),
-                ]);
-            }
-            if let Some(max) = maximum.filter(|max| number > *max) {
-                return Err(vec![
-                    error(
-                        "less_than_equal",
-                        format!("Input should be less than or equal to {max}"),
-                    )
-                    .with_ctx("le", json!(max)),
-                ]);
-            }
-            Ok(json!(number))
-        }
+        FieldKind::Integer(bounds) => integer(value, bounds, loc),
+        FieldKind::Number(bounds) => number(value, bounds, loc),
+        FieldKind::Model(model) => nested(model, value, loc),
         FieldKind::Boolean => match value {
             Value::Bool(flag) => Ok(json!(flag)),
             Value::String(text) => match text.to_ascii_lowercase().as_str() {
@@ -273,7 +240,7 @@ fn check_kind(
             for (index, item) in items.iter().enumerate() {
                 let mut item_loc = loc.to_vec();
                 item_loc.push(json!(index));
-                match check_item(item_kind, item, item_loc) {
+                match check_item(item_kind, item, &item_loc) {
                     Ok(value) => checked.push(value),
                     Err(item_errors) => errors.extend(item_errors),
                 }
@@ -329,43 +296,124 @@ fn check_kind(
 
 /// Checks one list item at `loc`: a choice, a text, or a nested model (whose errors are located
 /// under the item).
-fn check_item(
-    kind: &ListItem,
-    item: &Value,
-    loc: Vec<Value>,
-) -> Result<Value, Vec<ValidationError>> {
+fn check_item(kind: &ListItem, item: &Value, loc: &[Value]) -> Result<Value, Vec<ValidationError>> {
     match kind {
         ListItem::Choice(choices) => match item.as_str() {
             Some(choice) if choices.contains(choice) => Ok(item.clone()),
             _ => Err(vec![
                 ValidationError::new(
                     "enum",
-                    loc,
+                    loc.to_vec(),
                     format!("Input should be {}", choices.expected()),
                     item,
                 )
                 .with_ctx("expected", json!(choices.expected())),
             ]),
         },
+        ListItem::Integer(bounds) => integer(item, bounds, loc),
+        ListItem::Number(bounds) => number(item, bounds, loc),
         ListItem::Text => match item {
             Value::String(_) => Ok(item.clone()),
             _ => Err(vec![ValidationError::new(
                 "string_type",
-                loc,
+                loc.to_vec(),
                 "Input should be a valid string",
                 item,
             )]),
         },
-        ListItem::Model(model) => page(model, item).map(Value::Object).map_err(|errors| {
-            errors
-                .into_iter()
-                .map(|mut error| {
-                    let mut located = loc.clone();
-                    located.append(&mut error.loc);
-                    error.loc = located;
-                    error
-                })
-                .collect()
-        }),
+        ListItem::Model(model) => nested(model, item, loc),
     }
+}
+
+/// A nested model's values, or its errors located under `loc`.
+fn nested(model: &FormPage, value: &Value, loc: &[Value]) -> Result<Value, Vec<ValidationError>> {
+    page(model, value).map(Value::Object).map_err(|errors| {
+        errors
+            .into_iter()
+            .map(|mut error| {
+                let mut located = loc.to_vec();
+                located.append(&mut error.loc);
+                error.loc = located;
+                error
+            })
+            .collect()
+    })
+}
+
+/// A whole number as pydantic's lax mode reads it (from a number without a fractional part, a
+/// string of digits, or a boolean), within `bounds`.
+fn integer(value: &Value, bounds: &Bounds, loc: &[Value]) -> Result<Value, Vec<ValidationError>> {
+    let error = |kind: &str, msg: &str| vec![ValidationError::new(kind, loc.to_vec(), msg, value)];
+    let whole = match value {
+        Value::Number(number) => match number.as_i64() {
+            Some(whole) => whole,
+            None => match number.as_f64() {
+                Some(float) if float.fract() == 0.0 && float.abs() < 9.2e18 => float as i64,
+                _ => {
+                    return Err(error(
+                        "int_from_float",
+                        "Input should be a valid integer, got a number with a fractional part",
+                    ));
+                }
+            },
+        },
+        Value::String(text) => parse_integer(text).ok_or_else(|| {
+            error(
+                "int_parsing",
+                "Input should be a valid integer, unable to parse string as an integer",
+            )
+        })?,
+        Value::Bool(flag) => i64::from(*flag),
+        _ => return Err(error("int_type", "Input should be a valid integer")),
+    };
+    bounds
+        .check_integer(whole)
+        .map(|()| json!(whole))
+        .map_err(|out| vec![out_of_bounds(out, loc, value)])
+}
+
+/// pydantic's reading of an integer string: surrounding whitespace, `_` between digits and a
+/// fractional part of zeros are allowed.
+fn parse_integer(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let text = match text.split_once('.') {
+        Some((whole, zeros)) if zeros.chars().all(|c| c == '0') => whole,
+        Some(_) => return None,
+        None => text,
+    };
+    let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
+    let well_placed = !digits.starts_with('_') && !digits.ends_with('_') && !digits.contains("__");
+    if !well_placed {
+        return None;
+    }
+    text.replace('_', "").parse().ok()
+}
+
+/// A number as pydantic's lax mode reads it (from a number, a numeric string or a boolean),
+/// within `bounds`. JSON cannot carry infinity or NaN, so they are refused as `finite_number`.
+fn number(value: &Value, bounds: &Bounds, loc: &[Value]) -> Result<Value, Vec<ValidationError>> {
+    let error = |kind: &str, msg: &str| vec![ValidationError::new(kind, loc.to_vec(), msg, value)];
+    let float = match value {
+        Value::Number(number) => number.as_f64().unwrap_or(f64::NAN),
+        Value::String(text) => text.trim().replace('_', "").parse::<f64>().map_err(|_| {
+            error(
+                "float_parsing",
+                "Input should be a valid number, unable to parse string as a number",
+            )
+        })?,
+        Value::Bool(flag) => f64::from(u8::from(*flag)),
+        _ => return Err(error("float_type", "Input should be a valid number")),
+    };
+    if !float.is_finite() {
+        return Err(error("finite_number", "Input should be a finite number"));
+    }
+    bounds
+        .check_float(float)
+        .map(|()| json!(float))
+        .map_err(|out| vec![out_of_bounds(out, loc, value)])
+}
+
+fn out_of_bounds(out: OutOfBounds, loc: &[Value], value: &Value) -> ValidationError {
+    ValidationError::new(out.kind, loc.to_vec(), out.message(), value)
+        .with_ctx(out.ctx_key, out.limit())
 }

@@ -8,7 +8,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use cadre_forms::{Choices, Field, FormPage};
+use cadre_forms::{Choices, Field, FormPage, ListItem};
 use cadre_migrations::demo::USER_INTERNAL_PRODUCT_ID;
 use serde_json::{Map, json};
 
@@ -37,7 +37,7 @@ fn user_page() -> FormPage {
     FormPage::new("User internal")
         .field(Field::string("username"))
         .field(Field::integer("age").nullable())
-        .field(Field::choice_list("user_group_ids", groups, 1, Some(1)))
+        .field(Field::list("user_group_ids", ListItem::Choice(groups)).items(Some(1), Some(1)))
 }
 
 /// One active user group, for the user group selector.

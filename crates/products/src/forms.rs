@@ -5,11 +5,19 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cadre_domain::{DomainError, Email, ExternalId, FormLookups, InputForm, Name, ProductType};
-use cadre_forms::standard::{AtVersion, ProductPage, WithActive, subscription_page};
-use cadre_forms::{Choices, Field, Form, FormPage, PageBuilder};
+use cadre_domain::{
+    DomainError, Email, ExternalId, FormLookups, InputForm, Name, ProductType, SubscriptionRecord,
+};
+use cadre_forms::standard::{
+    AtVersion, ProductPage, ProductTitled, WithActive, active_subscriptions, chosen_subscription,
+    subscription_page,
+};
+use cadre_forms::{Choices, Field, Form, FormPage, ListItem, PageBuilder};
 use serde_json::{Map, Value, json};
-use uuid::Uuid;
+
+use cadre_domain::models::DomainModel;
+
+use crate::models::{UserGroupInactive, UserInactive};
 
 /// The page `page` builds with the active user groups as choices.
 fn with_groups(page: fn(Choices) -> FormPage) -> WithActive {
@@ -56,7 +64,7 @@ pub(crate) fn user_group_page(groups: Choices) -> FormPage {
         .field(external_id_field("user_group_id"))
         .field(name_field("user_group_name"))
         .field(
-            Field::choice_list("parent_user_groups", groups, 0, None)
+            Field::list("parent_user_groups", ListItem::Choice(groups))
                 .unique_items()
                 .default(json!([])),
         )
@@ -73,31 +81,76 @@ pub(crate) fn user_page(groups: Choices) -> FormPage {
         .field(Field::string("lastname").nullable())
         .field(Field::string("email").format("email").check(email))
         .field(Field::string("auth_id").nullable())
-        .field(Field::choice_list("user_group_ids", groups, 1, Some(1)))
+        .field(Field::list("user_group_ids", ListItem::Choice(groups)).items(Some(1), Some(1)))
 }
 
-/// The second page of `modify_user_group`: what to change (fields left empty stay as they are).
-pub(crate) fn modify_user_group_page(groups: Choices) -> FormPage {
-    FormPage::new("Modify user group")
-        .field(Field::string("user_group_name").nullable())
+/// The second page of `modify_user_group`: the group's id read-only, and what can change,
+/// pre-filled with its current values (a field sent empty stays as it is).
+pub(crate) fn modify_user_group_page(
+    groups: Choices,
+    record: SubscriptionRecord,
+) -> Result<FormPage, DomainError> {
+    let group = UserGroupInactive::from_record(record)?.user_group;
+    let parents: Vec<String> = group
+        .parent_groups
+        .iter()
+        .map(|parent| parent.owner_subscription_id.to_string())
+        .collect();
+    Ok(FormPage::new("Modify user group")
+        .field(Field::read_only(
+            "user_group_id",
+            json!(group.user_group_id),
+        ))
         .field(
-            Field::choice_list("parent_user_groups", groups, 0, None)
-                .unique_items()
-                .nullable(),
+            Field::string("user_group_name")
+                .nullable()
+                .default(json!(group.name)),
         )
-        .field(Field::boolean("discoverable").nullable())
-        .field(Field::string("terms").format("long").nullable())
+        .field(
+            Field::list("parent_user_groups", ListItem::Choice(groups))
+                .unique_items()
+                .nullable()
+                .default(json!(parents)),
+        )
+        .field(
+            Field::boolean("discoverable")
+                .nullable()
+                .default(json!(group.discoverable)),
+        )
+        .field(
+            Field::string("terms")
+                .format("long")
+                .nullable()
+                .default(json!(group.terms)),
+        ))
 }
 
-/// The second page of `modify_user` (fields left empty stay as they are).
-pub(crate) fn modify_user_page(groups: Choices) -> FormPage {
-    FormPage::new("Modify user")
-        .field(Field::string("username").nullable())
-        .field(Field::string("firstname").nullable())
-        .field(Field::string("lastname").nullable())
-        .field(Field::string("email").format("email").nullable())
-        .field(Field::string("auth_id").nullable())
-        .field(Field::choice_list("user_group_ids", groups, 1, Some(1)).nullable())
+/// The second page of `modify_user`: the user's id read-only, and what can change, pre-filled
+/// with the current values and the current group chosen (a field sent empty stays as it is).
+pub(crate) fn modify_user_page(
+    groups: Choices,
+    record: SubscriptionRecord,
+) -> Result<FormPage, DomainError> {
+    let user = UserInactive::from_record(record)?.user;
+    let current_groups: Vec<String> = user
+        .groups
+        .iter()
+        .map(|group| group.owner_subscription_id.to_string())
+        .collect();
+    let text = |name: &str, value: Value| Field::string(name).nullable().default(value);
+    Ok(FormPage::new("Modify user")
+        .field(Field::read_only("user_id", json!(user.user_id)))
+        .field(text("username", json!(user.username)))
+        .field(text("firstname", json!(user.firstname)))
+        .field(text("lastname", json!(user.lastname)))
+        .field(text("email", json!(user.email)).format("email"))
+        .field(text("auth_id", json!(user.auth_id)))
+        .field(
+            Field::list("user_group_ids", ListItem::Choice(groups))
+                .items(Some(1), Some(1))
+                .nullable()
+                .default(json!(current_groups)),
+        ))
 }
 
 /// The confirmation page of a terminate workflow.
@@ -109,7 +162,7 @@ fn terminate_page(what: &str) -> FormPage {
 }
 
 /// The form of a create workflow for `product_type`: which product, then `page` with the
-/// active user groups as choices.
+/// active user groups as choices, titled with the product's name.
 pub(crate) fn create(
     product_type: ProductType,
     page: fn(Choices) -> FormPage,
@@ -117,18 +170,42 @@ pub(crate) fn create(
     Arc::new(
         Form::new()
             .page(ProductPage(product_type))
-            .page(with_groups(page)),
+            .page(ProductTitled(with_groups(page))),
     )
 }
 
-/// The form of a modify workflow: which subscription, then `page` with the active user groups
-/// as choices.
-pub(crate) fn modify(page: fn(Choices) -> FormPage) -> Arc<dyn InputForm> {
+/// Builds a modify page from the active user groups and the chosen subscription as it is.
+type ModifyPage = fn(Choices, SubscriptionRecord) -> Result<FormPage, DomainError>;
+
+/// The form of a modify workflow: which subscription, then the page `page` builds from the
+/// active user groups and the subscription's current values.
+pub(crate) fn modify(page: ModifyPage) -> Arc<dyn InputForm> {
     Arc::new(
         Form::new()
             .page(subscription_page())
-            .page(AtVersion(with_groups(page))),
+            .page(AtVersion(Prefilled(page))),
     )
+}
+
+/// A modify page, built from the subscription chosen before it as it is now. The groups are
+/// looked up each time: a modify form is shown seldom, and must show what is there.
+struct Prefilled(ModifyPage);
+
+#[async_trait]
+impl PageBuilder for Prefilled {
+    async fn build(
+        &self,
+        lookups: &dyn FormLookups,
+        state: &Map<String, Value>,
+    ) -> Result<FormPage, DomainError> {
+        let id = chosen_subscription(state).ok_or_else(|| {
+            DomainError::invalid("subscription_id", "a modify form changes a subscription")
+        })?;
+        let record = lookups.subscription(id).await?;
+        let groups =
+            active_subscriptions(lookups, ProductType::user_group(), "UserGroupEnum").await?;
+        (self.0)(groups, record)
+    }
 }
 
 /// The form of a terminate workflow: which subscription, then a confirmation about `what`.
@@ -161,11 +238,7 @@ impl PageBuilder for Unused {
         lookups: &dyn FormLookups,
         state: &Map<String, Value>,
     ) -> Result<FormPage, DomainError> {
-        let chosen = state
-            .get("subscription_id")
-            .and_then(Value::as_str)
-            .and_then(|id| id.parse::<Uuid>().ok());
-        if let Some(id) = chosen {
+        if let Some(id) = chosen_subscription(state) {
             let record = lookups.subscription(id).await?;
             let mut users = Vec::new();
             for block in &record.blocks {

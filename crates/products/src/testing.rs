@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use cadre_domain::models::{self, DomainModel};
 use cadre_domain::{
-    BlockRef, DomainError, ExternalId, Lifecycle, Name, NewSubscription, ProductType, Repositories,
-    Result,
+    BlockRef, DomainError, Email, ExternalId, Lifecycle, Name, NewSubscription, ProductType,
+    Repositories, Result, SubscriptionRecord,
 };
 use std::sync::Arc;
 
@@ -16,7 +16,9 @@ use cadre_engine::standard::DEFAULT_CUSTOMER;
 use cadre_engine::testing::OnePage;
 use cadre_engine::{DefinitionError, Registry};
 
-use crate::models::{UserGroup, UserGroupInactive, user_group_description};
+use crate::models::{
+    User, UserGroup, UserGroupInactive, UserInactive, user_description, user_group_description,
+};
 
 /// An active, in-sync user group with subscription id `id`, external id `group_id`, name
 /// `name` and `parents`, of the catalogue's first UserGroup product and the default customer,
@@ -29,27 +31,9 @@ pub async fn active_group(
     parents: &[BlockRef],
     now: DateTime<Utc>,
 ) -> Result<UserGroup> {
-    let product = repositories
-        .list_products()
-        .await?
-        .into_iter()
-        .find(|product| product.product_type == ProductType::user_group())
-        .ok_or_else(|| DomainError::NotFound {
-            kind: "product",
-            id: ProductType::USER_GROUP.to_owned(),
-        })?;
-    let customer = repositories
-        .customer_by_name(&Name::parse(DEFAULT_CUSTOMER)?)
-        .await?;
     let name = Name::parse(name)?;
-    let record = repositories
-        .create_subscription(NewSubscription {
-            id,
-            product_id: product.id,
-            customer_id: customer.id,
-            description: user_group_description(&name),
-        })
-        .await?;
+    let description = user_group_description(&name);
+    let record = new_subscription(repositories, ProductType::user_group(), id, description).await?;
     let mut group = UserGroupInactive::from_record(record)?;
     group.user_group.user_group_id = Some(ExternalId::parse(group_id)?);
     group.user_group.name = Some(name);
@@ -60,6 +44,66 @@ pub async fn active_group(
         .change_lifecycle(Lifecycle::Active, now)?;
     group.subscription.insync = true;
     models::save(repositories, group).await
+}
+
+/// An active, in-sync user with subscription id `id`, external id `user_id`, user name
+/// `username` and `email`, in `groups`, of the catalogue's first User product and the default
+/// customer, activated at `now`.
+pub async fn active_user(
+    repositories: &(impl Repositories + ?Sized),
+    id: Uuid,
+    user_id: &str,
+    username: &str,
+    email: &str,
+    groups: &[&UserGroup],
+    now: DateTime<Utc>,
+) -> Result<User> {
+    let username = Name::parse(username)?;
+    let names: Vec<&Name> = groups.iter().map(|group| &group.user_group.name).collect();
+    let record = new_subscription(repositories, ProductType::user(), id, String::new()).await?;
+    let mut user = UserInactive::from_record(record)?;
+    user.subscription.description = user_description(&username, &names, user.affiliation);
+    user.user.user_id = Some(ExternalId::parse(user_id)?);
+    user.user.username = Some(username);
+    user.user.email = Some(Email::parse(email)?);
+    user.user.groups = groups
+        .iter()
+        .map(|group| group.user_group.reference(group.subscription.id))
+        .collect();
+    let mut user = models::save(repositories, user.into_provisioning(now)?).await?;
+    user.subscription.change_lifecycle(Lifecycle::Active, now)?;
+    user.subscription.insync = true;
+    models::save(repositories, user).await
+}
+
+/// A new `initial` subscription `id` of the catalogue's first product of `product_type`, for
+/// the default customer.
+async fn new_subscription(
+    repositories: &(impl Repositories + ?Sized),
+    product_type: ProductType,
+    id: Uuid,
+    description: String,
+) -> Result<SubscriptionRecord> {
+    let product = repositories
+        .list_products()
+        .await?
+        .into_iter()
+        .find(|product| product.product_type == product_type)
+        .ok_or_else(|| DomainError::NotFound {
+            kind: "product",
+            id: product_type.to_string(),
+        })?;
+    let customer = repositories
+        .customer_by_name(&Name::parse(DEFAULT_CUSTOMER)?)
+        .await?;
+    repositories
+        .create_subscription(NewSubscription {
+            id,
+            product_id: product.id,
+            customer_id: customer.id,
+            description,
+        })
+        .await
 }
 
 /// Every built-in workflow, each taking its whole input as one page (`OnePage`): for tests and

@@ -13,7 +13,7 @@ use serde_json::Value;
 fn sign_up_page() -> FormPage {
     FormPage::new("Sign up")
         .field(Field::string("name").length(Some(1), Some(100)))
-        .field(Field::integer("age").range(Some(18), None).nullable())
+        .field(Field::integer("age").ge(18).nullable())
         .field(Field::choice(
             "plan",
             Choices::plain("Plan", &["personal", "team"]),

@@ -11,7 +11,7 @@ use cadre_engine::standard::{
 };
 use cadre_engine::{Patch, StepContext, StepError, StepFn, StepList, Workflow, step};
 use cadre_forms::standard::{ProductPage, WithActive, subscription_page};
-use cadre_forms::{Choices, Field, Form, FormPage};
+use cadre_forms::{Choices, Field, Form, FormPage, ListItem};
 use cadre_products::models::User;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -80,7 +80,7 @@ fn email(value: &Value) -> Result<(), String> {
 }
 
 fn quota_field() -> Field {
-    Field::integer("quota_mb").range(Some(1), Some(i64::from(MAX_QUOTA_MB)))
+    Field::integer("quota_mb").ge(1).le(i64::from(MAX_QUOTA_MB))
 }
 
 /// The second page of `create_mailbox`: its owner (an active user), address, quota, aliases.
@@ -90,7 +90,8 @@ fn mailbox_page(users: Choices) -> FormPage {
         .field(Field::string("address").format("email").check(email))
         .field(quota_field().default(json!(1024)))
         .field(
-            Field::text_list("aliases", 0, Some(10))
+            Field::list("aliases", ListItem::Text)
+                .items(None, Some(10))
                 .unique_items()
                 .default(json!([])),
         )
@@ -101,7 +102,8 @@ fn modify_page() -> FormPage {
     FormPage::new("Modify mailbox")
         .field(quota_field().nullable())
         .field(
-            Field::text_list("aliases", 0, Some(10))
+            Field::list("aliases", ListItem::Text)
+                .items(None, Some(10))
                 .unique_items()
                 .nullable(),
         )

@@ -1,7 +1,7 @@
 //! Whatever a client sends as a page, validation answers without panicking, and its errors stay
 //! bounded.
 
-use cadre_forms::{Choices, Field, FormPage, MAX_ERRORS};
+use cadre_forms::{Choices, Field, FormPage, ListItem, MAX_ERRORS};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -40,17 +40,22 @@ fn page() -> FormPage {
     let groups = Choices::plain("Group", &["group-1", "group-2", "group-3"]);
     FormPage::untitled()
         .field(Field::string("name").length(Some(1), Some(20)))
-        .field(Field::integer("age").range(Some(0), Some(150)).nullable())
+        .field(Field::integer("age").ge(0).le(150).nullable())
         .field(Field::boolean("active").default(json!(true)))
         .field(Field::choice("group", groups.clone()).nullable())
-        .field(Field::choice_list("groups", groups, 0, Some(2)).unique_items())
-        .field(Field::text_list("tags", 0, Some(5)))
-        .field(Field::model_list(
-            "people",
-            FormPage::untitled().field(Field::string("name")),
-            0,
-            Some(3),
-        ))
+        .field(
+            Field::list("groups", ListItem::Choice(groups))
+                .items(None, Some(2))
+                .unique_items(),
+        )
+        .field(Field::list("tags", ListItem::Text).items(None, Some(5)))
+        .field(
+            Field::list(
+                "people",
+                ListItem::model(FormPage::untitled().field(Field::string("name"))),
+            )
+            .items(None, Some(3)),
+        )
         .field(Field::hidden("kind", json!("person")))
         .field(Field::label("note", "A note"))
 }

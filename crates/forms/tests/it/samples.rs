@@ -2,7 +2,7 @@
 //! with what pydantic-forms 2.9.0 emitted. Deliberate differences are listed in docs/forms.md and
 //! are the only things removed from the reference before comparing.
 
-use cadre_forms::{Choices, Field, FormPage, ValidationError};
+use cadre_forms::{Choices, Field, FormPage, ListItem, ValidationError};
 use serde_json::{Map, Value, json};
 
 fn sample(name: &str) -> Value {
@@ -52,11 +52,7 @@ fn basic_fields_match_pydantic_forms() {
                 .pattern("^[a-z][a-z0-9_]*$")
                 .extra("layout", json!({"span": 6})),
         )
-        .field(
-            Field::integer("age")
-                .range(Some(18), Some(120))
-                .default(json!(30)),
-        )
+        .field(Field::integer("age").ge(18).le(120).default(json!(30)))
         .field(Field::string("nickname").nullable())
         .field(
             Field::choice(
@@ -74,9 +70,10 @@ fn basic_fields_match_pydantic_forms() {
 fn choices_and_lists_match_pydantic_forms() {
     let page = FormPage::untitled()
         .field(Field::choice("primary_group", groups()))
-        .field(Field::choice_list("user_group_ids", groups(), 1, Some(1)))
+        .field(Field::list("user_group_ids", ListItem::Choice(groups())).items(Some(1), Some(1)))
         .field(
-            Field::choice_list("extra_groups", groups(), 0, Some(2))
+            Field::list("extra_groups", ListItem::Choice(groups()))
+                .items(None, Some(2))
                 .unique_items()
                 .default(json!([])),
         )
@@ -84,7 +81,11 @@ fn choices_and_lists_match_pydantic_forms() {
             Field::choice("shell", Choices::plain("Shell", &["bash", "zsh"]))
                 .default(json!("bash")),
         )
-        .field(Field::text_list("tags", 1, Some(3)).unique_items());
+        .field(
+            Field::list("tags", ListItem::Text)
+                .items(Some(1), Some(3))
+                .unique_items(),
+        );
     assert_same_schema(&page.schema(), &sample("02_choices"));
 }
 
@@ -95,8 +96,12 @@ fn nested_models_and_text_lists_match_pydantic_forms() {
         .field(Field::string("name"))
         .field(Field::string("public_key").length(Some(20), None));
     let page = FormPage::untitled()
-        .field(Field::model_list("ssh_keys", ssh_key, 0, None).default(json!([])))
-        .field(Field::text_list("admin_contacts", 2, Some(2)).unique_items());
+        .field(Field::list("ssh_keys", ListItem::model(ssh_key)).default(json!([])))
+        .field(
+            Field::list("admin_contacts", ListItem::Text)
+                .items(Some(2), Some(2))
+                .unique_items(),
+        );
     // Documented differences: timestamps and accept fields are not supported yet.
     let mut expected = sample("06_nested_lists_meta")["form"].clone();
     let properties = expected["properties"].as_object_mut().unwrap();
@@ -185,7 +190,7 @@ fn user_page() -> FormPage {
                 .length(Some(3), None)
                 .check(not_taken),
         )
-        .field(Field::integer("age").range(Some(18), Some(120)))
+        .field(Field::integer("age").ge(18).le(120))
         .field(Field::string("password"))
         .field(Field::string("password_repeat"))
         .check(passwords_match)
@@ -256,7 +261,9 @@ async fn a_later_page_depends_on_earlier_answers_as_in_pydantic_forms() {
             Ok(FormPage::new(title)
                 .field(Field::string("username"))
                 .field(Field::integer("age").nullable())
-                .field(Field::choice_list("user_group_ids", groups, 1, Some(1))))
+                .field(
+                    Field::list("user_group_ids", ListItem::Choice(groups)).items(Some(1), Some(1)),
+                ))
         }
     }
 
@@ -332,12 +339,13 @@ fn errors_do_not_grow_with_the_choices_or_the_items_sent() {
     // 200 KB body answered with 266 MB).
     let values: Vec<String> = (0..100_000).map(|n| format!("group-{n}")).collect();
     let names: Vec<&str> = values.iter().map(String::as_str).collect();
-    let page = FormPage::untitled().field(Field::choice_list(
-        "user_group_ids",
-        Choices::plain("Group", &names),
-        1,
-        None,
-    ));
+    let page = FormPage::untitled().field(
+        Field::list(
+            "user_group_ids",
+            ListItem::Choice(Choices::plain("Group", &names)),
+        )
+        .items(Some(1), None),
+    );
     let sent: Vec<String> = (0..32).map(|n| format!("nope-{n}")).collect();
     let errors = page.validate(&json!({"user_group_ids": sent})).unwrap_err();
     assert_eq!(errors.len(), 32);

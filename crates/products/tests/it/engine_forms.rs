@@ -87,7 +87,7 @@ async fn create_user_walks_the_product_page_then_the_user_page_with_the_group_se
     assert_eq!(
         kinds,
         [
-            ("user_id", "value_error"),
+            ("user_id", "string_pattern_mismatch"),
             ("email", "value_error"),
             ("user_group_ids", "too_short"),
             ("shoe", "extra_forbidden")

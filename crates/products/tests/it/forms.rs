@@ -2,10 +2,13 @@
 
 use std::sync::Arc;
 
-use cadre_domain::{FormError, InputForm};
+use cadre_domain::models::DomainModel;
+use cadre_domain::{FormError, InputForm, SubscriptionRepository};
 use cadre_migrations::demo::{USER_GROUP_PRODUCT_ID, USER_INTERNAL_PRODUCT_ID};
+use cadre_products::models::UserGroup;
 use cadre_store::SeaStore;
 use cadre_store::testing::scratch_store;
+use chrono::Utc;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -42,8 +45,21 @@ async fn pages(store: &SeaStore, form: &str, answers: &[Value]) -> Vec<Value> {
 async fn built_in_form_schemas() {
     let store = scratch_store().await;
     let staff = group(&store, 0x51, "Staff").await;
-    group(&store, 0x52, "Admins").await;
+    let admins = group(&store, 0x52, "Admins").await;
     let subscription = json!({"subscription_id": staff});
+    let admins = UserGroup::from_record(store.load_subscription(admins).await.unwrap()).unwrap();
+    let ada = Uuid::from_u128(0x61);
+    cadre_products::testing::active_user(
+        &*store,
+        ada,
+        "ada",
+        "ada",
+        "ada@example.org",
+        &[&admins],
+        Utc::now(),
+    )
+    .await
+    .unwrap();
     insta::assert_json_snapshot!(
         "create_user",
         pages(
@@ -73,7 +89,7 @@ async fn built_in_form_schemas() {
     );
     insta::assert_json_snapshot!(
         "modify_user",
-        pages(&store, "modify_user", std::slice::from_ref(&subscription)).await
+        pages(&store, "modify_user", &[json!({"subscription_id": ada})]).await
     );
     insta::assert_json_snapshot!(
         "terminate_user",
