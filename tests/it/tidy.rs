@@ -97,7 +97,7 @@ fn every_dependency_is_used() {
                     .as_array()
                     .unwrap()
                     .iter()
-                    .any(|kind| kind == "lib" || kind == "bin")
+                    .any(|kind| kind == "lib" || kind == "bin" || kind == "proc-macro")
             })
             .flat_map(|target| module_tree(Path::new(target["src_path"].as_str().unwrap())))
             .map(|file| std::fs::read_to_string(file).unwrap())

@@ -175,6 +175,8 @@ pub enum ListItem {
     Choice(Choices),
     /// Free text.
     Text,
+    /// A UUID written as text.
+    Uuid,
     /// A whole number within its bounds.
     Integer(Bounds),
     /// A number within its bounds.
@@ -578,6 +580,7 @@ impl ListItem {
                 json!({"$ref": format!("#/$defs/{}", choices.name)})
             }
             Self::Text => json!({"type": "string"}),
+            Self::Uuid => json!({"format": "uuid", "type": "string"}),
             Self::Integer(bounds) | Self::Number(bounds) => {
                 let mut schema = Map::new();
                 bounds.render(&mut schema);

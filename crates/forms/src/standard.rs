@@ -141,7 +141,7 @@ pub struct WithActive {
     product_type: ProductType,
     choices_name: &'static str,
     page: fn(Choices) -> FormPage,
-    recent: Mutex<Option<(Instant, Choices)>>,
+    recent: Recent<Choices>,
 }
 
 impl WithActive {
@@ -156,16 +156,31 @@ impl WithActive {
             product_type,
             choices_name,
             page,
-            recent: Mutex::new(None),
+            recent: Recent::new(),
         }
     }
+}
 
-    fn recent_choices(&self) -> Option<Choices> {
-        let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+/// A value looked up at most once per [`CHOICES_TTL`].
+pub(crate) struct Recent<T>(Mutex<Option<(Instant, T)>>);
+
+impl<T: Clone> Recent<T> {
+    pub(crate) fn new() -> Self {
+        Self(Mutex::new(None))
+    }
+
+    /// The value, if it was looked up less than [`CHOICES_TTL`] ago.
+    pub(crate) fn get(&self) -> Option<T> {
+        let recent = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         recent
             .as_ref()
             .filter(|(at, _)| at.elapsed() < CHOICES_TTL)
-            .map(|(_, choices)| choices.clone())
+            .map(|(_, value)| value.clone())
+    }
+
+    /// Keeps `value`, looked up now.
+    pub(crate) fn put(&self, value: T) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), value));
     }
 }
 
@@ -176,14 +191,13 @@ impl PageBuilder for WithActive {
         lookups: &dyn FormLookups,
         _: &Map<String, Value>,
     ) -> Result<FormPage, DomainError> {
-        let choices = match self.recent_choices() {
+        let choices = match self.recent.get() {
             Some(choices) => choices,
             None => {
                 let choices =
                     active_subscriptions(lookups, self.product_type.clone(), self.choices_name)
                         .await?;
-                let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
-                *recent = Some((Instant::now(), choices.clone()));
+                self.recent.put(choices.clone());
                 choices
             }
         };

@@ -182,20 +182,7 @@ fn check_kind(
             }
             Ok(value.clone())
         }
-        FieldKind::Uuid { .. } => match value.as_str().map(uuid::Uuid::parse_str) {
-            Some(Ok(id)) => Ok(json!(id)),
-            Some(Err(parse)) => Err(vec![
-                error(
-                    "uuid_parsing",
-                    format!("Input should be a valid UUID, {parse}"),
-                )
-                .with_ctx("error", json!(parse.to_string())),
-            ]),
-            None => Err(vec![error(
-                "uuid_type",
-                "UUID input should be a string, bytes or UUID object".to_owned(),
-            )]),
-        },
+        FieldKind::Uuid { .. } => uuid(value, loc),
         FieldKind::Integer(bounds) => integer(value, bounds, loc),
         FieldKind::Number(bounds) => number(value, bounds, loc),
         FieldKind::Model(model) => nested(model, value, loc),
@@ -312,6 +299,7 @@ fn check_item(kind: &ListItem, item: &Value, loc: &[Value]) -> Result<Value, Vec
         },
         ListItem::Integer(bounds) => integer(item, bounds, loc),
         ListItem::Number(bounds) => number(item, bounds, loc),
+        ListItem::Uuid => uuid(item, loc),
         ListItem::Text => match item {
             Value::String(_) => Ok(item.clone()),
             _ => Err(vec![ValidationError::new(
@@ -322,6 +310,25 @@ fn check_item(kind: &ListItem, item: &Value, loc: &[Value]) -> Result<Value, Vec
             )]),
         },
         ListItem::Model(model) => nested(model, item, loc),
+    }
+}
+
+/// A UUID written as text, normalised to its hyphenated lower-case form.
+fn uuid(value: &Value, loc: &[Value]) -> Result<Value, Vec<ValidationError>> {
+    let error = |kind: &str, msg: String| ValidationError::new(kind, loc.to_vec(), msg, value);
+    match value.as_str().map(uuid::Uuid::parse_str) {
+        Some(Ok(id)) => Ok(json!(id)),
+        Some(Err(parse)) => Err(vec![
+            error(
+                "uuid_parsing",
+                format!("Input should be a valid UUID, {parse}"),
+            )
+            .with_ctx("error", json!(parse.to_string())),
+        ]),
+        None => Err(vec![error(
+            "uuid_type",
+            "UUID input should be a string, bytes or UUID object".to_owned(),
+        )]),
     }
 }
 

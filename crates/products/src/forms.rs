@@ -1,6 +1,7 @@
 //! The initial forms of the built-in workflows, following orchestrator-core's conventions: a
 //! create workflow starts with the product page, the others with the subscription page; the
-//! product modules pair each with its workflow.
+//! product modules pair each with its workflow. The create pages are types
+//! ([`UserPage`], [`UserGroupPage`]), which a validated answer parses into.
 
 use std::sync::Arc;
 
@@ -9,20 +10,19 @@ use cadre_domain::{
     DomainError, Email, ExternalId, FormLookups, InputForm, Name, ProductType, SubscriptionRecord,
 };
 use cadre_forms::standard::{
-    AtVersion, ProductPage, ProductTitled, WithActive, active_subscriptions, chosen_subscription,
+    AtVersion, ProductPage, ProductTitled, active_subscriptions, chosen_subscription,
     subscription_page,
 };
-use cadre_forms::{Choices, Field, Form, FormPage, ListItem, PageBuilder};
+use cadre_forms::{
+    ACTIVE_USER_GROUPS, Choices, Field, Form, FormModel, FormPage, ListItem, ModelPage, PageBuilder,
+};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use uuid::Uuid;
 
 use cadre_domain::models::DomainModel;
 
 use crate::models::{UserGroupInactive, UserInactive};
-
-/// The page `page` builds with the active user groups as choices.
-fn with_groups(page: fn(Choices) -> FormPage) -> WithActive {
-    WithActive::new(ProductType::user_group(), "UserGroupEnum", page)
-}
 
 fn external_id(value: &Value) -> Result<(), String> {
     let text = value.as_str().unwrap_or_default();
@@ -45,43 +45,50 @@ fn email(value: &Value) -> Result<(), String> {
 
 const EXTERNAL_ID_PATTERN: &str = r"^(?!\.)[.A-Za-z0-9_-]{1,255}$";
 
-/// An external id field, checked by the domain's `ExternalId`.
-fn external_id_field(field: &str) -> Field {
-    Field::string(field)
-        .length(Some(1), Some(255))
-        .pattern(EXTERNAL_ID_PATTERN)
-        .check(external_id)
-}
-
-/// A name field, checked by the domain's `Name`.
-fn name_field(field: &str) -> Field {
-    Field::string(field).length(Some(1), Some(255)).check(name)
-}
-
-/// The second page of `create_user_group`.
-pub(crate) fn user_group_page(groups: Choices) -> FormPage {
-    FormPage::new("User Group")
-        .field(external_id_field("user_group_id"))
-        .field(name_field("user_group_name"))
-        .field(
-            Field::list("parent_user_groups", ListItem::Choice(groups))
-                .unique_items()
-                .default(json!([])),
-        )
-        .field(Field::boolean("discoverable").default(json!(false)))
-        .field(Field::string("terms").format("long").nullable())
+/// The second page of `create_user_group`. Its doc comments are the fields' descriptions.
+#[derive(Debug, Deserialize, FormPage)]
+#[form(title = "User Group")]
+pub struct UserGroupPage {
+    /// The group's id in the systems cadre provisions.
+    #[form(min_length = 1, max_length = 255, pattern = EXTERNAL_ID_PATTERN, check = external_id)]
+    pub user_group_id: String,
+    /// The group's name, as people see it.
+    #[form(min_length = 1, max_length = 255, check = name)]
+    pub user_group_name: String,
+    /// The groups this group is nested in.
+    #[form(lookup = ACTIVE_USER_GROUPS, unique, default = [])]
+    pub parent_user_groups: Vec<Uuid>,
+    /// Whether people may find the group and ask to join it.
+    #[form(default = false)]
+    pub discoverable: bool,
+    /// Terms a person accepts to join.
+    #[form(format = "long")]
+    pub terms: Option<String>,
 }
 
 /// The second page of `create_user`: the seed's form, with the identity fields of cadre's User.
-pub(crate) fn user_page(groups: Choices) -> FormPage {
-    FormPage::new("User")
-        .field(external_id_field("user_id"))
-        .field(name_field("username"))
-        .field(Field::string("firstname").nullable())
-        .field(Field::string("lastname").nullable())
-        .field(Field::string("email").format("email").check(email))
-        .field(Field::string("auth_id").nullable())
-        .field(Field::list("user_group_ids", ListItem::Choice(groups)).items(Some(1), Some(1)))
+/// Its doc comments are the fields' descriptions.
+#[derive(Debug, Deserialize, FormPage)]
+#[form(title = "User")]
+pub struct UserPage {
+    /// The user's id in the systems cadre provisions.
+    #[form(min_length = 1, max_length = 255, pattern = EXTERNAL_ID_PATTERN, check = external_id)]
+    pub user_id: String,
+    /// The name the user signs in with.
+    #[form(min_length = 1, max_length = 255, check = name)]
+    pub username: String,
+    /// Given name.
+    pub firstname: Option<String>,
+    /// Family name.
+    pub lastname: Option<String>,
+    /// Where mail to the user goes.
+    #[form(format = "email", check = email)]
+    pub email: String,
+    /// The user's identity at the authentication provider.
+    pub auth_id: Option<String>,
+    /// The group the user belongs to.
+    #[form(lookup = ACTIVE_USER_GROUPS, min_items = 1, max_items = 1)]
+    pub user_group_ids: Vec<Uuid>,
 }
 
 /// The second page of `modify_user_group`: the group's id read-only, and what can change,
@@ -161,16 +168,13 @@ fn terminate_page(what: &str) -> FormPage {
     ))
 }
 
-/// The form of a create workflow for `product_type`: which product, then `page` with the
-/// active user groups as choices, titled with the product's name.
-pub(crate) fn create(
-    product_type: ProductType,
-    page: fn(Choices) -> FormPage,
-) -> Arc<dyn InputForm> {
+/// The form of a create workflow for `product_type`: which product, then the page of `T`
+/// (its choices looked up as it says), titled with the product's name.
+pub(crate) fn create<T: FormModel + 'static>(product_type: ProductType) -> Arc<dyn InputForm> {
     Arc::new(
         Form::new()
             .page(ProductPage(product_type))
-            .page(ProductTitled(with_groups(page))),
+            .page(ProductTitled(ModelPage::<T>::new())),
     )
 }
 

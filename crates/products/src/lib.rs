@@ -12,7 +12,7 @@
 //! validated by the same types as one created by any other path. In modify workflows a field
 //! that is absent or null leaves the value as it is.
 
-mod forms;
+pub mod forms;
 pub mod models;
 #[cfg(feature = "testing")]
 pub mod testing;

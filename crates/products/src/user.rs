@@ -28,7 +28,7 @@ pub(crate) fn workflows() -> Vec<Workflow> {
             "Create a user",
             Target::Create,
             user(),
-            forms::create(ProductType::user(), forms::user_page),
+            forms::create::<forms::UserPage>(ProductType::user()),
             create(),
         ),
         Workflow::new(

@@ -26,7 +26,7 @@ pub(crate) fn workflows() -> Vec<Workflow> {
             "Create a user group",
             Target::Create,
             user_group(),
-            forms::create(ProductType::user_group(), forms::user_group_page),
+            forms::create::<forms::UserGroupPage>(ProductType::user_group()),
             create(),
         ),
         Workflow::new(

@@ -5,7 +5,7 @@
 use cadre_forms::{Choices, Field, FormPage, ListItem, ValidationError};
 use serde_json::{Map, Value, json};
 
-fn sample(name: &str) -> Value {
+pub(crate) fn sample(name: &str) -> Value {
     let path = format!("{}/tests/samples/{name}.json", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
     serde_json::from_str(&text).unwrap()
@@ -13,7 +13,7 @@ fn sample(name: &str) -> Value {
 
 /// Compares property by property (so a failure names the field), then the whole schema, and
 /// the order of the properties (the order a UI renders them in).
-fn assert_same_schema(ours: &Value, theirs: &Value) {
+pub(crate) fn assert_same_schema(ours: &Value, theirs: &Value) {
     let our_properties = ours["properties"].as_object().unwrap();
     let their_properties = theirs["properties"].as_object().unwrap();
     for (name, their_field) in their_properties {

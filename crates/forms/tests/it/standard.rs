@@ -26,7 +26,7 @@ fn product(n: u128, name: &str, product_type: &str) -> Product {
     }
 }
 
-fn subscription(
+pub(crate) fn subscription(
     n: u128,
     description: &str,
     product_type: &str,
