@@ -86,6 +86,8 @@ pub(crate) struct OutOfBounds {
     words: &'static str,
     pub(crate) ctx_key: &'static str,
     limit: Limit,
+    /// Whether the number checked is a float, whose `ctx` pydantic gives as a float.
+    float: bool,
 }
 
 impl OutOfBounds {
@@ -94,9 +96,14 @@ impl OutOfBounds {
         format!("Input should be {} {}", self.words, self.limit)
     }
 
-    /// The bound as declared, for `ctx`.
+    /// The bound for `ctx`: as declared for an integer, as a float for a float (`gt=0` on a
+    /// float is `0.0` there, and `0` in the message).
     pub(crate) fn limit(&self) -> Value {
-        self.limit.to_json()
+        if self.float {
+            json!(self.limit.as_f64())
+        } else {
+            self.limit.to_json()
+        }
     }
 }
 
@@ -159,7 +166,7 @@ impl Bounds {
             Limit::Integer(m) => value % m == 0,
             Limit::Float(m) => float_is_multiple(value as f64, m),
         };
-        self.check(multiple, |limit| match limit {
+        self.check(false, multiple, |limit| match limit {
             Limit::Integer(whole) => value.cmp(&whole),
             Limit::Float(float) => (value as f64).total_cmp(&float),
         })
@@ -168,6 +175,7 @@ impl Bounds {
     /// Checks a number, in pydantic's order: `multiple_of`, `le`, `lt`, `ge`, `gt`.
     pub(crate) fn check_float(&self, value: f64) -> Result<(), OutOfBounds> {
         self.check(
+            true,
             |m| float_is_multiple(value, m.as_f64()),
             |limit| value.total_cmp(&limit.as_f64()),
         )
@@ -175,6 +183,7 @@ impl Bounds {
 
     fn check(
         &self,
+        float: bool,
         is_multiple: impl Fn(Limit) -> bool,
         compare: impl Fn(Limit) -> std::cmp::Ordering,
     ) -> Result<(), OutOfBounds> {
@@ -184,6 +193,7 @@ impl Bounds {
             words,
             ctx_key,
             limit,
+            float,
         };
         if let Some(m) = self.multiple_of.filter(|m| !is_multiple(*m)) {
             return Err(broken("multiple_of", "a multiple of", "multiple_of", m));
@@ -299,6 +309,11 @@ mod tests {
                 "le",
                 json!(1000.5)
             )
+        );
+        let out = Bounds::new().gt(0).check_float(0.0).unwrap_err();
+        assert_eq!(
+            (out.message().as_str(), out.limit().to_string()),
+            ("Input should be greater than 0", "0.0".to_owned())
         );
     }
 }

@@ -17,6 +17,7 @@
 //!
 //! This crate depends on `cadre-domain` only: no database, no HTTP.
 
+mod components;
 mod constraints;
 mod form;
 mod model;
@@ -28,6 +29,7 @@ pub use cadre_domain::forms::{
     FormError, FormLookups, FormNotComplete, FormValidationError, ValidationError,
 };
 pub use cadre_forms_derive::{FormChoices, FormPage};
+pub use components::{AcceptItem, Timestamp, contact_person};
 pub use constraints::{Bounds, Limit, Pattern};
 pub use form::{Form, PageBuilder};
 pub use model::{

@@ -3,6 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::ValidationError;
+use crate::components::{ACCEPTED, AcceptItem, INCOMPLETE};
 use crate::constraints::{Bounds, Limit, Pattern};
 
 /// One option of a choice: the value submitted and the label shown.
@@ -163,8 +164,22 @@ pub enum FieldKind {
     Hidden,
     /// A display-only separator.
     Divider,
-    /// A value shown but not editable; submissions keep it.
+    /// A value shown but not editable: an answer may leave it out or repeat it, not change it.
     ReadOnly(Value),
+    /// One of a few fixed values written into the field (pydantic's `Literal`).
+    Literal(Choices),
+    /// A checklist a person confirms (`ACCEPTED`), with the items it shows.
+    Accept(Vec<(String, AcceptItem)>),
+    /// A display-only block whose content is its default and whose schema refers to an empty
+    /// model (`CalloutValue`, `MarkdownValue`, `MigrationSummaryValue`).
+    Panel {
+        /// The empty model's name under `$defs`.
+        model: &'static str,
+        /// The rendering hint.
+        format: &'static str,
+    },
+    /// A subscription shown by its id, display-only.
+    DisplaySubscription,
 }
 
 /// What the items of a list field are.
@@ -212,7 +227,7 @@ pub struct Field {
 }
 
 impl Field {
-    fn new(name: &str, kind: FieldKind) -> Self {
+    pub(crate) fn with_kind(name: &str, kind: FieldKind) -> Self {
         Self {
             name: name.to_owned(),
             kind,
@@ -226,7 +241,7 @@ impl Field {
 
     /// A text field.
     pub fn string(name: &str) -> Self {
-        Self::new(
+        Self::with_kind(
             name,
             FieldKind::String {
                 min_length: None,
@@ -239,27 +254,27 @@ impl Field {
 
     /// A UUID field.
     pub fn uuid(name: &str) -> Self {
-        Self::new(name, FieldKind::Uuid { format: None })
+        Self::with_kind(name, FieldKind::Uuid { format: None })
     }
 
     /// A whole-number field (pydantic's `int`); bound it with [`Field::gt`] and the like.
     pub fn integer(name: &str) -> Self {
-        Self::new(name, FieldKind::Integer(Bounds::default()))
+        Self::with_kind(name, FieldKind::Integer(Bounds::default()))
     }
 
     /// A number field (pydantic's `float`); bound it with [`Field::gt`] and the like.
     pub fn number(name: &str) -> Self {
-        Self::new(name, FieldKind::Number(Bounds::default()))
+        Self::with_kind(name, FieldKind::Number(Bounds::default()))
     }
 
     /// A nested model (see [`FormPage::model`]), rendered as a reference to its `$defs` entry.
     pub fn model(name: &str, model: FormPage) -> Self {
-        Self::new(name, FieldKind::Model(Box::new(model)))
+        Self::with_kind(name, FieldKind::Model(Box::new(model)))
     }
 
     /// A list of `item`s; bound it with [`Field::items`] and [`Field::unique_items`].
     pub fn list(name: &str, item: ListItem) -> Self {
-        Self::new(
+        Self::with_kind(
             name,
             FieldKind::List {
                 item,
@@ -272,12 +287,12 @@ impl Field {
 
     /// A true/false field.
     pub fn boolean(name: &str) -> Self {
-        Self::new(name, FieldKind::Boolean)
+        Self::with_kind(name, FieldKind::Boolean)
     }
 
     /// A single choice.
     pub fn choice(name: &str, choices: Choices) -> Self {
-        Self::new(
+        Self::with_kind(
             name,
             FieldKind::Choice {
                 choices,
@@ -288,28 +303,28 @@ impl Field {
 
     /// A value carried but not shown.
     pub fn hidden(name: &str, value: Value) -> Self {
-        let mut field = Self::new(name, FieldKind::Hidden);
+        let mut field = Self::with_kind(name, FieldKind::Hidden);
         field.default = Some(value);
         field
     }
 
     /// Display-only text.
     pub fn label(name: &str, text: &str) -> Self {
-        let mut field = Self::new(name, FieldKind::Label);
+        let mut field = Self::with_kind(name, FieldKind::Label);
         field.default = Some(json!(text));
         field
     }
 
     /// A display-only separator.
     pub fn divider(name: &str) -> Self {
-        let mut field = Self::new(name, FieldKind::Divider);
+        let mut field = Self::with_kind(name, FieldKind::Divider);
         field.default = Some(Value::Null);
         field
     }
 
     /// A value shown read-only.
     pub fn read_only(name: &str, value: Value) -> Self {
-        let mut field = Self::new(name, FieldKind::ReadOnly(value.clone()));
+        let mut field = Self::with_kind(name, FieldKind::ReadOnly(value.clone()));
         field.default = Some(value);
         field
     }
@@ -444,11 +459,16 @@ impl Field {
         self
     }
 
-    /// Whether the field only shows something (label, divider, read-only value).
+    /// Whether the field only shows something (label, divider, hidden value, panel, subscription):
+    /// whatever an answer says, it keeps its declared value.
     pub fn is_display_only(&self) -> bool {
         matches!(
             self.kind,
-            FieldKind::Label | FieldKind::Divider | FieldKind::Hidden | FieldKind::ReadOnly(_)
+            FieldKind::Label
+                | FieldKind::Divider
+                | FieldKind::Hidden
+                | FieldKind::Panel { .. }
+                | FieldKind::DisplaySubscription
         )
     }
 
@@ -543,12 +563,57 @@ impl Field {
             }
             FieldKind::ReadOnly(value) => {
                 let locked = json!({"disabled": true, "value": value});
-                put("const", value.clone());
+                match value {
+                    // A read-only list names its items' type instead of a constant.
+                    Value::Array(items) => {
+                        let item_type = items.first().map_or("string", json_type);
+                        put("items", json!({"type": item_type}));
+                    }
+                    _ => put("const", value.clone()),
+                }
                 put("extraProperties", locked.clone());
                 put("readOnly", json!(true));
                 put("title", json!(title));
                 put("type", json!(json_type(value)));
                 put("uniforms", locked);
+            }
+            FieldKind::Literal(choices) => {
+                let values: Vec<&str> = choices.options.iter().map(|c| c.value.as_str()).collect();
+                match values.as_slice() {
+                    [only] => put("const", json!(only)),
+                    _ => put("enum", json!(values)),
+                }
+                put("title", json!(title));
+                put("type", json!("string"));
+            }
+            FieldKind::Accept(items) => {
+                if !items.is_empty() {
+                    let data: Vec<Value> = items
+                        .iter()
+                        .map(|(text, item)| json!([text, item.as_str()]))
+                        .collect();
+                    put("data", json!(data));
+                }
+                put("enum", json!([ACCEPTED, INCOMPLETE]));
+                put("format", json!("accept"));
+                put("title", json!(title));
+                put("type", json!("string"));
+            }
+            FieldKind::Panel { model, format } => {
+                definitions.insert(
+                    (*model).to_owned(),
+                    json!({"properties": {}, "title": model, "type": "object"}),
+                );
+                put("$ref", json!(format!("#/$defs/{model}")));
+                put("format", json!(format));
+                put("type", json!("string"));
+                put("readOnly", json!(true));
+            }
+            FieldKind::DisplaySubscription => {
+                put("format", json!("subscription"));
+                put("title", json!(title));
+                put("type", json!("string"));
+                put("readOnly", json!(true));
             }
         }
         if self.nullable {

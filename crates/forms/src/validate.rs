@@ -3,6 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::ValidationError;
+use crate::components::{ACCEPTED, INCOMPLETE};
 use crate::constraints::{Bounds, OutOfBounds};
 use crate::page::{FieldKind, FormPage, ListItem};
 
@@ -232,52 +233,80 @@ fn check_kind(
                     Err(item_errors) => errors.extend(item_errors),
                 }
             }
+            if !errors.is_empty() {
+                return Err(errors);
+            }
+            // pydantic-forms makes unique lists by validating a list and then its length,
+            // which pydantic reports as a `Value`'s.
+            let field_type = if *unique { "Value" } else { "List" };
             let count = items.len() as u64;
             if let Some(min) = min_items.filter(|min| count < *min) {
                 let plural = if min == 1 { "item" } else { "items" };
-                errors.push(
+                return Err(vec![
                     error(
                         "too_short",
                         format!(
-                            "List should have at least {min} {plural} after validation, not {count}"
+                            "{field_type} should have at least {min} {plural} after validation, not {count}"
                         ),
                     )
-                    .with_ctx("field_type", json!("List"))
+                    .with_ctx("field_type", json!(field_type))
                     .with_ctx("min_length", json!(min))
                     .with_ctx("actual_length", json!(count)),
-                );
+                ]);
             }
             if let Some(max) = max_items.filter(|max| count > *max) {
                 let plural = if max == 1 { "item" } else { "items" };
-                errors.push(
+                return Err(vec![
                     error(
                         "too_long",
                         format!(
-                            "List should have at most {max} {plural} after validation, not {count}"
+                            "{field_type} should have at most {max} {plural} after validation, not {count}"
                         ),
                     )
-                    .with_ctx("field_type", json!("List"))
+                    .with_ctx("field_type", json!(field_type))
                     .with_ctx("max_length", json!(max))
                     .with_ctx("actual_length", json!(count)),
-                );
+                ]);
             }
             let distinct: std::collections::HashSet<String> =
-                items.iter().map(Value::to_string).collect();
-            if *unique && distinct.len() != items.len() {
-                errors.push(
-                    error("value_error", "Items must be unique".to_owned())
-                        .with_ctx("error", json!("Items must be unique")),
-                );
+                checked.iter().map(Value::to_string).collect();
+            if *unique && distinct.len() != checked.len() {
+                return Err(vec![error("unique_list", "List must be unique".to_owned())]);
             }
-            if errors.is_empty() {
-                Ok(Value::Array(checked))
-            } else {
-                Err(errors)
+            Ok(Value::Array(checked))
+        }
+        FieldKind::ReadOnly(declared) => read_only(declared, value, loc),
+        FieldKind::Literal(choices) => match value.as_str() {
+            Some(choice) if choices.contains(choice) => Ok(value.clone()),
+            _ => Err(vec![
+                error(
+                    "literal_error",
+                    format!("Input should be {}", choices.expected()),
+                )
+                .with_ctx("expected", json!(choices.expected())),
+            ]),
+        },
+        FieldKind::Accept(_) => match value.as_str() {
+            Some(ACCEPTED) => Ok(value.clone()),
+            Some(INCOMPLETE) => {
+                let message = "Not all tasks are done";
+                Err(vec![
+                    error("value_error", message.to_owned()).with_ctx("error", json!(message)),
+                ])
             }
-        }
-        FieldKind::Label | FieldKind::Divider | FieldKind::Hidden | FieldKind::ReadOnly(_) => {
-            Ok(value.clone())
-        }
+            _ => {
+                let expected = format!("'{ACCEPTED}' or '{INCOMPLETE}'");
+                Err(vec![
+                    error("enum", format!("Input should be {expected}"))
+                        .with_ctx("expected", json!(expected)),
+                ])
+            }
+        },
+        FieldKind::Label
+        | FieldKind::Divider
+        | FieldKind::Hidden
+        | FieldKind::Panel { .. }
+        | FieldKind::DisplaySubscription => Ok(value.clone()),
     }
 }
 
@@ -329,6 +358,43 @@ fn uuid(value: &Value, loc: &[Value]) -> Result<Value, Vec<ValidationError>> {
             "uuid_type",
             "UUID input should be a string, bytes or UUID object".to_owned(),
         )]),
+    }
+}
+
+/// A read-only value: left out it is the declared one; sent, it must be the declared one.
+fn read_only(
+    declared: &Value,
+    value: &Value,
+    loc: &[Value],
+) -> Result<Value, Vec<ValidationError>> {
+    if value == declared {
+        return Ok(declared.clone());
+    }
+    let error = if declared.is_array() {
+        let message = "Cannot change values for a readonly list";
+        ValidationError::new("value_error", loc.to_vec(), message, value)
+            .with_ctx("error", json!(message))
+    } else {
+        let expected = python_repr(declared);
+        ValidationError::new(
+            "literal_error",
+            loc.to_vec(),
+            format!("Input should be {expected}"),
+            value,
+        )
+        .with_ctx("expected", json!(expected))
+    };
+    Err(vec![error])
+}
+
+/// How Python writes a JSON value in a message: `'text'`, `True`, `None`, `5`.
+fn python_repr(value: &Value) -> String {
+    match value {
+        Value::String(text) => format!("'{text}'"),
+        Value::Bool(true) => "True".to_owned(),
+        Value::Bool(false) => "False".to_owned(),
+        Value::Null => "None".to_owned(),
+        other => other.to_string(),
     }
 }
 

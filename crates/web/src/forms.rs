@@ -3,9 +3,10 @@
 //!
 //! Every kind cadre-forms emits has a field: text (with its bounds), email, integers and numbers
 //! (bounds, steps), booleans, a choice (a dropdown from `enum` and its `options` labels),
-//! several choices (a multiple select), lists of texts or numbers (one per line), labels and
-//! dividers (text only), hidden and read-only values, defaults and nullable fields. What has no
-//! field of its own (nested models and lists of them) is edited as JSON.
+//! several choices (a multiple select), lists of texts or numbers (one per line), labels,
+//! callouts, markdown and summaries (text only), dividers, hidden and read-only values, accept
+//! checklists (the items and one box to tick), defaults and nullable fields. What has no field
+//! of its own (nested models and lists of them) is edited as JSON.
 
 use std::collections::BTreeMap;
 
@@ -27,8 +28,10 @@ pub(crate) struct FieldView {
     name: String,
     label: String,
     /// `text`, `email`, `number`, `checkbox`, `select`, `multiselect`, `lines`, `json`, `label`,
-    /// `divider`, `hidden` or `readonly`.
+    /// `divider`, `hidden`, `readonly` or `accept`.
     kind: &'static str,
+    /// The items an `accept` field shows.
+    items: Vec<String>,
     required: bool,
     value: String,
     checked: bool,
@@ -83,6 +86,24 @@ fn text(value: &Value) -> String {
     }
 }
 
+/// What a display-only block shows: a callout's header and message, a markdown block's
+/// content, a summary's table as text, or the text itself.
+fn shown(value: &Value) -> String {
+    let Some(object) = value.as_object() else {
+        return text(value);
+    };
+    let parts: Vec<String> = ["header", "message", "content"]
+        .iter()
+        .filter_map(|key| object.get(*key).and_then(Value::as_str))
+        .map(str::to_owned)
+        .collect();
+    if parts.is_empty() {
+        value.to_string()
+    } else {
+        parts.join(": ")
+    }
+}
+
 /// The choices of an `enum`, labelled by `options` when it has them.
 fn choices(schema: &Map<String, Value>, selected: &[String]) -> Vec<Choice> {
     let labels = schema.get("options").and_then(Value::as_object);
@@ -107,9 +128,10 @@ fn choices(schema: &Map<String, Value>, selected: &[String]) -> Vec<Choice> {
 /// The kind of field `schema` (resolved) gets.
 fn kind_of(root: &Value, schema: &Map<String, Value>) -> &'static str {
     match schema.get("format").and_then(Value::as_str) {
-        Some("label") => return "label",
+        Some("label" | "callout" | "markdown" | "summary") => return "label",
         Some("divider") => return "divider",
         Some("hidden") => return "hidden",
+        Some("accept") => return "accept",
         _ => {}
     }
     if schema.contains_key("const") || schema.get("readOnly") == Some(&Value::Bool(true)) {
@@ -180,6 +202,10 @@ pub(crate) fn fields(
                 _ => Vec::new(),
             };
             let value = match kind {
+                "label" => match resolved.get("extraProperties") {
+                    Some(shown_beside) if answer.is_null() => shown(&shown_beside["data"]),
+                    _ => shown(&answer),
+                },
                 "lines" => listed.join("\n"),
                 "json" | "readonly" if !answer.is_null() && !answer.is_string() => {
                     answer.to_string()
@@ -213,6 +239,16 @@ pub(crate) fn fields(
             if kind == "json" {
                 hints.push("JSON".to_owned());
             }
+            if resolved.get("format").and_then(Value::as_str) == Some("timestamp") {
+                hints.push("Seconds since 1970-01-01 UTC".to_owned());
+            }
+            let items = resolved
+                .get("data")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|item| item.get(0).map(text))
+                .collect();
             FieldView {
                 label: resolved
                     .get("title")
@@ -220,8 +256,11 @@ pub(crate) fn fields(
                     .map_or_else(|| name.clone(), text),
                 name: name.clone(),
                 kind,
-                required: required.contains(&name.as_str()) && !nullable && kind != "checkbox",
-                checked: answer == Value::Bool(true),
+                items,
+                required: required.contains(&name.as_str())
+                    && !nullable
+                    && !matches!(kind, "checkbox" | "accept"),
+                checked: answer == Value::Bool(true) || answer == "ACCEPTED",
                 value,
                 choices,
                 min: bound("minimum", "exclusiveMinimum"),
@@ -284,7 +323,8 @@ pub(crate) fn page_from(schema: &Value, posted: &BTreeMap<String, Vec<String>>) 
         };
         // An empty field is left out (its default applies), or null where null is allowed; a
         // required text stays empty, for the form to say it is too short.
-        let blank = first.is_empty() && !matches!(kind, "checkbox" | "multiselect" | "lines");
+        let blank =
+            first.is_empty() && !matches!(kind, "checkbox" | "accept" | "multiselect" | "lines");
         let required_text = matches!(kind, "text" | "email") && required.contains(&name.as_str());
         if matches!(kind, "label" | "divider") || (blank && !required_text && !nullable) {
             continue;
@@ -298,6 +338,8 @@ pub(crate) fn page_from(schema: &Value, posted: &BTreeMap<String, Vec<String>>) 
         let value = match kind {
             _ if blank && !required_text => Value::Null,
             "checkbox" => Value::Bool(values.iter().any(|value| value == "true")),
+            "accept" if values.iter().any(|value| value == "true") => Value::from("ACCEPTED"),
+            "accept" => Value::from("INCOMPLETE"),
             "multiselect" => {
                 let items = items();
                 Value::Array(
@@ -325,4 +367,91 @@ pub(crate) fn page_from(schema: &Value, posted: &BTreeMap<String, Vec<String>>) 
         page.insert(name.clone(), value);
     }
     Value::Object(page)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use cadre_forms::{AcceptItem, Field, FormPage};
+    use serde_json::{Map, json};
+
+    use super::{fields, page_from};
+
+    fn page() -> FormPage {
+        FormPage::untitled()
+            .field(Field::callout(
+                "careful",
+                Some("Careful"),
+                Some("It is live"),
+                "warning",
+            ))
+            .field(Field::markdown("help", "**Bold** words", "primary"))
+            .field(Field::number("ratio").gt(0).le(2.5).multiple_of(0.5))
+            .field(Field::literal("plan", &["small", "large"]))
+            .field(Field::read_only("owner", json!("alice")))
+            .field(Field::accept(
+                "confirm",
+                &[("Backups are made", AcceptItem::Checkbox)],
+            ))
+    }
+
+    #[test]
+    fn every_component_gets_a_field_and_what_is_posted_validates() {
+        let page = page();
+        let schema = page.schema();
+        let shown = fields(&schema, &Map::new(), &[]);
+        let kinds: Vec<(&str, &str)> = shown
+            .iter()
+            .map(|field| (field.name.as_str(), field.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("careful", "label"),
+                ("help", "label"),
+                ("ratio", "number"),
+                ("plan", "select"),
+                ("owner", "readonly"),
+                ("confirm", "accept"),
+            ]
+        );
+        assert_eq!(shown[0].value, "Careful: It is live");
+        assert_eq!(shown[1].value, "**Bold** words");
+        assert_eq!(
+            (
+                shown[2].min.as_deref(),
+                shown[2].max.as_deref(),
+                shown[2].step.as_deref()
+            ),
+            (Some("0"), Some("2.5"), Some("0.5"))
+        );
+        assert_eq!(shown[5].items, ["Backups are made"]);
+
+        let posted: BTreeMap<String, Vec<String>> = [
+            ("ratio", vec!["1.5"]),
+            ("plan", vec!["large"]),
+            ("owner", vec!["alice"]),
+            ("confirm", vec!["false", "true"]),
+        ]
+        .into_iter()
+        .map(|(name, values)| {
+            (
+                name.to_owned(),
+                values.into_iter().map(str::to_owned).collect(),
+            )
+        })
+        .collect();
+        let answer = page_from(&schema, &posted);
+        let values = page.validate(&answer).unwrap();
+        assert_eq!(
+            (&values["ratio"], &values["plan"], &values["confirm"]),
+            (&json!(1.5), &json!("large"), &json!("ACCEPTED"))
+        );
+        let unticked = BTreeMap::from([("confirm".to_owned(), vec!["false".to_owned()])]);
+        assert_eq!(
+            page_from(&schema, &unticked)["confirm"],
+            json!("INCOMPLETE")
+        );
+    }
 }

@@ -1,7 +1,7 @@
 //! Whatever a client sends as a page, validation answers without panicking, and its errors stay
 //! bounded.
 
-use cadre_forms::{Choices, Field, FormPage, ListItem, MAX_ERRORS};
+use cadre_forms::{AcceptItem, Bounds, Choices, Field, FormPage, ListItem, MAX_ERRORS};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -41,6 +41,25 @@ fn page() -> FormPage {
     FormPage::untitled()
         .field(Field::string("name").length(Some(1), Some(20)))
         .field(Field::integer("age").ge(0).le(150).nullable())
+        .field(
+            Field::number("ratio")
+                .gt(0)
+                .lt(1)
+                .multiple_of(0.125)
+                .nullable(),
+        )
+        .field(Field::string("code").pattern("^(?!x)[a-z]+$").nullable())
+        .field(Field::literal("plan", &["small", "large"]).nullable())
+        .field(Field::accept("confirm", &[("Done", AcceptItem::Checkbox)]).nullable())
+        .field(Field::read_only("owner", json!(["alice"])))
+        .field(
+            Field::model(
+                "address",
+                FormPage::model("Address").field(Field::string("city")),
+            )
+            .nullable(),
+        )
+        .field(Field::list("scores", ListItem::Number(Bounds::new().ge(0))).items(None, Some(4)))
         .field(Field::boolean("active").default(json!(true)))
         .field(Field::choice("group", groups.clone()).nullable())
         .field(
