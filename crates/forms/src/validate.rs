@@ -27,9 +27,9 @@ pub(crate) fn page(
         ]);
     };
     let mut errors = Vec::new();
-    let mut values = Map::new();
+    let mut values = Map::with_capacity(page.fields.len());
     for field in &page.fields {
-        let loc = vec![json!(field.name)];
+        let loc = Loc::Field(&field.name);
         if field.is_display_only() {
             // Whatever is submitted, display-only fields keep their declared value.
             values.insert(
@@ -45,7 +45,7 @@ pub(crate) fn page(
                 }
                 None => errors.push(ValidationError::new(
                     "missing",
-                    loc,
+                    loc.to_vec(),
                     "field required",
                     answer,
                 )),
@@ -63,7 +63,7 @@ pub(crate) fn page(
                     .iter()
                     .filter_map(|check| check(&checked).err())
                     .map(|message| {
-                        ValidationError::new("value_error", loc.clone(), message.clone(), value)
+                        ValidationError::new("value_error", loc.to_vec(), message.clone(), value)
                             .with_ctx("error", json!(message))
                     })
                     .collect();
@@ -108,6 +108,27 @@ pub(crate) fn page(
     }
 }
 
+/// Where a value is in the answer; pydantic's `loc` is built from it only for an error.
+enum Loc<'a> {
+    /// A field of the page.
+    Field(&'a str),
+    /// An item of a list.
+    Item(&'a Loc<'a>, usize),
+}
+
+impl Loc<'_> {
+    fn to_vec(&self) -> Vec<Value> {
+        match self {
+            Self::Field(name) => vec![json!(name)],
+            Self::Item(list, index) => {
+                let mut loc = list.to_vec();
+                loc.push(json!(index));
+                loc
+            }
+        }
+    }
+}
+
 /// The most errors a page is answered with; the others are counted in one more error.
 pub const MAX_ERRORS: usize = 50;
 
@@ -135,7 +156,7 @@ fn capped(mut errors: Vec<ValidationError>) -> Vec<ValidationError> {
 fn check_kind(
     kind: &FieldKind,
     value: &Value,
-    loc: &[Value],
+    loc: &Loc<'_>,
 ) -> Result<Value, Vec<ValidationError>> {
     let error = |kind: &str, msg: String| ValidationError::new(kind, loc.to_vec(), msg, value);
     match kind {
@@ -226,8 +247,7 @@ fn check_kind(
             let mut errors = Vec::new();
             let mut checked = Vec::with_capacity(items.len());
             for (index, item) in items.iter().enumerate() {
-                let mut item_loc = loc.to_vec();
-                item_loc.push(json!(index));
+                let item_loc = Loc::Item(loc, index);
                 match check_item(item_kind, item, &item_loc) {
                     Ok(value) => checked.push(value),
                     Err(item_errors) => errors.extend(item_errors),
@@ -312,7 +332,7 @@ fn check_kind(
 
 /// Checks one list item at `loc`: a choice, a text, or a nested model (whose errors are located
 /// under the item).
-fn check_item(kind: &ListItem, item: &Value, loc: &[Value]) -> Result<Value, Vec<ValidationError>> {
+fn check_item(kind: &ListItem, item: &Value, loc: &Loc<'_>) -> Result<Value, Vec<ValidationError>> {
     match kind {
         ListItem::Choice(choices) => match item.as_str() {
             Some(choice) if choices.contains(choice) => Ok(item.clone()),
@@ -343,7 +363,7 @@ fn check_item(kind: &ListItem, item: &Value, loc: &[Value]) -> Result<Value, Vec
 }
 
 /// A UUID written as text, normalised to its hyphenated lower-case form.
-fn uuid(value: &Value, loc: &[Value]) -> Result<Value, Vec<ValidationError>> {
+fn uuid(value: &Value, loc: &Loc<'_>) -> Result<Value, Vec<ValidationError>> {
     let error = |kind: &str, msg: String| ValidationError::new(kind, loc.to_vec(), msg, value);
     match value.as_str().map(uuid::Uuid::parse_str) {
         Some(Ok(id)) => Ok(json!(id)),
@@ -365,7 +385,7 @@ fn uuid(value: &Value, loc: &[Value]) -> Result<Value, Vec<ValidationError>> {
 fn read_only(
     declared: &Value,
     value: &Value,
-    loc: &[Value],
+    loc: &Loc<'_>,
 ) -> Result<Value, Vec<ValidationError>> {
     if value == declared {
         return Ok(declared.clone());
@@ -399,7 +419,7 @@ fn python_repr(value: &Value) -> String {
 }
 
 /// A nested model's values, or its errors located under `loc`.
-fn nested(model: &FormPage, value: &Value, loc: &[Value]) -> Result<Value, Vec<ValidationError>> {
+fn nested(model: &FormPage, value: &Value, loc: &Loc<'_>) -> Result<Value, Vec<ValidationError>> {
     page(model, value).map(Value::Object).map_err(|errors| {
         errors
             .into_iter()
@@ -415,7 +435,7 @@ fn nested(model: &FormPage, value: &Value, loc: &[Value]) -> Result<Value, Vec<V
 
 /// A whole number as pydantic's lax mode reads it (from a number without a fractional part, a
 /// string of digits, or a boolean), within `bounds`.
-fn integer(value: &Value, bounds: &Bounds, loc: &[Value]) -> Result<Value, Vec<ValidationError>> {
+fn integer(value: &Value, bounds: &Bounds, loc: &Loc<'_>) -> Result<Value, Vec<ValidationError>> {
     let error = |kind: &str, msg: &str| vec![ValidationError::new(kind, loc.to_vec(), msg, value)];
     let whole = match value {
         Value::Number(number) => match number.as_i64() {
@@ -464,7 +484,7 @@ fn parse_integer(text: &str) -> Option<i64> {
 
 /// A number as pydantic's lax mode reads it (from a number, a numeric string or a boolean),
 /// within `bounds`. JSON cannot carry infinity or NaN, so they are refused as `finite_number`.
-fn number(value: &Value, bounds: &Bounds, loc: &[Value]) -> Result<Value, Vec<ValidationError>> {
+fn number(value: &Value, bounds: &Bounds, loc: &Loc<'_>) -> Result<Value, Vec<ValidationError>> {
     let error = |kind: &str, msg: &str| vec![ValidationError::new(kind, loc.to_vec(), msg, value)];
     let float = match value {
         Value::Number(number) => number.as_f64().unwrap_or(f64::NAN),
@@ -486,7 +506,7 @@ fn number(value: &Value, bounds: &Bounds, loc: &[Value]) -> Result<Value, Vec<Va
         .map_err(|out| vec![out_of_bounds(out, loc, value)])
 }
 
-fn out_of_bounds(out: OutOfBounds, loc: &[Value], value: &Value) -> ValidationError {
+fn out_of_bounds(out: OutOfBounds, loc: &Loc<'_>, value: &Value) -> ValidationError {
     ValidationError::new(out.kind, loc.to_vec(), out.message(), value)
         .with_ctx(out.ctx_key, out.limit())
 }
