@@ -10,10 +10,11 @@ use cadre_engine::standard::{
     create_workflow, load_subscription, modify_workflow, subscription_patch, terminate_workflow,
 };
 use cadre_engine::{Patch, StepContext, StepError, StepFn, StepList, Workflow, step};
-use cadre_forms::standard::{ProductPage, WithActive, subscription_page};
-use cadre_forms::{Choices, Field, Form, FormPage, ListItem};
+use cadre_forms::standard::{ProductPage, subscription_page};
+use cadre_forms::{ActiveSubscriptions, Field, Form, FormPage, ListItem, ModelPage};
 use cadre_products::models::User;
-use serde_json::{Value, json};
+use serde::Deserialize;
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::catalogue::PRODUCT_TYPE;
@@ -31,11 +32,7 @@ pub fn workflows() -> Vec<Workflow> {
             Arc::new(
                 Form::new()
                     .page(ProductPage(ProductType::new(PRODUCT_TYPE)))
-                    .page(WithActive::new(
-                        ProductType::user(),
-                        "UserEnum",
-                        mailbox_page,
-                    )),
+                    .page(ModelPage::<MailboxPage>::new()),
             ),
             create_workflow(
                 ProductType::new(PRODUCT_TYPE),
@@ -83,18 +80,28 @@ fn quota_field() -> Field {
     Field::integer("quota_mb").ge(1).le(i64::from(MAX_QUOTA_MB))
 }
 
-/// The second page of `create_mailbox`: its owner (an active user), address, quota, aliases.
-fn mailbox_page(users: Choices) -> FormPage {
-    FormPage::new("Mailbox")
-        .field(Field::choice("owner", users))
-        .field(Field::string("address").format("email").check(email))
-        .field(quota_field().default(json!(1024)))
-        .field(
-            Field::list("aliases", ListItem::Text)
-                .items(None, Some(10))
-                .unique_items()
-                .default(json!([])),
-        )
+/// The active users, offered as `UserEnum`: a lookup of this crate's own.
+static ACTIVE_USERS: ActiveSubscriptions = ActiveSubscriptions {
+    product_type: ProductType::USER,
+    enum_name: "UserEnum",
+};
+
+/// The second page of `create_mailbox`, declared as a type.
+#[derive(Debug, Deserialize, FormPage)]
+#[form(title = "Mailbox")]
+pub struct MailboxPage {
+    /// The user the mailbox belongs to.
+    #[form(lookup = ACTIVE_USERS)]
+    pub owner: Uuid,
+    /// The mailbox's address.
+    #[form(format = "email", check = email)]
+    pub address: String,
+    /// The mailbox's size.
+    #[form(ge = 1, le = MAX_QUOTA_MB, default = 1024)]
+    pub quota_mb: u32,
+    /// Other addresses that deliver to it.
+    #[form(max_items = 10, unique, default = [])]
+    pub aliases: Vec<String>,
 }
 
 /// The second page of `modify_mailbox` (fields left empty stay as they are).

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use cadre_domain::{ProcessRepository, ProcessStatus, Store, SystemClock};
+use cadre_domain::models::DomainModel;
+use cadre_domain::{ProcessRepository, ProcessStatus, Store, SubscriptionRepository, SystemClock};
 use cadre_engine::{Engine, EngineConfig, EngineError, FormError};
 use cadre_migrations::demo::{USER_GROUP_PRODUCT_ID, USER_INTERNAL_PRODUCT_ID};
 use cadre_store::testing::scratch_store;
@@ -128,4 +129,86 @@ async fn create_user_walks_the_product_page_then_the_user_page_with_the_group_se
         process.state["user_group_ids"],
         json!([staff.subscription.id])
     );
+}
+
+/// orchestrator-core's modify forms show what is there: the second page of `modify_user` is
+/// filled with the user's values, so that changing one field is sending one field; the user's
+/// id is shown read-only and cannot be changed through the form.
+#[tokio::test]
+async fn modify_user_is_filled_with_the_user_as_it_is_and_changes_only_what_is_sent() {
+    let store = scratch_store().await;
+    let staff = active_group(&store, "staff").await;
+    let ada = cadre_products::testing::active_user(
+        &*store,
+        uuid::Uuid::now_v7(),
+        "ada",
+        "ada",
+        "ada@example.org",
+        &[&staff],
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    let shared: Arc<dyn Store> = Arc::new(store.clone());
+    let engine = Engine::new(
+        shared,
+        cadre_products::registry().unwrap(),
+        Arc::new(SystemClock),
+        EngineConfig::default(),
+    );
+    let chosen = json!({"subscription_id": ada.subscription.id});
+    let Err(EngineError::Form(FormError::NotComplete(page))) = engine
+        .start("modify_user", std::slice::from_ref(&chosen), "alice")
+        .await
+    else {
+        panic!("the subscription page leads to the modify page");
+    };
+    let properties = &page.form["properties"];
+    assert_eq!(properties["user_id"]["const"], json!("ada"));
+    assert_eq!(properties["username"]["default"], json!("ada"));
+    assert_eq!(properties["email"]["default"], json!("ada@example.org"));
+    assert_eq!(
+        properties["user_group_ids"]["default"],
+        json!([staff.subscription.id])
+    );
+
+    let Err(EngineError::Form(FormError::Invalid(body))) = engine
+        .start(
+            "modify_user",
+            &[chosen.clone(), json!({"user_id": "eve"})],
+            "alice",
+        )
+        .await
+    else {
+        panic!("a read-only value cannot be changed");
+    };
+    assert_eq!(body.validation_errors[0].kind, "literal_error");
+
+    let process = engine
+        .start(
+            "modify_user",
+            &[chosen, json!({"user_id": "ada", "firstname": "Ada"})],
+            "alice",
+        )
+        .await
+        .unwrap();
+    engine.run_until_idle().await.unwrap();
+    let process = store.process(process.id).await.unwrap();
+    assert_eq!(
+        process.status,
+        ProcessStatus::Completed,
+        "{:?}",
+        process.failed_reason
+    );
+    let user = cadre_products::models::User::from_record(
+        store.load_subscription(ada.subscription.id).await.unwrap(),
+    )
+    .unwrap();
+    assert_eq!(user.user.firstname.unwrap().as_str(), "Ada");
+    assert_eq!(
+        (user.user.username.as_str(), user.user.email.as_str()),
+        ("ada", "ada@example.org"),
+        "what was not sent stays as it was"
+    );
+    assert_eq!(user.user.groups, ada.user.groups);
 }
