@@ -144,17 +144,14 @@ impl<T: FormModel> PageBuilder for ModelPage<T> {
         lookups: &dyn FormLookups,
         _: &Map<String, Value>,
     ) -> Result<FormPage, DomainError> {
-        let choices = match self.recent.get() {
-            Some(choices) => choices,
-            None => {
-                let mut choices = LookedUp::default();
-                for (field, lookup) in T::lookups() {
-                    choices = choices.with(field, lookup.choices(lookups).await?);
-                }
-                self.recent.put(choices.clone());
-                choices
+        let look_up = async {
+            let mut choices = LookedUp::default();
+            for (field, lookup) in T::lookups() {
+                choices = choices.with(field, lookup.choices(lookups).await?);
             }
+            Ok::<_, DomainError>(choices)
         };
+        let choices = self.recent.get_or_look_up(look_up).await?;
         Ok(T::form_page(&choices))
     }
 }

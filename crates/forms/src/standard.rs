@@ -170,7 +170,7 @@ impl<T: Clone> Recent<T> {
     }
 
     /// The value, if it was looked up less than [`CHOICES_TTL`] ago.
-    pub(crate) fn get(&self) -> Option<T> {
+    fn get(&self) -> Option<T> {
         let recent = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         recent
             .as_ref()
@@ -178,9 +178,18 @@ impl<T: Clone> Recent<T> {
             .map(|(_, value)| value.clone())
     }
 
-    /// Keeps `value`, looked up now.
-    pub(crate) fn put(&self, value: T) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), value));
+    /// The value, or the one `look_up` finds now, kept for next time.
+    pub(crate) async fn get_or_look_up<E>(
+        &self,
+        look_up: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        if let Some(value) = self.get() {
+            return Ok(value);
+        }
+        let value = look_up.await?;
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((Instant::now(), value.clone()));
+        Ok(value)
     }
 }
 
@@ -191,16 +200,8 @@ impl PageBuilder for WithActive {
         lookups: &dyn FormLookups,
         _: &Map<String, Value>,
     ) -> Result<FormPage, DomainError> {
-        let choices = match self.recent.get() {
-            Some(choices) => choices,
-            None => {
-                let choices =
-                    active_subscriptions(lookups, self.product_type.clone(), self.choices_name)
-                        .await?;
-                self.recent.put(choices.clone());
-                choices
-            }
-        };
+        let look_up = active_subscriptions(lookups, self.product_type.clone(), self.choices_name);
+        let choices = self.recent.get_or_look_up(look_up).await?;
         Ok((self.page)(choices))
     }
 }

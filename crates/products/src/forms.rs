@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use cadre_domain::{
-    DomainError, Email, ExternalId, FormLookups, InputForm, Name, ProductType, SubscriptionRecord,
+    BlockRef, DomainError, Email, ExternalId, FormLookups, InputForm, Name, ProductType,
+    SubscriptionRecord,
 };
 use cadre_forms::standard::{
     AtVersion, ProductPage, ProductTitled, active_subscriptions, chosen_subscription,
@@ -91,6 +92,16 @@ pub struct UserPage {
     pub user_group_ids: Vec<Uuid>,
 }
 
+/// The groups a subscription's block refers to, as a group choice's values (their
+/// subscription ids).
+fn chosen_groups(groups: &[BlockRef]) -> Value {
+    let ids: Vec<String> = groups
+        .iter()
+        .map(|group| group.owner_subscription_id.to_string())
+        .collect();
+    json!(ids)
+}
+
 /// The second page of `modify_user_group`: the group's id read-only, and what can change,
 /// pre-filled with its current values (a field sent empty stays as it is).
 pub(crate) fn modify_user_group_page(
@@ -98,11 +109,7 @@ pub(crate) fn modify_user_group_page(
     record: SubscriptionRecord,
 ) -> Result<FormPage, DomainError> {
     let group = UserGroupInactive::from_record(record)?.user_group;
-    let parents: Vec<String> = group
-        .parent_groups
-        .iter()
-        .map(|parent| parent.owner_subscription_id.to_string())
-        .collect();
+    let parents = chosen_groups(&group.parent_groups);
     Ok(FormPage::new("Modify user group")
         .field(Field::read_only(
             "user_group_id",
@@ -117,7 +124,7 @@ pub(crate) fn modify_user_group_page(
             Field::list("parent_user_groups", ListItem::Choice(groups))
                 .unique_items()
                 .nullable()
-                .default(json!(parents)),
+                .default(parents),
         )
         .field(
             Field::boolean("discoverable")
@@ -139,11 +146,7 @@ pub(crate) fn modify_user_page(
     record: SubscriptionRecord,
 ) -> Result<FormPage, DomainError> {
     let user = UserInactive::from_record(record)?.user;
-    let current_groups: Vec<String> = user
-        .groups
-        .iter()
-        .map(|group| group.owner_subscription_id.to_string())
-        .collect();
+    let current_groups = chosen_groups(&user.groups);
     let text = |name: &str, value: Value| Field::string(name).nullable().default(value);
     Ok(FormPage::new("Modify user")
         .field(Field::read_only("user_id", json!(user.user_id)))
@@ -156,7 +159,7 @@ pub(crate) fn modify_user_page(
             Field::list("user_group_ids", ListItem::Choice(groups))
                 .items(Some(1), Some(1))
                 .nullable()
-                .default(json!(current_groups)),
+                .default(current_groups),
         ))
 }
 

@@ -6,22 +6,28 @@ use cadre_domain::models::DomainModel;
 use cadre_domain::{ProcessRepository, ProcessStatus, Store, SubscriptionRepository, SystemClock};
 use cadre_engine::{Engine, EngineConfig, EngineError, FormError};
 use cadre_migrations::demo::{USER_GROUP_PRODUCT_ID, USER_INTERNAL_PRODUCT_ID};
+use cadre_store::SeaStore;
 use cadre_store::testing::scratch_store;
 use serde_json::json;
 
 use crate::fixtures::active_group;
 
-#[tokio::test]
-async fn create_user_walks_the_product_page_then_the_user_page_with_the_group_selector() {
-    let store = scratch_store().await;
-    let staff = active_group(&store, "staff").await;
+/// An engine over `store` with the built-in workflows and their real forms.
+fn engine(store: &SeaStore) -> Engine {
     let shared: Arc<dyn Store> = Arc::new(store.clone());
-    let engine = Engine::new(
+    Engine::new(
         shared,
         cadre_products::registry().unwrap(),
         Arc::new(SystemClock),
         EngineConfig::default(),
-    );
+    )
+}
+
+#[tokio::test]
+async fn create_user_walks_the_product_page_then_the_user_page_with_the_group_selector() {
+    let store = scratch_store().await;
+    let staff = active_group(&store, "staff").await;
+    let engine = engine(&store);
 
     let Err(EngineError::Form(FormError::NotComplete(first))) =
         engine.start("create_user", &[], "alice").await
@@ -149,13 +155,7 @@ async fn modify_user_is_filled_with_the_user_as_it_is_and_changes_only_what_is_s
     )
     .await
     .unwrap();
-    let shared: Arc<dyn Store> = Arc::new(store.clone());
-    let engine = Engine::new(
-        shared,
-        cadre_products::registry().unwrap(),
-        Arc::new(SystemClock),
-        EngineConfig::default(),
-    );
+    let engine = engine(&store);
     let chosen = json!({"subscription_id": ada.subscription.id});
     let Err(EngineError::Form(FormError::NotComplete(page))) = engine
         .start("modify_user", std::slice::from_ref(&chosen), "alice")
