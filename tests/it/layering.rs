@@ -119,6 +119,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("cadre-domain", &[]),
     ("cadre-migrations", &[]),
     ("cadre-forms-derive", &[]),
+    ("cadre-scim", &[]),
     ("cadre-forms", &["cadre-domain", "cadre-forms-derive"]),
     ("cadre-engine", &["cadre-domain"]),
     ("cadre-store", &["cadre-domain", "cadre-migrations"]),
