@@ -669,14 +669,18 @@ fn free_port() -> u16 {
 }
 
 /// Waits until `cadre serve` answers on `port`.
-async fn until_listening(port: u16) {
+async fn until_serving(port: u16) {
     for _ in 0..300 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        // A bound socket takes connections before the server has finished starting (it
+        // recovers interrupted uploads first): only an answer says that it has.
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && http(port, "GET", "/api/health", "", "").starts_with("HTTP/1.1 200")
+        {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    panic!("cadre serve never listened on {port}");
+    panic!("cadre serve never answered on {port}");
 }
 
 /// The regular files under `folder` (none when it does not exist).
@@ -723,7 +727,7 @@ async fn a_server_killed_during_an_upload_leaves_nothing_once_started_again() {
     let settings = [("CADRE_REQUEST_TIMEOUT_SECONDS", "2")];
     let port = free_port();
     let mut server = cadre.serve(port, &settings);
-    until_listening(port).await;
+    until_serving(port).await;
 
     // Headers announcing 10 MB, and the first 256 KiB of the file.
     let boundary = "cadre-boundary";
@@ -758,7 +762,7 @@ async fn a_server_killed_during_an_upload_leaves_nothing_once_started_again() {
     // Past the request timeout, a new start finishes the abandoned upload off.
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let mut server = cadre.serve(port, &settings);
-    until_listening(port).await;
+    until_serving(port).await;
     assert_eq!(files_under(&volume), Vec::<std::path::PathBuf>::new());
     let store = cadre_store::testing::store_at(cadre.database.url()).await;
     let group = cadre_domain::GroupId::parse("team").unwrap();
@@ -780,7 +784,7 @@ async fn a_server_killed_during_a_bulk_load_finishes_it_once_started_again() {
     let settings = [("CADRE_LEASE_SECONDS", "1"), ("CADRE_WORKERS", "1")];
     let port = free_port();
     let mut server = cadre.serve(port, &settings);
-    until_listening(port).await;
+    until_serving(port).await;
 
     let users = 2000;
     let mut rows = String::from("user_id,firstname,lastname,email,auth_id,user_groups\n");
