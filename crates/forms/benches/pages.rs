@@ -134,6 +134,25 @@ fn main() {
         derived_rate / builder_rate,
         parsed_rate / builder_rate
     );
+    // A catalogue as large as the load benchmark's largest: a choice among 100,000 groups,
+    // answered with the last; and a page built from them, as `WithActive` and `ModelPage` build
+    // one from their cached choices on every start.
+    let many = Choices::labelled(
+        "UserGroupEnum",
+        (0..100_000).map(|n| (format!("group-{n:06}"), format!("Group {n}"))),
+    );
+    let large = FormPage::untitled().field(Field::choice("user_group", many.clone()));
+    let last = json!({"user_group": "group-099999"});
+    let large_rate = rate(budget, || {
+        black_box(large.validate(black_box(&last)).unwrap());
+    });
+    let build_rate = rate(budget, || {
+        black_box(
+            FormPage::untitled().field(Field::choice("user_group", black_box(&many).clone())),
+        );
+    });
+    println!("a choice among 100,000: validations_per_s={large_rate:.0}");
+    println!("a choice among 100,000: pages_built_per_s={build_rate:.0}");
     match (pydantic_before, pydantic_forms_rate()) {
         (Some(before), Some(after)) => {
             let best = before.max(after);

@@ -107,10 +107,10 @@ impl LookedUp {
 
     /// The choices of field `field`; none when they were not looked up.
     pub fn get(&self, field: &str) -> Choices {
-        self.0.get(field).cloned().unwrap_or_else(|| Choices {
-            name: field.to_owned(),
-            options: Vec::new(),
-        })
+        self.0
+            .get(field)
+            .cloned()
+            .unwrap_or_else(|| Choices::plain(field, &[]))
     }
 }
 

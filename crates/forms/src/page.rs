@@ -1,5 +1,8 @@
 //! Form pages and their JSON Schema, in the dialect pydantic-forms emits.
 
+use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
+
 use serde_json::{Map, Value, json};
 
 use crate::ValidationError;
@@ -16,54 +19,85 @@ pub struct Choice {
 }
 
 /// A named set of choices, rendered once under `$defs` and referenced by the fields using it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Cloning one shares its options, and checking an answer against many of them is a lookup.
+#[derive(Debug, Clone)]
 pub struct Choices {
-    /// The name under `$defs`, e.g. `UserGroupEnum`.
-    pub name: String,
-    /// The options, in order.
-    pub options: Vec<Choice>,
+    name: String,
+    options: Arc<Options>,
 }
 
+/// The options of a [`Choices`], and the set of their values once an answer was checked
+/// against them.
+#[derive(Debug)]
+struct Options {
+    list: Vec<Choice>,
+    values: OnceLock<HashSet<String>>,
+}
+
+impl PartialEq for Choices {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.options.list == other.options.list
+    }
+}
+
+impl Eq for Choices {}
+
 impl Choices {
-    /// Choices with labels (`options` in the schema), e.g. subscriptions by description.
-    pub fn labelled(name: &str, options: impl IntoIterator<Item = (String, String)>) -> Self {
+    fn new(name: &str, list: Vec<Choice>) -> Self {
         Self {
             name: name.to_owned(),
-            options: options
-                .into_iter()
-                .map(|(value, label)| Choice {
-                    value,
-                    label: Some(label),
-                })
-                .collect(),
+            options: Arc::new(Options {
+                list,
+                values: OnceLock::new(),
+            }),
         }
+    }
+
+    /// Choices with labels (`options` in the schema), e.g. subscriptions by description.
+    pub fn labelled(name: &str, options: impl IntoIterator<Item = (String, String)>) -> Self {
+        let list = options
+            .into_iter()
+            .map(|(value, label)| Choice {
+                value,
+                label: Some(label),
+            })
+            .collect();
+        Self::new(name, list)
     }
 
     /// Plain choices: the values are shown as they are.
     pub fn plain(name: &str, values: &[&str]) -> Self {
-        Self {
-            name: name.to_owned(),
-            options: values
-                .iter()
-                .map(|value| Choice {
-                    value: (*value).to_owned(),
-                    label: None,
-                })
-                .collect(),
-        }
+        let list = values
+            .iter()
+            .map(|value| Choice {
+                value: (*value).to_owned(),
+                label: None,
+            })
+            .collect();
+        Self::new(name, list)
+    }
+
+    /// The name under `$defs`, e.g. `UserGroupEnum`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The options, in order.
+    pub fn options(&self) -> &[Choice] {
+        &self.options.list
     }
 
     fn definition(&self) -> Value {
         let mut definition = Map::new();
         let values: Vec<&str> = self
-            .options
+            .options()
             .iter()
             .map(|choice| choice.value.as_str())
             .collect();
         definition.insert("enum".to_owned(), json!(values));
-        if self.options.iter().any(|choice| choice.label.is_some()) {
+        if self.options().iter().any(|choice| choice.label.is_some()) {
             let options: Map<String, Value> = self
-                .options
+                .options()
                 .iter()
                 .map(|choice| {
                     let label = choice.label.clone().unwrap_or_else(|| choice.value.clone());
@@ -77,8 +111,18 @@ impl Choices {
         Value::Object(definition)
     }
 
+    /// Whether `value` is one of the options: a scan of a few, a set lookup among many.
     pub(crate) fn contains(&self, value: &str) -> bool {
-        self.options.iter().any(|choice| choice.value == value)
+        const SCANNED: usize = 16;
+        let list = &self.options.list;
+        if list.len() <= SCANNED {
+            return list.iter().any(|choice| choice.value == value);
+        }
+        let values = self
+            .options
+            .values
+            .get_or_init(|| list.iter().map(|choice| choice.value.clone()).collect());
+        values.contains(value)
     }
 
     /// pydantic's "expected" text: `'a', 'b' or 'c'`; beyond [`MAX_EXPECTED`] choices, the
@@ -86,16 +130,16 @@ impl Choices {
     /// choices).
     pub(crate) fn expected(&self) -> String {
         let quoted: Vec<String> = self
-            .options
+            .options()
             .iter()
             .take(MAX_EXPECTED)
             .map(|choice| format!("'{}'", choice.value))
             .collect();
-        if self.options.len() > MAX_EXPECTED {
+        if self.options().len() > MAX_EXPECTED {
             return format!(
                 "{} or one of {} more",
                 quoted.join(", "),
-                self.options.len() - MAX_EXPECTED
+                self.options().len() - MAX_EXPECTED
             );
         }
         match quoted.split_last() {
@@ -578,7 +622,8 @@ impl Field {
                 put("uniforms", locked);
             }
             FieldKind::Literal(choices) => {
-                let values: Vec<&str> = choices.options.iter().map(|c| c.value.as_str()).collect();
+                let values: Vec<&str> =
+                    choices.options().iter().map(|c| c.value.as_str()).collect();
                 match values.as_slice() {
                     [only] => put("const", json!(only)),
                     _ => put("enum", json!(values)),
