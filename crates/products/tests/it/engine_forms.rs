@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use cadre_domain::models::DomainModel;
-use cadre_domain::{ProcessRepository, ProcessStatus, Store, SubscriptionRepository, SystemClock};
+use cadre_domain::{Process, ProcessStatus, Store, SubscriptionRepository, SystemClock};
 use cadre_engine::{Engine, EngineConfig, EngineError, FormError};
 use cadre_migrations::demo::{USER_GROUP_PRODUCT_ID, USER_INTERNAL_PRODUCT_ID};
 use cadre_store::SeaStore;
@@ -21,6 +21,20 @@ fn engine(store: &SeaStore) -> Engine {
         Arc::new(SystemClock),
         EngineConfig::default(),
     )
+}
+
+/// Starts `workflow` with `pages`, runs it, and returns it once it completed.
+async fn completed(engine: &Engine, workflow: &str, pages: &[serde_json::Value]) -> Process {
+    let process = engine.start(workflow, pages, "alice").await.unwrap();
+    engine.run_until_idle().await.unwrap();
+    let process = engine.store().process(process.id).await.unwrap();
+    assert_eq!(
+        process.status,
+        ProcessStatus::Completed,
+        "{workflow}: {:?}",
+        process.failed_reason
+    );
+    process
 }
 
 #[tokio::test]
@@ -119,18 +133,7 @@ async fn create_user_walks_the_product_page_then_the_user_page_with_the_group_se
         })
     );
 
-    let process = engine
-        .start("create_user", &[product, good], "alice")
-        .await
-        .unwrap();
-    engine.run_until_idle().await.unwrap();
-    let process = store.process(process.id).await.unwrap();
-    assert_eq!(
-        process.status,
-        ProcessStatus::Completed,
-        "{:?}",
-        process.failed_reason
-    );
+    let process = completed(&engine, "create_user", &[product, good]).await;
     assert_eq!(
         process.state["user_group_ids"],
         json!([staff.subscription.id])
@@ -184,22 +187,12 @@ async fn modify_user_is_filled_with_the_user_as_it_is_and_changes_only_what_is_s
     };
     assert_eq!(body.validation_errors[0].kind, "literal_error");
 
-    let process = engine
-        .start(
-            "modify_user",
-            &[chosen, json!({"user_id": "ada", "firstname": "Ada"})],
-            "alice",
-        )
-        .await
-        .unwrap();
-    engine.run_until_idle().await.unwrap();
-    let process = store.process(process.id).await.unwrap();
-    assert_eq!(
-        process.status,
-        ProcessStatus::Completed,
-        "{:?}",
-        process.failed_reason
-    );
+    completed(
+        &engine,
+        "modify_user",
+        &[chosen, json!({"user_id": "ada", "firstname": "Ada"})],
+    )
+    .await;
     let user = cadre_products::models::User::from_record(
         store.load_subscription(ada.subscription.id).await.unwrap(),
     )
