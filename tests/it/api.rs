@@ -1244,12 +1244,14 @@ async fn every_answer_is_unsniffed_and_unframed_and_active_downloads_run_sandbox
             .starts_with("attachment;")
     );
 
-    // A part whose headers are megabytes long is refused before they are parsed.
+    // A part whose headers are megabytes long is refused before they are parsed, and the
+    // client, still sending them, reads the refusal (the server reads the rest of the body
+    // while it answers) rather than a reset connection.
     let (status, body) = server
         .upload(
             &ada_token,
             "web",
-            file_part(&"a".repeat(4 << 20), b"content"),
+            file_part(&"a".repeat(8 << 20), b"content"),
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");

@@ -368,12 +368,17 @@ pub(crate) async fn upload(
         _ => String::new(),
     };
     if !session_form_ok(&session, &token) {
+        multipart.linger();
         return forged(Some(&session));
     }
     let field = match multipart.next_field().await {
         Ok(Some(field)) if field.name() == Some("file") => field,
-        Ok(_) => return refused(Some(&session), invalid("Choose a file to upload.")),
+        Ok(_) => {
+            multipart.linger();
+            return refused(Some(&session), invalid("Choose a file to upload."));
+        }
         Err(error) => {
+            multipart.linger();
             return refused(
                 Some(&session),
                 invalid(&format!("The form broke off: {error}")),

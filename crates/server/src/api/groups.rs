@@ -334,17 +334,20 @@ pub async fn upload_file(
     let mut multipart =
         crate::multipart::Multipart::new(request.into_body(), boundary, multer::Constraints::new());
     let field = loop {
-        match multipart.next_field().await {
+        let refusal = match multipart.next_field().await {
             Ok(Some(field)) if field.name() == Some("file") => break field,
             Ok(Some(_)) => continue,
-            Ok(None) => return Err(bad_request("the body has no part named `file`".to_owned())),
-            Err(error) => return Err(bad_request(format!("malformed multipart body: {error}"))),
-        }
+            Ok(None) => "the body has no part named `file`".to_owned(),
+            Err(error) => format!("malformed multipart body: {error}"),
+        };
+        multipart.linger();
+        return Err(bad_request(refusal));
     };
-    let name = field
-        .file_name()
-        .map(str::to_owned)
-        .ok_or_else(|| bad_request("the `file` part has no file name".to_owned()))?;
+    let Some(name) = field.file_name().map(str::to_owned) else {
+        drop(field);
+        multipart.linger();
+        return Err(bad_request("the `file` part has no file name".to_owned()));
+    };
     let content = Box::pin(field.map_err(io::Error::other));
     let file = state
         .groups
