@@ -76,10 +76,10 @@ pub struct AuditFilter {
     /// Only events on this target (exactly).
     pub target: Option<String>,
     /// Only events at or after this instant (seconds since the epoch).
-    #[param(minimum = -7.9e12, maximum = 7.9e12)]
+    #[param(minimum = -62135596800.0, maximum = 253402300799.0)]
     pub since: Option<f64>,
     /// Only events before this instant (seconds since the epoch).
-    #[param(minimum = -7.9e12, maximum = 7.9e12)]
+    #[param(minimum = -62135596800.0, maximum = 253402300799.0)]
     pub until: Option<f64>,
     /// The cursor: the `next` of the page before.
     pub after: Option<Uuid>,
@@ -145,17 +145,23 @@ pub async fn list(
     })
 }
 
-/// The instant `seconds` after the epoch, for the query parameter `name`.
+/// The earliest instant a query may name: 0001-01-01T00:00:00Z, in seconds since the epoch.
+const EARLIEST: f64 = -62_135_596_800.0;
+/// The latest instant a query may name: 9999-12-31T23:59:59Z, in seconds since the epoch.
+const LATEST: f64 = 253_402_300_799.0;
+
+/// The instant `seconds` after the epoch, for the query parameter `name`: within years 1 to
+/// 9999, the range the OpenAPI document states and both databases store (PostgreSQL refuses
+/// instants before 4713 BC, which chrono would pass on).
 pub(crate) fn instant(name: &str, seconds: f64) -> Result<DateTime<Utc>, ApiError> {
-    let millis = seconds * 1000.0;
-    // The bounds the OpenAPI document states (chrono reaches a little further).
-    let at = (millis.is_finite() && seconds.abs() <= 7.9e12)
-        .then(|| DateTime::from_timestamp_millis(millis.round() as i64))
+    let at = (EARLIEST..=LATEST)
+        .contains(&seconds)
+        .then(|| DateTime::from_timestamp_millis((seconds * 1000.0).round() as i64))
         .flatten();
     at.ok_or_else(|| {
         ApiError::new(
             ErrorCode::InvalidQuery,
-            format!("{name} must be a time in seconds since the epoch"),
+            format!("{name} must be a time in seconds since the epoch, in years 1 to 9999"),
         )
     })
 }

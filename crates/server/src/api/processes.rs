@@ -154,10 +154,10 @@ pub struct ProcessFilter {
     /// Only processes started by this actor (exactly, as `created_by` shows it).
     pub created_by: Option<String>,
     /// Only processes started at or after this instant (seconds since the epoch).
-    #[param(minimum = -7.9e12, maximum = 7.9e12)]
+    #[param(minimum = -62135596800.0, maximum = 253402300799.0)]
     pub since: Option<f64>,
     /// Only processes started before this instant (seconds since the epoch).
-    #[param(minimum = -7.9e12, maximum = 7.9e12)]
+    #[param(minimum = -62135596800.0, maximum = 253402300799.0)]
     pub until: Option<f64>,
     /// Rows to skip (default 0).
     #[param(maximum = 9223372036854775807_u64)]
