@@ -2035,6 +2035,68 @@ async fn an_upload_is_answered_after_its_whole_body_and_keeps_the_connection() {
     server.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_upload_still_trickling_is_cut_off_after_the_linger() {
+    use cadre_server::multipart::LINGER_TIME;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start(1).await;
+    let staff = server.create_group("staff", "Staff").await;
+    let (_ada, ada_token) = server.create_user("ada", &staff).await;
+    let (status, group) = server
+        .call(
+            Method::POST,
+            "/api/workflow-groups",
+            Some(&ada_token),
+            Some(json!({"workflow": "create_user", "name": "Web", "identifier": "web"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{group}");
+    // A `file` part without a file name is refused at once; the body announces a gigabyte.
+    let head = format!(
+        "POST /api/workflow-groups/web/files HTTP/1.1\r\nHost: localhost\r\n\
+         Authorization: Bearer {ada_token}\r\n\
+         Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: {}\r\n\r\n\
+         --XyZ\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\n",
+        1u64 << 30
+    );
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (mut reading, mut writing) = stream.into_split();
+    writing.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0; 4096];
+    let read = reading.read(&mut answer).await.unwrap();
+    let answer_text = String::from_utf8_lossy(&answer[..read]).into_owned();
+    assert!(answer_text.starts_with("HTTP/1.1 400"), "{answer_text}");
+    let answered = Instant::now();
+    // The client goes on sending, a little at a time, far below the linger's byte bound.
+    let trickle = tokio::spawn(async move {
+        while writing.write_all(&[b'x'; 64]).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let closed = tokio::time::timeout(LINGER_TIME * 3, async {
+        loop {
+            match reading.read(&mut answer).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    trickle.abort();
+    assert!(
+        closed.is_ok(),
+        "the connection is still open {:?} after the refusal",
+        answered.elapsed()
+    );
+    assert!(
+        answered.elapsed() >= LINGER_TIME / 2,
+        "closed after {:?}, before the client had time to read the answer",
+        answered.elapsed()
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn an_upload_to_a_full_volume_is_refused_with_507_and_leaves_nothing() {
     let Some(volume) = Tmpfs::mount("1m") else {

@@ -1,8 +1,9 @@
 //! Page validations per second, comparable with the orchestrator-core anchor's pydantic-forms
-//! figure (`CreateUserForm.model_validate` of `username: str`, `age: int` and a `user_group`
-//! choice, in `../shared/bench/orchestrator-core`): the same page declared with the builder and
-//! with `#[derive(FormPage)]`, validated, and for the derived one also parsed into its struct
-//! (what `model_validate` gives). Run: `cargo bench -p cadre-forms --bench pages`.
+//! figure (its `bench_forms`: `CreateUserForm.model_validate` of `username: str`, `age: int` and
+//! a `user_group` choice, restated in `pydantic_forms_pages.py` beside this file): the same page
+//! declared with the builder and with `#[derive(FormPage)]`, validated, and for the derived one
+//! also parsed into its struct (what `model_validate` gives).
+//! Run: `cargo bench -p cadre-forms --bench pages`.
 //!
 //! With `PYDANTIC_FORMS_PYTHON` naming a Python that has pydantic-forms 2.9.0, the same command
 //! runs the anchor's page in pydantic-forms (`pydantic_forms_pages.py`) before and after, and

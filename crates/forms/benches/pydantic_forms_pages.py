@@ -1,5 +1,5 @@
 """The pydantic-forms side of `cargo bench -p cadre-forms --bench pages`: the orchestrator-core
-anchor's form check (`../shared/bench/orchestrator-core/bench.py`, `bench_forms`), without its
+anchor's form check (orchestrator-core's `bench_forms`, restated here), without its
 database: `CreateUserForm.model_validate` of `username: str`, `age: int` and a `user_group`
 Choice of one active group, 20,000 times after 200 warm-up calls. Prints validations per second.
 Needs pydantic-forms 2.9.0 (and structlog, which it imports without declaring).

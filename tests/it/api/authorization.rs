@@ -78,6 +78,8 @@ async fn a_user_changes_no_one_and_starts_no_workflow() {
                     "user_group_ids": [group]}]),
         ),
         ("modify_user", json!([{"subscription_id": ada}])),
+        // The first page alone would answer with the next page prefilled from bob.
+        ("modify_user", json!([{"subscription_id": bob}])),
         ("terminate_user", json!([{"subscription_id": bob}, {}])),
         ("modify_user_group", json!([{"subscription_id": group}])),
         (
@@ -95,6 +97,10 @@ async fn a_user_changes_no_one_and_starts_no_workflow() {
             .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{workflow}: {problem}");
         assert_eq!(problem["code"], "forbidden");
+        assert!(
+            !problem.to_string().contains("bob@example.org"),
+            "{workflow}: the refusal shows nothing of bob: {problem}"
+        );
     }
     let (status, bob_now) = server.get(&format!("/api/subscriptions/{bob}")).await;
     assert_eq!(status, StatusCode::OK);
