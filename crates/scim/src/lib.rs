@@ -1,14 +1,19 @@
 //! SCIM 2.0 protocol pieces for cadre (RFC 7643, RFC 7644), with no I/O. Filters and PATCH
 //! paths are `scim_v2`'s (its LALRPOP grammar, depth-bounded); this crate bounds their length
 //! and turns a refusal into SCIM's error ([`parse_filter`], [`parse_patch_path`]), matches a
-//! resource, as JSON, against a filter ([`matches`]), and writes SCIM's error response
+//! resource, as JSON, against a filter ([`matches`]), applies a PATCH request to it
+//! ([`parse_patch`], [`apply_patch`]), and writes SCIM's error response
 //! ([`ScimError`]).
 
 mod error;
 mod matching;
+mod patch;
 
 pub use error::{ERROR_SCHEMA, ScimError, ScimType};
 pub use matching::{CaseExact, matches};
+pub use patch::{
+    Attributes, MAX_OPERATIONS, PATCH_SCHEMA, PatchKind, PatchOperation, apply_patch, parse_patch,
+};
 pub use scim_v2::filter::{
     AttrExp, AttrPath, CompValue, CompareOp, Filter, PatchPath, PatchValuePath, ValFilter,
     ValuePath,

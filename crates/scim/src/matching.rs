@@ -30,7 +30,7 @@ pub fn matches(filter: &Filter, resource: &Value, case_exact: CaseExact) -> bool
 }
 
 /// Whether `value`, one value of the multi-valued attribute `within`, matches `filter`.
-fn value_matches(
+pub(crate) fn value_matches(
     filter: &ValFilter,
     value: &Value,
     within: &AttrPath,
