@@ -18,6 +18,7 @@ mod authorization;
 mod browser;
 mod metrics;
 mod registration;
+mod scim;
 mod web;
 
 /// A running server and a client with an admin and a user token.

@@ -117,7 +117,7 @@ async fn a_token_is_shown_once_and_listed_without_its_secret() {
 
     let error = cadre.fails(&["token", "create", "--name", "x", "--role", "root"]);
     assert!(
-        error.contains("\"root\" is not one of admin, user"),
+        error.contains("\"root\" is not one of admin, user, scim"),
         "{error}"
     );
 }

@@ -23,12 +23,15 @@ pub enum Role {
     /// Read the catalogue, workflows, and the subscriptions and processes of their own user
     /// (see `docs/security.md`).
     User,
+    /// A service that provisions users and groups over SCIM (`/scim/v2`, `docs/scim.md`), and
+    /// what a user may do besides.
+    Scim,
 }
 
 impl Role {
     /// Whether a caller with this role may do what `required` may do.
     pub fn includes(self, required: Role) -> bool {
-        self == Role::Admin || required == Role::User
+        self == Role::Admin || required == Role::User || self == required
     }
 
     /// The wire string.
@@ -36,6 +39,7 @@ impl Role {
         match self {
             Role::Admin => "admin",
             Role::User => "user",
+            Role::Scim => "scim",
         }
     }
 }
@@ -53,9 +57,10 @@ impl FromStr for Role {
         match s {
             "admin" => Ok(Role::Admin),
             "user" => Ok(Role::User),
+            "scim" => Ok(Role::Scim),
             other => Err(DomainError::invalid(
                 "role",
-                format!("{other:?} is not one of admin, user"),
+                format!("{other:?} is not one of admin, user, scim"),
             )),
         }
     }
@@ -113,16 +118,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn admin_includes_user_but_not_the_reverse() {
+    fn admin_includes_every_role_and_every_role_includes_user() {
         assert!(Role::Admin.includes(Role::Admin));
         assert!(Role::Admin.includes(Role::User));
         assert!(Role::User.includes(Role::User));
         assert!(!Role::User.includes(Role::Admin));
+        assert!(Role::Admin.includes(Role::Scim));
+        assert!(Role::Scim.includes(Role::Scim));
+        assert!(Role::Scim.includes(Role::User));
+        assert!(!Role::Scim.includes(Role::Admin));
+        assert!(!Role::User.includes(Role::Scim));
     }
 
     #[test]
     fn roles_parse_their_wire_strings_only() {
-        for role in [Role::Admin, Role::User] {
+        for role in [Role::Admin, Role::User, Role::Scim] {
             assert_eq!(role.as_str().parse::<Role>(), Ok(role));
         }
         assert!("Admin".parse::<Role>().is_err());

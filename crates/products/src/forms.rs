@@ -87,8 +87,8 @@ pub struct UserPage {
     pub email: String,
     /// The user's identity at the authentication provider.
     pub auth_id: Option<String>,
-    /// The group the user belongs to.
-    #[form(lookup = ACTIVE_USER_GROUPS, min_items = 1, max_items = 1)]
+    /// The groups the user belongs to (none, for a user that joins groups later).
+    #[form(lookup = ACTIVE_USER_GROUPS, unique, default = [])]
     pub user_group_ids: Vec<Uuid>,
 }
 
@@ -140,7 +140,7 @@ pub(crate) fn modify_user_group_page(
 }
 
 /// The second page of `modify_user`: the user's id read-only, and what can change, pre-filled
-/// with the current values and the current group chosen (a field sent empty stays as it is).
+/// with the current values and the current groups chosen (a field sent empty stays as it is).
 pub(crate) fn modify_user_page(
     groups: Choices,
     record: SubscriptionRecord,
@@ -157,7 +157,7 @@ pub(crate) fn modify_user_page(
         .field(text("auth_id", json!(user.auth_id)))
         .field(
             Field::list("user_group_ids", ListItem::Choice(groups))
-                .items(Some(1), Some(1))
+                .unique_items()
                 .nullable()
                 .default(current_groups),
         ))

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::{AttrExp, AttrPath, CompValue, CompareOp, Filter, ValFilter};
 
 /// Whether an attribute's strings are compared with case (its `caseExact` in the schema).
-pub type CaseExact = fn(&AttrPath) -> bool;
+pub type CaseExact<'a> = &'a dyn Fn(&AttrPath) -> bool;
 
 /// Whether `resource` matches `filter`, comparing the strings of the attributes `case_exact`
 /// names with case and the others without.

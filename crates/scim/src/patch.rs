@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::matching::value_matches;
 use crate::{
-    AttrExp, AttrPath, CaseExact, CompValue, CompareOp, PatchPath, ScimError, ScimType, ValFilter,
+    AttrExp, AttrPath, CompValue, CompareOp, PatchPath, ScimError, ScimType, ValFilter,
     parse_patch_path,
 };
 
@@ -46,7 +46,7 @@ pub struct PatchOperation {
 #[derive(Debug, Clone, Copy)]
 pub struct Attributes {
     /// Whether an attribute's strings compare with case.
-    pub case_exact: CaseExact,
+    pub case_exact: fn(&AttrPath) -> bool,
     /// Whether an attribute is multi-valued.
     pub multi_valued: fn(&AttrPath) -> bool,
     /// The URIs of the schema extensions the resource may carry.
@@ -237,8 +237,9 @@ fn apply_at(
                     format!("{} is not multi-valued", path.attr.name),
                 ));
             };
-            let chosen =
-                |item: &Value| value_matches(&path.filter, item, &path.attr, attributes.case_exact);
+            let chosen = |item: &Value| {
+                value_matches(&path.filter, item, &path.attr, &attributes.case_exact)
+            };
             match (kind, &path.sub_attr) {
                 (PatchKind::Remove, None) => items.retain(|item| !chosen(item)),
                 (PatchKind::Remove, Some(sub)) => {

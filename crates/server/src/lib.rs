@@ -3,8 +3,8 @@
 //! [`Cadre`] is a server a downstream crate composes: the built-in products plus its own
 //! migrations, workflows and routes. [`Cadre::router`] is the HTTP application (axum) with its
 //! OpenAPI document ([`Cadre::openapi`]); [`Cadre::serve`] is `cadre serve`: configuration
-//! ([`Config`]), database, listener, engine workers and graceful shutdown. [`auth`] issues and checks API tokens. Handlers reach storage only
-//! through the domain's ports and the engine's public API.
+//! ([`Config`]), database, listener, engine workers and graceful shutdown. [`auth`] issues and checks API tokens; [`scim`] is the SCIM 2.0 service provider at
+//! `/scim/v2`. Handlers reach storage only through the domain's ports and the engine's public API.
 
 pub mod api;
 pub mod auth;
@@ -16,6 +16,7 @@ mod link_pages;
 pub mod metrics;
 pub mod multipart;
 mod refusals;
+pub mod scim;
 mod server;
 mod state;
 mod visibility;

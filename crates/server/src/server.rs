@@ -191,7 +191,7 @@ impl Cadre {
     }
 
     /// The HTTP application: the API, its OpenAPI document at `/api/openapi.json`, the pages of
-    /// mailed links under `/tokens/`, the added pages, refusals as security events, request
+    /// mailed links under `/tokens/`, the added pages, the SCIM service provider at `/scim/v2`, refusals as security events, request
     /// tracing, and problem bodies for unknown paths.
     pub fn router(&self, state: AppState) -> Router {
         let limits = state.limits;
@@ -200,7 +200,8 @@ impl Cadre {
         let api = match &self.pages {
             Some(pages) => api.merge(pages.clone()),
             None => api,
-        };
+        }
+        .merge(crate::scim::routes());
         api.route(
             "/api/openapi.json",
             get(move || {

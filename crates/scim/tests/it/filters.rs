@@ -137,7 +137,7 @@ fn case_exact(path: &AttrPath) -> bool {
 }
 
 fn matching(filter: &str) -> bool {
-    matches(&parse_filter(filter).unwrap(), &bjensen(), case_exact)
+    matches(&parse_filter(filter).unwrap(), &bjensen(), &case_exact)
 }
 
 #[test]
@@ -200,12 +200,12 @@ fn resources_match_as_the_rfc_describes() {
     assert!(!matches(
         &parse_filter(r#"id eq "abc""#).unwrap(),
         &with_id,
-        case_exact
+        &case_exact
     ));
     assert!(matches(
         &parse_filter(r#"id eq "AbC""#).unwrap(),
         &with_id,
-        case_exact
+        &case_exact
     ));
 }
 

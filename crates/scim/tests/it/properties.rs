@@ -17,7 +17,7 @@ proptest! {
     ) {
         if let Ok(filter) = parse_filter(&text) {
             let resource = json!({"userName": "a", "emails": [{"value": "b", "type": "c"}], "n": 1});
-            let _ = matches(&filter, &resource, |_| false);
+            let _ = matches(&filter, &resource, &|_| false);
         }
     }
 }

@@ -547,7 +547,8 @@ pub async fn confirm_reset(
 pub struct TokenRequest {
     /// A name for it (what it is for).
     pub name: String,
-    /// `user` (the default) or `admin`; at most the user's own role.
+    /// `user` (the default), `scim` (a SCIM client's) or `admin`; at most what the user may
+    /// do (an admin may make any).
     pub role: Option<String>,
     /// Days until it expires: 1 to the configured maximum (default: the configured default).
     pub expires_in_days: Option<u32>,

@@ -1,0 +1,470 @@
+//! SCIM Groups: cadre's UserGroup subscriptions. `displayName` is the group's name,
+//! `externalId` its group id, `members` the users whose groups include it. Writes run
+//! `create_user_group`, `modify_user_group` and `terminate_user_group`, and for each member who
+//! comes or goes `join_user_group` or `leave_user_group`.
+
+use std::collections::{BTreeSet, HashMap};
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query as QueryString, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use cadre_domain::models::DomainModel;
+use cadre_domain::{ExternalId, Name, ProductType, SubscriptionQuery, SubscriptionRecord};
+use cadre_products::models::{UserGroupInactive, UserInactive};
+use cadre_registration::{JOIN_USER_GROUP, LEAVE_USER_GROUP};
+use cadre_scim::{Attributes, ScimType, apply_patch, parse_patch};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::listing::Query;
+use super::schema::{GROUP, GROUP_SCHEMA};
+use super::users::{finish, shown};
+use super::{
+    Failure, ScimCaller, bad, base, body_json, check_if_match, conflict, field, not_found,
+    not_modified, resource_id, resource_response, run_workflow, scim_json, text,
+};
+use crate::auth::Caller;
+use crate::state::AppState;
+
+/// How the Group schema's attributes behave under PATCH.
+const ATTRIBUTES: Attributes = Attributes {
+    case_exact: |path| GROUP.case_exact(path),
+    multi_valued: |path| GROUP.multi_valued(path),
+    extensions: &[],
+};
+
+/// The most members one request may name.
+const MAX_MEMBERS: usize = 10_000;
+
+/// What a client may set on a group.
+struct GroupInput {
+    display_name: Name,
+    external_id: Option<ExternalId>,
+    /// `None` when the request names no members (a PUT without them leaves them).
+    members: Option<BTreeSet<Uuid>>,
+}
+
+fn invalid(error: impl std::fmt::Display) -> Failure {
+    bad(ScimType::InvalidValue, error.to_string())
+}
+
+/// Reads a Group resource a client sent (`id` and `meta` are ignored).
+fn group_input(body: &Value) -> Result<GroupInput, Failure> {
+    let display_name = text(body, "displayName")?
+        .ok_or_else(|| invalid("displayName is required"))
+        .and_then(|name| Name::parse(&name).map_err(invalid))?;
+    let external_id = text(body, "externalId")?
+        .map(|id| ExternalId::parse(&id).map_err(invalid))
+        .transpose()?;
+    let members = match field(body, "members") {
+        None => None,
+        Some(Value::Array(items)) => {
+            if items.len() > MAX_MEMBERS {
+                return Err(invalid(format!("at most {MAX_MEMBERS} members at once")));
+            }
+            let ids = items
+                .iter()
+                .map(|member| {
+                    text(member, "value")?
+                        .and_then(|id| id.parse().ok())
+                        .ok_or_else(|| invalid("a member's value is a user's id"))
+                })
+                .collect::<Result<_, Failure>>()?;
+            Some(ids)
+        }
+        Some(_) => return Err(invalid("members is a list")),
+    };
+    Ok(GroupInput {
+        display_name,
+        external_id,
+        members,
+    })
+}
+
+/// The users in the group `group` (shown ones only), by id, with their user names.
+async fn members_of(
+    state: &AppState,
+    group: &UserGroupInactive,
+) -> Result<Vec<(Uuid, String)>, Failure> {
+    let store = state.engine.store();
+    let ids: Vec<Uuid> = store
+        .subscriptions_using(group.user_group.instance_id)
+        .await?
+        .into_iter()
+        .filter(|summary| {
+            summary.product_type == ProductType::user() && shown(summary.subscription.lifecycle)
+        })
+        .map(|summary| summary.subscription.id)
+        .collect();
+    Ok(store
+        .load_subscriptions(&ids)
+        .await?
+        .into_iter()
+        .filter_map(|record| UserInactive::from_record(record).ok())
+        .map(|user| {
+            let name = user
+                .user
+                .username
+                .map(|name| name.to_string())
+                .unwrap_or_default();
+            (user.subscription.id, name)
+        })
+        .collect())
+}
+
+/// One group as a SCIM Group; its members only when `with_members`.
+async fn resource(
+    state: &AppState,
+    group: &UserGroupInactive,
+    with_members: bool,
+) -> Result<Value, Failure> {
+    let base = base(state);
+    let id = group.subscription.id;
+    let mut resource = Map::new();
+    resource.insert("schemas".into(), json!([GROUP_SCHEMA]));
+    resource.insert("id".into(), json!(id));
+    if let Some(external_id) = &group.user_group.user_group_id {
+        resource.insert("externalId".into(), json!(external_id));
+    }
+    resource.insert("displayName".into(), json!(group.user_group.name));
+    if with_members {
+        let members: Vec<Value> = members_of(state, group)
+            .await?
+            .into_iter()
+            .map(|(user, name)| {
+                json!({
+                    "value": user,
+                    "$ref": format!("{base}/Users/{user}"),
+                    "display": name,
+                    "type": "User",
+                })
+            })
+            .collect();
+        resource.insert("members".into(), Value::Array(members));
+    }
+    Ok(finish(
+        resource,
+        "Group",
+        &format!("{base}/Groups/{id}"),
+        id,
+    ))
+}
+
+/// The group `id`; not found unless it is a shown UserGroup subscription.
+async fn load(
+    state: &AppState,
+    id: Uuid,
+) -> Result<(SubscriptionRecord, UserGroupInactive, Value), Failure> {
+    let record = match state.engine.store().load_subscription(id).await {
+        Ok(record) => record,
+        Err(cadre_domain::DomainError::NotFound { .. }) => {
+            return Err(not_found("group", &id.to_string()));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if record.product.product_type != ProductType::user_group()
+        || !shown(record.subscription.lifecycle)
+    {
+        return Err(not_found("group", &id.to_string()));
+    }
+    let group = UserGroupInactive::from_record(record.clone())?;
+    let resource = resource(state, &group, true).await?;
+    Ok((record, group, resource))
+}
+
+/// Every group, in creation order; with members unless the query leaves them out.
+pub(super) async fn all(state: &AppState, query: &Query) -> Result<Vec<Value>, Failure> {
+    let store = state.engine.store();
+    let ids: Vec<Uuid> = store
+        .list_subscriptions(&SubscriptionQuery {
+            product_type: Some(ProductType::user_group()),
+            ..SubscriptionQuery::default()
+        })
+        .await?
+        .items
+        .into_iter()
+        .filter(|summary| shown(summary.subscription.lifecycle))
+        .map(|summary| summary.subscription.id)
+        .collect();
+    // Members are read only when they are returned or filtered on.
+    let filters_members = query
+        .filter
+        .as_ref()
+        .is_some_and(|filter| filter.to_string().to_ascii_lowercase().contains("members"));
+    let with_members = query.wants("members") || filters_members;
+    let mut found = Vec::with_capacity(ids.len());
+    for record in store.load_subscriptions(&ids).await? {
+        let group = UserGroupInactive::from_record(record)?;
+        found.push(resource(state, &group, with_members).await?);
+    }
+    Ok(found)
+}
+
+/// `GET /scim/v2/Groups`
+pub async fn list(
+    ScimCaller(_): ScimCaller,
+    State(state): State<AppState>,
+    parameters: Result<QueryString<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, Failure> {
+    let parameters =
+        parameters.map_err(|rejection| bad(ScimType::InvalidValue, rejection.body_text()))?;
+    let query = Query::from_parameters(&parameters.0)?;
+    respond(&state, &query).await
+}
+
+/// `POST /scim/v2/Groups/.search`
+pub async fn search(
+    ScimCaller(_): ScimCaller,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Failure> {
+    let query = Query::from_json(&body_json(&headers, &body)?)?;
+    respond(&state, &query).await
+}
+
+async fn respond(state: &AppState, query: &Query) -> Result<Response, Failure> {
+    let groups = all(state, query).await?;
+    let answer = query.answer(groups.into_iter().map(|group| (group, &GROUP)).collect());
+    Ok((StatusCode::OK, scim_json(&answer)).into_response())
+}
+
+/// `GET /scim/v2/Groups/{id}`
+pub async fn get_one(
+    ScimCaller(_): ScimCaller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    parameters: Result<QueryString<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, Failure> {
+    let (_, _, resource) = load(&state, resource_id("group", &id)?).await?;
+    if let Some(unchanged) = not_modified(&headers, &resource) {
+        return Ok(unchanged);
+    }
+    let query = Query::from_parameters(&parameters.map(|query| query.0).unwrap_or_default())?;
+    Ok(resource_response(StatusCode::OK, &query.project(resource)))
+}
+
+/// Refuses a name or id another live group holds.
+async fn check_unique(
+    state: &AppState,
+    name: &Name,
+    group_id: &str,
+    except: Option<Uuid>,
+) -> Result<(), Failure> {
+    let store = state.engine.store();
+    for (resource_type, value, attribute) in [
+        ("user_group_name", name.to_string(), "displayName"),
+        ("user_group_id", group_id.to_owned(), "externalId"),
+    ] {
+        let holders = store.find_by_unique_values(resource_type, &[value]).await?;
+        if holders.iter().any(|(_, holder)| Some(*holder) != except) {
+            return Err(conflict(format!("another group has this {attribute}")));
+        }
+    }
+    Ok(())
+}
+
+/// Joins the users `added` to the group `group` and takes `removed` out, one workflow each;
+/// every one of them is checked to be a user first.
+async fn set_members(
+    state: &AppState,
+    caller: &Caller,
+    group: Uuid,
+    added: &[Uuid],
+    removed: &[Uuid],
+) -> Result<(), Failure> {
+    let store = state.engine.store();
+    let named: Vec<Uuid> = added.iter().chain(removed).copied().collect();
+    let users = store.load_subscriptions(&named).await?;
+    let known: BTreeSet<Uuid> = users
+        .iter()
+        .filter(|record| {
+            record.product.product_type == ProductType::user()
+                && shown(record.subscription.lifecycle)
+        })
+        .map(|record| record.subscription.id)
+        .collect();
+    if let Some(unknown) = added.iter().find(|id| !known.contains(id)) {
+        return Err(invalid(format!("member {unknown} is not a user")));
+    }
+    for (workflow, users) in [(JOIN_USER_GROUP, added), (LEAVE_USER_GROUP, removed)] {
+        for user in users.iter().filter(|user| known.contains(user)) {
+            run_workflow(
+                state,
+                caller,
+                workflow,
+                &[json!({"subscription_id": user, "user_group": group})],
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// `POST /scim/v2/Groups`: `create_user_group`, then its members join.
+pub async fn create(
+    ScimCaller(caller): ScimCaller,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Failure> {
+    let input = group_input(&body_json(&headers, &body)?)?;
+    let group_id = input
+        .external_id
+        .as_ref()
+        .map_or_else(|| Uuid::now_v7().simple().to_string(), ToString::to_string);
+    check_unique(&state, &input.display_name, &group_id, None).await?;
+    let product = state
+        .engine
+        .store()
+        .list_products()
+        .await?
+        .into_iter()
+        .find(|product| product.product_type == ProductType::user_group())
+        .ok_or_else(|| {
+            Failure(cadre_scim::ScimError {
+                status: 500,
+                scim_type: None,
+                detail: "the catalogue has no UserGroup product".to_owned(),
+            })
+        })?;
+    let process = run_workflow(
+        &state,
+        &caller,
+        "create_user_group",
+        &[
+            json!({"product": product.id}),
+            json!({"user_group_id": group_id, "user_group_name": input.display_name}),
+        ],
+    )
+    .await?;
+    let id: Uuid = process
+        .state
+        .get("subscription_id")
+        .and_then(|id| serde_json::from_value(id.clone()).ok())
+        .ok_or_else(|| {
+            cadre_domain::DomainError::Internal("create_user_group made no subscription".into())
+        })?;
+    let members: Vec<Uuid> = input.members.unwrap_or_default().into_iter().collect();
+    set_members(&state, &caller, id, &members, &[]).await?;
+    let (_, _, resource) = load(&state, id).await?;
+    Ok(resource_response(StatusCode::CREATED, &resource))
+}
+
+/// Makes the group what `input` says: `modify_user_group` for a new name, and its members
+/// exactly those named (when it names them).
+async fn change(
+    state: &AppState,
+    caller: &Caller,
+    group: &UserGroupInactive,
+    current: &Value,
+    input: GroupInput,
+) -> Result<Response, Failure> {
+    let id = group.subscription.id;
+    if let Some(external_id) = &input.external_id
+        && Some(external_id) != group.user_group.user_group_id.as_ref()
+    {
+        return Err(bad(
+            ScimType::Mutability,
+            "externalId is cadre's group id, which does not change",
+        ));
+    }
+    if Some(&input.display_name) != group.user_group.name.as_ref() {
+        let group_id = group
+            .user_group
+            .user_group_id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        check_unique(state, &input.display_name, &group_id, Some(id)).await?;
+        run_workflow(
+            state,
+            caller,
+            "modify_user_group",
+            &[
+                json!({"subscription_id": id}),
+                json!({"user_group_name": input.display_name}),
+            ],
+        )
+        .await?;
+    }
+    if let Some(wanted) = input.members {
+        let now: BTreeSet<Uuid> = current["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|member| member["value"].as_str()?.parse().ok())
+            .collect();
+        let added: Vec<Uuid> = wanted.difference(&now).copied().collect();
+        let removed: Vec<Uuid> = now.difference(&wanted).copied().collect();
+        set_members(state, caller, id, &added, &removed).await?;
+    }
+    let (_, _, resource) = load(state, id).await?;
+    Ok(resource_response(StatusCode::OK, &resource))
+}
+
+/// `PUT /scim/v2/Groups/{id}`
+pub async fn replace(
+    ScimCaller(caller): ScimCaller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Failure> {
+    let (_, group, current) = load(&state, resource_id("group", &id)?).await?;
+    check_if_match(&headers, &current)?;
+    let mut input = group_input(&body_json(&headers, &body)?)?;
+    // A replacement sets every member: one without members leaves none.
+    input.members.get_or_insert_with(BTreeSet::new);
+    change(&state, &caller, &group, &current, input).await
+}
+
+/// `PATCH /scim/v2/Groups/{id}`: the operations applied to the group as it is, then changed
+/// as a replacement would.
+pub async fn patch(
+    ScimCaller(caller): ScimCaller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Failure> {
+    let (_, group, current) = load(&state, resource_id("group", &id)?).await?;
+    check_if_match(&headers, &current)?;
+    let operations = parse_patch(&body_json(&headers, &body)?)?;
+    let Value::Object(mut patched) = current.clone() else {
+        return Err(not_found("group", &id));
+    };
+    apply_patch(&mut patched, &operations, &ATTRIBUTES)?;
+    let mut input = group_input(&Value::Object(patched))?;
+    input.members.get_or_insert_with(BTreeSet::new);
+    change(&state, &caller, &group, &current, input).await
+}
+
+/// `DELETE /scim/v2/Groups/{id}`: its members leave, then `terminate_user_group`.
+pub async fn delete(
+    ScimCaller(caller): ScimCaller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    let (_, group, current) = load(&state, resource_id("group", &id)?).await?;
+    check_if_match(&headers, &current)?;
+    let members: Vec<Uuid> = members_of(&state, &group)
+        .await?
+        .into_iter()
+        .map(|(user, _)| user)
+        .collect();
+    let group_id = group.subscription.id;
+    set_members(&state, &caller, group_id, &[], &members).await?;
+    run_workflow(
+        &state,
+        &caller,
+        "terminate_user_group",
+        &[json!({"subscription_id": group_id}), json!({})],
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

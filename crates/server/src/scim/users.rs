@@ -1,0 +1,580 @@
+//! SCIM Users: cadre's User subscriptions (every lifecycle but `initial` and `terminated`).
+//! `userName` is the user name, `externalId` the user id, `name` the given and family names,
+//! `emails` the one address, `active` whether the user is active (false: disabled), `groups`
+//! the groups whose members they are. Writes run `create_user`, `modify_user`, `disable_user`,
+//! `enable_user` and `terminate_user`.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query as QueryString, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use cadre_domain::models::DomainModel;
+use cadre_domain::{
+    Email, ExternalId, Lifecycle, Name, ProductType, SubscriptionQuery, SubscriptionRecord,
+};
+use cadre_products::models::{UserGroupInactive, UserInactive};
+use cadre_scim::{
+    AttrExp, Attributes, CompValue, CompareOp, Filter, ScimType, apply_patch, parse_patch,
+};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::listing::Query;
+use super::schema::{ENTERPRISE_SCHEMA, USER, USER_SCHEMA};
+use super::{
+    Failure, ScimCaller, bad, base, body_json, boolean, check_if_match, conflict, field, not_found,
+    not_modified, resource_id, resource_response, run_workflow, scim_json, text, version_of,
+};
+use crate::auth::Caller;
+use crate::state::AppState;
+
+/// How the User schema's attributes behave under PATCH.
+const ATTRIBUTES: Attributes = Attributes {
+    case_exact: |path| USER.case_exact(path),
+    multi_valued: |path| USER.multi_valued(path),
+    extensions: &[ENTERPRISE_SCHEMA],
+};
+
+/// Subscriptions loaded at once when listing.
+const CHUNK: usize = 500;
+
+/// What a client may set on a user.
+#[derive(Debug, Clone, PartialEq)]
+struct UserInput {
+    user_name: Name,
+    external_id: Option<ExternalId>,
+    given_name: Option<Name>,
+    family_name: Option<Name>,
+    email: Email,
+    active: bool,
+}
+
+fn invalid(error: impl std::fmt::Display) -> Failure {
+    bad(ScimType::InvalidValue, error.to_string())
+}
+
+/// Reads a User resource a client sent (`id`, `meta`, `groups` and `password` are ignored).
+fn user_input(body: &Value) -> Result<UserInput, Failure> {
+    let user_name = text(body, "userName")?
+        .ok_or_else(|| invalid("userName is required"))
+        .and_then(|name| Name::parse(&name).map_err(invalid))?;
+    let external_id = text(body, "externalId")?
+        .map(|id| ExternalId::parse(&id).map_err(invalid))
+        .transpose()?;
+    let name = field(body, "name").cloned().unwrap_or(Value::Null);
+    let name_part = |part: &str| -> Result<Option<Name>, Failure> {
+        text(&name, part)?
+            .map(|value| Name::parse(&value).map_err(invalid))
+            .transpose()
+    };
+    let emails: Vec<Value> = match field(body, "emails") {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items.clone(),
+        Some(_) => return Err(invalid("emails is a list")),
+    };
+    let email = emails
+        .iter()
+        .find(|email| field(email, "primary").and_then(boolean) == Some(true))
+        .or_else(|| emails.first())
+        .map(|email| text(email, "value"))
+        .transpose()?
+        .flatten()
+        .ok_or_else(|| invalid("cadre needs an email address: emails is required"))?;
+    let active = match field(body, "active") {
+        None => true,
+        Some(value) => boolean(value).ok_or_else(|| invalid("active is a boolean"))?,
+    };
+    Ok(UserInput {
+        user_name,
+        external_id,
+        given_name: name_part("givenName")?,
+        family_name: name_part("familyName")?,
+        email: Email::parse(&email).map_err(invalid)?,
+        active,
+    })
+}
+
+/// The User resources of `records`, the names of their groups read at once.
+async fn resources(
+    state: &AppState,
+    records: Vec<SubscriptionRecord>,
+) -> Result<Vec<Value>, Failure> {
+    let users: Vec<UserInactive> = records
+        .into_iter()
+        .filter(|record| shown(record.subscription.lifecycle))
+        .map(UserInactive::from_record)
+        .collect::<Result<_, _>>()?;
+    let group_ids: Vec<Uuid> = users
+        .iter()
+        .flat_map(|user| user.user.groups.iter())
+        .map(|group| group.owner_subscription_id)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let names: HashMap<Uuid, String> = state
+        .engine
+        .store()
+        .load_subscriptions(&group_ids)
+        .await?
+        .into_iter()
+        .filter_map(|record| UserGroupInactive::from_record(record).ok())
+        .filter_map(|group| {
+            let name = group.user_group.name?;
+            Some((group.subscription.id, name.to_string()))
+        })
+        .collect();
+    let base = base(state);
+    Ok(users
+        .iter()
+        .map(|user| resource(user, &names, &base))
+        .collect())
+}
+
+/// Whether a subscription in `lifecycle` is a SCIM resource: it exists and is not gone.
+pub(super) fn shown(lifecycle: Lifecycle) -> bool {
+    !matches!(lifecycle, Lifecycle::Initial | Lifecycle::Terminated)
+}
+
+/// One user as a SCIM User.
+fn resource(user: &UserInactive, group_names: &HashMap<Uuid, String>, base: &str) -> Value {
+    let block = &user.user;
+    let id = user.subscription.id;
+    let mut resource = Map::new();
+    resource.insert("schemas".into(), json!([USER_SCHEMA]));
+    resource.insert("id".into(), json!(id));
+    if let Some(external_id) = &block.user_id {
+        resource.insert("externalId".into(), json!(external_id));
+    }
+    resource.insert("userName".into(), json!(block.username));
+    let mut name = Map::new();
+    if let Some(given) = &block.firstname {
+        name.insert("givenName".into(), json!(given));
+    }
+    if let Some(family) = &block.lastname {
+        name.insert("familyName".into(), json!(family));
+    }
+    if !name.is_empty() {
+        resource.insert("name".into(), Value::Object(name));
+    }
+    if let Some(email) = &block.email {
+        resource.insert(
+            "emails".into(),
+            json!([{"value": email, "type": "work", "primary": true}]),
+        );
+    }
+    resource.insert(
+        "active".into(),
+        json!(user.subscription.lifecycle != Lifecycle::Disabled),
+    );
+    let groups: Vec<Value> = block
+        .groups
+        .iter()
+        .filter_map(|group| {
+            let group_id = group.owner_subscription_id;
+            let name = group_names.get(&group_id)?;
+            Some(json!({
+                "value": group_id,
+                "$ref": format!("{base}/Groups/{group_id}"),
+                "display": name,
+                "type": "direct",
+            }))
+        })
+        .collect();
+    if !groups.is_empty() {
+        resource.insert("groups".into(), Value::Array(groups));
+    }
+    finish(resource, "User", &format!("{base}/Users/{id}"), id)
+}
+
+/// Adds `meta` to a resource: its type, location, creation time (from its time-ordered id)
+/// and version.
+pub(super) fn finish(
+    mut resource: Map<String, Value>,
+    kind: &str,
+    location: &str,
+    id: Uuid,
+) -> Value {
+    let version = version_of(&Value::Object(resource.clone()));
+    let created = id
+        .get_timestamp()
+        .and_then(|stamp| {
+            let (seconds, nanos) = stamp.to_unix();
+            chrono::DateTime::from_timestamp(seconds as i64, nanos)
+        })
+        .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    let mut meta = json!({
+        "resourceType": kind,
+        "location": location,
+        "version": version,
+    });
+    if let Some(created) = created {
+        meta["created"] = json!(created);
+    }
+    resource.insert("meta".into(), meta);
+    Value::Object(resource)
+}
+
+/// The user `id` as a SCIM User; not found unless it is a shown User subscription.
+async fn load(state: &AppState, id: Uuid) -> Result<(SubscriptionRecord, Value), Failure> {
+    let record = match state.engine.store().load_subscription(id).await {
+        Ok(record) => record,
+        Err(cadre_domain::DomainError::NotFound { .. }) => {
+            return Err(not_found("user", &id.to_string()));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if record.product.product_type != ProductType::user() || !shown(record.subscription.lifecycle) {
+        return Err(not_found("user", &id.to_string()));
+    }
+    let resource = resources(state, vec![record.clone()])
+        .await?
+        .pop()
+        .ok_or_else(|| not_found("user", &id.to_string()))?;
+    Ok((record, resource))
+}
+
+/// The users a query may find: by the unique index when its filter is one equality on
+/// `userName`, `externalId` or an email address; otherwise every user, in creation order.
+pub(super) async fn all(state: &AppState, query: &Query) -> Result<Vec<Value>, Failure> {
+    let store = state.engine.store();
+    let ids: Vec<Uuid> = match query.filter.as_ref().and_then(indexed) {
+        Some((resource_type, value)) => store
+            .find_by_unique_values(resource_type, &[value])
+            .await?
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect(),
+        None => store
+            .list_subscriptions(&SubscriptionQuery {
+                product_type: Some(ProductType::user()),
+                ..SubscriptionQuery::default()
+            })
+            .await?
+            .items
+            .into_iter()
+            .filter(|summary| shown(summary.subscription.lifecycle))
+            .map(|summary| summary.subscription.id)
+            .collect(),
+    };
+    let mut found = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let records = store
+            .load_subscriptions(chunk)
+            .await?
+            .into_iter()
+            .filter(|record| record.product.product_type == ProductType::user())
+            .collect();
+        found.extend(resources(state, records).await?);
+    }
+    Ok(found)
+}
+
+/// The unique resource type and value a filter's one equality names, if that is all it is.
+fn indexed(filter: &Filter) -> Option<(&'static str, String)> {
+    let Filter::Attr(AttrExp::Comparison(path, CompareOp::Eq, CompValue::Str(value))) = filter
+    else {
+        return None;
+    };
+    let name = path.name.to_ascii_lowercase();
+    let sub = path.sub_attr.as_deref().map(str::to_ascii_lowercase);
+    let resource_type = match (name.as_str(), sub.as_deref()) {
+        ("username", None) => "username",
+        ("externalid", None) => "user_id",
+        ("emails", None | Some("value")) => "email",
+        _ => return None,
+    };
+    Some((resource_type, value.clone()))
+}
+
+/// `GET /scim/v2/Users`
+pub async fn list(
+    ScimCaller(_): ScimCaller,
+    State(state): State<AppState>,
+    parameters: Result<QueryString<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, Failure> {
+    let parameters =
+        parameters.map_err(|rejection| bad(ScimType::InvalidValue, rejection.body_text()))?;
+    let query = Query::from_parameters(&parameters.0)?;
+    respond(&state, &query).await
+}
+
+/// `POST /scim/v2/Users/.search`
+pub async fn search(
+    ScimCaller(_): ScimCaller,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Failure> {
+    let query = Query::from_json(&body_json(&headers, &body)?)?;
+    respond(&state, &query).await
+}
+
+async fn respond(state: &AppState, query: &Query) -> Result<Response, Failure> {
+    let users = all(state, query).await?;
+    let answer = query.answer(users.into_iter().map(|user| (user, &USER)).collect());
+    Ok((StatusCode::OK, scim_json(&answer)).into_response())
+}
+
+/// `GET /scim/v2/Users/{id}`
+pub async fn get_one(
+    ScimCaller(_): ScimCaller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    parameters: Result<QueryString<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, Failure> {
+    let (_, resource) = load(&state, resource_id("user", &id)?).await?;
+    if let Some(unchanged) = not_modified(&headers, &resource) {
+        return Ok(unchanged);
+    }
+    let query = Query::from_parameters(&parameters.map(|query| query.0).unwrap_or_default())?;
+    Ok(resource_response(StatusCode::OK, &query.project(resource)))
+}
+
+/// `GET /scim/v2/Me`: the user the caller's token acts for.
+pub async fn me(
+    ScimCaller(caller): ScimCaller,
+    State(state): State<AppState>,
+) -> Result<Response, Failure> {
+    let id = caller
+        .user_id()
+        .ok_or_else(|| not_found("user", "for this token: it acts for no user"))?;
+    let (_, resource) = load(&state, id).await?;
+    Ok(resource_response(StatusCode::OK, &resource))
+}
+
+/// Refuses `input` when another live user holds its user name, email address or id.
+async fn check_unique(
+    state: &AppState,
+    input: &UserInput,
+    user_id: &str,
+    except: Option<Uuid>,
+) -> Result<(), Failure> {
+    let store = state.engine.store();
+    for (resource_type, value, attribute) in [
+        ("username", input.user_name.to_string(), "userName"),
+        ("email", input.email.to_string(), "emails"),
+        ("user_id", user_id.to_owned(), "externalId"),
+    ] {
+        let holders = store.find_by_unique_values(resource_type, &[value]).await?;
+        if holders.iter().any(|(_, holder)| Some(*holder) != except) {
+            return Err(conflict(format!("another user has this {attribute}")));
+        }
+    }
+    Ok(())
+}
+
+/// The User product SCIM creates users of: an internal one, if the catalogue has one.
+async fn user_product(state: &AppState) -> Result<Uuid, Failure> {
+    let products: Vec<_> = state
+        .engine
+        .store()
+        .list_products()
+        .await?
+        .into_iter()
+        .filter(|product| product.product_type == ProductType::user())
+        .collect();
+    products
+        .iter()
+        .find(|product| product.fixed_input("affiliation") == Some("internal"))
+        .or_else(|| products.first())
+        .map(|product| product.id)
+        .ok_or_else(|| {
+            Failure(cadre_scim::ScimError {
+                status: 500,
+                scim_type: None,
+                detail: "the catalogue has no User product".to_owned(),
+            })
+        })
+}
+
+/// `POST /scim/v2/Users`: `create_user` (in no group), then `disable_user` when it arrives
+/// inactive.
+pub async fn create(
+    ScimCaller(caller): ScimCaller,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Failure> {
+    let input = user_input(&body_json(&headers, &body)?)?;
+    // Without an external id, the user name is one if it can be, else a new id.
+    let user_id = match &input.external_id {
+        Some(id) => id.to_string(),
+        None => ExternalId::parse(input.user_name.as_str())
+            .map(|id| id.to_string())
+            .unwrap_or_else(|_| Uuid::now_v7().simple().to_string()),
+    };
+    check_unique(&state, &input, &user_id, None).await?;
+    let product = user_product(&state).await?;
+    let mut page = json!({
+        "user_id": user_id,
+        "username": input.user_name,
+        "email": input.email,
+        "user_group_ids": [],
+    });
+    if let Some(given) = &input.given_name {
+        page["firstname"] = json!(given);
+    }
+    if let Some(family) = &input.family_name {
+        page["lastname"] = json!(family);
+    }
+    let process = run_workflow(
+        &state,
+        &caller,
+        "create_user",
+        &[json!({"product": product}), page],
+    )
+    .await?;
+    let id: Uuid = process
+        .state
+        .get("subscription_id")
+        .and_then(|id| serde_json::from_value(id.clone()).ok())
+        .ok_or_else(|| {
+            cadre_domain::DomainError::Internal("create_user made no subscription".into())
+        })?;
+    if !input.active {
+        lifecycle(&state, &caller, id, false).await?;
+    }
+    let (_, resource) = load(&state, id).await?;
+    Ok(resource_response(StatusCode::CREATED, &resource))
+}
+
+/// Disables (`active: false`) or enables the user `id`.
+async fn lifecycle(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    active: bool,
+) -> Result<(), Failure> {
+    let workflow = if active {
+        "enable_user"
+    } else {
+        "disable_user"
+    };
+    run_workflow(
+        state,
+        caller,
+        workflow,
+        &[json!({"subscription_id": id}), json!({})],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Makes the user `record` (now `current`) what `input` says: `modify_user` for the fields
+/// that changed, then `disable_user` or `enable_user` when `active` changed.
+async fn change(
+    state: &AppState,
+    caller: &Caller,
+    record: &SubscriptionRecord,
+    input: UserInput,
+) -> Result<Response, Failure> {
+    let id = record.subscription.id;
+    let user = UserInactive::from_record(record.clone())?.user;
+    if let Some(external_id) = &input.external_id
+        && Some(external_id) != user.user_id.as_ref()
+    {
+        return Err(bad(
+            ScimType::Mutability,
+            "externalId is cadre's user id, which does not change",
+        ));
+    }
+    let user_id = user
+        .user_id
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    check_unique(state, &input, &user_id, Some(id)).await?;
+    let mut page = Map::new();
+    if Some(&input.user_name) != user.username.as_ref() {
+        page.insert("username".into(), json!(input.user_name));
+    }
+    if Some(&input.email) != user.email.as_ref() {
+        page.insert("email".into(), json!(input.email));
+    }
+    if input.given_name.is_some() && input.given_name != user.firstname {
+        page.insert("firstname".into(), json!(input.given_name));
+    }
+    if input.family_name.is_some() && input.family_name != user.lastname {
+        page.insert("lastname".into(), json!(input.family_name));
+    }
+    let mut active = record.subscription.lifecycle != Lifecycle::Disabled;
+    if !page.is_empty() {
+        if !active {
+            // A modify workflow starts on an active user: enabled first.
+            lifecycle(state, caller, id, true).await?;
+            active = true;
+        }
+        run_workflow(
+            state,
+            caller,
+            "modify_user",
+            &[json!({"subscription_id": id}), Value::Object(page)],
+        )
+        .await?;
+    }
+    if input.active != active {
+        lifecycle(state, caller, id, input.active).await?;
+    }
+    let (_, resource) = load(state, id).await?;
+    Ok(resource_response(StatusCode::OK, &resource))
+}
+
+/// `PUT /scim/v2/Users/{id}`
+pub async fn replace(
+    ScimCaller(caller): ScimCaller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Failure> {
+    let (record, current) = load(&state, resource_id("user", &id)?).await?;
+    check_if_match(&headers, &current)?;
+    let input = user_input(&body_json(&headers, &body)?)?;
+    change(&state, &caller, &record, input).await
+}
+
+/// `PATCH /scim/v2/Users/{id}`: the operations applied to the user as it is, then changed
+/// as a replacement would.
+pub async fn patch(
+    ScimCaller(caller): ScimCaller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Failure> {
+    let (record, current) = load(&state, resource_id("user", &id)?).await?;
+    check_if_match(&headers, &current)?;
+    let operations = parse_patch(&body_json(&headers, &body)?)?;
+    let Value::Object(mut patched) = current else {
+        return Err(not_found("user", &id));
+    };
+    apply_patch(&mut patched, &operations, &ATTRIBUTES)?;
+    let input = user_input(&Value::Object(patched))?;
+    change(&state, &caller, &record, input).await
+}
+
+/// `DELETE /scim/v2/Users/{id}`: `terminate_user`.
+pub async fn delete(
+    ScimCaller(caller): ScimCaller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    let (record, current) = load(&state, resource_id("user", &id)?).await?;
+    check_if_match(&headers, &current)?;
+    run_workflow(
+        &state,
+        &caller,
+        "terminate_user",
+        &[
+            json!({"subscription_id": record.subscription.id}),
+            json!({}),
+        ],
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,752 @@
+//! The SCIM 2.0 service provider over HTTP (`docs/scim.md`): discovery, Users and Groups
+//! through cadre's workflows, queries, PATCH as identity providers send it, versions, and
+//! errors in SCIM's shape.
+
+use cadre_domain::{Clock, Role, SystemClock};
+use cadre_server::auth::{NewToken, issue_token};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::Server;
+
+/// A SCIM answer: status, headers, body (`null` when empty).
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .map(|value| value.to_str().unwrap())
+            .unwrap_or_default()
+    }
+}
+
+impl Server {
+    /// A token with the `scim` role, acting for no user.
+    async fn scim_token(&self) -> String {
+        issue_token(
+            self.engine.store().as_ref(),
+            NewToken {
+                name: "identity provider",
+                role: Role::Scim,
+                user: None,
+                expires_at: None,
+            },
+            "test",
+            SystemClock.now(),
+        )
+        .await
+        .unwrap()
+        .plain
+    }
+
+    /// Sends a SCIM request with `token` and `headers`, the body as `application/scim+json`.
+    async fn scim_with(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = self
+            .client
+            .request(method, format!("{}/scim/v2{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/scim+json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+        };
+        if !body.is_null() {
+            assert_eq!(
+                headers["content-type"], "application/scim+json",
+                "{path}: {body}"
+            );
+        }
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn scim(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Answer {
+        self.scim_with(method, path, Some(token), &[], body).await
+    }
+
+    /// Creates a SCIM User, expecting 201; returns it.
+    async fn scim_user(&self, token: &str, user_name: &str) -> Value {
+        let created = self
+            .scim(
+                Method::POST,
+                "/Users",
+                token,
+                Some(json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": user_name,
+                    "name": {"givenName": "Given", "familyName": user_name},
+                    "emails": [{"value": format!("{user_name}@example.org"), "type": "work", "primary": true}],
+                    "active": true
+                })),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        created.body
+    }
+}
+
+fn patch(operations: Value) -> Option<Value> {
+    Some(json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": operations
+    }))
+}
+
+fn member_ids(group: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = group["members"]
+        .as_array()
+        .map(|members| {
+            members
+                .iter()
+                .map(|member| member["value"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+fn error_of(answer: &Answer, status: StatusCode) {
+    assert_eq!(answer.status, status, "{}", answer.body);
+    assert_eq!(
+        answer.body["schemas"],
+        json!(["urn:ietf:params:scim:api:messages:2.0:Error"]),
+        "{}",
+        answer.body
+    );
+    assert_eq!(answer.body["status"], status.as_u16().to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scim_needs_a_scim_or_admin_token_and_says_so_in_scims_shape() {
+    let server = Server::start(1).await;
+    let scim = server.scim_token().await;
+    let anonymous = server
+        .scim_with(Method::GET, "/Users", None, &[], None)
+        .await;
+    error_of(&anonymous, StatusCode::UNAUTHORIZED);
+    assert!(anonymous.header("www-authenticate").starts_with("Bearer"));
+    let forged = server
+        .scim(
+            Method::GET,
+            "/Users",
+            &format!("cadre_{}_{}", "0".repeat(32), "0".repeat(64)),
+            None,
+        )
+        .await;
+    error_of(&forged, StatusCode::UNAUTHORIZED);
+    let user = server.scim(Method::GET, "/Users", &server.user, None).await;
+    error_of(&user, StatusCode::FORBIDDEN);
+    let created = server
+        .scim(
+            Method::POST,
+            "/Users",
+            &server.user,
+            Some(json!({"userName": "mallory", "emails": [{"value": "m@example.org"}]})),
+        )
+        .await;
+    error_of(&created, StatusCode::FORBIDDEN);
+    for token in [&scim, &server.admin] {
+        let listed = server.scim(Method::GET, "/Users", token, None).await;
+        assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+        assert_eq!(listed.body["totalResults"], 0);
+    }
+    // A SCIM token is no admin of the API.
+    let (status, _) = server
+        .call(
+            Method::POST,
+            "/api/processes/create_user_group",
+            Some(&scim),
+            Some(json!([])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let unknown = server.scim(Method::GET, "/Nothing", &scim, None).await;
+    error_of(&unknown, StatusCode::NOT_FOUND);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_describes_what_the_handlers_do() {
+    let server = Server::start(1).await;
+    let scim = server.scim_token().await;
+    let config = server
+        .scim(Method::GET, "/ServiceProviderConfig", &scim, None)
+        .await;
+    assert_eq!(config.status, StatusCode::OK);
+    for feature in ["patch", "filter", "sort", "etag"] {
+        assert_eq!(config.body[feature]["supported"], true, "{feature}");
+    }
+    assert_eq!(config.body["filter"]["maxResults"], 1000);
+    assert_eq!(
+        config.body["authenticationSchemes"][0]["type"],
+        "oauthbearertoken"
+    );
+
+    let types = server
+        .scim(Method::GET, "/ResourceTypes", &scim, None)
+        .await;
+    let endpoints: Vec<&str> = types.body["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|kind| kind["endpoint"].as_str().unwrap())
+        .collect();
+    assert_eq!(endpoints, ["/Users", "/Groups"]);
+    let user_type = server
+        .scim(Method::GET, "/ResourceTypes/User", &scim, None)
+        .await;
+    assert_eq!(
+        user_type.body["schema"],
+        "urn:ietf:params:scim:schemas:core:2.0:User"
+    );
+
+    let schemas = server.scim(Method::GET, "/Schemas", &scim, None).await;
+    assert_eq!(schemas.body["totalResults"], 2);
+    let user = server
+        .scim(
+            Method::GET,
+            "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User",
+            &scim,
+            None,
+        )
+        .await;
+    let attribute = |name: &str| {
+        user.body["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|attribute| attribute["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}"))
+            .clone()
+    };
+    assert_eq!(attribute("userName")["uniqueness"], "server");
+    assert_eq!(attribute("userName")["caseExact"], false);
+    assert_eq!(attribute("password")["returned"], "never");
+    assert_eq!(attribute("groups")["mutability"], "readOnly");
+    assert_eq!(attribute("emails")["multiValued"], true);
+    let missing = server
+        .scim(Method::GET, "/Schemas/urn:nothing", &scim, None)
+        .await;
+    error_of(&missing, StatusCode::NOT_FOUND);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_lives_its_whole_life_over_scim_through_cadres_workflows() {
+    let server = Server::start(1).await;
+    let scim = server.scim_token().await;
+    // Read-only `id` and `meta` in the input are ignored; the password is accepted, never shown.
+    let created = server
+        .scim(
+            Method::POST,
+            "/Users",
+            &scim,
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "id": "chosen-by-the-client",
+                "meta": {"resourceType": "Nonsense"},
+                "externalId": "bjensen-7",
+                "userName": "bjensen",
+                "password": "t1meMa$heen",
+                "name": {"givenName": "Barbara", "familyName": "Jensen"},
+                "emails": [{"value": "bjensen@example.com", "type": "work", "primary": true}]
+            })),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let user = created.body.clone();
+    let id = user["id"].as_str().unwrap().to_owned();
+    assert_ne!(id, "chosen-by-the-client");
+    assert_eq!(created.header("location"), user["meta"]["location"]);
+    assert!(
+        user["meta"]["location"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/scim/v2/Users/{id}"))
+    );
+    assert_eq!(user["meta"]["resourceType"], "User");
+    assert_eq!(created.header("etag"), user["meta"]["version"]);
+    assert_eq!(user["externalId"], "bjensen-7");
+    assert_eq!(user["userName"], "bjensen");
+    assert_eq!(
+        user["name"],
+        json!({"givenName": "Barbara", "familyName": "Jensen"})
+    );
+    assert_eq!(user["active"], true);
+    assert!(!user.to_string().contains("t1meMa$heen"), "{user}");
+
+    // The same object a form makes: a User subscription, created by create_user.
+    let (status, subscription) = server.get(&format!("/api/subscriptions/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(subscription["status"], "active");
+    assert_eq!(subscription["domain_model"]["user"]["username"], "bjensen");
+    let (_, processes) = server
+        .get(&format!("/api/processes?subscription_id={id}"))
+        .await;
+    let workflows: Vec<&str> = processes["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|p| p["workflow_name"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(workflows.contains(&"create_user"), "{processes}");
+
+    // Versions: unchanged is 304, a stale If-Match is 412 and changes nothing.
+    let version = user["meta"]["version"].as_str().unwrap().to_owned();
+    let unchanged = server
+        .scim_with(
+            Method::GET,
+            &format!("/Users/{id}"),
+            Some(&scim),
+            &[("if-none-match", &version)],
+            None,
+        )
+        .await;
+    assert_eq!(unchanged.status, StatusCode::NOT_MODIFIED);
+    let stale = server
+        .scim_with(
+            Method::PATCH,
+            &format!("/Users/{id}"),
+            Some(&scim),
+            &[("if-match", "W/\"stale\"")],
+            patch(json!([{"op": "replace", "path": "userName", "value": "babs"}])),
+        )
+        .await;
+    error_of(&stale, StatusCode::PRECONDITION_FAILED);
+
+    // PATCH as Entra ID sends it: `Replace`, a string boolean, a dotted key, a value path.
+    let patched = server
+        .scim_with(
+            Method::PATCH,
+            &format!("/Users/{id}"),
+            Some(&scim),
+            &[("if-match", &version)],
+            patch(json!([
+                {"op": "Replace", "value": {"name.givenName": "Babs",
+                  "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "Tours"}},
+                {"op": "replace", "path": "emails[type eq \"work\"].value", "value": "babs@example.com"},
+                {"op": "Replace", "path": "active", "value": "False"}
+            ])),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    assert_eq!(patched.body["name"]["givenName"], "Babs");
+    assert_eq!(patched.body["emails"][0]["value"], "babs@example.com");
+    assert_eq!(patched.body["active"], false);
+    assert_ne!(patched.body["meta"]["version"], json!(version));
+    let (_, subscription) = server.get(&format!("/api/subscriptions/{id}")).await;
+    assert_eq!(subscription["status"], "disabled");
+    assert_eq!(subscription["domain_model"]["user"]["firstname"], "Babs");
+
+    // An inactive user stays listable, and comes back with `active: true`.
+    let inactive = server
+        .scim(
+            Method::GET,
+            "/Users?filter=active%20eq%20false",
+            &scim,
+            None,
+        )
+        .await;
+    assert_eq!(inactive.body["totalResults"], 1, "{}", inactive.body);
+    // A full replacement that also renames a disabled user.
+    let replaced = server
+        .scim(
+            Method::PUT,
+            &format!("/Users/{id}"),
+            &scim,
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "babs",
+                "name": {"givenName": "Babs", "familyName": "Jensen"},
+                "emails": [{"value": "babs@example.com", "primary": true}],
+                "active": true
+            })),
+        )
+        .await;
+    assert_eq!(replaced.status, StatusCode::OK, "{}", replaced.body);
+    assert_eq!(replaced.body["userName"], "babs");
+    assert_eq!(replaced.body["active"], true);
+
+    // The external id is cadre's user id: it does not change.
+    let renamed_id = server
+        .scim(
+            Method::PATCH,
+            &format!("/Users/{id}"),
+            &scim,
+            patch(json!([{"op": "replace", "path": "externalId", "value": "other"}])),
+        )
+        .await;
+    error_of(&renamed_id, StatusCode::BAD_REQUEST);
+    assert_eq!(renamed_id.body["scimType"], "mutability");
+
+    let deleted = server
+        .scim(Method::DELETE, &format!("/Users/{id}"), &scim, None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let gone = server
+        .scim(Method::GET, &format!("/Users/{id}"), &scim, None)
+        .await;
+    error_of(&gone, StatusCode::NOT_FOUND);
+    let (_, subscription) = server.get(&format!("/api/subscriptions/{id}")).await;
+    assert_eq!(subscription["status"], "terminated");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_a_scim_error_and_changes_nothing() {
+    let server = Server::start(1).await;
+    let scim = server.scim_token().await;
+    server.scim_user(&scim, "ada").await;
+    for (body, scim_type) in [
+        (
+            json!({"userName": "ADA", "emails": [{"value": "other@example.org"}]}),
+            "uniqueness",
+        ),
+        (
+            json!({"userName": "eve", "emails": [{"value": "ADA@example.org"}]}),
+            "uniqueness",
+        ),
+        (json!({"userName": "eve"}), "invalidValue"),
+        (
+            json!({"userName": "eve", "emails": [{"value": "not an address"}]}),
+            "invalidValue",
+        ),
+        (
+            json!({"userName": "eve", "emails": [{"value": "e@example.org"}], "active": "maybe"}),
+            "invalidValue",
+        ),
+    ] {
+        let refused = server
+            .scim(Method::POST, "/Users", &scim, Some(body.clone()))
+            .await;
+        let status = if scim_type == "uniqueness" {
+            StatusCode::CONFLICT
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        error_of(&refused, status);
+        assert_eq!(refused.body["scimType"], scim_type, "{body}");
+    }
+    let not_json = server
+        .client
+        .post(format!("{}/scim/v2/Users", server.base))
+        .bearer_auth(&scim)
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), StatusCode::BAD_REQUEST);
+    let body: Value = not_json.json().await.unwrap();
+    assert_eq!(body["scimType"], "invalidSyntax");
+    let bad_filter = server
+        .scim(Method::GET, "/Users?filter=userName%20eq", &scim, None)
+        .await;
+    error_of(&bad_filter, StatusCode::BAD_REQUEST);
+    assert_eq!(bad_filter.body["scimType"], "invalidFilter");
+    let unknown = server
+        .scim(
+            Method::GET,
+            "/Users/00000000-0000-0000-0000-000000000000",
+            &scim,
+            None,
+        )
+        .await;
+    error_of(&unknown, StatusCode::NOT_FOUND);
+    let malformed = server
+        .scim(Method::GET, "/Users/not-an-id", &scim, None)
+        .await;
+    error_of(&malformed, StatusCode::NOT_FOUND);
+    let listed = server.scim(Method::GET, "/Users", &scim, None).await;
+    assert_eq!(
+        listed.body["totalResults"], 1,
+        "nothing but ada: {}",
+        listed.body
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_filter_sort_page_and_pick_attributes() {
+    let server = Server::start(1).await;
+    let scim = server.scim_token().await;
+    for name in ["carol", "alice", "bob", "dave"] {
+        server.scim_user(&scim, name).await;
+    }
+    let find = |filter: &str| {
+        let path = format!(
+            "/Users?filter={}",
+            percent_encoding::utf8_percent_encode(filter, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let server = &server;
+        let scim = &scim;
+        async move { server.scim(Method::GET, &path, scim, None).await.body }
+    };
+    let names = |list: &Value| -> Vec<String> {
+        list["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|user| user["userName"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        names(&find(r#"userName eq "ALICE""#).await),
+        ["alice"],
+        "userName compares without case"
+    );
+    assert_eq!(names(&find(r#"externalId eq "bob""#).await), ["bob"]);
+    assert_eq!(
+        names(&find(r#"emails[type eq "work" and value sw "dave@"]"#).await),
+        ["dave"]
+    );
+    assert_eq!(
+        names(&find(r#"userName sw "c" or name.familyName eq "dave""#).await),
+        ["carol", "dave"]
+    );
+    assert_eq!(names(&find(r#"not (userName co "a")"#).await), ["bob"]);
+    let nothing = find(r#"userName eq "nobody""#).await;
+    assert_eq!(nothing["totalResults"], 0);
+    assert_eq!(nothing["Resources"], json!([]));
+
+    // Creation order by default, pages of a stable order, and a sort.
+    let page = |query: &str| {
+        let path = format!("/Users?{query}");
+        let server = &server;
+        let scim = &scim;
+        async move { server.scim(Method::GET, &path, scim, None).await.body }
+    };
+    let first = page("startIndex=1&count=2").await;
+    assert_eq!(first["totalResults"], 4);
+    assert_eq!(first["itemsPerPage"], 2);
+    assert_eq!(names(&first), ["carol", "alice"]);
+    assert_eq!(
+        names(&page("startIndex=3&count=100").await),
+        ["bob", "dave"]
+    );
+    assert_eq!(
+        names(&page("sortBy=userName&sortOrder=descending&count=3").await),
+        ["dave", "carol", "bob"]
+    );
+    let counted = page("count=0").await;
+    assert_eq!(counted["totalResults"], 4);
+    assert_eq!(counted["Resources"], json!([]));
+
+    // Attributes: only those asked for (and `id`), or all but the excluded ones.
+    let picked = page("attributes=userName,name.givenName&count=1").await;
+    let user = &picked["Resources"][0];
+    assert_eq!(user["name"], json!({"givenName": "Given"}));
+    assert!(
+        user.get("emails").is_none() && user.get("id").is_some(),
+        "{user}"
+    );
+    let trimmed = page("excludedAttributes=emails,id&count=1").await;
+    assert!(trimmed["Resources"][0].get("emails").is_none());
+    assert!(
+        trimmed["Resources"][0].get("id").is_some(),
+        "id is always returned"
+    );
+
+    // A search by POST, per type and at the root.
+    let searched = server
+        .scim(
+            Method::POST,
+            "/Users/.search",
+            &scim,
+            Some(
+                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                        "filter": "userName sw \"a\"", "attributes": ["userName"]}),
+            ),
+        )
+        .await;
+    assert_eq!(names(&searched.body), ["alice"]);
+    let everything = server
+        .scim(
+            Method::POST,
+            "/.search",
+            &scim,
+            Some(json!({"filter": "meta.resourceType pr"})),
+        )
+        .await;
+    assert_eq!(everything.body["totalResults"], 4);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_members_come_and_go_every_way_identity_providers_send_them() {
+    let server = Server::start(1).await;
+    let scim = server.scim_token().await;
+    let mut ids = Vec::new();
+    for name in ["ann", "ben", "cy", "dee"] {
+        ids.push(
+            server.scim_user(&scim, name).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let (ann, ben, cy, dee) = (&ids[0], &ids[1], &ids[2], &ids[3]);
+    let created = server
+        .scim(
+            Method::POST,
+            "/Groups",
+            &scim,
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Tour Guides",
+                "externalId": "tour-guides",
+                "members": [{"value": ann, "$ref": null}, {"value": ben, "display": "Ben"}]
+            })),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let group = created.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(created.header("location"), created.body["meta"]["location"]);
+    let mut expected = vec![ann.clone(), ben.clone()];
+    expected.sort();
+    assert_eq!(member_ids(&created.body), expected);
+    // The users see the group.
+    let ann_now = server
+        .scim(Method::GET, &format!("/Users/{ann}"), &scim, None)
+        .await;
+    assert_eq!(ann_now.body["groups"][0]["value"], group.as_str());
+    assert_eq!(ann_now.body["groups"][0]["display"], "Tour Guides");
+
+    let by_name = server
+        .scim(
+            Method::GET,
+            "/Groups?filter=displayName%20eq%20%22tour%20guides%22&excludedAttributes=members",
+            &scim,
+            None,
+        )
+        .await;
+    assert_eq!(by_name.body["totalResults"], 1);
+    assert!(by_name.body["Resources"][0].get("members").is_none());
+
+    let patch_group = |operations: Value| {
+        let path = format!("/Groups/{group}");
+        let server = &server;
+        let scim = &scim;
+        async move {
+            let answer = server
+                .scim(Method::PATCH, &path, scim, patch(operations))
+                .await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+            member_ids(&answer.body)
+        }
+    };
+    let sorted = |mut ids: Vec<&String>| {
+        ids.sort();
+        ids.into_iter().cloned().collect::<Vec<String>>()
+    };
+    assert_eq!(
+        patch_group(json!([{"op": "Add", "path": "members", "value": [{"value": cy}]}])).await,
+        sorted(vec![ann, ben, cy])
+    );
+    assert_eq!(
+        patch_group(json!([{"op": "remove", "path": format!("members[value eq \"{ann}\"]")}]))
+            .await,
+        sorted(vec![ben, cy])
+    );
+    assert_eq!(
+        patch_group(json!([{"op": "Remove", "path": "members", "value": [{"value": ben}]}])).await,
+        sorted(vec![cy])
+    );
+    assert_eq!(
+        patch_group(
+            json!([{"op": "replace", "path": "members", "value": [{"value": dee}, {"value": ann}]}])
+        )
+        .await,
+        sorted(vec![ann, dee])
+    );
+    assert!(
+        patch_group(json!([{"op": "remove", "path": "members"}]))
+            .await
+            .is_empty()
+    );
+    let ann_now = server
+        .scim(Method::GET, &format!("/Users/{ann}"), &scim, None)
+        .await;
+    assert!(ann_now.body.get("groups").is_none(), "{}", ann_now.body);
+
+    // A rename and members in one replacement.
+    let replaced = server
+        .scim(
+            Method::PUT,
+            &format!("/Groups/{group}"),
+            &scim,
+            Some(json!({"displayName": "Guides", "members": [{"value": ben}]})),
+        )
+        .await;
+    assert_eq!(replaced.status, StatusCode::OK, "{}", replaced.body);
+    assert_eq!(replaced.body["displayName"], "Guides");
+    assert_eq!(member_ids(&replaced.body), std::slice::from_ref(ben));
+    let duplicate = server
+        .scim(
+            Method::POST,
+            "/Groups",
+            &scim,
+            Some(json!({"displayName": "GUIDES"})),
+        )
+        .await;
+    error_of(&duplicate, StatusCode::CONFLICT);
+    assert_eq!(duplicate.body["scimType"], "uniqueness");
+    let not_a_user = server
+        .scim(
+            Method::PATCH,
+            &format!("/Groups/{group}"),
+            &scim,
+            patch(json!([{"op": "add", "path": "members", "value": [{"value": group}]}])),
+        )
+        .await;
+    error_of(&not_a_user, StatusCode::BAD_REQUEST);
+
+    // Deleting a group with members: they leave, then it ends.
+    let deleted = server
+        .scim(Method::DELETE, &format!("/Groups/{group}"), &scim, None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
+    let gone = server
+        .scim(Method::GET, &format!("/Groups/{group}"), &scim, None)
+        .await;
+    error_of(&gone, StatusCode::NOT_FOUND);
+    let ben_now = server
+        .scim(Method::GET, &format!("/Users/{ben}"), &scim, None)
+        .await;
+    assert!(ben_now.body.get("groups").is_none(), "{}", ben_now.body);
+    server.stop().await;
+}
