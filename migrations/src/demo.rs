@@ -12,6 +12,10 @@ const fn id(n: u128) -> Uuid {
     Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0000 | n)
 }
 
+/// The UserGroup block's `external_id` resource type, added by migration 16 (not part of the
+/// catalogue migration 2 installs).
+pub const GROUP_EXTERNAL_ID: Uuid = id(0x304);
+
 /// The default customer's id.
 pub const DEFAULT_CUSTOMER_ID: Uuid = id(0x1);
 /// The default customer's name.

@@ -24,6 +24,7 @@ mod m20261202_000012_accounts;
 mod m20261202_000013_registration_hardening;
 mod m20261202_000014_audit;
 mod m20261202_000015_email_changes_and_token_owners;
+mod m20261204_000016_group_external_ids;
 
 pub mod catalogue;
 pub mod demo;
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000013_registration_hardening::Migration),
             Box::new(m20261202_000014_audit::Migration),
             Box::new(m20261202_000015_email_changes_and_token_owners::Migration),
+            Box::new(m20261204_000016_group_external_ids::Migration),
         ]
     }
 }

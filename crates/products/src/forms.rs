@@ -65,6 +65,10 @@ pub struct UserGroupPage {
     /// Terms a person accepts to join.
     #[form(format = "long")]
     pub terms: Option<String>,
+    /// The group's id at the identity provider that feeds cadre, if one does (SCIM's
+    /// `externalId`).
+    #[form(max_length = 255)]
+    pub external_id: Option<String>,
 }
 
 /// The second page of `create_user`: the seed's form, with the identity fields of cadre's User.
@@ -103,7 +107,8 @@ fn chosen_groups(groups: &[BlockRef]) -> Value {
 }
 
 /// The second page of `modify_user_group`: the group's id read-only, and what can change,
-/// pre-filled with its current values (a field sent empty stays as it is).
+/// pre-filled with its current values (a field sent null stays as it is; an external id sent
+/// empty is cleared).
 pub(crate) fn modify_user_group_page(
     groups: Choices,
     record: SubscriptionRecord,
@@ -136,11 +141,18 @@ pub(crate) fn modify_user_group_page(
                 .format("long")
                 .nullable()
                 .default(json!(group.terms)),
+        )
+        .field(
+            Field::string("external_id")
+                .length(None, Some(255))
+                .nullable()
+                .default(json!(group.external_id)),
         ))
 }
 
 /// The second page of `modify_user`: the user's id read-only, and what can change, pre-filled
-/// with the current values and the current groups chosen (a field sent empty stays as it is).
+/// with the current values and the current groups chosen (a field sent null stays as it is; a
+/// name sent empty is cleared).
 pub(crate) fn modify_user_page(
     groups: Choices,
     record: SubscriptionRecord,

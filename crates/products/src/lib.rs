@@ -10,7 +10,7 @@
 //! (`user_group_id`, `user_group_name`, `parent_user_groups`, …; `user_id`, `username`, `email`,
 //! `user_group_ids`, …) and write through the typed models, so a subscription created here is
 //! validated by the same types as one created by any other path. In modify workflows a field
-//! that is absent or null leaves the value as it is.
+//! that is absent or null leaves the value as it is; an optional name sent empty is cleared.
 
 pub mod forms;
 pub mod models;
@@ -47,6 +47,14 @@ pub fn registry() -> Result<Registry, DefinitionError> {
 /// with [`cadre_engine::standard::create_workflow`]. It reads the same state keys as `create_user`.
 pub fn create_user_body() -> StepList {
     user::create_body()
+}
+
+/// A modify workflow's optional text `key`: `None` when absent or null (unchanged),
+/// `Some(None)` when sent empty (cleared), `Some(Some(text))` when given.
+fn changed_text(ctx: &StepContext<'_>, key: &str) -> Result<Option<Option<String>>, StepError> {
+    Ok(ctx
+        .get_optional::<String>(key)?
+        .map(|value| (!value.trim().is_empty()).then_some(value)))
 }
 
 /// Loads the active groups named by the subscription ids in state key `key` (absent: none).

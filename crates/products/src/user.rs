@@ -12,7 +12,7 @@ use cadre_domain::{Email, ExternalId, Lifecycle, Name, ProductType, Target};
 
 use crate::forms;
 
-use crate::active_groups;
+use crate::{active_groups, changed_text};
 use cadre_engine::standard::{
     create_workflow, load_subscription, modify_workflow, set_status, subscription_patch,
     terminate_workflow, validate_workflow,
@@ -125,9 +125,13 @@ fn description(username: &Name, groups: &[UserGroup], affiliation: Affiliation) 
 }
 
 fn optional_name(ctx: &StepContext<'_>, key: &str) -> Result<Option<Name>, StepError> {
-    ctx.get_optional::<String>(key)?
-        .filter(|value| !value.trim().is_empty())
-        .map(|value| Name::parse(&value))
+    Ok(changed_name(ctx, key)?.flatten())
+}
+
+/// A modify workflow's optional name `key`, as [`changed_text`] reads it.
+fn changed_name(ctx: &StepContext<'_>, key: &str) -> Result<Option<Option<Name>>, StepError> {
+    changed_text(ctx, key)?
+        .map(|value| value.map(|text| Name::parse(&text)).transpose())
         .transpose()
         .map_err(StepError::from)
 }
@@ -179,14 +183,14 @@ impl StepFn for Modify {
         if let Some(email) = ctx.get_optional::<String>("email")? {
             user.user.email = Email::parse(&email)?;
         }
-        if let Some(firstname) = optional_name(ctx, "firstname")? {
-            user.user.firstname = Some(firstname);
+        if let Some(firstname) = changed_name(ctx, "firstname")? {
+            user.user.firstname = firstname;
         }
-        if let Some(lastname) = optional_name(ctx, "lastname")? {
-            user.user.lastname = Some(lastname);
+        if let Some(lastname) = changed_name(ctx, "lastname")? {
+            user.user.lastname = lastname;
         }
-        if let Some(auth_id) = ctx.get_optional("auth_id")? {
-            user.user.auth_id = Some(auth_id);
+        if let Some(auth_id) = changed_text(ctx, "auth_id")? {
+            user.user.auth_id = auth_id;
         }
         let groups = if ctx
             .get_optional::<Vec<uuid::Uuid>>("user_group_ids")?

@@ -10,7 +10,7 @@ use cadre_domain::{BlockRef, DomainError, ExternalId, Lifecycle, Name, ProductTy
 use crate::forms;
 use uuid::Uuid;
 
-use crate::active_groups;
+use crate::{active_groups, changed_text};
 use cadre_engine::standard::{
     create_workflow, load_subscription, modify_workflow, subscription_patch, terminate_workflow,
     validate_workflow,
@@ -149,6 +149,7 @@ impl StepFn for Initialize {
             parent_references(ctx, group.subscription.id, &parents).await?;
         group.user_group.discoverable = ctx.get_optional("discoverable")?.unwrap_or(false);
         group.user_group.terms = ctx.get_optional("terms")?;
+        group.user_group.external_id = changed_text(ctx, "external_id")?.flatten();
         let group = group.into_provisioning(ctx.now)?;
         subscription_patch(&ctx.store.save_subscription(&group.into_record()).await?)
     }
@@ -189,6 +190,9 @@ impl StepFn for Modify {
         }
         if let Some(terms) = ctx.get_optional("terms")? {
             group.user_group.terms = Some(terms);
+        }
+        if let Some(external_id) = changed_text(ctx, "external_id")? {
+            group.user_group.external_id = external_id;
         }
         subscription_patch(&ctx.store.save_subscription(&group.into_record()).await?)
     }

@@ -17,6 +17,7 @@ const USER_GROUP_ID: &str = "user_group_id";
 const USER_GROUP_NAME: &str = "user_group_name";
 const DISCOVERABLE: &str = "discoverable";
 const TERMS: &str = "terms";
+const EXTERNAL_ID: &str = "external_id";
 const PARENT_GROUPS: &str = "parent_groups";
 
 /// A UserGroup subscription's description: "User Group <name>".
@@ -39,6 +40,8 @@ pub struct UserGroupBlockInactive {
     pub discoverable: bool,
     /// Terms a joiner must accept, if any.
     pub terms: Option<String>,
+    /// The group's id at the identity provider that feeds cadre (SCIM's `externalId`).
+    pub external_id: Option<String>,
 }
 
 /// The UserGroup block of a provisioned group: id and name are required.
@@ -56,6 +59,8 @@ pub struct UserGroupBlock {
     pub discoverable: bool,
     /// Terms a joiner must accept, if any.
     pub terms: Option<String>,
+    /// The group's id at the identity provider that feeds cadre (SCIM's `externalId`).
+    pub external_id: Option<String>,
 }
 
 /// A UserGroup subscription in any lifecycle, fields possibly empty.
@@ -116,6 +121,7 @@ impl TryFrom<UserGroupInactive> for UserGroup {
                 parent_groups: block.parent_groups,
                 discoverable: block.discoverable,
                 terms: block.terms,
+                external_id: block.external_id,
             },
         })
     }
@@ -134,6 +140,7 @@ impl From<UserGroup> for UserGroupInactive {
                 parent_groups: block.parent_groups,
                 discoverable: block.discoverable,
                 terms: block.terms,
+                external_id: block.external_id,
             },
         }
     }
@@ -159,6 +166,7 @@ impl DomainModel for UserGroupInactive {
                 parent_groups: instance.references(PARENT_GROUPS),
                 discoverable: discoverable.unwrap_or(false),
                 terms: instance.value(TERMS).map(str::to_owned),
+                external_id: instance.value(EXTERNAL_ID).map(str::to_owned),
             },
         })
     }
@@ -176,6 +184,7 @@ impl DomainModel for UserGroupInactive {
             Some(if block.discoverable { "true" } else { "false" }),
         );
         instance.set_value(TERMS, block.terms.as_deref());
+        instance.set_value(EXTERNAL_ID, block.external_id.as_deref());
         instance.set_references(PARENT_GROUPS, &block.parent_groups);
         SubscriptionRecord {
             subscription: self.subscription,

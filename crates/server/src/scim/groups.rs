@@ -1,5 +1,5 @@
 //! SCIM Groups: cadre's UserGroup subscriptions. `displayName` is the group's name,
-//! `externalId` its group id, `members` the users whose groups include it. Writes run
+//! `externalId` its identity provider's id (`external_id`; cadre's own group id is made new), `members` the users whose groups include it. Writes run
 //! `create_user_group`, `modify_user_group` and `terminate_user_group`, and for each member who
 //! comes or goes `join_user_group` or `leave_user_group`.
 
@@ -11,8 +11,8 @@ use axum::extract::{Path, Query as QueryString, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cadre_domain::models::DomainModel;
-use cadre_domain::{ExternalId, Name, ProductType, SubscriptionQuery, SubscriptionRecord};
-use cadre_products::models::{UserGroupInactive, UserInactive};
+use cadre_domain::{Name, ProductType, SubscriptionQuery, SubscriptionRecord};
+use cadre_products::models::UserGroupInactive;
 use cadre_registration::{JOIN_USER_GROUP, LEAVE_USER_GROUP};
 use cadre_scim::{Attributes, ScimType, apply_patch, parse_patch};
 use serde_json::{Map, Value, json};
@@ -41,7 +41,7 @@ const MAX_MEMBERS: usize = 10_000;
 /// What a client may set on a group.
 struct GroupInput {
     display_name: Name,
-    external_id: Option<ExternalId>,
+    external_id: Option<String>,
     /// `None` when the request names no members (a PUT without them leaves them).
     members: Option<BTreeSet<Uuid>>,
 }
@@ -55,9 +55,10 @@ fn group_input(body: &Value) -> Result<GroupInput, Failure> {
     let display_name = text(body, "displayName")?
         .ok_or_else(|| invalid("displayName is required"))
         .and_then(|name| Name::parse(&name).map_err(invalid))?;
-    let external_id = text(body, "externalId")?
-        .map(|id| ExternalId::parse(&id).map_err(invalid))
-        .transpose()?;
+    let external_id = text(body, "externalId")?;
+    if external_id.as_ref().is_some_and(|id| id.len() > 255) {
+        return Err(invalid("externalId is at most 255 bytes"));
+    }
     let members = match field(body, "members") {
         None => None,
         Some(Value::Array(items)) => {
@@ -83,13 +84,11 @@ fn group_input(body: &Value) -> Result<GroupInput, Failure> {
     })
 }
 
-/// The users in the group `group` (shown ones only), by id, with their user names.
-async fn members_of(
-    state: &AppState,
-    group: &UserGroupInactive,
-) -> Result<Vec<(Uuid, String)>, Failure> {
-    let store = state.engine.store();
-    let ids: Vec<Uuid> = store
+/// The users in the group `group` (shown ones only), by id, in creation order.
+async fn members_of(state: &AppState, group: &UserGroupInactive) -> Result<Vec<Uuid>, Failure> {
+    let mut ids: Vec<Uuid> = state
+        .engine
+        .store()
         .subscriptions_using(group.user_group.instance_id)
         .await?
         .into_iter()
@@ -98,20 +97,8 @@ async fn members_of(
         })
         .map(|summary| summary.subscription.id)
         .collect();
-    Ok(store
-        .load_subscriptions(&ids)
-        .await?
-        .into_iter()
-        .filter_map(|record| UserInactive::from_record(record).ok())
-        .map(|user| {
-            let name = user
-                .user
-                .username
-                .map(|name| name.to_string())
-                .unwrap_or_default();
-            (user.subscription.id, name)
-        })
-        .collect())
+    ids.sort();
+    Ok(ids)
 }
 
 /// One group as a SCIM Group; its members only when `with_members`.
@@ -125,7 +112,7 @@ async fn resource(
     let mut resource = Map::new();
     resource.insert("schemas".into(), json!([GROUP_SCHEMA]));
     resource.insert("id".into(), json!(id));
-    if let Some(external_id) = &group.user_group.user_group_id {
+    if let Some(external_id) = &group.user_group.external_id {
         resource.insert("externalId".into(), json!(external_id));
     }
     resource.insert("displayName".into(), json!(group.user_group.name));
@@ -133,11 +120,10 @@ async fn resource(
         let members: Vec<Value> = members_of(state, group)
             .await?
             .into_iter()
-            .map(|(user, name)| {
+            .map(|user| {
                 json!({
                     "value": user,
                     "$ref": format!("{base}/Users/{user}"),
-                    "display": name,
                     "type": "User",
                 })
             })
@@ -247,22 +233,15 @@ pub async fn get_one(
     Ok(resource_response(StatusCode::OK, &query.project(resource)))
 }
 
-/// Refuses a name or id another live group holds.
-async fn check_unique(
-    state: &AppState,
-    name: &Name,
-    group_id: &str,
-    except: Option<Uuid>,
-) -> Result<(), Failure> {
-    let store = state.engine.store();
-    for (resource_type, value, attribute) in [
-        ("user_group_name", name.to_string(), "displayName"),
-        ("user_group_id", group_id.to_owned(), "externalId"),
-    ] {
-        let holders = store.find_by_unique_values(resource_type, &[value]).await?;
-        if holders.iter().any(|(_, holder)| Some(*holder) != except) {
-            return Err(conflict(format!("another group has this {attribute}")));
-        }
+/// Refuses a name another live group holds.
+async fn check_unique(state: &AppState, name: &Name, except: Option<Uuid>) -> Result<(), Failure> {
+    let holders = state
+        .engine
+        .store()
+        .find_by_unique_values("user_group_name", &[name.to_string()])
+        .await?;
+    if holders.iter().any(|(_, holder)| Some(*holder) != except) {
+        return Err(conflict("another group has this displayName"));
     }
     Ok(())
 }
@@ -312,11 +291,9 @@ pub async fn create(
     body: Bytes,
 ) -> Result<Response, Failure> {
     let input = group_input(&body_json(&headers, &body)?)?;
-    let group_id = input
-        .external_id
-        .as_ref()
-        .map_or_else(|| Uuid::now_v7().simple().to_string(), ToString::to_string);
-    check_unique(&state, &input.display_name, &group_id, None).await?;
+    check_unique(&state, &input.display_name, None).await?;
+    // cadre's own id of the group, which the systems it provisions know it by.
+    let group_id = Uuid::now_v7().simple().to_string();
     let product = state
         .engine
         .store()
@@ -337,7 +314,8 @@ pub async fn create(
         "create_user_group",
         &[
             json!({"product": product.id}),
-            json!({"user_group_id": group_id, "user_group_name": input.display_name}),
+            json!({"user_group_id": group_id, "user_group_name": input.display_name,
+                   "external_id": input.external_id}),
         ],
     )
     .await?;
@@ -364,30 +342,24 @@ async fn change(
     input: GroupInput,
 ) -> Result<Response, Failure> {
     let id = group.subscription.id;
-    if let Some(external_id) = &input.external_id
-        && Some(external_id) != group.user_group.user_group_id.as_ref()
-    {
-        return Err(bad(
-            ScimType::Mutability,
-            "externalId is cadre's group id, which does not change",
-        ));
-    }
+    let mut page = Map::new();
     if Some(&input.display_name) != group.user_group.name.as_ref() {
-        let group_id = group
-            .user_group
-            .user_group_id
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        check_unique(state, &input.display_name, &group_id, Some(id)).await?;
+        check_unique(state, &input.display_name, Some(id)).await?;
+        page.insert("user_group_name".into(), json!(input.display_name));
+    }
+    if input.external_id != group.user_group.external_id {
+        // Left out is cleared: sent empty.
+        page.insert(
+            "external_id".into(),
+            json!(input.external_id.as_deref().unwrap_or_default()),
+        );
+    }
+    if !page.is_empty() {
         run_workflow(
             state,
             caller,
             "modify_user_group",
-            &[
-                json!({"subscription_id": id}),
-                json!({"user_group_name": input.display_name}),
-            ],
+            &[json!({"subscription_id": id}), Value::Object(page)],
         )
         .await?;
     }
@@ -452,11 +424,7 @@ pub async fn delete(
 ) -> Result<Response, Failure> {
     let (_, group, current) = load(&state, resource_id("group", &id)?).await?;
     check_if_match(&headers, &current)?;
-    let members: Vec<Uuid> = members_of(&state, &group)
-        .await?
-        .into_iter()
-        .map(|(user, _)| user)
-        .collect();
+    let members = members_of(&state, &group).await?;
     let group_id = group.subscription.id;
     set_members(&state, &caller, group_id, &[], &members).await?;
     run_workflow(

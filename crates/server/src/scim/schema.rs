@@ -55,6 +55,8 @@ pub struct Attribute {
     pub uniqueness: &'static str,
     /// A complex attribute's sub-attributes.
     pub sub_attributes: &'static [Attribute],
+    /// The values it takes, when it takes only these.
+    pub canonical_values: &'static [&'static str],
 }
 
 const fn attribute(name: &'static str, kind: Kind, description: &'static str) -> Attribute {
@@ -69,6 +71,7 @@ const fn attribute(name: &'static str, kind: Kind, description: &'static str) ->
         returned: "default",
         uniqueness: "none",
         sub_attributes: &[],
+        canonical_values: &[],
     }
 }
 
@@ -102,6 +105,12 @@ impl Attribute {
     }
     const fn returned(self, returned: &'static str) -> Self {
         Self { returned, ..self }
+    }
+    const fn canonical(self, canonical_values: &'static [&'static str]) -> Self {
+        Self {
+            canonical_values,
+            ..self
+        }
     }
     const fn with(self, sub_attributes: &'static [Attribute]) -> Self {
         Self {
@@ -137,6 +146,9 @@ impl Attribute {
                 .map(|attribute| attribute.to_json())
                 .collect();
         }
+        if !self.canonical_values.is_empty() {
+            value["canonicalValues"] = json!(self.canonical_values);
+        }
         if self.kind == Kind::Reference {
             value["referenceTypes"] = json!(["User", "Group"]);
         }
@@ -162,8 +174,9 @@ const MEMBER: &[Attribute] = &[
         .exact()
         .mutability("immutable"),
     attribute("$ref", Kind::Reference, "The member's URI.").mutability("immutable"),
-    attribute("display", Kind::String, "The member's name.").mutability("readOnly"),
-    attribute("type", Kind::String, "`User`.").mutability("immutable"),
+    attribute("type", Kind::String, "Always `User`: members are users.")
+        .mutability("immutable")
+        .canonical(&["User"]),
 ];
 
 /// What cadre's User resource holds.
@@ -186,24 +199,19 @@ pub const USER: Schema = Schema {
         attribute(
             "emails",
             Kind::Complex,
-            "The user's address; cadre keeps one, the primary (or first) given.",
+            "The user's address: cadre keeps one, the primary one given (else the work one, else \
+             the first), and returns its value.",
         )
         .multi()
         .required()
-        .with(&[
-            attribute("value", Kind::String, "The address."),
-            attribute("type", Kind::String, "`work`."),
-            attribute(
-                "primary",
-                Kind::Boolean,
-                "Always true: cadre keeps one address.",
-            ),
-        ]),
+        .with(&[attribute("value", Kind::String, "The address.").required()]),
         attribute(
             "active",
             Kind::Boolean,
-            "Whether the user may sign in: false disables the user, true enables them again.",
-        ),
+            "Whether the user may sign in: false disables the user, true enables them again. \
+             Every user has it; a new user sent without it is active.",
+        )
+        .required(),
         attribute(
             "password",
             Kind::String,

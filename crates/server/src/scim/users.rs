@@ -1,5 +1,6 @@
 //! SCIM Users: cadre's User subscriptions (every lifecycle but `initial` and `terminated`).
-//! `userName` is the user name, `externalId` the user id, `name` the given and family names,
+//! `userName` is the user name, `externalId` the identity at the authentication provider
+//! (`auth_id`: the identity provider's id), `name` the given and family names,
 //! `emails` the one address, `active` whether the user is active (false: disabled), `groups`
 //! the groups whose members they are. Writes run `create_user`, `modify_user`, `disable_user`,
 //! `enable_user` and `terminate_user`.
@@ -45,7 +46,7 @@ const CHUNK: usize = 500;
 #[derive(Debug, Clone, PartialEq)]
 struct UserInput {
     user_name: Name,
-    external_id: Option<ExternalId>,
+    external_id: Option<String>,
     given_name: Option<Name>,
     family_name: Option<Name>,
     email: Email,
@@ -61,9 +62,10 @@ fn user_input(body: &Value) -> Result<UserInput, Failure> {
     let user_name = text(body, "userName")?
         .ok_or_else(|| invalid("userName is required"))
         .and_then(|name| Name::parse(&name).map_err(invalid))?;
-    let external_id = text(body, "externalId")?
-        .map(|id| ExternalId::parse(&id).map_err(invalid))
-        .transpose()?;
+    let external_id = text(body, "externalId")?;
+    if external_id.as_ref().is_some_and(|id| id.len() > 255) {
+        return Err(invalid("externalId is at most 255 bytes"));
+    }
     let name = field(body, "name").cloned().unwrap_or(Value::Null);
     let name_part = |part: &str| -> Result<Option<Name>, Failure> {
         text(&name, part)?
@@ -75,9 +77,15 @@ fn user_input(body: &Value) -> Result<UserInput, Failure> {
         Some(Value::Array(items)) => items.clone(),
         Some(_) => return Err(invalid("emails is a list")),
     };
+    let of_type = |email: &&Value| {
+        field(email, "type")
+            .and_then(Value::as_str)
+            .is_some_and(|kind| kind.eq_ignore_ascii_case("work"))
+    };
     let email = emails
         .iter()
         .find(|email| field(email, "primary").and_then(boolean) == Some(true))
+        .or_else(|| emails.iter().find(of_type))
         .or_else(|| emails.first())
         .map(|email| text(email, "value"))
         .transpose()?
@@ -145,7 +153,7 @@ fn resource(user: &UserInactive, group_names: &HashMap<Uuid, String>, base: &str
     let mut resource = Map::new();
     resource.insert("schemas".into(), json!([USER_SCHEMA]));
     resource.insert("id".into(), json!(id));
-    if let Some(external_id) = &block.user_id {
+    if let Some(external_id) = &block.auth_id {
         resource.insert("externalId".into(), json!(external_id));
     }
     resource.insert("userName".into(), json!(block.username));
@@ -160,10 +168,7 @@ fn resource(user: &UserInactive, group_names: &HashMap<Uuid, String>, base: &str
         resource.insert("name".into(), Value::Object(name));
     }
     if let Some(email) = &block.email {
-        resource.insert(
-            "emails".into(),
-            json!([{"value": email, "type": "work", "primary": true}]),
-        );
+        resource.insert("emails".into(), json!([{"value": email}]));
     }
     resource.insert(
         "active".into(),
@@ -282,7 +287,6 @@ fn indexed(filter: &Filter) -> Option<(&'static str, String)> {
     let sub = path.sub_attr.as_deref().map(str::to_ascii_lowercase);
     let resource_type = match (name.as_str(), sub.as_deref()) {
         ("username", None) => "username",
-        ("externalid", None) => "user_id",
         ("emails", None | Some("value")) => "email",
         _ => return None,
     };
@@ -346,18 +350,16 @@ pub async fn me(
     Ok(resource_response(StatusCode::OK, &resource))
 }
 
-/// Refuses `input` when another live user holds its user name, email address or id.
+/// Refuses `input` when another live user holds its user name or email address.
 async fn check_unique(
     state: &AppState,
     input: &UserInput,
-    user_id: &str,
     except: Option<Uuid>,
 ) -> Result<(), Failure> {
     let store = state.engine.store();
     for (resource_type, value, attribute) in [
         ("username", input.user_name.to_string(), "userName"),
         ("email", input.email.to_string(), "emails"),
-        ("user_id", user_id.to_owned(), "externalId"),
     ] {
         let holders = store.find_by_unique_values(resource_type, &[value]).await?;
         if holders.iter().any(|(_, holder)| Some(*holder) != except) {
@@ -365,6 +367,22 @@ async fn check_unique(
         }
     }
     Ok(())
+}
+
+/// cadre's id for a new user: its user name where that is a valid id no one holds, else a new
+/// one.
+async fn new_user_id(state: &AppState, user_name: &Name) -> Result<String, Failure> {
+    if let Ok(id) = ExternalId::parse(user_name.as_str()) {
+        let holders = state
+            .engine
+            .store()
+            .find_by_unique_values("user_id", &[id.to_string()])
+            .await?;
+        if holders.is_empty() {
+            return Ok(id.to_string());
+        }
+    }
+    Ok(Uuid::now_v7().simple().to_string())
 }
 
 /// The User product SCIM creates users of: an internal one, if the catalogue has one.
@@ -400,14 +418,8 @@ pub async fn create(
     body: Bytes,
 ) -> Result<Response, Failure> {
     let input = user_input(&body_json(&headers, &body)?)?;
-    // Without an external id, the user name is one if it can be, else a new id.
-    let user_id = match &input.external_id {
-        Some(id) => id.to_string(),
-        None => ExternalId::parse(input.user_name.as_str())
-            .map(|id| id.to_string())
-            .unwrap_or_else(|_| Uuid::now_v7().simple().to_string()),
-    };
-    check_unique(&state, &input, &user_id, None).await?;
+    check_unique(&state, &input, None).await?;
+    let user_id = new_user_id(&state, &input.user_name).await?;
     let product = user_product(&state).await?;
     let mut page = json!({
         "user_id": user_id,
@@ -415,6 +427,9 @@ pub async fn create(
         "email": input.email,
         "user_group_ids": [],
     });
+    if let Some(external_id) = &input.external_id {
+        page["auth_id"] = json!(external_id);
+    }
     if let Some(given) = &input.given_name {
         page["firstname"] = json!(given);
     }
@@ -474,20 +489,7 @@ async fn change(
 ) -> Result<Response, Failure> {
     let id = record.subscription.id;
     let user = UserInactive::from_record(record.clone())?.user;
-    if let Some(external_id) = &input.external_id
-        && Some(external_id) != user.user_id.as_ref()
-    {
-        return Err(bad(
-            ScimType::Mutability,
-            "externalId is cadre's user id, which does not change",
-        ));
-    }
-    let user_id = user
-        .user_id
-        .as_ref()
-        .map(ToString::to_string)
-        .unwrap_or_default();
-    check_unique(state, &input, &user_id, Some(id)).await?;
+    check_unique(state, &input, Some(id)).await?;
     let mut page = Map::new();
     if Some(&input.user_name) != user.username.as_ref() {
         page.insert("username".into(), json!(input.user_name));
@@ -495,11 +497,19 @@ async fn change(
     if Some(&input.email) != user.email.as_ref() {
         page.insert("email".into(), json!(input.email));
     }
-    if input.given_name.is_some() && input.given_name != user.firstname {
-        page.insert("firstname".into(), json!(input.given_name));
-    }
-    if input.family_name.is_some() && input.family_name != user.lastname {
-        page.insert("lastname".into(), json!(input.family_name));
+    // What is left out is cleared: sent empty.
+    let given = input.given_name.as_ref().map(Name::to_string);
+    let family = input.family_name.as_ref().map(Name::to_string);
+    let now_given = user.firstname.as_ref().map(Name::to_string);
+    let now_family = user.lastname.as_ref().map(Name::to_string);
+    for (key, wanted, now) in [
+        ("firstname", &given, &now_given),
+        ("lastname", &family, &now_family),
+        ("auth_id", &input.external_id, &user.auth_id),
+    ] {
+        if wanted != now {
+            page.insert(key.into(), json!(wanted.as_deref().unwrap_or_default()));
+        }
     }
     let mut active = record.subscription.lifecycle != Lifecycle::Disabled;
     if !page.is_empty() {
