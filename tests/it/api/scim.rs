@@ -502,6 +502,16 @@ async fn bad_input_is_a_scim_error_and_changes_nothing() {
     assert_eq!(not_json.status(), StatusCode::BAD_REQUEST);
     let body: Value = not_json.json().await.unwrap();
     assert_eq!(body["scimType"], "invalidSyntax");
+    let as_text = server
+        .client
+        .post(format!("{}/scim/v2/Users", server.base))
+        .bearer_auth(&scim)
+        .header("content-type", "text/plain")
+        .body(r#"{"userName": "eve"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(as_text.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let bad_filter = server
         .scim(Method::GET, "/Users?filter=userName%20eq", &scim, None)
         .await;
@@ -767,6 +777,59 @@ async fn group_members_come_and_go_every_way_identity_providers_send_them() {
         )
         .await;
     error_of(&not_a_user, StatusCode::BAD_REQUEST);
+    // A disabled user stays a member, and joins and leaves as any other.
+    let disabled = server
+        .scim(
+            Method::PATCH,
+            &format!("/Users/{cy}"),
+            &scim,
+            patch(json!([{"op": "replace", "path": "active", "value": false}])),
+        )
+        .await;
+    assert_eq!(disabled.body["active"], false);
+    assert_eq!(
+        patch_group(json!([{"op": "add", "path": "members", "value": [{"value": cy}]}])).await,
+        sorted(vec![ben, cy])
+    );
+    assert_eq!(
+        patch_group(json!([{"op": "remove", "path": format!("members[value eq \"{cy}\"]")}])).await,
+        sorted(vec![ben])
+    );
+
+    // A group another group is nested in cannot end: a conflict with cadre's reason. (The
+    // form's group choices are reused for up to a second.)
+    tokio::time::sleep(cadre_forms::standard::CHOICES_TTL).await;
+    let child = server
+        .start_process(
+            "create_user_group",
+            json!([{"product": cadre_migrations::demo::USER_GROUP_PRODUCT_ID},
+                   {"user_group_id": "juniors", "user_group_name": "Juniors",
+                    "parent_user_groups": [group]}]),
+        )
+        .await;
+    let child = server.wait_for(&child, &["completed"]).await;
+    let refused = server
+        .scim(Method::DELETE, &format!("/Groups/{group}"), &scim, None)
+        .await;
+    error_of(&refused, StatusCode::CONFLICT);
+    assert!(
+        refused.body["detail"].as_str().unwrap().contains("Juniors"),
+        "{}",
+        refused.body
+    );
+    let child_id = child["current_state"]["subscription_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let child_gone = server
+        .scim(Method::DELETE, &format!("/Groups/{child_id}"), &scim, None)
+        .await;
+    assert_eq!(
+        child_gone.status,
+        StatusCode::NO_CONTENT,
+        "{}",
+        child_gone.body
+    );
 
     // Deleting a group with members: they leave, then it ends.
     let deleted = server
