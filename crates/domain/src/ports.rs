@@ -122,6 +122,11 @@ pub struct SubscriptionQuery {
     pub product_type: Option<ProductType>,
     /// Only subscriptions in this lifecycle.
     pub lifecycle: Option<Lifecycle>,
+    /// Only established subscriptions: past `initial` (being created) and not `terminated`.
+    pub established: bool,
+    /// Only subscriptions created after this one (ids are time-ordered): a cursor for walking
+    /// a listing in creation order. The total leaves it out.
+    pub after: Option<Uuid>,
     /// Only subscriptions whose description contains this text, ignoring the case of ASCII
     /// letters (on PostgreSQL, of every letter its locale folds).
     pub text: Option<String>,

@@ -30,6 +30,8 @@ pub enum ScimType {
     InvalidVers,
     /// Sensitive information was sent in the URL.
     Sensitive,
+    /// The cursor is not one the server gave (RFC 9865).
+    InvalidCursor,
 }
 
 impl ScimType {
@@ -46,6 +48,7 @@ impl ScimType {
             Self::InvalidValue => "invalidValue",
             Self::InvalidVers => "invalidVers",
             Self::Sensitive => "sensitive",
+            Self::InvalidCursor => "invalidCursor",
         }
     }
 }

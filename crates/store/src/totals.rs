@@ -31,8 +31,9 @@ pub(crate) const TOTAL_TTL: Duration = Duration::from_secs(1);
 /// Filters remembered at most; more clears the memory.
 const MAX_ENTRIES: usize = 1024;
 
-/// The filter a total was counted for: product type, lifecycle, lowercased text.
-pub(crate) type TotalKey = (Option<ProductType>, Option<Lifecycle>, Option<String>);
+/// The filter a total was counted for: product type, lifecycle, established only, lowercased
+/// text.
+pub(crate) type TotalKey = (Option<ProductType>, Option<Lifecycle>, bool, Option<String>);
 
 /// A counted total and the database snapshot it was counted in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,7 +195,12 @@ mod tests {
     #[test]
     fn a_total_is_reused_until_a_write_commits() {
         let totals = ListingTotals::default();
-        let key: TotalKey = (Some(ProductType::user()), Some(Lifecycle::Active), None);
+        let key: TotalKey = (
+            Some(ProductType::user()),
+            Some(Lifecycle::Active),
+            false,
+            None,
+        );
         assert_eq!(totals.get(&key, totals.generation()), Remembered::Unknown);
         totals.put(key.clone(), totals.generation(), counted(7, "1:1:"));
         assert_eq!(totals.get(&key, totals.generation()), Remembered::Total(7));
@@ -205,7 +211,7 @@ mod tests {
     #[test]
     fn an_expired_total_is_counted_again_by_one_caller_at_a_time() {
         let totals = ListingTotals::default();
-        let key: TotalKey = (None, Some(Lifecycle::Active), None);
+        let key: TotalKey = (None, Some(Lifecycle::Active), false, None);
         totals.put(key.clone(), totals.generation(), counted(5, "5"));
         expire(&totals, &key);
         assert_eq!(
@@ -228,7 +234,7 @@ mod tests {
     #[test]
     fn an_expired_total_whose_snapshot_is_current_is_renewed() {
         let totals = ListingTotals::default();
-        let key: TotalKey = (None, None, None);
+        let key: TotalKey = (None, None, false, None);
         totals.put(key.clone(), totals.generation(), counted(9, "10:12:10"));
         expire(&totals, &key);
         assert_eq!(
@@ -255,7 +261,7 @@ mod tests {
     #[test]
     fn a_total_counted_or_renewed_while_a_write_committed_is_not_reused() {
         let totals = ListingTotals::default();
-        let key: TotalKey = (None, None, Some("ada".to_owned()));
+        let key: TotalKey = (None, None, false, Some("ada".to_owned()));
         let before = totals.generation();
         totals.invalidate();
         totals.put(key.clone(), before, counted(3, "0:0:"));
@@ -276,7 +282,7 @@ mod tests {
     #[test]
     fn a_caller_uses_a_total_counted_after_it_arrived_though_a_write_came_between() {
         let totals = ListingTotals::default();
-        let key: TotalKey = (None, Some(Lifecycle::Active), None);
+        let key: TotalKey = (None, Some(Lifecycle::Active), false, None);
         let arrived = totals.generation();
         totals.invalidate();
         totals.put(key.clone(), totals.generation(), counted(4, "7"));
@@ -293,8 +299,8 @@ mod tests {
     #[tokio::test]
     async fn callers_take_turns_counting_a_filter() {
         let totals = ListingTotals::default();
-        let key: TotalKey = (None, None, None);
-        let other: TotalKey = (None, Some(Lifecycle::Active), None);
+        let key: TotalKey = (None, None, false, None);
+        let other: TotalKey = (None, Some(Lifecycle::Active), false, None);
         let first = totals.counting_turn(&key).await;
         let wait = Duration::from_millis(20);
         assert!(
@@ -315,7 +321,7 @@ mod tests {
     #[test]
     fn only_the_count_whose_snapshot_was_checked_is_renewed_and_a_late_older_count_is_dropped() {
         let totals = ListingTotals::default();
-        let key: TotalKey = (None, Some(Lifecycle::Active), None);
+        let key: TotalKey = (None, Some(Lifecycle::Active), false, None);
         let slow_count_from = totals.generation();
         totals.put(key.clone(), slow_count_from, counted(3, "1:1:"));
         expire(&totals, &key);

@@ -208,6 +208,8 @@ async fn discovery_describes_what_the_handlers_do() {
         assert_eq!(config.body[feature]["supported"], true, "{feature}");
     }
     assert_eq!(config.body["filter"]["maxResults"], 1000);
+    assert_eq!(config.body["pagination"]["cursor"], true);
+    assert_eq!(config.body["pagination"]["maxPageSize"], 1000);
     assert_eq!(
         config.body["authenticationSchemes"][0]["type"],
         "oauthbearertoken"
@@ -619,6 +621,29 @@ async fn queries_filter_sort_page_and_pick_attributes() {
         "id is always returned"
     );
 
+    // Cursors (RFC 9865) walk in creation order, with or without a filter.
+    let walk = page("cursor=&count=3").await;
+    assert_eq!(names(&walk), ["carol", "alice", "bob"]);
+    assert_eq!(walk["totalResults"], 4);
+    let next = walk["nextCursor"].as_str().unwrap().to_owned();
+    let rest = page(&format!("cursor={next}&count=3")).await;
+    assert_eq!(names(&rest), ["dave"]);
+    assert!(rest.get("nextCursor").is_none(), "{rest}");
+    let filtered = |cursor: &str| {
+        page(&format!(
+            "filter=userName%20sw%20%22d%22%20or%20userName%20sw%20%22a%22&count=1&cursor={cursor}"
+        ))
+    };
+    let first = filtered("").await;
+    assert_eq!(names(&first), ["alice"]);
+    let second = filtered(first["nextCursor"].as_str().unwrap()).await;
+    assert_eq!(names(&second), ["dave"]);
+    let bad_cursor = server
+        .scim(Method::GET, "/Users?cursor=nonsense", &scim, None)
+        .await;
+    error_of(&bad_cursor, StatusCode::BAD_REQUEST);
+    assert_eq!(bad_cursor.body["scimType"], "invalidCursor");
+
     // A search by POST, per type and at the root.
     let searched = server
         .scim(
@@ -632,6 +657,20 @@ async fn queries_filter_sort_page_and_pick_attributes() {
         )
         .await;
     assert_eq!(names(&searched.body), ["alice"]);
+    // A deleted user is gone from every kind of page.
+    let bob = find(r#"userName eq "bob""#).await["Resources"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deleted = server
+        .scim(Method::DELETE, &format!("/Users/{bob}"), &scim, None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(page("count=10").await["totalResults"], 3);
+    assert_eq!(
+        names(&page("cursor=&count=10").await),
+        ["carol", "alice", "dave"]
+    );
     let everything = server
         .scim(
             Method::POST,
@@ -640,7 +679,7 @@ async fn queries_filter_sort_page_and_pick_attributes() {
             Some(json!({"filter": "meta.resourceType pr"})),
         )
         .await;
-    assert_eq!(everything.body["totalResults"], 4);
+    assert_eq!(everything.body["totalResults"], 3);
     server.stop().await;
 }
 
@@ -844,5 +883,132 @@ async fn group_members_come_and_go_every_way_identity_providers_send_them() {
         .scim(Method::GET, &format!("/Users/{ben}"), &scim, None)
         .await;
     assert!(ben_now.body.get("groups").is_none(), "{}", ben_now.body);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scim_route_refuses_callers_without_the_role() {
+    let server = Server::start(1).await;
+    let id = "01920000-0000-7000-8000-000000000001";
+    let routes = [
+        (Method::GET, "/ServiceProviderConfig".to_owned()),
+        (Method::GET, "/ResourceTypes".to_owned()),
+        (Method::GET, "/ResourceTypes/User".to_owned()),
+        (Method::GET, "/Schemas".to_owned()),
+        (
+            Method::GET,
+            "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User".to_owned(),
+        ),
+        (Method::GET, "/Me".to_owned()),
+        (Method::POST, "/.search".to_owned()),
+    ]
+    .into_iter()
+    .chain(["Users", "Groups"].into_iter().flat_map(|kind| {
+        [
+            (Method::GET, format!("/{kind}")),
+            (Method::POST, format!("/{kind}")),
+            (Method::POST, format!("/{kind}/.search")),
+            (Method::GET, format!("/{kind}/{id}")),
+            (Method::PUT, format!("/{kind}/{id}")),
+            (Method::PATCH, format!("/{kind}/{id}")),
+            (Method::DELETE, format!("/{kind}/{id}")),
+        ]
+    }));
+    for (method, path) in routes {
+        let body = (method != Method::GET && method != Method::DELETE).then(|| json!({}));
+        let anonymous = server
+            .scim_with(method.clone(), &path, None, &[], body.clone())
+            .await;
+        error_of(&anonymous, StatusCode::UNAUTHORIZED);
+        let user = server.scim(method.clone(), &path, &server.user, body).await;
+        assert_eq!(user.status, StatusCode::FORBIDDEN, "{method} {path}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scim_client_changes_no_admins_user() {
+    let server = Server::start(1).await;
+    let scim = server.scim_token().await;
+    let admin = server.scim_user(&scim, "root").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let plain = server.scim_user(&scim, "pat").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = server
+        .call(
+            Method::PUT,
+            &format!("/api/auth/users/{admin}/roles"),
+            Some(&server.admin),
+            Some(json!({"roles": ["admin"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let group = server
+        .scim(
+            Method::POST,
+            "/Groups",
+            &scim,
+            Some(json!({"displayName": "Ops"})),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Taking over an admin by changing their address, disabling or deleting them, or moving
+    // them between groups: refused, and nothing changes.
+    let attempts = [
+        (
+            Method::PATCH,
+            format!("/Users/{admin}"),
+            patch(
+                json!([{"op": "replace", "path": "emails", "value": [{"value": "mallory@example.org"}]}]),
+            ),
+        ),
+        (
+            Method::PATCH,
+            format!("/Users/{admin}"),
+            patch(json!([{"op": "replace", "path": "active", "value": false}])),
+        ),
+        (Method::DELETE, format!("/Users/{admin}"), None),
+        (
+            Method::PATCH,
+            format!("/Groups/{group}"),
+            patch(json!([{"op": "add", "path": "members", "value": [{"value": admin}]}])),
+        ),
+    ];
+    for (method, path, body) in attempts {
+        let refused = server.scim(method.clone(), &path, &scim, body).await;
+        error_of(&refused, StatusCode::FORBIDDEN);
+    }
+    let root = server
+        .scim(Method::GET, &format!("/Users/{admin}"), &scim, None)
+        .await;
+    assert_eq!(root.body["emails"], json!([{"value": "root@example.org"}]));
+    assert_eq!(root.body["active"], true);
+    assert!(root.body.get("groups").is_none());
+    // A plain user is the SCIM client's to change; an admin's token changes the admin.
+    let joined = server
+        .scim(
+            Method::PATCH,
+            &format!("/Groups/{group}"),
+            &scim,
+            patch(json!([{"op": "add", "path": "members", "value": [{"value": plain}]}])),
+        )
+        .await;
+    assert_eq!(joined.status, StatusCode::OK, "{}", joined.body);
+    let by_admin = server
+        .scim(
+            Method::PATCH,
+            &format!("/Users/{admin}"),
+            &server.admin,
+            patch(json!([{"op": "replace", "path": "name.givenName", "value": "Rooted"}])),
+        )
+        .await;
+    assert_eq!(by_admin.status, StatusCode::OK, "{}", by_admin.body);
     server.stop().await;
 }

@@ -490,6 +490,11 @@ fn list(
                 && query
                     .lifecycle
                     .is_none_or(|lifecycle| subscription.lifecycle == lifecycle)
+                && (!query.established
+                    || !matches!(
+                        subscription.lifecycle,
+                        Lifecycle::Initial | Lifecycle::Terminated
+                    ))
                 && text
                     .as_deref()
                     .is_none_or(|text| subscription.description.to_ascii_lowercase().contains(text))
@@ -497,6 +502,9 @@ fn list(
         .collect();
     matching.sort_by(|a, b| compare(query.sort, query.order, a, b));
     let total = matching.len() as u64;
+    if let Some(after) = query.after {
+        matching.retain(|subscription| subscription.id > after);
+    }
     let offset = usize::try_from(query.offset).unwrap_or(usize::MAX);
     let limit = query.limit.map_or(usize::MAX, |limit| {
         usize::try_from(limit).unwrap_or(usize::MAX)

@@ -198,6 +198,7 @@ impl SubscriptionFilter {
             },
             offset: page_offset(self.offset)?,
             limit: Some(page_limit(self.limit)?),
+            ..SubscriptionQuery::default()
         })
     }
 }

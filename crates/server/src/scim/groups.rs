@@ -11,21 +11,21 @@ use axum::extract::{Path, Query as QueryString, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cadre_domain::models::DomainModel;
-use cadre_domain::{Name, ProductType, SubscriptionQuery, SubscriptionRecord};
+use cadre_domain::{Name, ProductType, SubscriptionRecord};
 use cadre_products::models::UserGroupInactive;
 use cadre_registration::{JOIN_USER_GROUP, LEAVE_USER_GROUP};
-use cadre_scim::{Attributes, ScimType, apply_patch, parse_patch};
+use cadre_scim::{Attributes, apply_patch, parse_patch};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::listing::Query;
+use super::listing;
 use super::schema::{GROUP, GROUP_SCHEMA};
 use super::users::{finish, shown};
 use super::{
-    Failure, ScimCaller, bad, base, body_json, check_if_match, conflict, field, not_found,
-    not_modified, resource_id, resource_response, run_workflow, scim_json, text,
+    Client, Failure, ScimCaller, base, body_json, check_if_match, conflict, created, field,
+    guard_user, invalid, not_found, not_modified, resource_id, resource_response, run_workflow,
+    text,
 };
-use crate::auth::Caller;
 use crate::state::AppState;
 
 /// How the Group schema's attributes behave under PATCH.
@@ -36,7 +36,7 @@ const ATTRIBUTES: Attributes = Attributes {
 };
 
 /// The most members one request may name.
-const MAX_MEMBERS: usize = 10_000;
+const MAX_MEMBERS: usize = 1000;
 
 /// What a client may set on a group.
 struct GroupInput {
@@ -44,10 +44,6 @@ struct GroupInput {
     external_id: Option<String>,
     /// `None` when the request names no members (a PUT without them leaves them).
     members: Option<BTreeSet<Uuid>>,
-}
-
-fn invalid(error: impl std::fmt::Display) -> Failure {
-    bad(ScimType::InvalidValue, error.to_string())
 }
 
 /// Reads a Group resource a client sent (`id` and `meta` are ignored).
@@ -160,61 +156,18 @@ async fn load(
     Ok((record, group, resource))
 }
 
-/// Every group, in creation order; with members unless the query leaves them out.
-pub(super) async fn all(state: &AppState, query: &Query) -> Result<Vec<Value>, Failure> {
-    let store = state.engine.store();
-    let ids: Vec<Uuid> = store
-        .list_subscriptions(&SubscriptionQuery {
-            product_type: Some(ProductType::user_group()),
-            ..SubscriptionQuery::default()
-        })
-        .await?
-        .items
-        .into_iter()
-        .filter(|summary| shown(summary.subscription.lifecycle))
-        .map(|summary| summary.subscription.id)
-        .collect();
-    // Members are read only when they are returned or filtered on.
-    let filters_members = query
-        .filter
-        .as_ref()
-        .is_some_and(|filter| filter.to_string().to_ascii_lowercase().contains("members"));
-    let with_members = query.wants("members") || filters_members;
-    let mut found = Vec::with_capacity(ids.len());
-    for record in store.load_subscriptions(&ids).await? {
+/// The Group resources of `records`; their members only when `with_members`.
+pub(super) async fn resources(
+    state: &AppState,
+    records: Vec<SubscriptionRecord>,
+    with_members: bool,
+) -> Result<Vec<Value>, Failure> {
+    let mut found = Vec::with_capacity(records.len());
+    for record in records {
         let group = UserGroupInactive::from_record(record)?;
         found.push(resource(state, &group, with_members).await?);
     }
     Ok(found)
-}
-
-/// `GET /scim/v2/Groups`
-pub async fn list(
-    ScimCaller(_): ScimCaller,
-    State(state): State<AppState>,
-    parameters: Result<QueryString<HashMap<String, String>>, QueryRejection>,
-) -> Result<Response, Failure> {
-    let parameters =
-        parameters.map_err(|rejection| bad(ScimType::InvalidValue, rejection.body_text()))?;
-    let query = Query::from_parameters(&parameters.0)?;
-    respond(&state, &query).await
-}
-
-/// `POST /scim/v2/Groups/.search`
-pub async fn search(
-    ScimCaller(_): ScimCaller,
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Failure> {
-    let query = Query::from_json(&body_json(&headers, &body)?)?;
-    respond(&state, &query).await
-}
-
-async fn respond(state: &AppState, query: &Query) -> Result<Response, Failure> {
-    let groups = all(state, query).await?;
-    let answer = query.answer(groups.into_iter().map(|group| (group, &GROUP)).collect());
-    Ok((StatusCode::OK, scim_json(&answer)).into_response())
 }
 
 /// `GET /scim/v2/Groups/{id}`
@@ -229,7 +182,7 @@ pub async fn get_one(
     if let Some(unchanged) = not_modified(&headers, &resource) {
         return Ok(unchanged);
     }
-    let query = Query::from_parameters(&parameters.map(|query| query.0).unwrap_or_default())?;
+    let query = listing::parameters(parameters)?;
     Ok(resource_response(StatusCode::OK, &query.project(resource)))
 }
 
@@ -250,7 +203,7 @@ async fn check_unique(state: &AppState, name: &Name, except: Option<Uuid>) -> Re
 /// every one of them is checked to be a user first.
 async fn set_members(
     state: &AppState,
-    caller: &Caller,
+    caller: &Client,
     group: Uuid,
     added: &[Uuid],
     removed: &[Uuid],
@@ -268,6 +221,9 @@ async fn set_members(
         .collect();
     if let Some(unknown) = added.iter().find(|id| !known.contains(id)) {
         return Err(invalid(format!("member {unknown} is not a user")));
+    }
+    for user in &known {
+        guard_user(state, caller, *user).await?;
     }
     for (workflow, users) in [(JOIN_USER_GROUP, added), (LEAVE_USER_GROUP, removed)] {
         for user in users.iter().filter(|user| known.contains(user)) {
@@ -319,13 +275,7 @@ pub async fn create(
         ],
     )
     .await?;
-    let id: Uuid = process
-        .state
-        .get("subscription_id")
-        .and_then(|id| serde_json::from_value(id.clone()).ok())
-        .ok_or_else(|| {
-            cadre_domain::DomainError::Internal("create_user_group made no subscription".into())
-        })?;
+    let id = created(&process)?;
     let members: Vec<Uuid> = input.members.unwrap_or_default().into_iter().collect();
     set_members(&state, &caller, id, &members, &[]).await?;
     let (_, _, resource) = load(&state, id).await?;
@@ -336,7 +286,7 @@ pub async fn create(
 /// exactly those named (when it names them).
 async fn change(
     state: &AppState,
-    caller: &Caller,
+    caller: &Client,
     group: &UserGroupInactive,
     current: &Value,
     input: GroupInput,
@@ -359,7 +309,10 @@ async fn change(
             state,
             caller,
             "modify_user_group",
-            &[json!({"subscription_id": id}), Value::Object(page)],
+            &[
+                json!({"subscription_id": id, "version": group.subscription.version}),
+                Value::Object(page),
+            ],
         )
         .await?;
     }

@@ -1,16 +1,24 @@
-//! Queries (RFC 7644 §3.4.2, §3.4.3): a filter, a sort, a page (`startIndex`, `count`) and the
-//! attributes to return, from a query string or a search request's body, answered as a list
-//! response.
+//! Queries (RFC 7644 §3.4.2, §3.4.3; cursors, RFC 9865): a filter, a sort, a page (`startIndex`
+//! and `count`, or `cursor` and `count`) and the attributes to return, from a query string or a
+//! search request's body, answered as a list response.
+//!
+//! What is read depends on the query: an equality on a unique user attribute reads its holder
+//! through the index; a page without filter or sort is read as a page from the store; a cursor
+//! walks the store in creation order from where the last page ended, a chunk at a time, until the
+//! page is full; anything else (a filter, or a sort) reads every resource and matches them.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query as QueryString, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use cadre_domain::{ProductType, SubscriptionQuery};
 use cadre_scim::{AttrPath, Filter, ScimType, matches, parse_filter, parse_patch_path};
 use serde_json::{Map, Value, json};
+use uuid::Uuid;
 
 use super::schema::{GROUP, LIST_SCHEMA, Schema, USER};
 use super::{Failure, MAX_RESULTS, ScimCaller, bad, body_json, field, groups, scim_json, users};
@@ -29,6 +37,8 @@ pub struct Query {
     pub start_index: usize,
     /// The most resources of the page.
     pub count: usize,
+    /// Cursor paging: `Some(None)` for the first page, `Some(Some(id))` after the resource `id`.
+    pub cursor: Option<Option<Uuid>>,
     /// Only these attributes (with `id`), when given.
     pub attributes: Vec<AttrPath>,
     /// Not these attributes.
@@ -53,6 +63,7 @@ impl Query {
             "count",
             "attributes",
             "excludedAttributes",
+            "cursor",
         ] {
             if let Some(value) = get(name) {
                 object.insert(name.to_owned(), value);
@@ -124,12 +135,29 @@ impl Query {
         let count = number("count")?
             .map_or(100, |count| count.max(0) as usize)
             .min(MAX_RESULTS);
+        let cursor = match text("cursor")? {
+            None => None,
+            Some(cursor) if cursor.trim().is_empty() => Some(None),
+            Some(cursor) => Some(Some(cursor.trim().parse().map_err(|_| {
+                bad(
+                    ScimType::InvalidCursor,
+                    "the cursor is not one this server gave",
+                )
+            })?)),
+        };
+        if cursor.is_some() && (sort_by.is_some() || start_index > 1) {
+            return Err(bad(
+                ScimType::InvalidValue,
+                "a cursor walks in creation order: no sortBy and no startIndex with it",
+            ));
+        }
         Ok(Self {
             filter,
             sort_by,
             descending,
             start_index,
             count,
+            cursor,
             attributes: paths(field(body, "attributes"))?,
             excluded: paths(field(body, "excludedAttributes"))?,
         })
@@ -298,7 +326,294 @@ fn compare(left: Option<Value>, right: Option<Value>) -> Ordering {
     }
 }
 
-/// `POST /scim/v2/.search`: Users and Groups alike.
+/// The resource types a listing reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// SCIM Users: User subscriptions.
+    User,
+    /// SCIM Groups: UserGroup subscriptions.
+    Group,
+}
+
+/// Subscriptions read at once while walking or scanning.
+const CHUNK: u64 = 500;
+
+impl Kind {
+    fn schema(self) -> &'static Schema {
+        match self {
+            Kind::User => &USER,
+            Kind::Group => &GROUP,
+        }
+    }
+
+    /// The established subscriptions of this kind, in creation order.
+    fn subscriptions(self) -> SubscriptionQuery {
+        SubscriptionQuery {
+            product_type: Some(match self {
+                Kind::User => ProductType::user(),
+                Kind::Group => ProductType::user_group(),
+            }),
+            established: true,
+            ..SubscriptionQuery::default()
+        }
+    }
+
+    /// The resources of the subscriptions `ids`, in id order, with what `query` needs.
+    async fn render(
+        self,
+        state: &AppState,
+        ids: &[Uuid],
+        query: &Query,
+    ) -> Result<Vec<Value>, Failure> {
+        let product_type = self.subscriptions().product_type;
+        let records: Vec<_> = state
+            .engine
+            .store()
+            .load_subscriptions(ids)
+            .await?
+            .into_iter()
+            .filter(|record| Some(&record.product.product_type) == product_type.as_ref())
+            .collect();
+        match self {
+            Kind::User => users::resources(state, records).await,
+            Kind::Group => {
+                // Members are read only when they are returned or filtered on.
+                let filters_members = query.filter.as_ref().is_some_and(|filter| {
+                    filter.to_string().to_ascii_lowercase().contains("members")
+                });
+                let with_members = query.wants("members") || filters_members;
+                groups::resources(state, records, with_members).await
+            }
+        }
+    }
+
+    /// One page of the store's subscriptions of this kind: their ids, and the total.
+    async fn page(
+        self,
+        state: &AppState,
+        after: Option<Uuid>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<(Vec<Uuid>, u64), Failure> {
+        let page = state
+            .engine
+            .store()
+            .list_subscriptions(&SubscriptionQuery {
+                after,
+                offset,
+                limit: Some(limit),
+                ..self.subscriptions()
+            })
+            .await?;
+        let ids = page
+            .items
+            .into_iter()
+            .map(|summary| summary.subscription.id)
+            .collect();
+        Ok((ids, page.total))
+    }
+
+    /// Every resource `query` may find, in creation order: the holder of a unique value the
+    /// filter names, or every one.
+    async fn all(self, state: &AppState, query: &Query) -> Result<Vec<Value>, Failure> {
+        let store = state.engine.store();
+        if self == Kind::User
+            && let Some((resource_type, value)) = query.filter.as_ref().and_then(users::indexed)
+        {
+            let ids: Vec<Uuid> = store
+                .find_by_unique_values(resource_type, &[value])
+                .await?
+                .into_iter()
+                .map(|(_, id)| id)
+                .collect();
+            return self.render(state, &ids, query).await;
+        }
+        let mut found = Vec::new();
+        let mut after = None;
+        loop {
+            let (ids, _) = self.page(state, after, 0, CHUNK).await?;
+            found.extend(self.render(state, &ids, query).await?);
+            match ids.last() {
+                Some(last) if ids.len() as u64 == CHUNK => after = Some(*last),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    /// The answer to `query`.
+    async fn answer(self, state: &AppState, query: &Query) -> Result<Value, Failure> {
+        if let Some(cursor) = query.cursor {
+            return self.walk(state, query, cursor).await;
+        }
+        if query.filter.is_none() && query.sort_by.is_none() {
+            let offset = (query.start_index - 1) as u64;
+            let (ids, total) = self.page(state, None, offset, query.count as u64).await?;
+            let page = self.render(state, &ids, query).await?;
+            return Ok(list_response(
+                total,
+                Some(query.start_index),
+                page.into_iter()
+                    .map(|resource| query.project(resource))
+                    .collect(),
+                None,
+            ));
+        }
+        let schema = self.schema();
+        let resources = self.all(state, query).await?;
+        Ok(query.answer(
+            resources
+                .into_iter()
+                .map(|resource| (resource, schema))
+                .collect(),
+        ))
+    }
+
+    /// A cursor's page: from after `cursor`, a chunk at a time, the resources that match,
+    /// until `count` are found; `nextCursor` names the last one when the page is full. The
+    /// total is given when there is no filter (the store counts it).
+    async fn walk(
+        self,
+        state: &AppState,
+        query: &Query,
+        cursor: Option<Uuid>,
+    ) -> Result<Value, Failure> {
+        if query.count == 0 {
+            // The total alone, when the store can count it.
+            let total = match query.filter {
+                None => Some(self.page(state, None, 0, 0).await?.1),
+                Some(_) => None,
+            };
+            return Ok(list_response_with_cursor(total, Vec::new(), None));
+        }
+        let schema = self.schema();
+        let mut page = Vec::new();
+        let mut after = cursor;
+        let mut total = None;
+        let chunk = if query.filter.is_none() {
+            query.count as u64
+        } else {
+            CHUNK
+        };
+        let next = loop {
+            if page.len() >= query.count {
+                break after;
+            }
+            let (ids, counted) = self.page(state, after, 0, chunk).await?;
+            if query.filter.is_none() {
+                total = Some(counted);
+            }
+            let resources = self.render(state, &ids, query).await?;
+            let mut full = false;
+            for (id, resource) in ids.iter().zip(resources) {
+                after = Some(*id);
+                let matching = query.filter.as_ref().is_none_or(|filter| {
+                    matches(filter, &resource, &|path| schema.case_exact(path))
+                });
+                if matching {
+                    page.push(query.project(resource));
+                    if page.len() == query.count {
+                        full = true;
+                        break;
+                    }
+                }
+            }
+            if ids.len() < chunk as usize && !full {
+                break None;
+            }
+        };
+        Ok(list_response_with_cursor(total, page, next))
+    }
+}
+
+/// A list response; `totalResults` when known, `startIndex` for index paging, `nextCursor`
+/// for cursor paging.
+fn list_response(
+    total: u64,
+    start_index: Option<usize>,
+    page: Vec<Value>,
+    next_cursor: Option<Uuid>,
+) -> Value {
+    let mut response = list_response_with_cursor(Some(total), page, next_cursor);
+    if let Some(start_index) = start_index {
+        response["startIndex"] = json!(start_index);
+    }
+    response
+}
+
+fn list_response_with_cursor(
+    total: Option<u64>,
+    page: Vec<Value>,
+    next_cursor: Option<Uuid>,
+) -> Value {
+    let mut response = json!({
+        "schemas": [LIST_SCHEMA],
+        "itemsPerPage": page.len(),
+        "Resources": page,
+    });
+    if let Some(total) = total {
+        response["totalResults"] = json!(total);
+    }
+    if let Some(next) = next_cursor {
+        response["nextCursor"] = json!(next.to_string());
+    }
+    response
+}
+
+async fn respond(state: &AppState, kind: Kind, query: &Query) -> Result<Response, Failure> {
+    let answer = kind.answer(state, query).await?;
+    Ok((StatusCode::OK, scim_json(&answer)).into_response())
+}
+
+/// The query a query string asks for; one that does not parse is a `400`.
+pub(super) fn parameters(
+    parameters: Result<QueryString<HashMap<String, String>>, QueryRejection>,
+) -> Result<Query, Failure> {
+    let parameters =
+        parameters.map_err(|rejection| bad(ScimType::InvalidValue, rejection.body_text()))?;
+    Query::from_parameters(&parameters.0)
+}
+
+/// `GET /scim/v2/Users`
+pub async fn list_users(
+    ScimCaller(_): ScimCaller,
+    State(state): State<AppState>,
+    query: Result<QueryString<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, Failure> {
+    respond(&state, Kind::User, &parameters(query)?).await
+}
+
+/// `GET /scim/v2/Groups`
+pub async fn list_groups(
+    ScimCaller(_): ScimCaller,
+    State(state): State<AppState>,
+    query: Result<QueryString<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, Failure> {
+    respond(&state, Kind::Group, &parameters(query)?).await
+}
+
+/// `POST /scim/v2/Users/.search`
+pub async fn search_users(
+    ScimCaller(_): ScimCaller,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Failure> {
+    let query = Query::from_json(&body_json(&headers, &body)?)?;
+    respond(&state, Kind::User, &query).await
+}
+
+/// `POST /scim/v2/Groups/.search`
+pub async fn search_groups(
+    ScimCaller(_): ScimCaller,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Failure> {
+    let query = Query::from_json(&body_json(&headers, &body)?)?;
+    respond(&state, Kind::Group, &query).await
+}
+
+/// `POST /scim/v2/.search`: Users and Groups alike, every one read and matched.
 pub async fn search_all(
     ScimCaller(_): ScimCaller,
     State(state): State<AppState>,
@@ -306,16 +621,21 @@ pub async fn search_all(
     body: Bytes,
 ) -> Result<Response, Failure> {
     let query = Query::from_json(&body_json(&headers, &body)?)?;
-    let mut resources: Vec<(Value, &Schema)> = users::all(&state, &query)
-        .await?
-        .into_iter()
-        .map(|user| (user, &USER))
-        .collect();
-    resources.extend(
-        groups::all(&state, &query)
-            .await?
-            .into_iter()
-            .map(|group| (group, &GROUP)),
-    );
+    if query.cursor.is_some() {
+        return Err(bad(
+            ScimType::InvalidValue,
+            "a search across resource types pages by startIndex, not by cursor",
+        ));
+    }
+    let mut resources = Vec::new();
+    for kind in [Kind::User, Kind::Group] {
+        let schema = kind.schema();
+        resources.extend(
+            kind.all(&state, &query)
+                .await?
+                .into_iter()
+                .map(|resource| (resource, schema)),
+        );
+    }
     Ok((StatusCode::OK, scim_json(&query.answer(resources))).into_response())
 }

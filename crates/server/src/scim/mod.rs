@@ -30,6 +30,7 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::extract::ClientAddr;
 use crate::state::AppState;
 
 /// The media type of SCIM's bodies.
@@ -52,8 +53,8 @@ pub fn routes() -> Router<AppState> {
         .route("/ResourceTypes/{name}", get(discovery::resource_type_named))
         .route("/Schemas", get(discovery::schemas))
         .route("/Schemas/{id}", get(discovery::schema))
-        .route("/Users", get(users::list).post(users::create))
-        .route("/Users/.search", post(users::search))
+        .route("/Users", get(listing::list_users).post(users::create))
+        .route("/Users/.search", post(listing::search_users))
         .route(
             "/Users/{id}",
             get(users::get_one)
@@ -62,8 +63,8 @@ pub fn routes() -> Router<AppState> {
                 .delete(users::delete),
         )
         .route("/Me", get(users::me))
-        .route("/Groups", get(groups::list).post(groups::create))
-        .route("/Groups/.search", post(groups::search))
+        .route("/Groups", get(listing::list_groups).post(groups::create))
+        .route("/Groups/.search", post(listing::search_groups))
         .route(
             "/Groups/{id}",
             get(groups::get_one)
@@ -83,7 +84,15 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// A SCIM client: a token (or session) whose role includes `scim`.
-pub struct ScimCaller(pub Caller);
+pub struct ScimCaller(pub Client);
+
+/// Who calls, and from where (for the audit log).
+pub struct Client {
+    /// The credential.
+    pub caller: Caller,
+    /// The client's address.
+    pub addr: Option<std::net::IpAddr>,
+}
 
 impl FromRequestParts<AppState> for ScimCaller {
     type Rejection = Failure;
@@ -97,7 +106,8 @@ impl FromRequestParts<AppState> for ScimCaller {
             )
             .into());
         }
-        Ok(ScimCaller(caller))
+        let Ok(ClientAddr(addr)) = ClientAddr::from_request_parts(parts, state).await;
+        Ok(ScimCaller(Client { caller, addr }))
     }
 }
 
@@ -117,9 +127,6 @@ impl From<ApiError> for Failure {
             ApiError::Problem(code, detail) => {
                 let status = code.status().as_u16();
                 let scim_type = match status {
-                    409 if detail.contains("already") || detail.contains("in use") => {
-                        Some(ScimType::Uniqueness)
-                    }
                     400 | 422 => Some(ScimType::InvalidValue),
                     _ => None,
                 };
@@ -334,12 +341,12 @@ fn resource_id(kind: &str, id: &str) -> Result<Uuid, Failure> {
 /// the client's error, with its reason.
 async fn run_workflow(
     state: &AppState,
-    caller: &Caller,
+    client: &Client,
     workflow: &str,
     pages: &[Value],
 ) -> Result<Process, Failure> {
-    let engine = state.engine.with_origin(caller.origin(None));
-    let process = engine.start(workflow, pages, caller.name()).await?;
+    let engine = state.engine.with_origin(client.caller.origin(client.addr));
+    let process = engine.start(workflow, pages, client.caller.name()).await?;
     let store = state.engine.store();
     let deadline = tokio::time::Instant::now() + WORKFLOW_WAIT;
     let mut pause = Duration::from_millis(2);
@@ -376,6 +383,49 @@ async fn run_workflow(
             }
         }
     }
+}
+
+/// Refuses a SCIM client's change of a user who administers cadre (who holds the admin role,
+/// or for whom an admin token acts): only an admin changes an admin.
+async fn guard_user(state: &AppState, client: &Client, user: Uuid) -> Result<(), Failure> {
+    if client.caller.is_admin() {
+        return Ok(());
+    }
+    let store = state.engine.store();
+    let admin = store.roles(user).await?.contains(&Role::Admin)
+        || store
+            .tokens_of(user)
+            .await?
+            .iter()
+            .any(|token| token.role == Role::Admin && token.revoked_at.is_none());
+    if admin {
+        return Err(Failure(ScimError {
+            status: 403,
+            scim_type: None,
+            detail: format!("user {user} is an admin's: only an admin changes it"),
+        }));
+    }
+    Ok(())
+}
+
+/// The subscription a completed create workflow made.
+fn created(process: &Process) -> Result<Uuid, Failure> {
+    process
+        .state
+        .get("subscription_id")
+        .and_then(|id| serde_json::from_value(id.clone()).ok())
+        .ok_or_else(|| {
+            cadre_domain::DomainError::Internal(format!(
+                "{} made no subscription",
+                process.workflow_name
+            ))
+            .into()
+        })
+}
+
+/// A `400 invalidValue` with the reason.
+fn invalid(error: impl std::fmt::Display) -> Failure {
+    bad(ScimType::InvalidValue, error.to_string())
 }
 
 /// The base of every SCIM URI: the configured public address with `/scim/v2`.

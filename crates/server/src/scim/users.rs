@@ -13,23 +13,19 @@ use axum::extract::{Path, Query as QueryString, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cadre_domain::models::DomainModel;
-use cadre_domain::{
-    Email, ExternalId, Lifecycle, Name, ProductType, SubscriptionQuery, SubscriptionRecord,
-};
+use cadre_domain::{Email, ExternalId, Lifecycle, Name, ProductType, SubscriptionRecord};
 use cadre_products::models::{UserGroupInactive, UserInactive};
-use cadre_scim::{
-    AttrExp, Attributes, CompValue, CompareOp, Filter, ScimType, apply_patch, parse_patch,
-};
+use cadre_scim::{AttrExp, Attributes, CompValue, CompareOp, Filter, apply_patch, parse_patch};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::listing::Query;
+use super::listing;
 use super::schema::{ENTERPRISE_SCHEMA, USER, USER_SCHEMA};
 use super::{
-    Failure, ScimCaller, bad, base, body_json, boolean, check_if_match, conflict, field, not_found,
-    not_modified, resource_id, resource_response, run_workflow, scim_json, text, version_of,
+    Client, Failure, ScimCaller, base, body_json, boolean, check_if_match, conflict, created,
+    field, guard_user, invalid, not_found, not_modified, resource_id, resource_response,
+    run_workflow, text, version_of,
 };
-use crate::auth::Caller;
 use crate::state::AppState;
 
 /// How the User schema's attributes behave under PATCH.
@@ -38,9 +34,6 @@ const ATTRIBUTES: Attributes = Attributes {
     multi_valued: |path| USER.multi_valued(path),
     extensions: &[ENTERPRISE_SCHEMA],
 };
-
-/// Subscriptions loaded at once when listing.
-const CHUNK: usize = 500;
 
 /// What a client may set on a user.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,10 +44,6 @@ struct UserInput {
     family_name: Option<Name>,
     email: Email,
     active: bool,
-}
-
-fn invalid(error: impl std::fmt::Display) -> Failure {
-    bad(ScimType::InvalidValue, error.to_string())
 }
 
 /// Reads a User resource a client sent (`id`, `meta`, `groups` and `password` are ignored).
@@ -106,7 +95,7 @@ fn user_input(body: &Value) -> Result<UserInput, Failure> {
 }
 
 /// The User resources of `records`, the names of their groups read at once.
-async fn resources(
+pub(super) async fn resources(
     state: &AppState,
     records: Vec<SubscriptionRecord>,
 ) -> Result<Vec<Value>, Failure> {
@@ -241,44 +230,8 @@ async fn load(state: &AppState, id: Uuid) -> Result<(SubscriptionRecord, Value),
     Ok((record, resource))
 }
 
-/// The users a query may find: by the unique index when its filter is one equality on
-/// `userName`, `externalId` or an email address; otherwise every user, in creation order.
-pub(super) async fn all(state: &AppState, query: &Query) -> Result<Vec<Value>, Failure> {
-    let store = state.engine.store();
-    let ids: Vec<Uuid> = match query.filter.as_ref().and_then(indexed) {
-        Some((resource_type, value)) => store
-            .find_by_unique_values(resource_type, &[value])
-            .await?
-            .into_iter()
-            .map(|(_, id)| id)
-            .collect(),
-        None => store
-            .list_subscriptions(&SubscriptionQuery {
-                product_type: Some(ProductType::user()),
-                ..SubscriptionQuery::default()
-            })
-            .await?
-            .items
-            .into_iter()
-            .filter(|summary| shown(summary.subscription.lifecycle))
-            .map(|summary| summary.subscription.id)
-            .collect(),
-    };
-    let mut found = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(CHUNK) {
-        let records = store
-            .load_subscriptions(chunk)
-            .await?
-            .into_iter()
-            .filter(|record| record.product.product_type == ProductType::user())
-            .collect();
-        found.extend(resources(state, records).await?);
-    }
-    Ok(found)
-}
-
 /// The unique resource type and value a filter's one equality names, if that is all it is.
-fn indexed(filter: &Filter) -> Option<(&'static str, String)> {
+pub(super) fn indexed(filter: &Filter) -> Option<(&'static str, String)> {
     let Filter::Attr(AttrExp::Comparison(path, CompareOp::Eq, CompValue::Str(value))) = filter
     else {
         return None;
@@ -293,35 +246,6 @@ fn indexed(filter: &Filter) -> Option<(&'static str, String)> {
     Some((resource_type, value.clone()))
 }
 
-/// `GET /scim/v2/Users`
-pub async fn list(
-    ScimCaller(_): ScimCaller,
-    State(state): State<AppState>,
-    parameters: Result<QueryString<HashMap<String, String>>, QueryRejection>,
-) -> Result<Response, Failure> {
-    let parameters =
-        parameters.map_err(|rejection| bad(ScimType::InvalidValue, rejection.body_text()))?;
-    let query = Query::from_parameters(&parameters.0)?;
-    respond(&state, &query).await
-}
-
-/// `POST /scim/v2/Users/.search`
-pub async fn search(
-    ScimCaller(_): ScimCaller,
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Failure> {
-    let query = Query::from_json(&body_json(&headers, &body)?)?;
-    respond(&state, &query).await
-}
-
-async fn respond(state: &AppState, query: &Query) -> Result<Response, Failure> {
-    let users = all(state, query).await?;
-    let answer = query.answer(users.into_iter().map(|user| (user, &USER)).collect());
-    Ok((StatusCode::OK, scim_json(&answer)).into_response())
-}
-
 /// `GET /scim/v2/Users/{id}`
 pub async fn get_one(
     ScimCaller(_): ScimCaller,
@@ -334,7 +258,7 @@ pub async fn get_one(
     if let Some(unchanged) = not_modified(&headers, &resource) {
         return Ok(unchanged);
     }
-    let query = Query::from_parameters(&parameters.map(|query| query.0).unwrap_or_default())?;
+    let query = listing::parameters(parameters)?;
     Ok(resource_response(StatusCode::OK, &query.project(resource)))
 }
 
@@ -344,6 +268,7 @@ pub async fn me(
     State(state): State<AppState>,
 ) -> Result<Response, Failure> {
     let id = caller
+        .caller
         .user_id()
         .ok_or_else(|| not_found("user", "for this token: it acts for no user"))?;
     let (_, resource) = load(&state, id).await?;
@@ -443,25 +368,20 @@ pub async fn create(
         &[json!({"product": product}), page],
     )
     .await?;
-    let id: Uuid = process
-        .state
-        .get("subscription_id")
-        .and_then(|id| serde_json::from_value(id.clone()).ok())
-        .ok_or_else(|| {
-            cadre_domain::DomainError::Internal("create_user made no subscription".into())
-        })?;
+    let id = created(&process)?;
     if !input.active {
-        lifecycle(&state, &caller, id, false).await?;
+        lifecycle(&state, &caller, id, None, false).await?;
     }
     let (_, resource) = load(&state, id).await?;
     Ok(resource_response(StatusCode::CREATED, &resource))
 }
 
-/// Disables (`active: false`) or enables the user `id`.
+/// Disables (`active: false`) or enables the user `id`, which is at `version` when known.
 async fn lifecycle(
     state: &AppState,
-    caller: &Caller,
+    caller: &Client,
     id: Uuid,
+    version: Option<i64>,
     active: bool,
 ) -> Result<(), Failure> {
     let workflow = if active {
@@ -473,7 +393,10 @@ async fn lifecycle(
         state,
         caller,
         workflow,
-        &[json!({"subscription_id": id}), json!({})],
+        &[
+            json!({"subscription_id": id, "version": version}),
+            json!({}),
+        ],
     )
     .await?;
     Ok(())
@@ -483,11 +406,12 @@ async fn lifecycle(
 /// that changed, then `disable_user` or `enable_user` when `active` changed.
 async fn change(
     state: &AppState,
-    caller: &Caller,
+    caller: &Client,
     record: &SubscriptionRecord,
     input: UserInput,
 ) -> Result<Response, Failure> {
     let id = record.subscription.id;
+    guard_user(state, caller, id).await?;
     let user = UserInactive::from_record(record.clone())?.user;
     check_unique(state, &input, Some(id)).await?;
     let mut page = Map::new();
@@ -511,23 +435,37 @@ async fn change(
             page.insert(key.into(), json!(wanted.as_deref().unwrap_or_default()));
         }
     }
+    // The first workflow starts only on the version the change was made against, so that a
+    // change in between (after `If-Match` was checked) is a conflict, not overwritten.
+    let mut version = Some(record.subscription.version);
     let mut active = record.subscription.lifecycle != Lifecycle::Disabled;
     if !page.is_empty() {
-        if !active {
-            // A modify workflow starts on an active user: enabled first.
-            lifecycle(state, caller, id, true).await?;
+        let was_disabled = !active;
+        if was_disabled {
+            // A modify workflow starts on an active user: enabled first, and disabled again
+            // when the modification fails.
+            lifecycle(state, caller, id, version.take(), true).await?;
             active = true;
         }
-        run_workflow(
+        let modified = run_workflow(
             state,
             caller,
             "modify_user",
-            &[json!({"subscription_id": id}), Value::Object(page)],
+            &[
+                json!({"subscription_id": id, "version": version.take()}),
+                Value::Object(page),
+            ],
         )
-        .await?;
+        .await;
+        if let Err(failure) = modified {
+            if was_disabled {
+                lifecycle(state, caller, id, None, false).await?;
+            }
+            return Err(failure);
+        }
     }
     if input.active != active {
-        lifecycle(state, caller, id, input.active).await?;
+        lifecycle(state, caller, id, version.take(), input.active).await?;
     }
     let (_, resource) = load(state, id).await?;
     Ok(resource_response(StatusCode::OK, &resource))
@@ -576,12 +514,13 @@ pub async fn delete(
 ) -> Result<Response, Failure> {
     let (record, current) = load(&state, resource_id("user", &id)?).await?;
     check_if_match(&headers, &current)?;
+    guard_user(&state, &caller, record.subscription.id).await?;
     run_workflow(
         &state,
         &caller,
         "terminate_user",
         &[
-            json!({"subscription_id": record.subscription.id}),
+            json!({"subscription_id": record.subscription.id, "version": record.subscription.version}),
             json!({}),
         ],
     )

@@ -242,6 +242,12 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
         if let Some(lifecycle) = query.lifecycle {
             select = select.filter(subscriptions::Column::Status.eq(lifecycle.as_str()));
         }
+        if query.established {
+            select = select.filter(
+                subscriptions::Column::Status
+                    .is_not_in([Lifecycle::Initial.as_str(), Lifecycle::Terminated.as_str()]),
+            );
+        }
         if let Some(text) = query.text.as_deref().filter(|text| !text.is_empty()) {
             let pattern = format!("%{}%", escape_like(text));
             // Case-insensitive on both sides: SQLite's LIKE itself ignores the case of ASCII
@@ -263,10 +269,11 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
         }
         // Without paging, the rows themselves are the count. Outside transactions, a total
         // counted moments ago for the same filter is reused (see `totals`).
-        let unpaged = query.offset == 0 && query.limit.is_none();
+        let unpaged = query.offset == 0 && query.limit.is_none() && query.after.is_none();
         let key = (
             query.product_type.clone(),
             query.lifecycle,
+            query.established,
             query.text.as_deref().map(str::to_ascii_lowercase),
         );
         let total = if unpaged {
@@ -307,6 +314,10 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
             SubscriptionSort::StartDate => vec![key(subscriptions::Column::StartDate, true)],
         };
         keys.push(key(subscriptions::Column::Id, false));
+        // The cursor narrows the page, not the total.
+        if let Some(after) = query.after {
+            select = select.filter(subscriptions::Column::Id.gt(after));
+        }
         // SQLite accepts OFFSET only after a LIMIT, so "no limit" is the largest one.
         let limit = query.limit.unwrap_or(i64::MAX as u64);
         let select = select.limit(limit).offset(query.offset);

@@ -297,6 +297,42 @@ async fn listings_filter_sort_and_page_alike() {
             .change_lifecycle(Lifecycle::Disabled, now())
             .unwrap();
         store.save_subscription(&draft).await.unwrap();
+        let mut ended = store.load_subscription(id(4)).await.unwrap();
+        ended
+            .subscription
+            .change_lifecycle(Lifecycle::Terminated, now())
+            .unwrap();
+        store.save_subscription(&ended).await.unwrap();
+        // Established ones only, walked by a cursor: the total is the whole listing's.
+        let walked = store
+            .list_subscriptions(&SubscriptionQuery {
+                established: true,
+                after: Some(id(1)),
+                limit: Some(1),
+                ..SubscriptionQuery::default()
+            })
+            .await
+            .unwrap();
+        let walked_ids: Vec<Uuid> = walked
+            .items
+            .iter()
+            .map(|item| item.subscription.id)
+            .collect();
+        assert_eq!((walked_ids, walked.total), (vec![id(2)], 3));
+        let rest = store
+            .list_subscriptions(&SubscriptionQuery {
+                established: true,
+                after: Some(id(2)),
+                ..SubscriptionQuery::default()
+            })
+            .await
+            .unwrap();
+        let rest_ids: Vec<Uuid> = rest.items.iter().map(|item| item.subscription.id).collect();
+        assert_eq!(
+            (rest_ids, rest.total),
+            (vec![id(3)], 3),
+            "the terminated one is left out"
+        );
         let queries = [
             SubscriptionQuery::default(),
             SubscriptionQuery {
