@@ -1012,3 +1012,120 @@ async fn a_scim_client_changes_no_admins_user() {
     assert_eq!(by_admin.status, StatusCode::OK, "{}", by_admin.body);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_operations_run_in_order_and_refer_to_each_other_by_bulk_id() {
+    let server = Server::start(1).await;
+    let scim = server.scim_token().await;
+    let config = server
+        .scim(Method::GET, "/ServiceProviderConfig", &scim, None)
+        .await;
+    assert_eq!(config.body["bulk"]["supported"], true);
+    assert_eq!(config.body["bulk"]["maxOperations"], 1000);
+    let user = |name: &str| json!({"userName": name, "emails": [{"value": format!("{name}@example.org")}]});
+    let answer = server
+        .scim(
+            Method::POST,
+            "/Bulk",
+            &scim,
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+                "Operations": [
+                    {"method": "POST", "path": "/Users", "bulkId": "kim", "data": user("kim")},
+                    {"method": "POST", "path": "/Groups", "bulkId": "crew",
+                     "data": {"displayName": "Crew", "members": [{"value": "bulkId:kim"}]}},
+                    {"method": "PATCH", "path": "/Users/bulkId:kim",
+                     "data": {"Operations": [{"op": "replace", "path": "name.givenName", "value": "Kim"}]}},
+                    {"method": "POST", "path": "/Users", "data": user("kim")},
+                    {"method": "DELETE", "path": "/Groups/bulkId:nobody"},
+                    {"method": "DELETE", "path": "/Groups/bulkId:crew"}
+                ]
+            })),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(
+        answer.body["schemas"],
+        json!(["urn:ietf:params:scim:api:messages:2.0:BulkResponse"])
+    );
+    let operations = answer.body["Operations"].as_array().unwrap();
+    let statuses: Vec<&str> = operations
+        .iter()
+        .map(|operation| operation["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["201", "201", "200", "409", "409", "204"],
+        "{}",
+        answer.body
+    );
+    assert_eq!(operations[0]["bulkId"], "kim");
+    let kim = operations[0]["location"].as_str().unwrap();
+    let kim_id = kim.rsplit('/').next().unwrap();
+    assert_eq!(operations[3]["response"]["scimType"], "uniqueness");
+    assert!(
+        operations[4]["response"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("nobody")
+    );
+    let kim_now = server
+        .scim(Method::GET, &format!("/Users/{kim_id}"), &scim, None)
+        .await;
+    assert_eq!(kim_now.body["name"]["givenName"], "Kim");
+    assert!(
+        kim_now.body.get("groups").is_none(),
+        "the group was deleted last"
+    );
+
+    // failOnErrors: the rest is not run once that many failed.
+    let stopped = server
+        .scim(
+            Method::POST,
+            "/Bulk",
+            &scim,
+            Some(json!({
+                "failOnErrors": 1,
+                "Operations": [
+                    {"method": "POST", "path": "/Users", "data": {"userName": "no address"}},
+                    {"method": "POST", "path": "/Users", "data": user("lee")}
+                ]
+            })),
+        )
+        .await;
+    assert_eq!(stopped.body["Operations"].as_array().unwrap().len(), 1);
+    let lee = server
+        .scim(
+            Method::GET,
+            "/Users?filter=userName%20eq%20%22lee%22",
+            &scim,
+            None,
+        )
+        .await;
+    assert_eq!(lee.body["totalResults"], 0);
+
+    // Too many operations, or too many bytes: 413 before anything runs.
+    let many: Vec<Value> = (0..1001)
+        .map(|n| json!({"method": "DELETE", "path": format!("/Users/{n}")}))
+        .collect();
+    let too_many = server
+        .scim(
+            Method::POST,
+            "/Bulk",
+            &scim,
+            Some(json!({"Operations": many})),
+        )
+        .await;
+    error_of(&too_many, StatusCode::PAYLOAD_TOO_LARGE);
+    let padding = "x".repeat(1 << 20);
+    let too_large = server
+        .scim(
+            Method::POST,
+            "/Bulk",
+            &scim,
+            Some(json!({"Operations": [], "padding": padding})),
+        )
+        .await;
+    error_of(&too_large, StatusCode::PAYLOAD_TOO_LARGE);
+    server.stop().await;
+}

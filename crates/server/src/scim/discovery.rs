@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::schema::{GROUP, LIST_SCHEMA, Schema, USER};
+use super::writes::{MAX_BULK_OPERATIONS, MAX_BULK_PAYLOAD};
 use super::{Failure, MAX_RESULTS, ScimCaller, base, not_found, scim_json};
 use crate::state::AppState;
 
@@ -35,7 +36,11 @@ pub async fn service_provider_config(
     ok(&json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
         "patch": {"supported": true},
-        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+        "bulk": {
+            "supported": true,
+            "maxOperations": MAX_BULK_OPERATIONS,
+            "maxPayloadSize": MAX_BULK_PAYLOAD,
+        },
         "filter": {"supported": true, "maxResults": MAX_RESULTS},
         "changePassword": {"supported": false},
         "sort": {"supported": true},

@@ -5,11 +5,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query as QueryString, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use cadre_domain::models::DomainModel;
 use cadre_domain::{Name, ProductType, SubscriptionRecord};
 use cadre_products::models::UserGroupInactive;
@@ -22,9 +21,8 @@ use super::listing;
 use super::schema::{GROUP, GROUP_SCHEMA};
 use super::users::{finish, shown};
 use super::{
-    Client, Failure, ScimCaller, base, body_json, check_if_match, conflict, created, field,
-    guard_user, invalid, not_found, not_modified, resource_id, resource_response, run_workflow,
-    text,
+    Client, Failure, ScimCaller, Write, base, check_if_match, conflict, created, field, guard_user,
+    invalid, not_found, not_modified, resource_id, resource_response, run_workflow, text,
 };
 use crate::state::AppState;
 
@@ -239,15 +237,10 @@ async fn set_members(
     Ok(())
 }
 
-/// `POST /scim/v2/Groups`: `create_user_group`, then its members join.
-pub async fn create(
-    ScimCaller(caller): ScimCaller,
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Failure> {
-    let input = group_input(&body_json(&headers, &body)?)?;
-    check_unique(&state, &input.display_name, None).await?;
+/// `POST /Groups`: `create_user_group`, then its members join.
+async fn create(state: &AppState, caller: &Client, body: &Value) -> Result<Value, Failure> {
+    let input = group_input(body)?;
+    check_unique(state, &input.display_name, None).await?;
     // cadre's own id of the group, which the systems it provisions know it by.
     let group_id = Uuid::now_v7().simple().to_string();
     let product = state
@@ -265,8 +258,8 @@ pub async fn create(
             })
         })?;
     let process = run_workflow(
-        &state,
-        &caller,
+        state,
+        caller,
         "create_user_group",
         &[
             json!({"product": product.id}),
@@ -277,9 +270,8 @@ pub async fn create(
     .await?;
     let id = created(&process)?;
     let members: Vec<Uuid> = input.members.unwrap_or_default().into_iter().collect();
-    set_members(&state, &caller, id, &members, &[]).await?;
-    let (_, _, resource) = load(&state, id).await?;
-    Ok(resource_response(StatusCode::CREATED, &resource))
+    set_members(state, caller, id, &members, &[]).await?;
+    Ok(load(state, id).await?.2)
 }
 
 /// Makes the group what `input` says: `modify_user_group` for a new name, and its members
@@ -290,7 +282,7 @@ async fn change(
     group: &UserGroupInactive,
     current: &Value,
     input: GroupInput,
-) -> Result<Response, Failure> {
+) -> Result<Value, Failure> {
     let id = group.subscription.id;
     let mut page = Map::new();
     if Some(&input.display_name) != group.user_group.name.as_ref() {
@@ -327,65 +319,53 @@ async fn change(
         let removed: Vec<Uuid> = now.difference(&wanted).copied().collect();
         set_members(state, caller, id, &added, &removed).await?;
     }
-    let (_, _, resource) = load(state, id).await?;
-    Ok(resource_response(StatusCode::OK, &resource))
+    Ok(load(state, id).await?.2)
 }
 
-/// `PUT /scim/v2/Groups/{id}`
-pub async fn replace(
-    ScimCaller(caller): ScimCaller,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Failure> {
-    let (_, group, current) = load(&state, resource_id("group", &id)?).await?;
-    check_if_match(&headers, &current)?;
-    let mut input = group_input(&body_json(&headers, &body)?)?;
-    // A replacement sets every member: one without members leaves none.
-    input.members.get_or_insert_with(BTreeSet::new);
-    change(&state, &caller, &group, &current, input).await
-}
-
-/// `PATCH /scim/v2/Groups/{id}`: the operations applied to the group as it is, then changed
-/// as a replacement would.
-pub async fn patch(
-    ScimCaller(caller): ScimCaller,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Failure> {
-    let (_, group, current) = load(&state, resource_id("group", &id)?).await?;
-    check_if_match(&headers, &current)?;
-    let operations = parse_patch(&body_json(&headers, &body)?)?;
-    let Value::Object(mut patched) = current.clone() else {
-        return Err(not_found("group", &id));
+/// A write of a group: its resource afterwards (none once deleted).
+pub(super) async fn write(
+    state: &AppState,
+    caller: &Client,
+    write: Write<'_>,
+    if_match: Option<&str>,
+) -> Result<Option<Value>, Failure> {
+    let id = match write {
+        Write::Create(body) => return create(state, caller, body).await.map(Some),
+        Write::Replace(id, _) | Write::Patch(id, _) | Write::Delete(id) => id,
     };
-    apply_patch(&mut patched, &operations, &ATTRIBUTES)?;
-    let mut input = group_input(&Value::Object(patched))?;
+    let (record, group, current) = load(state, resource_id("group", id)?).await?;
+    check_if_match(if_match, &current)?;
+    let input = match write {
+        Write::Create(_) => return Ok(None),
+        Write::Replace(_, body) => group_input(body)?,
+        // The operations applied to the group as it is, then changed as a replacement would.
+        Write::Patch(_, body) => {
+            let operations = parse_patch(body)?;
+            let Value::Object(mut patched) = current.clone() else {
+                return Err(not_found("group", id));
+            };
+            apply_patch(&mut patched, &operations, &ATTRIBUTES)?;
+            group_input(&Value::Object(patched))?
+        }
+        // Its members leave, then `terminate_user_group`.
+        Write::Delete(_) => {
+            let members = members_of(state, &group).await?;
+            let group_id = record.subscription.id;
+            set_members(state, caller, group_id, &[], &members).await?;
+            run_workflow(
+                state,
+                caller,
+                "terminate_user_group",
+                &[json!({"subscription_id": group_id}), json!({})],
+            )
+            .await?;
+            return Ok(None);
+        }
+    };
+    // A replacement sets every member: one without members leaves none.
+    let mut input = input;
     input.members.get_or_insert_with(BTreeSet::new);
-    change(&state, &caller, &group, &current, input).await
-}
-
-/// `DELETE /scim/v2/Groups/{id}`: its members leave, then `terminate_user_group`.
-pub async fn delete(
-    ScimCaller(caller): ScimCaller,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, Failure> {
-    let (_, group, current) = load(&state, resource_id("group", &id)?).await?;
-    check_if_match(&headers, &current)?;
-    let members = members_of(&state, &group).await?;
-    let group_id = group.subscription.id;
-    set_members(&state, &caller, group_id, &[], &members).await?;
-    run_workflow(
-        &state,
-        &caller,
-        "terminate_user_group",
-        &[json!({"subscription_id": group_id}), json!({})],
-    )
-    .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    change(state, caller, &group, &current, input)
+        .await
+        .map(Some)
 }

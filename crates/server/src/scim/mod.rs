@@ -12,6 +12,7 @@ mod groups;
 mod listing;
 pub mod schema;
 mod users;
+mod writes;
 
 use std::time::Duration;
 
@@ -42,6 +43,19 @@ pub const MAX_RESULTS: usize = 1000;
 /// How long a write waits for its workflows before it answers 503 (they go on).
 const WORKFLOW_WAIT: Duration = Duration::from_secs(20);
 
+/// A write a request (or a bulk operation) asks for: the body, and the id it names.
+#[derive(Debug, Clone, Copy)]
+pub enum Write<'a> {
+    /// `POST`: a new resource.
+    Create(&'a Value),
+    /// `PUT`: the resource made what the body says.
+    Replace(&'a str, &'a Value),
+    /// `PATCH`: the body's operations applied.
+    Patch(&'a str, &'a Value),
+    /// `DELETE`.
+    Delete(&'a str),
+}
+
 /// The routes under `/scim/v2`, with SCIM's 404 for any other path there.
 pub fn routes() -> Router<AppState> {
     let scim = Router::new()
@@ -53,26 +67,30 @@ pub fn routes() -> Router<AppState> {
         .route("/ResourceTypes/{name}", get(discovery::resource_type_named))
         .route("/Schemas", get(discovery::schemas))
         .route("/Schemas/{id}", get(discovery::schema))
-        .route("/Users", get(listing::list_users).post(users::create))
+        .route("/Users", get(listing::list_users).post(writes::create_user))
         .route("/Users/.search", post(listing::search_users))
         .route(
             "/Users/{id}",
             get(users::get_one)
-                .put(users::replace)
-                .patch(users::patch)
-                .delete(users::delete),
+                .put(writes::replace_user)
+                .patch(writes::patch_user)
+                .delete(writes::delete_user),
         )
         .route("/Me", get(users::me))
-        .route("/Groups", get(listing::list_groups).post(groups::create))
+        .route(
+            "/Groups",
+            get(listing::list_groups).post(writes::create_group),
+        )
         .route("/Groups/.search", post(listing::search_groups))
         .route(
             "/Groups/{id}",
             get(groups::get_one)
-                .put(groups::replace)
-                .patch(groups::patch)
-                .delete(groups::delete),
+                .put(writes::replace_group)
+                .patch(writes::patch_group)
+                .delete(writes::delete_group),
         )
         .route("/.search", post(listing::search_all))
+        .route("/Bulk", post(writes::bulk))
         .fallback(|| async {
             Failure(ScimError {
                 status: 404,
@@ -289,12 +307,12 @@ fn version_of(resource: &Value) -> String {
     format!("W/\"{}\"", hex::encode(&digest[..12]))
 }
 
-/// Refuses a change the client made against another version of the resource (`If-Match`).
-fn check_if_match(headers: &HeaderMap, current: &Value) -> Result<(), Failure> {
-    let Some(wanted) = headers.get(header::IF_MATCH) else {
+/// Refuses a change the client made against another version of the resource (`If-Match`, or a
+/// bulk operation's `version`).
+fn check_if_match(wanted: Option<&str>, current: &Value) -> Result<(), Failure> {
+    let Some(wanted) = wanted else {
         return Ok(());
     };
-    let wanted = wanted.to_str().unwrap_or_default();
     let version = current["meta"]["version"].as_str().unwrap_or_default();
     let matching = wanted
         .split(',')

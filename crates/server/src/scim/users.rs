@@ -7,11 +7,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query as QueryString, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use cadre_domain::models::DomainModel;
 use cadre_domain::{Email, ExternalId, Lifecycle, Name, ProductType, SubscriptionRecord};
 use cadre_products::models::{UserGroupInactive, UserInactive};
@@ -22,9 +21,9 @@ use uuid::Uuid;
 use super::listing;
 use super::schema::{ENTERPRISE_SCHEMA, USER, USER_SCHEMA};
 use super::{
-    Client, Failure, ScimCaller, base, body_json, boolean, check_if_match, conflict, created,
-    field, guard_user, invalid, not_found, not_modified, resource_id, resource_response,
-    run_workflow, text, version_of,
+    Client, Failure, ScimCaller, Write, base, boolean, check_if_match, conflict, created, field,
+    guard_user, invalid, not_found, not_modified, resource_id, resource_response, run_workflow,
+    text, version_of,
 };
 use crate::state::AppState;
 
@@ -334,18 +333,12 @@ async fn user_product(state: &AppState) -> Result<Uuid, Failure> {
         })
 }
 
-/// `POST /scim/v2/Users`: `create_user` (in no group), then `disable_user` when it arrives
-/// inactive.
-pub async fn create(
-    ScimCaller(caller): ScimCaller,
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Failure> {
-    let input = user_input(&body_json(&headers, &body)?)?;
-    check_unique(&state, &input, None).await?;
-    let user_id = new_user_id(&state, &input.user_name).await?;
-    let product = user_product(&state).await?;
+/// `POST /Users`: `create_user` (in no group), then `disable_user` when it arrives inactive.
+async fn create(state: &AppState, caller: &Client, body: &Value) -> Result<Value, Failure> {
+    let input = user_input(body)?;
+    check_unique(state, &input, None).await?;
+    let user_id = new_user_id(state, &input.user_name).await?;
+    let product = user_product(state).await?;
     let mut page = json!({
         "user_id": user_id,
         "username": input.user_name,
@@ -362,18 +355,17 @@ pub async fn create(
         page["lastname"] = json!(family);
     }
     let process = run_workflow(
-        &state,
-        &caller,
+        state,
+        caller,
         "create_user",
         &[json!({"product": product}), page],
     )
     .await?;
     let id = created(&process)?;
     if !input.active {
-        lifecycle(&state, &caller, id, None, false).await?;
+        lifecycle(state, caller, id, None, false).await?;
     }
-    let (_, resource) = load(&state, id).await?;
-    Ok(resource_response(StatusCode::CREATED, &resource))
+    Ok(load(state, id).await?.1)
 }
 
 /// Disables (`active: false`) or enables the user `id`, which is at `version` when known.
@@ -409,7 +401,7 @@ async fn change(
     caller: &Client,
     record: &SubscriptionRecord,
     input: UserInput,
-) -> Result<Response, Failure> {
+) -> Result<Value, Failure> {
     let id = record.subscription.id;
     guard_user(state, caller, id).await?;
     let user = UserInactive::from_record(record.clone())?.user;
@@ -467,63 +459,51 @@ async fn change(
     if input.active != active {
         lifecycle(state, caller, id, version.take(), input.active).await?;
     }
-    let (_, resource) = load(state, id).await?;
-    Ok(resource_response(StatusCode::OK, &resource))
+    Ok(load(state, id).await?.1)
 }
 
-/// `PUT /scim/v2/Users/{id}`
-pub async fn replace(
-    ScimCaller(caller): ScimCaller,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Failure> {
-    let (record, current) = load(&state, resource_id("user", &id)?).await?;
-    check_if_match(&headers, &current)?;
-    let input = user_input(&body_json(&headers, &body)?)?;
-    change(&state, &caller, &record, input).await
-}
-
-/// `PATCH /scim/v2/Users/{id}`: the operations applied to the user as it is, then changed
-/// as a replacement would.
-pub async fn patch(
-    ScimCaller(caller): ScimCaller,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Failure> {
-    let (record, current) = load(&state, resource_id("user", &id)?).await?;
-    check_if_match(&headers, &current)?;
-    let operations = parse_patch(&body_json(&headers, &body)?)?;
-    let Value::Object(mut patched) = current else {
-        return Err(not_found("user", &id));
+/// A write of a user: its resource afterwards (none once deleted).
+pub(super) async fn write(
+    state: &AppState,
+    caller: &Client,
+    write: Write<'_>,
+    if_match: Option<&str>,
+) -> Result<Option<Value>, Failure> {
+    let id = match write {
+        Write::Create(body) => return create(state, caller, body).await.map(Some),
+        Write::Replace(id, _) | Write::Patch(id, _) | Write::Delete(id) => id,
     };
-    apply_patch(&mut patched, &operations, &ATTRIBUTES)?;
-    let input = user_input(&Value::Object(patched))?;
-    change(&state, &caller, &record, input).await
-}
-
-/// `DELETE /scim/v2/Users/{id}`: `terminate_user`.
-pub async fn delete(
-    ScimCaller(caller): ScimCaller,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, Failure> {
-    let (record, current) = load(&state, resource_id("user", &id)?).await?;
-    check_if_match(&headers, &current)?;
-    guard_user(&state, &caller, record.subscription.id).await?;
-    run_workflow(
-        &state,
-        &caller,
-        "terminate_user",
-        &[
-            json!({"subscription_id": record.subscription.id, "version": record.subscription.version}),
-            json!({}),
-        ],
-    )
-    .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let (record, current) = load(state, resource_id("user", id)?).await?;
+    check_if_match(if_match, &current)?;
+    match write {
+        Write::Create(_) => Ok(None),
+        Write::Replace(_, body) => change(state, caller, &record, user_input(body)?)
+            .await
+            .map(Some),
+        // The operations applied to the user as it is, then changed as a replacement would.
+        Write::Patch(_, body) => {
+            let operations = parse_patch(body)?;
+            let Value::Object(mut patched) = current else {
+                return Err(not_found("user", id));
+            };
+            apply_patch(&mut patched, &operations, &ATTRIBUTES)?;
+            let input = user_input(&Value::Object(patched))?;
+            change(state, caller, &record, input).await.map(Some)
+        }
+        Write::Delete(_) => {
+            guard_user(state, caller, record.subscription.id).await?;
+            run_workflow(
+                state,
+                caller,
+                "terminate_user",
+                &[
+                    json!({"subscription_id": record.subscription.id,
+                           "version": record.subscription.version}),
+                    json!({}),
+                ],
+            )
+            .await?;
+            Ok(None)
+        }
+    }
 }
