@@ -573,44 +573,44 @@ pub(super) fn parameters(
     Query::from_parameters(&parameters.0)
 }
 
-/// `GET /scim/v2/Users`
-pub async fn list_users(
+/// A resource type as a type, for the handlers shared by Users and Groups.
+pub trait Typed {
+    /// Which one.
+    const KIND: Kind;
+}
+
+/// SCIM Users.
+pub struct Users;
+
+impl Typed for Users {
+    const KIND: Kind = Kind::User;
+}
+
+/// SCIM Groups.
+pub struct Groups;
+
+impl Typed for Groups {
+    const KIND: Kind = Kind::Group;
+}
+
+/// `GET /scim/v2/Users`, `/Groups`
+pub async fn list<T: Typed>(
     ScimCaller(_): ScimCaller,
     State(state): State<AppState>,
     query: Result<QueryString<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response, Failure> {
-    respond(&state, Kind::User, &parameters(query)?).await
+    respond(&state, T::KIND, &parameters(query)?).await
 }
 
-/// `GET /scim/v2/Groups`
-pub async fn list_groups(
-    ScimCaller(_): ScimCaller,
-    State(state): State<AppState>,
-    query: Result<QueryString<HashMap<String, String>>, QueryRejection>,
-) -> Result<Response, Failure> {
-    respond(&state, Kind::Group, &parameters(query)?).await
-}
-
-/// `POST /scim/v2/Users/.search`
-pub async fn search_users(
+/// `POST /scim/v2/Users/.search`, `/Groups/.search`
+pub async fn search<T: Typed>(
     ScimCaller(_): ScimCaller,
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Failure> {
     let query = Query::from_json(&body_json(&headers, &body)?)?;
-    respond(&state, Kind::User, &query).await
-}
-
-/// `POST /scim/v2/Groups/.search`
-pub async fn search_groups(
-    ScimCaller(_): ScimCaller,
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Failure> {
-    let query = Query::from_json(&body_json(&headers, &body)?)?;
-    respond(&state, Kind::Group, &query).await
+    respond(&state, T::KIND, &query).await
 }
 
 /// `POST /scim/v2/.search`: Users and Groups alike, every one read and matched.

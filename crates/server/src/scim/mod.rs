@@ -33,6 +33,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::ClientAddr;
 use crate::state::AppState;
+use listing::{Groups, Users};
 
 /// The media type of SCIM's bodies.
 pub const SCIM_JSON: &str = "application/scim+json";
@@ -67,27 +68,30 @@ pub fn routes() -> Router<AppState> {
         .route("/ResourceTypes/{name}", get(discovery::resource_type_named))
         .route("/Schemas", get(discovery::schemas))
         .route("/Schemas/{id}", get(discovery::schema))
-        .route("/Users", get(listing::list_users).post(writes::create_user))
-        .route("/Users/.search", post(listing::search_users))
+        .route(
+            "/Users",
+            get(listing::list::<Users>).post(writes::create::<Users>),
+        )
+        .route("/Users/.search", post(listing::search::<Users>))
         .route(
             "/Users/{id}",
             get(users::get_one)
-                .put(writes::replace_user)
-                .patch(writes::patch_user)
-                .delete(writes::delete_user),
+                .put(writes::replace::<Users>)
+                .patch(writes::patch::<Users>)
+                .delete(writes::delete::<Users>),
         )
         .route("/Me", get(users::me))
         .route(
             "/Groups",
-            get(listing::list_groups).post(writes::create_group),
+            get(listing::list::<Groups>).post(writes::create::<Groups>),
         )
-        .route("/Groups/.search", post(listing::search_groups))
+        .route("/Groups/.search", post(listing::search::<Groups>))
         .route(
             "/Groups/{id}",
             get(groups::get_one)
-                .put(writes::replace_group)
-                .patch(writes::patch_group)
-                .delete(writes::delete_group),
+                .put(writes::replace::<Groups>)
+                .patch(writes::patch::<Groups>)
+                .delete(writes::delete::<Groups>),
         )
         .route("/.search", post(listing::search_all))
         .route("/Bulk", post(writes::bulk))

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use cadre_scim::{ScimError, ScimType};
 use serde_json::{Value, json};
 
-use super::listing::Kind;
+use super::listing::{Kind, Typed};
 use super::{
     Client, Failure, ScimCaller, Write, bad, body_json, groups, resource_response, scim_json, users,
 };
@@ -62,19 +62,19 @@ async fn respond(
     })
 }
 
-/// `POST /scim/v2/Users`
-pub async fn create_user(
+/// `POST /scim/v2/Users`, `/Groups`
+pub async fn create<T: Typed>(
     ScimCaller(client): ScimCaller,
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Failure> {
     let body = body_json(&headers, &body)?;
-    respond(Kind::User, &state, &client, Write::Create(&body), &headers).await
+    respond(T::KIND, &state, &client, Write::Create(&body), &headers).await
 }
 
-/// `PUT /scim/v2/Users/{id}`
-pub async fn replace_user(
+/// `PUT /scim/v2/Users/{id}`, `/Groups/{id}`
+pub async fn replace<T: Typed>(
     ScimCaller(client): ScimCaller,
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -83,7 +83,7 @@ pub async fn replace_user(
 ) -> Result<Response, Failure> {
     let body = body_json(&headers, &body)?;
     respond(
-        Kind::User,
+        T::KIND,
         &state,
         &client,
         Write::Replace(&id, &body),
@@ -92,8 +92,8 @@ pub async fn replace_user(
     .await
 }
 
-/// `PATCH /scim/v2/Users/{id}`
-pub async fn patch_user(
+/// `PATCH /scim/v2/Users/{id}`, `/Groups/{id}`
+pub async fn patch<T: Typed>(
     ScimCaller(client): ScimCaller,
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -101,83 +101,17 @@ pub async fn patch_user(
     body: Bytes,
 ) -> Result<Response, Failure> {
     let body = body_json(&headers, &body)?;
-    respond(
-        Kind::User,
-        &state,
-        &client,
-        Write::Patch(&id, &body),
-        &headers,
-    )
-    .await
+    respond(T::KIND, &state, &client, Write::Patch(&id, &body), &headers).await
 }
 
-/// `DELETE /scim/v2/Users/{id}`
-pub async fn delete_user(
+/// `DELETE /scim/v2/Users/{id}`, `/Groups/{id}`
+pub async fn delete<T: Typed>(
     ScimCaller(client): ScimCaller,
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
-    respond(Kind::User, &state, &client, Write::Delete(&id), &headers).await
-}
-
-/// `POST /scim/v2/Groups`
-pub async fn create_group(
-    ScimCaller(client): ScimCaller,
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Failure> {
-    let body = body_json(&headers, &body)?;
-    respond(Kind::Group, &state, &client, Write::Create(&body), &headers).await
-}
-
-/// `PUT /scim/v2/Groups/{id}`
-pub async fn replace_group(
-    ScimCaller(client): ScimCaller,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Failure> {
-    let body = body_json(&headers, &body)?;
-    respond(
-        Kind::Group,
-        &state,
-        &client,
-        Write::Replace(&id, &body),
-        &headers,
-    )
-    .await
-}
-
-/// `PATCH /scim/v2/Groups/{id}`
-pub async fn patch_group(
-    ScimCaller(client): ScimCaller,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Failure> {
-    let body = body_json(&headers, &body)?;
-    respond(
-        Kind::Group,
-        &state,
-        &client,
-        Write::Patch(&id, &body),
-        &headers,
-    )
-    .await
-}
-
-/// `DELETE /scim/v2/Groups/{id}`
-pub async fn delete_group(
-    ScimCaller(client): ScimCaller,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, Failure> {
-    respond(Kind::Group, &state, &client, Write::Delete(&id), &headers).await
+    respond(T::KIND, &state, &client, Write::Delete(&id), &headers).await
 }
 
 /// One operation of a bulk request, read.
