@@ -105,4 +105,6 @@ pub trait AccountRepository: Send + Sync {
     async fn roles(&self, user_id: Uuid) -> Result<Vec<Role>>;
     /// Replaces the roles `user_id` holds beyond `user`.
     async fn set_roles(&self, user_id: Uuid, roles: &[Role]) -> Result<()>;
+    /// The users who hold `role` (beyond `user`), in id order.
+    async fn holders_of(&self, role: Role) -> Result<Vec<Uuid>>;
 }

@@ -140,7 +140,8 @@ impl Provisioner {
     }
 
     /// The user ids a load by `caller` (a User subscription, or none for an operator) must
-    /// not touch: `admin`, the caller, and every user an unrevoked admin token acts for.
+    /// not touch: `admin`, the caller, every user who holds the admin role, and every user an
+    /// unrevoked admin token acts for.
     pub async fn protected_users(
         &self,
         caller: Option<Uuid>,
@@ -154,6 +155,7 @@ impl Provisioner {
             .filter_map(|token| token.user_id)
             .collect();
         subscriptions.extend(caller);
+        subscriptions.extend(store.holders_of(Role::Admin).await?);
         let mut protected = BTreeSet::from([ALWAYS_PROTECTED.to_owned()]);
         for record in store.load_subscriptions(&subscriptions).await? {
             if let Ok(user) = UserInactive::from_record(record) {

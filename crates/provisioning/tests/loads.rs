@@ -783,3 +783,41 @@ async fn a_load_records_what_it_wrote_for_the_next_load_to_compare() {
     expected.sort();
     assert_eq!(written, expected);
 }
+
+#[tokio::test]
+async fn a_user_holding_the_admin_role_is_protected_from_loads() {
+    let harness = Harness::new().await;
+    let rows = users_csv(
+        &format!("{HEADER}\nchief,C,Hief,chief@example.com,,\nu1,U,One,u1@example.com,,\n"),
+        Mode::Full,
+    );
+    harness
+        .load_users(&rows, LoadSettings::new(Mode::Full))
+        .await;
+    let chief = harness.live_users().await["chief"].subscription_id;
+    assert!(
+        !harness
+            .provisioner
+            .protected_users(None)
+            .await
+            .unwrap()
+            .contains("chief")
+    );
+    harness
+        .engine
+        .store()
+        .set_roles(chief, &[cadre_domain::Role::Admin])
+        .await
+        .unwrap();
+    let protected = harness.provisioner.protected_users(None).await.unwrap();
+    assert!(protected.contains("chief"), "{protected:?}");
+    // A full load without them leaves them.
+    let mut settings = LoadSettings::new(Mode::Full);
+    settings.protected = protected;
+    let rows = users_csv(
+        &format!("{HEADER}\nu1,U,One,u1@example.com,,\n"),
+        Mode::Full,
+    );
+    harness.load_users(&rows, settings.forced()).await;
+    assert!(harness.live_users().await.contains_key("chief"));
+}

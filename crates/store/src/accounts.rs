@@ -262,6 +262,18 @@ impl<C: Conn> AccountRepository for Repo<C> {
             .collect()
     }
 
+    async fn holders_of(&self, role: Role) -> Result<Vec<Uuid>> {
+        Ok(user_roles::Entity::find()
+            .filter(user_roles::Column::Role.eq(role.as_str()))
+            .order_by_asc(user_roles::Column::UserId)
+            .all(&self.conn)
+            .await
+            .map_err(storage_error)?
+            .into_iter()
+            .map(|row| row.user_id)
+            .collect())
+    }
+
     async fn set_roles(&self, user_id: Uuid, roles: &[Role]) -> Result<()> {
         user_roles::Entity::delete_many()
             .filter(user_roles::Column::UserId.eq(user_id))

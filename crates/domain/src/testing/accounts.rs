@@ -208,6 +208,18 @@ impl<T: Access> AccountRepository for T {
         })
     }
 
+    async fn holders_of(&self, role: Role) -> Result<Vec<Uuid>> {
+        self.read(|tables, _| {
+            Ok(tables
+                .accounts
+                .roles
+                .iter()
+                .filter(|(_, roles)| roles.contains(role.as_str()))
+                .map(|(user, _)| *user)
+                .collect())
+        })
+    }
+
     async fn set_roles(&self, user_id: Uuid, roles: &[Role]) -> Result<()> {
         let kept: BTreeSet<&'static str> = roles
             .iter()

@@ -1276,7 +1276,11 @@ async fn sessions_failures_resets_and_roles_belong_to_a_subscription() {
             .await
             .unwrap();
         transcript.push(format!("{:?}", store.roles(id(1)).await.unwrap()));
+        let admins = store.holders_of(Role::Admin).await.unwrap();
+        assert_eq!(admins, [id(1)]);
+        transcript.push(format!("{admins:?}"));
         store.set_roles(id(1), &[]).await.unwrap();
+        assert!(store.holders_of(Role::Admin).await.unwrap().is_empty());
         transcript.push(format!("{:?}", store.roles(id(1)).await.unwrap()));
         transcript.push(outcome(&store.set_roles(id(99), &[Role::Admin]).await));
         transcript
