@@ -20,6 +20,10 @@
 //! - `load`: `crates/server/benches/load.rs`: `--clients` clients (200) against the release
 //!   `cadre` binary for `--seconds` per run, well-behaved, then with one request in ten hostile,
 //!   over `--subscriptions` groups; on a fresh SQLite file or with `--database-url postgres://…`.
+//! - `scim`: `crates/server/benches/scim.rs`: over `--subscriptions` users, `filter=userName eq`
+//!   open-loop at `--rate` (500) against the health check, a cursor walk over every user, and a
+//!   `/Bulk` of 1,000 creates against a bulk load of 1,000 rows, against the release `cadre`
+//!   binary; on a fresh SQLite file or with `--database-url postgres://…`.
 
 use std::process::Command;
 
@@ -84,6 +88,8 @@ enum Target {
     Ui,
     /// Many clients, well-behaved and then one request in ten hostile, against `cadre serve`.
     Load,
+    /// SCIM: a filter by user name, a cursor walk, and a Bulk of creates, against `cadre serve`.
+    Scim,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -105,6 +111,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         Target::Provisioning => provisioning(&args),
         Target::Auth => auth(args.seconds),
         Target::Load => http(&args, "load", 0),
+        Target::Scim => http(&args, "scim", 500),
     }
 }
 
