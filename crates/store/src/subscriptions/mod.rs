@@ -230,6 +230,18 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
         if let Some(ids) = &query.ids {
             select = select.filter(subscriptions::Column::Id.is_in(ids.iter().copied()));
         }
+        // A cursor walk reads the primary key in order and filters as it goes, so that a page
+        // costs about its own rows: on SQLite, `+column` keeps the planner off the product and
+        // status index, whose ranges it would otherwise merge by sorting every row past the
+        // cursor (a walk over a million users slowed to a third, page by page).
+        let walk = query.after.is_some() && self.conn.get_database_backend() == DbBackend::Sqlite;
+        let column = |column: subscriptions::Column| {
+            if walk {
+                Expr::expr(Expr::cust_with_expr("+?", Expr::col(column)))
+            } else {
+                Expr::col(column)
+            }
+        };
         if let Some(product_type) = &query.product_type {
             let product_ids: Vec<Uuid> = catalogue
                 .products
@@ -237,14 +249,14 @@ impl<C: Conn> SubscriptionRepository for Repo<C> {
                 .filter(|product| &product.product_type == product_type)
                 .map(|product| product.id)
                 .collect();
-            select = select.filter(subscriptions::Column::ProductId.is_in(product_ids));
+            select = select.filter(column(subscriptions::Column::ProductId).is_in(product_ids));
         }
         if let Some(lifecycle) = query.lifecycle {
-            select = select.filter(subscriptions::Column::Status.eq(lifecycle.as_str()));
+            select = select.filter(column(subscriptions::Column::Status).eq(lifecycle.as_str()));
         }
         if query.established {
             select = select.filter(
-                subscriptions::Column::Status
+                column(subscriptions::Column::Status)
                     .is_not_in([Lifecycle::Initial.as_str(), Lifecycle::Terminated.as_str()]),
             );
         }
