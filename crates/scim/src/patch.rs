@@ -15,7 +15,9 @@ use crate::{
 /// The URI of SCIM's PATCH request schema.
 pub const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
-/// The most operations one PATCH request may carry.
+/// The most operations one PATCH request may carry, and the most values all its operations
+/// may carry together (an operation's list counts each of its values): adding values compares
+/// each with those there, so the work stays bounded.
 pub const MAX_OPERATIONS: usize = 1000;
 
 /// What an operation does.
@@ -62,10 +64,23 @@ pub fn parse_patch(body: &Value) -> Result<Vec<PatchOperation>, ScimError> {
         .and_then(|object| field(object, "Operations"))
         .and_then(Value::as_array)
         .ok_or_else(|| syntax("a PATCH request needs an `Operations` list"))?;
-    if operations.len() > MAX_OPERATIONS {
-        return Err(syntax(&format!(
-            "a PATCH request carries at most {MAX_OPERATIONS} operations"
-        )));
+    let values: usize = operations
+        .iter()
+        .map(|operation| {
+            match operation
+                .as_object()
+                .and_then(|object| field(object, "value"))
+            {
+                Some(Value::Array(items)) => items.len(),
+                _ => 1,
+            }
+        })
+        .sum();
+    if operations.len() > MAX_OPERATIONS || values > MAX_OPERATIONS {
+        return Err(ScimError::bad_request(
+            ScimType::TooMany,
+            format!("a PATCH request carries at most {MAX_OPERATIONS} operations and values"),
+        ));
     }
     operations
         .iter()

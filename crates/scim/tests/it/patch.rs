@@ -85,6 +85,10 @@ fn operation_names_are_read_in_any_case() {
     assert_eq!(refused.unwrap_err().scim_type, Some(ScimType::InvalidValue));
     let refused = parse_patch(&json!({"Operations": [{"op": "add", "path": "emails[type eq"}]}));
     assert_eq!(refused.unwrap_err().scim_type, Some(ScimType::InvalidPath));
+    let many: Vec<Value> = (0..1001).map(|n| json!({"value": n.to_string()})).collect();
+    let refused =
+        parse_patch(&json!({"Operations": [{"op": "add", "path": "members", "value": many}]}));
+    assert_eq!(refused.unwrap_err().scim_type, Some(ScimType::TooMany));
     let refused = parse_patch(&json!({"operations": "none"}));
     assert_eq!(
         refused.unwrap_err().scim_type,
