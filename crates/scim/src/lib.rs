@@ -10,7 +10,7 @@ mod matching;
 mod patch;
 
 pub use error::{ERROR_SCHEMA, ScimError, ScimType};
-pub use matching::{CaseExact, matches};
+pub use matching::{CaseExact, matches, named};
 pub use patch::{
     Attributes, MAX_OPERATIONS, PATCH_SCHEMA, PatchKind, PatchOperation, apply_patch, parse_patch,
 };

@@ -90,8 +90,8 @@ fn full_path(within: Option<&AttrPath>, path: &AttrPath) -> AttrPath {
     }
 }
 
-/// The key of `object` named `name`, in any case.
-fn field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+/// The attribute of `object` named `name`, in any case (SCIM's names are case-insensitive).
+pub fn named<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     object
         .iter()
         .find(|(key, _)| key.eq_ignore_ascii_case(name))
@@ -108,10 +108,10 @@ fn elements<'a>(resource: &'a Value, path: &AttrPath) -> Vec<&'a Value> {
     let scope = path
         .uri
         .as_deref()
-        .and_then(|uri| field(object, uri))
+        .and_then(|uri| named(object, uri))
         .and_then(Value::as_object)
         .unwrap_or(object);
-    let Some(attribute) = field(scope, &path.name) else {
+    let Some(attribute) = named(scope, &path.name) else {
         return Vec::new();
     };
     match attribute {
@@ -126,10 +126,10 @@ fn values<'a>(resource: &'a Value, path: &AttrPath) -> Vec<&'a Value> {
     elements(resource, path)
         .into_iter()
         .filter_map(|value| match (&path.sub_attr, value) {
-            (Some(sub), Value::Object(complex)) => field(complex, sub),
+            (Some(sub), Value::Object(complex)) => named(complex, sub),
             (Some(_), _) => None,
             (None, Value::Object(complex)) if !complex.is_empty() => {
-                field(complex, "value").or(Some(value))
+                named(complex, "value").or(Some(value))
             }
             (None, _) => Some(value),
         })

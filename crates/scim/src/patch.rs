@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::matching::value_matches;
+use crate::matching::{named, value_matches};
 use crate::{
     AttrExp, AttrPath, CompValue, CompareOp, PatchPath, ScimError, ScimType, ValFilter,
     parse_patch_path,
@@ -61,7 +61,7 @@ pub fn parse_patch(body: &Value) -> Result<Vec<PatchOperation>, ScimError> {
     let syntax = |detail: &str| ScimError::bad_request(ScimType::InvalidSyntax, detail);
     let operations = body
         .as_object()
-        .and_then(|object| field(object, "Operations"))
+        .and_then(|object| named(object, "Operations"))
         .and_then(Value::as_array)
         .ok_or_else(|| syntax("a PATCH request needs an `Operations` list"))?;
     let values: usize = operations
@@ -69,7 +69,7 @@ pub fn parse_patch(body: &Value) -> Result<Vec<PatchOperation>, ScimError> {
         .map(|operation| {
             match operation
                 .as_object()
-                .and_then(|object| field(object, "value"))
+                .and_then(|object| named(object, "value"))
             {
                 Some(Value::Array(items)) => items.len(),
                 _ => 1,
@@ -88,19 +88,19 @@ pub fn parse_patch(body: &Value) -> Result<Vec<PatchOperation>, ScimError> {
             let object = operation
                 .as_object()
                 .ok_or_else(|| syntax("an operation is an object"))?;
-            let kind = match field(object, "op").and_then(Value::as_str) {
+            let kind = match named(object, "op").and_then(Value::as_str) {
                 Some(op) if op.eq_ignore_ascii_case("add") => PatchKind::Add,
                 Some(op) if op.eq_ignore_ascii_case("replace") => PatchKind::Replace,
                 Some(op) if op.eq_ignore_ascii_case("remove") => PatchKind::Remove,
                 _ => return Err(syntax("`op` is one of add, replace, remove")),
             };
-            let path = match field(object, "path") {
+            let path = match named(object, "path") {
                 None | Some(Value::Null) => None,
                 Some(Value::String(path)) if path.is_empty() => None,
                 Some(Value::String(path)) => Some(parse_patch_path(path)?),
                 Some(_) => return Err(syntax("`path` is a string")),
             };
-            let value = field(object, "value")
+            let value = named(object, "value")
                 .filter(|value| !value.is_null())
                 .cloned();
             match (kind, &path, &value) {
@@ -240,7 +240,7 @@ fn apply_at(
             ) else {
                 return Ok(());
             };
-            if field(scope, &path.attr.name).is_none() {
+            if named(scope, &path.attr.name).is_none() {
                 if kind == PatchKind::Remove {
                     return Ok(());
                 }
@@ -398,7 +398,7 @@ fn set(
 fn same_value(left: &Value, right: &Value) -> bool {
     match (left, right) {
         (Value::Object(left), Value::Object(right)) => {
-            match (field(left, "value"), field(right, "value")) {
+            match (named(left, "value"), named(right, "value")) {
                 (Some(left), Some(right)) => left == right,
                 _ => left == right,
             }
@@ -414,10 +414,6 @@ fn key_of(object: &Map<String, Value>, name: &str) -> String {
         .find(|key| key.eq_ignore_ascii_case(name))
         .cloned()
         .unwrap_or_else(|| name.to_owned())
-}
-
-fn field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    object.get(&key_of(object, name))
 }
 
 fn field_mut<'a>(object: &'a mut Map<String, Value>, name: &str) -> Option<&'a mut Value> {

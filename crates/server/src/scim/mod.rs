@@ -468,14 +468,9 @@ fn boolean(value: &Value) -> Option<bool> {
     }
 }
 
-/// The key of `object` named `name` in any case.
+/// The attribute of `object` named `name` in any case, unless null.
 fn field<'a>(object: &'a Value, name: &str) -> Option<&'a Value> {
-    object
-        .as_object()?
-        .iter()
-        .find(|(key, _)| key.eq_ignore_ascii_case(name))
-        .map(|(_, value)| value)
-        .filter(|value| !value.is_null())
+    cadre_scim::named(object.as_object()?, name).filter(|value| !value.is_null())
 }
 
 /// A string attribute, trimmed; an empty one is absent.
