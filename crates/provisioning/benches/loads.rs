@@ -134,6 +134,7 @@ fn user_row(row: u64, n: usize, groups: usize, changed: bool, active: bool) -> U
         auth_id: Some(auth_id(n)),
         user_groups: vec![ExternalId::parse(&group_id(n % groups)).unwrap()],
         active,
+        username: None,
     }
 }
 

@@ -24,13 +24,20 @@ pub(crate) struct Placement<'a> {
     pub group_product: &'a Product,
     /// The owning customer.
     pub customer_id: Uuid,
+    /// Whether what is created becomes the loads' to manage (marked as provisioned).
+    pub managed: bool,
 }
 
 /// Sets a user's fields as a load writes them.
 fn set_user(user: &mut UserInactive, fields: &UserFields) {
     user.user.user_id = Some(fields.user_id.clone());
     if user.user.username.is_none() {
-        user.user.username = Some(fields.user_id.to_name());
+        user.user.username = Some(
+            fields
+                .username
+                .clone()
+                .unwrap_or_else(|| fields.user_id.to_name()),
+        );
     }
     user.user.firstname = fields.firstname.clone();
     user.user.lastname = fields.lastname.clone();
@@ -136,7 +143,7 @@ pub(crate) async fn apply_batch(
     marks.extend(
         creates
             .iter()
-            .filter(|(change, _)| change.row.is_some())
+            .filter(|(change, _)| placement.managed && change.row.is_some())
             .map(|(change, record)| mark(change, record)),
     );
     let creates: Vec<SubscriptionRecord> = creates.into_iter().map(|(_, record)| record).collect();

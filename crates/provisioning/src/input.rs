@@ -74,6 +74,10 @@ pub struct UserRow {
     pub user_groups: Vec<ExternalId>,
     /// `true` for full loads; the `is_active` value for incremental loads.
     pub active: bool,
+    /// The user name a new user gets; `None` names them by their id. Files have no such
+    /// column (a load names its users by their ids); a SCIM client's `userName` comes here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<Name>,
 }
 
 /// One user-group row, validated.
@@ -436,6 +440,7 @@ fn user_row(cells: &mut Cells<'_>, mode: Mode) -> Option<UserRow> {
         auth_id,
         user_groups,
         active: active?,
+        username: None,
     })
 }
 

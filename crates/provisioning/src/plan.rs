@@ -72,6 +72,9 @@ impl Action {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct UserFields {
     pub user_id: ExternalId,
+    /// The user name of a new user, when it is not the id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<Name>,
     pub firstname: Option<Name>,
     pub lastname: Option<Name>,
     pub email: Email,
@@ -407,6 +410,11 @@ pub(crate) async fn plan_users(
             continue;
         }
         let existing = stored.get(id);
+        if settings.create_only && existing.is_some() {
+            plan.settled
+                .push(report(Outcome::Failed, "a user with this id exists"));
+            continue;
+        }
         if let Some(reason) = existing.and_then(|user| busy(user.lifecycle, user.insync)) {
             plan.settled.push(report(Outcome::Skipped, &reason));
             continue;
@@ -468,6 +476,7 @@ pub(crate) async fn plan_users(
         }
         let fields = UserFields {
             user_id: row.user_id.clone(),
+            username: row.username.clone(),
             firstname: row.firstname.clone(),
             lastname: row.lastname.clone(),
             email,
@@ -558,11 +567,16 @@ async fn refuse_taken_user_values(
             _ => None,
         })
         .collect();
-    let new_names: Vec<String> = changes
-        .iter()
-        .filter(|change| matches!(change.action, Action::CreateUser(_)))
-        .map(|change| change.id.clone())
-        .collect();
+    let new_name = |change: &Change| match &change.action {
+        Action::CreateUser(fields) => Some(
+            fields
+                .username
+                .as_ref()
+                .map_or_else(|| change.id.clone(), Name::to_string),
+        ),
+        _ => None,
+    };
+    let new_names: Vec<String> = changes.iter().filter_map(new_name).collect();
     let emails = holders(repo, "email", emails).await?;
     let names = holders(repo, "username", new_names).await?;
     let mut kept = Vec::with_capacity(changes.len());
@@ -574,10 +588,8 @@ async fn refuse_taken_user_values(
                 };
                 if other(emails.get(fields.email.as_str())) {
                     Some("another user has this email address")
-                } else if matches!(change.action, Action::CreateUser(_))
-                    && other(names.get(&change.id))
-                {
-                    Some("another user has this user id as their user name")
+                } else if new_name(&change).is_some_and(|name| other(names.get(&name))) {
+                    Some("another user has this user name")
                 } else {
                     None
                 }

@@ -27,11 +27,16 @@ pub struct LoadSettings {
     pub protected: BTreeSet<String>,
     /// The product new users get (a User product, by name).
     pub user_product: String,
+    /// Create users as the create workflow would: a row whose user id is held already fails,
+    /// and the users created are not the loads' to manage (a later full load leaves them
+    /// alone). SCIM's `/Bulk` creates users this way.
+    #[serde(default)]
+    pub create_only: bool,
 }
 
 impl LoadSettings {
     /// The default settings for `mode`: no dry run, no force, at most 20% removed, batches
-    /// of 1000, only `admin` protected, new users on `User internal`.
+    /// of 1000, only `admin` protected, new users on `User internal`, managed by loads.
     pub fn new(mode: Mode) -> Self {
         Self {
             mode,
@@ -41,6 +46,7 @@ impl LoadSettings {
             batch_size: 1000,
             protected: BTreeSet::from([ALWAYS_PROTECTED.to_owned()]),
             user_product: "User internal".to_owned(),
+            create_only: false,
         }
     }
 }

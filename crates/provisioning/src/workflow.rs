@@ -212,6 +212,7 @@ impl StepFn for ApplyBatch {
             user_product: &user_product,
             group_product: &group_product,
             customer_id: customer.id,
+            managed: !settings.create_only,
         };
         let reports = apply_batch(repo, &changes, &placement, ctx.now).await?;
         repo.report_chunk(load_id, ChunkPart::Batch, chunk.seq, &to_json(&reports)?)

@@ -84,6 +84,7 @@ fn valid_users_read_the_same_from_every_format() {
             auth_id: Some("auth0|123".to_owned()),
             user_groups: vec![id("g1"), id("g2")],
             active: true,
+            username: None,
         },
         UserRow {
             row: 3,
@@ -94,6 +95,7 @@ fn valid_users_read_the_same_from_every_format() {
             auth_id: None,
             user_groups: vec![],
             active: true,
+            username: None,
         },
     ];
     assert_eq!(csv, expected);

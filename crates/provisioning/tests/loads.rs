@@ -821,3 +821,77 @@ async fn a_user_holding_the_admin_role_is_protected_from_loads() {
     harness.load_users(&rows, settings.forced()).await;
     assert!(harness.live_users().await.contains_key("chief"));
 }
+
+#[tokio::test]
+async fn a_create_only_load_creates_named_users_fails_taken_ids_and_names_and_leaves_them_unmanaged()
+ {
+    let harness = Harness::new().await;
+    let existing = users_csv(
+        &format!("{HEADER}\nu1,A,One,u1@example.com,,\n"),
+        Mode::Full,
+    );
+    harness
+        .load_users(&existing, LoadSettings::new(Mode::Full))
+        .await;
+    let mut rows = users_csv(
+        &format!(
+            "{HEADER},is_active\n\
+             u1,A,Again,again@example.com,,,true\n\
+             u2,B,Two,u2@example.com,,,true\n\
+             u3,C,Three,u3@example.com,,,true\n"
+        ),
+        Mode::Incremental,
+    );
+    rows[1].username = Some(cadre_domain::Name::parse("Bea Two").unwrap());
+    // u1 is the user name of the existing user: refused like a taken email.
+    rows[2].username = Some(cadre_domain::Name::parse("u1").unwrap());
+    let mut settings = LoadSettings::new(Mode::Incremental);
+    settings.create_only = true;
+    let report = harness.load_users(&rows, settings).await;
+    assert_eq!(
+        outcomes(&report.rows),
+        pairs(&[
+            ("u1", Outcome::Failed),
+            ("u2", Outcome::Created),
+            ("u3", Outcome::Failed)
+        ])
+    );
+    let reasons: Vec<Option<&str>> = report
+        .rows
+        .iter()
+        .map(|row| row.reason.as_deref())
+        .collect();
+    assert!(
+        reasons.contains(&Some("a user with this id exists")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.contains(&Some("another user has this user name")),
+        "{reasons:?}"
+    );
+    let users = harness.live_users().await;
+    assert_eq!(
+        users["u1"].lastname.as_deref(),
+        Some("One"),
+        "u1 is left as it was"
+    );
+    let named = harness
+        .store
+        .find_by_unique_values("username", &["Bea Two".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(
+        named,
+        vec![("Bea Two".to_owned(), users["u2"].subscription_id)]
+    );
+
+    // Not the loads' to manage: a full load without u2 removes u1 only.
+    let report = harness
+        .load_users(
+            &users_csv(HEADER, Mode::Full),
+            LoadSettings::new(Mode::Full).forced(),
+        )
+        .await;
+    assert_eq!(outcomes(&report.rows), pairs(&[("u1", Outcome::Removed)]));
+    assert!(harness.live_users().await.contains_key("u2"));
+}

@@ -54,6 +54,7 @@ fn rows(specs: &[Spec]) -> Vec<UserRow> {
                 user_groups,
                 user_id: ExternalId::parse(&user_id).unwrap(),
                 active: true,
+                username: None,
             }
         })
         .collect()

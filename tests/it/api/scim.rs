@@ -1014,6 +1014,99 @@ async fn a_scim_client_changes_no_admins_user() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_series_of_bulk_user_creates_is_one_load_answered_per_operation() {
+    use cadre_domain::ProcessQuery;
+    let server = Server::start(1).await;
+    let scim = server.scim_token().await;
+    let user = |name: &str, email: &str| json!({"userName": name, "emails": [{"value": email}]});
+    let taken = server
+        .scim(
+            Method::POST,
+            "/Users",
+            &scim,
+            Some(user("kim", "kim@example.org")),
+        )
+        .await;
+    assert_eq!(taken.status, StatusCode::CREATED);
+    let mut inactive = user("bo", "bo@example.org");
+    inactive["active"] = json!("False");
+    let mut named = user("Cy Dee", "cy@example.org");
+    named["name"] = json!({"givenName": "Cy", "familyName": "Dee"});
+    named["externalId"] = json!("idp-cy");
+    let answer = server
+        .scim(
+            Method::POST,
+            "/Bulk",
+            &scim,
+            Some(json!({
+                "Operations": [
+                    {"method": "POST", "path": "/Users", "bulkId": "ana", "data": user("ana", "ana@example.org")},
+                    {"method": "post", "path": "Users", "bulkId": "bo", "data": inactive},
+                    {"method": "POST", "path": "/Users", "data": user("ana", "other@example.org")},
+                    {"method": "POST", "path": "/Users", "data": user("kay", "kim@example.org")},
+                    {"method": "POST", "path": "/Users", "data": {"userName": "no address"}},
+                    {"method": "POST", "path": "/Users", "bulkId": "cy", "data": named},
+                    {"method": "POST", "path": "/Groups", "bulkId": "crew",
+                     "data": {"displayName": "Crew", "members": [{"value": "bulkId:ana"}, {"value": "bulkId:cy"}]}},
+                    {"method": "PATCH", "path": "/Users/bulkId:bo",
+                     "data": {"Operations": [{"op": "replace", "path": "name.givenName", "value": "Bo"}]}}
+                ]
+            })),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let operations = answer.body["Operations"].as_array().unwrap();
+    let statuses: Vec<&str> = operations
+        .iter()
+        .map(|operation| operation["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["201", "201", "409", "409", "400", "201", "201", "200"],
+        "{}",
+        answer.body
+    );
+    assert_eq!(operations[2]["response"]["scimType"], "uniqueness");
+    assert_eq!(operations[3]["response"]["scimType"], "uniqueness");
+    assert_eq!(operations[4]["response"]["scimType"], "invalidValue");
+    let id_of = |index: usize| {
+        let location = operations[index]["location"].as_str().unwrap();
+        location.rsplit('/').next().unwrap().to_owned()
+    };
+    let bo = server
+        .scim(Method::GET, &format!("/Users/{}", id_of(1)), &scim, None)
+        .await;
+    assert_eq!(bo.body["active"], false, "{}", bo.body);
+    assert_eq!(bo.body["name"]["givenName"], "Bo");
+    let cy = server
+        .scim(Method::GET, &format!("/Users/{}", id_of(5)), &scim, None)
+        .await;
+    assert_eq!(cy.body["meta"]["location"], operations[5]["location"]);
+    assert_eq!(cy.body["userName"], "Cy Dee");
+    assert_eq!(cy.body["externalId"], "idp-cy");
+    assert_eq!(
+        cy.body["name"],
+        json!({"givenName": "Cy", "familyName": "Dee"})
+    );
+    assert_eq!(cy.body["emails"], json!([{"value": "cy@example.org"}]));
+    assert_eq!(cy.body["groups"][0]["display"], "Crew");
+
+    // The three created were one provision_users load, started by the SCIM client.
+    let loads = server
+        .engine
+        .store()
+        .list_processes(&ProcessQuery {
+            workflow_name: Some("provision_users".to_owned()),
+            ..ProcessQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(loads.items.len(), 1, "{:?}", loads.items);
+    assert_eq!(loads.items[0].created_by, "identity provider");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_operations_run_in_order_and_refer_to_each_other_by_bulk_id() {
     let server = Server::start(1).await;
     let scim = server.scim_token().await;

@@ -134,7 +134,7 @@ impl FromRequestParts<AppState> for ScimCaller {
 }
 
 /// A failed SCIM request: SCIM's error body, as `application/scim+json`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Failure(pub ScimError);
 
 impl From<ScimError> for Failure {
@@ -204,6 +204,12 @@ impl From<ApiError> for Failure {
 
 impl From<cadre_domain::DomainError> for Failure {
     fn from(error: cadre_domain::DomainError) -> Self {
+        ApiError::from(error).into()
+    }
+}
+
+impl From<cadre_provisioning::ProvisionError> for Failure {
+    fn from(error: cadre_provisioning::ProvisionError) -> Self {
         ApiError::from(error).into()
     }
 }
@@ -369,6 +375,13 @@ async fn run_workflow(
 ) -> Result<Process, Failure> {
     let engine = state.engine.with_origin(client.caller.origin(client.addr));
     let process = engine.start(workflow, pages, client.caller.name()).await?;
+    completed(state, &process).await
+}
+
+/// `process` once it completed, waiting at most [`WORKFLOW_WAIT`]; a failed step is the
+/// client's error, with its reason.
+async fn completed(state: &AppState, process: &Process) -> Result<Process, Failure> {
+    let workflow = &process.workflow_name;
     let store = state.engine.store();
     let deadline = tokio::time::Instant::now() + WORKFLOW_WAIT;
     let mut pause = Duration::from_millis(2);

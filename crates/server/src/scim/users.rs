@@ -12,8 +12,11 @@ use axum::extract::{Path, Query as QueryString, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use cadre_domain::models::DomainModel;
-use cadre_domain::{Email, ExternalId, Lifecycle, Name, ProductType, SubscriptionRecord};
+use cadre_domain::{Email, ExternalId, Lifecycle, Name, Product, ProductType, SubscriptionRecord};
 use cadre_products::models::{UserGroupInactive, UserInactive};
+use cadre_provisioning::{
+    ALWAYS_PROTECTED, LoadSettings, Mode, Outcome, Provisioner, Rows, UserRow,
+};
 use cadre_scim::{AttrExp, Attributes, CompValue, CompareOp, Filter, apply_patch, parse_patch};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -21,9 +24,9 @@ use uuid::Uuid;
 use super::listing;
 use super::schema::{ENTERPRISE_SCHEMA, USER, USER_SCHEMA};
 use super::{
-    Client, Failure, ScimCaller, Write, base, boolean, check_if_match, conflict, created, field,
-    guard_user, invalid, not_found, not_modified, resource_id, resource_response, run_workflow,
-    text, version_of,
+    Client, Failure, ScimCaller, Write, base, boolean, check_if_match, completed, conflict,
+    created, field, guard_user, invalid, not_found, not_modified, resource_id, resource_response,
+    run_workflow, text, version_of,
 };
 use crate::state::AppState;
 
@@ -36,7 +39,7 @@ const ATTRIBUTES: Attributes = Attributes {
 
 /// What a client may set on a user.
 #[derive(Debug, Clone, PartialEq)]
-struct UserInput {
+pub(super) struct UserInput {
     user_name: Name,
     external_id: Option<String>,
     given_name: Option<Name>,
@@ -293,24 +296,39 @@ async fn check_unique(
     Ok(())
 }
 
-/// cadre's id for a new user: its user name where that is a valid id no one holds, else a new
-/// one.
-async fn new_user_id(state: &AppState, user_name: &Name) -> Result<String, Failure> {
-    if let Ok(id) = ExternalId::parse(user_name.as_str()) {
-        let holders = state
-            .engine
-            .store()
-            .find_by_unique_values("user_id", &[id.to_string()])
-            .await?;
-        if holders.is_empty() {
-            return Ok(id.to_string());
-        }
-    }
-    Ok(Uuid::now_v7().simple().to_string())
+/// cadre's ids for new users: each one's user name where that is a valid id no one (and no
+/// earlier one of them) holds, else a new one.
+async fn new_user_ids(state: &AppState, inputs: &[&UserInput]) -> Result<Vec<ExternalId>, Failure> {
+    let candidates: Vec<String> = inputs
+        .iter()
+        .filter_map(|input| ExternalId::parse(input.user_name.as_str()).ok())
+        .map(|id| id.to_string())
+        .collect();
+    let mut held: HashSet<String> = state
+        .engine
+        .store()
+        .find_by_unique_values("user_id", &candidates)
+        .await?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    held.insert(ALWAYS_PROTECTED.to_owned());
+    Ok(inputs
+        .iter()
+        .map(|input| {
+            ExternalId::parse(input.user_name.as_str())
+                .ok()
+                .filter(|id| held.insert(id.to_string()))
+                .unwrap_or_else(|| {
+                    ExternalId::parse(&Uuid::now_v7().simple().to_string())
+                        .unwrap_or_else(|_| unreachable!("a simple uuid is a valid id"))
+                })
+        })
+        .collect())
 }
 
 /// The User product SCIM creates users of: an internal one, if the catalogue has one.
-async fn user_product(state: &AppState) -> Result<Uuid, Failure> {
+async fn user_product(state: &AppState) -> Result<Product, Failure> {
     let products: Vec<_> = state
         .engine
         .store()
@@ -323,7 +341,7 @@ async fn user_product(state: &AppState) -> Result<Uuid, Failure> {
         .iter()
         .find(|product| product.fixed_input("affiliation") == Some("internal"))
         .or_else(|| products.first())
-        .map(|product| product.id)
+        .cloned()
         .ok_or_else(|| {
             Failure(cadre_scim::ScimError {
                 status: 500,
@@ -335,9 +353,14 @@ async fn user_product(state: &AppState) -> Result<Uuid, Failure> {
 
 /// `POST /Users`: `create_user` (in no group), then `disable_user` when it arrives inactive.
 async fn create(state: &AppState, caller: &Client, body: &Value) -> Result<Value, Failure> {
-    let input = user_input(body)?;
-    check_unique(state, &input, None).await?;
-    let user_id = new_user_id(state, &input.user_name).await?;
+    let input = unique_inputs(state, std::slice::from_ref(body))
+        .await?
+        .pop()
+        .unwrap_or_else(|| unreachable!("one input per body"))?;
+    let user_id = new_user_ids(state, &[&input])
+        .await?
+        .pop()
+        .unwrap_or_else(|| unreachable!("one id per input"));
     let product = user_product(state).await?;
     let mut page = json!({
         "user_id": user_id,
@@ -358,7 +381,7 @@ async fn create(state: &AppState, caller: &Client, body: &Value) -> Result<Value
         state,
         caller,
         "create_user",
-        &[json!({"product": product}), page],
+        &[json!({"product": product.id}), page],
     )
     .await?;
     let id = created(&process)?;
@@ -366,6 +389,139 @@ async fn create(state: &AppState, caller: &Client, body: &Value) -> Result<Value
         lifecycle(state, caller, id, None, false).await?;
     }
     Ok(load(state, id).await?.1)
+}
+
+/// Each body read as a new user, refused (409) when a live user or an earlier body holds its
+/// user name or email address.
+pub(super) async fn unique_inputs(
+    state: &AppState,
+    bodies: &[Value],
+) -> Result<Vec<Result<UserInput, Failure>>, Failure> {
+    let inputs: Vec<Result<UserInput, Failure>> = bodies.iter().map(user_input).collect();
+    let valid = || inputs.iter().filter_map(|input| input.as_ref().ok());
+    let store = state.engine.store();
+    let mut names: HashSet<String> = store
+        .find_by_unique_values(
+            "username",
+            &valid().map(|i| i.user_name.to_string()).collect::<Vec<_>>(),
+        )
+        .await?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    let mut emails: HashSet<String> = store
+        .find_by_unique_values(
+            "email",
+            &valid().map(|i| i.email.to_string()).collect::<Vec<_>>(),
+        )
+        .await?
+        .into_iter()
+        .map(|(email, _)| email)
+        .collect();
+    Ok(inputs
+        .into_iter()
+        .map(|input| {
+            let input = input?;
+            if !names.insert(input.user_name.to_string()) {
+                return Err(conflict("another user has this userName"));
+            }
+            if !emails.insert(input.email.to_string()) {
+                return Err(conflict("another user has this emails"));
+            }
+            Ok(input)
+        })
+        .collect())
+}
+
+/// `POST /Users` of many users at once, as `/Bulk` runs a series of them: `inputs` (from
+/// [`unique_inputs`]) created by one create-only `provision_users` load (a workflow as
+/// `create_user` is, as fast as a bulk load), then those that arrive inactive disabled. Each
+/// one's resource, or why it was not created, in order.
+pub(super) async fn create_many(
+    state: &AppState,
+    caller: &Client,
+    inputs: &[&UserInput],
+) -> Result<Vec<Result<Value, Failure>>, Failure> {
+    if inputs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let store = state.engine.store();
+    let rows: Vec<UserRow> = (0u64..)
+        .zip(inputs)
+        .zip(new_user_ids(state, inputs).await?)
+        .map(|((row, input), user_id)| UserRow {
+            row,
+            user_id,
+            firstname: input.given_name.clone(),
+            lastname: input.family_name.clone(),
+            email: Some(input.email.clone()),
+            auth_id: input.external_id.clone(),
+            user_groups: Vec::new(),
+            active: true,
+            username: Some(input.user_name.clone()),
+        })
+        .collect();
+    let mut settings = LoadSettings::new(Mode::Incremental);
+    settings.create_only = true;
+    settings.user_product = user_product(state).await?.name;
+    let provisioner = Provisioner::new(state.engine.with_origin(caller.caller.origin(caller.addr)));
+    let process = provisioner
+        .start(&Rows::Users(rows.clone()), settings, caller.caller.name())
+        .await?;
+    completed(state, &process).await?;
+    let report = provisioner.report(process.id).await?;
+    let outcomes: HashMap<u64, (Outcome, Option<String>)> = report
+        .rows
+        .into_iter()
+        .filter_map(|row| Some((row.row?, (row.outcome, row.reason))))
+        .collect();
+    let ids: HashMap<String, Uuid> = store
+        .find_by_unique_values(
+            "user_id",
+            &rows
+                .iter()
+                .map(|row| row.user_id.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .await?
+        .into_iter()
+        .collect();
+    let mut made = Vec::with_capacity(rows.len());
+    for (input, row) in inputs.iter().zip(&rows) {
+        made.push(match outcomes.get(&row.row) {
+            Some((Outcome::Created, _)) => match ids.get(row.user_id.as_str()) {
+                Some(id) => Ok(*id),
+                None => Err(invalid("the user was created and is gone")),
+            },
+            Some((_, reason)) => Err(conflict(reason.clone().unwrap_or_default())),
+            None => Err(invalid("the load did not report this user")),
+        });
+        if let (Some(Ok(id)), false) = (made.last(), input.active) {
+            let id = *id;
+            if let Err(failure) = lifecycle(state, caller, id, None, false).await {
+                *made.last_mut().unwrap_or_else(|| unreachable!()) = Err(failure);
+            }
+        }
+    }
+    let live: Vec<Uuid> = made
+        .iter()
+        .filter_map(|id| id.as_ref().ok().copied())
+        .collect();
+    let mut resources: HashMap<Uuid, Value> =
+        resources(state, store.load_subscriptions(&live).await?)
+            .await?
+            .into_iter()
+            .filter_map(|resource| Some((resource["id"].as_str()?.parse().ok()?, resource)))
+            .collect();
+    Ok(made
+        .into_iter()
+        .map(|id| {
+            let id = id?;
+            resources
+                .remove(&id)
+                .ok_or_else(|| not_found("user", &id.to_string()))
+        })
+        .collect())
 }
 
 /// Disables (`active: false`) or enables the user `id`, which is at `version` when known.

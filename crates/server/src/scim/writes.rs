@@ -1,6 +1,6 @@
 //! Writes: the `POST`, `PUT`, `PATCH` and `DELETE` handlers of Users and Groups, and `/Bulk`
-//! (RFC 7644 §3.7), which runs the same writes one after the other, resolving `bulkId`
-//! references to what earlier operations created.
+//! (RFC 7644 §3.7), which runs the same writes in order, resolving `bulkId` references to what
+//! earlier operations created; a series of user creates goes through one create-only load.
 
 use std::collections::HashMap;
 
@@ -264,8 +264,68 @@ async fn run(
     Ok((status, resource))
 }
 
-/// `POST /scim/v2/Bulk`: the operations one after the other, each as its own request would
-/// be; `bulkId:` references name what an earlier operation created. After `failOnErrors`
+/// The data of the user creates that `operations` start with (`POST /Users` whose data names
+/// only resources created already), `bulkId:` references resolved.
+fn user_creates(operations: &[Operation], created: &HashMap<String, String>) -> Vec<Value> {
+    operations
+        .iter()
+        .map_while(|operation| {
+            let create =
+                operation.method == "POST" && operation.path.trim_start_matches('/') == "Users";
+            let data = operation
+                .data
+                .as_ref()
+                .filter(|data| create && data.is_object())?;
+            resolve(data, created).ok()
+        })
+        .collect()
+}
+
+/// The answers of a bulk request so far.
+#[derive(Default)]
+struct Answers {
+    /// The ids of the resources created, by `bulkId`.
+    created: HashMap<String, String>,
+    list: Vec<Value>,
+    errors: usize,
+}
+
+impl Answers {
+    /// Answers `operation` with its `outcome`.
+    fn record(
+        &mut self,
+        operation: &Operation,
+        outcome: Result<(StatusCode, Option<Value>), Failure>,
+    ) {
+        let mut answer = json!({"method": operation.method});
+        if let Some(bulk_id) = &operation.bulk_id {
+            answer["bulkId"] = json!(bulk_id);
+        }
+        match outcome {
+            Ok((status, resource)) => {
+                if let Some(resource) = &resource {
+                    if let (Some(bulk_id), Some(id)) = (&operation.bulk_id, resource["id"].as_str())
+                    {
+                        self.created.insert(bulk_id.clone(), id.to_owned());
+                    }
+                    answer["location"] = resource["meta"]["location"].clone();
+                    answer["version"] = resource["meta"]["version"].clone();
+                }
+                answer["status"] = json!(status.as_u16().to_string());
+            }
+            Err(Failure(error)) => {
+                self.errors += 1;
+                answer["status"] = json!(error.status.to_string());
+                answer["response"] = error.body();
+            }
+        }
+        self.list.push(answer);
+    }
+}
+
+/// `POST /scim/v2/Bulk`: the operations in order, each as its own request would be, except
+/// that a series of user creates is checked together and created by one load;
+/// `bulkId:` references name what an earlier operation created. After `failOnErrors`
 /// failures the rest are not run.
 pub async fn bulk(
     ScimCaller(client): ScimCaller,
@@ -282,37 +342,49 @@ pub async fn bulk(
     }
     let body = body_json(&headers, &body)?;
     let (operations, fail_on_errors) = operations(&body)?;
-    let mut created: HashMap<String, String> = HashMap::new();
-    let mut answers = Vec::with_capacity(operations.len());
-    let mut errors = 0;
-    for operation in &operations {
-        if fail_on_errors.is_some_and(|most| errors >= most) {
-            break;
+    let stop = |errors: usize| fail_on_errors.is_some_and(|most| errors >= most);
+    let mut answers = Answers::default();
+    let mut next = 0;
+    while next < operations.len() && !stop(answers.errors) {
+        let creates = user_creates(&operations[next..], &answers.created);
+        if creates.is_empty() {
+            let operation = &operations[next];
+            let outcome = run(&state, &client, operation, &answers.created).await;
+            answers.record(operation, outcome);
+            next += 1;
+            continue;
         }
-        let mut answer = json!({"method": operation.method});
-        if let Some(bulk_id) = &operation.bulk_id {
-            answer["bulkId"] = json!(bulk_id);
+        let mut checked = users::unique_inputs(&state, &creates).await?;
+        // The series ends where `failOnErrors` would stop it.
+        let mut errors = answers.errors;
+        if let Some(last) = checked.iter().position(|input| {
+            errors += usize::from(input.is_err());
+            stop(errors)
+        }) {
+            checked.truncate(last + 1);
         }
-        match run(&state, &client, operation, &created).await {
-            Ok((status, resource)) => {
-                if let Some(resource) = &resource {
-                    if let (Some(bulk_id), Some(id)) = (&operation.bulk_id, resource["id"].as_str())
-                    {
-                        created.insert(bulk_id.clone(), id.to_owned());
-                    }
-                    answer["location"] = resource["meta"]["location"].clone();
-                    answer["version"] = resource["meta"]["version"].clone();
-                }
-                answer["status"] = json!(status.as_u16().to_string());
-            }
-            Err(Failure(error)) => {
-                errors += 1;
-                answer["status"] = json!(error.status.to_string());
-                answer["response"] = error.body();
-            }
+        let inputs: Vec<&users::UserInput> = checked
+            .iter()
+            .filter_map(|input| input.as_ref().ok())
+            .collect();
+        let mut made = match users::create_many(&state, &client, &inputs).await {
+            Ok(made) => made,
+            Err(failure) => vec![Err(failure); inputs.len()],
         }
-        answers.push(answer);
+        .into_iter();
+        let series = checked.len();
+        for (operation, input) in operations[next..].iter().zip(checked) {
+            let outcome = input.and_then(|_| {
+                made.next()
+                    .unwrap_or_else(|| Err(bad(ScimType::InvalidValue, "not created")))
+            });
+            answers.record(
+                operation,
+                outcome.map(|resource| (StatusCode::CREATED, Some(resource))),
+            );
+        }
+        next += series;
     }
-    let response = json!({"schemas": [BULK_RESPONSE], "Operations": answers});
+    let response = json!({"schemas": [BULK_RESPONSE], "Operations": answers.list});
     Ok((StatusCode::OK, scim_json(&response)).into_response())
 }
