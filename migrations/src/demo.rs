@@ -16,6 +16,25 @@ const fn id(n: u128) -> Uuid {
 /// catalogue migration 2 installs).
 pub const GROUP_EXTERNAL_ID: Uuid = id(0x304);
 
+/// The User block's employment resource types (id, name, description), added by migration 17:
+/// SCIM's enterprise user extension.
+pub const EMPLOYMENT: [(Uuid, &str, &str); 6] = [
+    (
+        id(0x316),
+        "employee_number",
+        "The user's number at their employer",
+    ),
+    (id(0x317), "cost_center", "The user's cost center"),
+    (id(0x318), "organization", "The user's organization"),
+    (id(0x319), "division", "The user's division"),
+    (id(0x31a), "department", "The user's department"),
+    (
+        id(0x31b),
+        "manager",
+        "The User subscription of the user's manager",
+    ),
+];
+
 /// The default customer's id.
 pub const DEFAULT_CUSTOMER_ID: Uuid = id(0x1);
 /// The default customer's name.

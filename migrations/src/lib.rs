@@ -25,6 +25,7 @@ mod m20261202_000013_registration_hardening;
 mod m20261202_000014_audit;
 mod m20261202_000015_email_changes_and_token_owners;
 mod m20261204_000016_group_external_ids;
+mod m20261204_000017_employment;
 
 pub mod catalogue;
 pub mod demo;
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000014_audit::Migration),
             Box::new(m20261202_000015_email_changes_and_token_owners::Migration),
             Box::new(m20261204_000016_group_external_ids::Migration),
+            Box::new(m20261204_000017_employment::Migration),
         ]
     }
 }

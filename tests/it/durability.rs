@@ -174,6 +174,7 @@ async fn a_killed_load_resumes_at_its_next_batch_and_applies_each_batch_once() {
             user_groups: vec![ExternalId::parse("everyone").unwrap()],
             active: true,
             username: None,
+            employment: None,
         })
         .collect();
     let mut settings = LoadSettings::new(Mode::Full);

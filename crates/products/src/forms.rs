@@ -94,7 +94,28 @@ pub struct UserPage {
     /// The groups the user belongs to (none, for a user that joins groups later).
     #[form(lookup = ACTIVE_USER_GROUPS, unique, default = [])]
     pub user_group_ids: Vec<Uuid>,
+    /// The number the employer knows the user by.
+    #[form(max_length = 255)]
+    pub employee_number: Option<String>,
+    /// The user's cost center.
+    #[form(max_length = 255)]
+    pub cost_center: Option<String>,
+    /// The user's organization.
+    #[form(max_length = 255)]
+    pub organization: Option<String>,
+    /// The user's division.
+    #[form(max_length = 255)]
+    pub division: Option<String>,
+    /// The user's department.
+    #[form(max_length = 255)]
+    pub department: Option<String>,
+    /// The user's manager: another user's subscription id.
+    pub manager: Option<Uuid>,
 }
+
+/// A subscription id, or empty (to clear it on a modify page).
+const OPTIONAL_UUID_PATTERN: &str =
+    r"^(|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$";
 
 /// The groups a subscription's block refers to, as a group choice's values (their
 /// subscription ids).
@@ -152,7 +173,7 @@ pub(crate) fn modify_user_group_page(
 
 /// The second page of `modify_user`: the user's id read-only, and what can change, pre-filled
 /// with the current values and the current groups chosen (a field sent null stays as it is; a
-/// name sent empty is cleared).
+/// name, an employment part or the manager sent empty is cleared).
 pub(crate) fn modify_user_page(
     groups: Choices,
     record: SubscriptionRecord,
@@ -160,7 +181,7 @@ pub(crate) fn modify_user_page(
     let user = UserInactive::from_record(record)?.user;
     let current_groups = chosen_groups(&user.groups);
     let text = |name: &str, value: Value| Field::string(name).nullable().default(value);
-    Ok(FormPage::new("Modify user")
+    let page = FormPage::new("Modify user")
         .field(Field::read_only("user_id", json!(user.user_id)))
         .field(text("username", json!(user.username)))
         .field(text("firstname", json!(user.firstname)))
@@ -172,7 +193,15 @@ pub(crate) fn modify_user_page(
                 .unique_items()
                 .nullable()
                 .default(current_groups),
-        ))
+        );
+    let employment = &user.employment;
+    let page = employment
+        .texts()
+        .into_iter()
+        .fold(page, |page, (name, value)| {
+            page.field(text(name, json!(value)).length(None, Some(255)))
+        });
+    Ok(page.field(text("manager", json!(employment.manager)).pattern(OPTIONAL_UUID_PATTERN)))
 }
 
 /// The confirmation page of a terminate workflow.

@@ -5,7 +5,7 @@
 //! `disable_user` and `enable_user` take a user out of service and back (`active ⇄ disabled`),
 //! in the modify frame; a disabled user cannot sign in, and disabling ends their sessions.
 
-use crate::models::{Affiliation, User, UserGroup, UserInactive, user_description};
+use crate::models::{Affiliation, Employment, User, UserGroup, UserInactive, user_description};
 use async_trait::async_trait;
 use cadre_domain::models::DomainModel;
 use cadre_domain::{Email, ExternalId, Lifecycle, Name, ProductType, Target};
@@ -136,6 +136,41 @@ fn changed_name(ctx: &StepContext<'_>, key: &str) -> Result<Option<Option<Name>>
         .map_err(StepError::from)
 }
 
+/// `employment` as a create or modify workflow's state changes it: each text part and the
+/// manager as [`changed_text`] reads them. A manager given must be another user who exists.
+async fn changed_employment(
+    ctx: &StepContext<'_>,
+    mut employment: Employment,
+    user: uuid::Uuid,
+) -> Result<Employment, StepError> {
+    for (name, _) in Employment::default().texts() {
+        if let (Some(value), Some(part)) = (changed_text(ctx, name)?, employment.text_mut(name)) {
+            *part = value;
+        }
+    }
+    if let Some(manager) = changed_text(ctx, "manager")? {
+        let manager = manager
+            .map(|text| uuid::Uuid::parse_str(text.trim()))
+            .transpose()
+            .map_err(|error| StepError::new(format!("manager: {error}")))?;
+        if let Some(manager) = manager {
+            let record = ctx.store.load_subscription(manager).await?;
+            let gone = matches!(
+                record.subscription.lifecycle,
+                Lifecycle::Initial | Lifecycle::Terminated
+            );
+            if record.product.product_type != ProductType::user() || gone || manager == user {
+                return Err(StepError::new(format!(
+                    "manager: {manager} is not another user"
+                )));
+            }
+        }
+        employment.manager = manager;
+    }
+    employment.check()?;
+    Ok(employment)
+}
+
 struct Initialize;
 
 #[async_trait]
@@ -149,6 +184,8 @@ impl StepFn for Initialize {
         user.user.firstname = optional_name(ctx, "firstname")?;
         user.user.lastname = optional_name(ctx, "lastname")?;
         user.user.auth_id = ctx.get_optional("auth_id")?;
+        user.user.employment =
+            changed_employment(ctx, Employment::default(), user.subscription.id).await?;
         user.user.groups = groups
             .iter()
             .map(|group| group.user_group.reference(group.subscription.id))
@@ -192,6 +229,8 @@ impl StepFn for Modify {
         if let Some(auth_id) = changed_text(ctx, "auth_id")? {
             user.user.auth_id = auth_id;
         }
+        let employment = std::mem::take(&mut user.user.employment);
+        user.user.employment = changed_employment(ctx, employment, user.subscription.id).await?;
         let groups = if ctx
             .get_optional::<Vec<uuid::Uuid>>("user_group_ids")?
             .is_some()

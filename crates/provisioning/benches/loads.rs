@@ -135,6 +135,7 @@ fn user_row(row: u64, n: usize, groups: usize, changed: bool, active: bool) -> U
         user_groups: vec![ExternalId::parse(&group_id(n % groups)).unwrap()],
         active,
         username: None,
+        employment: None,
     }
 }
 

@@ -44,6 +44,9 @@ fn set_user(user: &mut UserInactive, fields: &UserFields) {
     user.user.email = Some(fields.email.clone());
     user.user.auth_id = fields.auth_id.clone();
     user.user.groups = fields.groups.clone();
+    if let Some(employment) = &fields.employment {
+        user.user.employment = employment.clone();
+    }
     let names: Vec<&cadre_domain::Name> = fields.group_names.iter().collect();
     if let Some(username) = &user.user.username {
         user.subscription.description = user_description(username, &names, user.affiliation);

@@ -17,6 +17,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use cadre_domain::{DomainError, Email, ExternalId, Name};
+use cadre_products::models::Employment;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -78,6 +79,10 @@ pub struct UserRow {
     /// column (a load names its users by their ids); a SCIM client's `userName` comes here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<Name>,
+    /// Where a new user works; `None` leaves it as it is. Files have no such columns; a SCIM
+    /// client's enterprise extension comes here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub employment: Option<Employment>,
 }
 
 /// One user-group row, validated.
@@ -441,6 +446,7 @@ fn user_row(cells: &mut Cells<'_>, mode: Mode) -> Option<UserRow> {
         user_groups,
         active: active?,
         username: None,
+        employment: None,
     })
 }
 

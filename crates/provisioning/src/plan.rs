@@ -8,6 +8,7 @@ use cadre_domain::{
     BlockInstance, BlockRef, DomainError, Email, ExternalId, Lifecycle, Name, ProductType,
     Repositories, SubscriptionQuery,
 };
+use cadre_products::models::Employment;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -75,6 +76,9 @@ pub(crate) struct UserFields {
     /// The user name of a new user, when it is not the id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<Name>,
+    /// Where the user works, when the row says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub employment: Option<Employment>,
     pub firstname: Option<Name>,
     pub lastname: Option<Name>,
     pub email: Email,
@@ -477,6 +481,7 @@ pub(crate) async fn plan_users(
         let fields = UserFields {
             user_id: row.user_id.clone(),
             username: row.username.clone(),
+            employment: row.employment.clone(),
             firstname: row.firstname.clone(),
             lastname: row.lastname.clone(),
             email,

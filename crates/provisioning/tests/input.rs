@@ -85,6 +85,7 @@ fn valid_users_read_the_same_from_every_format() {
             user_groups: vec![id("g1"), id("g2")],
             active: true,
             username: None,
+            employment: None,
         },
         UserRow {
             row: 3,
@@ -96,6 +97,7 @@ fn valid_users_read_the_same_from_every_format() {
             user_groups: vec![],
             active: true,
             username: None,
+            employment: None,
         },
     ];
     assert_eq!(csv, expected);

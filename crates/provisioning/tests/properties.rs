@@ -55,6 +55,7 @@ fn rows(specs: &[Spec]) -> Vec<UserRow> {
                 user_id: ExternalId::parse(&user_id).unwrap(),
                 active: true,
                 username: None,
+                employment: None,
             }
         })
         .collect()

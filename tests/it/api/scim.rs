@@ -232,9 +232,35 @@ async fn discovery_describes_what_the_handlers_do() {
         user_type.body["schema"],
         "urn:ietf:params:scim:schemas:core:2.0:User"
     );
+    let enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    assert_eq!(
+        user_type.body["schemaExtensions"],
+        json!([{"schema": enterprise, "required": false}])
+    );
 
     let schemas = server.scim(Method::GET, "/Schemas", &scim, None).await;
-    assert_eq!(schemas.body["totalResults"], 2);
+    assert_eq!(schemas.body["totalResults"], 3);
+    let extension = server
+        .scim(Method::GET, &format!("/Schemas/{enterprise}"), &scim, None)
+        .await;
+    let names: Vec<&str> = extension.body["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|attribute| attribute["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "employeeNumber",
+            "costCenter",
+            "organization",
+            "division",
+            "department",
+            "manager"
+        ],
+        "the extension's own attributes, not the common ones"
+    );
     let user = server
         .scim(
             Method::GET,
@@ -1010,6 +1036,154 @@ async fn a_scim_client_changes_no_admins_user() {
         )
         .await;
     assert_eq!(by_admin.status, StatusCode::OK, "{}", by_admin.body);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_enterprise_extension_is_kept_patched_filtered_and_cleared() {
+    const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    let server = Server::start(1).await;
+    let scim = server.scim_token().await;
+    let user = |name: &str| json!({"userName": name, "emails": [{"value": format!("{name}@example.org")}]});
+    let boss = server
+        .scim(Method::POST, "/Users", &scim, Some(user("boss")))
+        .await;
+    let boss_id = boss.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        boss.body["schemas"],
+        json!(["urn:ietf:params:scim:schemas:core:2.0:User"])
+    );
+    assert!(
+        boss.body.get(ENTERPRISE).is_none(),
+        "nothing to show: {}",
+        boss.body
+    );
+
+    let mut worker = user("worker");
+    worker[ENTERPRISE] = json!({
+        "employeeNumber": "701984", "costCenter": "4130", "organization": "Universal Studios",
+        "division": "Theme Park", "department": "Tour Operations",
+        "manager": {"value": boss_id, "displayName": "ignored"}
+    });
+    let created = server
+        .scim(Method::POST, "/Users", &scim, Some(worker.clone()))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        created.body["schemas"],
+        json!(["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE])
+    );
+    let extension = &created.body[ENTERPRISE];
+    assert_eq!(extension["employeeNumber"], "701984");
+    assert_eq!(extension["costCenter"], "4130");
+    assert_eq!(extension["organization"], "Universal Studios");
+    assert_eq!(extension["division"], "Theme Park");
+    assert_eq!(extension["department"], "Tour Operations");
+    assert_eq!(extension["manager"]["value"], boss_id.as_str());
+    assert!(
+        extension["manager"]["$ref"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/Users/{boss_id}"))
+    );
+
+    // As Entra ID patches it: attributes by their full path, the manager as a bare id.
+    let patched = server
+        .scim(
+            Method::PATCH,
+            &format!("/Users/{id}"),
+            &scim,
+            Some(json!({"Operations": [
+                {"op": "Add", "path": format!("{ENTERPRISE}:department"), "value": "Sales"},
+                {"op": "Remove", "path": format!("{ENTERPRISE}:employeeNumber")},
+                {"op": "Replace", "value": {format!("{ENTERPRISE}:costCenter"): "4200"}}
+            ]})),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    assert_eq!(patched.body[ENTERPRISE]["department"], "Sales");
+    assert_eq!(patched.body[ENTERPRISE]["costCenter"], "4200");
+    assert!(patched.body[ENTERPRISE].get("employeeNumber").is_none());
+    assert_eq!(
+        patched.body[ENTERPRISE]["manager"]["value"],
+        boss_id.as_str()
+    );
+
+    // Filtered by an extension attribute, without case.
+    let found = server
+        .scim(
+            Method::GET,
+            &format!("/Users?filter={ENTERPRISE}:department%20eq%20%22sales%22"),
+            &scim,
+            None,
+        )
+        .await;
+    assert_eq!(found.body["totalResults"], 1, "{}", found.body);
+    assert_eq!(found.body["Resources"][0]["id"], id.as_str());
+
+    // A manager who is no user, or the user themselves, is refused and changes nothing.
+    for manager in [
+        json!("0192abcd-0000-7000-8000-000000000000"),
+        json!(id),
+        json!("nope"),
+    ] {
+        let refused = server
+            .scim(
+                Method::PATCH,
+                &format!("/Users/{id}"),
+                &scim,
+                Some(json!({"Operations": [
+                    {"op": "replace", "path": format!("{ENTERPRISE}:manager"), "value": manager}
+                ]})),
+            )
+            .await;
+        error_of(&refused, StatusCode::BAD_REQUEST);
+        assert_eq!(refused.body["scimType"], "invalidValue", "{manager}");
+    }
+    let mut unmanaged = user("unmanaged");
+    unmanaged[ENTERPRISE] = json!({"manager": {"value": id}, "department": "x".repeat(256)});
+    let refused = server
+        .scim(Method::POST, "/Users", &scim, Some(unmanaged))
+        .await;
+    error_of(&refused, StatusCode::BAD_REQUEST);
+
+    // Bulk creates keep it too.
+    let mut bulked = user("bulked");
+    bulked[ENTERPRISE] = json!({"division": "Rides", "manager": boss_id});
+    let bulk = server
+        .scim(
+            Method::POST,
+            "/Bulk",
+            &scim,
+            Some(json!({"Operations": [
+                {"method": "POST", "path": "/Users", "data": bulked},
+                {"method": "POST", "path": "/Users", "data": user("plain")}
+            ]})),
+        )
+        .await;
+    let location = bulk.body["Operations"][0]["location"].as_str().unwrap();
+    let bulked_id = location.rsplit('/').next().unwrap();
+    let bulked = server
+        .scim(Method::GET, &format!("/Users/{bulked_id}"), &scim, None)
+        .await;
+    assert_eq!(bulked.body[ENTERPRISE]["division"], "Rides");
+    assert_eq!(
+        bulked.body[ENTERPRISE]["manager"]["value"],
+        boss_id.as_str()
+    );
+
+    // A replacement without the extension clears it.
+    let replaced = server
+        .scim(
+            Method::PUT,
+            &format!("/Users/{id}"),
+            &scim,
+            Some(user("worker")),
+        )
+        .await;
+    assert_eq!(replaced.status, StatusCode::OK, "{}", replaced.body);
+    assert!(replaced.body.get(ENTERPRISE).is_none(), "{}", replaced.body);
     server.stop().await;
 }
 

@@ -4,7 +4,9 @@
 mod user;
 mod user_group;
 
-pub use user::{Affiliation, User, UserBlock, UserBlockInactive, UserInactive, user_description};
+pub use user::{
+    Affiliation, Employment, User, UserBlock, UserBlockInactive, UserInactive, user_description,
+};
 pub use user_group::{
     UserGroup, UserGroupBlock, UserGroupBlockInactive, UserGroupInactive, user_group_description,
 };

@@ -23,6 +23,102 @@ const EMAIL: &str = "email";
 const AUTH_ID: &str = "auth_id";
 const GROUPS: &str = "groups";
 const AFFILIATION: &str = "affiliation";
+const EMPLOYEE_NUMBER: &str = "employee_number";
+const COST_CENTER: &str = "cost_center";
+const ORGANIZATION: &str = "organization";
+const DIVISION: &str = "division";
+const DEPARTMENT: &str = "department";
+const MANAGER: &str = "manager";
+
+/// Where a user works: SCIM's enterprise user extension (RFC 7643 §4.3). Each part is optional
+/// text of at most [`Employment::MAX_LEN`] bytes, but the manager, another user's User
+/// subscription.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Employment {
+    /// The number the employer knows the user by.
+    pub employee_number: Option<String>,
+    /// The cost center.
+    pub cost_center: Option<String>,
+    /// The organization.
+    pub organization: Option<String>,
+    /// The division.
+    pub division: Option<String>,
+    /// The department.
+    pub department: Option<String>,
+    /// The manager's User subscription.
+    pub manager: Option<Uuid>,
+}
+
+impl Employment {
+    /// The longest text part, in bytes.
+    pub const MAX_LEN: usize = 255;
+
+    /// The text parts by their field names, in order.
+    pub fn texts(&self) -> [(&'static str, Option<&str>); 5] {
+        [
+            (EMPLOYEE_NUMBER, self.employee_number.as_deref()),
+            (COST_CENTER, self.cost_center.as_deref()),
+            (ORGANIZATION, self.organization.as_deref()),
+            (DIVISION, self.division.as_deref()),
+            (DEPARTMENT, self.department.as_deref()),
+        ]
+    }
+
+    /// The text part `name` (a field name of [`Employment::texts`]), to set.
+    pub fn text_mut(&mut self, name: &str) -> Option<&mut Option<String>> {
+        match name {
+            EMPLOYEE_NUMBER => Some(&mut self.employee_number),
+            COST_CENTER => Some(&mut self.cost_center),
+            ORGANIZATION => Some(&mut self.organization),
+            DIVISION => Some(&mut self.division),
+            DEPARTMENT => Some(&mut self.department),
+            _ => None,
+        }
+    }
+
+    /// Refuses a text part longer than [`Employment::MAX_LEN`] or with control characters.
+    pub fn check(&self) -> Result<()> {
+        for (name, text) in self.texts() {
+            if let Some(text) = text {
+                if text.len() > Self::MAX_LEN {
+                    return Err(DomainError::invalid(
+                        name,
+                        format!("must be at most {} bytes", Self::MAX_LEN),
+                    ));
+                }
+                if text.chars().any(char::is_control) {
+                    return Err(DomainError::invalid(
+                        name,
+                        "must not contain control characters",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn read(instance: &BlockInstance) -> Result<Self> {
+        let text = |name: &str| instance.value(name).map(str::to_owned);
+        Ok(Employment {
+            employee_number: text(EMPLOYEE_NUMBER),
+            cost_center: text(COST_CENTER),
+            organization: text(ORGANIZATION),
+            division: text(DIVISION),
+            department: text(DEPARTMENT),
+            manager: parse_value(instance, MANAGER, |raw| {
+                Uuid::parse_str(raw)
+                    .map_err(|error| DomainError::invalid(MANAGER, error.to_string()))
+            })?,
+        })
+    }
+
+    fn write(&self, instance: &mut BlockInstance) {
+        for (name, text) in self.texts() {
+            instance.set_value(name, text);
+        }
+        instance.set_value(MANAGER, self.manager.map(|id| id.to_string()).as_deref());
+    }
+}
 
 /// Whether a user belongs to the organisation; a fixed input of the User products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +191,8 @@ pub struct UserBlockInactive {
     pub auth_id: Option<String>,
     /// The UserGroup blocks the user belongs to.
     pub groups: Vec<BlockRef>,
+    /// Where the user works.
+    pub employment: Employment,
 }
 
 /// The User block of a provisioned user: id, user name and email are required.
@@ -116,6 +214,8 @@ pub struct UserBlock {
     pub auth_id: Option<String>,
     /// The UserGroup blocks the user belongs to.
     pub groups: Vec<BlockRef>,
+    /// Where the user works.
+    pub employment: Employment,
 }
 
 /// A User subscription in any lifecycle, fields possibly empty.
@@ -172,6 +272,7 @@ impl TryFrom<UserInactive> for User {
                 email: required(block.email, BLOCK, EMAIL)?,
                 auth_id: block.auth_id,
                 groups: block.groups,
+                employment: block.employment,
             },
         })
     }
@@ -193,6 +294,7 @@ impl From<User> for UserInactive {
                 email: Some(block.email),
                 auth_id: block.auth_id,
                 groups: block.groups,
+                employment: block.employment,
             },
         }
     }
@@ -217,6 +319,7 @@ impl DomainModel for UserInactive {
                 email: parse_value(&instance, EMAIL, Email::parse)?,
                 auth_id: instance.value(AUTH_ID).map(str::to_owned),
                 groups: instance.references(GROUPS),
+                employment: Employment::read(&instance)?,
             },
         })
     }
@@ -231,6 +334,7 @@ impl DomainModel for UserInactive {
         instance.set_value(EMAIL, block.email.as_ref().map(Email::as_str));
         instance.set_value(AUTH_ID, block.auth_id.as_deref());
         instance.set_references(GROUPS, &block.groups);
+        block.employment.write(&mut instance);
         SubscriptionRecord {
             subscription: self.subscription,
             product: self.product,

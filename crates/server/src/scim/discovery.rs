@@ -6,12 +6,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::schema::{GROUP, LIST_SCHEMA, Schema, USER};
+use super::schema::{ENTERPRISE, GROUP, LIST_SCHEMA, Schema, USER};
 use super::writes::{MAX_BULK_OPERATIONS, MAX_BULK_PAYLOAD};
 use super::{Failure, MAX_RESULTS, ScimCaller, base, not_found, scim_json};
 use crate::state::AppState;
 
-const SCHEMAS: [&Schema; 2] = [&USER, &GROUP];
+/// The resources' core schemas.
+const RESOURCES: [&Schema; 2] = [&USER, &GROUP];
+
+/// Every schema, extensions included.
+const SCHEMAS: [&Schema; 3] = [&USER, &ENTERPRISE, &GROUP];
 
 fn ok(body: &Value) -> Response {
     (StatusCode::OK, scim_json(body)).into_response()
@@ -67,6 +71,11 @@ pub async fn service_provider_config(
 
 fn resource_type(schema: &Schema, base: &str) -> Value {
     let endpoint = format!("/{}s", schema.name);
+    let extensions: Vec<Value> = schema
+        .extensions
+        .iter()
+        .map(|extension| json!({"schema": extension.id, "required": false}))
+        .collect();
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
         "id": schema.name,
@@ -74,7 +83,7 @@ fn resource_type(schema: &Schema, base: &str) -> Value {
         "endpoint": endpoint,
         "description": schema.description,
         "schema": schema.id,
-        "schemaExtensions": [],
+        "schemaExtensions": extensions,
         "meta": {
             "resourceType": "ResourceType",
             "location": format!("{base}/ResourceTypes/{}", schema.name),
@@ -86,7 +95,7 @@ fn resource_type(schema: &Schema, base: &str) -> Value {
 pub async fn resource_types(ScimCaller(_): ScimCaller, State(state): State<AppState>) -> Response {
     let base = base(&state);
     ok(&list(
-        SCHEMAS
+        RESOURCES
             .iter()
             .map(|schema| resource_type(schema, &base))
             .collect(),
@@ -99,7 +108,7 @@ pub async fn resource_type_named(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, Failure> {
-    let schema = SCHEMAS
+    let schema = RESOURCES
         .iter()
         .find(|schema| schema.name == name)
         .ok_or_else(|| not_found("resource type", &name))?;

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 /// The core Group schema's URI.
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-/// The EnterpriseUser extension's URI: accepted in input, not stored.
+/// The EnterpriseUser extension's URI.
 pub const ENTERPRISE_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 /// A list response's URI.
 pub const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
@@ -165,8 +165,13 @@ pub struct Schema {
     pub name: &'static str,
     /// For people.
     pub description: &'static str,
-    /// Its attributes (besides `id`, `externalId` and `meta`, which every resource has).
+    /// Its attributes (a resource's core schema: besides `id`, `externalId` and `meta`, which
+    /// every resource has).
     pub attributes: &'static [Attribute],
+    /// Whether it is a resource's core schema (not an extension).
+    pub core: bool,
+    /// The extensions a resource of this schema may carry.
+    pub extensions: &'static [&'static Schema],
 }
 
 const MEMBER: &[Attribute] = &[
@@ -179,11 +184,42 @@ const MEMBER: &[Attribute] = &[
         .canonical(&["User"]),
 ];
 
+/// What cadre keeps of the EnterpriseUser extension (RFC 7643 §4.3): where the user works.
+pub const ENTERPRISE: Schema = Schema {
+    id: ENTERPRISE_SCHEMA,
+    name: "EnterpriseUser",
+    description: "Where the user works",
+    attributes: &[
+        attribute(
+            "employeeNumber",
+            Kind::String,
+            "The number the employer knows the user by.",
+        ),
+        attribute("costCenter", Kind::String, "The user's cost center."),
+        attribute("organization", Kind::String, "The user's organization."),
+        attribute("division", Kind::String, "The user's division."),
+        attribute("department", Kind::String, "The user's department."),
+        attribute(
+            "manager",
+            Kind::Complex,
+            "The user's manager, another user.",
+        )
+        .with(&[
+            attribute("value", Kind::String, "The manager's id.").exact(),
+            attribute("$ref", Kind::Reference, "The manager's URI.").mutability("readOnly"),
+        ]),
+    ],
+    core: false,
+    extensions: &[],
+};
+
 /// What cadre's User resource holds.
 pub const USER: Schema = Schema {
     id: USER_SCHEMA,
     name: "User",
     description: "A person: a User subscription",
+    core: true,
+    extensions: &[&ENTERPRISE],
     attributes: &[
         attribute(
             "userName",
@@ -239,6 +275,8 @@ pub const GROUP: Schema = Schema {
     id: GROUP_SCHEMA,
     name: "Group",
     description: "A group of users: a UserGroup subscription",
+    core: true,
+    extensions: &[],
     attributes: &[
         attribute(
             "displayName",
@@ -271,9 +309,8 @@ const COMMON: &[Attribute] = &[
 impl Schema {
     /// The schema as `/Schemas` shows it.
     pub fn to_json(&self, base: &str) -> Value {
-        let attributes: Vec<Value> = COMMON
-            .iter()
-            .chain(self.attributes)
+        let attributes: Vec<Value> = self
+            .all_attributes()
             .map(|attribute| attribute.to_json())
             .collect();
         json!({
@@ -286,16 +323,25 @@ impl Schema {
         })
     }
 
-    /// The attribute `path` names (its sub-attribute when it names one), in any case.
+    /// Its attributes, the common ones first for a core schema.
+    fn all_attributes(&self) -> impl Iterator<Item = &Attribute> {
+        let common: &[Attribute] = if self.core { COMMON } else { &[] };
+        common.iter().chain(self.attributes)
+    }
+
+    /// The attribute `path` names (its sub-attribute when it names one), in any case; in an
+    /// extension when the path names its URI.
     fn find(&self, path: &AttrPath) -> Option<&Attribute> {
         if let Some(uri) = &path.uri
             && !uri.eq_ignore_ascii_case(self.id)
         {
-            return None;
+            return self
+                .extensions
+                .iter()
+                .find_map(|extension| extension.find(path));
         }
-        let top = COMMON
-            .iter()
-            .chain(self.attributes)
+        let top = self
+            .all_attributes()
             .find(|attribute| attribute.name.eq_ignore_ascii_case(&path.name))?;
         match &path.sub_attr {
             None => Some(top),

@@ -48,12 +48,19 @@ async fn the_demo_products_are_installed_with_their_blocks() {
         fields,
         [
             ("auth_id", false),
+            ("cost_center", false),
+            ("department", false),
+            ("division", false),
             ("email", true),
+            ("employee_number", false),
             ("firstname", false),
             ("lastname", false),
+            ("manager", false),
+            ("organization", false),
             ("user_id", true),
             ("username", true)
-        ]
+        ],
+        "with migration 17's employment"
     );
     assert_eq!(block.depends_on, ["UserGroupBlock"]);
 
