@@ -109,13 +109,10 @@ pub struct UserPage {
     /// The user's department.
     #[form(max_length = 255)]
     pub department: Option<String>,
-    /// The user's manager: another user's subscription id.
-    pub manager: Option<Uuid>,
+    /// The user's manager: normally their user's subscription id.
+    #[form(max_length = 255)]
+    pub manager: Option<String>,
 }
-
-/// A subscription id, or empty (to clear it on a modify page).
-const OPTIONAL_UUID_PATTERN: &str =
-    r"^(|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$";
 
 /// The groups a subscription's block refers to, as a group choice's values (their
 /// subscription ids).
@@ -173,7 +170,7 @@ pub(crate) fn modify_user_group_page(
 
 /// The second page of `modify_user`: the user's id read-only, and what can change, pre-filled
 /// with the current values and the current groups chosen (a field sent null stays as it is; a
-/// name, an employment part or the manager sent empty is cleared).
+/// name or an employment part sent empty is cleared).
 pub(crate) fn modify_user_page(
     groups: Choices,
     record: SubscriptionRecord,
@@ -194,14 +191,13 @@ pub(crate) fn modify_user_page(
                 .nullable()
                 .default(current_groups),
         );
-    let employment = &user.employment;
-    let page = employment
-        .texts()
+    Ok(user
+        .employment
+        .parts()
         .into_iter()
         .fold(page, |page, (name, value)| {
             page.field(text(name, json!(value)).length(None, Some(255)))
-        });
-    Ok(page.field(text("manager", json!(employment.manager)).pattern(OPTIONAL_UUID_PATTERN)))
+        }))
 }
 
 /// The confirmation page of a terminate workflow.

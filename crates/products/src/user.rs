@@ -136,36 +136,16 @@ fn changed_name(ctx: &StepContext<'_>, key: &str) -> Result<Option<Option<Name>>
         .map_err(StepError::from)
 }
 
-/// `employment` as a create or modify workflow's state changes it: each text part and the
-/// manager as [`changed_text`] reads them. A manager given must be another user who exists.
-async fn changed_employment(
+/// `employment` as a create or modify workflow's state changes it: each part as
+/// [`changed_text`] reads it.
+fn changed_employment(
     ctx: &StepContext<'_>,
     mut employment: Employment,
-    user: uuid::Uuid,
 ) -> Result<Employment, StepError> {
-    for (name, _) in Employment::default().texts() {
-        if let (Some(value), Some(part)) = (changed_text(ctx, name)?, employment.text_mut(name)) {
+    for (name, _) in Employment::default().parts() {
+        if let (Some(value), Some(part)) = (changed_text(ctx, name)?, employment.part_mut(name)) {
             *part = value;
         }
-    }
-    if let Some(manager) = changed_text(ctx, "manager")? {
-        let manager = manager
-            .map(|text| uuid::Uuid::parse_str(text.trim()))
-            .transpose()
-            .map_err(|error| StepError::new(format!("manager: {error}")))?;
-        if let Some(manager) = manager {
-            let record = ctx.store.load_subscription(manager).await?;
-            let gone = matches!(
-                record.subscription.lifecycle,
-                Lifecycle::Initial | Lifecycle::Terminated
-            );
-            if record.product.product_type != ProductType::user() || gone || manager == user {
-                return Err(StepError::new(format!(
-                    "manager: {manager} is not another user"
-                )));
-            }
-        }
-        employment.manager = manager;
     }
     employment.check()?;
     Ok(employment)
@@ -184,8 +164,7 @@ impl StepFn for Initialize {
         user.user.firstname = optional_name(ctx, "firstname")?;
         user.user.lastname = optional_name(ctx, "lastname")?;
         user.user.auth_id = ctx.get_optional("auth_id")?;
-        user.user.employment =
-            changed_employment(ctx, Employment::default(), user.subscription.id).await?;
+        user.user.employment = changed_employment(ctx, Employment::default())?;
         user.user.groups = groups
             .iter()
             .map(|group| group.user_group.reference(group.subscription.id))
@@ -230,7 +209,7 @@ impl StepFn for Modify {
             user.user.auth_id = auth_id;
         }
         let employment = std::mem::take(&mut user.user.employment);
-        user.user.employment = changed_employment(ctx, employment, user.subscription.id).await?;
+        user.user.employment = changed_employment(ctx, employment)?;
         let groups = if ctx
             .get_optional::<Vec<uuid::Uuid>>("user_group_ids")?
             .is_some()

@@ -131,14 +131,32 @@ pub fn apply_patch(
     attributes: &Attributes,
 ) -> Result<(), ScimError> {
     for operation in operations {
-        match (&operation.path, &operation.value) {
-            (Some(path), value) => apply_at(resource, operation.kind, path, value, attributes)?,
-            (None, Some(Value::Object(values))) => {
+        let extension = operation
+            .path
+            .as_ref()
+            .and_then(|path| whole_extension(path, attributes));
+        match (extension, &operation.path, &operation.value) {
+            (Some(uri), _, _) if operation.kind == PatchKind::Remove => {
+                resource.retain(|key, _| !key.eq_ignore_ascii_case(uri));
+            }
+            (Some(uri), _, Some(value @ Value::Object(_))) => {
+                apply_key(resource, operation.kind, uri, value, attributes)?;
+            }
+            (Some(uri), _, _) => {
+                return Err(ScimError::bad_request(
+                    ScimType::InvalidValue,
+                    format!("the value at {uri} is an object of its attributes"),
+                ));
+            }
+            (None, Some(path), value) => {
+                apply_at(resource, operation.kind, path, value, attributes)?;
+            }
+            (None, None, Some(Value::Object(values))) => {
                 for (key, value) in values {
                     apply_key(resource, operation.kind, key, value, attributes)?;
                 }
             }
-            (None, _) => {
+            (None, None, _) => {
                 return Err(ScimError::bad_request(
                     ScimType::InvalidValue,
                     "without a `path`, the `value` is an object of attributes",
@@ -147,6 +165,23 @@ pub fn apply_patch(
         }
     }
     Ok(())
+}
+
+/// The extension a path names whole (`urn:…:enterprise:2.0:User`, which reads as the attribute
+/// `User` of the URI before it), if it names one.
+fn whole_extension(path: &PatchPath, attributes: &Attributes) -> Option<&'static str> {
+    let PatchPath::Attr(AttrPath {
+        uri: Some(uri),
+        name,
+        sub_attr: None,
+    }) = path
+    else {
+        return None;
+    };
+    attributes.extensions.iter().copied().find(|extension| {
+        extension.len() == uri.len() + 1 + name.len()
+            && extension.eq_ignore_ascii_case(&format!("{uri}:{name}"))
+    })
 }
 
 /// One key of a path-less operation's value: an extension's URI (its attributes inside), or a

@@ -1080,13 +1080,7 @@ async fn the_enterprise_extension_is_kept_patched_filtered_and_cleared() {
     assert_eq!(extension["organization"], "Universal Studios");
     assert_eq!(extension["division"], "Theme Park");
     assert_eq!(extension["department"], "Tour Operations");
-    assert_eq!(extension["manager"]["value"], boss_id.as_str());
-    assert!(
-        extension["manager"]["$ref"]
-            .as_str()
-            .unwrap()
-            .ends_with(&format!("/Users/{boss_id}"))
-    );
+    assert_eq!(extension["manager"], json!({"value": boss_id}));
 
     // As Entra ID patches it: attributes by their full path, the manager as a bare id.
     let patched = server
@@ -1097,7 +1091,8 @@ async fn the_enterprise_extension_is_kept_patched_filtered_and_cleared() {
             Some(json!({"Operations": [
                 {"op": "Add", "path": format!("{ENTERPRISE}:department"), "value": "Sales"},
                 {"op": "Remove", "path": format!("{ENTERPRISE}:employeeNumber")},
-                {"op": "Replace", "value": {format!("{ENTERPRISE}:costCenter"): "4200"}}
+                {"op": "Replace", "value": {format!("{ENTERPRISE}:costCenter"): "4200"}},
+                {"op": "Replace", "path": format!("{ENTERPRISE}:manager"), "value": "e-42"}
             ]})),
         )
         .await;
@@ -1106,8 +1101,8 @@ async fn the_enterprise_extension_is_kept_patched_filtered_and_cleared() {
     assert_eq!(patched.body[ENTERPRISE]["costCenter"], "4200");
     assert!(patched.body[ENTERPRISE].get("employeeNumber").is_none());
     assert_eq!(
-        patched.body[ENTERPRISE]["manager"]["value"],
-        boss_id.as_str()
+        patched.body[ENTERPRISE]["manager"],
+        json!({"value": "e-42"})
     );
 
     // Filtered by an extension attribute, without case.
@@ -1122,27 +1117,27 @@ async fn the_enterprise_extension_is_kept_patched_filtered_and_cleared() {
     assert_eq!(found.body["totalResults"], 1, "{}", found.body);
     assert_eq!(found.body["Resources"][0]["id"], id.as_str());
 
-    // A manager who is no user, or the user themselves, is refused and changes nothing.
-    for manager in [
-        json!("0192abcd-0000-7000-8000-000000000000"),
-        json!(id),
-        json!("nope"),
-    ] {
+    // A part too long, or a control character in one, is refused and changes nothing.
+    for department in [json!("x".repeat(256)), json!("Sa\u{7}les")] {
         let refused = server
             .scim(
                 Method::PATCH,
                 &format!("/Users/{id}"),
                 &scim,
                 Some(json!({"Operations": [
-                    {"op": "replace", "path": format!("{ENTERPRISE}:manager"), "value": manager}
+                    {"op": "replace", "path": format!("{ENTERPRISE}:department"), "value": department}
                 ]})),
             )
             .await;
         error_of(&refused, StatusCode::BAD_REQUEST);
-        assert_eq!(refused.body["scimType"], "invalidValue", "{manager}");
+        assert_eq!(refused.body["scimType"], "invalidValue", "{department}");
     }
+    let unchanged = server
+        .scim(Method::GET, &format!("/Users/{id}"), &scim, None)
+        .await;
+    assert_eq!(unchanged.body[ENTERPRISE]["department"], "Sales");
     let mut unmanaged = user("unmanaged");
-    unmanaged[ENTERPRISE] = json!({"manager": {"value": id}, "department": "x".repeat(256)});
+    unmanaged[ENTERPRISE] = json!({"manager": {"value": id}, "costCenter": "x".repeat(256)});
     let refused = server
         .scim(Method::POST, "/Users", &scim, Some(unmanaged))
         .await;
@@ -1169,8 +1164,8 @@ async fn the_enterprise_extension_is_kept_patched_filtered_and_cleared() {
         .await;
     assert_eq!(bulked.body[ENTERPRISE]["division"], "Rides");
     assert_eq!(
-        bulked.body[ENTERPRISE]["manager"]["value"],
-        boss_id.as_str()
+        bulked.body[ENTERPRISE]["manager"],
+        json!({"value": boss_id})
     );
 
     // A replacement without the extension clears it.

@@ -31,8 +31,7 @@ const DEPARTMENT: &str = "department";
 const MANAGER: &str = "manager";
 
 /// Where a user works: SCIM's enterprise user extension (RFC 7643 §4.3). Each part is optional
-/// text of at most [`Employment::MAX_LEN`] bytes, but the manager, another user's User
-/// subscription.
+/// text of at most [`Employment::MAX_LEN`] bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Employment {
     /// The number the employer knows the user by.
@@ -45,78 +44,74 @@ pub struct Employment {
     pub division: Option<String>,
     /// The department.
     pub department: Option<String>,
-    /// The manager's User subscription.
-    pub manager: Option<Uuid>,
+    /// The manager: the id of their User resource as the identity provider gave it, normally
+    /// their User subscription's id.
+    pub manager: Option<String>,
 }
 
 impl Employment {
-    /// The longest text part, in bytes.
+    /// The longest part, in bytes.
     pub const MAX_LEN: usize = 255;
 
-    /// The text parts by their field names, in order.
-    pub fn texts(&self) -> [(&'static str, Option<&str>); 5] {
+    /// The parts by their field names (also their resource types), in order.
+    pub fn parts(&self) -> [(&'static str, Option<&str>); 6] {
         [
             (EMPLOYEE_NUMBER, self.employee_number.as_deref()),
             (COST_CENTER, self.cost_center.as_deref()),
             (ORGANIZATION, self.organization.as_deref()),
             (DIVISION, self.division.as_deref()),
             (DEPARTMENT, self.department.as_deref()),
+            (MANAGER, self.manager.as_deref()),
         ]
     }
 
-    /// The text part `name` (a field name of [`Employment::texts`]), to set.
-    pub fn text_mut(&mut self, name: &str) -> Option<&mut Option<String>> {
+    /// The part named `name` (a field name of [`Employment::parts`]), to set.
+    pub fn part_mut(&mut self, name: &str) -> Option<&mut Option<String>> {
         match name {
             EMPLOYEE_NUMBER => Some(&mut self.employee_number),
             COST_CENTER => Some(&mut self.cost_center),
             ORGANIZATION => Some(&mut self.organization),
             DIVISION => Some(&mut self.division),
             DEPARTMENT => Some(&mut self.department),
+            MANAGER => Some(&mut self.manager),
             _ => None,
         }
     }
 
-    /// Refuses a text part longer than [`Employment::MAX_LEN`] or with control characters.
+    /// Refuses a part longer than [`Employment::MAX_LEN`] or with control characters.
     pub fn check(&self) -> Result<()> {
-        for (name, text) in self.texts() {
-            if let Some(text) = text {
-                if text.len() > Self::MAX_LEN {
-                    return Err(DomainError::invalid(
-                        name,
-                        format!("must be at most {} bytes", Self::MAX_LEN),
-                    ));
-                }
-                if text.chars().any(char::is_control) {
-                    return Err(DomainError::invalid(
-                        name,
-                        "must not contain control characters",
-                    ));
-                }
+        for (name, part) in self.parts() {
+            let Some(part) = part else { continue };
+            if part.len() > Self::MAX_LEN {
+                return Err(DomainError::invalid(
+                    name,
+                    format!("must be at most {} bytes", Self::MAX_LEN),
+                ));
+            }
+            if part.chars().any(char::is_control) {
+                return Err(DomainError::invalid(
+                    name,
+                    "must not contain control characters",
+                ));
             }
         }
         Ok(())
     }
 
-    fn read(instance: &BlockInstance) -> Result<Self> {
-        let text = |name: &str| instance.value(name).map(str::to_owned);
-        Ok(Employment {
-            employee_number: text(EMPLOYEE_NUMBER),
-            cost_center: text(COST_CENTER),
-            organization: text(ORGANIZATION),
-            division: text(DIVISION),
-            department: text(DEPARTMENT),
-            manager: parse_value(instance, MANAGER, |raw| {
-                Uuid::parse_str(raw)
-                    .map_err(|error| DomainError::invalid(MANAGER, error.to_string()))
-            })?,
-        })
+    fn read(instance: &BlockInstance) -> Self {
+        let mut employment = Employment::default();
+        for (name, _) in Employment::default().parts() {
+            if let Some(part) = employment.part_mut(name) {
+                *part = instance.value(name).map(str::to_owned);
+            }
+        }
+        employment
     }
 
     fn write(&self, instance: &mut BlockInstance) {
-        for (name, text) in self.texts() {
-            instance.set_value(name, text);
+        for (name, part) in self.parts() {
+            instance.set_value(name, part);
         }
-        instance.set_value(MANAGER, self.manager.map(|id| id.to_string()).as_deref());
     }
 }
 
@@ -319,7 +314,7 @@ impl DomainModel for UserInactive {
                 email: parse_value(&instance, EMAIL, Email::parse)?,
                 auth_id: instance.value(AUTH_ID).map(str::to_owned),
                 groups: instance.references(GROUPS),
-                employment: Employment::read(&instance)?,
+                employment: Employment::read(&instance),
             },
         })
     }

@@ -228,3 +228,35 @@ fn a_value_path_whose_filter_cannot_make_a_value_is_no_target() {
     assert_eq!(error.scim_type, Some(ScimType::NoTarget));
     assert_eq!(error.status, 400);
 }
+
+#[test]
+fn a_path_naming_an_extension_whole_merges_into_it_or_removes_it() {
+    let mut with_extension = user();
+    with_extension.insert(
+        ENTERPRISE.into(),
+        json!({"department": "Tours", "division": "Parks"}),
+    );
+    let merged = patched(
+        with_extension.clone(),
+        json!([{"op": "add", "path": ENTERPRISE, "value": {"employeeNumber": "701984"}},
+               {"op": "Replace", "path": ENTERPRISE.to_uppercase(), "value": {"department": "Rides"}}]),
+    );
+    assert_eq!(
+        merged[ENTERPRISE],
+        json!({"department": "Rides", "division": "Parks", "employeeNumber": "701984"})
+    );
+    let removed = patched(
+        with_extension,
+        json!([{"op": "remove", "path": ENTERPRISE}]),
+    );
+    assert!(removed.get(ENTERPRISE).is_none(), "{removed}");
+    assert_eq!(removed["userName"], "bjensen");
+
+    let mut resource = user();
+    let operations = parse_patch(&json!({"Operations": [
+        {"op": "add", "path": ENTERPRISE, "value": "Tours"}
+    ]}))
+    .unwrap();
+    let refused = apply_patch(&mut resource, &operations, &ATTRIBUTES).unwrap_err();
+    assert_eq!(refused.scim_type, Some(ScimType::InvalidValue));
+}

@@ -37,13 +37,14 @@ const ATTRIBUTES: Attributes = Attributes {
     extensions: &[ENTERPRISE_SCHEMA],
 };
 
-/// The EnterpriseUser extension's text attributes, in the order of [`Employment::texts`].
-const EMPLOYMENT_TEXTS: [&str; 5] = [
+/// The EnterpriseUser extension's attributes, in the order of [`Employment::parts`].
+const EMPLOYMENT_ATTRIBUTES: [&str; 6] = [
     "employeeNumber",
     "costCenter",
     "organization",
     "division",
     "department",
+    "manager",
 ];
 
 /// What a client may set on a user.
@@ -59,7 +60,7 @@ pub(super) struct UserInput {
 }
 
 /// Reads the EnterpriseUser extension of a User resource a client sent: each text attribute,
-/// and the manager as its id (`{"value": id}`, or the id alone as identity providers PATCH it).
+/// and the manager's id (`{"value": id}`, or the id alone as identity providers PATCH it).
 fn employment(body: &Value) -> Result<Employment, Failure> {
     let mut employment = Employment::default();
     let Some(extension) = field(body, ENTERPRISE_SCHEMA) else {
@@ -68,24 +69,16 @@ fn employment(body: &Value) -> Result<Employment, Failure> {
     if !extension.is_object() {
         return Err(invalid(format!("{ENTERPRISE_SCHEMA} is an object")));
     }
-    let names = employment.texts().map(|(name, _)| name);
-    for (attribute, name) in EMPLOYMENT_TEXTS.into_iter().zip(names) {
-        if let Some(part) = employment.text_mut(name) {
-            *part = text(extension, attribute)?;
+    let names = employment.parts().map(|(name, _)| name);
+    for (attribute, name) in EMPLOYMENT_ATTRIBUTES.into_iter().zip(names) {
+        let value = match field(extension, attribute) {
+            Some(manager @ Value::Object(_)) if attribute == "manager" => text(manager, "value")?,
+            _ => text(extension, attribute)?,
+        };
+        if let Some(part) = employment.part_mut(name) {
+            *part = value;
         }
     }
-    let manager = match field(extension, "manager") {
-        Some(manager @ Value::Object(_)) => text(manager, "value")?,
-        Some(Value::String(id)) => Some(id.trim().to_owned()).filter(|id| !id.is_empty()),
-        Some(_) => return Err(invalid("manager is an object with a value")),
-        None => None,
-    };
-    employment.manager = manager
-        .map(|id| {
-            id.parse()
-                .map_err(|_| invalid(format!("manager {id} names no user")))
-        })
-        .transpose()?;
     employment.check().map_err(invalid)?;
     Ok(employment)
 }
@@ -226,18 +219,18 @@ fn resource(user: &UserInactive, group_names: &HashMap<Uuid, String>, base: &str
         resource.insert("groups".into(), Value::Array(groups));
     }
     if block.employment != Employment::default() {
-        let mut extension = Map::new();
-        for (attribute, (_, value)) in EMPLOYMENT_TEXTS.into_iter().zip(block.employment.texts()) {
-            if let Some(value) = value {
-                extension.insert(attribute.into(), json!(value));
-            }
-        }
-        if let Some(manager) = block.employment.manager {
-            extension.insert(
-                "manager".into(),
-                json!({"value": manager, "$ref": format!("{base}/Users/{manager}")}),
-            );
-        }
+        let parts = block.employment.parts();
+        let extension: Map<String, Value> = EMPLOYMENT_ATTRIBUTES
+            .into_iter()
+            .zip(parts)
+            .filter_map(|(attribute, (_, value))| {
+                let value = match attribute {
+                    "manager" => json!({"value": value?}),
+                    _ => json!(value?),
+                };
+                Some((attribute.to_owned(), value))
+            })
+            .collect();
         resource.insert(ENTERPRISE_SCHEMA.into(), Value::Object(extension));
         resource.insert("schemas".into(), json!([USER_SCHEMA, ENTERPRISE_SCHEMA]));
     }
@@ -436,10 +429,9 @@ async fn create(state: &AppState, caller: &Client, body: &Value) -> Result<Value
     if let Some(family) = &input.family_name {
         page["lastname"] = json!(family);
     }
-    for (name, value) in input.employment.texts() {
+    for (name, value) in input.employment.parts() {
         page[name] = json!(value);
     }
-    page["manager"] = json!(input.employment.manager);
     let process = run_workflow(
         state,
         caller,
@@ -452,36 +444,6 @@ async fn create(state: &AppState, caller: &Client, body: &Value) -> Result<Value
         lifecycle(state, caller, id, None, false).await?;
     }
     Ok(load(state, id).await?.1)
-}
-
-/// Those of `ids` that are users (shown User subscriptions).
-async fn users_among(
-    state: &AppState,
-    ids: impl Iterator<Item = Uuid>,
-) -> Result<HashSet<Uuid>, Failure> {
-    let ids: Vec<Uuid> = ids.collect::<HashSet<_>>().into_iter().collect();
-    Ok(state
-        .engine
-        .store()
-        .load_subscriptions(&ids)
-        .await?
-        .into_iter()
-        .filter(|record| {
-            record.product.product_type == ProductType::user()
-                && shown(record.subscription.lifecycle)
-        })
-        .map(|record| record.subscription.id)
-        .collect())
-}
-
-/// Refuses `input` when its manager is not among `users`.
-fn check_manager(input: &UserInput, users: &HashSet<Uuid>) -> Result<(), Failure> {
-    match input.employment.manager {
-        Some(manager) if !users.contains(&manager) => {
-            Err(invalid(format!("manager {manager} names no user")))
-        }
-        _ => Ok(()),
-    }
 }
 
 /// Each body read as a new user, refused (409) when a live user or an earlier body holds its
@@ -511,12 +473,10 @@ pub(super) async fn unique_inputs(
         .into_iter()
         .map(|(email, _)| email)
         .collect();
-    let managers = users_among(state, valid().filter_map(|i| i.employment.manager)).await?;
     Ok(inputs
         .into_iter()
         .map(|input| {
             let input = input?;
-            check_manager(&input, &managers)?;
             if !names.insert(input.user_name.to_string()) {
                 return Err(conflict("another user has this userName"));
             }
@@ -658,11 +618,6 @@ async fn change(
     guard_user(state, caller, id).await?;
     let user = UserInactive::from_record(record.clone())?.user;
     check_unique(state, &input, Some(id)).await?;
-    let managers = users_among(state, input.employment.manager.into_iter()).await?;
-    check_manager(&input, &managers)?;
-    if input.employment.manager == Some(id) {
-        return Err(invalid("a user is not their own manager"));
-    }
     let mut page = Map::new();
     if Some(&input.user_name) != user.username.as_ref() {
         page.insert("username".into(), json!(input.user_name));
@@ -684,15 +639,11 @@ async fn change(
             page.insert(key.into(), json!(wanted.as_deref().unwrap_or_default()));
         }
     }
-    let wanted = input.employment.texts();
-    for ((name, wanted), (_, now)) in wanted.into_iter().zip(user.employment.texts()) {
+    let wanted = input.employment.parts();
+    for ((name, wanted), (_, now)) in wanted.into_iter().zip(user.employment.parts()) {
         if wanted != now {
             page.insert(name.into(), json!(wanted.unwrap_or_default()));
         }
-    }
-    if input.employment.manager != user.employment.manager {
-        let manager = input.employment.manager.map(|id| id.to_string());
-        page.insert("manager".into(), json!(manager.unwrap_or_default()));
     }
     // The first workflow starts only on the version the change was made against, so that a
     // change in between (after `If-Match` was checked) is a conflict, not overwritten.
