@@ -31,7 +31,7 @@ pub const EMPLOYMENT: [(Uuid, &str, &str); 6] = [
     (
         id(0x31b),
         "manager",
-        "The User subscription of the user's manager",
+        "The user's manager: the id of their User resource, as given",
     ),
 ];
 

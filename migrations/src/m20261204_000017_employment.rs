@@ -1,6 +1,7 @@
 //! SCIM's enterprise user extension (issue #21): a User keeps where it works — employee number,
-//! cost center, organization, division, department and manager (the manager's User
-//! subscription). The User block gains six resource types, none unique.
+//! cost center, organization, division, department and manager (the id of the manager's User
+//! resource, as the identity provider gives it). The User block gains six resource types, none
+//! unique.
 
 use sea_orm_migration::prelude::*;
 

@@ -175,6 +175,7 @@ async fn a_killed_load_resumes_at_its_next_batch_and_applies_each_batch_once() {
             active: true,
             username: None,
             employment: None,
+            disabled: false,
         })
         .collect();
     let mut settings = LoadSettings::new(Mode::Full);

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use cadre_domain::models::DomainModel;
 
-use crate::models::{UserGroupInactive, UserInactive};
+use crate::models::{Employment, UserGroupInactive, UserInactive};
 
 fn external_id(value: &Value) -> Result<(), String> {
     let text = value.as_str().unwrap_or_default();
@@ -41,6 +41,11 @@ fn name(value: &Value) -> Result<(), String> {
 fn email(value: &Value) -> Result<(), String> {
     Email::parse(value.as_str().unwrap_or_default())
         .map(|_| ())
+        .map_err(|error| error.to_string())
+}
+
+fn employment_part(value: &Value) -> Result<(), String> {
+    Employment::check_part("part", value.as_str().unwrap_or_default())
         .map_err(|error| error.to_string())
 }
 
@@ -95,22 +100,22 @@ pub struct UserPage {
     #[form(lookup = ACTIVE_USER_GROUPS, unique, default = [])]
     pub user_group_ids: Vec<Uuid>,
     /// The number the employer knows the user by.
-    #[form(max_length = 255)]
+    #[form(max_length = 255, check = employment_part)]
     pub employee_number: Option<String>,
     /// The user's cost center.
-    #[form(max_length = 255)]
+    #[form(max_length = 255, check = employment_part)]
     pub cost_center: Option<String>,
     /// The user's organization.
-    #[form(max_length = 255)]
+    #[form(max_length = 255, check = employment_part)]
     pub organization: Option<String>,
     /// The user's division.
-    #[form(max_length = 255)]
+    #[form(max_length = 255, check = employment_part)]
     pub division: Option<String>,
     /// The user's department.
-    #[form(max_length = 255)]
+    #[form(max_length = 255, check = employment_part)]
     pub department: Option<String>,
     /// The user's manager: normally their user's subscription id.
-    #[form(max_length = 255)]
+    #[form(max_length = 255, check = employment_part)]
     pub manager: Option<String>,
 }
 

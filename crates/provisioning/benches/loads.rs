@@ -136,6 +136,7 @@ fn user_row(row: u64, n: usize, groups: usize, changed: bool, active: bool) -> U
         active,
         username: None,
         employment: None,
+        disabled: false,
     }
 }
 

@@ -114,9 +114,14 @@ pub(crate) async fn apply_batch(
                 );
                 let mut user = UserInactive::from_record(record)?;
                 set_user(&mut user, fields);
-                // As the create workflow leaves it: through provisioning to active, in sync.
+                // As the create workflow leaves it: through provisioning to active, in sync;
+                // then disabled, as `disable_user` leaves it, when the row asks.
                 let mut user = user.into_provisioning(now)?;
                 user.subscription.change_lifecycle(Lifecycle::Active, now)?;
+                if fields.disabled {
+                    user.subscription
+                        .change_lifecycle(Lifecycle::Disabled, now)?;
+                }
                 user.subscription.insync = true;
                 creates.push((change, user.into_record()));
             }

@@ -83,6 +83,10 @@ pub struct UserRow {
     /// client's enterprise extension comes here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub employment: Option<Employment>,
+    /// Whether a new user is created disabled (SCIM's `active: false`; `active` is whether
+    /// the row upserts or removes). Files have no such column.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
 }
 
 /// One user-group row, validated.
@@ -447,6 +451,7 @@ fn user_row(cells: &mut Cells<'_>, mode: Mode) -> Option<UserRow> {
         active: active?,
         username: None,
         employment: None,
+        disabled: false,
     })
 }
 

@@ -79,6 +79,9 @@ pub(crate) struct UserFields {
     /// Where the user works, when the row says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub employment: Option<Employment>,
+    /// Whether a new user is created disabled.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
     pub firstname: Option<Name>,
     pub lastname: Option<Name>,
     pub email: Email,
@@ -482,6 +485,7 @@ pub(crate) async fn plan_users(
             user_id: row.user_id.clone(),
             username: row.username.clone(),
             employment: row.employment.clone(),
+            disabled: row.disabled,
             firstname: row.firstname.clone(),
             lastname: row.lastname.clone(),
             email,

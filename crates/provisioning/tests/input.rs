@@ -86,6 +86,7 @@ fn valid_users_read_the_same_from_every_format() {
             active: true,
             username: None,
             employment: None,
+            disabled: false,
         },
         UserRow {
             row: 3,
@@ -98,6 +99,7 @@ fn valid_users_read_the_same_from_every_format() {
             active: true,
             username: None,
             employment: None,
+            disabled: false,
         },
     ];
     assert_eq!(csv, expected);

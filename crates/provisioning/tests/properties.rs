@@ -56,6 +56,7 @@ fn rows(specs: &[Spec]) -> Vec<UserRow> {
                 active: true,
                 username: None,
                 employment: None,
+                disabled: false,
             }
         })
         .collect()

@@ -540,6 +540,18 @@ async fn bad_input_is_a_scim_error_and_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(as_text.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // A body past the limit is refused in SCIM's shape too, before it is read whole (and the
+    // connection with it: the rest of the body is never read).
+    let oversized = server
+        .scim_with(
+            Method::POST,
+            "/Users",
+            Some(&scim),
+            &[("connection", "close")],
+            Some(json!({"userName": "eve", "padding": "x".repeat(3 << 20)})),
+        )
+        .await;
+    error_of(&oversized, StatusCode::PAYLOAD_TOO_LARGE);
     let bad_filter = server
         .scim(Method::GET, "/Users?filter=userName%20eq", &scim, None)
         .await;
@@ -1211,14 +1223,15 @@ async fn a_series_of_bulk_user_creates_is_one_load_answered_per_operation() {
                 "Operations": [
                     {"method": "POST", "path": "/Users", "bulkId": "ana", "data": user("ana", "ana@example.org")},
                     {"method": "post", "path": "Users", "bulkId": "bo", "data": inactive},
-                    {"method": "POST", "path": "/Users", "data": user("ana", "other@example.org")},
+                    {"method": "POST", "path": "/Users", "data": user("ANA", "other@example.org")},
                     {"method": "POST", "path": "/Users", "data": user("kay", "kim@example.org")},
                     {"method": "POST", "path": "/Users", "data": {"userName": "no address"}},
                     {"method": "POST", "path": "/Users", "bulkId": "cy", "data": named},
+                    {"method": "POST", "path": "/Users", "data": user("kay", "kay@example.org")},
                     {"method": "POST", "path": "/Groups", "bulkId": "crew",
                      "data": {"displayName": "Crew", "members": [{"value": "bulkId:ana"}, {"value": "bulkId:cy"}]}},
-                    {"method": "PATCH", "path": "/Users/bulkId:bo",
-                     "data": {"Operations": [{"op": "replace", "path": "name.givenName", "value": "Bo"}]}}
+                    {"method": "PATCH", "path": "/Users/bulkId:ana",
+                     "data": {"Operations": [{"op": "replace", "path": "name.givenName", "value": "Ana"}]}}
                 ]
             })),
         )
@@ -1231,7 +1244,9 @@ async fn a_series_of_bulk_user_creates_is_one_load_answered_per_operation() {
         .collect();
     assert_eq!(
         statuses,
-        ["201", "201", "409", "409", "400", "201", "201", "200"],
+        [
+            "201", "201", "409", "409", "400", "201", "201", "201", "200"
+        ],
         "{}",
         answer.body
     );
@@ -1246,7 +1261,10 @@ async fn a_series_of_bulk_user_creates_is_one_load_answered_per_operation() {
         .scim(Method::GET, &format!("/Users/{}", id_of(1)), &scim, None)
         .await;
     assert_eq!(bo.body["active"], false, "{}", bo.body);
-    assert_eq!(bo.body["name"]["givenName"], "Bo");
+    let ana = server
+        .scim(Method::GET, &format!("/Users/{}", id_of(0)), &scim, None)
+        .await;
+    assert_eq!(ana.body["name"]["givenName"], "Ana");
     let cy = server
         .scim(Method::GET, &format!("/Users/{}", id_of(5)), &scim, None)
         .await;
@@ -1260,18 +1278,25 @@ async fn a_series_of_bulk_user_creates_is_one_load_answered_per_operation() {
     assert_eq!(cy.body["emails"], json!([{"value": "cy@example.org"}]));
     assert_eq!(cy.body["groups"][0]["display"], "Crew");
 
-    // The three created were one provision_users load, started by the SCIM client.
-    let loads = server
-        .engine
-        .store()
-        .list_processes(&ProcessQuery {
-            workflow_name: Some("provision_users".to_owned()),
+    // The four created were one provision_users load, started by the SCIM client, which made
+    // bo disabled at once (no disable_user ran).
+    let processes = |workflow: &str| {
+        let query = ProcessQuery {
+            workflow_name: Some(workflow.to_owned()),
             ..ProcessQuery::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(loads.items.len(), 1, "{:?}", loads.items);
-    assert_eq!(loads.items[0].created_by, "identity provider");
+        };
+        let store = server.engine.store();
+        async move { store.list_processes(&query).await.unwrap().items }
+    };
+    let loads = processes("provision_users").await;
+    assert_eq!(loads.len(), 1, "{loads:?}");
+    assert_eq!(loads[0].created_by, "identity provider");
+    assert!(processes("disable_user").await.is_empty());
+    assert_eq!(
+        processes("create_user").await.len(),
+        1,
+        "kim's, before the Bulk"
+    );
     server.stop().await;
 }
 

@@ -31,7 +31,7 @@ const DEPARTMENT: &str = "department";
 const MANAGER: &str = "manager";
 
 /// Where a user works: SCIM's enterprise user extension (RFC 7643 §4.3). Each part is optional
-/// text of at most [`Employment::MAX_LEN`] bytes.
+/// text of at most [`Employment::MAX_LEN`] characters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Employment {
     /// The number the employer knows the user by.
@@ -50,7 +50,7 @@ pub struct Employment {
 }
 
 impl Employment {
-    /// The longest part, in bytes.
+    /// The longest part, in characters.
     pub const MAX_LEN: usize = 255;
 
     /// The parts by their field names (also their resource types), in order.
@@ -82,18 +82,25 @@ impl Employment {
     pub fn check(&self) -> Result<()> {
         for (name, part) in self.parts() {
             let Some(part) = part else { continue };
-            if part.len() > Self::MAX_LEN {
-                return Err(DomainError::invalid(
-                    name,
-                    format!("must be at most {} bytes", Self::MAX_LEN),
-                ));
-            }
-            if part.chars().any(char::is_control) {
-                return Err(DomainError::invalid(
-                    name,
-                    "must not contain control characters",
-                ));
-            }
+            Self::check_part(name, part)?;
+        }
+        Ok(())
+    }
+
+    /// Refuses the part `name` when `part` is longer than [`Employment::MAX_LEN`] or holds a
+    /// control character.
+    pub fn check_part(name: &str, part: &str) -> Result<()> {
+        if part.chars().count() > Self::MAX_LEN {
+            return Err(DomainError::invalid(
+                name,
+                format!("must be at most {} characters", Self::MAX_LEN),
+            ));
+        }
+        if part.chars().any(char::is_control) {
+            return Err(DomainError::invalid(
+                name,
+                "must not contain control characters",
+            ));
         }
         Ok(())
     }

@@ -86,7 +86,8 @@ async fn create_user_walks_the_product_page_then_the_user_page_with_the_group_se
 
     let staff_id = staff.subscription.id;
     let bad = json!({"user_id": ".ada", "username": "ada", "email": "not-an-email",
-                     "user_group_ids": [staff_id, staff_id], "shoe": 44});
+                     "user_group_ids": [staff_id, staff_id], "department": "Sa\u{7}les",
+                     "manager": "m".repeat(256), "shoe": 44});
     let Err(EngineError::Form(FormError::Invalid(body))) = engine
         .start("create_user", &[product.clone(), bad], "alice")
         .await
@@ -110,12 +111,15 @@ async fn create_user_walks_the_product_page_then_the_user_page_with_the_group_se
             ("user_id", "string_pattern_mismatch"),
             ("email", "value_error"),
             ("user_group_ids", "unique_list"),
+            ("department", "value_error"),
+            ("manager", "string_too_long"),
             ("shoe", "extra_forbidden")
         ]
     );
 
     let good = json!({"user_id": "ada", "username": "ada", "email": "ada@example.org",
-                      "user_group_ids": [staff.subscription.id]});
+                      "user_group_ids": [staff.subscription.id], "department": "Ops",
+                      "manager": "émile"});
     let extra_page = engine
         .start(
             "create_user",
@@ -137,6 +141,16 @@ async fn create_user_walks_the_product_page_then_the_user_page_with_the_group_se
         process.state["user_group_ids"],
         json!([staff.subscription.id])
     );
+    let id = process.state["subscription_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let user =
+        cadre_products::models::User::from_record(store.load_subscription(id).await.unwrap())
+            .unwrap();
+    assert_eq!(user.user.employment.department.as_deref(), Some("Ops"));
+    assert_eq!(user.user.employment.manager.as_deref(), Some("émile"));
 }
 
 /// orchestrator-core's modify forms show what is there: the second page of `modify_user` is

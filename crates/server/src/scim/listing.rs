@@ -10,10 +10,9 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query as QueryString, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use cadre_domain::{ProductType, SubscriptionQuery};
 use cadre_scim::{AttrPath, Filter, ScimType, matches, parse_filter, parse_patch_path};
@@ -21,7 +20,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::schema::{GROUP, LIST_SCHEMA, Schema, USER};
-use super::{Failure, MAX_RESULTS, ScimCaller, bad, body_json, field, groups, scim_json, users};
+use super::{Failure, MAX_RESULTS, ScimCaller, ScimJson, bad, field, groups, scim_json, users};
 use crate::state::AppState;
 
 /// What a query asks for.
@@ -606,10 +605,9 @@ pub async fn list<T: Typed>(
 pub async fn search<T: Typed>(
     ScimCaller(_): ScimCaller,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    ScimJson(body): ScimJson,
 ) -> Result<Response, Failure> {
-    let query = Query::from_json(&body_json(&headers, &body)?)?;
+    let query = Query::from_json(&body)?;
     respond(&state, T::KIND, &query).await
 }
 
@@ -617,10 +615,9 @@ pub async fn search<T: Typed>(
 pub async fn search_all(
     ScimCaller(_): ScimCaller,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    ScimJson(body): ScimJson,
 ) -> Result<Response, Failure> {
-    let query = Query::from_json(&body_json(&headers, &body)?)?;
+    let query = Query::from_json(&body)?;
     if query.cursor.is_some() {
         return Err(bad(
             ScimType::InvalidValue,

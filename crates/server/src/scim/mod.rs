@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::FromRequestParts;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -94,7 +94,10 @@ pub fn routes() -> Router<AppState> {
                 .delete(writes::delete::<Groups>),
         )
         .route("/.search", post(listing::search_all))
-        .route("/Bulk", post(writes::bulk))
+        .route(
+            "/Bulk",
+            post(writes::bulk).layer(DefaultBodyLimit::max(writes::MAX_BULK_PAYLOAD)),
+        )
         .fallback(|| async {
             Failure(ScimError {
                 status: 404,
@@ -283,31 +286,46 @@ fn resource_response(status: StatusCode, resource: &Value) -> Response {
     response
 }
 
-/// A request body: JSON sent as `application/scim+json` or `application/json`.
-fn body_json(headers: &HeaderMap, body: &Bytes) -> Result<Value, Failure> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    if essence != SCIM_JSON && essence != "application/json" {
-        return Err(Failure(ScimError {
-            status: 415,
-            scim_type: None,
-            detail: format!("send {SCIM_JSON} or application/json"),
-        }));
+/// A request body: a JSON object sent as `application/scim+json` or `application/json`, read
+/// up to the route's body limit (axum's 2 MiB, or what a `DefaultBodyLimit` layer sets); a
+/// larger one is SCIM's `413`.
+pub struct ScimJson(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for ScimJson {
+    type Rejection = Failure;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Failure> {
+        let essence = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if essence != SCIM_JSON && essence != "application/json" {
+            return Err(Failure(ScimError {
+                status: 415,
+                scim_type: None,
+                detail: format!("send {SCIM_JSON} or application/json"),
+            }));
+        }
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                Failure(ScimError {
+                    status: rejection.status().as_u16(),
+                    scim_type: None,
+                    detail: rejection.body_text(),
+                })
+            })?;
+        let value: Value = serde_json::from_slice(&body)
+            .map_err(|error| bad(ScimType::InvalidSyntax, format!("not JSON: {error}")))?;
+        if !value.is_object() {
+            return Err(bad(ScimType::InvalidSyntax, "the body is a JSON object"));
+        }
+        Ok(ScimJson(value))
     }
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|error| bad(ScimType::InvalidSyntax, format!("not JSON: {error}")))?;
-    if !value.is_object() {
-        return Err(bad(ScimType::InvalidSyntax, "the body is a JSON object"));
-    }
-    Ok(value)
 }
 
 /// The resource's version: a digest of what it holds, so that it changes with anything a

@@ -202,12 +202,14 @@ pub const ENTERPRISE: Schema = Schema {
         attribute(
             "manager",
             Kind::Complex,
-            "The user's manager, another user.",
+            "The user's manager, kept as given.",
         )
-        .with(&[
-            attribute("value", Kind::String, "The manager's id.").exact(),
-            attribute("$ref", Kind::Reference, "The manager's URI.").mutability("readOnly"),
-        ]),
+        .with(&[attribute(
+            "value",
+            Kind::String,
+            "The id of the manager's User resource.",
+        )
+        .exact()]),
     ],
     core: false,
     extensions: &[],

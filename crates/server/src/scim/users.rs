@@ -12,7 +12,9 @@ use axum::extract::{Path, Query as QueryString, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use cadre_domain::models::DomainModel;
-use cadre_domain::{Email, ExternalId, Lifecycle, Name, Product, ProductType, SubscriptionRecord};
+use cadre_domain::{
+    Email, ExternalId, Lifecycle, Name, Product, ProductType, SubscriptionRecord, identity_key,
+};
 use cadre_products::models::{Employment, UserGroupInactive, UserInactive};
 use cadre_provisioning::{
     ALWAYS_PROTECTED, LoadSettings, Mode, Outcome, Provisioner, Rows, UserRow,
@@ -349,7 +351,7 @@ async fn check_unique(
 }
 
 /// cadre's ids for new users: each one's user name where that is a valid id no one (and no
-/// earlier one of them) holds, else a new one.
+/// earlier one of them) holds, compared as the store compares ids, else a new one.
 async fn new_user_ids(state: &AppState, inputs: &[&UserInput]) -> Result<Vec<ExternalId>, Failure> {
     let candidates: Vec<String> = inputs
         .iter()
@@ -362,15 +364,15 @@ async fn new_user_ids(state: &AppState, inputs: &[&UserInput]) -> Result<Vec<Ext
         .find_by_unique_values("user_id", &candidates)
         .await?
         .into_iter()
-        .map(|(id, _)| id)
+        .map(|(id, _)| identity_key(&id))
         .collect();
-    held.insert(ALWAYS_PROTECTED.to_owned());
+    held.insert(identity_key(ALWAYS_PROTECTED));
     Ok(inputs
         .iter()
         .map(|input| {
             ExternalId::parse(input.user_name.as_str())
                 .ok()
-                .filter(|id| held.insert(id.to_string()))
+                .filter(|id| held.insert(identity_key(id.as_str())))
                 .unwrap_or_else(|| {
                     ExternalId::parse(&Uuid::now_v7().simple().to_string())
                         .unwrap_or_else(|_| unreachable!("a simple uuid is a valid id"))
@@ -403,13 +405,23 @@ async fn user_product(state: &AppState) -> Result<Product, Failure> {
         })
 }
 
-/// `POST /Users`: `create_user` (in no group), then `disable_user` when it arrives inactive.
+/// `POST /Users`: the body checked, then created.
 async fn create(state: &AppState, caller: &Client, body: &Value) -> Result<Value, Failure> {
     let input = unique_inputs(state, std::slice::from_ref(body))
         .await?
         .pop()
         .unwrap_or_else(|| unreachable!("one input per body"))?;
-    let user_id = new_user_ids(state, &[&input])
+    create_checked(state, caller, &input).await
+}
+
+/// Creates the user `input` (from [`unique_inputs`]): `create_user` (in no group), then
+/// `disable_user` when it arrives inactive.
+async fn create_checked(
+    state: &AppState,
+    caller: &Client,
+    input: &UserInput,
+) -> Result<Value, Failure> {
+    let user_id = new_user_ids(state, &[input])
         .await?
         .pop()
         .unwrap_or_else(|| unreachable!("one id per input"));
@@ -454,35 +466,39 @@ pub(super) async fn unique_inputs(
 ) -> Result<Vec<Result<UserInput, Failure>>, Failure> {
     let inputs: Vec<Result<UserInput, Failure>> = bodies.iter().map(user_input).collect();
     let valid = || inputs.iter().filter_map(|input| input.as_ref().ok());
-    let store = state.engine.store();
-    let mut names: HashSet<String> = store
-        .find_by_unique_values(
-            "username",
-            &valid().map(|i| i.user_name.to_string()).collect::<Vec<_>>(),
+    // Claimed values, by the key the store makes them unique by.
+    let held = |resource_type: &'static str, values: Vec<String>| async move {
+        Ok::<HashSet<String>, Failure>(
+            state
+                .engine
+                .store()
+                .find_by_unique_values(resource_type, &values)
+                .await?
+                .into_iter()
+                .map(|(value, _)| identity_key(&value))
+                .collect(),
         )
-        .await?
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect();
-    let mut emails: HashSet<String> = store
-        .find_by_unique_values(
-            "email",
-            &valid().map(|i| i.email.to_string()).collect::<Vec<_>>(),
-        )
-        .await?
-        .into_iter()
-        .map(|(email, _)| email)
-        .collect();
+    };
+    let mut names = held(
+        "username",
+        valid().map(|i| i.user_name.to_string()).collect(),
+    )
+    .await?;
+    let mut emails = held("email", valid().map(|i| i.email.to_string()).collect()).await?;
     Ok(inputs
         .into_iter()
         .map(|input| {
             let input = input?;
-            if !names.insert(input.user_name.to_string()) {
+            let name = identity_key(input.user_name.as_str());
+            let email = identity_key(input.email.as_str());
+            if names.contains(&name) {
                 return Err(conflict("another user has this userName"));
             }
-            if !emails.insert(input.email.to_string()) {
+            if emails.contains(&email) {
                 return Err(conflict("another user has this emails"));
             }
+            names.insert(name);
+            emails.insert(email);
             Ok(input)
         })
         .collect())
@@ -490,8 +506,10 @@ pub(super) async fn unique_inputs(
 
 /// `POST /Users` of many users at once, as `/Bulk` runs a series of them: `inputs` (from
 /// [`unique_inputs`]) created by one create-only `provision_users` load (a workflow as
-/// `create_user` is, as fast as a bulk load), then those that arrive inactive disabled. Each
-/// one's resource, or why it was not created, in order.
+/// `create_user` is, as fast as a bulk load), those that arrive inactive created disabled. When
+/// the load fails as a whole (a value taken between its plan and its write, say), it is
+/// aborted and each user is created on its own. Each one's resource, or why it was not
+/// created, in order.
 pub(super) async fn create_many(
     state: &AppState,
     caller: &Client,
@@ -515,16 +533,30 @@ pub(super) async fn create_many(
             active: true,
             username: Some(input.user_name.clone()),
             employment: Some(input.employment.clone()),
+            disabled: !input.active,
         })
         .collect();
     let mut settings = LoadSettings::new(Mode::Incremental);
     settings.create_only = true;
     settings.user_product = user_product(state).await?.name;
-    let provisioner = Provisioner::new(state.engine.with_origin(caller.caller.origin(caller.addr)));
+    let engine = state.engine.with_origin(caller.caller.origin(caller.addr));
+    let provisioner = Provisioner::new(engine.clone());
     let process = provisioner
         .start(&Rows::Users(rows.clone()), settings, caller.caller.name())
         .await?;
-    completed(state, &process).await?;
+    match completed(state, &process).await {
+        Ok(_) => {}
+        Err(Failure(error)) if error.status == 409 => {
+            // Failed, not merely slow: never to be resumed, and each user on its own instead.
+            engine.abort(process.id, caller.caller.name()).await?;
+            let mut made = Vec::with_capacity(inputs.len());
+            for input in inputs {
+                made.push(create_checked(state, caller, input).await);
+            }
+            return Ok(made);
+        }
+        Err(failure) => return Err(failure),
+    }
     let report = provisioner.report(process.id).await?;
     let outcomes: HashMap<u64, (Outcome, Option<String>)> = report
         .rows
@@ -542,23 +574,17 @@ pub(super) async fn create_many(
         .await?
         .into_iter()
         .collect();
-    let mut made = Vec::with_capacity(rows.len());
-    for (input, row) in inputs.iter().zip(&rows) {
-        made.push(match outcomes.get(&row.row) {
-            Some((Outcome::Created, _)) => match ids.get(row.user_id.as_str()) {
-                Some(id) => Ok(*id),
-                None => Err(invalid("the user was created and is gone")),
-            },
+    let made: Vec<Result<Uuid, Failure>> = rows
+        .iter()
+        .map(|row| match outcomes.get(&row.row) {
+            Some((Outcome::Created, _)) => ids
+                .get(row.user_id.as_str())
+                .copied()
+                .ok_or_else(|| not_found("user", row.user_id.as_str())),
             Some((_, reason)) => Err(conflict(reason.clone().unwrap_or_default())),
             None => Err(invalid("the load did not report this user")),
-        });
-        if let (Some(Ok(id)), false) = (made.last(), input.active) {
-            let id = *id;
-            if let Err(failure) = lifecycle(state, caller, id, None, false).await {
-                *made.last_mut().unwrap_or_else(|| unreachable!()) = Err(failure);
-            }
-        }
-    }
+        })
+        .collect();
     let live: Vec<Uuid> = made
         .iter()
         .filter_map(|id| id.as_ref().ok().copied())

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::listing::{Kind, Typed};
 use super::{
-    Client, Failure, ScimCaller, Write, bad, body_json, groups, resource_response, scim_json, users,
+    Client, Failure, ScimCaller, ScimJson, Write, bad, groups, resource_response, scim_json, users,
 };
 use crate::state::AppState;
 
@@ -67,9 +66,8 @@ pub async fn create<T: Typed>(
     ScimCaller(client): ScimCaller,
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    ScimJson(body): ScimJson,
 ) -> Result<Response, Failure> {
-    let body = body_json(&headers, &body)?;
     respond(T::KIND, &state, &client, Write::Create(&body), &headers).await
 }
 
@@ -79,9 +77,8 @@ pub async fn replace<T: Typed>(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    ScimJson(body): ScimJson,
 ) -> Result<Response, Failure> {
-    let body = body_json(&headers, &body)?;
     respond(
         T::KIND,
         &state,
@@ -98,9 +95,8 @@ pub async fn patch<T: Typed>(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    ScimJson(body): ScimJson,
 ) -> Result<Response, Failure> {
-    let body = body_json(&headers, &body)?;
     respond(T::KIND, &state, &client, Write::Patch(&id, &body), &headers).await
 }
 
@@ -330,17 +326,8 @@ impl Answers {
 pub async fn bulk(
     ScimCaller(client): ScimCaller,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    ScimJson(body): ScimJson,
 ) -> Result<Response, Failure> {
-    if body.len() > MAX_BULK_PAYLOAD {
-        return Err(Failure(ScimError {
-            status: 413,
-            scim_type: None,
-            detail: format!("a bulk request is at most {MAX_BULK_PAYLOAD} bytes"),
-        }));
-    }
-    let body = body_json(&headers, &body)?;
     let (operations, fail_on_errors) = operations(&body)?;
     let stop = |errors: usize| fail_on_errors.is_some_and(|most| errors >= most);
     let mut answers = Answers::default();
@@ -354,7 +341,10 @@ pub async fn bulk(
             next += 1;
             continue;
         }
-        let mut checked = users::unique_inputs(&state, &creates).await?;
+        let mut checked = match users::unique_inputs(&state, &creates).await {
+            Ok(checked) => checked,
+            Err(failure) => creates.iter().map(|_| Err(failure.clone())).collect(),
+        };
         // The series ends where `failOnErrors` would stop it.
         let mut errors = answers.errors;
         if let Some(last) = checked.iter().position(|input| {
