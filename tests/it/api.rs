@@ -19,6 +19,7 @@ mod browser;
 mod metrics;
 mod registration;
 mod scim;
+mod targets;
 mod web;
 
 /// A running server and a client with an admin and a user token.

@@ -13,6 +13,7 @@ mod processes;
 mod provision;
 mod serve;
 mod subscriptions;
+mod targets;
 mod tokens;
 
 use std::io::IsTerminal;
@@ -32,6 +33,7 @@ use crate::processes::{ProcessCommand, WorkflowCommand, process, workflow};
 use crate::provision::{ProvisionArgs, provision};
 use crate::serve::{ServeArgs, serve};
 use crate::subscriptions::{SubscriptionCommand, subscription};
+use crate::targets::{TargetCommand, target};
 use crate::tokens::{TokenCommand, token};
 
 #[derive(Debug, Parser)]
@@ -83,6 +85,9 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The applications cadre provisions into (their credentials sealed with `outbound_key`).
+    #[command(subcommand)]
+    Target(TargetCommand),
 }
 
 fn main() -> ExitCode {
@@ -133,6 +138,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Process(command) => process(&engine, &output, command).await,
         Command::Subscription(command) => subscription(&engine, &output, command).await,
         Command::Audit(command) => audit(&engine, &output, command).await,
+        Command::Target(command) => {
+            target(&engine, state.outbound_key.as_ref(), &output, command).await
+        }
     }
 }
 

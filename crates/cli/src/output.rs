@@ -6,6 +6,7 @@ use cadre_server::api::groups::{FileSchema, GroupSchema};
 use cadre_server::api::processes::{ProcessDetail, ProcessPage};
 use cadre_server::api::provisioning::LoadReportSchema;
 use cadre_server::api::subscriptions::{SubscriptionDetail, SubscriptionPage};
+use cadre_server::api::targets::{ConnectionSchema, TargetSchema};
 use cadre_server::api::workflows::WorkflowSchema;
 use cadre_server::auth::IssuedToken;
 use chrono::{DateTime, Utc};
@@ -177,6 +178,35 @@ impl Output {
                 &[
                     "id", "name", "role", "user", "created", "expires", "revoked"
                 ],
+                rows
+            )
+        );
+    }
+
+    /// Targets, never a credential.
+    pub fn targets(&self, targets: &[TargetSchema]) {
+        if self.json {
+            print_json(&targets);
+            return;
+        }
+        let rows = targets.iter().map(|target| {
+            let (kind, address) = match &target.connection {
+                ConnectionSchema::Scim { base_url, .. } => ("scim", base_url),
+                ConnectionSchema::Ldap { url, .. } => ("ldap", url),
+            };
+            vec![
+                target.id.to_string(),
+                target.name.clone(),
+                kind.to_owned(),
+                address.clone(),
+                format!("{:?}", target.mode).to_lowercase(),
+                format!("{:?}", target.deprovision).to_lowercase(),
+            ]
+        });
+        println!(
+            "{}",
+            table(
+                &["id", "name", "kind", "address", "mode", "deprovision"],
                 rows
             )
         );

@@ -883,3 +883,55 @@ fn http_as(
     stream.read_to_string(&mut answer).unwrap();
     answer
 }
+
+#[tokio::test]
+async fn targets_are_configured_from_a_secret_file_listed_paused_and_removed() {
+    let cadre = Cadre::new().await;
+    let secret = cadre.files.path().join("token.txt");
+    std::fs::write(&secret, "app-bearer-token\n").unwrap();
+    let secret = secret.to_str().unwrap();
+    let args = |more: &[&'static str]| {
+        let mut args = vec![
+            "target",
+            "add-scim",
+            "--name",
+            "App",
+            "--url",
+            "https://app.example.org/scim/v2",
+        ];
+        args.extend_from_slice(more);
+        args
+    };
+    // Without a key, nothing is configured, and the error says what to set.
+    let refused = cadre.fails(&[args(&["--secret-file"]).as_slice(), &[secret]].concat());
+    assert!(refused.contains("outbound_key"), "{refused}");
+
+    let key = "ab".repeat(32);
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cadre"))
+            .args(extra)
+            .args(["--json", "--database-url", cadre.database.url()])
+            .env_remove("DATABASE_URL")
+            .env_remove("CADRE_CONFIG")
+            .env("CADRE_OUTBOUND_KEY", &key)
+            .output()
+            .unwrap()
+    };
+    let added = run(&[args(&["--bulk", "--secret-file"]).as_slice(), &[secret]].concat());
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let added: Value = serde_json::from_slice(&added.stdout).unwrap();
+    let id = added[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(added[0]["connection"]["bulk"], true);
+    let paused: Value = serde_json::from_slice(&run(&["target", "pause", &id]).stdout).unwrap();
+    assert_eq!(paused[0]["mode"], "paused");
+    let listed = cadre.json(&["target", "list"]);
+    assert_eq!(listed[0]["name"], "App");
+    assert_eq!(listed[0]["mode"], "paused");
+    assert!(!listed.to_string().contains("app-bearer-token"), "{listed}");
+    cadre.ok(&["target", "remove", &id]);
+    assert_eq!(cadre.json(&["target", "list"]), serde_json::json!([]));
+}

@@ -65,11 +65,17 @@ pub enum AuditAction {
     ProcessSkipped,
     /// A request was refused for want of a role, an object's permission or a CSRF token (403).
     AccessDenied,
+    /// An admin configured an outbound target.
+    TargetConfigured,
+    /// An admin changed an outbound target.
+    TargetChanged,
+    /// An admin removed an outbound target.
+    TargetRemoved,
 }
 
 impl AuditAction {
     /// Every action, in the order of their declaration.
-    pub const ALL: [AuditAction; 18] = [
+    pub const ALL: [AuditAction; 21] = [
         AuditAction::SignIn,
         AuditAction::SignInFailed,
         AuditAction::SignOut,
@@ -88,6 +94,9 @@ impl AuditAction {
         AuditAction::ProcessAborted,
         AuditAction::ProcessSkipped,
         AuditAction::AccessDenied,
+        AuditAction::TargetConfigured,
+        AuditAction::TargetChanged,
+        AuditAction::TargetRemoved,
     ];
 
     /// The stable wire string.
@@ -111,6 +120,9 @@ impl AuditAction {
             AuditAction::ProcessAborted => "process_aborted",
             AuditAction::ProcessSkipped => "process_skipped",
             AuditAction::AccessDenied => "access_denied",
+            AuditAction::TargetConfigured => "target_configured",
+            AuditAction::TargetChanged => "target_changed",
+            AuditAction::TargetRemoved => "target_removed",
         }
     }
 }

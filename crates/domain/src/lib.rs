@@ -16,6 +16,7 @@ pub mod groups;
 pub mod ids;
 pub mod lifecycle;
 pub mod models;
+pub mod outbound;
 pub mod ports;
 pub mod process;
 pub mod provisioning;
@@ -40,6 +41,7 @@ pub use groups::{
 };
 pub use ids::{Email, ExternalId, Name, identity_key, is_invisible};
 pub use lifecycle::{Lifecycle, LifecycleError};
+pub use outbound::{Connection, Deprovision, OutboundTarget, TargetMode, TargetRepository};
 pub use ports::{
     CatalogueRepository, Clock, Customer, CustomerRepository, IdSource, Page, Repositories,
     SortOrder, Store, StoreTransaction, SubscriptionQuery, SubscriptionRepository,

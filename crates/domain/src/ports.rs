@@ -15,6 +15,7 @@ use crate::forms::FormLookups;
 use crate::groups::WorkflowGroupRepository;
 use crate::ids::Name;
 use crate::lifecycle::Lifecycle;
+use crate::outbound::TargetRepository;
 use crate::process::ProcessRepository;
 use crate::provisioning::ProvisioningRepository;
 use crate::registration::RegistrationRepository;
@@ -235,6 +236,7 @@ pub trait Repositories:
     + RegistrationRepository
     + AccountRepository
     + AuditRepository
+    + TargetRepository
 {
 }
 
@@ -250,6 +252,7 @@ impl<T> Repositories for T where
         + RegistrationRepository
         + AccountRepository
         + AuditRepository
+        + TargetRepository
         + ?Sized
 {
 }

@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use cadre_accounts::AccountSettings;
+use cadre_outbound::SealingKey;
 use cadre_registration::RegistrationSettings;
 use cadre_registration::mail::SmtpConfig;
 use figment::Figment;
@@ -97,6 +98,10 @@ pub struct Config {
     /// Where to serve `GET /metrics` to anyone who reaches it (e.g. `127.0.0.1:9464`, for a
     /// Prometheus beside cadre); without it, `/metrics` beside the API answers admins only.
     pub metrics_address: Option<SocketAddr>,
+    /// The key outbound targets' credentials are sealed with: 64 hexadecimal digits (`openssl
+    /// rand -hex 32`), best given as `CADRE_OUTBOUND_KEY`; without it no target can be
+    /// configured. Losing it loses the stored credentials (set them again).
+    pub outbound_key: Option<String>,
 }
 
 /// The default database: `cadre.db` in the working directory, created if absent.
@@ -130,11 +135,20 @@ impl Default for Config {
             max_concurrent_requests: 256,
             trusted_proxies: Vec::new(),
             metrics_address: None,
+            outbound_key: None,
         }
     }
 }
 
 impl Config {
+    /// The sealing key `outbound_key` gives, if any.
+    pub fn outbound_key(&self) -> Result<Option<SealingKey>, cadre_outbound::SealError> {
+        self.outbound_key
+            .as_deref()
+            .map(SealingKey::from_hex)
+            .transpose()
+    }
+
     /// Defaults, overridden by the TOML file at `file` (which must exist if given), then by
     /// `CADRE_DATABASE_URL`, `CADRE_BIND`, `CADRE_PORT`, `CADRE_WORKERS`, `CADRE_MODE`,
     /// `CADRE_LOG`, `CADRE_LOG_FORMAT`, `CADRE_FILES_DIR`, `CADRE_MAX_UPLOAD_BYTES`, and by `DATABASE_URL`.
@@ -163,6 +177,8 @@ impl Config {
 
     /// Refuses settings beyond what cadre can use (durations are bounded where they are read).
     fn check(&self) -> Result<(), String> {
+        self.outbound_key()
+            .map_err(|error| format!("outbound_key: {error}"))?;
         let at_least_one = [
             ("lease_seconds", self.lease_seconds),
             ("request_timeout_seconds", self.request_timeout_seconds),
@@ -306,6 +322,7 @@ mod tests {
                 ("CADRE_AUDIT_RETENTION_DAYS", "4000000000", "at most 36500"),
                 ("CADRE_OUTBOX_RETRY_SECONDS", "86401", "at most 86400"),
                 ("CADRE_ACCOUNTS__TOKEN_MAX_DAYS", "36501", "at most 36500"),
+                ("CADRE_OUTBOUND_KEY", "not-hex", "outbound_key"),
             ] {
                 jail.set_env(key, value);
                 let error = Config::load(None).unwrap_err().to_string();
@@ -314,6 +331,14 @@ mod tests {
             }
             jail.set_env("CADRE_REGISTRATION__CONFIRM_TTL", "315360000");
             assert!(Config::load(None).is_ok(), "ten years is allowed");
+            jail.set_env("CADRE_OUTBOUND_KEY", "ab".repeat(32));
+            assert!(
+                Config::load(None)
+                    .unwrap()
+                    .outbound_key()
+                    .unwrap()
+                    .is_some()
+            );
             Ok(())
         });
     }

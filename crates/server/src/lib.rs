@@ -19,6 +19,7 @@ mod refusals;
 pub mod scim;
 mod server;
 mod state;
+pub mod targets;
 mod visibility;
 pub use state::{AppState, RequestLimits, Services};
 

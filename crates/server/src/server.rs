@@ -541,6 +541,9 @@ pub fn app_state(engine: Engine, config: &Config) -> Result<AppState, ServeError
         },
         trusted_proxies: config.trusted_proxies.clone().into(),
         metrics,
+        outbound_key: config
+            .outbound_key()
+            .map_err(|error| ServeError::Config(format!("outbound_key: {error}")))?,
     }))
 }
 

@@ -5,6 +5,7 @@ use cadre_engine::Engine;
 use cadre_groups::WorkflowGroups;
 use std::sync::Arc;
 
+use cadre_outbound::SealingKey;
 use cadre_provisioning::Provisioner;
 use cadre_registration::Registration;
 use cadre_registration::delivery::Dispatcher;
@@ -67,6 +68,9 @@ pub struct Services {
     pub trusted_proxies: Arc<[std::net::IpAddr]>,
     /// Requests, steps and sign-in failures counted, for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// The key outbound targets' credentials are sealed with; without it no target can be
+    /// configured.
+    pub outbound_key: Option<SealingKey>,
 }
 
 impl Services {

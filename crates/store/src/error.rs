@@ -39,6 +39,10 @@ fn unique_message(detail: &str) -> &'static str {
             "a live subscription already holds one of these identifying values",
         ),
         (
+            &["outbound_targets_name_key_key", "outbound_targets.name_key"],
+            "a target with this name already exists",
+        ),
+        (
             &["uq_customers_name", "customers.name"],
             "a customer with this name already exists",
         ),

@@ -29,6 +29,7 @@ mod provisioning;
 mod registration;
 mod snapshots;
 mod subscriptions;
+mod targets;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tokens;

@@ -17,6 +17,7 @@ mod processes;
 mod provisioning;
 mod registration;
 mod subscriptions;
+mod targets;
 mod tokens;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -61,6 +62,7 @@ struct Tables {
     registration: Arc<registration::Registration>,
     accounts: Arc<accounts::Accounts>,
     audit: Arc<audit::Audit>,
+    targets: Arc<targets::Targets>,
 }
 
 /// The committed state and how many commits made it.

@@ -21,6 +21,8 @@ pub mod provisioning;
 pub mod registration;
 #[allow(unused_qualifications)]
 pub mod subscriptions;
+#[allow(unused_qualifications)]
+pub mod targets;
 pub mod workflows;
 
 use chrono::{DateTime, Utc};
@@ -50,6 +52,7 @@ use crate::state::AppState;
         (name = "provisioning", description = "Bulk loads of users and user groups"),
         (name = "registration", description = "Self-registration and discoverable groups"),
         (name = "audit", description = "The audit log"),
+        (name = "targets", description = "The applications cadre provisions into"),
     )
 )]
 struct ApiDoc;
@@ -97,6 +100,12 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::create_token, auth::list_tokens))
         .routes(routes!(auth::revoke_token))
         .routes(routes!(auth::set_roles))
+        .routes(routes!(targets::list_targets, targets::create_target))
+        .routes(routes!(
+            targets::get_target,
+            targets::replace_target,
+            targets::delete_target
+        ))
         .routes(routes!(products::list_products))
         .routes(routes!(products::get_product))
         .routes(routes!(products::list_product_blocks))

@@ -8,6 +8,7 @@ pub mod customers;
 pub mod fixed_inputs;
 pub mod input_states;
 pub mod login_failures;
+pub mod outbound_targets;
 pub mod outbox;
 pub mod password_resets;
 pub mod pending_users;

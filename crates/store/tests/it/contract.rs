@@ -1390,3 +1390,70 @@ async fn audit_events_are_appended_listed_newest_first_by_cursor_and_purged_by_a
     })
     .await;
 }
+
+#[tokio::test]
+async fn targets_keep_their_settings_and_sealed_secret_and_names_unique_without_case() {
+    use cadre_domain::outbound::default_mapping;
+    use cadre_domain::{Connection, Deprovision, OutboundTarget, TargetMode};
+    on_both(|store| async move {
+        let mut transcript = Vec::new();
+        let target = |n: u128, name: &str| OutboundTarget {
+            id: id(n),
+            name: Name::parse(name).unwrap(),
+            connection: Connection::Scim {
+                base_url: "https://app.example.org/scim/v2".to_owned(),
+                username: None,
+                bulk: true,
+            },
+            mapping: default_mapping("scim"),
+            mode: TargetMode::Enabled,
+            deprovision: Deprovision::Delete,
+            sealed_secret: vec![0, 1, 2, 255],
+            created_by: "admin".to_owned(),
+            created_at: now(),
+            updated_at: now(),
+        };
+        transcript.push(outcome(&store.create_target(&target(1, "App")).await));
+        transcript.push(outcome(&store.create_target(&target(2, "app")).await));
+        transcript.push(outcome(&store.create_target(&target(2, "Directory")).await));
+        let mut directory = store.target(id(2)).await.unwrap();
+        assert_eq!(directory, target(2, "Directory"), "read back as written");
+        directory.mode = TargetMode::Paused;
+        directory.deprovision = Deprovision::Disable;
+        directory.connection = Connection::Ldap {
+            url: "ldaps://ldap.example.org".to_owned(),
+            start_tls: false,
+            bind_dn: "cn=cadre,dc=example,dc=org".to_owned(),
+            people_dn: "ou=people,dc=example,dc=org".to_owned(),
+            groups_dn: "ou=groups,dc=example,dc=org".to_owned(),
+            user_class: "inetOrgPerson".to_owned(),
+            group_class: "groupOfNames".to_owned(),
+        };
+        transcript.push(outcome(&store.save_target(&directory).await));
+        assert_eq!(store.target(id(2)).await.unwrap(), directory);
+        directory.name = Name::parse("APP").unwrap();
+        transcript.push(outcome(&store.save_target(&directory).await));
+        transcript.push(outcome(&store.save_target(&target(3, "Nowhere")).await));
+        let names: Vec<String> = store
+            .list_targets()
+            .await
+            .unwrap()
+            .iter()
+            .map(|target| format!("{} {:?}", target.name, target.mode))
+            .collect();
+        transcript.push(names.join(", "));
+        transcript.push(outcome(&store.delete_target(id(1)).await));
+        transcript.push(outcome(&store.delete_target(id(1)).await));
+        transcript.push(outcome(&store.target(id(1)).await));
+        let taken = "conflict: a target with this name already exists";
+        assert_eq!(transcript[..4], ["ok", taken, "ok", "ok"]);
+        assert_eq!(transcript[4], taken, "renamed onto another name");
+        assert_ne!(transcript[5], "ok", "saving what is not stored");
+        assert_eq!(transcript[6], "App Enabled, Directory Paused");
+        assert_eq!(transcript[7], "ok");
+        assert_ne!(transcript[8], "ok", "deleted twice");
+        assert_ne!(transcript[9], "ok", "gone");
+        transcript
+    })
+    .await;
+}

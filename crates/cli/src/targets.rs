@@ -1,0 +1,198 @@
+//! `cadre target`: the applications cadre provisions into (`docs/outbound.md`).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use cadre_domain::{Clock, Connection, Deprovision, SystemClock, TargetMode};
+use cadre_engine::Engine;
+use cadre_outbound::SealingKey;
+use cadre_server::api::targets::TargetSchema;
+use cadre_server::targets::{TargetSettings, change_target, configure_target, remove_target};
+use clap::{Args, Subcommand};
+use uuid::Uuid;
+
+use crate::operator;
+use crate::output::Output;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TargetCommand {
+    /// List targets (never their credentials).
+    List,
+    /// Configure a SCIM 2.0 application.
+    AddScim {
+        #[command(flatten)]
+        common: Common,
+        /// Its base URL, `https://host/…/scim/v2`.
+        #[arg(long)]
+        url: String,
+        /// Basic authentication as this user (the secret its password); without it the secret
+        /// is a bearer token.
+        #[arg(long)]
+        username: Option<String>,
+        /// The application takes `/Bulk` requests.
+        #[arg(long)]
+        bulk: bool,
+    },
+    /// Configure an LDAP directory.
+    AddLdap {
+        #[command(flatten)]
+        common: Common,
+        /// `ldaps://host:port`, or `ldap://host:port` with `--start-tls`.
+        #[arg(long)]
+        url: String,
+        /// Upgrade an `ldap://` connection with StartTLS before binding.
+        #[arg(long)]
+        start_tls: bool,
+        /// The DN cadre binds as (the secret is its password).
+        #[arg(long)]
+        bind_dn: String,
+        /// Where people go.
+        #[arg(long)]
+        people_dn: String,
+        /// Where groups go.
+        #[arg(long)]
+        groups_dn: String,
+        /// The object class of people.
+        #[arg(long, default_value = "inetOrgPerson")]
+        user_class: String,
+        /// The object class of groups.
+        #[arg(long, default_value = "groupOfNames")]
+        group_class: String,
+    },
+    /// Stop pushing to a target.
+    Pause {
+        /// Target id.
+        id: Uuid,
+    },
+    /// Push to a paused target again.
+    Enable {
+        /// Target id.
+        id: Uuid,
+    },
+    /// Remove a target.
+    Remove {
+        /// Target id.
+        id: Uuid,
+    },
+}
+
+/// What every new target needs.
+#[derive(Debug, Args)]
+pub(crate) struct Common {
+    /// A name for people, unique among targets.
+    #[arg(long)]
+    name: String,
+    /// A file holding the bearer token or password (so that it is in no command line); its
+    /// last line break is not part of it.
+    #[arg(long)]
+    secret_file: PathBuf,
+    /// Keep the remote user, disabled, when cadre ends one (default: delete it).
+    #[arg(long)]
+    disable_on_deprovision: bool,
+    /// Configure it paused.
+    #[arg(long)]
+    paused: bool,
+}
+
+impl Common {
+    fn settings(self, connection: Connection) -> Result<TargetSettings> {
+        let secret = std::fs::read_to_string(&self.secret_file)
+            .with_context(|| format!("reading {}", self.secret_file.display()))?;
+        Ok(TargetSettings {
+            name: self.name,
+            connection,
+            mapping: None,
+            mode: Some(if self.paused {
+                TargetMode::Paused
+            } else {
+                TargetMode::Enabled
+            }),
+            deprovision: Some(if self.disable_on_deprovision {
+                Deprovision::Disable
+            } else {
+                Deprovision::Delete
+            }),
+            secret: Some(secret.trim_end_matches(['\r', '\n']).to_owned()),
+        })
+    }
+}
+
+pub(crate) async fn target(
+    engine: &Engine,
+    key: Option<&SealingKey>,
+    output: &Output,
+    command: TargetCommand,
+) -> Result<()> {
+    let store = engine.store().as_ref();
+    let now = SystemClock.now();
+    let configured = match command {
+        TargetCommand::List => {
+            let targets = store.list_targets().await?;
+            output.targets(
+                &targets
+                    .into_iter()
+                    .map(TargetSchema::from)
+                    .collect::<Vec<_>>(),
+            );
+            return Ok(());
+        }
+        TargetCommand::AddScim {
+            common,
+            url,
+            username,
+            bulk,
+        } => {
+            let connection = Connection::Scim {
+                base_url: url,
+                username,
+                bulk,
+            };
+            configure_target(store, key, common.settings(connection)?, &operator(), now).await?
+        }
+        TargetCommand::AddLdap {
+            common,
+            url,
+            start_tls,
+            bind_dn,
+            people_dn,
+            groups_dn,
+            user_class,
+            group_class,
+        } => {
+            let connection = Connection::Ldap {
+                url,
+                start_tls,
+                bind_dn,
+                people_dn,
+                groups_dn,
+                user_class,
+                group_class,
+            };
+            configure_target(store, key, common.settings(connection)?, &operator(), now).await?
+        }
+        TargetCommand::Pause { id } | TargetCommand::Enable { id } => {
+            let mode = if matches!(command, TargetCommand::Pause { .. }) {
+                TargetMode::Paused
+            } else {
+                TargetMode::Enabled
+            };
+            let target = store.target(id).await?;
+            let settings = TargetSettings {
+                name: target.name.to_string(),
+                connection: target.connection,
+                mapping: None,
+                mode: Some(mode),
+                deprovision: None,
+                secret: None,
+            };
+            change_target(store, key, id, settings, &operator(), now).await?
+        }
+        TargetCommand::Remove { id } => {
+            remove_target(store, id, &operator(), now).await?;
+            output.message(&format!("target {id} removed"));
+            return Ok(());
+        }
+    };
+    output.targets(&[TargetSchema::from(configured)]);
+    Ok(())
+}

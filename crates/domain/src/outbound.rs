@@ -1,0 +1,392 @@
+//! Outbound provisioning targets: the applications cadre pushes its users and groups into, a SCIM
+//! 2.0 service provider or an LDAP directory, as an admin configures them.
+//!
+//! A target's credential (a bearer token or a password) is kept sealed: encrypting and opening
+//! it is the edge's business (it needs the key from the configuration and a CSPRNG); this module
+//! holds the types, their rules and the repository port.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{DomainError, Result};
+use crate::ids::Name;
+
+/// How cadre reaches a target and authenticates to it (the secret apart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Connection {
+    /// A SCIM 2.0 service provider.
+    Scim {
+        /// Its base URL (`https://…/scim/v2`), `http` or `https`.
+        base_url: String,
+        /// How cadre signs in: with the secret as a bearer token, or as the password of
+        /// `username` (basic authentication).
+        username: Option<String>,
+        /// Whether the target takes `/Bulk` requests.
+        bulk: bool,
+    },
+    /// An LDAP directory.
+    Ldap {
+        /// `ldaps://host:port`, or `ldap://host:port` with `start_tls`.
+        url: String,
+        /// Whether an `ldap://` connection is upgraded with StartTLS before binding.
+        start_tls: bool,
+        /// The DN cadre binds as; the secret is its password.
+        bind_dn: String,
+        /// Where people go (`ou=people,dc=example,dc=org`).
+        people_dn: String,
+        /// Where groups go (`ou=groups,dc=example,dc=org`).
+        groups_dn: String,
+        /// The object class of people, `inetOrgPerson` by default.
+        user_class: String,
+        /// The object class of groups, `groupOfNames` by default.
+        group_class: String,
+    },
+}
+
+/// The most bytes of a URL, DN, class or name in a target.
+pub const MAX_SETTING_LEN: usize = 1024;
+
+impl Connection {
+    /// The kind's wire name: `scim` or `ldap`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Connection::Scim { .. } => "scim",
+            Connection::Ldap { .. } => "ldap",
+        }
+    }
+
+    /// Refuses settings no connection could use: a SCIM URL that is not `http(s)://host…`, an
+    /// LDAP URL that is not `ldaps://`, or `ldap://` without StartTLS (a password would cross
+    /// the network in clear), an empty DN or class, anything over [`MAX_SETTING_LEN`] bytes or
+    /// with control characters.
+    pub fn check(&self) -> Result<()> {
+        match self {
+            Connection::Scim {
+                base_url, username, ..
+            } => {
+                setting("base_url", base_url)?;
+                url_with("base_url", base_url, &["http://", "https://"])?;
+                if let Some(username) = username {
+                    setting("username", username)?;
+                    if username.contains(':') {
+                        return Err(DomainError::invalid(
+                            "username",
+                            "a basic-authentication user name has no ':'",
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            Connection::Ldap {
+                url,
+                start_tls,
+                bind_dn,
+                people_dn,
+                groups_dn,
+                user_class,
+                group_class,
+            } => {
+                for (field, value) in [
+                    ("url", url),
+                    ("bind_dn", bind_dn),
+                    ("people_dn", people_dn),
+                    ("groups_dn", groups_dn),
+                    ("user_class", user_class),
+                    ("group_class", group_class),
+                ] {
+                    setting(field, value)?;
+                }
+                url_with("url", url, &["ldap://", "ldaps://"])?;
+                if !start_tls && starts_with_ignoring_case(url, "ldap://") {
+                    return Err(DomainError::invalid(
+                        "start_tls",
+                        "an ldap:// URL needs StartTLS (or use ldaps://): the bind password \
+                         must not cross the network in clear",
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn starts_with_ignoring_case(text: &str, prefix: &str) -> bool {
+    text.get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+}
+
+/// Refuses an empty setting, one over [`MAX_SETTING_LEN`] bytes, or one with control characters.
+fn setting(field: &str, value: &str) -> Result<()> {
+    if value.trim().is_empty() {
+        return Err(DomainError::invalid(field, "must not be empty"));
+    }
+    if value.len() > MAX_SETTING_LEN {
+        return Err(DomainError::invalid(
+            field,
+            format!("must be at most {MAX_SETTING_LEN} bytes"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(DomainError::invalid(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a URL that does not start with one of `schemes` followed by a host.
+fn url_with(field: &str, url: &str, schemes: &[&str]) -> Result<()> {
+    let rest = schemes
+        .iter()
+        .find(|scheme| starts_with_ignoring_case(url, scheme))
+        .map(|scheme| &url[scheme.len()..])
+        .ok_or_else(|| {
+            DomainError::invalid(field, format!("must start with {}", schemes.join(" or ")))
+        })?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(DomainError::invalid(field, "must name a host"));
+    }
+    if host.contains('@') {
+        return Err(DomainError::invalid(
+            field,
+            "must not hold credentials: they go in the target's secret, which is kept sealed",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a target receives pushes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetMode {
+    /// Every change is pushed.
+    Enabled,
+    /// Nothing is pushed until it is enabled again.
+    Paused,
+}
+
+impl TargetMode {
+    /// The wire string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetMode::Enabled => "enabled",
+            TargetMode::Paused => "paused",
+        }
+    }
+}
+
+/// What a target does with a user cadre ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Deprovision {
+    /// The remote user is deleted.
+    Delete,
+    /// The remote user is kept, disabled.
+    Disable,
+}
+
+/// An application cadre provisions into.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundTarget {
+    /// Its id.
+    pub id: Uuid,
+    /// A name for people, unique among targets.
+    pub name: Name,
+    /// How cadre reaches it.
+    pub connection: Connection,
+    /// Which of cadre's user fields each target attribute takes (`mail` ← `email`); the
+    /// kind's defaults ([`default_mapping`]) when not set.
+    pub mapping: BTreeMap<String, String>,
+    /// Whether it receives pushes.
+    pub mode: TargetMode,
+    /// What it does with users cadre ends.
+    pub deprovision: Deprovision,
+    /// The credential (bearer token or password), sealed by the edge; never shown.
+    pub sealed_secret: Vec<u8>,
+    /// Who configured it.
+    pub created_by: String,
+    /// When it was configured.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// cadre's user fields a mapping may name.
+pub const USER_FIELDS: &[&str] = &[
+    "user_id",
+    "username",
+    "firstname",
+    "lastname",
+    "email",
+    "auth_id",
+    "employee_number",
+    "cost_center",
+    "organization",
+    "division",
+    "department",
+    "manager",
+];
+
+/// The most attributes a mapping names.
+pub const MAX_MAPPED: usize = 64;
+
+/// The mapping a target of `kind` (`scim`, `ldap`) starts with.
+pub fn default_mapping(kind: &str) -> BTreeMap<String, String> {
+    let pairs: &[(&str, &str)] = match kind {
+        "ldap" => &[
+            ("uid", "user_id"),
+            ("cn", "username"),
+            ("givenName", "firstname"),
+            ("sn", "lastname"),
+            ("mail", "email"),
+            ("employeeNumber", "employee_number"),
+            ("departmentNumber", "department"),
+        ],
+        _ => &[
+            ("externalId", "user_id"),
+            ("userName", "username"),
+            ("name.givenName", "firstname"),
+            ("name.familyName", "lastname"),
+            ("emails", "email"),
+        ],
+    };
+    pairs
+        .iter()
+        .map(|(attribute, field)| ((*attribute).to_owned(), (*field).to_owned()))
+        .collect()
+}
+
+/// Refuses a mapping with more than [`MAX_MAPPED`] attributes, an attribute name that is not
+/// letters, digits, `.`, `-` or `_` (at most 128 bytes), or a field cadre's users do not have.
+pub fn check_mapping(mapping: &BTreeMap<String, String>) -> Result<()> {
+    if mapping.len() > MAX_MAPPED {
+        return Err(DomainError::invalid(
+            "mapping",
+            format!("names at most {MAX_MAPPED} attributes"),
+        ));
+    }
+    for (attribute, field) in mapping {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+        if attribute.is_empty() || attribute.len() > 128 || !attribute.chars().all(allowed) {
+            return Err(DomainError::invalid(
+                "mapping",
+                format!("{attribute:?} is not an attribute name"),
+            ));
+        }
+        if !USER_FIELDS.contains(&field.as_str()) {
+            return Err(DomainError::invalid(
+                "mapping",
+                format!(
+                    "{field:?} is not a user field; one of {}",
+                    USER_FIELDS.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Outbound targets.
+#[async_trait]
+pub trait TargetRepository: Send + Sync {
+    /// Stores a new target; a name another target has is a conflict.
+    async fn create_target(&self, target: &OutboundTarget) -> Result<()>;
+    /// One target.
+    async fn target(&self, id: Uuid) -> Result<OutboundTarget>;
+    /// Every target, by name.
+    async fn list_targets(&self) -> Result<Vec<OutboundTarget>>;
+    /// Replaces a stored target with `target` (same id); a name another target has is a
+    /// conflict.
+    async fn save_target(&self, target: &OutboundTarget) -> Result<()>;
+    /// Removes a target.
+    async fn delete_target(&self, id: Uuid) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ldap(url: &str, start_tls: bool) -> Connection {
+        Connection::Ldap {
+            url: url.to_owned(),
+            start_tls,
+            bind_dn: "cn=cadre,dc=example,dc=org".to_owned(),
+            people_dn: "ou=people,dc=example,dc=org".to_owned(),
+            groups_dn: "ou=groups,dc=example,dc=org".to_owned(),
+            user_class: "inetOrgPerson".to_owned(),
+            group_class: "groupOfNames".to_owned(),
+        }
+    }
+
+    fn scim(url: &str, username: Option<&str>) -> Connection {
+        Connection::Scim {
+            base_url: url.to_owned(),
+            username: username.map(str::to_owned),
+            bulk: false,
+        }
+    }
+
+    #[test]
+    fn connections_need_a_usable_url_and_no_password_in_clear() {
+        assert!(
+            scim("https://app.example.org/scim/v2", None)
+                .check()
+                .is_ok()
+        );
+        assert!(scim("HTTP://127.0.0.1:8080", Some("cadre")).check().is_ok());
+        for bad in [
+            "ftp://x",
+            "https://",
+            "https:///scim",
+            "app.example.org",
+            " ",
+        ] {
+            assert!(scim(bad, None).check().is_err(), "{bad}");
+        }
+        assert!(scim("https://x", Some("a:b")).check().is_err());
+        let with_password = scim("https://cadre:secret@app.example.org", None).check();
+        assert!(
+            with_password
+                .unwrap_err()
+                .to_string()
+                .contains("credentials")
+        );
+        assert!(ldap("ldaps://ldap.example.org:636", false).check().is_ok());
+        assert!(ldap("ldap://ldap.example.org", true).check().is_ok());
+        let clear = ldap("ldap://ldap.example.org", false).check().unwrap_err();
+        assert!(clear.to_string().contains("StartTLS"), "{clear}");
+        assert!(ldap("http://ldap.example.org", true).check().is_err());
+        let mut no_people = ldap("ldaps://x", false);
+        if let Connection::Ldap { people_dn, .. } = &mut no_people {
+            people_dn.clear();
+        }
+        assert!(no_people.check().is_err());
+        let long = format!("https://{}", "a".repeat(MAX_SETTING_LEN));
+        assert!(scim(&long, None).check().is_err());
+        assert!(scim("https://x\n", None).check().is_err());
+    }
+
+    #[test]
+    fn mappings_name_attributes_and_user_fields() {
+        assert!(check_mapping(&default_mapping("scim")).is_ok());
+        assert!(check_mapping(&default_mapping("ldap")).is_ok());
+        let one = |attribute: &str, field: &str| {
+            check_mapping(&BTreeMap::from([(attribute.to_owned(), field.to_owned())]))
+        };
+        assert!(one("mail", "email").is_ok());
+        assert!(one("mail", "password").is_err());
+        assert!(one("ma il", "email").is_err());
+        assert!(one("", "email").is_err());
+        let many: BTreeMap<String, String> = (0..=MAX_MAPPED)
+            .map(|n| (format!("a{n}"), "email".to_owned()))
+            .collect();
+        assert!(check_mapping(&many).is_err());
+    }
+}

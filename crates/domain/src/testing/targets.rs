@@ -1,0 +1,88 @@
+//! Outbound targets in memory: listed by name, names unique by their identity key.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::error::{DomainError, Result};
+use crate::ids::identity_key;
+use crate::outbound::{OutboundTarget, TargetRepository};
+
+use super::Access;
+
+/// The targets, by id.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Targets {
+    rows: BTreeMap<Uuid, OutboundTarget>,
+}
+
+impl Targets {
+    /// Refuses `target` when another target has its name.
+    fn check_name(&self, target: &OutboundTarget) -> Result<()> {
+        let key = identity_key(target.name.as_str());
+        let taken = self
+            .rows
+            .values()
+            .any(|other| other.id != target.id && identity_key(other.name.as_str()) == key);
+        if taken {
+            // The real store's message for its unique index.
+            return Err(DomainError::Conflict(
+                "a target with this name already exists".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<T: Access> TargetRepository for T {
+    async fn create_target(&self, target: &OutboundTarget) -> Result<()> {
+        let target = target.clone();
+        self.write(move |tables, _| {
+            let targets = Arc::make_mut(&mut tables.targets);
+            if targets.rows.contains_key(&target.id) {
+                return Err(DomainError::Conflict(super::DUPLICATE.to_owned()));
+            }
+            targets.check_name(&target)?;
+            targets.rows.insert(target.id, target.clone());
+            Ok(())
+        })
+    }
+
+    async fn target(&self, id: Uuid) -> Result<OutboundTarget> {
+        self.read(|tables, _| tables.targets.rows.get(&id).cloned())
+            .ok_or_else(|| DomainError::not_found("target", id))
+    }
+
+    async fn list_targets(&self) -> Result<Vec<OutboundTarget>> {
+        let mut targets: Vec<OutboundTarget> =
+            self.read(|tables, _| tables.targets.rows.values().cloned().collect());
+        targets.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
+        Ok(targets)
+    }
+
+    async fn save_target(&self, target: &OutboundTarget) -> Result<()> {
+        let target = target.clone();
+        self.write(move |tables, _| {
+            let targets = Arc::make_mut(&mut tables.targets);
+            if !targets.rows.contains_key(&target.id) {
+                return Err(DomainError::not_found("target", target.id));
+            }
+            targets.check_name(&target)?;
+            targets.rows.insert(target.id, target.clone());
+            Ok(())
+        })
+    }
+
+    async fn delete_target(&self, id: Uuid) -> Result<()> {
+        self.write(move |tables, _| {
+            Arc::make_mut(&mut tables.targets)
+                .rows
+                .remove(&id)
+                .map(|_| ())
+                .ok_or_else(|| DomainError::not_found("target", id))
+        })
+    }
+}

@@ -1,0 +1,123 @@
+//! Outbound targets: connection and mapping as JSON text, the credential as the sealed bytes
+//! the server hands over.
+
+use async_trait::async_trait;
+use cadre_domain::{DomainError, Name, OutboundTarget, Result, TargetRepository, identity_key};
+use sea_orm::{ActiveValue::Set, EntityTrait, QueryOrder};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::entities::outbound_targets;
+use crate::{Conn, Repo, storage_error};
+
+/// A value as its JSON text.
+fn to_text(value: &impl Serialize) -> Result<String> {
+    serde_json::to_string(value).map_err(|error| DomainError::Storage(error.to_string()))
+}
+
+/// A value from its JSON text, or from a bare wire string (`mode`, `deprovision`).
+fn from_text<T: DeserializeOwned>(text: &str, bare: bool) -> Result<T> {
+    let parsed = if bare {
+        serde_json::from_value(Value::String(text.to_owned()))
+    } else {
+        serde_json::from_str(text)
+    };
+    parsed.map_err(|error| DomainError::Storage(format!("a stored target is invalid: {error}")))
+}
+
+/// A wire string of a unit enum (`"paused"`).
+fn bare(value: &impl Serialize) -> Result<String> {
+    match serde_json::to_value(value) {
+        Ok(Value::String(text)) => Ok(text),
+        _ => Err(DomainError::Storage("not a wire string".to_owned())),
+    }
+}
+
+fn to_domain(row: outbound_targets::Model) -> Result<OutboundTarget> {
+    Ok(OutboundTarget {
+        id: row.id,
+        name: Name::parse(&row.name)?,
+        connection: from_text(&row.connection, false)?,
+        mapping: from_text(&row.mapping, false)?,
+        mode: from_text(&row.mode, true)?,
+        deprovision: from_text(&row.deprovision, true)?,
+        sealed_secret: row.sealed_secret,
+        created_by: row.created_by,
+        created_at: row.created_at.to_utc(),
+        updated_at: row.updated_at.to_utc(),
+    })
+}
+
+fn to_row(target: &OutboundTarget) -> Result<outbound_targets::ActiveModel> {
+    Ok(outbound_targets::ActiveModel {
+        id: Set(target.id),
+        name: Set(target.name.to_string()),
+        name_key: Set(identity_key(target.name.as_str())),
+        connection: Set(to_text(&target.connection)?),
+        mapping: Set(to_text(&target.mapping)?),
+        mode: Set(bare(&target.mode)?),
+        deprovision: Set(bare(&target.deprovision)?),
+        sealed_secret: Set(target.sealed_secret.clone()),
+        created_by: Set(target.created_by.clone()),
+        created_at: Set(target.created_at.fixed_offset()),
+        updated_at: Set(target.updated_at.fixed_offset()),
+    })
+}
+
+#[async_trait]
+impl<C: Conn> TargetRepository for Repo<C> {
+    async fn create_target(&self, target: &OutboundTarget) -> Result<()> {
+        outbound_targets::Entity::insert(to_row(target)?)
+            .exec_without_returning(&self.conn)
+            .await
+            .map_err(storage_error)?;
+        Ok(())
+    }
+
+    async fn target(&self, id: Uuid) -> Result<OutboundTarget> {
+        outbound_targets::Entity::find_by_id(id)
+            .one(&self.conn)
+            .await
+            .map_err(storage_error)?
+            .ok_or_else(|| DomainError::not_found("target", id))
+            .and_then(to_domain)
+    }
+
+    async fn list_targets(&self) -> Result<Vec<OutboundTarget>> {
+        outbound_targets::Entity::find()
+            .order_by_asc(outbound_targets::Column::Name)
+            .order_by_asc(outbound_targets::Column::Id)
+            .all(&self.conn)
+            .await
+            .map_err(storage_error)?
+            .into_iter()
+            .map(to_domain)
+            .collect()
+    }
+
+    async fn save_target(&self, target: &OutboundTarget) -> Result<()> {
+        let updated = outbound_targets::Entity::update(to_row(target)?)
+            .exec(&self.conn)
+            .await;
+        match updated {
+            Ok(_) => Ok(()),
+            Err(sea_orm::DbErr::RecordNotUpdated) => {
+                Err(DomainError::not_found("target", target.id))
+            }
+            Err(error) => Err(storage_error(error)),
+        }
+    }
+
+    async fn delete_target(&self, id: Uuid) -> Result<()> {
+        let deleted = outbound_targets::Entity::delete_by_id(id)
+            .exec(&self.conn)
+            .await
+            .map_err(storage_error)?;
+        if deleted.rows_affected == 0 {
+            return Err(DomainError::not_found("target", id));
+        }
+        Ok(())
+    }
+}
