@@ -1,12 +1,13 @@
 //! What commands print: tables for people, JSON for scripts.
 
 use cadre_domain::ApiToken;
+use cadre_domain::Connection;
 use cadre_server::api::audit::AuditPageSchema;
 use cadre_server::api::groups::{FileSchema, GroupSchema};
 use cadre_server::api::processes::{ProcessDetail, ProcessPage};
 use cadre_server::api::provisioning::LoadReportSchema;
 use cadre_server::api::subscriptions::{SubscriptionDetail, SubscriptionPage};
-use cadre_server::api::targets::{ConnectionSchema, TargetSchema};
+use cadre_server::api::targets::TargetSchema;
 use cadre_server::api::workflows::WorkflowSchema;
 use cadre_server::auth::IssuedToken;
 use chrono::{DateTime, Utc};
@@ -191,16 +192,16 @@ impl Output {
         }
         let rows = targets.iter().map(|target| {
             let (kind, address) = match &target.connection {
-                ConnectionSchema::Scim { base_url, .. } => ("scim", base_url),
-                ConnectionSchema::Ldap { url, .. } => ("ldap", url),
+                Connection::Scim { base_url, .. } => ("scim", base_url),
+                Connection::Ldap { url, .. } => ("ldap", url),
             };
             vec![
                 target.id.to_string(),
                 target.name.clone(),
                 kind.to_owned(),
                 address.clone(),
-                format!("{:?}", target.mode).to_lowercase(),
-                format!("{:?}", target.deprovision).to_lowercase(),
+                target.mode.as_str().to_owned(),
+                target.deprovision.as_str().to_owned(),
             ]
         });
         println!(

@@ -17,16 +17,19 @@ use crate::ids::Name;
 
 /// How cadre reaches a target and authenticates to it (the secret apart).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Connection {
     /// A SCIM 2.0 service provider.
     Scim {
-        /// Its base URL (`https://…/scim/v2`), `http` or `https`.
+        /// Its base URL, `http(s)://host/…/scim/v2`, without credentials.
         base_url: String,
-        /// How cadre signs in: with the secret as a bearer token, or as the password of
-        /// `username` (basic authentication).
+        /// Basic authentication as this user, the secret its password; without it the secret
+        /// is sent as a bearer token.
+        #[serde(default)]
         username: Option<String>,
         /// Whether the target takes `/Bulk` requests.
+        #[serde(default)]
         bulk: bool,
     },
     /// An LDAP directory.
@@ -34,6 +37,7 @@ pub enum Connection {
         /// `ldaps://host:port`, or `ldap://host:port` with `start_tls`.
         url: String,
         /// Whether an `ldap://` connection is upgraded with StartTLS before binding.
+        #[serde(default)]
         start_tls: bool,
         /// The DN cadre binds as; the secret is its password.
         bind_dn: String,
@@ -42,10 +46,20 @@ pub enum Connection {
         /// Where groups go (`ou=groups,dc=example,dc=org`).
         groups_dn: String,
         /// The object class of people, `inetOrgPerson` by default.
+        #[serde(default = "inet_org_person")]
         user_class: String,
         /// The object class of groups, `groupOfNames` by default.
+        #[serde(default = "group_of_names")]
         group_class: String,
     },
+}
+
+fn inet_org_person() -> String {
+    "inetOrgPerson".to_owned()
+}
+
+fn group_of_names() -> String {
+    "groupOfNames".to_owned()
 }
 
 /// The most bytes of a URL, DN, class or name in a target.
@@ -162,8 +176,19 @@ fn url_with(field: &str, url: &str, schemes: &[&str]) -> Result<()> {
     Ok(())
 }
 
+impl Deprovision {
+    /// The wire string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Deprovision::Delete => "delete",
+            Deprovision::Disable => "disable",
+        }
+    }
+}
+
 /// Whether a target receives pushes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TargetMode {
     /// Every change is pushed.
@@ -184,6 +209,7 @@ impl TargetMode {
 
 /// What a target does with a user cadre ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Deprovision {
     /// The remote user is deleted.

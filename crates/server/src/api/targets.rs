@@ -18,138 +18,6 @@ use crate::extract::JsonBody;
 use crate::state::AppState;
 use crate::targets::{TargetSettings, change_target, configure_target, remove_target};
 
-/// How cadre reaches a target.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ConnectionSchema {
-    /// A SCIM 2.0 service provider.
-    Scim {
-        /// Its base URL, `http(s)://host/…/scim/v2`, without credentials.
-        base_url: String,
-        /// Basic authentication as this user, the secret its password; without it the secret
-        /// is sent as a bearer token.
-        #[serde(default)]
-        username: Option<String>,
-        /// Whether the target takes `/Bulk` requests.
-        #[serde(default)]
-        bulk: bool,
-    },
-    /// An LDAP directory.
-    Ldap {
-        /// `ldaps://host:port`, or `ldap://host:port` with `start_tls`.
-        url: String,
-        /// Whether an `ldap://` connection is upgraded with StartTLS before binding.
-        #[serde(default)]
-        start_tls: bool,
-        /// The DN cadre binds as; the secret is its password.
-        bind_dn: String,
-        /// Where people go.
-        people_dn: String,
-        /// Where groups go.
-        groups_dn: String,
-        /// The object class of people.
-        #[serde(default = "inet_org_person")]
-        user_class: String,
-        /// The object class of groups.
-        #[serde(default = "group_of_names")]
-        group_class: String,
-    },
-}
-
-fn inet_org_person() -> String {
-    "inetOrgPerson".to_owned()
-}
-
-fn group_of_names() -> String {
-    "groupOfNames".to_owned()
-}
-
-impl From<ConnectionSchema> for Connection {
-    fn from(connection: ConnectionSchema) -> Self {
-        match connection {
-            ConnectionSchema::Scim {
-                base_url,
-                username,
-                bulk,
-            } => Connection::Scim {
-                base_url,
-                username,
-                bulk,
-            },
-            ConnectionSchema::Ldap {
-                url,
-                start_tls,
-                bind_dn,
-                people_dn,
-                groups_dn,
-                user_class,
-                group_class,
-            } => Connection::Ldap {
-                url,
-                start_tls,
-                bind_dn,
-                people_dn,
-                groups_dn,
-                user_class,
-                group_class,
-            },
-        }
-    }
-}
-
-impl From<Connection> for ConnectionSchema {
-    fn from(connection: Connection) -> Self {
-        match connection {
-            Connection::Scim {
-                base_url,
-                username,
-                bulk,
-            } => ConnectionSchema::Scim {
-                base_url,
-                username,
-                bulk,
-            },
-            Connection::Ldap {
-                url,
-                start_tls,
-                bind_dn,
-                people_dn,
-                groups_dn,
-                user_class,
-                group_class,
-            } => ConnectionSchema::Ldap {
-                url,
-                start_tls,
-                bind_dn,
-                people_dn,
-                groups_dn,
-                user_class,
-                group_class,
-            },
-        }
-    }
-}
-
-/// Whether a target receives pushes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ModeSchema {
-    /// Every change is pushed.
-    Enabled,
-    /// Nothing is pushed until it is enabled again.
-    Paused,
-}
-
-/// What a target does with a user cadre ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DeprovisionSchema {
-    /// The remote user is deleted.
-    Delete,
-    /// The remote user is kept, disabled.
-    Disable,
-}
-
 /// A target's settings as an admin sends them.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -157,17 +25,17 @@ pub struct TargetBody {
     /// A name for people, unique among targets.
     pub name: String,
     /// How cadre reaches it.
-    pub connection: ConnectionSchema,
+    pub connection: Connection,
     /// Target attribute → cadre's user field (`{"mail": "email"}`); absent: the kind's
     /// defaults for a new target, unchanged otherwise.
     #[serde(default)]
     pub mapping: Option<BTreeMap<String, String>>,
     /// Absent: enabled for a new target, unchanged otherwise.
     #[serde(default)]
-    pub mode: Option<ModeSchema>,
+    pub mode: Option<TargetMode>,
     /// Absent: delete for a new target, unchanged otherwise.
     #[serde(default)]
-    pub deprovision: Option<DeprovisionSchema>,
+    pub deprovision: Option<Deprovision>,
     /// The bearer token or password (1 to 4,096 bytes); kept sealed, never shown. Required for
     /// a new target; absent keeps the one a target has.
     #[serde(default)]
@@ -178,16 +46,10 @@ impl From<TargetBody> for TargetSettings {
     fn from(body: TargetBody) -> Self {
         TargetSettings {
             name: body.name,
-            connection: body.connection.into(),
+            connection: body.connection,
             mapping: body.mapping,
-            mode: body.mode.map(|mode| match mode {
-                ModeSchema::Enabled => TargetMode::Enabled,
-                ModeSchema::Paused => TargetMode::Paused,
-            }),
-            deprovision: body.deprovision.map(|deprovision| match deprovision {
-                DeprovisionSchema::Delete => Deprovision::Delete,
-                DeprovisionSchema::Disable => Deprovision::Disable,
-            }),
+            mode: body.mode,
+            deprovision: body.deprovision,
             secret: body.secret,
         }
     }
@@ -201,13 +63,13 @@ pub struct TargetSchema {
     /// Its name.
     pub name: String,
     /// How cadre reaches it.
-    pub connection: ConnectionSchema,
+    pub connection: Connection,
     /// Target attribute → cadre's user field.
     pub mapping: BTreeMap<String, String>,
     /// Whether it receives pushes.
-    pub mode: ModeSchema,
+    pub mode: TargetMode,
     /// What it does with users cadre ends.
-    pub deprovision: DeprovisionSchema,
+    pub deprovision: Deprovision,
     /// Who configured it.
     pub created_by: String,
     /// When it was configured (seconds since the epoch).
@@ -221,16 +83,10 @@ impl From<OutboundTarget> for TargetSchema {
         TargetSchema {
             id: target.id,
             name: target.name.to_string(),
-            connection: target.connection.into(),
+            connection: target.connection,
             mapping: target.mapping,
-            mode: match target.mode {
-                TargetMode::Enabled => ModeSchema::Enabled,
-                TargetMode::Paused => ModeSchema::Paused,
-            },
-            deprovision: match target.deprovision {
-                Deprovision::Delete => DeprovisionSchema::Delete,
-                Deprovision::Disable => DeprovisionSchema::Disable,
-            },
+            mode: target.mode,
+            deprovision: target.deprovision,
             created_by: target.created_by,
             created_at: epoch(target.created_at),
             updated_at: epoch(target.updated_at),
