@@ -7,7 +7,9 @@ use cadre_domain::{Clock, Connection, Deprovision, SystemClock, TargetMode};
 use cadre_engine::Engine;
 use cadre_outbound::SealingKey;
 use cadre_server::api::targets::TargetSchema;
-use cadre_server::targets::{TargetSettings, change_target, configure_target, remove_target};
+use cadre_server::targets::{
+    Actor, TargetSettings, change_target, configure_target, remove_target,
+};
 use clap::{Args, Subcommand};
 use uuid::Uuid;
 
@@ -82,8 +84,8 @@ pub(crate) struct Common {
     /// A name for people, unique among targets.
     #[arg(long)]
     name: String,
-    /// A file holding the bearer token or password (so that it is in no command line); its
-    /// last line break is not part of it.
+    /// A file holding the bearer token or password (so that it is in no command line); the
+    /// line breaks at its end are not part of it.
     #[arg(long)]
     secret_file: PathBuf,
     /// Keep the remote user, disabled, when cadre ends one (default: delete it).
@@ -125,6 +127,11 @@ pub(crate) async fn target(
 ) -> Result<()> {
     let store = engine.store().as_ref();
     let now = SystemClock.now();
+    let who = operator();
+    let actor = Actor {
+        name: &who,
+        origin: Default::default(),
+    };
     let configured = match command {
         TargetCommand::List => {
             let targets = store.list_targets().await?;
@@ -147,7 +154,7 @@ pub(crate) async fn target(
                 username,
                 bulk,
             };
-            configure_target(store, key, common.settings(connection)?, &operator(), now).await?
+            configure_target(store, key, common.settings(connection)?, actor, now).await?
         }
         TargetCommand::AddLdap {
             common,
@@ -168,7 +175,7 @@ pub(crate) async fn target(
                 user_class,
                 group_class,
             };
-            configure_target(store, key, common.settings(connection)?, &operator(), now).await?
+            configure_target(store, key, common.settings(connection)?, actor, now).await?
         }
         TargetCommand::Pause { id } | TargetCommand::Enable { id } => {
             let mode = if matches!(command, TargetCommand::Pause { .. }) {
@@ -185,10 +192,10 @@ pub(crate) async fn target(
                 deprovision: None,
                 secret: None,
             };
-            change_target(store, key, id, settings, &operator(), now).await?
+            change_target(store, key, id, settings, actor, now).await?
         }
         TargetCommand::Remove { id } => {
-            remove_target(store, id, &operator(), now).await?;
+            remove_target(store, id, actor, now).await?;
             output.message(&format!("target {id} removed"));
             return Ok(());
         }

@@ -18,11 +18,12 @@ use crate::ids::Name;
 /// How cadre reaches a target and authenticates to it (the secret apart).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Connection {
     /// A SCIM 2.0 service provider.
     Scim {
-        /// Its base URL, `http(s)://host/…/scim/v2`, without credentials.
+        /// Its base URL, `https://host/…/scim/v2` (`http` only to this machine), without
+        /// credentials, query or fragment.
         base_url: String,
         /// Basic authentication as this user, the secret its password; without it the secret
         /// is sent as a bearer token.
@@ -34,7 +35,7 @@ pub enum Connection {
     },
     /// An LDAP directory.
     Ldap {
-        /// `ldaps://host:port`, or `ldap://host:port` with `start_tls`.
+        /// `ldaps://host:port`, or `ldap://host:port` with `start_tls`; nothing after the port.
         url: String,
         /// Whether an `ldap://` connection is upgraded with StartTLS before binding.
         #[serde(default)]
@@ -74,17 +75,43 @@ impl Connection {
         }
     }
 
-    /// Refuses settings no connection could use: a SCIM URL that is not `http(s)://host…`, an
-    /// LDAP URL that is not `ldaps://`, or `ldap://` without StartTLS (a password would cross
-    /// the network in clear), an empty DN or class, anything over [`MAX_SETTING_LEN`] bytes or
-    /// with control characters.
+    /// What a credential is bound to: the kind, the address and the identity it signs in as.
+    /// A stored credential never follows a target whose scope changes.
+    pub fn credential_scope(&self) -> (&'static str, &str, Option<&str>) {
+        match self {
+            Connection::Scim {
+                base_url, username, ..
+            } => ("scim", base_url, username.as_deref()),
+            Connection::Ldap { url, bind_dn, .. } => ("ldap", url, Some(bind_dn)),
+        }
+    }
+
+    /// Refuses settings no connection could use or that would expose a credential: a SCIM URL
+    /// that is not `https://host…` (or `http://` to this machine), one with credentials, a
+    /// query or a fragment; an LDAP URL that is not `ldaps://host[:port]`, or
+    /// `ldap://host[:port]` without StartTLS (a password would cross the network in clear); an
+    /// empty setting, one with spaces around it, over [`MAX_SETTING_LEN`] bytes or with control
+    /// characters.
     pub fn check(&self) -> Result<()> {
         match self {
             Connection::Scim {
                 base_url, username, ..
             } => {
                 setting("base_url", base_url)?;
-                url_with("base_url", base_url, &["http://", "https://"])?;
+                let (host, rest) = url_with("base_url", base_url, &["https://", "http://"])?;
+                if rest.contains(['?', '#']) {
+                    return Err(DomainError::invalid(
+                        "base_url",
+                        "must have no query or fragment",
+                    ));
+                }
+                if starts_with_ignoring_case(base_url, "http://") && !loopback(host) {
+                    return Err(DomainError::invalid(
+                        "base_url",
+                        "must be https:// (http:// only to this machine): the credential must \
+                         not cross the network in clear",
+                    ));
+                }
                 if let Some(username) = username {
                     setting("username", username)?;
                     if username.contains(':') {
@@ -115,7 +142,13 @@ impl Connection {
                 ] {
                     setting(field, value)?;
                 }
-                url_with("url", url, &["ldap://", "ldaps://"])?;
+                let (_, rest) = url_with("url", url, &["ldaps://", "ldap://"])?;
+                if !matches!(rest, "" | "/") {
+                    return Err(DomainError::invalid(
+                        "url",
+                        "must end at the host and port: the DNs are settings of their own",
+                    ));
+                }
                 if !start_tls && starts_with_ignoring_case(url, "ldap://") {
                     return Err(DomainError::invalid(
                         "start_tls",
@@ -134,10 +167,29 @@ fn starts_with_ignoring_case(text: &str, prefix: &str) -> bool {
         .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
 }
 
-/// Refuses an empty setting, one over [`MAX_SETTING_LEN`] bytes, or one with control characters.
+/// Whether `host` (with its port) names this machine.
+fn loopback(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
+}
+
+/// Refuses an empty setting, one with spaces around it, one over [`MAX_SETTING_LEN`] bytes, or
+/// one with control characters.
 fn setting(field: &str, value: &str) -> Result<()> {
     if value.trim().is_empty() {
         return Err(DomainError::invalid(field, "must not be empty"));
+    }
+    if value.trim() != value {
+        return Err(DomainError::invalid(
+            field,
+            "must not start or end with spaces",
+        ));
     }
     if value.len() > MAX_SETTING_LEN {
         return Err(DomainError::invalid(
@@ -154,8 +206,9 @@ fn setting(field: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-/// Refuses a URL that does not start with one of `schemes` followed by a host.
-fn url_with(field: &str, url: &str, schemes: &[&str]) -> Result<()> {
+/// The host (with its port) and the rest of a URL that starts with one of `schemes` followed by
+/// a host without credentials; refuses any other.
+fn url_with<'a>(field: &str, url: &'a str, schemes: &[&str]) -> Result<(&'a str, &'a str)> {
     let rest = schemes
         .iter()
         .find(|scheme| starts_with_ignoring_case(url, scheme))
@@ -163,7 +216,8 @@ fn url_with(field: &str, url: &str, schemes: &[&str]) -> Result<()> {
         .ok_or_else(|| {
             DomainError::invalid(field, format!("must start with {}", schemes.join(" or ")))
         })?;
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (host, rest) = rest.split_at(end);
     if host.is_empty() || host.contains(char::is_whitespace) {
         return Err(DomainError::invalid(field, "must name a host"));
     }
@@ -173,7 +227,7 @@ fn url_with(field: &str, url: &str, schemes: &[&str]) -> Result<()> {
             "must not hold credentials: they go in the target's secret, which is kept sealed",
         ));
     }
-    Ok(())
+    Ok((host, rest))
 }
 
 impl Deprovision {
@@ -290,8 +344,15 @@ pub fn default_mapping(kind: &str) -> BTreeMap<String, String> {
 }
 
 /// Refuses a mapping with more than [`MAX_MAPPED`] attributes, an attribute name that is not
-/// letters, digits, `.`, `-` or `_` (at most 128 bytes), or a field cadre's users do not have.
+/// letters, digits, `.`, `-` or `_` (at most 128 bytes), a field cadre's users do not have, or
+/// none taking `user_id` (the id a target knows a user by, and finds it again by).
 pub fn check_mapping(mapping: &BTreeMap<String, String>) -> Result<()> {
+    if !mapping.values().any(|field| field == "user_id") {
+        return Err(DomainError::invalid(
+            "mapping",
+            "an attribute must take user_id: the id the target knows the user by",
+        ));
+    }
     if mapping.len() > MAX_MAPPED {
         return Err(DomainError::invalid(
             "mapping",
@@ -326,7 +387,7 @@ pub trait TargetRepository: Send + Sync {
     async fn create_target(&self, target: &OutboundTarget) -> Result<()>;
     /// One target.
     async fn target(&self, id: Uuid) -> Result<OutboundTarget>;
-    /// Every target, by name.
+    /// Every target, by name (its identity key, so without case).
     async fn list_targets(&self) -> Result<Vec<OutboundTarget>>;
     /// Replaces a stored target with `target` (same id); a name another target has is a
     /// conflict.
@@ -360,19 +421,25 @@ mod tests {
     }
 
     #[test]
-    fn connections_need_a_usable_url_and_no_password_in_clear() {
-        assert!(
-            scim("https://app.example.org/scim/v2", None)
-                .check()
-                .is_ok()
-        );
-        assert!(scim("HTTP://127.0.0.1:8080", Some("cadre")).check().is_ok());
+    fn connections_need_a_usable_url_and_no_credential_in_clear() {
+        for good in [
+            "https://app.example.org/scim/v2",
+            "HTTP://127.0.0.1:8080",
+            "http://localhost/scim",
+            "http://[::1]:9000",
+        ] {
+            assert!(scim(good, Some("cadre")).check().is_ok(), "{good}");
+        }
         for bad in [
             "ftp://x",
             "https://",
             "https:///scim",
             "app.example.org",
             " ",
+            " https://app.example.org",
+            "http://app.example.org/scim/v2",
+            "https://app.example.org/scim?access_token=t",
+            "https://app.example.org/scim#t",
         ] {
             assert!(scim(bad, None).check().is_err(), "{bad}");
         }
@@ -384,34 +451,65 @@ mod tests {
                 .to_string()
                 .contains("credentials")
         );
+
         assert!(ldap("ldaps://ldap.example.org:636", false).check().is_ok());
+        assert!(ldap("ldaps://ldap.example.org:636/", false).check().is_ok());
         assert!(ldap("ldap://ldap.example.org", true).check().is_ok());
         let clear = ldap("ldap://ldap.example.org", false).check().unwrap_err();
         assert!(clear.to_string().contains("StartTLS"), "{clear}");
         assert!(ldap("http://ldap.example.org", true).check().is_err());
+        let extension = ldap("ldaps://h/???bindname=cn=x,X-BINDPW=pw", false).check();
+        assert!(extension.is_err());
         let mut no_people = ldap("ldaps://x", false);
         if let Connection::Ldap { people_dn, .. } = &mut no_people {
             people_dn.clear();
         }
         assert!(no_people.check().is_err());
+        let mut spaced = ldap("ldaps://x", false);
+        if let Connection::Ldap { bind_dn, .. } = &mut spaced {
+            bind_dn.push(' ');
+        }
+        assert!(spaced.check().is_err());
         let long = format!("https://{}", "a".repeat(MAX_SETTING_LEN));
         assert!(scim(&long, None).check().is_err());
-        assert!(scim("https://x\n", None).check().is_err());
+        assert!(scim("https://x/\n", None).check().is_err());
     }
 
     #[test]
-    fn mappings_name_attributes_and_user_fields() {
+    fn a_credential_is_bound_to_the_kind_address_and_identity() {
+        let app = scim("https://app.example.org", None);
+        assert_eq!(
+            app.credential_scope(),
+            ("scim", "https://app.example.org", None)
+        );
+        assert_ne!(
+            app.credential_scope(),
+            scim("https://elsewhere.example.org", None).credential_scope()
+        );
+        assert_ne!(
+            app.credential_scope(),
+            scim("https://app.example.org", Some("cadre")).credential_scope()
+        );
+        assert_eq!(
+            ldap("ldaps://x", false).credential_scope(),
+            ("ldap", "ldaps://x", Some("cn=cadre,dc=example,dc=org"))
+        );
+    }
+
+    #[test]
+    fn mappings_name_attributes_user_fields_and_the_user_id() {
         assert!(check_mapping(&default_mapping("scim")).is_ok());
         assert!(check_mapping(&default_mapping("ldap")).is_ok());
         let one = |attribute: &str, field: &str| {
             check_mapping(&BTreeMap::from([(attribute.to_owned(), field.to_owned())]))
         };
-        assert!(one("mail", "email").is_ok());
-        assert!(one("mail", "password").is_err());
-        assert!(one("ma il", "email").is_err());
-        assert!(one("", "email").is_err());
+        assert!(one("uid", "user_id").is_ok());
+        assert!(one("mail", "email").is_err(), "no attribute takes user_id");
+        assert!(one("uid", "password").is_err());
+        assert!(one("u id", "user_id").is_err());
+        assert!(one("", "user_id").is_err());
         let many: BTreeMap<String, String> = (0..=MAX_MAPPED)
-            .map(|n| (format!("a{n}"), "email".to_owned()))
+            .map(|n| (format!("a{n}"), "user_id".to_owned()))
             .collect();
         assert!(check_mapping(&many).is_err());
     }

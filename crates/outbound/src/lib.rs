@@ -28,6 +28,9 @@ pub enum SealError {
     /// No randomness for a nonce.
     #[error("no randomness for a nonce: {0}")]
     Randomness(String),
+    /// The cipher refused to seal (a secret too large for it).
+    #[error("the secret could not be sealed")]
+    Sealing,
     /// The sealed bytes were not sealed with this key for this target, or were changed.
     #[error("the sealed secret does not open with this key for this target")]
     Opening,
@@ -61,7 +64,7 @@ impl SealingKey {
         };
         let ciphertext = XChaCha20Poly1305::new(&self.0)
             .encrypt(&XNonce::from(nonce), payload)
-            .map_err(|_| SealError::Opening)?;
+            .map_err(|_| SealError::Sealing)?;
         let mut sealed = nonce.to_vec();
         sealed.extend(ciphertext);
         Ok(sealed)

@@ -101,7 +101,18 @@ pub struct Config {
     /// The key outbound targets' credentials are sealed with: 64 hexadecimal digits (`openssl
     /// rand -hex 32`), best given as `CADRE_OUTBOUND_KEY`; without it no target can be
     /// configured. Losing it loses the stored credentials (set them again).
-    pub outbound_key: Option<String>,
+    pub outbound_key: Option<SecretSetting>,
+}
+
+/// A setting that is a secret: read as text, never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretSetting(pub String);
+
+impl std::fmt::Debug for SecretSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// The default database: `cadre.db` in the working directory, created if absent.
@@ -144,8 +155,8 @@ impl Config {
     /// The sealing key `outbound_key` gives, if any.
     pub fn outbound_key(&self) -> Result<Option<SealingKey>, cadre_outbound::SealError> {
         self.outbound_key
-            .as_deref()
-            .map(SealingKey::from_hex)
+            .as_ref()
+            .map(|key| SealingKey::from_hex(&key.0))
             .transpose()
     }
 
@@ -332,12 +343,11 @@ mod tests {
             jail.set_env("CADRE_REGISTRATION__CONFIRM_TTL", "315360000");
             assert!(Config::load(None).is_ok(), "ten years is allowed");
             jail.set_env("CADRE_OUTBOUND_KEY", "ab".repeat(32));
+            let config = Config::load(None).unwrap();
+            assert!(config.outbound_key().unwrap().is_some());
             assert!(
-                Config::load(None)
-                    .unwrap()
-                    .outbound_key()
-                    .unwrap()
-                    .is_some()
+                !format!("{config:?}").contains(&"ab".repeat(32)),
+                "the key is never shown"
             );
             Ok(())
         });

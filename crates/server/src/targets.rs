@@ -1,13 +1,14 @@
 //! Outbound targets as admins configure them (`docs/outbound.md`): checked, their credential
-//! sealed with the configured key before it is stored, audited; what `/api/targets` and
-//! `cadre target` do.
+//! sealed with the configured key before it is stored, each change and its audit event in one
+//! transaction; what `/api/targets` and `cadre target` do.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use cadre_domain::outbound::{check_mapping, default_mapping};
 use cadre_domain::{
-    AuditAction, AuditEvent, Connection, Deprovision, DomainError, Name, OutboundTarget,
-    Repositories, TargetMode,
+    AuditAction, AuditEvent, Connection, Deprovision, DomainError, Name, Origin, OutboundTarget,
+    Store, TargetMode,
 };
 use cadre_outbound::SealingKey;
 use chrono::{DateTime, Utc};
@@ -17,21 +18,44 @@ use uuid::Uuid;
 pub const MAX_SECRET_LEN: usize = 4096;
 
 /// What an admin sets on a target.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TargetSettings {
     /// Its name, unique among targets.
     pub name: String,
     /// How cadre reaches it.
     pub connection: Connection,
-    /// Target attribute ← user field; `None` keeps what it has (a new target: the kind's
-    /// defaults).
+    /// Target attribute ← user field; `None` keeps what it has (a new target, or one whose
+    /// kind changes: the kind's defaults).
     pub mapping: Option<BTreeMap<String, String>>,
     /// `None` keeps what it has (a new target: enabled).
     pub mode: Option<TargetMode>,
     /// `None` keeps what it has (a new target: delete).
     pub deprovision: Option<Deprovision>,
-    /// The bearer token or password; `None` keeps the one it has (a new target needs one).
+    /// The bearer token or password; `None` keeps the one it has, which only a target whose
+    /// kind, address and identity stay may do.
     pub secret: Option<String>,
+}
+
+impl fmt::Debug for TargetSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TargetSettings")
+            .field("name", &self.name)
+            .field("connection", &self.connection)
+            .field("mapping", &self.mapping)
+            .field("mode", &self.mode)
+            .field("deprovision", &self.deprovision)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Who changes a target, for the audit log.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    /// Their name.
+    pub name: &'a str,
+    /// Where the request came from.
+    pub origin: Origin,
 }
 
 /// Why a target cannot be configured without a key.
@@ -56,137 +80,122 @@ fn seal(key: Option<&SealingKey>, id: Uuid, secret: &str) -> Result<Vec<u8>, Dom
         .map_err(|error| DomainError::Internal(error.to_string()))
 }
 
-/// `settings` applied to `target`, checked.
+/// `settings` applied to `target`, checked; the credential sealed when one is given, and
+/// required when the target's kind, address or identity changes (so that a stored credential
+/// never follows a target somewhere else).
 fn apply(
     key: Option<&SealingKey>,
     mut target: OutboundTarget,
     settings: TargetSettings,
+    now: DateTime<Utc>,
 ) -> Result<OutboundTarget, DomainError> {
     settings.connection.check()?;
+    let moved = target.connection.credential_scope() != settings.connection.credential_scope();
     target.name = Name::parse(&settings.name)?;
-    if let Some(mapping) = settings.mapping {
-        target.mapping = mapping;
-    } else if target.connection.kind() != settings.connection.kind() {
-        target.mapping = default_mapping(settings.connection.kind());
+    match settings.mapping {
+        Some(mapping) => target.mapping = mapping,
+        None if target.connection.kind() != settings.connection.kind() => {
+            target.mapping = default_mapping(settings.connection.kind());
+        }
+        None => {}
     }
     check_mapping(&target.mapping)?;
     target.connection = settings.connection;
     target.mode = settings.mode.unwrap_or(target.mode);
     target.deprovision = settings.deprovision.unwrap_or(target.deprovision);
-    if let Some(secret) = settings.secret {
-        target.sealed_secret = seal(key, target.id, &secret)?;
+    match settings.secret {
+        Some(secret) => target.sealed_secret = seal(key, target.id, &secret)?,
+        None if moved || target.sealed_secret.is_empty() => {
+            return Err(DomainError::invalid(
+                "secret",
+                "a new target, or one whose kind, address or identity changes, needs its \
+                 credential",
+            ));
+        }
+        None => {}
     }
+    target.updated_at = now;
     Ok(target)
 }
 
-/// Stores a new target configured by `actor`; audited as `target_configured` (never the
-/// secret).
+/// Stores a new target; audited as `target_configured` (never the secret).
 pub async fn configure_target(
-    repositories: &dyn Repositories,
+    store: &dyn Store,
     key: Option<&SealingKey>,
     settings: TargetSettings,
-    actor: &str,
+    actor: Actor<'_>,
     now: DateTime<Utc>,
 ) -> Result<OutboundTarget, DomainError> {
-    let id = Uuid::now_v7();
-    let secret = settings
-        .secret
-        .as_deref()
-        .ok_or_else(|| DomainError::invalid("secret", "a new target needs its credential"))?;
     let blank = OutboundTarget {
-        id,
+        id: Uuid::now_v7(),
         name: Name::parse(&settings.name)?,
         mapping: default_mapping(settings.connection.kind()),
         connection: settings.connection.clone(),
         mode: TargetMode::Enabled,
         deprovision: Deprovision::Delete,
-        sealed_secret: seal(key, id, secret)?,
-        created_by: actor.to_owned(),
+        sealed_secret: Vec::new(),
+        created_by: actor.name.to_owned(),
         created_at: now,
         updated_at: now,
     };
-    let target = apply(key, blank, settings)?;
-    repositories.create_target(&target).await?;
-    audit(
-        repositories,
-        AuditAction::TargetConfigured,
-        &target,
-        actor,
-        now,
-    )
-    .await?;
+    let target = apply(key, blank, settings, now)?;
+    let txn = store.begin().await?;
+    txn.create_target(&target).await?;
+    txn.record_audit(&event(AuditAction::TargetConfigured, &target, actor, now))
+        .await?;
+    txn.commit().await?;
     Ok(target)
 }
 
 /// Replaces target `id`'s settings with `settings` (what they leave out stays); audited as
 /// `target_changed`.
 pub async fn change_target(
-    repositories: &dyn Repositories,
+    store: &dyn Store,
     key: Option<&SealingKey>,
     id: Uuid,
     settings: TargetSettings,
-    actor: &str,
+    actor: Actor<'_>,
     now: DateTime<Utc>,
 ) -> Result<OutboundTarget, DomainError> {
-    let mut target = apply(key, repositories.target(id).await?, settings)?;
-    target.updated_at = now;
-    repositories.save_target(&target).await?;
-    audit(
-        repositories,
-        AuditAction::TargetChanged,
-        &target,
-        actor,
-        now,
-    )
-    .await?;
+    let txn = store.begin().await?;
+    let target = apply(key, txn.target(id).await?, settings, now)?;
+    txn.save_target(&target).await?;
+    txn.record_audit(&event(AuditAction::TargetChanged, &target, actor, now))
+        .await?;
+    txn.commit().await?;
     Ok(target)
 }
 
 /// Removes target `id`; audited as `target_removed`.
 pub async fn remove_target(
-    repositories: &dyn Repositories,
+    store: &dyn Store,
     id: Uuid,
-    actor: &str,
+    actor: Actor<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), DomainError> {
-    let target = repositories.target(id).await?;
-    repositories.delete_target(id).await?;
-    audit(
-        repositories,
-        AuditAction::TargetRemoved,
-        &target,
-        actor,
-        now,
-    )
-    .await
+    let txn = store.begin().await?;
+    let target = txn.target(id).await?;
+    txn.delete_target(id).await?;
+    txn.record_audit(&event(AuditAction::TargetRemoved, &target, actor, now))
+        .await?;
+    txn.commit().await
 }
 
-async fn audit(
-    repositories: &dyn Repositories,
+/// The audit event of `action` on `target`: its name, kind, address and mode, never its
+/// credential.
+fn event(
     action: AuditAction,
     target: &OutboundTarget,
-    actor: &str,
+    actor: Actor<'_>,
     now: DateTime<Utc>,
-) -> Result<(), DomainError> {
-    repositories
-        .record_audit(
-            &AuditEvent::new(Uuid::now_v7(), now, action, actor)
-                .on(target.id)
-                .detail(format!(
-                    "{:?}, {} at {}, {}",
-                    target.name.as_str(),
-                    target.connection.kind(),
-                    address(&target.connection),
-                    target.mode.as_str()
-                )),
-        )
-        .await
-}
-
-/// Where a connection goes.
-fn address(connection: &Connection) -> &str {
-    match connection {
-        Connection::Scim { base_url, .. } => base_url,
-        Connection::Ldap { url, .. } => url,
-    }
+) -> AuditEvent {
+    let (kind, address, _) = target.connection.credential_scope();
+    AuditEvent::new(Uuid::now_v7(), now, action, actor.name)
+        .origin(&actor.origin)
+        .on(target.id)
+        .detail(format!(
+            "{:?}, {kind} at {address}, {}",
+            target.name.as_str(),
+            target.mode.as_str()
+        ))
 }

@@ -87,7 +87,7 @@ impl<C: Conn> TargetRepository for Repo<C> {
 
     async fn list_targets(&self) -> Result<Vec<OutboundTarget>> {
         outbound_targets::Entity::find()
-            .order_by_asc(outbound_targets::Column::Name)
+            .order_by_asc(outbound_targets::Column::NameKey)
             .order_by_asc(outbound_targets::Column::Id)
             .all(&self.conn)
             .await

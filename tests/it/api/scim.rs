@@ -28,7 +28,7 @@ impl Answer {
 
 impl Server {
     /// A token with the `scim` role, acting for no user.
-    async fn scim_token(&self) -> String {
+    pub(super) async fn scim_token(&self) -> String {
         issue_token(
             self.engine.store().as_ref(),
             NewToken {

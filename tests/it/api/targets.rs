@@ -15,7 +15,7 @@ async fn with_key() -> Server {
     Server::start_with(
         1,
         Vec::new(),
-        |config| config.outbound_key = Some(KEY.to_owned()),
+        |config| config.outbound_key = Some(cadre_server::config::SecretSetting(KEY.to_owned())),
         Arc::new(SystemClock),
     )
     .await
@@ -97,6 +97,45 @@ async fn admins_configure_targets_whose_credentials_never_come_back() {
     );
     assert_eq!(again.mapping, stored.mapping);
 
+    // Pointed elsewhere, or at another identity, a target needs its credential again: a
+    // stored one never follows it.
+    let mut moved = scim_target("App");
+    moved["connection"]["base_url"] = json!("https://elsewhere.example.org/scim/v2");
+    moved.as_object_mut().unwrap().remove("secret");
+    let (status, problem) = server
+        .put(&format!("/api/targets/{id}"), Some(moved.clone()))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("credential"),
+        "{problem}"
+    );
+    moved["secret"] = json!("the-other-token");
+    let (status, changed) = server.put(&format!("/api/targets/{id}"), Some(moved)).await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    let again = store.target(id.parse().unwrap()).await.unwrap();
+    assert_eq!(
+        key.open(again.id, &again.sealed_secret).unwrap(),
+        b"the-other-token"
+    );
+    // Another kind takes its defaults for a mapping.
+    let mut as_ldap = json!({
+        "name": "App",
+        "connection": {"kind": "ldap", "url": "ldaps://app.example.org", "bind_dn": "cn=cadre",
+                       "people_dn": "ou=people", "groups_dn": "ou=groups"},
+        "secret": "bind-password-2"
+    });
+    let (status, changed) = server
+        .put(&format!("/api/targets/{id}"), Some(as_ldap.clone()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["mapping"]["uid"], "user_id", "{changed}");
+    as_ldap["connection"]["url"] = json!("ldaps://app.example.org/???X-BINDPW=pw");
+    let (status, _) = server
+        .put(&format!("/api/targets/{id}"), Some(as_ldap))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
     let (status, _) = server
         .call(
             Method::DELETE,
@@ -123,8 +162,19 @@ async fn admins_configure_targets_whose_credentials_never_come_back() {
             "target_configured",
             "target_configured",
             "target_changed",
+            "target_changed",
+            "target_changed",
             "target_removed"
-        ]
+        ],
+        "the refused changes left no trace"
+    );
+    assert!(
+        events
+            .items
+            .iter()
+            .filter(|event| event.action.as_str().starts_with("target_"))
+            .all(|event| event.client_addr.is_some()),
+        "each with where it came from"
     );
     for event in &events.items {
         let detail = event.detail.as_deref().unwrap_or_default();
@@ -180,6 +230,14 @@ async fn bad_targets_are_refused_and_only_admins_see_any() {
         .call(Method::GET, "/api/targets", Some(&server.user), None)
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    let scim = server.scim_token().await;
+    let (status, _) = server
+        .call(Method::GET, "/api/targets", Some(&scim), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a service's token");
+    let (status, problem) = server.get("/api/targets/not-an-id").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(problem["code"], "invalid_path", "{problem}");
     let (status, _) = server
         .call(Method::POST, "/api/targets", None, Some(scim_target("X")))
         .await;

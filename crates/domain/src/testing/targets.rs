@@ -59,7 +59,7 @@ impl<T: Access> TargetRepository for T {
     async fn list_targets(&self) -> Result<Vec<OutboundTarget>> {
         let mut targets: Vec<OutboundTarget> =
             self.read(|tables, _| tables.targets.rows.values().cloned().collect());
-        targets.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
+        targets.sort_by_cached_key(|target| (identity_key(target.name.as_str()), target.id));
         Ok(targets)
     }
 

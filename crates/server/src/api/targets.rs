@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use cadre_domain::{Clock, Connection, Deprovision, OutboundTarget, SystemClock, TargetMode};
 use serde::{Deserialize, Serialize};
@@ -14,12 +14,12 @@ use uuid::Uuid;
 use super::epoch;
 use crate::auth::Admin;
 use crate::error::{ApiError, Problem};
-use crate::extract::JsonBody;
+use crate::extract::{ClientAddr, JsonBody, Path};
 use crate::state::AppState;
-use crate::targets::{TargetSettings, change_target, configure_target, remove_target};
+use crate::targets::{Actor, TargetSettings, change_target, configure_target, remove_target};
 
-/// A target's settings as an admin sends them.
-#[derive(Debug, Deserialize, ToSchema)]
+/// A target's settings as an admin sends them (no `Debug`: it holds the secret).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetBody {
     /// A name for people, unique among targets.
@@ -37,7 +37,8 @@ pub struct TargetBody {
     #[serde(default)]
     pub deprovision: Option<Deprovision>,
     /// The bearer token or password (1 to 4,096 bytes); kept sealed, never shown. Required for
-    /// a new target; absent keeps the one a target has.
+    /// a new target and for one whose kind, address or identity (`username`, `bind_dn`)
+    /// changes; absent keeps the one a target has.
     #[serde(default)]
     pub secret: Option<String>,
 }
@@ -126,13 +127,18 @@ pub async fn list_targets(
 pub async fn create_target(
     Admin(caller): Admin,
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     JsonBody(body): JsonBody<TargetBody>,
 ) -> Result<(StatusCode, Json<TargetSchema>), ApiError> {
+    let actor = Actor {
+        name: caller.name(),
+        origin: caller.origin(addr),
+    };
     let target = configure_target(
         state.engine.store().as_ref(),
         state.outbound_key.as_ref(),
         body.into(),
-        caller.name(),
+        actor,
         SystemClock.now(),
     )
     .await?;
@@ -177,15 +183,20 @@ pub async fn get_target(
 pub async fn replace_target(
     Admin(caller): Admin,
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     Path(id): Path<Uuid>,
     JsonBody(body): JsonBody<TargetBody>,
 ) -> Result<Json<TargetSchema>, ApiError> {
+    let actor = Actor {
+        name: caller.name(),
+        origin: caller.origin(addr),
+    };
     let target = change_target(
         state.engine.store().as_ref(),
         state.outbound_key.as_ref(),
         id,
         body.into(),
-        caller.name(),
+        actor,
         SystemClock.now(),
     )
     .await?;
@@ -206,14 +217,13 @@ pub async fn replace_target(
 pub async fn delete_target(
     Admin(caller): Admin,
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    remove_target(
-        state.engine.store().as_ref(),
-        id,
-        caller.name(),
-        SystemClock.now(),
-    )
-    .await?;
+    let actor = Actor {
+        name: caller.name(),
+        origin: caller.origin(addr),
+    };
+    remove_target(state.engine.store().as_ref(), id, actor, SystemClock.now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
