@@ -51,6 +51,11 @@ async fn seed_users(store: &dyn cadre_domain::Store, count: u64) {
     );
 }
 
+/// The JSON answer to `request`.
+async fn answer(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 #[tokio::main]
 async fn main() {
     let binary = std::env::var("BENCH_CADRE_BIN").expect("run through `cargo xtask bench scim`");
@@ -116,15 +121,12 @@ async fn main() {
     let mut cursor = String::new();
     let mut walked = 0;
     loop {
-        let page: Value = client
-            .get(format!("{base}/scim/v2/Users?count=1000&cursor={cursor}"))
-            .bearer_auth(token.as_str())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = answer(
+            client
+                .get(format!("{base}/scim/v2/Users?count=1000&cursor={cursor}"))
+                .bearer_auth(token.as_str()),
+        )
+        .await;
         walked += page["Resources"].as_array().unwrap().len();
         match page["nextCursor"].as_str() {
             Some(next) => cursor = next.to_owned(),
@@ -147,28 +149,22 @@ async fn main() {
     .collect::<Vec<_>>()
     .join("\n");
     let started = Instant::now();
-    let load: Value = client
-        .post(format!("{base}/api/provisioning/users?mode=incremental"))
-        .bearer_auth(token.as_str())
-        .header("content-type", "text/csv")
-        .body(rows)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let load = answer(
+        client
+            .post(format!("{base}/api/provisioning/users?mode=incremental"))
+            .bearer_auth(token.as_str())
+            .header("content-type", "text/csv")
+            .body(rows),
+    )
+    .await;
     let process = load["process_id"].as_str().expect("a load started");
     loop {
-        let report: Value = client
-            .get(format!("{base}/api/processes/{process}"))
-            .bearer_auth(token.as_str())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let report = answer(
+            client
+                .get(format!("{base}/api/processes/{process}"))
+                .bearer_auth(token.as_str()),
+        )
+        .await;
         if report["last_status"] == "completed" {
             break;
         }
@@ -184,18 +180,15 @@ async fn main() {
         })
         .collect();
     let started = Instant::now();
-    let bulk: Value = client
-        .post(format!("{base}/scim/v2/Bulk"))
-        .bearer_auth(token.as_str())
-        .header("content-type", "application/scim+json")
-        .body(json!({"Operations": operations}).to_string())
-        .timeout(Duration::from_secs(600))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let bulk = answer(
+        client
+            .post(format!("{base}/scim/v2/Bulk"))
+            .bearer_auth(token.as_str())
+            .header("content-type", "application/scim+json")
+            .body(json!({"Operations": operations}).to_string())
+            .timeout(Duration::from_secs(600)),
+    )
+    .await;
     let bulked = started.elapsed();
     let created = bulk["Operations"]
         .as_array()
