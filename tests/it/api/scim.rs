@@ -552,6 +552,37 @@ async fn bad_input_is_a_scim_error_and_changes_nothing() {
         )
         .await;
     error_of(&oversized, StatusCode::PAYLOAD_TOO_LARGE);
+    // At most 1,000 members a request, refused before any workflow runs.
+    let members: Vec<Value> = (0..1001)
+        .map(|n| json!({"value": format!("00000000-0000-7000-8000-{n:012}")}))
+        .collect();
+    let crowd = server
+        .scim(
+            Method::POST,
+            "/Groups",
+            &scim,
+            Some(json!({"displayName": "Crowd", "members": members})),
+        )
+        .await;
+    error_of(&crowd, StatusCode::BAD_REQUEST);
+    assert_eq!(crowd.body["scimType"], "invalidValue");
+    assert!(
+        crowd.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("at most 1000 members"),
+        "{}",
+        crowd.body
+    );
+    let none = server
+        .scim(
+            Method::GET,
+            "/Groups?filter=displayName%20eq%20%22Crowd%22",
+            &scim,
+            None,
+        )
+        .await;
+    assert_eq!(none.body["totalResults"], 0, "{}", none.body);
     let bad_filter = server
         .scim(Method::GET, "/Users?filter=userName%20eq", &scim, None)
         .await;
@@ -939,6 +970,7 @@ async fn every_scim_route_refuses_callers_without_the_role() {
         ),
         (Method::GET, "/Me".to_owned()),
         (Method::POST, "/.search".to_owned()),
+        (Method::POST, "/Bulk".to_owned()),
     ]
     .into_iter()
     .chain(["Users", "Groups"].into_iter().flat_map(|kind| {
@@ -1016,7 +1048,15 @@ async fn a_scim_client_changes_no_admins_user() {
         (
             Method::PATCH,
             format!("/Groups/{group}"),
-            patch(json!([{"op": "add", "path": "members", "value": [{"value": admin}]}])),
+            patch(
+                json!([{"op": "add", "path": "members", "value": [{"value": admin}]},
+                         {"op": "replace", "path": "displayName", "value": "Renamed"}]),
+            ),
+        ),
+        (
+            Method::POST,
+            "/Groups".to_owned(),
+            Some(json!({"displayName": "Admins' group", "members": [{"value": admin}]})),
         ),
     ];
     for (method, path, body) in attempts {
@@ -1029,6 +1069,13 @@ async fn a_scim_client_changes_no_admins_user() {
     assert_eq!(root.body["emails"], json!([{"value": "root@example.org"}]));
     assert_eq!(root.body["active"], true);
     assert!(root.body.get("groups").is_none());
+    // Checked before anything is written: no rename, no group made.
+    let ops = server
+        .scim(Method::GET, &format!("/Groups/{group}"), &scim, None)
+        .await;
+    assert_eq!(ops.body["displayName"], "Ops");
+    let groups = server.scim(Method::GET, "/Groups", &scim, None).await;
+    assert_eq!(groups.body["totalResults"], 1, "{}", groups.body);
     // A plain user is the SCIM client's to change; an admin's token changes the admin.
     let joined = server
         .scim(

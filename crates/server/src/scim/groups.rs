@@ -33,7 +33,7 @@ const ATTRIBUTES: Attributes = Attributes {
     extensions: &[],
 };
 
-/// The most members one request may name.
+/// The most members that may join or leave in one request.
 const MAX_MEMBERS: usize = 1000;
 
 /// What a client may set on a group.
@@ -56,9 +56,6 @@ fn group_input(body: &Value) -> Result<GroupInput, Failure> {
     let members = match field(body, "members") {
         None => None,
         Some(Value::Array(items)) => {
-            if items.len() > MAX_MEMBERS {
-                return Err(invalid(format!("at most {MAX_MEMBERS} members at once")));
-            }
             let ids = items
                 .iter()
                 .map(|member| {
@@ -197,15 +194,14 @@ async fn check_unique(state: &AppState, name: &Name, except: Option<Uuid>) -> Re
     Ok(())
 }
 
-/// Joins the users `added` to the group `group` and takes `removed` out, one workflow each;
-/// every one of them is checked to be a user first.
-async fn set_members(
+/// The users among `added` and `removed`, once every one added is a user and the caller may
+/// change every one of them; checked before anything is written.
+async fn checked_members(
     state: &AppState,
     caller: &Client,
-    group: Uuid,
     added: &[Uuid],
     removed: &[Uuid],
-) -> Result<(), Failure> {
+) -> Result<BTreeSet<Uuid>, Failure> {
     let store = state.engine.store();
     let named: Vec<Uuid> = added.iter().chain(removed).copied().collect();
     let users = store.load_subscriptions(&named).await?;
@@ -223,6 +219,29 @@ async fn set_members(
     for user in &known {
         guard_user(state, caller, *user).await?;
     }
+    Ok(known)
+}
+
+/// Refuses a request in which more than [`MAX_MEMBERS`] members join or leave: each is a
+/// workflow of its own.
+fn bounded(added: &[Uuid], removed: &[Uuid]) -> Result<(), Failure> {
+    if added.len() + removed.len() > MAX_MEMBERS {
+        return Err(invalid(format!(
+            "at most {MAX_MEMBERS} members join or leave in one request"
+        )));
+    }
+    Ok(())
+}
+
+/// Joins the users `added` to the group `group` and takes `removed` out, one workflow each,
+/// for those of them `known` (from [`checked_members`]) holds.
+async fn set_members(
+    state: &AppState,
+    caller: &Client,
+    group: Uuid,
+    (added, removed): (&[Uuid], &[Uuid]),
+    known: &BTreeSet<Uuid>,
+) -> Result<(), Failure> {
     for (workflow, users) in [(JOIN_USER_GROUP, added), (LEAVE_USER_GROUP, removed)] {
         for user in users.iter().filter(|user| known.contains(user)) {
             run_workflow(
@@ -237,10 +256,13 @@ async fn set_members(
     Ok(())
 }
 
-/// `POST /Groups`: `create_user_group`, then its members join.
+/// `POST /Groups`: its members checked, `create_user_group`, then its members join.
 async fn create(state: &AppState, caller: &Client, body: &Value) -> Result<Value, Failure> {
     let input = group_input(body)?;
     check_unique(state, &input.display_name, None).await?;
+    let members: Vec<Uuid> = input.members.unwrap_or_default().into_iter().collect();
+    bounded(&members, &[])?;
+    let known = checked_members(state, caller, &members, &[]).await?;
     // cadre's own id of the group, which the systems it provisions know it by.
     let group_id = Uuid::now_v7().simple().to_string();
     let product = state
@@ -269,8 +291,7 @@ async fn create(state: &AppState, caller: &Client, body: &Value) -> Result<Value
     )
     .await?;
     let id = created(&process)?;
-    let members: Vec<Uuid> = input.members.unwrap_or_default().into_iter().collect();
-    set_members(state, caller, id, &members, &[]).await?;
+    set_members(state, caller, id, (&members, &[]), &known).await?;
     Ok(load(state, id).await?.2)
 }
 
@@ -284,6 +305,23 @@ async fn change(
     input: GroupInput,
 ) -> Result<Value, Failure> {
     let id = group.subscription.id;
+    // Who joins and leaves, checked before anything is written.
+    let members = match &input.members {
+        Some(wanted) => {
+            let now: BTreeSet<Uuid> = current["members"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|member| member["value"].as_str()?.parse().ok())
+                .collect();
+            let added: Vec<Uuid> = wanted.difference(&now).copied().collect();
+            let removed: Vec<Uuid> = now.difference(wanted).copied().collect();
+            bounded(&added, &removed)?;
+            let known = checked_members(state, caller, &added, &removed).await?;
+            Some((added, removed, known))
+        }
+        None => None,
+    };
     let mut page = Map::new();
     if Some(&input.display_name) != group.user_group.name.as_ref() {
         check_unique(state, &input.display_name, Some(id)).await?;
@@ -308,16 +346,8 @@ async fn change(
         )
         .await?;
     }
-    if let Some(wanted) = input.members {
-        let now: BTreeSet<Uuid> = current["members"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|member| member["value"].as_str()?.parse().ok())
-            .collect();
-        let added: Vec<Uuid> = wanted.difference(&now).copied().collect();
-        let removed: Vec<Uuid> = now.difference(&wanted).copied().collect();
-        set_members(state, caller, id, &added, &removed).await?;
+    if let Some((added, removed, known)) = members {
+        set_members(state, caller, id, (&added, &removed), &known).await?;
     }
     Ok(load(state, id).await?.2)
 }
@@ -351,7 +381,8 @@ pub(super) async fn write(
         Write::Delete(_) => {
             let members = members_of(state, &group).await?;
             let group_id = record.subscription.id;
-            set_members(state, caller, group_id, &[], &members).await?;
+            let known = checked_members(state, caller, &[], &members).await?;
+            set_members(state, caller, group_id, (&[], &members), &known).await?;
             run_workflow(
                 state,
                 caller,
