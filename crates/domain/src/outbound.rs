@@ -472,7 +472,11 @@ mod tests {
         assert!(spaced.check().is_err());
         let long = format!("https://{}", "a".repeat(MAX_SETTING_LEN));
         assert!(scim(&long, None).check().is_err());
-        assert!(scim("https://x/\n", None).check().is_err());
+        let control = scim("https://x/\u{7}", None)
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(control.contains("control characters"), "{control}");
     }
 
     #[test]
@@ -505,7 +509,14 @@ mod tests {
         };
         assert!(one("uid", "user_id").is_ok());
         assert!(one("mail", "email").is_err(), "no attribute takes user_id");
-        assert!(one("uid", "password").is_err());
+        let with = |attribute: &str, field: &str| {
+            let mut mapping = default_mapping("scim");
+            mapping.insert(attribute.to_owned(), field.to_owned());
+            check_mapping(&mapping)
+        };
+        assert!(with("title", "department").is_ok());
+        let unknown = with("secret", "password").unwrap_err().to_string();
+        assert!(unknown.contains("not a user field"), "{unknown}");
         assert!(one("u id", "user_id").is_err());
         assert!(one("", "user_id").is_err());
         let many: BTreeMap<String, String> = (0..=MAX_MAPPED)

@@ -199,3 +199,27 @@ fn event(
             target.mode.as_str()
         ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_never_show_their_secret() {
+        let settings = TargetSettings {
+            name: "App".to_owned(),
+            connection: Connection::Scim {
+                base_url: "https://app.example.org".to_owned(),
+                username: None,
+                bulk: false,
+            },
+            mapping: None,
+            mode: None,
+            deprovision: None,
+            secret: Some("bearer-token".to_owned()),
+        };
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("bearer-token"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
+}

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use cadre_domain::{AuditQuery, SystemClock};
+use cadre_domain::{AuditQuery, Clock, Role, SystemClock};
+use cadre_server::auth::{NewToken, issue_token};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -215,7 +216,7 @@ async fn bad_targets_are_refused_and_only_admins_see_any() {
     no_secret.as_object_mut().unwrap().remove("secret");
     assert_eq!(refuse(no_secret).await.0, StatusCode::UNPROCESSABLE_ENTITY);
     let mut bad_field = scim_target("App");
-    bad_field["mapping"] = json!({"password": "password"});
+    bad_field["mapping"] = json!({"uid": "user_id", "password": "password"});
     assert_eq!(refuse(bad_field).await.0, StatusCode::UNPROCESSABLE_ENTITY);
     let mut huge = scim_target("App");
     huge["secret"] = json!("x".repeat(4097));
@@ -242,6 +243,64 @@ async fn bad_targets_are_refused_and_only_admins_see_any() {
         .call(Method::POST, "/api/targets", None, Some(scim_target("X")))
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // A body past the limit is refused before it is read whole, with a problem body.
+    let mut huge = scim_target("Huge");
+    huge["padding"] = json!("x".repeat(3 << 20));
+    let response = server
+        .client
+        .post(format!("{}/api/targets", server.base))
+        .bearer_auth(&server.admin)
+        .header("connection", "close")
+        .json(&huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "payload_too_large", "{problem}");
+
+    // An admin's token stops working for targets once its user is disabled (within the
+    // token cache's second).
+    let ops = server.admin_with_password("ops").await;
+    let ops_token = issue_token(
+        server.engine.store().as_ref(),
+        NewToken {
+            name: "ops",
+            role: Role::Admin,
+            user: Some(ops),
+            expires_at: None,
+        },
+        "test",
+        SystemClock.now(),
+    )
+    .await
+    .unwrap()
+    .plain;
+    let (status, _) = server
+        .call(Method::GET, "/api/targets", Some(&ops_token), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "while ops is active");
+    let process = server
+        .start_process(
+            "disable_user",
+            json!([{"subscription_id": ops}, {"reason": "left"}]),
+        )
+        .await;
+    server.wait_for(&process, &["completed"]).await;
+    // The server keeps what it read of a token's user for this long.
+    tokio::time::sleep(cadre_server::auth::TOKEN_CACHE_TTL + std::time::Duration::from_millis(100))
+        .await;
+    let (status, _) = server
+        .call(
+            Method::POST,
+            "/api/targets",
+            Some(&ops_token),
+            Some(scim_target("X")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a disabled admin's token");
+    assert_eq!(server.engine.store().list_targets().await.unwrap().len(), 1);
     server.stop().await;
 
     // Without a key nothing can be configured, and the answer says what to set.
