@@ -27,6 +27,7 @@ mod m20261202_000015_email_changes_and_token_owners;
 mod m20261204_000016_group_external_ids;
 mod m20261204_000017_employment;
 mod m20261204_000018_outbound_targets;
+mod m20261204_000019_push_states;
 
 pub mod catalogue;
 pub mod demo;
@@ -56,6 +57,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000016_group_external_ids::Migration),
             Box::new(m20261204_000017_employment::Migration),
             Box::new(m20261204_000018_outbound_targets::Migration),
+            Box::new(m20261204_000019_push_states::Migration),
         ]
     }
 }

@@ -199,15 +199,20 @@ impl Server {
 
     /// Polls process `id` until its status is one of `wanted`; returns its detail.
     async fn wait_for(&self, id: &str, wanted: &[&str]) -> Value {
+        let mut last = Value::Null;
         for _ in 0..200 {
             let (status, process) = self.get(&format!("/api/processes/{id}")).await;
             assert_eq!(status, StatusCode::OK);
             if wanted.contains(&process["last_status"].as_str().unwrap()) {
                 return process;
             }
+            last = process;
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("process {id} never reached {wanted:?}");
+        panic!(
+            "process {id} never reached {wanted:?}: {} at {}, {}",
+            last["last_status"], last["last_step"], last["failed_reason"]
+        );
     }
 
     /// Creates an active user group through the workflow; returns its subscription id.

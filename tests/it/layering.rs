@@ -120,7 +120,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("cadre-migrations", &[]),
     ("cadre-forms-derive", &[]),
     ("cadre-scim", &[]),
-    ("cadre-outbound", &[]),
+    ("cadre-outbound", &["cadre-domain"]),
     ("cadre-forms", &["cadre-domain", "cadre-forms-derive"]),
     ("cadre-engine", &["cadre-domain"]),
     ("cadre-store", &["cadre-domain", "cadre-migrations"]),

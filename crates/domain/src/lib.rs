@@ -41,7 +41,9 @@ pub use groups::{
 };
 pub use ids::{Email, ExternalId, Name, identity_key, is_invisible};
 pub use lifecycle::{Lifecycle, LifecycleError};
-pub use outbound::{Connection, Deprovision, OutboundTarget, TargetMode, TargetRepository};
+pub use outbound::{
+    Connection, Deprovision, OutboundTarget, PushStateRepository, TargetMode, TargetRepository,
+};
 pub use ports::{
     CatalogueRepository, Clock, Customer, CustomerRepository, IdSource, Page, Repositories,
     SortOrder, Store, StoreTransaction, SubscriptionQuery, SubscriptionRepository,

@@ -15,7 +15,7 @@ use crate::forms::FormLookups;
 use crate::groups::WorkflowGroupRepository;
 use crate::ids::Name;
 use crate::lifecycle::Lifecycle;
-use crate::outbound::TargetRepository;
+use crate::outbound::{PushStateRepository, TargetRepository};
 use crate::process::ProcessRepository;
 use crate::provisioning::ProvisioningRepository;
 use crate::registration::RegistrationRepository;
@@ -237,6 +237,7 @@ pub trait Repositories:
     + AccountRepository
     + AuditRepository
     + TargetRepository
+    + PushStateRepository
 {
 }
 
@@ -253,6 +254,7 @@ impl<T> Repositories for T where
         + AccountRepository
         + AuditRepository
         + TargetRepository
+        + PushStateRepository
         + ?Sized
 {
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use cadre_domain::outbound::Outbound;
 use cadre_domain::{DomainError, State, StoreTransaction};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -22,6 +23,8 @@ use uuid::Uuid;
 pub struct StepContext<'a> {
     /// The transaction the step's writes and its log entry commit in.
     pub store: &'a dyn StoreTransaction,
+    /// Where changes of users and groups go out to the applications (outbound provisioning).
+    pub outbound: &'a dyn Outbound,
     /// The process running the step.
     pub process_id: Uuid,
     /// The current time, read once for the step.

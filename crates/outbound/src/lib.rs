@@ -6,6 +6,14 @@
 //! nonce per sealing and the target's id as associated data, so that a sealed secret opens only
 //! for the target it was sealed for and any change to it is detected.
 
+pub mod connector;
+pub mod ldap;
+pub mod push;
+mod reconcile;
+pub mod scim;
+#[cfg(feature = "testing")]
+pub mod testing;
+
 use std::fmt;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};

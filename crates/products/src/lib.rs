@@ -14,6 +14,7 @@
 
 pub mod forms;
 pub mod models;
+pub mod push;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod user;

@@ -17,7 +17,9 @@ use cadre_engine::standard::{
     create_workflow, load_subscription, modify_workflow, set_status, subscription_patch,
     terminate_workflow, validate_workflow,
 };
-use cadre_engine::{Patch, StepContext, StepError, StepFn, StepList, Workflow, step};
+use cadre_engine::{Patch, StepContext, StepError, StepFn, StepList, Workflow, retry_step, step};
+
+use crate::push::{PREVIOUS_GROUPS, PUSH_RETRY, PushUser, push_user};
 
 /// The User workflows, each with its form.
 pub(crate) fn workflows() -> Vec<Workflow> {
@@ -83,35 +85,54 @@ fn create() -> StepList {
 }
 
 /// The steps between the standard frame of `create_user`: `initialize_subscription >>
-/// provision_user`.
+/// provision_user` (which pushes the user to the outbound targets, a retry step).
 pub fn create_body() -> StepList {
     StepList::from(step(
         "initialize_subscription",
         "Initialize subscription",
         Initialize,
-    )) >> step("provision_user", "Provision user", Provision)
+    )) >> retry_step("provision_user", "Provision user", PUSH_RETRY, Provision)
 }
 
+/// `… >> modify_user_subscription >> push_user >> …`.
 fn modify() -> StepList {
-    modify_workflow(step("modify_user_subscription", "Modify subscription", Modify).into())
-}
-
-fn terminate() -> StepList {
-    terminate_workflow(StepList::default())
-}
-
-/// `init >> store_process_subscription >> unsync >> set_status(disabled) >> end_user_sessions
-/// >> resync >> done`.
-fn disable() -> StepList {
     modify_workflow(
-        StepList::from(set_status(Lifecycle::Disabled))
-            >> step("end_user_sessions", "End user sessions", EndSessions),
+        StepList::from(step(
+            "modify_user_subscription",
+            "Modify subscription",
+            Modify,
+        )) >> push_user(Lifecycle::Active),
     )
 }
 
-/// `init >> store_process_subscription >> unsync >> set_status(active) >> resync >> done`.
+/// `… >> deprovision_user >> set_status(terminated) >> …`: each target deletes or disables
+/// the user, as it is set to.
+fn terminate() -> StepList {
+    terminate_workflow(
+        retry_step(
+            "deprovision_user",
+            "Deprovision user",
+            PUSH_RETRY,
+            PushUser(Lifecycle::Terminated),
+        )
+        .into(),
+    )
+}
+
+/// `init >> store_process_subscription >> unsync >> set_status(disabled) >> end_user_sessions
+/// >> push_user >> resync >> done`.
+fn disable() -> StepList {
+    modify_workflow(
+        StepList::from(set_status(Lifecycle::Disabled))
+            >> step("end_user_sessions", "End user sessions", EndSessions)
+            >> push_user(Lifecycle::Disabled),
+    )
+}
+
+/// `init >> store_process_subscription >> unsync >> set_status(active) >> push_user >> resync
+/// >> done`.
 fn enable() -> StepList {
-    modify_workflow(set_status(Lifecycle::Active).into())
+    modify_workflow(StepList::from(set_status(Lifecycle::Active)) >> push_user(Lifecycle::Active))
 }
 
 fn validate() -> StepList {
@@ -183,7 +204,7 @@ impl StepFn for Provision {
     async fn run(&self, ctx: &StepContext<'_>) -> Result<Patch, StepError> {
         // The groups chosen on the form must still be active when the user goes live.
         active_groups(ctx, "user_group_ids").await?;
-        Ok(Patch::new())
+        PushUser(Lifecycle::Active).run(ctx).await
     }
 }
 
@@ -193,6 +214,12 @@ struct Modify;
 impl StepFn for Modify {
     async fn run(&self, ctx: &StepContext<'_>) -> Result<Patch, StepError> {
         let mut user = User::from_record(load_subscription(ctx).await?)?;
+        let previous: Vec<uuid::Uuid> = user
+            .user
+            .groups
+            .iter()
+            .map(|group| group.owner_subscription_id)
+            .collect();
         if let Some(username) = ctx.get_optional::<String>("username")? {
             user.user.username = Name::parse(&username)?;
         }
@@ -232,7 +259,10 @@ impl StepFn for Modify {
             groups
         };
         user.subscription.description = description(&user.user.username, &groups, user.affiliation);
-        subscription_patch(&ctx.store.save_subscription(&user.into_record()).await?)
+        let mut patch =
+            subscription_patch(&ctx.store.save_subscription(&user.into_record()).await?)?;
+        patch.insert(PREVIOUS_GROUPS.to_owned(), serde_json::json!(previous));
+        Ok(patch)
     }
 }
 

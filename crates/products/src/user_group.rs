@@ -15,7 +15,9 @@ use cadre_engine::standard::{
     create_workflow, load_subscription, modify_workflow, subscription_patch, terminate_workflow,
     validate_workflow,
 };
-use cadre_engine::{Patch, StepContext, StepError, StepFn, StepList, Workflow, step};
+use cadre_engine::{Patch, StepContext, StepError, StepFn, StepList, Workflow, retry_step, step};
+
+use crate::push::{PUSH_RETRY, PushGroup};
 
 /// The UserGroup workflows, each with its form.
 pub(crate) fn workflows() -> Vec<Workflow> {
@@ -63,29 +65,42 @@ fn create() -> StepList {
             "initialize_subscription",
             "Initialize subscription",
             Initialize,
-        )) >> step("provision_user_group", "Provision user group", Provision),
+        )) >> retry_step(
+            "provision_user_group",
+            "Provision user group",
+            PUSH_RETRY,
+            Provision,
+        ),
+    )
+}
+
+/// The retry step that pushes the group to the outbound targets as `lifecycle`.
+fn push_user_group(lifecycle: Lifecycle) -> cadre_engine::Step {
+    retry_step(
+        "push_user_group",
+        "Push user group",
+        PUSH_RETRY,
+        PushGroup(lifecycle),
     )
 }
 
 fn modify() -> StepList {
     modify_workflow(
-        step(
+        StepList::from(step(
             "modify_user_group_subscription",
             "Modify subscription",
             Modify,
-        )
-        .into(),
+        )) >> push_user_group(Lifecycle::Active),
     )
 }
 
 fn terminate() -> StepList {
     terminate_workflow(
-        step(
+        StepList::from(step(
             "deprovision_user_group",
             "Deprovision user group",
             Deprovision,
-        )
-        .into(),
+        )) >> push_user_group(Lifecycle::Terminated),
     )
 }
 
@@ -162,7 +177,7 @@ impl StepFn for Provision {
     async fn run(&self, ctx: &StepContext<'_>) -> Result<Patch, StepError> {
         // Parents chosen on the form must still be active when the group goes live.
         active_groups(ctx, "parent_user_groups").await?;
-        Ok(Patch::new())
+        PushGroup(Lifecycle::Active).run(ctx).await
     }
 }
 

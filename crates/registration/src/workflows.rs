@@ -13,9 +13,12 @@ use cadre_domain::{
 use cadre_engine::standard::{
     create_workflow, load_subscription, modify_workflow, subscription_patch,
 };
-use cadre_engine::{FormError, InputForm, Patch, StepContext, StepError, StepFn, Workflow, step};
+use cadre_engine::{
+    FormError, InputForm, Patch, StepContext, StepError, StepFn, StepList, Workflow, step,
+};
 use cadre_products::create_user_body;
 use cadre_products::models::{User, UserGroup, user_description};
+use cadre_products::push::{PREVIOUS_GROUPS, push_user};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -135,19 +138,24 @@ pub fn workflows() -> Vec<Workflow> {
             JOIN_USER_GROUP,
             "Join a user group",
             membership("Join a user group"),
-            modify_workflow(step("add_user_group", "Add user group", SetMembership(true)).into()),
+            modify_workflow(
+                StepList::from(step(
+                    "add_user_group",
+                    "Add user group",
+                    SetMembership(true),
+                )) >> push_user(Lifecycle::Active),
+            ),
         ),
         task(
             LEAVE_USER_GROUP,
             "Leave a user group",
             membership("Leave a user group"),
             modify_workflow(
-                step(
+                StepList::from(step(
                     "remove_user_group",
                     "Remove user group",
                     SetMembership(false),
-                )
-                .into(),
+                )) >> push_user(Lifecycle::Active),
             ),
         ),
     ]
@@ -190,7 +198,8 @@ async fn group_names(repo: &dyn Repositories, user: &User) -> Result<Vec<Name>, 
     Ok(names)
 }
 
-/// Adds (`true`) or removes (`false`) the state's `user_group` in the user's groups.
+/// Adds (`true`) or removes (`false`) the state's `user_group` in the user's groups, recording
+/// it as a group to push ([`PREVIOUS_GROUPS`]) so that a group left is pushed too.
 struct SetMembership(bool);
 
 #[async_trait]
@@ -215,6 +224,9 @@ impl StepFn for SetMembership {
         let names: Vec<&Name> = names.iter().collect();
         user.subscription.description =
             user_description(&user.user.username, &names, user.affiliation);
-        subscription_patch(&ctx.store.save_subscription(&user.into_record()).await?)
+        let mut patch =
+            subscription_patch(&ctx.store.save_subscription(&user.into_record()).await?)?;
+        patch.insert(PREVIOUS_GROUPS.to_owned(), serde_json::json!([group_id]));
+        Ok(patch)
     }
 }

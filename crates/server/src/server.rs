@@ -13,6 +13,7 @@ use cadre_accounts::Accounts;
 use cadre_domain::{DomainError, Role, Store, SystemClock, TokenRepository};
 use cadre_engine::{DefinitionError, Engine, EngineConfig, Registry, RetryPolicy, Workflow};
 use cadre_groups::{LocalVolume, Recovery, WorkflowGroups};
+use cadre_outbound::push::Pusher;
 use cadre_provisioning::Provisioner;
 use cadre_registration::delivery::Dispatcher;
 use cadre_registration::mail::{FileMailer, MailError, Mailer, SmtpMailer, Templates};
@@ -476,13 +477,23 @@ fn redact(url: &str) -> String {
 /// `config.files_dir`, up to `config.max_upload_bytes` each; registration mails through
 /// `config.smtp`, or into `config.mail_dir` without one, with the templates of
 /// `config.templates_dir` replacing the bundled ones; completed processes that create or
-/// terminate users call the configured webhooks.
+/// terminate users call the configured webhooks; the User and UserGroup workflows push to the
+/// outbound targets, their credentials opened with `config.outbound_key`.
 pub fn app_state(engine: Engine, config: &Config) -> Result<AppState, ServeError> {
     let settings = Arc::new(config.registration.clone());
     let metrics = Arc::new(Metrics::new());
+    let outbound_key = config
+        .outbound_key()
+        .map_err(|error| ServeError::Config(format!("outbound_key: {error}")))?;
+    let pusher = Pusher::new(
+        outbound_key.clone(),
+        engine.store().clone(),
+        engine.clock().clone(),
+    );
     let engine = engine
         .with_completion_hook(Arc::new(UserWebhooks::new(settings.webhooks.clone())))
-        .with_step_observer(metrics.clone());
+        .with_step_observer(metrics.clone())
+        .with_outbound(Arc::new(pusher));
     let volume = Arc::new(LocalVolume::new(&config.files_dir));
     let groups = WorkflowGroups::new(engine.clone(), volume, config.max_upload_bytes);
     let provisioner = Provisioner::new(engine.clone());
@@ -541,9 +552,7 @@ pub fn app_state(engine: Engine, config: &Config) -> Result<AppState, ServeError
         },
         trusted_proxies: config.trusted_proxies.clone().into(),
         metrics,
-        outbound_key: config
-            .outbound_key()
-            .map_err(|error| ServeError::Config(format!("outbound_key: {error}")))?,
+        outbound_key,
     }))
 }
 

@@ -1,15 +1,19 @@
 //! Outbound targets: connection and mapping as JSON text, the credential as the sealed bytes
-//! the server hands over.
+//! the server hands over; and the states of pushes to them.
 
 use async_trait::async_trait;
-use cadre_domain::{DomainError, Name, OutboundTarget, Result, TargetRepository, identity_key};
-use sea_orm::{ActiveValue::Set, EntityTrait, QueryOrder};
+use cadre_domain::outbound::PushState;
+use cadre_domain::{
+    DomainError, Name, OutboundTarget, PushStateRepository, Result, TargetRepository, identity_key,
+};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::entities::outbound_targets;
+use crate::entities::{outbound_targets, push_states};
 use crate::{Conn, Repo, storage_error};
 
 /// A value as its JSON text.
@@ -118,6 +122,106 @@ impl<C: Conn> TargetRepository for Repo<C> {
         if deleted.rows_affected == 0 {
             return Err(DomainError::not_found("target", id));
         }
+        Ok(())
+    }
+}
+
+fn state_to_domain(row: push_states::Model) -> PushState {
+    PushState {
+        target_id: row.target_id,
+        subscription_id: row.subscription_id,
+        remote_id: row.remote_id,
+        fingerprint: row.fingerprint,
+        pushed_at: row.pushed_at.map(|at| at.to_utc()),
+        last_error: row.last_error,
+        failed_at: row.failed_at.map(|at| at.to_utc()),
+    }
+}
+
+#[async_trait]
+impl<C: Conn> PushStateRepository for Repo<C> {
+    async fn push_states_of(&self, subscription_id: Uuid) -> Result<Vec<PushState>> {
+        Ok(push_states::Entity::find()
+            .filter(push_states::Column::SubscriptionId.eq(subscription_id))
+            .order_by_asc(push_states::Column::TargetId)
+            .all(&self.conn)
+            .await
+            .map_err(storage_error)?
+            .into_iter()
+            .map(state_to_domain)
+            .collect())
+    }
+
+    async fn push_states_on(
+        &self,
+        target_id: Uuid,
+        subscription_ids: &[Uuid],
+    ) -> Result<Vec<PushState>> {
+        let mut states = Vec::with_capacity(subscription_ids.len());
+        // Bounded statements: SQLite takes at most 32,766 parameters.
+        for chunk in subscription_ids.chunks(1000) {
+            states.extend(
+                push_states::Entity::find()
+                    .filter(push_states::Column::TargetId.eq(target_id))
+                    .filter(push_states::Column::SubscriptionId.is_in(chunk.iter().copied()))
+                    .all(&self.conn)
+                    .await
+                    .map_err(storage_error)?
+                    .into_iter()
+                    .map(state_to_domain),
+            );
+        }
+        Ok(states)
+    }
+
+    async fn target_push_states(&self, target_id: Uuid) -> Result<Vec<PushState>> {
+        Ok(push_states::Entity::find()
+            .filter(push_states::Column::TargetId.eq(target_id))
+            .order_by_asc(push_states::Column::SubscriptionId)
+            .all(&self.conn)
+            .await
+            .map_err(storage_error)?
+            .into_iter()
+            .map(state_to_domain)
+            .collect())
+    }
+
+    async fn save_push_state(&self, state: &PushState) -> Result<()> {
+        let row = push_states::ActiveModel {
+            target_id: Set(state.target_id),
+            subscription_id: Set(state.subscription_id),
+            remote_id: Set(state.remote_id.clone()),
+            fingerprint: Set(state.fingerprint.clone()),
+            pushed_at: Set(state.pushed_at.map(|at| at.fixed_offset())),
+            last_error: Set(state.last_error.clone()),
+            failed_at: Set(state.failed_at.map(|at| at.fixed_offset())),
+        };
+        push_states::Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([
+                    push_states::Column::TargetId,
+                    push_states::Column::SubscriptionId,
+                ])
+                .update_columns([
+                    push_states::Column::RemoteId,
+                    push_states::Column::Fingerprint,
+                    push_states::Column::PushedAt,
+                    push_states::Column::LastError,
+                    push_states::Column::FailedAt,
+                ])
+                .to_owned(),
+            )
+            .exec_without_returning(&self.conn)
+            .await
+            .map_err(storage_error)?;
+        Ok(())
+    }
+
+    async fn delete_push_state(&self, target_id: Uuid, subscription_id: Uuid) -> Result<()> {
+        push_states::Entity::delete_by_id((target_id, subscription_id))
+            .exec(&self.conn)
+            .await
+            .map_err(storage_error)?;
         Ok(())
     }
 }

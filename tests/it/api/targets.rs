@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use cadre_domain::{AuditQuery, Clock, Role, SystemClock};
+use cadre_domain::{AuditQuery, Clock, Role, SystemClock, TargetMode};
 use cadre_server::auth::{NewToken, issue_token};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -262,6 +262,12 @@ async fn bad_targets_are_refused_and_only_admins_see_any() {
 
     // An admin's token stops working for targets once its user is disabled (within the
     // token cache's second).
+    // The targets here reach nothing: paused, they take no pushes.
+    let store = server.engine.store();
+    for mut target in store.list_targets().await.unwrap() {
+        target.mode = TargetMode::Paused;
+        store.save_target(&target).await.unwrap();
+    }
     let ops = server.admin_with_password("ops").await;
     let ops_token = issue_token(
         server.engine.store().as_ref(),

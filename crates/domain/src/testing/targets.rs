@@ -1,4 +1,5 @@
-//! Outbound targets in memory: listed by name, names unique by their identity key.
+//! Outbound targets in memory, listed by name, names unique by their identity key; and the
+//! states of pushes to them, gone with their target.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,14 +9,15 @@ use uuid::Uuid;
 
 use crate::error::{DomainError, Result};
 use crate::ids::identity_key;
-use crate::outbound::{OutboundTarget, TargetRepository};
+use crate::outbound::{OutboundTarget, PushState, PushStateRepository, TargetRepository};
 
 use super::Access;
 
-/// The targets, by id.
+/// The targets, by id, and the push states, by target and subscription.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Targets {
     rows: BTreeMap<Uuid, OutboundTarget>,
+    states: BTreeMap<(Uuid, Uuid), PushState>,
 }
 
 impl Targets {
@@ -78,11 +80,75 @@ impl<T: Access> TargetRepository for T {
 
     async fn delete_target(&self, id: Uuid) -> Result<()> {
         self.write(move |tables, _| {
-            Arc::make_mut(&mut tables.targets)
+            let targets = Arc::make_mut(&mut tables.targets);
+            targets.states.retain(|(target, _), _| *target != id);
+            targets
                 .rows
                 .remove(&id)
                 .map(|_| ())
                 .ok_or_else(|| DomainError::not_found("target", id))
+        })
+    }
+}
+
+#[async_trait]
+impl<T: Access> PushStateRepository for T {
+    async fn push_states_of(&self, subscription_id: Uuid) -> Result<Vec<PushState>> {
+        Ok(self.read(|tables, _| {
+            tables
+                .targets
+                .states
+                .values()
+                .filter(|state| state.subscription_id == subscription_id)
+                .cloned()
+                .collect()
+        }))
+    }
+
+    async fn push_states_on(
+        &self,
+        target_id: Uuid,
+        subscription_ids: &[Uuid],
+    ) -> Result<Vec<PushState>> {
+        Ok(self.read(|tables, _| {
+            subscription_ids
+                .iter()
+                .filter_map(|id| tables.targets.states.get(&(target_id, *id)).cloned())
+                .collect()
+        }))
+    }
+
+    async fn target_push_states(&self, target_id: Uuid) -> Result<Vec<PushState>> {
+        Ok(self.read(|tables, _| {
+            tables
+                .targets
+                .states
+                .range((target_id, Uuid::nil())..=(target_id, Uuid::max()))
+                .map(|(_, state)| state.clone())
+                .collect()
+        }))
+    }
+
+    async fn save_push_state(&self, state: &PushState) -> Result<()> {
+        let state = state.clone();
+        self.write(move |tables, _| {
+            let targets = Arc::make_mut(&mut tables.targets);
+            if !targets.rows.contains_key(&state.target_id) {
+                return Err(DomainError::Conflict(super::MISSING_REFERENCE.to_owned()));
+            }
+            targets
+                .states
+                .insert((state.target_id, state.subscription_id), state.clone());
+            Ok(())
+        })
+    }
+
+    async fn delete_push_state(&self, target_id: Uuid, subscription_id: Uuid) -> Result<()> {
+        self.write(move |tables, _| {
+            Arc::make_mut(&mut tables.targets)
+                .states
+                .remove(&(target_id, subscription_id));
+            Ok(())
         })
     }
 }

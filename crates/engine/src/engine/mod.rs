@@ -14,6 +14,7 @@ mod worker;
 
 use std::sync::Arc;
 
+use cadre_domain::outbound::{NoOutbound, Outbound};
 use cadre_domain::{
     AuditAction, AuditEvent, Clock, DomainError, NewProcess, Origin, Process, ProcessStatus,
     Repositories, State, StepStatus, Store, StoreTransaction,
@@ -104,6 +105,8 @@ pub struct Engine {
     hooks: Vec<Arc<dyn CompletionHook>>,
     /// Told of every step run.
     observers: Vec<Arc<dyn StepObserver>>,
+    /// Where steps push changes of users and groups.
+    outbound: Arc<dyn Outbound>,
     /// Wakes this engine's idle workers when it makes a process runnable; workers elsewhere
     /// find it at their next poll.
     work_available: Arc<tokio::sync::Notify>,
@@ -126,6 +129,7 @@ impl Engine {
             config,
             hooks: Vec::new(),
             observers: Vec::new(),
+            outbound: Arc::new(NoOutbound),
             work_available: Arc::new(tokio::sync::Notify::new()),
             origin: Origin::default(),
         }
@@ -185,6 +189,14 @@ impl Engine {
     pub fn with_step_observer(&self, observer: Arc<dyn StepObserver>) -> Self {
         let mut engine = self.clone();
         engine.observers.push(observer);
+        engine
+    }
+
+    /// This engine with its steps pushing changes of users and groups through `outbound`
+    /// (without it, a push with an enabled target fails: [`NoOutbound`]).
+    pub fn with_outbound(&self, outbound: Arc<dyn Outbound>) -> Self {
+        let mut engine = self.clone();
+        engine.outbound = outbound;
         engine
     }
 

@@ -160,6 +160,7 @@ impl Engine {
             let execution = {
                 let ctx = StepContext {
                     store: txn.as_ref(),
+                    outbound: self.outbound.as_ref(),
                     process_id: process.id,
                     now: started_at,
                     state: &state,
@@ -555,6 +556,7 @@ async fn run_group(members: &[Step], ctx: &StepContext<'_>) -> Execution {
         }
         let member_ctx = StepContext {
             store: ctx.store,
+            outbound: ctx.outbound,
             process_id: ctx.process_id,
             now: ctx.now,
             state: &working,

@@ -198,6 +198,7 @@ async fn modify_user_changes_fields_and_groups_under_the_lock() {
             "Create Process Subscription relation",
             "Lock subscription",
             "Modify subscription",
+            "Push user",
             "Unlock subscription",
             "Done"
         ]
@@ -521,6 +522,7 @@ async fn disable_user_and_enable_user_move_a_user_between_active_and_disabled() 
             "Lock subscription",
             "Set subscription to 'disabled'",
             "End user sessions",
+            "Push user",
             "Unlock subscription",
             "Done"
         ]
@@ -598,6 +600,7 @@ async fn disable_user_and_enable_user_move_a_user_between_active_and_disabled() 
             "Create Process Subscription relation",
             "Lock subscription",
             "Set subscription to 'active'",
+            "Push user",
             "Unlock subscription",
             "Done"
         ]

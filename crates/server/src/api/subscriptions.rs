@@ -7,6 +7,7 @@ use cadre_domain::{
     SubscriptionSummary,
 };
 use cadre_engine::Engine;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -99,6 +100,28 @@ pub struct SubscriptionDetail {
     /// block).
     #[schema(value_type = Object)]
     pub domain_model: serde_json::Value,
+    /// What each outbound target has of it (admins only; absent for other callers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub targets: Option<Vec<PushStateSchema>>,
+}
+
+/// What one outbound target has of a subscription.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PushStateSchema {
+    /// The target.
+    pub target_id: Uuid,
+    /// Its name.
+    pub target_name: String,
+    /// The target's id of the object, once pushed (a SCIM id, an LDAP DN).
+    pub remote_id: Option<String>,
+    /// A fingerprint (SHA-256) of what was last pushed.
+    pub fingerprint: Option<String>,
+    /// When it was last pushed.
+    pub pushed_at: Option<DateTime<Utc>>,
+    /// Why the last push failed; cleared by the next that succeeds.
+    pub last_error: Option<String>,
+    /// When the last push failed.
+    pub failed_at: Option<DateTime<Utc>>,
 }
 
 /// The field listings sort by.
@@ -253,10 +276,15 @@ pub async fn get_subscription(
     Path(subscription_id): Path<Uuid>,
 ) -> Result<Json<SubscriptionDetail>, ApiError> {
     require_visible_subscription(&state, &caller, subscription_id).await?;
-    Ok(Json(detail(&state.engine, subscription_id).await?))
+    let mut detail = detail(&state.engine, subscription_id).await?;
+    if !caller.is_admin() {
+        // Remote ids and the targets' errors are the operators' business.
+        detail.targets = None;
+    }
+    Ok(Json(detail))
 }
 
-/// Subscription `id` with its product and domain model.
+/// Subscription `id` with its product, domain model and state on each outbound target.
 pub async fn detail(engine: &Engine, id: Uuid) -> Result<SubscriptionDetail, ApiError> {
     let record = engine.store().load_subscription(id).await?;
     let subscription = SubscriptionSchema::new(
@@ -265,10 +293,31 @@ pub async fn detail(engine: &Engine, id: Uuid) -> Result<SubscriptionDetail, Api
         &record.product.product_type,
     );
     let product = record.product.clone().into();
+    let store = engine.store();
+    let targets = store.list_targets().await?;
+    let targets = store
+        .push_states_of(id)
+        .await?
+        .into_iter()
+        .map(|state| PushStateSchema {
+            target_name: targets
+                .iter()
+                .find(|target| target.id == state.target_id)
+                .map(|target| target.name.to_string())
+                .unwrap_or_default(),
+            target_id: state.target_id,
+            remote_id: state.remote_id,
+            fingerprint: state.fingerprint,
+            pushed_at: state.pushed_at,
+            last_error: state.last_error,
+            failed_at: state.failed_at,
+        })
+        .collect();
     Ok(SubscriptionDetail {
         subscription,
         product,
         domain_model: cadre_products::models::to_json(record)?,
+        targets: Some(targets),
     })
 }
 

@@ -22,6 +22,7 @@ pub mod product_product_blocks;
 pub mod products;
 pub mod provisioned_subscriptions;
 pub mod provisioning_chunks;
+pub mod push_states;
 pub mod registration_notices;
 pub mod registration_tokens;
 pub mod resource_types;

@@ -28,6 +28,15 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(has_many = "super::push_states::Entity")]
+    PushStates,
+}
+
+impl Related<super::push_states::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::PushStates.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -1457,3 +1457,95 @@ async fn targets_keep_their_settings_and_sealed_secret_and_names_unique_without_
     })
     .await;
 }
+
+#[tokio::test]
+async fn push_states_are_kept_per_target_and_subscription_and_go_with_their_target() {
+    use cadre_domain::outbound::{PushState, default_mapping};
+    use cadre_domain::{Connection, Deprovision, OutboundTarget, TargetMode};
+    on_both(|store| async move {
+        let mut transcript = Vec::new();
+        for (n, name) in [(1, "App"), (2, "Other")] {
+            store
+                .create_target(&OutboundTarget {
+                    id: id(n),
+                    name: Name::parse(name).unwrap(),
+                    connection: Connection::Scim {
+                        base_url: "https://app.example.org/scim/v2".to_owned(),
+                        username: None,
+                        bulk: false,
+                    },
+                    mapping: default_mapping("scim"),
+                    mode: TargetMode::Enabled,
+                    deprovision: Deprovision::Delete,
+                    sealed_secret: vec![1],
+                    created_by: "admin".to_owned(),
+                    created_at: now(),
+                    updated_at: now(),
+                })
+                .await
+                .unwrap();
+        }
+        let state = |target: u128, subscription: u128, remote: &str| PushState {
+            target_id: id(target),
+            subscription_id: id(subscription),
+            remote_id: Some(remote.to_owned()),
+            fingerprint: Some(format!("{remote}-print")),
+            pushed_at: Some(now()),
+            last_error: None,
+            failed_at: None,
+        };
+        let show = |mut states: Vec<PushState>| {
+            states.sort_by_key(|state| (state.target_id, state.subscription_id));
+            states
+                .iter()
+                .map(|state| {
+                    format!(
+                        "{}/{}={}:{}",
+                        state.target_id.as_u128() & 0xff,
+                        state.subscription_id.as_u128() & 0xff,
+                        state.remote_id.as_deref().unwrap_or("-"),
+                        state.last_error.as_deref().unwrap_or("-")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        for (target, subscription, remote) in [(1, 10, "a"), (1, 11, "b"), (2, 10, "c")] {
+            store
+                .save_push_state(&state(target, subscription, remote))
+                .await
+                .unwrap();
+        }
+        // Saved again: replaced, not added.
+        let failed = PushState {
+            last_error: Some("down".to_owned()),
+            failed_at: Some(now()),
+            ..state(1, 11, "b2")
+        };
+        store.save_push_state(&failed).await.unwrap();
+        let read = store.push_states_on(id(1), &[id(11)]).await.unwrap();
+        assert_eq!(read, [failed], "read back as written");
+        transcript.push(show(store.push_states_of(id(10)).await.unwrap()));
+        transcript.push(show(
+            store
+                .push_states_on(id(1), &[id(10), id(11), id(12)])
+                .await
+                .unwrap(),
+        ));
+        transcript.push(show(store.target_push_states(id(1)).await.unwrap()));
+        transcript.push(outcome(&store.save_push_state(&state(9, 10, "x")).await));
+        store.delete_push_state(id(1), id(10)).await.unwrap();
+        store.delete_push_state(id(1), id(10)).await.unwrap();
+        transcript.push(show(store.target_push_states(id(1)).await.unwrap()));
+        store.delete_target(id(2)).await.unwrap();
+        transcript.push(show(store.push_states_of(id(10)).await.unwrap()));
+        assert_eq!(transcript[0], "1/10=a:- 2/10=c:-");
+        assert_eq!(transcript[1], "1/10=a:- 1/11=b2:down");
+        assert_eq!(transcript[2], "1/10=a:- 1/11=b2:down");
+        assert!(transcript[3].starts_with("conflict"), "{}", transcript[3]);
+        assert_eq!(transcript[4], "1/11=b2:down");
+        assert_eq!(transcript[5], "", "gone with their target");
+        transcript
+    })
+    .await;
+}

@@ -68,15 +68,23 @@ async fn down_then_up_restores_an_identical_schema_and_catalogue() {
     assert_eq!(schema(&conn).await, migrated);
     assert_eq!(row_count(&conn, "products").await, 3);
     assert_eq!(row_count(&conn, "resource_types").await, 17);
-    // The last migration adds the targets' table; the two before it the groups' external id
-    // and the users' employment. Their downs take them away again.
+    // The last migration adds the push states' table, the one before it the targets'; the two
+    // before those the groups' external id and the users' employment. Their downs take them
+    // away again.
+    let has_table = |table: &'static str| {
+        let conn = &conn;
+        async move {
+            cadre_migrations::SchemaManager::new(conn)
+                .has_table(table)
+                .await
+                .unwrap()
+        }
+    };
     Migrator::down(&conn, Some(1)).await.unwrap();
-    assert!(
-        !cadre_migrations::SchemaManager::new(&conn)
-            .has_table("outbound_targets")
-            .await
-            .unwrap()
-    );
+    assert!(!has_table("push_states").await);
+    assert!(has_table("outbound_targets").await);
+    Migrator::down(&conn, Some(1)).await.unwrap();
+    assert!(!has_table("outbound_targets").await);
     assert_eq!(row_count(&conn, "resource_types").await, 17);
     Migrator::down(&conn, Some(1)).await.unwrap();
     assert_eq!(row_count(&conn, "resource_types").await, 11);

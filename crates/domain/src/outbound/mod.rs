@@ -5,6 +5,13 @@
 //! it is the edge's business (it needs the key from the configuration and a CSPRNG); this module
 //! holds the types, their rules and the repository port.
 
+mod push;
+
+pub use push::{
+    Change, GroupSnapshot, NoOutbound, Outbound, PushError, PushState, PushStateRepository,
+    ReconcileAction, ReconcileOptions, ReconcileReport, ReconcileRow, UserSnapshot,
+};
+
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -35,7 +42,8 @@ pub enum Connection {
     },
     /// An LDAP directory.
     Ldap {
-        /// `ldaps://host:port`, or `ldap://host:port` with `start_tls`; nothing after the port.
+        /// `ldaps://host:port`, or `ldap://host:port` with `start_tls` (without it only to this
+        /// machine); nothing after the port.
         url: String,
         /// Whether an `ldap://` connection is upgraded with StartTLS before binding.
         #[serde(default)]
@@ -89,7 +97,8 @@ impl Connection {
     /// Refuses settings no connection could use or that would expose a credential: a SCIM URL
     /// that is not `https://host…` (or `http://` to this machine), one with credentials, a
     /// query or a fragment; an LDAP URL that is not `ldaps://host[:port]`, or
-    /// `ldap://host[:port]` without StartTLS (a password would cross the network in clear); an
+    /// `ldap://host[:port]` without StartTLS to another machine (a password would cross the
+    /// network in clear); an
     /// empty setting, one with spaces around it, over [`MAX_SETTING_LEN`] bytes or with control
     /// characters.
     pub fn check(&self) -> Result<()> {
@@ -142,18 +151,18 @@ impl Connection {
                 ] {
                     setting(field, value)?;
                 }
-                let (_, rest) = url_with("url", url, &["ldaps://", "ldap://"])?;
+                let (host, rest) = url_with("url", url, &["ldaps://", "ldap://"])?;
                 if !matches!(rest, "" | "/") {
                     return Err(DomainError::invalid(
                         "url",
                         "must end at the host and port: the DNs are settings of their own",
                     ));
                 }
-                if !start_tls && starts_with_ignoring_case(url, "ldap://") {
+                if !start_tls && starts_with_ignoring_case(url, "ldap://") && !loopback(host) {
                     return Err(DomainError::invalid(
                         "start_tls",
-                        "an ldap:// URL needs StartTLS (or use ldaps://): the bind password \
-                         must not cross the network in clear",
+                        "an ldap:// URL needs StartTLS (or use ldaps://; plain ldap:// only to \
+                         this machine): the bind password must not cross the network in clear",
                     ));
                 }
                 Ok(())
@@ -457,6 +466,9 @@ mod tests {
         assert!(ldap("ldap://ldap.example.org", true).check().is_ok());
         let clear = ldap("ldap://ldap.example.org", false).check().unwrap_err();
         assert!(clear.to_string().contains("StartTLS"), "{clear}");
+        assert!(ldap("ldap://127.0.0.1:3389", false).check().is_ok());
+        assert!(ldap("ldap://localhost:3389", false).check().is_ok());
+        assert!(ldap("ldap://127.0.0.1.example.org", false).check().is_err());
         assert!(ldap("http://ldap.example.org", true).check().is_err());
         let extension = ldap("ldaps://h/???bindname=cn=x,X-BINDPW=pw", false).check();
         assert!(extension.is_err());

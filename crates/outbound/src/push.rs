@@ -1,0 +1,492 @@
+//! [`Pusher`]: the [`Outbound`] port over real targets. It pushes each change to every enabled
+//! target through that target's [`Connector`], and records what it pushed as a [`PushState`].
+//!
+//! A push is idempotent. What a target already has (the same fingerprint) is not sent again;
+//! an object cadre has no remote id for is looked for by its external id before it is
+//! created, so a push whose commit was lost (a worker killed after the push) replaces the
+//! object it made instead of making a second one; a remote id that no longer answers (someone
+//! deleted the object in the target) is looked for again, and the object made anew.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use cadre_domain::outbound::{
+    Change, Connection, Deprovision, GroupSnapshot, Outbound, OutboundTarget, PushError, PushState,
+    ReconcileOptions, ReconcileReport, TargetMode, UserSnapshot,
+};
+use cadre_domain::ports::Clock;
+use cadre_domain::{Lifecycle, Store, StoreTransaction};
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::SealingKey;
+use crate::connector::{Connector, ConnectorError, GroupEntry, UserEntry, connect};
+
+/// Pushes to the configured targets.
+pub struct Pusher {
+    key: Option<SealingKey>,
+    /// Where failures are recorded: outside the step's transaction, which rolls back.
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    /// A connector per target, kept while the target is unchanged (an LDAP bind is costly).
+    connectors: Mutex<HashMap<Uuid, Cached>>,
+}
+
+/// A connector, and the version (`updated_at`) of the target it was made for.
+type Cached = (DateTime<Utc>, Arc<dyn Connector>);
+
+impl Pusher {
+    /// A pusher opening credentials with `key` (none: every enabled target is refused),
+    /// recording failures in `store`, timed by `clock`.
+    pub fn new(key: Option<SealingKey>, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            key,
+            store,
+            clock,
+            connectors: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The connector of `target`, made with its opened credential.
+    pub fn connector(&self, target: &OutboundTarget) -> Result<Arc<dyn Connector>, PushError> {
+        let refused = |detail: String| PushError::Refused {
+            target: target.name.to_string(),
+            detail,
+        };
+        let mut connectors = self
+            .connectors
+            .lock()
+            .map_err(|_| refused("the connector cache is poisoned".to_owned()))?;
+        if let Some((version, connector)) = connectors.get(&target.id)
+            && *version == target.updated_at
+        {
+            return Ok(Arc::clone(connector));
+        }
+        let key = self.key.as_ref().ok_or_else(|| {
+            refused(
+                "no `outbound_key` in the configuration: the credential cannot be opened".into(),
+            )
+        })?;
+        let secret = key
+            .open(target.id, &target.sealed_secret)
+            .map_err(|error| refused(error.to_string()))?;
+        let secret = String::from_utf8(secret)
+            .map_err(|_| refused("the credential is not text".to_owned()))?;
+        let connector: Arc<dyn Connector> =
+            Arc::from(connect(target, &secret).map_err(|error| failure(target, error))?);
+        connectors.insert(target.id, (target.updated_at, Arc::clone(&connector)));
+        Ok(connector)
+    }
+
+    /// The store states are kept in.
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The time now, by the pusher's clock.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Pushes `changes` to `target`; the states to record.
+    async fn push_to(
+        &self,
+        txn: &dyn StoreTransaction,
+        target: &OutboundTarget,
+        changes: &[Change],
+    ) -> Result<Vec<StateChange>, PushError> {
+        let connector = self.connector(target)?;
+        let mut pushed = Pushed::default();
+        for change in changes {
+            let result = match change {
+                Change::User(user) => {
+                    self.push_user(txn, target, connector.as_ref(), user, &mut pushed)
+                        .await
+                }
+                Change::Group(group) => {
+                    self.push_group(txn, target, connector.as_ref(), group, &mut pushed)
+                        .await
+                }
+            };
+            result.map_err(|error| match error {
+                Failure::Store(error) => PushError::Store(error),
+                Failure::Connector(error) => failure(target, error),
+            })?;
+        }
+        Ok(pushed.changes)
+    }
+
+    async fn push_user(
+        &self,
+        txn: &dyn StoreTransaction,
+        target: &OutboundTarget,
+        connector: &dyn Connector,
+        user: &UserSnapshot,
+        pushed: &mut Pushed,
+    ) -> Result<(), Failure> {
+        let state = pushed.state(txn, target.id, user.subscription_id).await?;
+        let entry = user_entry(target, user);
+        if user.lifecycle == Lifecycle::Terminated && target.deprovision == Deprovision::Delete {
+            let remote = match state.and_then(|state| state.remote_id) {
+                Some(id) => Some(id),
+                None => connector.find_user(&entry.external_id).await?,
+            };
+            if let Some(id) = remote {
+                connector.delete_user(&id).await?;
+            }
+            pushed.forget(target.id, user.subscription_id);
+            return Ok(());
+        }
+        let fingerprint = fingerprint(&entry);
+        if let Some(PushState {
+            remote_id: Some(id),
+            fingerprint: Some(last),
+            last_error,
+            ..
+        }) = &state
+            && *last == fingerprint
+        {
+            if last_error.is_some() {
+                // The target has it already; only the error of an earlier attempt goes.
+                pushed.record(
+                    target.id,
+                    user.subscription_id,
+                    id.clone(),
+                    fingerprint,
+                    self.clock.now(),
+                );
+            }
+            return Ok(());
+        }
+        let (external_id, entry) = (&entry.external_id, &entry);
+        let id = upsert(
+            state.and_then(|state| state.remote_id),
+            || connector.find_user(external_id),
+            |id| async move { connector.replace_user(&id, entry).await },
+            || connector.create_user(entry),
+        )
+        .await?;
+        pushed.record(
+            target.id,
+            user.subscription_id,
+            id,
+            fingerprint,
+            self.clock.now(),
+        );
+        Ok(())
+    }
+
+    async fn push_group(
+        &self,
+        txn: &dyn StoreTransaction,
+        target: &OutboundTarget,
+        connector: &dyn Connector,
+        group: &GroupSnapshot,
+        pushed: &mut Pushed,
+    ) -> Result<(), Failure> {
+        let state = pushed.state(txn, target.id, group.subscription_id).await?;
+        let mut entry = GroupEntry {
+            external_id: group.external_id.clone(),
+            name: group.name.clone(),
+            members: Vec::new(),
+        };
+        if group.lifecycle == Lifecycle::Terminated {
+            let remote = match state.and_then(|state| state.remote_id) {
+                Some(id) => Some(id),
+                None => connector.find_group(&entry).await?,
+            };
+            if let Some(id) = remote {
+                connector.delete_group(&id).await?;
+            }
+            pushed.forget(target.id, group.subscription_id);
+            return Ok(());
+        }
+        entry.members = pushed.remote_ids(txn, target.id, &group.members).await?;
+        let fingerprint = fingerprint(&entry);
+        if let Some(PushState {
+            remote_id: Some(id),
+            fingerprint: Some(last),
+            last_error,
+            ..
+        }) = &state
+            && *last == fingerprint
+        {
+            if last_error.is_some() {
+                // The target has it already; only the error of an earlier attempt goes.
+                pushed.record(
+                    target.id,
+                    group.subscription_id,
+                    id.clone(),
+                    fingerprint,
+                    self.clock.now(),
+                );
+            }
+            return Ok(());
+        }
+        let entry = &entry;
+        let id = upsert(
+            state.and_then(|state| state.remote_id),
+            || connector.find_group(entry),
+            |id| async move { connector.replace_group(&id, entry).await },
+            || connector.create_group(entry),
+        )
+        .await?;
+        pushed.record(
+            target.id,
+            group.subscription_id,
+            id,
+            fingerprint,
+            self.clock.now(),
+        );
+        Ok(())
+    }
+
+    /// Records that pushing `subscriptions` to `target` failed with `error`, keeping what was
+    /// known of them. Best effort: a failure to record is logged.
+    async fn record_failure(&self, target: &OutboundTarget, subscriptions: &[Uuid], error: &str) {
+        let now = self.clock.now();
+        let known = match self.store.push_states_on(target.id, subscriptions).await {
+            Ok(states) => states,
+            Err(failed) => {
+                tracing::warn!(error = %failed, "could not read push states to record a failure");
+                return;
+            }
+        };
+        for subscription_id in subscriptions {
+            let mut state = known
+                .iter()
+                .find(|state| state.subscription_id == *subscription_id)
+                .cloned()
+                .unwrap_or_else(|| empty_state(target.id, *subscription_id));
+            state.last_error = Some(error.chars().take(1000).collect());
+            state.failed_at = Some(now);
+            if let Err(failed) = self.store.save_push_state(&state).await {
+                tracing::warn!(error = %failed, "could not record a failed push");
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Outbound for Pusher {
+    async fn push(&self, txn: &dyn StoreTransaction, changes: &[Change]) -> Result<(), PushError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let targets = txn.list_targets().await?;
+        let mut writes = Vec::new();
+        let mut first_error = None;
+        // Every target is tried, so that each records its own outcome; nothing is written in
+        // the transaction until all succeeded, so that recording a failure (outside it) never
+        // waits on it.
+        for target in targets
+            .iter()
+            .filter(|target| target.mode == TargetMode::Enabled)
+        {
+            match self.push_to(txn, target, changes).await {
+                Ok(states) => writes.extend(states),
+                Err(error) => {
+                    let subscriptions: Vec<Uuid> =
+                        changes.iter().map(Change::subscription_id).collect();
+                    self.record_failure(target, &subscriptions, &error.to_string())
+                        .await;
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        if let Some(error) = first_error {
+            return Err(error);
+        }
+        for write in writes {
+            match write {
+                StateChange::Save(state) => txn.save_push_state(&state).await?,
+                StateChange::Forget(target, subscription) => {
+                    txn.delete_push_state(target, subscription).await?
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn reconcile(
+        &self,
+        target_id: Uuid,
+        desired: &[Change],
+        options: ReconcileOptions,
+    ) -> Result<ReconcileReport, PushError> {
+        let target = self.store.target(target_id).await?;
+        self.reconcile_target(&target, desired, options).await
+    }
+}
+
+/// `id` replaced when there is one that still answers, else the one `find` finds replaced,
+/// else a new one made by `create`.
+async fn upsert<Find, Replace, Create, FindFut, ReplaceFut, CreateFut>(
+    known: Option<String>,
+    find: Find,
+    replace: Replace,
+    create: Create,
+) -> Result<String, ConnectorError>
+where
+    Find: Fn() -> FindFut,
+    FindFut: Future<Output = Result<Option<String>, ConnectorError>>,
+    Replace: Fn(String) -> ReplaceFut,
+    ReplaceFut: Future<Output = Result<String, ConnectorError>>,
+    Create: FnOnce() -> CreateFut,
+    CreateFut: Future<Output = Result<String, ConnectorError>>,
+{
+    if let Some(id) = known {
+        match replace(id).await {
+            Err(ConnectorError::Refused(_)) => {} // gone, or changed under it: look again
+            outcome => return outcome,
+        }
+    }
+    match find().await? {
+        Some(id) => replace(id).await,
+        None => create().await,
+    }
+}
+
+/// `user` under `target`'s attribute names.
+pub fn user_entry(target: &OutboundTarget, user: &UserSnapshot) -> UserEntry {
+    let attributes: BTreeMap<String, String> = target
+        .mapping
+        .iter()
+        .filter_map(|(attribute, field)| Some((attribute.clone(), user.fields.get(field)?.clone())))
+        .collect();
+    UserEntry {
+        external_id: user.fields.get("user_id").cloned().unwrap_or_default(),
+        attributes,
+        // A directory has no such flag: there, an inactive user is in no group.
+        active: user.lifecycle == Lifecycle::Active
+            || matches!(target.connection, Connection::Ldap { .. }),
+    }
+}
+
+/// A fingerprint of what is pushed: SHA-256 of its JSON, in hexadecimal.
+pub fn fingerprint(entry: &impl serde::Serialize) -> String {
+    let json = serde_json::to_vec(entry).unwrap_or_default();
+    hex::encode(Sha256::digest(json))
+}
+
+fn empty_state(target_id: Uuid, subscription_id: Uuid) -> PushState {
+    PushState {
+        target_id,
+        subscription_id,
+        remote_id: None,
+        fingerprint: None,
+        pushed_at: None,
+        last_error: None,
+        failed_at: None,
+    }
+}
+
+/// A connector's error as the push error of `target`.
+pub(crate) fn failure(target: &OutboundTarget, error: ConnectorError) -> PushError {
+    let name = target.name.to_string();
+    match error {
+        ConnectorError::Unavailable(_) => PushError::Unavailable {
+            target: name,
+            detail: error.to_string(),
+        },
+        _ => PushError::Refused {
+            target: name,
+            detail: error.to_string(),
+        },
+    }
+}
+
+/// Why pushing one change failed.
+enum Failure {
+    Store(cadre_domain::DomainError),
+    Connector(ConnectorError),
+}
+
+impl From<cadre_domain::DomainError> for Failure {
+    fn from(error: cadre_domain::DomainError) -> Self {
+        Failure::Store(error)
+    }
+}
+
+impl From<ConnectorError> for Failure {
+    fn from(error: ConnectorError) -> Self {
+        Failure::Connector(error)
+    }
+}
+
+/// A state to write once every target took the changes.
+enum StateChange {
+    Save(PushState),
+    Forget(Uuid, Uuid),
+}
+
+/// What one push to one target has done so far: later changes (a group after its new member)
+/// see the states earlier ones made.
+#[derive(Default)]
+struct Pushed {
+    changes: Vec<StateChange>,
+    states: HashMap<Uuid, Option<PushState>>,
+}
+
+impl Pushed {
+    /// The state of `subscription` on `target`: as this push left it, or as stored.
+    async fn state(
+        &mut self,
+        txn: &dyn StoreTransaction,
+        target: Uuid,
+        subscription: Uuid,
+    ) -> Result<Option<PushState>, cadre_domain::DomainError> {
+        if let Some(state) = self.states.get(&subscription) {
+            return Ok(state.clone());
+        }
+        Ok(txn.push_states_on(target, &[subscription]).await?.pop())
+    }
+
+    /// The remote ids of those of `subscriptions` `target` has, sorted.
+    async fn remote_ids(
+        &mut self,
+        txn: &dyn StoreTransaction,
+        target: Uuid,
+        subscriptions: &[Uuid],
+    ) -> Result<Vec<String>, cadre_domain::DomainError> {
+        let stored = txn.push_states_on(target, subscriptions).await?;
+        let mut ids: Vec<String> = subscriptions
+            .iter()
+            .filter_map(|subscription| match self.states.get(subscription) {
+                Some(state) => state.as_ref()?.remote_id.clone(),
+                None => stored
+                    .iter()
+                    .find(|state| state.subscription_id == *subscription)?
+                    .remote_id
+                    .clone(),
+            })
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    fn record(
+        &mut self,
+        target: Uuid,
+        subscription: Uuid,
+        remote_id: String,
+        fingerprint: String,
+        now: DateTime<Utc>,
+    ) {
+        let state = PushState {
+            remote_id: Some(remote_id),
+            fingerprint: Some(fingerprint),
+            pushed_at: Some(now),
+            ..empty_state(target, subscription)
+        };
+        self.states.insert(subscription, Some(state.clone()));
+        self.changes.push(StateChange::Save(state));
+    }
+
+    fn forget(&mut self, target: Uuid, subscription: Uuid) {
+        self.states.insert(subscription, None);
+        self.changes.push(StateChange::Forget(target, subscription));
+    }
+}

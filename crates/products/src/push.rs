@@ -1,0 +1,248 @@
+//! The steps that push users and groups to the outbound targets (`StepContext::outbound`), as
+//! retry steps: a target that is down makes the process wait, and a retry finishes it once the
+//! target is back.
+//!
+//! A user is pushed with the groups it is in (and, after a change of groups, the ones it left),
+//! each group with its members as they are now: active users only, so a disabled or terminated
+//! user leaves every group on every target.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cadre_domain::models::DomainModel;
+use cadre_domain::outbound::{Change, GroupSnapshot, PushError, UserSnapshot};
+use cadre_domain::{Lifecycle, ProductType, Repositories};
+use cadre_engine::{Patch, RetryPolicy, Step, StepContext, StepError, StepFn, retry_step};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::models::{UserGroupInactive, UserInactive};
+
+/// How a push retries: from 1 s, doubling, at most 5 min apart, 20 attempts (about an hour).
+pub const PUSH_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 20,
+    initial: Duration::from_secs(1),
+    factor: 2.0,
+    max_delay: Duration::from_secs(300),
+};
+
+/// The state key under which a modify step records the groups a user was in before.
+pub const PREVIOUS_GROUPS: &str = "previous_user_group_ids";
+
+/// The retry step `push_user`: [`PushUser`] as `lifecycle`.
+pub fn push_user(lifecycle: Lifecycle) -> Step {
+    retry_step("push_user", "Push user", PUSH_RETRY, PushUser(lifecycle))
+}
+
+/// Pushes the state's user (`subscription_id`) as `lifecycle` (what it is, or is about to
+/// be), with its groups and those in [`PREVIOUS_GROUPS`].
+pub struct PushUser(pub Lifecycle);
+
+#[async_trait]
+impl StepFn for PushUser {
+    async fn run(&self, ctx: &StepContext<'_>) -> Result<Patch, StepError> {
+        let user_id: Uuid = ctx.get("subscription_id")?;
+        let previous: Vec<Uuid> = ctx.get_optional(PREVIOUS_GROUPS)?.unwrap_or_default();
+        let changes = user_changes(ctx, user_id, self.0, &previous).await?;
+        push(ctx, &changes).await
+    }
+}
+
+/// Pushes the state's group (`subscription_id`) as `lifecycle`.
+pub struct PushGroup(pub Lifecycle);
+
+#[async_trait]
+impl StepFn for PushGroup {
+    async fn run(&self, ctx: &StepContext<'_>) -> Result<Patch, StepError> {
+        let group_id: Uuid = ctx.get("subscription_id")?;
+        let group = UserGroupInactive::from_record(ctx.store.load_subscription(group_id).await?)?;
+        let change = Change::Group(group_snapshot(ctx.store, &group, self.0, None).await?);
+        push(ctx, &[change]).await
+    }
+}
+
+/// The changes that bring the targets up to date with the user `user_id` as `lifecycle`: the
+/// user, then each active group it is in or was in (`previous`).
+pub async fn user_changes(
+    ctx: &StepContext<'_>,
+    user_id: Uuid,
+    lifecycle: Lifecycle,
+    previous: &[Uuid],
+) -> Result<Vec<Change>, StepError> {
+    let user = UserInactive::from_record(ctx.store.load_subscription(user_id).await?)?;
+    let in_groups: BTreeSet<Uuid> = user
+        .user
+        .groups
+        .iter()
+        .map(|group| group.owner_subscription_id)
+        .collect();
+    let mut changes = vec![Change::User(user_snapshot(&user, lifecycle))];
+    for group_id in in_groups.iter().chain(previous).collect::<BTreeSet<_>>() {
+        let record = ctx.store.load_subscription(*group_id).await?;
+        if record.product.product_type != ProductType::user_group()
+            || record.subscription.lifecycle != Lifecycle::Active
+        {
+            continue;
+        }
+        let group = UserGroupInactive::from_record(record)?;
+        let member = lifecycle == Lifecycle::Active && in_groups.contains(group_id);
+        let snapshot = group_snapshot(
+            ctx.store,
+            &group,
+            Lifecycle::Active,
+            Some((user_id, member)),
+        );
+        changes.push(Change::Group(snapshot.await?));
+    }
+    Ok(changes)
+}
+
+/// The changes that bring the targets up to date with the users `users` and the groups
+/// `groups`, each as the store holds it now (the groups the users are in among them), users
+/// first: for pushes of many subscriptions at once (a bulk load, a reconcile). Subscriptions
+/// not yet established (being created) are left out.
+pub async fn changes_of(
+    repo: &dyn Repositories,
+    users: &[Uuid],
+    groups: &[Uuid],
+) -> Result<Vec<Change>, StepError> {
+    let mut changes = Vec::with_capacity(users.len() + groups.len());
+    let mut all_groups: BTreeSet<Uuid> = groups.iter().copied().collect();
+    for chunk in users.chunks(1000) {
+        for record in repo.load_subscriptions(chunk).await? {
+            if !established(record.subscription.lifecycle) {
+                continue;
+            }
+            let user = UserInactive::from_record(record)?;
+            all_groups.extend(
+                user.user
+                    .groups
+                    .iter()
+                    .map(|group| group.owner_subscription_id),
+            );
+            changes.push(Change::User(user_snapshot(
+                &user,
+                user.subscription.lifecycle,
+            )));
+        }
+    }
+    let all_groups: Vec<Uuid> = all_groups.into_iter().collect();
+    for chunk in all_groups.chunks(1000) {
+        for record in repo.load_subscriptions(chunk).await? {
+            if !established(record.subscription.lifecycle)
+                || record.product.product_type != ProductType::user_group()
+            {
+                continue;
+            }
+            let lifecycle = record.subscription.lifecycle;
+            let group = UserGroupInactive::from_record(record)?;
+            let snapshot = group_snapshot(repo, &group, lifecycle, None).await?;
+            changes.push(Change::Group(snapshot));
+        }
+    }
+    Ok(changes)
+}
+
+/// Whether a subscription in `lifecycle` is one the targets have (or had).
+fn established(lifecycle: Lifecycle) -> bool {
+    !matches!(lifecycle, Lifecycle::Initial | Lifecycle::Provisioning)
+}
+
+/// `user` as the targets get it, as `lifecycle`.
+pub fn user_snapshot(user: &UserInactive, lifecycle: Lifecycle) -> UserSnapshot {
+    let block = &user.user;
+    let mut fields: Vec<(&str, Option<String>)> = vec![
+        ("user_id", block.user_id.as_ref().map(ToString::to_string)),
+        ("username", block.username.as_ref().map(ToString::to_string)),
+        (
+            "firstname",
+            block.firstname.as_ref().map(ToString::to_string),
+        ),
+        ("lastname", block.lastname.as_ref().map(ToString::to_string)),
+        ("email", block.email.as_ref().map(ToString::to_string)),
+        ("auth_id", block.auth_id.clone()),
+    ];
+    fields.extend(
+        block
+            .employment
+            .parts()
+            .map(|(name, value)| (name, value.map(str::to_owned))),
+    );
+    UserSnapshot {
+        subscription_id: user.subscription.id,
+        lifecycle,
+        fields: fields
+            .into_iter()
+            .filter_map(|(name, value)| Some((name.to_owned(), value?)))
+            .collect(),
+    }
+}
+
+/// `group` as the targets get it, as `lifecycle`, with its active members; `changing` is a
+/// user whose membership is about to be what it says, whatever the store holds now.
+pub async fn group_snapshot(
+    repo: &dyn Repositories,
+    group: &UserGroupInactive,
+    lifecycle: Lifecycle,
+    changing: Option<(Uuid, bool)>,
+) -> Result<GroupSnapshot, StepError> {
+    let mut members: BTreeSet<Uuid> = repo
+        .subscriptions_using(group.user_group.instance_id)
+        .await?
+        .into_iter()
+        .filter(|using| {
+            using.product_type == ProductType::user()
+                && using.subscription.lifecycle == Lifecycle::Active
+        })
+        .map(|using| using.subscription.id)
+        .collect();
+    if let Some((user, member)) = changing {
+        if member {
+            members.insert(user);
+        } else {
+            members.remove(&user);
+        }
+    }
+    let text = |value: Option<String>, what: &str| {
+        value.ok_or_else(|| {
+            StepError::new(format!(
+                "group {} has no {what} to push",
+                group.subscription.id
+            ))
+        })
+    };
+    Ok(GroupSnapshot {
+        subscription_id: group.subscription.id,
+        lifecycle,
+        external_id: text(
+            group
+                .user_group
+                .user_group_id
+                .as_ref()
+                .map(ToString::to_string),
+            "user_group_id",
+        )?,
+        name: text(
+            group.user_group.name.as_ref().map(ToString::to_string),
+            "name",
+        )?,
+        members: members.into_iter().collect(),
+    })
+}
+
+/// Pushes `changes`; a target that is down or refuses is a step failure naming it (the step
+/// is a retry step: the process waits).
+async fn push(ctx: &StepContext<'_>, changes: &[Change]) -> Result<Patch, StepError> {
+    match ctx.outbound.push(ctx.store, changes).await {
+        Ok(()) => Ok(Patch::new()),
+        Err(PushError::Store(error)) => Err(error.into()),
+        Err(error @ PushError::Unavailable { .. }) => {
+            Err(StepError::api_unavailable(format!("push: {error}")))
+        }
+        Err(error) => Err(StepError {
+            detail: Some(json!({ "class": "push_refused" })),
+            ..StepError::new(format!("push: {error}"))
+        }),
+    }
+}
