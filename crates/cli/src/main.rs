@@ -123,7 +123,9 @@ async fn run(cli: Cli) -> Result<()> {
     let engine = cadre_server::Cadre::new()
         .open(&config.database_url)
         .await?;
-    let state = cadre_server::app_state(engine.clone(), &config)?;
+    // The engine as the server wires it: hooks, and pushes to the outbound targets.
+    let state = cadre_server::app_state(engine, &config)?;
+    let engine = state.engine.clone();
     match cli.command {
         Command::Serve(_) => unreachable!("handled above"),
         Command::WorkflowGroup(command) => workflow_group(&state.groups, &output, command).await,

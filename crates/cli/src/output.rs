@@ -2,6 +2,7 @@
 
 use cadre_domain::ApiToken;
 use cadre_domain::Connection;
+use cadre_domain::outbound::ReconcileReport;
 use cadre_server::api::audit::AuditPageSchema;
 use cadre_server::api::groups::{FileSchema, GroupSchema};
 use cadre_server::api::processes::{ProcessDetail, ProcessPage};
@@ -211,6 +212,44 @@ impl Output {
                 rows
             )
         );
+    }
+
+    /// A reconcile's report: its counts, then every object changed (or, in a dry run, to
+    /// change).
+    pub fn reconcile(&self, report: &ReconcileReport) {
+        if self.json {
+            print_json(report);
+            return;
+        }
+        let plan = if report.dry_run {
+            " (dry run: planned, nothing changed)"
+        } else {
+            ""
+        };
+        println!(
+            "reconcile{plan}: {} created, {} updated, {} removed, {} unchanged, {} failed, {} not cadre's (left alone)",
+            report.created,
+            report.updated,
+            report.removed,
+            report.unchanged,
+            report.failed,
+            report.foreign
+        );
+        let rows: Vec<Vec<String>> = report
+            .rows
+            .iter()
+            .map(|row| {
+                vec![
+                    row.kind.clone(),
+                    row.external_id.clone(),
+                    format!("{:?}", row.action).to_lowercase(),
+                    row.error.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        if !rows.is_empty() {
+            println!("{}", table(&["kind", "id", "action", "error"], rows));
+        }
     }
 
     /// Workflows.

@@ -2,15 +2,18 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
+use cadre_domain::outbound::{ReconcileOptions, ReconcileReport};
 use cadre_domain::{Clock, Connection, Deprovision, SystemClock, TargetMode};
 use cadre_engine::Engine;
 use cadre_outbound::SealingKey;
+use cadre_products::push::RECONCILE_TARGET;
 use cadre_server::api::targets::TargetSchema;
 use cadre_server::targets::{
     Actor, TargetSettings, change_target, configure_target, remove_target,
 };
 use clap::{Args, Subcommand};
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::operator;
@@ -75,6 +78,18 @@ pub(crate) enum TargetCommand {
     Remove {
         /// Target id.
         id: Uuid,
+    },
+    /// Compare a target with cadre and bring it up to date: create what it lacks, replace
+    /// what differs, remove what cadre made there and no longer has (never anything else).
+    Reconcile {
+        /// Target id.
+        id: Uuid,
+        /// Only plan: change nothing, and print what would change.
+        #[arg(long)]
+        dry_run: bool,
+        /// The removal guard: a run that would remove more objects removes none and fails.
+        #[arg(long, default_value_t = ReconcileOptions::default().max_removals)]
+        max_removals: usize,
     },
 }
 
@@ -193,6 +208,25 @@ pub(crate) async fn target(
                 secret: None,
             };
             change_target(store, key, id, settings, actor, now).await?
+        }
+        TargetCommand::Reconcile {
+            id,
+            dry_run,
+            max_removals,
+        } => {
+            store.target(id).await?;
+            let input = json!({"target_id": id, "dry_run": dry_run, "max_removals": max_removals});
+            let process = engine.start(RECONCILE_TARGET, &[input], &who).await?;
+            engine.run_until_idle().await?;
+            let process = store.process(process.id).await?;
+            if let Some(reason) = process.failed_reason {
+                return Err(anyhow!("the reconcile failed: {reason}"));
+            }
+            let report: ReconcileReport =
+                serde_json::from_value(process.state.get("report").cloned().unwrap_or_default())
+                    .context("the reconcile's report")?;
+            output.reconcile(&report);
+            return Ok(());
         }
         TargetCommand::Remove { id } => {
             remove_target(store, id, actor, now).await?;

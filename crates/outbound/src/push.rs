@@ -7,7 +7,7 @@
 //! object it made instead of making a second one; a remote id that no longer answers (someone
 //! deleted the object in the target) is looked for again, and the object made anew.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -22,7 +22,11 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::SealingKey;
-use crate::connector::{Connector, ConnectorError, GroupEntry, UserEntry, connect};
+use crate::connector::{Connector, ConnectorError, GroupEntry, Remote, UserEntry, connect};
+
+/// From how many users new to a target a push lists the target's users once instead of looking
+/// each up.
+const LIST_FROM: usize = 20;
 
 /// Pushes to the configured targets.
 pub struct Pusher {
@@ -99,6 +103,9 @@ impl Pusher {
     ) -> Result<Vec<StateChange>, PushError> {
         let connector = self.connector(target)?;
         let mut pushed = Pushed::default();
+        self.push_new_users(txn, target, connector.as_ref(), changes, &mut pushed)
+            .await
+            .map_err(|error| error.of(target))?;
         for change in changes {
             let result = match change {
                 Change::User(user) => {
@@ -110,12 +117,75 @@ impl Pusher {
                         .await
                 }
             };
-            result.map_err(|error| match error {
-                Failure::Store(error) => PushError::Store(error),
-                Failure::Connector(error) => failure(target, error),
-            })?;
+            result.map_err(|error| error.of(target))?;
         }
         Ok(pushed.changes)
+    }
+
+    /// When many of `changes` are users new to `target` (a bulk load), pushes them first with
+    /// one listing of the target's users instead of a lookup each, and their creates in one
+    /// batch (a SCIM target's `/Bulk`). Fewer go one by one.
+    async fn push_new_users(
+        &self,
+        txn: &dyn StoreTransaction,
+        target: &OutboundTarget,
+        connector: &dyn Connector,
+        changes: &[Change],
+        pushed: &mut Pushed,
+    ) -> Result<(), Failure> {
+        let users: Vec<&UserSnapshot> = changes
+            .iter()
+            .filter_map(|change| match change {
+                Change::User(user) if user.lifecycle != Lifecycle::Terminated => Some(user),
+                _ => None,
+            })
+            .collect();
+        if users.len() < LIST_FROM {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = users.iter().map(|user| user.subscription_id).collect();
+        let known: HashSet<Uuid> = txn
+            .push_states_on(target.id, &ids)
+            .await?
+            .into_iter()
+            .filter(|state| state.remote_id.is_some())
+            .map(|state| state.subscription_id)
+            .collect();
+        let fresh: Vec<&UserSnapshot> = users
+            .into_iter()
+            .filter(|user| !known.contains(&user.subscription_id))
+            .collect();
+        if fresh.len() < LIST_FROM {
+            return Ok(());
+        }
+        let listed = connector.list_users().await?;
+        let listed: HashMap<&str, &Remote<UserEntry>> = listed
+            .iter()
+            .map(|remote| (remote.entry.external_id.as_str(), remote))
+            .collect();
+        let mut creates = Vec::new();
+        for user in fresh {
+            let entry = user_entry(target, user);
+            match listed.get(entry.external_id.as_str()) {
+                Some(remote) => {
+                    let id = if remote.entry == entry {
+                        remote.id.clone()
+                    } else {
+                        connector.replace_user(&remote.id, &entry).await?
+                    };
+                    let fingerprint = fingerprint(&entry);
+                    pushed.record(target.id, user.subscription_id, id, fingerprint, self.now());
+                }
+                None => creates.push((user.subscription_id, entry)),
+            }
+        }
+        let entries: Vec<UserEntry> = creates.iter().map(|(_, entry)| entry.clone()).collect();
+        let created = connector.create_users(&entries).await?;
+        for ((subscription, entry), outcome) in creates.into_iter().zip(created) {
+            let fingerprint = fingerprint(&entry);
+            pushed.record(target.id, subscription, outcome?, fingerprint, self.now());
+        }
+        Ok(())
     }
 
     async fn push_user(
@@ -402,6 +472,16 @@ pub(crate) fn failure(target: &OutboundTarget, error: ConnectorError) -> PushErr
 enum Failure {
     Store(cadre_domain::DomainError),
     Connector(ConnectorError),
+}
+
+impl Failure {
+    /// The push error of `target` this is.
+    fn of(self, target: &OutboundTarget) -> PushError {
+        match self {
+            Failure::Store(error) => PushError::Store(error),
+            Failure::Connector(error) => failure(target, error),
+        }
+    }
 }
 
 impl From<cadre_domain::DomainError> for Failure {

@@ -27,10 +27,12 @@ use uuid::Uuid;
 
 use crate::models::UserGroup;
 
-/// Every built-in workflow with its form: UserGroup's, then User's.
+/// Every built-in workflow with its form: UserGroup's, then User's, then the task that
+/// reconciles an outbound target.
 pub fn workflows() -> Vec<Workflow> {
     let mut all = user_group::workflows();
     all.extend(user::workflows());
+    all.push(push::reconcile_workflow());
     all
 }
 

@@ -11,9 +11,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cadre_domain::models::DomainModel;
-use cadre_domain::outbound::{Change, GroupSnapshot, PushError, UserSnapshot};
-use cadre_domain::{Lifecycle, ProductType, Repositories};
-use cadre_engine::{Patch, RetryPolicy, Step, StepContext, StepError, StepFn, retry_step};
+use std::sync::Arc;
+
+use cadre_domain::outbound::{Change, GroupSnapshot, PushError, ReconcileOptions, UserSnapshot};
+use cadre_domain::{Lifecycle, ProductType, Repositories, SubscriptionQuery, Target};
+use cadre_engine::{
+    Patch, RetryPolicy, Step, StepContext, StepError, StepFn, Workflow, done, init, retry_step,
+    step,
+};
+use cadre_forms::{Field, Form, FormPage};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -98,37 +104,37 @@ pub async fn user_changes(
     Ok(changes)
 }
 
-/// The changes that bring the targets up to date with the users `users` and the groups
-/// `groups`, each as the store holds it now (the groups the users are in among them), users
-/// first: for pushes of many subscriptions at once (a bulk load, a reconcile). Subscriptions
-/// not yet established (being created) are left out.
-pub async fn changes_of(
-    repo: &dyn Repositories,
-    users: &[Uuid],
-    groups: &[Uuid],
-) -> Result<Vec<Change>, StepError> {
-    let mut changes = Vec::with_capacity(users.len() + groups.len());
-    let mut all_groups: BTreeSet<Uuid> = groups.iter().copied().collect();
-    for chunk in users.chunks(1000) {
+/// The changes that bring the targets up to date with the subscriptions `ids` (users and
+/// groups; others are left out), each as the store holds it now, with the groups the users are
+/// in; users first. For pushes of many subscriptions at once (a bulk load, a reconcile).
+/// Subscriptions not yet established (being created) are left out.
+pub async fn changes_of(repo: &dyn Repositories, ids: &[Uuid]) -> Result<Vec<Change>, StepError> {
+    let mut changes = Vec::with_capacity(ids.len());
+    let mut groups: BTreeSet<Uuid> = BTreeSet::new();
+    for chunk in ids.chunks(1000) {
         for record in repo.load_subscriptions(chunk).await? {
             if !established(record.subscription.lifecycle) {
                 continue;
             }
-            let user = UserInactive::from_record(record)?;
-            all_groups.extend(
-                user.user
-                    .groups
-                    .iter()
-                    .map(|group| group.owner_subscription_id),
-            );
-            changes.push(Change::User(user_snapshot(
-                &user,
-                user.subscription.lifecycle,
-            )));
+            if record.product.product_type == ProductType::user_group() {
+                groups.insert(record.subscription.id);
+            } else if record.product.product_type == ProductType::user() {
+                let user = UserInactive::from_record(record)?;
+                groups.extend(
+                    user.user
+                        .groups
+                        .iter()
+                        .map(|group| group.owner_subscription_id),
+                );
+                changes.push(Change::User(user_snapshot(
+                    &user,
+                    user.subscription.lifecycle,
+                )));
+            }
         }
     }
-    let all_groups: Vec<Uuid> = all_groups.into_iter().collect();
-    for chunk in all_groups.chunks(1000) {
+    let groups: Vec<Uuid> = groups.into_iter().collect();
+    for chunk in groups.chunks(1000) {
         for record in repo.load_subscriptions(chunk).await? {
             if !established(record.subscription.lifecycle)
                 || record.product.product_type != ProductType::user_group()
@@ -234,15 +240,92 @@ pub async fn group_snapshot(
 /// Pushes `changes`; a target that is down or refuses is a step failure naming it (the step
 /// is a retry step: the process waits).
 async fn push(ctx: &StepContext<'_>, changes: &[Change]) -> Result<Patch, StepError> {
-    match ctx.outbound.push(ctx.store, changes).await {
-        Ok(()) => Ok(Patch::new()),
-        Err(PushError::Store(error)) => Err(error.into()),
-        Err(error @ PushError::Unavailable { .. }) => {
-            Err(StepError::api_unavailable(format!("push: {error}")))
+    ctx.outbound
+        .push(ctx.store, changes)
+        .await
+        .map_err(push_failure)?;
+    Ok(Patch::new())
+}
+
+/// A failed push as a step failure: the store's error as it is, an unreachable target as an
+/// unavailable API, a refusal with its class.
+pub fn push_failure(error: PushError) -> StepError {
+    match error {
+        PushError::Store(error) => error.into(),
+        error @ PushError::Unavailable { .. } => {
+            StepError::api_unavailable(format!("push: {error}"))
         }
-        Err(error) => Err(StepError {
+        error => StepError {
             detail: Some(json!({ "class": "push_refused" })),
             ..StepError::new(format!("push: {error}"))
-        }),
+        },
+    }
+}
+
+/// The task that reconciles one target with cadre.
+pub const RECONCILE_TARGET: &str = "reconcile_target";
+
+/// [`RECONCILE_TARGET`]: `init >> reconcile >> done`. Its input is the target (`target_id`),
+/// whether only to plan (`dry_run`) and the removal guard (`max_removals`, 10 by default); its
+/// result the state's `report` ([`cadre_domain::outbound::ReconcileReport`]). A plain step: a guard that stops the run
+/// or a target that cannot be reached fails the process, to be retried.
+pub fn reconcile_workflow() -> Workflow {
+    let form = Form::new().page(
+        FormPage::new("Reconcile a target")
+            .field(Field::uuid("target_id"))
+            .field(Field::boolean("dry_run").default(json!(false)))
+            .field(
+                Field::integer("max_removals")
+                    .ge(0)
+                    .default(json!(ReconcileOptions::default().max_removals)),
+            ),
+    );
+    Workflow {
+        name: RECONCILE_TARGET.to_owned(),
+        description: "Reconcile a target".to_owned(),
+        target: Target::System,
+        product_types: Vec::new(),
+        usable_when: Vec::new(),
+        version: 1,
+        initial_form: Arc::new(form),
+        steps: init() >> step("reconcile", "Reconcile target", Reconcile) >> done(),
+    }
+}
+
+/// Compares the target with every user and group cadre has (but those being created) and
+/// brings it up to date, or in a dry run plans to.
+struct Reconcile;
+
+#[async_trait]
+impl StepFn for Reconcile {
+    async fn run(&self, ctx: &StepContext<'_>) -> Result<Patch, StepError> {
+        let target_id: Uuid = ctx.get("target_id")?;
+        let options = ReconcileOptions {
+            dry_run: ctx.get_optional("dry_run")?.unwrap_or(false),
+            max_removals: ctx
+                .get_optional("max_removals")?
+                .unwrap_or(ReconcileOptions::default().max_removals),
+        };
+        let mut ids = Vec::new();
+        for product_type in [ProductType::user(), ProductType::user_group()] {
+            let query = SubscriptionQuery {
+                product_type: Some(product_type),
+                ..SubscriptionQuery::default()
+            };
+            let page = ctx.store.list_subscriptions(&query).await?;
+            ids.extend(page.items.into_iter().map(|item| item.subscription.id));
+        }
+        let desired = changes_of(ctx.store, &ids).await?;
+        let report = ctx
+            .outbound
+            .reconcile(target_id, &desired, options)
+            .await
+            .map_err(push_failure)?;
+        let mut patch = Patch::new();
+        patch.insert(
+            "report".to_owned(),
+            serde_json::to_value(&report).map_err(|error| StepError::new(error.to_string()))?,
+        );
+        Ok(patch)
     }
 }

@@ -10,9 +10,10 @@ use cadre_domain::{
 };
 use cadre_engine::standard::DEFAULT_CUSTOMER;
 use cadre_engine::{
-    Patch, StepContext, StepError, StepFn, Workflow, done, init, repeat_while, step,
+    Patch, StepContext, StepError, StepFn, Workflow, done, init, repeat_while, retry_step, step,
 };
 use cadre_forms::{Field, Form, FormPage};
+use cadre_products::push::{PUSH_RETRY, changes_of, push_failure};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -20,7 +21,7 @@ use uuid::Uuid;
 
 use crate::apply::{Placement, apply_batch};
 use crate::plan::{Change, Plan, plan_groups, plan_users};
-use crate::report::{Counts, RowReport};
+use crate::report::{Counts, Outcome, RowReport};
 use crate::settings::LoadSettings;
 use crate::{Kind, LoadHeader};
 
@@ -59,6 +60,7 @@ fn workflow(kind: Kind) -> Workflow {
                 ApplyBatch,
             )
             >> step("report", "Report", Report)
+            >> retry_step("push", "Push to targets", PUSH_RETRY, PushLoad)
             >> done(),
     }
 }
@@ -219,6 +221,42 @@ impl StepFn for ApplyBatch {
             .await?;
         let mut patch = Patch::new();
         patch.insert("applied".to_owned(), json!(chunk.seq));
+        Ok(patch)
+    }
+}
+
+/// Pushes what the load changed to the outbound targets, as the User and UserGroup workflows
+/// push theirs (nothing in a dry run).
+struct PushLoad;
+
+#[async_trait]
+impl StepFn for PushLoad {
+    async fn run(&self, ctx: &StepContext<'_>) -> Result<Patch, StepError> {
+        if dry_run(ctx.state) {
+            return Ok(Patch::new());
+        }
+        let load_id: Uuid = ctx.get("load_id")?;
+        let mut changed = Vec::new();
+        for chunk in ctx.store.load_chunks(load_id, ChunkPart::Batch).await? {
+            let Some(report) = chunk.report else { continue };
+            let changes: Vec<Change> = stored_json(chunk.content, "batch")?;
+            let reports: Vec<RowReport> = stored_json(report, "batch report")?;
+            // A batch reports each of its changes, in order.
+            changed.extend(changes.iter().zip(&reports).filter_map(|(change, report)| {
+                matches!(
+                    report.outcome,
+                    Outcome::Created | Outcome::Updated | Outcome::Removed
+                )
+                .then_some(change.subscription_id)
+            }));
+        }
+        let changes = changes_of(ctx.store, &changed).await?;
+        ctx.outbound
+            .push(ctx.store, &changes)
+            .await
+            .map_err(push_failure)?;
+        let mut patch = Patch::new();
+        patch.insert("pushed".to_owned(), json!(changes.len()));
         Ok(patch)
     }
 }
