@@ -17,6 +17,7 @@ mod audit;
 mod authorization;
 mod browser;
 mod metrics;
+mod outbound;
 mod registration;
 mod scim;
 mod targets;

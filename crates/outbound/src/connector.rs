@@ -66,6 +66,12 @@ pub enum ConnectorError {
 /// Whatever kind of target it is.
 #[async_trait]
 pub trait Connector: Send + Sync {
+    /// `user` as this target keeps it and [`Connector::list_users`] reads it back: with the
+    /// values the target is given for attributes it requires and cadre has no value for. What
+    /// cadre compares the target's objects with, and fingerprints.
+    fn written(&self, user: &UserEntry) -> UserEntry {
+        user.clone()
+    }
     /// The remote id of the user whose external id is `external_id`, if the target has one.
     async fn find_user(&self, external_id: &str) -> Result<Option<String>, ConnectorError>;
     /// Creates `user`; its remote id.

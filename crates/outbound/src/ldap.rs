@@ -80,10 +80,8 @@ impl fmt::Debug for LdapSettings {
 /// People are `<id_attribute>=<external id>,<people_dn>` entries of the user class holding the
 /// mapped attributes. A person-class entry (`person`, `organizationalPerson`, `inetOrgPerson`)
 /// requires `cn` and `sn`: one without a `cn` gets the external id as its `cn`, one without an
-/// `sn` gets its `cn` as its `sn`. A listing reads back only mapped attributes, and not a `cn`
-/// equal to the external id nor an `sn` equal to the `cn`, so that a user read back compares
-/// equal to the one written (a user whose username or last name coincides with those reads
-/// back without it). LDAP has no `active` flag: cadre keeps inactive users out of every group,
+/// `sn` gets its `cn` as its `sn` ([`Connector::written`] says so, for comparing). A listing
+/// reads back the mapped attributes. LDAP has no `active` flag: cadre keeps inactive users out of every group,
 /// so the connector ignores the flag when writing and reads every user back as active.
 ///
 /// Groups are `cn=<name>,<groups_dn>` entries of the group class with their members' DNs in
@@ -323,6 +321,24 @@ impl Connector for LdapConnector {
         self.delete(id).await
     }
 
+    fn written(&self, user: &UserEntry) -> UserEntry {
+        let mapped = |attribute: &String| {
+            self.settings
+                .attributes
+                .iter()
+                .any(|name| name.eq_ignore_ascii_case(attribute))
+        };
+        UserEntry {
+            external_id: user.external_id.clone(),
+            attributes: self
+                .user_values(user)
+                .into_iter()
+                .filter(|(attribute, _)| mapped(attribute))
+                .collect(),
+            active: user.active,
+        }
+    }
+
     async fn list_users(&self) -> Result<Vec<Remote<UserEntry>>, ConnectorError> {
         let filter = format!("(objectClass={})", ldap_escape(&self.settings.user_class));
         let mut attributes = self.settings.attributes.clone();
@@ -339,7 +355,7 @@ impl Connector for LdapConnector {
             .into_iter()
             .filter_map(|entry| {
                 let external_id = first(&entry, &self.settings.id_attribute)?.to_owned();
-                let mut attributes: BTreeMap<String, String> = self
+                let attributes: BTreeMap<String, String> = self
                     .settings
                     .attributes
                     .iter()
@@ -347,15 +363,6 @@ impl Connector for LdapConnector {
                         first(&entry, attribute).map(|value| (attribute.clone(), value.to_owned()))
                     })
                     .collect();
-                if self.is_person_class() {
-                    let cn = first(&entry, "cn");
-                    if cn == Some(external_id.as_str()) {
-                        attributes.retain(|attribute, _| !attribute.eq_ignore_ascii_case("cn"));
-                    }
-                    if cn.is_some() && first(&entry, "sn") == cn {
-                        attributes.retain(|attribute, _| !attribute.eq_ignore_ascii_case("sn"));
-                    }
-                }
                 Some(Remote {
                     id: entry.dn,
                     entry: UserEntry {

@@ -84,11 +84,6 @@ impl Pusher {
         Ok(connector)
     }
 
-    /// The store states are kept in.
-    pub(crate) fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
     /// The time now, by the pusher's clock.
     pub(crate) fn now(&self) -> DateTime<Utc> {
         self.clock.now()
@@ -165,7 +160,7 @@ impl Pusher {
             .collect();
         let mut creates = Vec::new();
         for user in fresh {
-            let entry = user_entry(target, user);
+            let entry = connector.written(&user_entry(target, user));
             match listed.get(entry.external_id.as_str()) {
                 Some(remote) => {
                     let id = if remote.entry == entry {
@@ -197,7 +192,7 @@ impl Pusher {
         pushed: &mut Pushed,
     ) -> Result<(), Failure> {
         let state = pushed.state(txn, target.id, user.subscription_id).await?;
-        let entry = user_entry(target, user);
+        let entry = connector.written(&user_entry(target, user));
         if user.lifecycle == Lifecycle::Terminated && target.deprovision == Deprovision::Delete {
             let remote = match state.and_then(|state| state.remote_id) {
                 Some(id) => Some(id),
@@ -314,28 +309,32 @@ impl Pusher {
     }
 
     /// Records that pushing `subscriptions` to `target` failed with `error`, keeping what was
-    /// known of them. Best effort: a failure to record is logged.
-    async fn record_failure(&self, target: &OutboundTarget, subscriptions: &[Uuid], error: &str) {
-        let now = self.clock.now();
-        let known = match self.store.push_states_on(target.id, subscriptions).await {
-            Ok(states) => states,
-            Err(failed) => {
-                tracing::warn!(error = %failed, "could not read push states to record a failure");
-                return;
-            }
-        };
-        for subscription_id in subscriptions {
-            let mut state = known
-                .iter()
-                .find(|state| state.subscription_id == *subscription_id)
-                .cloned()
-                .unwrap_or_else(|| empty_state(target.id, *subscription_id));
-            state.last_error = Some(error.chars().take(1000).collect());
-            state.failed_at = Some(now);
-            if let Err(failed) = self.store.save_push_state(&state).await {
+    /// known of them: in a task of its own, once the step's transaction is over (a SQLite
+    /// store has one connection, which the step holds). Best effort: a failure to record is
+    /// logged.
+    fn record_failure(&self, target: &OutboundTarget, subscriptions: Vec<Uuid>, error: &PushError) {
+        let store = Arc::clone(&self.store);
+        let (target, now) = (target.id, self.clock.now());
+        let error: String = error.to_string().chars().take(1000).collect();
+        tokio::spawn(async move {
+            let recorded = async {
+                let known = store.push_states_on(target, &subscriptions).await?;
+                for subscription_id in subscriptions {
+                    let mut state = known
+                        .iter()
+                        .find(|state| state.subscription_id == subscription_id)
+                        .cloned()
+                        .unwrap_or_else(|| empty_state(target, subscription_id));
+                    state.last_error = Some(error.clone());
+                    state.failed_at = Some(now);
+                    store.save_push_state(&state).await?;
+                }
+                Ok::<(), cadre_domain::DomainError>(())
+            };
+            if let Err(failed) = recorded.await {
                 tracing::warn!(error = %failed, "could not record a failed push");
             }
-        }
+        });
     }
 }
 
@@ -360,8 +359,7 @@ impl Outbound for Pusher {
                 Err(error) => {
                     let subscriptions: Vec<Uuid> =
                         changes.iter().map(Change::subscription_id).collect();
-                    self.record_failure(target, &subscriptions, &error.to_string())
-                        .await;
+                    self.record_failure(target, subscriptions, &error);
                     first_error.get_or_insert(error);
                 }
             }
@@ -382,12 +380,13 @@ impl Outbound for Pusher {
 
     async fn reconcile(
         &self,
+        txn: &dyn StoreTransaction,
         target_id: Uuid,
         desired: &[Change],
         options: ReconcileOptions,
     ) -> Result<ReconcileReport, PushError> {
-        let target = self.store.target(target_id).await?;
-        self.reconcile_target(&target, desired, options).await
+        let target = txn.target(target_id).await?;
+        self.reconcile_target(txn, &target, desired, options).await
     }
 }
 

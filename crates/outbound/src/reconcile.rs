@@ -4,9 +4,8 @@
 //! what cadre made there (it has a [`PushState`] for it) but no longer has removed. Objects cadre
 //! did not make are counted and left alone.
 //!
-//! States are written as the run goes, in transactions of their own, so that a long run holds
-//! no lock: each object's remote change comes first and its state after, and a run cut between
-//! the two finds the object by its external id the next time.
+//! States are written in the step's transaction: a run cut short keeps none, and the next finds
+//! the objects it made by their external ids.
 
 use std::collections::{HashMap, HashSet};
 
@@ -14,15 +13,12 @@ use cadre_domain::outbound::{
     Change, Deprovision, OutboundTarget, PushError, PushState, ReconcileAction, ReconcileOptions,
     ReconcileReport,
 };
-use cadre_domain::{Lifecycle, Store};
+use cadre_domain::{Lifecycle, StoreTransaction};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::connector::{ConnectorError, GroupEntry, Remote, UserEntry};
 use crate::push::{Pusher, failure, fingerprint, user_entry};
-
-/// States written per transaction.
-const STATES_PER_COMMIT: usize = 500;
 
 /// One planned change to a user.
 struct UserPlan {
@@ -36,14 +32,14 @@ impl Pusher {
     /// [`cadre_domain::outbound::Outbound::reconcile`] for `target`.
     pub(crate) async fn reconcile_target(
         &self,
+        txn: &dyn StoreTransaction,
         target: &OutboundTarget,
         desired: &[Change],
         options: ReconcileOptions,
     ) -> Result<ReconcileReport, PushError> {
-        let store = self.store();
         let connector = self.connector(target)?;
         let refused = |error: ConnectorError| failure(target, error);
-        let managed: HashMap<String, Uuid> = store
+        let managed: HashMap<String, Uuid> = txn
             .target_push_states(target.id)
             .await?
             .into_iter()
@@ -66,7 +62,7 @@ impl Pusher {
         let mut plans = Vec::new();
         for change in desired {
             let Change::User(user) = change else { continue };
-            let entry = user_entry(target, user);
+            let entry = connector.written(&user_entry(target, user));
             let existing = by_external.get(entry.external_id.as_str()).copied();
             if let Some(remote) = existing {
                 seen.insert(remote.id.as_str());
@@ -202,10 +198,12 @@ impl Pusher {
                 target,
             )?;
         }
-        states.write(store.as_ref(), target.id, self.now()).await?;
+        if !options.dry_run {
+            states.write(txn, target.id, self.now()).await?;
+        }
 
         // Groups, with their members' remote ids as they are now.
-        let member_ids: HashMap<Uuid, String> = store
+        let member_ids: HashMap<Uuid, String> = txn
             .target_push_states(target.id)
             .await?
             .into_iter()
@@ -282,7 +280,7 @@ impl Pusher {
             )?;
         }
         if !options.dry_run {
-            states.write(store.as_ref(), target.id, self.now()).await?;
+            states.write(txn, target.id, self.now()).await?;
         }
         Ok(report)
     }
@@ -336,14 +334,14 @@ impl States {
         self.forget.push(subscription);
     }
 
-    /// Writes what differs from the store, a transaction per [`STATES_PER_COMMIT`] states.
+    /// Writes what differs from the store.
     async fn write(
         &mut self,
-        store: &dyn Store,
+        txn: &dyn StoreTransaction,
         target: Uuid,
         now: DateTime<Utc>,
     ) -> Result<(), PushError> {
-        let stored: HashMap<Uuid, PushState> = store
+        let stored: HashMap<Uuid, PushState> = txn
             .target_push_states(target)
             .await?
             .into_iter()
@@ -363,20 +361,11 @@ impl States {
                 ..state
             })
             .collect();
-        for chunk in changed.chunks(STATES_PER_COMMIT) {
-            let txn = store.begin().await?;
-            for state in chunk {
-                txn.save_push_state(state).await?;
-            }
-            txn.commit().await?;
+        for state in &changed {
+            txn.save_push_state(state).await?;
         }
-        let forget = std::mem::take(&mut self.forget);
-        for chunk in forget.chunks(STATES_PER_COMMIT) {
-            let txn = store.begin().await?;
-            for subscription in chunk {
-                txn.delete_push_state(target, *subscription).await?;
-            }
-            txn.commit().await?;
+        for subscription in std::mem::take(&mut self.forget) {
+            txn.delete_push_state(target, subscription).await?;
         }
         Ok(())
     }

@@ -94,7 +94,7 @@ async fn a_created_user_reads_back_field_for_field() {
 }
 
 #[tokio::test]
-async fn a_user_without_a_last_name_or_username_gets_fallbacks_that_do_not_read_back() {
+async fn a_user_without_a_last_name_or_username_gets_fallbacks_and_reads_back_as_written() {
     let Some(slapd) = Slapd::start().await else {
         return;
     };
@@ -108,8 +108,22 @@ async fn a_user_without_a_last_name_or_username_gets_fallbacks_that_do_not_read_
     let users = ldap.list_users().await.unwrap();
     let entries: Vec<&UserEntry> = users.iter().map(|user| &user.entry).collect();
     assert_eq!(entries.len(), 2);
-    assert!(entries.contains(&&no_last_name), "{entries:?}");
-    assert!(entries.contains(&&nothing), "{entries:?}");
+    let written = ldap.written(&no_last_name);
+    assert_eq!(
+        written.attributes["sn"], "jdoe",
+        "the cn stands in for the last name"
+    );
+    assert!(entries.contains(&&written), "{entries:?}");
+    let written = ldap.written(&nothing);
+    assert_eq!(
+        (
+            written.attributes["cn"].as_str(),
+            written.attributes["sn"].as_str()
+        ),
+        ("u2", "u2"),
+        "the external id stands in for both"
+    );
+    assert!(entries.contains(&&written), "{entries:?}");
 }
 
 #[tokio::test]
@@ -183,7 +197,8 @@ async fn replace_changes_and_removes_attributes() {
     no_last_name.attributes.remove("sn");
     ldap.replace_user(&dn, &no_last_name).await.unwrap();
     let users = ldap.list_users().await.unwrap();
-    assert_eq!(users[0].entry, no_last_name);
+    assert_eq!(users[0].entry, ldap.written(&no_last_name));
+    assert_eq!(users[0].entry.attributes["sn"], "jdoe");
 }
 
 #[tokio::test]
@@ -312,7 +327,8 @@ async fn listing_pages_past_the_size_limit() {
         .map(|user| user.entry)
         .collect();
     listed.sort_by(|a, b| a.external_id.cmp(&b.external_id));
-    assert_eq!(listed, users);
+    let written: Vec<UserEntry> = users.iter().map(|user| ldap.written(user)).collect();
+    assert!(listed == written, "every user read back as written");
 }
 
 #[tokio::test]

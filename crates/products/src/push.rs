@@ -318,7 +318,7 @@ impl StepFn for Reconcile {
         let desired = changes_of(ctx.store, &ids).await?;
         let report = ctx
             .outbound
-            .reconcile(target_id, &desired, options)
+            .reconcile(ctx.store, target_id, &desired, options)
             .await
             .map_err(push_failure)?;
         let mut patch = Patch::new();

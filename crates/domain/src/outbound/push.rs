@@ -108,10 +108,11 @@ pub trait Outbound: Send + Sync {
     /// [`Outbound::push`] takes them) with gooddata's full-load semantics: what the target
     /// lacks is created, what differs is replaced, and what cadre made there but no longer has
     /// is removed — never an object cadre did not make. Runs whether or not the target is
-    /// paused. A change that fails is reported in its row; a target that cannot be reached
-    /// fails the whole run.
+    /// paused, recording the states in `txn`. A change that fails is reported in its row; a
+    /// target that cannot be reached fails the whole run.
     async fn reconcile(
         &self,
+        txn: &dyn StoreTransaction,
         target_id: Uuid,
         desired: &[Change],
         options: ReconcileOptions,
@@ -239,6 +240,7 @@ impl Outbound for NoOutbound {
 
     async fn reconcile(
         &self,
+        _: &dyn StoreTransaction,
         target_id: Uuid,
         _: &[Change],
         _: ReconcileOptions,

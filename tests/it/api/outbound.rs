@@ -1,0 +1,637 @@
+//! Outbound provisioning against real targets: a `scim2-server` and a `slapd`, started on free
+//! ports. Where one is not installed its part says so and does not run (`REQUIRE_OUTBOUND_TESTS=1`,
+//! which `.ci/run` sets, makes that a failure).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cadre_domain::SystemClock;
+use cadre_migrations::demo::USER_INTERNAL_PRODUCT_ID;
+use cadre_outbound::connector::{Connector, GroupEntry, Remote, UserEntry, connect};
+use cadre_outbound::testing::{ScimServer, Slapd};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::Server;
+
+const KEY: &str = "0b1c2a9e8b7d6c5f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6071";
+
+/// A running target and what cadre is told of it.
+struct Target {
+    /// The body that configures it (with its secret).
+    body: Value,
+    /// Its secret, to read it back with a connector of our own.
+    secret: String,
+    /// Whether it has SCIM's `active` (an LDAP directory keeps inactive users out of groups).
+    has_active: bool,
+}
+
+fn scim_target(server: &ScimServer) -> Target {
+    Target {
+        body: json!({
+            "name": "App",
+            "connection": {"kind": "scim", "base_url": server.base_url(), "bulk": true},
+            "secret": server.token(),
+        }),
+        secret: server.token().to_owned(),
+        has_active: true,
+    }
+}
+
+fn ldap_target(slapd: &Slapd) -> Target {
+    Target {
+        body: json!({
+            "name": "Directory",
+            "connection": {
+                "kind": "ldap", "url": slapd.url(), "start_tls": false,
+                "bind_dn": slapd.bind_dn(), "people_dn": slapd.people_dn(),
+                "groups_dn": slapd.groups_dn(),
+            },
+            "secret": slapd.password(),
+        }),
+        secret: slapd.password().to_owned(),
+        has_active: false,
+    }
+}
+
+async fn with_key() -> Server {
+    Server::start_with(
+        1,
+        Vec::new(),
+        |config| config.outbound_key = Some(cadre_server::config::SecretSetting(KEY.to_owned())),
+        Arc::new(SystemClock),
+    )
+    .await
+}
+
+/// Configures `target` on `server`; its id and a connector to read it back.
+async fn configure(server: &Server, target: &Target) -> (Uuid, Box<dyn Connector>) {
+    let (status, created) = server.post("/api/targets", target.body.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id: Uuid = created["id"].as_str().unwrap().parse().unwrap();
+    let stored = server.engine.store().target(id).await.unwrap();
+    (id, connect(&stored, &target.secret).unwrap())
+}
+
+/// Polls process `id` for up to a minute (pushes retry with backoff) until it is `wanted`.
+async fn wait_long(server: &Server, id: &str, wanted: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..600 {
+        let (status, process) = server.get(&format!("/api/processes/{id}")).await;
+        assert_eq!(status, StatusCode::OK);
+        if process["last_status"] == wanted {
+            return process;
+        }
+        last = process;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "process {id} never became {wanted}: {} at {}, {}",
+        last["last_status"], last["last_step"], last["failed_reason"]
+    );
+}
+
+/// Runs `workflow` with `pages` to completion; the process.
+async fn run(server: &Server, workflow: &str, pages: Value) -> Value {
+    let id = server.start_process(workflow, pages).await;
+    wait_long(server, &id, "completed").await
+}
+
+/// The users on a target with `external_id`.
+async fn users_named(connector: &dyn Connector, external_id: &str) -> Vec<Remote<UserEntry>> {
+    connector
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|user| user.entry.external_id == external_id)
+        .collect()
+}
+
+/// The one group on a target with `external_id`.
+async fn group_named(connector: &dyn Connector, external_id: &str) -> Option<Remote<GroupEntry>> {
+    connector
+        .list_groups()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|group| group.entry.external_id == external_id)
+}
+
+/// The attributes a target of `target`'s kind has for a user with these fields.
+fn expected(target: &Target, fields: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let names: &[(&str, &str, &str)] = &[
+        ("user_id", "externalId", "uid"),
+        ("username", "userName", "cn"),
+        ("firstname", "name.givenName", "givenName"),
+        ("lastname", "name.familyName", "sn"),
+        ("email", "emails", "mail"),
+    ];
+    fields
+        .iter()
+        .map(|(field, value)| {
+            let (_, scim, ldap) = names.iter().find(|(name, ..)| name == field).unwrap();
+            let attribute = if target.has_active { scim } else { ldap };
+            ((*attribute).to_owned(), (*value).to_owned())
+        })
+        .collect()
+}
+
+/// What `remote` holds of a user with these fields, as it writes them (LDAP's `cn` and `sn`
+/// are required: the username and the last name, or stand-ins).
+fn as_written(
+    remote: &dyn Connector,
+    target: &Target,
+    fields: &[(&str, &str)],
+) -> BTreeMap<String, String> {
+    let entry = UserEntry {
+        external_id: fields[0].1.to_owned(),
+        attributes: expected(target, fields),
+        active: true,
+    };
+    remote.written(&entry).attributes
+}
+
+/// The targets that are installed here, started.
+async fn targets() -> (Option<ScimServer>, Option<Slapd>) {
+    (ScimServer::start(), Slapd::start().await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_and_group_lifecycles_reach_each_target_field_for_field() {
+    let (scim, slapd) = targets().await;
+    let mut kinds = Vec::new();
+    kinds.extend(scim.as_ref().map(scim_target));
+    kinds.extend(slapd.as_ref().map(ldap_target));
+    for target in kinds {
+        lifecycle_reaches(&target).await;
+    }
+}
+
+async fn lifecycle_reaches(target: &Target) {
+    let server = with_key().await;
+    let (target_id, remote) = configure(&server, target).await;
+    let remote = remote.as_ref();
+
+    let group = server.create_group("ops", "Ops").await;
+    let ops = group_named(remote, "ops")
+        .await
+        .expect("the group was pushed");
+    assert_eq!(
+        (ops.entry.name.as_str(), ops.entry.members.len()),
+        ("Ops", 0)
+    );
+
+    tokio::time::sleep(cadre_forms::standard::CHOICES_TTL).await;
+    let created = run(
+        &server,
+        "create_user",
+        json!([{"product": USER_INTERNAL_PRODUCT_ID},
+               {"user_id": "ada", "username": "ada.l", "email": "ada@example.org",
+                "firstname": "Ada", "lastname": "Lovelace", "user_group_ids": [group]}]),
+    )
+    .await;
+    let user = created["current_state"]["subscription_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fields = [
+        ("user_id", "ada"),
+        ("username", "ada.l"),
+        ("firstname", "Ada"),
+        ("lastname", "Lovelace"),
+        ("email", "ada@example.org"),
+    ];
+    let [ada] = users_named(remote, "ada").await.try_into().unwrap();
+    assert_eq!(
+        ada.entry.attributes,
+        expected(target, &fields),
+        "field for field"
+    );
+    assert!(ada.entry.active);
+    let ops = group_named(remote, "ops").await.unwrap();
+    assert_eq!(
+        ops.entry.members,
+        std::slice::from_ref(&ada.id),
+        "a member on the target"
+    );
+
+    // The subscription's detail shows what the target has.
+    let (_, detail) = server.get(&format!("/api/subscriptions/{user}")).await;
+    let state = &detail["targets"][0];
+    assert_eq!(state["target_id"], target_id.to_string(), "{detail}");
+    assert_eq!(state["remote_id"], ada.id.as_str());
+    assert_eq!(state["fingerprint"].as_str().unwrap().len(), 64);
+    assert_eq!(state["last_error"], Value::Null);
+
+    // Modified: a new address, the last name cleared.
+    run(
+        &server,
+        "modify_user",
+        json!([{"subscription_id": user}, {"email": "ada@ops.example.org", "lastname": ""}]),
+    )
+    .await;
+    let [ada] = users_named(remote, "ada").await.try_into().unwrap();
+    let modified = [
+        ("user_id", "ada"),
+        ("username", "ada.l"),
+        ("firstname", "Ada"),
+        ("email", "ada@ops.example.org"),
+    ];
+    assert_eq!(ada.entry.attributes, as_written(remote, target, &modified));
+    if !target.has_active {
+        assert_eq!(
+            ada.entry.attributes["sn"], "ada.l",
+            "the cn stands in for the last name"
+        );
+    }
+
+    // Disabled: inactive (SCIM), or out of every group (LDAP); enabled again: back.
+    run(
+        &server,
+        "disable_user",
+        json!([{"subscription_id": user}, {}]),
+    )
+    .await;
+    let [disabled] = users_named(remote, "ada").await.try_into().unwrap();
+    let ops = group_named(remote, "ops").await.unwrap();
+    assert!(
+        ops.entry.members.is_empty(),
+        "a disabled user is in no group"
+    );
+    assert_eq!(disabled.entry.active, !target.has_active);
+    run(
+        &server,
+        "enable_user",
+        json!([{"subscription_id": user}, {}]),
+    )
+    .await;
+    let [enabled] = users_named(remote, "ada").await.try_into().unwrap();
+    assert!(enabled.entry.active);
+    let ops = group_named(remote, "ops").await.unwrap();
+    assert_eq!(ops.entry.members, [enabled.id]);
+
+    // Renamed group; then the user terminated (deleted remotely), then the group.
+    run(
+        &server,
+        "modify_user_group",
+        json!([{"subscription_id": group}, {"user_group_name": "Operations"}]),
+    )
+    .await;
+    assert_eq!(
+        group_named(remote, "ops").await.unwrap().entry.name,
+        "Operations"
+    );
+    run(
+        &server,
+        "terminate_user",
+        json!([{"subscription_id": user}, {}]),
+    )
+    .await;
+    assert!(
+        users_named(remote, "ada").await.is_empty(),
+        "deleted remotely"
+    );
+    assert!(
+        group_named(remote, "ops")
+            .await
+            .unwrap()
+            .entry
+            .members
+            .is_empty()
+    );
+    let (_, detail) = server.get(&format!("/api/subscriptions/{user}")).await;
+    assert_eq!(detail["targets"], json!([]), "nothing left on the target");
+    run(
+        &server,
+        "terminate_user_group",
+        json!([{"subscription_id": group}, {}]),
+    )
+    .await;
+    assert!(
+        group_named(remote, "ops").await.is_none(),
+        "removed remotely"
+    );
+    server.stop().await;
+}
+
+/// A target that can be stopped and started again.
+enum Running {
+    Scim(ScimServer),
+    Ldap(Slapd),
+}
+
+impl Running {
+    async fn stop(&mut self) {
+        match self {
+            Running::Scim(server) => server.stop(),
+            Running::Ldap(slapd) => slapd.stop(),
+        }
+    }
+
+    async fn start_again(&mut self) {
+        match self {
+            Running::Scim(server) => server.restart(),
+            Running::Ldap(slapd) => slapd.start_again().await,
+        }
+    }
+
+    fn target(&self) -> Target {
+        match self {
+            Running::Scim(server) => scim_target(server),
+            Running::Ldap(slapd) => ldap_target(slapd),
+        }
+    }
+}
+
+async fn running() -> Vec<Running> {
+    let (scim, slapd) = targets().await;
+    let mut all = Vec::new();
+    all.extend(scim.map(Running::Scim));
+    all.extend(slapd.map(Running::Ldap));
+    all
+}
+
+/// Starts create_user for `user_id` in `groups`; the process id.
+async fn start_user(server: &Server, user_id: &str, groups: &[&str]) -> String {
+    server
+        .start_process(
+            "create_user",
+            json!([{"product": USER_INTERNAL_PRODUCT_ID},
+                   {"user_id": user_id, "username": user_id,
+                    "email": format!("{user_id}@example.org"), "user_group_ids": groups}]),
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_is_down_makes_processes_wait_and_each_completes_once_it_is_back() {
+    for mut target in running().await {
+        let server = with_key().await;
+        let (_, remote) = configure(&server, &target.target()).await;
+        target.stop().await;
+        let mut processes = Vec::new();
+        for user_id in ["u1", "u2", "u3"] {
+            processes.push(start_user(&server, user_id, &[]).await);
+        }
+        for process in &processes {
+            wait_long(&server, process, "waiting").await;
+        }
+        let (_, waiting) = server
+            .get(&format!("/api/processes/{}", processes[0]))
+            .await;
+        let user = waiting["current_state"]["subscription_id"]
+            .as_str()
+            .unwrap();
+        let (_, detail) = server.get(&format!("/api/subscriptions/{user}")).await;
+        let state = &detail["targets"][0];
+        assert!(
+            state["last_error"]
+                .as_str()
+                .unwrap()
+                .contains("cannot be reached"),
+            "the last error shows: {detail}"
+        );
+        assert_eq!(state["remote_id"], Value::Null);
+
+        target.start_again().await;
+        for process in &processes {
+            wait_long(&server, process, "completed").await;
+        }
+        for user_id in ["u1", "u2", "u3"] {
+            let found = users_named(remote.as_ref(), user_id).await;
+            assert_eq!(found.len(), 1, "exactly one remote {user_id}");
+        }
+        let (_, detail) = server.get(&format!("/api/subscriptions/{user}")).await;
+        assert_eq!(detail["targets"][0]["last_error"], Value::Null, "{detail}");
+        server.stop().await;
+    }
+}
+
+/// Starts reconcile_target for `target`; the process id.
+async fn start_reconcile(
+    server: &Server,
+    target: Uuid,
+    dry_run: bool,
+    max_removals: u32,
+) -> String {
+    server
+        .start_process(
+            "reconcile_target",
+            json!([{"target_id": target, "dry_run": dry_run, "max_removals": max_removals}]),
+        )
+        .await
+}
+
+/// The rows of a reconcile's report as `kind id action`, sorted.
+fn rows(process: &Value) -> Vec<String> {
+    let mut rows: Vec<String> = process["current_state"]["report"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            format!(
+                "{} {} {}",
+                row["kind"].as_str().unwrap(),
+                row["external_id"].as_str().unwrap(),
+                row["action"].as_str().unwrap()
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_plans_then_repairs_what_was_changed_and_deleted_in_the_target() {
+    for running in running().await {
+        let target = running.target();
+        let server = with_key().await;
+        let (target_id, remote) = configure(&server, &target).await;
+        let remote = remote.as_ref();
+        let group = server.create_group("ops", "Ops").await;
+        tokio::time::sleep(cadre_forms::standard::CHOICES_TTL).await;
+        let mut users = BTreeMap::new();
+        for user_id in ["u1", "u2", "u3"] {
+            let process = start_user(&server, user_id, &[&group]).await;
+            let process = wait_long(&server, &process, "completed").await;
+            users.insert(
+                user_id,
+                process["current_state"]["subscription_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+
+        // Someone changes u1 and deletes u2 in the target, and adds a user of their own.
+        let [u1] = users_named(remote, "u1").await.try_into().unwrap();
+        let mut changed = u1.entry.clone();
+        let mail = if target.has_active { "emails" } else { "mail" };
+        changed
+            .attributes
+            .insert(mail.to_owned(), "changed@elsewhere.org".to_owned());
+        remote.replace_user(&u1.id, &changed).await.unwrap();
+        let [u2] = users_named(remote, "u2").await.try_into().unwrap();
+        remote.delete_user(&u2.id).await.unwrap();
+        let mut stranger = changed.clone();
+        stranger.external_id = "stranger".to_owned();
+        stranger.attributes = expected(
+            &target,
+            &[
+                ("user_id", "stranger"),
+                ("username", "stranger"),
+                ("lastname", "S"),
+            ],
+        );
+        remote.create_user(&stranger).await.unwrap();
+        // And u3 is terminated while the target is paused: it stays there, cadre's to remove.
+        let (status, body) = server
+            .put(&format!("/api/targets/{target_id}"), Some(json!({"name": target.body["name"], "connection": target.body["connection"], "mode": "paused"})))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        run(
+            &server,
+            "terminate_user",
+            json!([{"subscription_id": users["u3"]}, {}]),
+        )
+        .await;
+        assert_eq!(
+            users_named(remote, "u3").await.len(),
+            1,
+            "a paused target takes no push"
+        );
+
+        let plan = start_reconcile(&server, target_id, true, 0).await;
+        let plan = wait_long(&server, &plan, "completed").await;
+        let planned = rows(&plan);
+        for row in [
+            "user u1 update",
+            "user u2 create",
+            "user u3 remove",
+            "group ops update",
+        ] {
+            assert!(planned.contains(&row.to_owned()), "{row} in {planned:?}");
+        }
+        assert_eq!(planned.len(), 4, "{planned:?}");
+        assert_eq!(plan["current_state"]["report"]["dry_run"], true);
+        assert!(
+            plan["current_state"]["report"]["foreign"].as_u64().unwrap() >= 1,
+            "the stranger"
+        );
+        assert_eq!(
+            users_named(remote, "u1").await[0].entry.attributes[mail],
+            "changed@elsewhere.org",
+            "a dry run changes nothing"
+        );
+        assert!(users_named(remote, "u2").await.is_empty());
+
+        // The removal guard: one removal is one too many for max_removals 0.
+        let guarded = start_reconcile(&server, target_id, false, 0).await;
+        let guarded = wait_long(&server, &guarded, "failed").await;
+        assert!(
+            guarded["failed_reason"]
+                .as_str()
+                .unwrap()
+                .contains("removal guard"),
+            "{guarded}"
+        );
+        assert_eq!(users_named(remote, "u3").await.len(), 1, "nothing removed");
+
+        let repair = start_reconcile(&server, target_id, false, 1).await;
+        let repair = wait_long(&server, &repair, "completed").await;
+        assert_eq!(rows(&repair), planned);
+        let report = &repair["current_state"]["report"];
+        assert_eq!(
+            (
+                report["created"].as_u64(),
+                report["removed"].as_u64(),
+                report["failed"].as_u64()
+            ),
+            (Some(1), Some(1), Some(0)),
+            "{report}"
+        );
+        let [u1] = users_named(remote, "u1").await.try_into().unwrap();
+        assert_eq!(u1.entry.attributes[mail], "u1@example.org", "repaired");
+        let [u2] = users_named(remote, "u2").await.try_into().unwrap();
+        assert!(users_named(remote, "u3").await.is_empty(), "removed");
+        assert_eq!(
+            users_named(remote, "stranger").await.len(),
+            1,
+            "never what cadre did not make"
+        );
+        let mut members = vec![u1.id, u2.id];
+        members.sort();
+        assert_eq!(
+            group_named(remote, "ops").await.unwrap().entry.members,
+            members
+        );
+
+        // Reconciled again: nothing to do.
+        let again = start_reconcile(&server, target_id, false, 0).await;
+        let again = wait_long(&server, &again, "completed").await;
+        assert!(rows(&again).is_empty(), "{again}");
+        server.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_load_of_a_thousand_users_reaches_every_target() {
+    let all = running().await;
+    if all.is_empty() {
+        return;
+    }
+    let server = with_key().await;
+    let mut remotes = Vec::new();
+    for target in &all {
+        remotes.push(configure(&server, &target.target()).await.1);
+    }
+    server.create_group("crowd", "Crowd").await;
+    let rows: Vec<Value> = (0..1000)
+        .map(|n| json!({"user_id": format!("user{n:04}"), "firstname": "Many", "lastname": format!("Person {n}"),
+                        "email": format!("user{n:04}@example.org"), "auth_id": null, "user_groups": ["crowd"], "is_active": true}))
+        .collect();
+    let (status, started) = server
+        .post_text(
+            "/api/provisioning/users?mode=incremental",
+            &server.admin,
+            "application/json",
+            &Value::from(rows).to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let load = started["process_id"].as_str().unwrap().to_owned();
+    let load = wait_long(&server, &load, "completed").await;
+    assert!(
+        load["current_state"]["pushed"].as_u64().unwrap() >= 1000,
+        "{}",
+        load["current_state"]
+    );
+    for remote in &remotes {
+        let users: Vec<_> = remote
+            .list_users()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|user| user.entry.external_id.starts_with("user"))
+            .collect();
+        assert_eq!(users.len(), 1000);
+        let crowd = group_named(remote.as_ref(), "crowd").await.unwrap();
+        assert_eq!(crowd.entry.members.len(), 1000);
+        let sample = users
+            .iter()
+            .find(|user| user.entry.external_id == "user0042")
+            .unwrap();
+        assert!(
+            sample
+                .entry
+                .attributes
+                .values()
+                .any(|value| value == "user0042@example.org"),
+            "{sample:?}"
+        );
+    }
+    server.stop().await;
+}
