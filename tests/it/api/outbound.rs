@@ -385,7 +385,15 @@ async fn a_target_that_is_down_makes_processes_wait_and_each_completes_once_it_i
         let user = waiting["current_state"]["subscription_id"]
             .as_str()
             .unwrap();
-        let (_, detail) = server.get(&format!("/api/subscriptions/{user}")).await;
+        // Recorded once the failed step is over: a moment after the process waits.
+        let mut detail = Value::Null;
+        for _ in 0..100 {
+            detail = server.get(&format!("/api/subscriptions/{user}")).await.1;
+            if detail["targets"][0]["last_error"].is_string() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let state = &detail["targets"][0];
         assert!(
             state["last_error"]
