@@ -27,12 +27,11 @@ use uuid::Uuid;
 
 use crate::models::UserGroup;
 
-/// Every built-in workflow with its form: UserGroup's, then User's, then the task that
-/// reconciles an outbound target.
+/// Every built-in workflow with its form: UserGroup's, then User's. (The task that reconciles
+/// an outbound target, [`push::reconcile_workflow`], is a server's to register.)
 pub fn workflows() -> Vec<Workflow> {
     let mut all = user_group::workflows();
     all.extend(user::workflows());
-    all.push(push::reconcile_workflow());
     all
 }
 

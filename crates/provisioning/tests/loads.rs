@@ -480,6 +480,7 @@ async fn a_load_is_a_task_process_with_one_logged_step_per_batch() {
             "Apply batch 2 of 3",
             "Apply batch 3 of 3",
             "Report",
+            "Push to targets",
             "Done"
         ]
     );

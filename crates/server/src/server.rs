@@ -131,12 +131,14 @@ impl Cadre {
     }
 
     /// The workflows this server runs: the built-in User and UserGroup workflows with their
-    /// forms, the provisioning loads, the registration tasks, and the added ones.
+    /// forms, the provisioning loads, the registration tasks, the reconcile of an outbound
+    /// target, and the added ones.
     pub fn registry(&self) -> Result<Registry, DefinitionError> {
         let mut registry = cadre_products::registry()?;
         for workflow in cadre_provisioning::workflows()
             .into_iter()
             .chain(cadre_registration::workflows())
+            .chain([cadre_products::push::reconcile_workflow()])
             .chain(self.workflows.iter().cloned())
         {
             registry.register(workflow)?;
