@@ -241,6 +241,13 @@ pub(crate) async fn subscription(
             insync => detail.subscription.insync,
             version => detail.subscription.version,
             model => tree(&detail.domain_model),
+            targets => detail.targets.iter().flatten().map(|state| context! {
+                name => state.target_name,
+                remote_id => state.remote_id,
+                pushed_at => state.pushed_at.map(|at| at.format("%Y-%m-%d %H:%M:%S").to_string()),
+                last_error => state.last_error,
+                failed_at => state.failed_at.map(|at| at.format("%Y-%m-%d %H:%M:%S").to_string()),
+            }).collect::<Vec<_>>(),
             is_admin => roles.as_ref().is_some_and(|roles| roles.contains(&Role::Admin.as_str())),
             roles,
             processes => process_rows(&processes),

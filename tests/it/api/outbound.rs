@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::Server;
+use super::accounts::PASSWORD;
+use super::web::Browser;
 
 const KEY: &str = "0b1c2a9e8b7d6c5f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6071";
 
@@ -225,6 +227,17 @@ async fn lifecycle_reaches(target: &Target) {
     assert_eq!(state["remote_id"], ada.id.as_str());
     assert_eq!(state["fingerprint"].as_str().unwrap().len(), 64);
     assert_eq!(state["last_error"], Value::Null);
+    server.admin_with_password("root").await;
+    let mut console = Browser::new(&server);
+    console.sign_in("root", PASSWORD).await;
+    let page = console
+        .get(&format!("/admin/subscriptions/{user}"))
+        .await
+        .body;
+    assert!(
+        page.contains("Outbound targets") && page.contains(&ada.id),
+        "the console shows it: {page}"
+    );
 
     // Modified: a new address, the last name cleared.
     run(

@@ -16,18 +16,18 @@ use super::Server;
 use super::accounts::{CHEAP, PASSWORD, mails_to, server, server_with_workflows};
 
 /// A browser without JavaScript: keeps its cookies, follows no redirect by itself.
-struct Browser<'a> {
+pub(super) struct Browser<'a> {
     server: &'a Server,
     client: reqwest::Client,
     cookies: BTreeMap<String, String>,
 }
 
 /// An answer: status, where it redirects, its body.
-struct Page {
+pub(super) struct Page {
     status: StatusCode,
     location: Option<String>,
     policy: Option<String>,
-    body: String,
+    pub(super) body: String,
 }
 
 impl Page {
@@ -43,7 +43,7 @@ impl Page {
 }
 
 impl<'a> Browser<'a> {
-    fn new(server: &'a Server) -> Self {
+    pub(super) fn new(server: &'a Server) -> Self {
         Self {
             server,
             client: reqwest::Client::builder()
@@ -85,7 +85,7 @@ impl<'a> Browser<'a> {
         }
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub(super) async fn get(&mut self, path: &str) -> Page {
         let request = self.client.get(format!("{}{path}", self.server.base));
         self.send(request).await
     }
@@ -131,7 +131,7 @@ impl<'a> Browser<'a> {
     }
 
     /// Signs in through the form; returns the answer.
-    async fn sign_in(&mut self, username: &str, password: &str) -> Page {
+    pub(super) async fn sign_in(&mut self, username: &str, password: &str) -> Page {
         let form = self.get("/sign-in").await;
         let csrf = form.csrf();
         self.post(
