@@ -193,54 +193,15 @@ impl Pusher {
     ) -> Result<(), Failure> {
         let state = pushed.state(txn, target.id, user.subscription_id).await?;
         let entry = connector.written(&user_entry(target, user));
-        if user.lifecycle == Lifecycle::Terminated && target.deprovision == Deprovision::Delete {
-            let remote = match state.and_then(|state| state.remote_id) {
-                Some(id) => Some(id),
-                None => connector.find_user(&entry.external_id).await?,
-            };
-            if let Some(id) = remote {
-                connector.delete_user(&id).await?;
-            }
-            pushed.forget(target.id, user.subscription_id);
-            return Ok(());
-        }
-        let fingerprint = fingerprint(&entry);
-        if let Some(PushState {
-            remote_id: Some(id),
-            fingerprint: Some(last),
-            last_error,
-            ..
-        }) = &state
-            && *last == fingerprint
-        {
-            if last_error.is_some() {
-                // The target has it already; only the error of an earlier attempt goes.
-                pushed.record(
-                    target.id,
-                    user.subscription_id,
-                    id.clone(),
-                    fingerprint,
-                    self.clock.now(),
-                );
-            }
-            return Ok(());
-        }
-        let (external_id, entry) = (&entry.external_id, &entry);
-        let id = upsert(
-            state.and_then(|state| state.remote_id),
-            || connector.find_user(external_id),
-            |id| async move { connector.replace_user(&id, entry).await },
-            || connector.create_user(entry),
-        )
-        .await?;
-        pushed.record(
-            target.id,
-            user.subscription_id,
-            id,
-            fingerprint,
-            self.clock.now(),
-        );
-        Ok(())
+        let remove =
+            user.lifecycle == Lifecycle::Terminated && target.deprovision == Deprovision::Delete;
+        let object = Object {
+            target: target.id,
+            subscription: user.subscription_id,
+            state,
+            remove,
+        };
+        self.bring(&Users(connector), object, &entry, pushed).await
     }
 
     async fn push_group(
@@ -252,59 +213,89 @@ impl Pusher {
         pushed: &mut Pushed,
     ) -> Result<(), Failure> {
         let state = pushed.state(txn, target.id, group.subscription_id).await?;
-        let mut entry = GroupEntry {
+        let remove = group.lifecycle == Lifecycle::Terminated;
+        let members = if remove {
+            Vec::new()
+        } else {
+            pushed.remote_ids(txn, target.id, &group.members).await?
+        };
+        let entry = GroupEntry {
             external_id: group.external_id.clone(),
             name: group.name.clone(),
-            members: Vec::new(),
+            members,
         };
-        if group.lifecycle == Lifecycle::Terminated {
-            let remote = match state.and_then(|state| state.remote_id) {
+        let object = Object {
+            target: target.id,
+            subscription: group.subscription_id,
+            state,
+            remove,
+        };
+        self.bring(&Groups(connector), object, &entry, pushed).await
+    }
+
+    /// Brings one object of the target to `entry`, or removes it: what it has already (the
+    /// same fingerprint) is not sent again; a known remote id that no longer answers, or none,
+    /// is looked up by the external id before anything is created.
+    async fn bring<Entry: serde::Serialize + Sync>(
+        &self,
+        objects: &dyn Objects<Entry>,
+        object: Object,
+        entry: &Entry,
+        pushed: &mut Pushed,
+    ) -> Result<(), Failure> {
+        let known = object
+            .state
+            .as_ref()
+            .and_then(|state| state.remote_id.clone());
+        if object.remove {
+            let remote = match known {
                 Some(id) => Some(id),
-                None => connector.find_group(&entry).await?,
+                None => objects.find(entry).await?,
             };
             if let Some(id) = remote {
-                connector.delete_group(&id).await?;
+                objects.delete(&id).await?;
             }
-            pushed.forget(target.id, group.subscription_id);
+            pushed.forget(object.target, object.subscription);
             return Ok(());
         }
-        entry.members = pushed.remote_ids(txn, target.id, &group.members).await?;
-        let fingerprint = fingerprint(&entry);
+        let fingerprint = fingerprint(entry);
         if let Some(PushState {
             remote_id: Some(id),
             fingerprint: Some(last),
             last_error,
             ..
-        }) = &state
+        }) = &object.state
             && *last == fingerprint
         {
             if last_error.is_some() {
                 // The target has it already; only the error of an earlier attempt goes.
+                let now = self.clock.now();
                 pushed.record(
-                    target.id,
-                    group.subscription_id,
+                    object.target,
+                    object.subscription,
                     id.clone(),
                     fingerprint,
-                    self.clock.now(),
+                    now,
                 );
             }
             return Ok(());
         }
-        let entry = &entry;
-        let id = upsert(
-            state.and_then(|state| state.remote_id),
-            || connector.find_group(entry),
-            |id| async move { connector.replace_group(&id, entry).await },
-            || connector.create_group(entry),
-        )
-        .await?;
-        pushed.record(
-            target.id,
-            group.subscription_id,
-            id,
-            fingerprint,
-            self.clock.now(),
-        );
+        let replaced = match known {
+            Some(id) => match objects.replace(&id, entry).await {
+                Err(ConnectorError::Refused(_)) => None, // gone, or changed under it: look again
+                outcome => Some(outcome?),
+            },
+            None => None,
+        };
+        let id = match replaced {
+            Some(id) => id,
+            None => match objects.find(entry).await? {
+                Some(id) => objects.replace(&id, entry).await?,
+                None => objects.create(entry).await?,
+            },
+        };
+        let now = self.clock.now();
+        pushed.record(object.target, object.subscription, id, fingerprint, now);
         Ok(())
     }
 
@@ -390,34 +381,6 @@ impl Outbound for Pusher {
     }
 }
 
-/// `id` replaced when there is one that still answers, else the one `find` finds replaced,
-/// else a new one made by `create`.
-async fn upsert<Find, Replace, Create, FindFut, ReplaceFut, CreateFut>(
-    known: Option<String>,
-    find: Find,
-    replace: Replace,
-    create: Create,
-) -> Result<String, ConnectorError>
-where
-    Find: Fn() -> FindFut,
-    FindFut: Future<Output = Result<Option<String>, ConnectorError>>,
-    Replace: Fn(String) -> ReplaceFut,
-    ReplaceFut: Future<Output = Result<String, ConnectorError>>,
-    Create: FnOnce() -> CreateFut,
-    CreateFut: Future<Output = Result<String, ConnectorError>>,
-{
-    if let Some(id) = known {
-        match replace(id).await {
-            Err(ConnectorError::Refused(_)) => {} // gone, or changed under it: look again
-            outcome => return outcome,
-        }
-    }
-    match find().await? {
-        Some(id) => replace(id).await,
-        None => create().await,
-    }
-}
-
 /// `user` under `target`'s attribute names.
 pub fn user_entry(target: &OutboundTarget, user: &UserSnapshot) -> UserEntry {
     let attributes: BTreeMap<String, String> = target
@@ -464,6 +427,68 @@ pub(crate) fn failure(target: &OutboundTarget, error: ConnectorError) -> PushErr
             target: name,
             detail: error.to_string(),
         },
+    }
+}
+
+/// One subscription's object on one target, as a push finds it.
+struct Object {
+    target: Uuid,
+    subscription: Uuid,
+    state: Option<PushState>,
+    /// Whether it is to go.
+    remove: bool,
+}
+
+/// The users or the groups of a target.
+#[async_trait]
+trait Objects<Entry>: Sync {
+    async fn find(&self, entry: &Entry) -> Result<Option<String>, ConnectorError>;
+    async fn create(&self, entry: &Entry) -> Result<String, ConnectorError>;
+    async fn replace(&self, id: &str, entry: &Entry) -> Result<String, ConnectorError>;
+    async fn delete(&self, id: &str) -> Result<(), ConnectorError>;
+}
+
+/// A target's users.
+struct Users<'a>(&'a dyn Connector);
+
+#[async_trait]
+impl Objects<UserEntry> for Users<'_> {
+    async fn find(&self, entry: &UserEntry) -> Result<Option<String>, ConnectorError> {
+        self.0.find_user(&entry.external_id).await
+    }
+
+    async fn create(&self, entry: &UserEntry) -> Result<String, ConnectorError> {
+        self.0.create_user(entry).await
+    }
+
+    async fn replace(&self, id: &str, entry: &UserEntry) -> Result<String, ConnectorError> {
+        self.0.replace_user(id, entry).await
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), ConnectorError> {
+        self.0.delete_user(id).await
+    }
+}
+
+/// A target's groups.
+struct Groups<'a>(&'a dyn Connector);
+
+#[async_trait]
+impl Objects<GroupEntry> for Groups<'_> {
+    async fn find(&self, entry: &GroupEntry) -> Result<Option<String>, ConnectorError> {
+        self.0.find_group(entry).await
+    }
+
+    async fn create(&self, entry: &GroupEntry) -> Result<String, ConnectorError> {
+        self.0.create_group(entry).await
+    }
+
+    async fn replace(&self, id: &str, entry: &GroupEntry) -> Result<String, ConnectorError> {
+        self.0.replace_group(id, entry).await
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), ConnectorError> {
+        self.0.delete_group(id).await
     }
 }
 
