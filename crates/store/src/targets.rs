@@ -138,18 +138,27 @@ fn state_to_domain(row: push_states::Model) -> PushState {
     }
 }
 
+/// The push states `query` selects.
+async fn states(
+    query: sea_orm::Select<push_states::Entity>,
+    conn: &impl Conn,
+) -> Result<Vec<PushState>> {
+    Ok(query
+        .all(conn)
+        .await
+        .map_err(storage_error)?
+        .into_iter()
+        .map(state_to_domain)
+        .collect())
+}
+
 #[async_trait]
 impl<C: Conn> PushStateRepository for Repo<C> {
     async fn push_states_of(&self, subscription_id: Uuid) -> Result<Vec<PushState>> {
-        Ok(push_states::Entity::find()
+        let query = push_states::Entity::find()
             .filter(push_states::Column::SubscriptionId.eq(subscription_id))
-            .order_by_asc(push_states::Column::TargetId)
-            .all(&self.conn)
-            .await
-            .map_err(storage_error)?
-            .into_iter()
-            .map(state_to_domain)
-            .collect())
+            .order_by_asc(push_states::Column::TargetId);
+        states(query, &self.conn).await
     }
 
     async fn push_states_on(
@@ -157,33 +166,22 @@ impl<C: Conn> PushStateRepository for Repo<C> {
         target_id: Uuid,
         subscription_ids: &[Uuid],
     ) -> Result<Vec<PushState>> {
-        let mut states = Vec::with_capacity(subscription_ids.len());
+        let mut found = Vec::with_capacity(subscription_ids.len());
         // Bounded statements: SQLite takes at most 32,766 parameters.
         for chunk in subscription_ids.chunks(1000) {
-            states.extend(
-                push_states::Entity::find()
-                    .filter(push_states::Column::TargetId.eq(target_id))
-                    .filter(push_states::Column::SubscriptionId.is_in(chunk.iter().copied()))
-                    .all(&self.conn)
-                    .await
-                    .map_err(storage_error)?
-                    .into_iter()
-                    .map(state_to_domain),
-            );
+            let query = push_states::Entity::find()
+                .filter(push_states::Column::TargetId.eq(target_id))
+                .filter(push_states::Column::SubscriptionId.is_in(chunk.iter().copied()));
+            found.extend(states(query, &self.conn).await?);
         }
-        Ok(states)
+        Ok(found)
     }
 
     async fn target_push_states(&self, target_id: Uuid) -> Result<Vec<PushState>> {
-        Ok(push_states::Entity::find()
+        let query = push_states::Entity::find()
             .filter(push_states::Column::TargetId.eq(target_id))
-            .order_by_asc(push_states::Column::SubscriptionId)
-            .all(&self.conn)
-            .await
-            .map_err(storage_error)?
-            .into_iter()
-            .map(state_to_domain)
-            .collect())
+            .order_by_asc(push_states::Column::SubscriptionId);
+        states(query, &self.conn).await
     }
 
     async fn save_push_state(&self, state: &PushState) -> Result<()> {
