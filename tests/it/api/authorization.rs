@@ -155,6 +155,17 @@ async fn non_admins_see_their_user_their_groups_and_discoverable_groups_only() {
         let (status, _) = as_ada(path.replace("{}", &ada)).await;
         assert_eq!(status, StatusCode::OK, "{path}: herself");
     }
+    let (_, herself) = as_ada(format!("/api/subscriptions/{ada}")).await;
+    assert!(
+        herself.get("targets").is_none(),
+        "push states are for admins: {herself}"
+    );
+    let (_, as_admin) = server.get(&format!("/api/subscriptions/{ada}")).await;
+    assert_eq!(
+        as_admin["targets"],
+        json!([]),
+        "admins see them (none here)"
+    );
     let (status, _) = as_ada(format!("/api/subscriptions/{member_of}")).await;
     assert_eq!(status, StatusCode::OK, "her group");
     let (status, _) = as_ada(format!("/api/subscriptions/{open}")).await;
