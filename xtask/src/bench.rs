@@ -24,6 +24,11 @@
 //!   open-loop at `--rate` (500) against the health check, a cursor walk over every user, and a
 //!   `/Bulk` of 1,000 creates against a bulk load of 1,000 rows, against the release `cadre`
 //!   binary; on a fresh SQLite file or with `--database-url postgres://…`.
+//! - `outbound`: `crates/server/benches/outbound.rs`: a bulk load of `--users` (10,000) users
+//!   pushed by the release `cadre` binary to a fresh scim2-server (bulk on, `$SCIM2_SERVER`)
+//!   and a fresh slapd, against the same users written to them directly (SCIM `POST /Users` and
+//!   `/Bulk`, `ldapadd`), then a reconcile of the unchanged users against the push; on a fresh
+//!   SQLite file or with `--database-url postgres://…`.
 
 use std::process::Command;
 
@@ -58,9 +63,9 @@ pub struct BenchArgs {
     /// Upload: the size of the large upload, in MiB.
     #[arg(long, default_value_t = 1024)]
     upload_mib: u64,
-    /// Provisioning: users in the full loads.
-    #[arg(long, default_value_t = 100_000)]
-    users: u64,
+    /// Provisioning: users in the full loads (100,000); outbound: users pushed (10,000).
+    #[arg(long)]
+    users: Option<u64>,
     /// Provisioning: groups the users of every load are spread over (round-robin).
     #[arg(long, default_value_t = 1_000)]
     groups: u64,
@@ -90,6 +95,8 @@ enum Target {
     Load,
     /// SCIM: a filter by user name, a cursor walk, and a Bulk of creates, against `cadre serve`.
     Scim,
+    /// Outbound: a bulk load pushed to scim2-server and slapd against raw writes, and a reconcile.
+    Outbound,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -112,6 +119,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         Target::Auth => auth(args.seconds),
         Target::Load => http(&args, "load", 0),
         Target::Scim => http(&args, "scim", 500),
+        Target::Outbound => http(&args, "outbound", 0),
     }
 }
 
@@ -128,7 +136,14 @@ pub(crate) fn release_binary() -> anyhow::Result<std::path::PathBuf> {
     if !built.success() {
         bail!("building the cadre binary failed");
     }
-    Ok(crate::project_root().join("target/release/cadre"))
+    // Cargo puts it under `CARGO_TARGET_DIR` when that is set (relative: to the workspace).
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map_or_else(
+            || std::path::PathBuf::from("target"),
+            std::path::PathBuf::from,
+        );
+    Ok(crate::project_root().join(target).join("release/cadre"))
 }
 
 fn upload(mib: u64) -> anyhow::Result<()> {
@@ -183,7 +198,7 @@ fn provisioning(args: &BenchArgs) -> anyhow::Result<()> {
             "loads",
         ])
         .env("BENCH_DATABASE_URL", database_url.unwrap_or_default())
-        .env("BENCH_USERS", args.users.to_string())
+        .env("BENCH_USERS", args.users.unwrap_or(100_000).to_string())
         .env("BENCH_GROUPS", args.groups.to_string())
         .env("BENCH_BASE_USERS", args.base_users.to_string())
         .env("BENCH_INCREMENTAL", args.incremental.to_string())
@@ -195,8 +210,9 @@ fn provisioning(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the HTTP benchmark `name` of cadre-server (`api`, `ui` or `load`) at `--rate`, by
-/// default `default_rate` requests per second (`load` has clients instead, `--clients`).
+/// Runs the HTTP benchmark `name` of cadre-server (`api`, `ui`, `load`, `scim` or `outbound`)
+/// at `--rate`, by default `default_rate` requests per second (`load` has clients instead,
+/// `--clients`; `outbound` users, `--users`).
 fn http(args: &BenchArgs, name: &str, default_rate: u64) -> anyhow::Result<()> {
     let binary = release_binary()?;
     let mut bench = cargo();
@@ -206,7 +222,8 @@ fn http(args: &BenchArgs, name: &str, default_rate: u64) -> anyhow::Result<()> {
         .env("BENCH_SUBSCRIPTIONS", args.subscriptions.to_string())
         .env("BENCH_RATE", args.rate.unwrap_or(default_rate).to_string())
         .env("BENCH_SECONDS", args.seconds.to_string())
-        .env("BENCH_CLIENTS", args.clients.to_string());
+        .env("BENCH_CLIENTS", args.clients.to_string())
+        .env("BENCH_USERS", args.users.unwrap_or(10_000).to_string());
     match args
         .database_url
         .as_deref()

@@ -358,14 +358,17 @@ impl Outbound for Pusher {
         if let Some(error) = first_error {
             return Err(error);
         }
+        let mut saved = Vec::new();
         for write in writes {
             match write {
-                StateChange::Save(state) => txn.save_push_state(&state).await?,
+                StateChange::Save(state) => saved.push(state),
                 StateChange::Forget(target, subscription) => {
-                    txn.delete_push_state(target, subscription).await?
+                    txn.save_push_states(&std::mem::take(&mut saved)).await?;
+                    txn.delete_push_state(target, subscription).await?;
                 }
             }
         }
+        txn.save_push_states(&saved).await?;
         Ok(())
     }
 

@@ -361,9 +361,7 @@ impl States {
                 ..state
             })
             .collect();
-        for state in &changed {
-            txn.save_push_state(state).await?;
-        }
+        txn.save_push_states(&changed).await?;
         for subscription in std::mem::take(&mut self.forget) {
             txn.delete_push_state(target, subscription).await?;
         }

@@ -286,6 +286,9 @@ pub trait PushStateRepository: Send + Sync {
     async fn target_push_states(&self, target_id: Uuid) -> Result<Vec<PushState>>;
     /// Stores `state`, replacing the one of its target and subscription.
     async fn save_push_state(&self, state: &PushState) -> Result<()>;
+    /// Stores `states` as [`PushStateRepository::save_push_state`] does each, in as few
+    /// statements as the store allows.
+    async fn save_push_states(&self, states: &[PushState]) -> Result<()>;
     /// Forgets the state of `subscription_id` on `target_id` (its remote object is gone).
     async fn delete_push_state(&self, target_id: Uuid, subscription_id: Uuid) -> Result<()>;
 }

@@ -143,6 +143,25 @@ impl<T: Access> PushStateRepository for T {
         })
     }
 
+    async fn save_push_states(&self, states: &[PushState]) -> Result<()> {
+        let states = states.to_vec();
+        self.write(move |tables, _| {
+            let targets = Arc::make_mut(&mut tables.targets);
+            if states
+                .iter()
+                .any(|state| !targets.rows.contains_key(&state.target_id))
+            {
+                return Err(DomainError::Conflict(super::MISSING_REFERENCE.to_owned()));
+            }
+            for state in &states {
+                targets
+                    .states
+                    .insert((state.target_id, state.subscription_id), state.clone());
+            }
+            Ok(())
+        })
+    }
+
     async fn delete_push_state(&self, target_id: Uuid, subscription_id: Uuid) -> Result<()> {
         self.write(move |tables, _| {
             Arc::make_mut(&mut tables.targets)

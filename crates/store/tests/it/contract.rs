@@ -1510,12 +1510,9 @@ async fn push_states_are_kept_per_target_and_subscription_and_go_with_their_targ
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        for (target, subscription, remote) in [(1, 10, "a"), (1, 11, "b"), (2, 10, "c")] {
-            store
-                .save_push_state(&state(target, subscription, remote))
-                .await
-                .unwrap();
-        }
+        let batch = [(1, 10, "a"), (1, 11, "b"), (2, 10, "c")]
+            .map(|(target, subscription, remote)| state(target, subscription, remote));
+        store.save_push_states(&batch).await.unwrap();
         // Saved again: replaced, not added.
         let failed = PushState {
             last_error: Some("down".to_owned()),
@@ -1534,6 +1531,11 @@ async fn push_states_are_kept_per_target_and_subscription_and_go_with_their_targ
         ));
         transcript.push(show(store.target_push_states(id(1)).await.unwrap()));
         transcript.push(outcome(&store.save_push_state(&state(9, 10, "x")).await));
+        let one_unknown = [state(1, 12, "y"), state(9, 12, "z")];
+        assert!(
+            store.save_push_states(&one_unknown).await.is_err(),
+            "a batch naming an unknown target"
+        );
         store.delete_push_state(id(1), id(10)).await.unwrap();
         store.delete_push_state(id(1), id(10)).await.unwrap();
         transcript.push(show(store.target_push_states(id(1)).await.unwrap()));
