@@ -22,7 +22,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::SealingKey;
-use crate::connector::{Connector, ConnectorError, GroupEntry, Remote, UserEntry, connect};
+use crate::connector::{Connector, ConnectorError, GroupEntry, UserEntry, connect};
+use crate::reconcile::by_external_id;
 
 /// From how many users new to a target a push lists the target's users once instead of looking
 /// each up.
@@ -154,15 +155,14 @@ impl Pusher {
             return Ok(());
         }
         let listed = connector.list_users().await?;
-        let listed: HashMap<&str, &Remote<UserEntry>> = listed
-            .iter()
-            .map(|remote| (remote.entry.external_id.as_str(), remote))
-            .collect();
+        let listed = by_external_id(&listed, |entry| &entry.external_id);
         let mut creates = Vec::new();
         for user in fresh {
             let entry = connector.written(&user_entry(target, user));
-            match listed.get(entry.external_id.as_str()) {
-                Some(remote) => {
+            match listed.get(entry.external_id.as_str()).map(Vec::as_slice) {
+                // Several share it: left to the one-by-one push, which refuses the ambiguity.
+                Some([_, _, ..]) => {}
+                Some([remote]) => {
                     let id = if remote.entry == entry {
                         remote.id.clone()
                     } else {
@@ -171,7 +171,7 @@ impl Pusher {
                     let fingerprint = fingerprint(&entry);
                     pushed.record(target.id, user.subscription_id, id, fingerprint, self.now());
                 }
-                None => creates.push((user.subscription_id, entry)),
+                Some([]) | None => creates.push((user.subscription_id, entry)),
             }
         }
         let entries: Vec<UserEntry> = creates.iter().map(|(_, entry)| entry.clone()).collect();
@@ -193,13 +193,14 @@ impl Pusher {
     ) -> Result<(), Failure> {
         let state = pushed.state(txn, target.id, user.subscription_id).await?;
         let entry = connector.written(&user_entry(target, user));
-        let remove =
-            user.lifecycle == Lifecycle::Terminated && target.deprovision == Deprovision::Delete;
+        let terminated = user.lifecycle == Lifecycle::Terminated;
         let object = Object {
             target: target.id,
             subscription: user.subscription_id,
             state,
-            remove,
+            remove: terminated && target.deprovision == Deprovision::Delete,
+            // A user ended before the target had it is not made there to be disabled.
+            create: !terminated,
         };
         self.bring(&Users(connector), object, &entry, pushed).await
     }
@@ -229,13 +230,15 @@ impl Pusher {
             subscription: group.subscription_id,
             state,
             remove,
+            create: true,
         };
         self.bring(&Groups(connector), object, &entry, pushed).await
     }
 
     /// Brings one object of the target to `entry`, or removes it: what it has already (the
     /// same fingerprint) is not sent again; a known remote id that no longer answers, or none,
-    /// is looked up by the external id before anything is created.
+    /// is looked up by the external id before anything is created. Only an object cadre has a
+    /// remote id for is removed: one it finds by external id alone may not be its own.
     async fn bring<Entry: serde::Serialize + Sync>(
         &self,
         objects: &dyn Objects<Entry>,
@@ -248,11 +251,7 @@ impl Pusher {
             .as_ref()
             .and_then(|state| state.remote_id.clone());
         if object.remove {
-            let remote = match known {
-                Some(id) => Some(id),
-                None => objects.find(entry).await?,
-            };
-            if let Some(id) = remote {
+            if let Some(id) = known {
                 objects.delete(&id).await?;
             }
             pushed.forget(object.target, object.subscription);
@@ -291,7 +290,8 @@ impl Pusher {
             Some(id) => id,
             None => match objects.find(entry).await? {
                 Some(id) => objects.replace(&id, entry).await?,
-                None => objects.create(entry).await?,
+                None if object.create => objects.create(entry).await?,
+                None => return Ok(()),
             },
         };
         let now = self.clock.now();
@@ -440,6 +440,8 @@ struct Object {
     state: Option<PushState>,
     /// Whether it is to go.
     remove: bool,
+    /// Whether it is made when the target lacks it.
+    create: bool,
 }
 
 /// The users or the groups of a target.

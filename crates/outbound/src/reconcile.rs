@@ -20,6 +20,25 @@ use uuid::Uuid;
 use crate::connector::{ConnectorError, GroupEntry, Remote, UserEntry};
 use crate::push::{Pusher, failure, fingerprint, user_entry};
 
+/// Why a reconcile leaves objects alone that share an external id.
+const AMBIGUOUS: &str = "more than one object on the target has this external id: which is \
+                         cadre's is not known, so none is changed";
+
+/// `remotes` by external id, each id with every object that has it.
+pub(crate) fn by_external_id<T>(
+    remotes: &[Remote<T>],
+    external_id: impl Fn(&T) -> &String,
+) -> HashMap<&str, Vec<&Remote<T>>> {
+    let mut found: HashMap<&str, Vec<&Remote<T>>> = HashMap::new();
+    for remote in remotes {
+        found
+            .entry(external_id(&remote.entry).as_str())
+            .or_default()
+            .push(remote);
+    }
+    found
+}
+
 /// One planned change to a user.
 struct UserPlan {
     subscription: Option<Uuid>,
@@ -39,12 +58,26 @@ impl Pusher {
     ) -> Result<ReconcileReport, PushError> {
         let connector = self.connector(target)?;
         let refused = |error: ConnectorError| failure(target, error);
-        let managed: HashMap<String, Uuid> = txn
-            .target_push_states(target.id)
-            .await?
-            .into_iter()
-            .filter_map(|state| Some((state.remote_id?, state.subscription_id)))
+        // What cadre made there, by remote id, users and groups apart: a target may number
+        // each kind on its own, so that a user and a group share an id.
+        let kind_of: HashMap<Uuid, bool> = desired
+            .iter()
+            .map(|change| (change.subscription_id(), matches!(change, Change::User(_))))
             .collect();
+        let (mut managed_users, mut managed_groups) = (HashMap::new(), HashMap::new());
+        for state in txn.target_push_states(target.id).await? {
+            let (Some(remote_id), Some(is_user)) =
+                (state.remote_id, kind_of.get(&state.subscription_id))
+            else {
+                continue;
+            };
+            let managed = if *is_user {
+                &mut managed_users
+            } else {
+                &mut managed_groups
+            };
+            managed.insert(remote_id, state.subscription_id);
+        }
         let remote_users = connector.list_users().await.map_err(refused)?;
         let remote_groups = connector.list_groups().await.map_err(refused)?;
         let mut report = ReconcileReport {
@@ -54,32 +87,48 @@ impl Pusher {
         let mut states = States::default();
 
         // Users: plan every change before making any, so that the removal guard sees them all.
-        let by_external: HashMap<&str, &Remote<UserEntry>> = remote_users
-            .iter()
-            .map(|remote| (remote.entry.external_id.as_str(), remote))
-            .collect();
+        // Objects that share an external id are left alone: which is cadre's is not known.
+        let by_external = by_external_id(&remote_users, |entry| &entry.external_id);
         let mut seen: HashSet<&str> = HashSet::new();
         let mut plans = Vec::new();
         for change in desired {
             let Change::User(user) = change else { continue };
             let entry = connector.written(&user_entry(target, user));
-            let existing = by_external.get(entry.external_id.as_str()).copied();
+            let existing = match by_external.get(entry.external_id.as_str()) {
+                Some(found) if found.len() > 1 => {
+                    seen.extend(found.iter().map(|remote| remote.id.as_str()));
+                    report.record(
+                        "user",
+                        &entry.external_id,
+                        ReconcileAction::Update,
+                        Some(AMBIGUOUS.to_owned()),
+                    );
+                    continue;
+                }
+                Some(found) => found.first().copied(),
+                None => None,
+            };
             if let Some(remote) = existing {
                 seen.insert(remote.id.as_str());
             }
-            let wanted = !(user.lifecycle == Lifecycle::Terminated
-                && target.deprovision == Deprovision::Delete);
-            let action = match (wanted, existing) {
-                (true, None) => Some(ReconcileAction::Create),
-                (true, Some(remote)) if remote.entry != entry => Some(ReconcileAction::Update),
-                (true, Some(remote)) => {
+            let terminated = user.lifecycle == Lifecycle::Terminated;
+            let removed = terminated && target.deprovision == Deprovision::Delete;
+            let action = match existing {
+                Some(remote) if removed && managed_users.contains_key(&remote.id) => {
+                    Some(ReconcileAction::Remove)
+                }
+                Some(_) if removed => {
+                    report.foreign += 1;
+                    continue;
+                }
+                // Ended before the target had it (or gone): not made there to be disabled.
+                None if terminated => None,
+                None => Some(ReconcileAction::Create),
+                Some(remote) if remote.entry != entry => Some(ReconcileAction::Update),
+                Some(remote) => {
                     states.keep(target.id, user.subscription_id, &remote.id, &entry);
                     None
                 }
-                (false, Some(remote)) if managed.contains_key(&remote.id) => {
-                    Some(ReconcileAction::Remove)
-                }
-                (false, _) => None,
             };
             match action {
                 Some(action) => plans.push(UserPlan {
@@ -88,17 +137,16 @@ impl Pusher {
                     action,
                     remote_id: existing.map(|remote| remote.id.clone()),
                 }),
-                None if wanted || existing.is_none() => report.unchanged += 1,
-                None => report.foreign += 1,
+                None => report.unchanged += 1,
             }
         }
         for remote in &remote_users {
             if seen.contains(remote.id.as_str()) {
                 continue;
             }
-            if managed.contains_key(&remote.id) {
+            if managed_users.contains_key(&remote.id) {
                 plans.push(UserPlan {
-                    subscription: managed.get(&remote.id).copied(),
+                    subscription: managed_users.get(&remote.id).copied(),
                     entry: remote.entry.clone(),
                     action: ReconcileAction::Remove,
                     remote_id: Some(remote.id.clone()),
@@ -124,7 +172,7 @@ impl Pusher {
         let group_removals: Vec<&Remote<GroupEntry>> = remote_groups
             .iter()
             .filter(|remote| !wanted_groups.contains(remote.entry.external_id.as_str()))
-            .filter(|remote| managed.contains_key(&remote.id))
+            .filter(|remote| managed_groups.contains_key(&remote.id))
             .collect();
         report.foreign += (remote_groups.len()
             - group_removals.len()
@@ -209,10 +257,7 @@ impl Pusher {
             .into_iter()
             .filter_map(|state| Some((state.subscription_id, state.remote_id?)))
             .collect();
-        let remote_by_external: HashMap<&str, &Remote<GroupEntry>> = remote_groups
-            .iter()
-            .map(|remote| (remote.entry.external_id.as_str(), remote))
-            .collect();
+        let remote_by_external = by_external_id(&remote_groups, |entry| &entry.external_id);
         for group in groups {
             if group.lifecycle == Lifecycle::Terminated {
                 continue;
@@ -228,7 +273,15 @@ impl Pusher {
                 name: group.name.clone(),
                 members,
             };
-            let existing = remote_by_external.get(entry.external_id.as_str()).copied();
+            let existing = match remote_by_external.get(entry.external_id.as_str()) {
+                Some(found) if found.len() > 1 => {
+                    let error = Some(AMBIGUOUS.to_owned());
+                    report.record("group", &entry.external_id, ReconcileAction::Update, error);
+                    continue;
+                }
+                Some(found) => found.first().copied(),
+                None => None,
+            };
             let (action, outcome) = match existing {
                 Some(remote) if remote.entry == entry => {
                     states.keep(target.id, group.subscription_id, &remote.id, &entry);
@@ -266,7 +319,7 @@ impl Pusher {
                 Ok(())
             } else {
                 connector.delete_group(&remote.id).await.map(|()| {
-                    if let Some(subscription) = managed.get(&remote.id) {
+                    if let Some(subscription) = managed_groups.get(&remote.id) {
                         states.forget(*subscription);
                     }
                 })

@@ -36,14 +36,16 @@ pub const PUSH_RETRY: RetryPolicy = RetryPolicy {
 /// The state key under which a modify step records the groups a user was in before.
 pub const PREVIOUS_GROUPS: &str = "previous_user_group_ids";
 
-/// The retry step `push_user`: [`PushUser`] as `lifecycle`.
-pub fn push_user(lifecycle: Lifecycle) -> Step {
-    retry_step("push_user", "Push user", PUSH_RETRY, PushUser(lifecycle))
+/// The retry step `push_user`: [`PushUser`] as the user is stored.
+pub fn push_user() -> Step {
+    retry_step("push_user", "Push user", PUSH_RETRY, PushUser(None))
 }
 
-/// Pushes the state's user (`subscription_id`) as `lifecycle` (what it is, or is about to
-/// be), with its groups and those in [`PREVIOUS_GROUPS`].
-pub struct PushUser(pub Lifecycle);
+/// Pushes the state's user (`subscription_id`) with its groups and those in
+/// [`PREVIOUS_GROUPS`]: as the lifecycle it is about to have (`Some`: a step before the change
+/// of lifecycle, such as creating or terminating it), or as stored (`None`: a disabled user
+/// stays inactive whatever else changes).
+pub struct PushUser(pub Option<Lifecycle>);
 
 #[async_trait]
 impl StepFn for PushUser {
@@ -68,15 +70,16 @@ impl StepFn for PushGroup {
     }
 }
 
-/// The changes that bring the targets up to date with the user `user_id` as `lifecycle`: the
-/// user, then each active group it is in or was in (`previous`).
+/// The changes that bring the targets up to date with the user `user_id` as `lifecycle` (as
+/// stored when `None`): the user, then each active group it is in or was in (`previous`).
 pub async fn user_changes(
     ctx: &StepContext<'_>,
     user_id: Uuid,
-    lifecycle: Lifecycle,
+    lifecycle: Option<Lifecycle>,
     previous: &[Uuid],
 ) -> Result<Vec<Change>, StepError> {
     let user = UserInactive::from_record(ctx.store.load_subscription(user_id).await?)?;
+    let lifecycle = lifecycle.unwrap_or(user.subscription.lifecycle);
     let in_groups: BTreeSet<Uuid> = user
         .user
         .groups

@@ -101,7 +101,7 @@ fn modify() -> StepList {
             "modify_user_subscription",
             "Modify subscription",
             Modify,
-        )) >> push_user(Lifecycle::Active),
+        )) >> push_user(),
     )
 }
 
@@ -113,7 +113,7 @@ fn terminate() -> StepList {
             "deprovision_user",
             "Deprovision user",
             PUSH_RETRY,
-            PushUser(Lifecycle::Terminated),
+            PushUser(Some(Lifecycle::Terminated)),
         )
         .into(),
     )
@@ -125,14 +125,14 @@ fn disable() -> StepList {
     modify_workflow(
         StepList::from(set_status(Lifecycle::Disabled))
             >> step("end_user_sessions", "End user sessions", EndSessions)
-            >> push_user(Lifecycle::Disabled),
+            >> push_user(),
     )
 }
 
 /// `init >> store_process_subscription >> unsync >> set_status(active) >> push_user >> resync
 /// >> done`.
 fn enable() -> StepList {
-    modify_workflow(StepList::from(set_status(Lifecycle::Active)) >> push_user(Lifecycle::Active))
+    modify_workflow(StepList::from(set_status(Lifecycle::Active)) >> push_user())
 }
 
 fn validate() -> StepList {
@@ -204,7 +204,7 @@ impl StepFn for Provision {
     async fn run(&self, ctx: &StepContext<'_>) -> Result<Patch, StepError> {
         // The groups chosen on the form must still be active when the user goes live.
         active_groups(ctx, "user_group_ids").await?;
-        PushUser(Lifecycle::Active).run(ctx).await
+        PushUser(Some(Lifecycle::Active)).run(ctx).await
     }
 }
 

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use cadre_domain::{
-    ChunkPart, DomainError, LoadChunk, Name, ProductType, Repositories, State, Target,
+    ChunkPart, DomainError, LoadChunk, Name, ProductType, Repositories, State, SubscriptionQuery,
+    Target,
 };
 use cadre_engine::standard::DEFAULT_CUSTOMER;
 use cadre_engine::{
@@ -250,6 +251,14 @@ impl StepFn for PushLoad {
                 .then_some(change.subscription_id)
             }));
         }
+        // Every group too: a user the load moved out of one is in no record of it any more, and
+        // a group the targets have already (the same fingerprint) costs no request.
+        let groups = SubscriptionQuery {
+            product_type: Some(ProductType::user_group()),
+            ..SubscriptionQuery::default()
+        };
+        let groups = ctx.store.list_subscriptions(&groups).await?.items;
+        changed.extend(groups.into_iter().map(|group| group.subscription.id));
         let changes = changes_of(ctx.store, &changed).await?;
         ctx.outbound
             .push(ctx.store, &changes)

@@ -143,7 +143,7 @@ pub fn workflows() -> Vec<Workflow> {
                     "add_user_group",
                     "Add user group",
                     SetMembership(true),
-                )) >> push_user(Lifecycle::Active),
+                )) >> push_user(),
             ),
         ),
         task(
@@ -155,7 +155,7 @@ pub fn workflows() -> Vec<Workflow> {
                     "remove_user_group",
                     "Remove user group",
                     SetMembership(false),
-                )) >> push_user(Lifecycle::Active),
+                )) >> push_user(),
             ),
         ),
     ]

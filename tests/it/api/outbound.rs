@@ -275,6 +275,18 @@ async fn lifecycle_reaches(target: &Target) {
         "a disabled user is in no group"
     );
     assert_eq!(disabled.entry.active, !target.has_active);
+    // Joining a group while disabled changes neither: the user goes out as it is.
+    let dev = server.create_group("dev", "Dev").await;
+    run(
+        &server,
+        "join_user_group",
+        json!([{"subscription_id": user, "user_group": dev}]),
+    )
+    .await;
+    let [still] = users_named(remote, "ada").await.try_into().unwrap();
+    assert_eq!(still.entry.active, !target.has_active, "still inactive");
+    let dev_remote = group_named(remote, "dev").await.unwrap();
+    assert!(dev_remote.entry.members.is_empty(), "and in no group");
     run(
         &server,
         "enable_user",
@@ -509,10 +521,7 @@ async fn reconcile_plans_then_repairs_what_was_changed_and_deleted_in_the_target
         );
         remote.create_user(&stranger).await.unwrap();
         // And u3 is terminated while the target is paused: it stays there, cadre's to remove.
-        let (status, body) = server
-            .put(&format!("/api/targets/{target_id}"), Some(json!({"name": target.body["name"], "connection": target.body["connection"], "mode": "paused"})))
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
+        set_mode(&server, &target, target_id, "paused").await;
         run(
             &server,
             "terminate_user",
@@ -654,5 +663,128 @@ async fn a_bulk_load_of_a_thousand_users_reaches_every_target() {
             "{sample:?}"
         );
     }
+
+    // A second load moves one of them to another group: it leaves the first on every target.
+    server.create_group("few", "Few").await;
+    let moved = json!([{"user_id": "user0001", "firstname": "Many", "lastname": "Person 1",
+                        "email": "user0001@example.org", "auth_id": null, "user_groups": ["few"],
+                        "is_active": true}]);
+    let (status, started) = server
+        .post_text(
+            "/api/provisioning/users?mode=incremental",
+            &server.admin,
+            "application/json",
+            &moved.to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let load = started["process_id"].as_str().unwrap().to_owned();
+    wait_long(&server, &load, "completed").await;
+    for remote in &remotes {
+        let crowd = group_named(remote.as_ref(), "crowd").await.unwrap();
+        assert_eq!(crowd.entry.members.len(), 999, "left the first group");
+        let few = group_named(remote.as_ref(), "few").await.unwrap();
+        assert_eq!(few.entry.members.len(), 1, "joined the other");
+    }
+    server.stop().await;
+}
+
+/// Pauses or enables `target`.
+async fn set_mode(server: &Server, target: &Target, id: Uuid, mode: &str) {
+    let body =
+        json!({"name": target.body["name"], "connection": target.body["connection"], "mode": mode});
+    let (status, body) = server.put(&format!("/api/targets/{id}"), Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_and_reconcile_leave_alone_what_cadre_did_not_make() {
+    let Some(scim) = ScimServer::start() else {
+        return;
+    };
+    let target = scim_target(&scim);
+    let server = with_key().await;
+    let (target_id, remote) = configure(&server, &target).await;
+    let remote = remote.as_ref();
+
+    // The application has a "mia" of its own; cadre makes one while the target is paused, and
+    // terminates it once it is enabled again: the application's mia stays.
+    let theirs = UserEntry {
+        external_id: "mia".to_owned(),
+        attributes: expected(&target, &[("user_id", "mia"), ("username", "mia.app")]),
+        active: true,
+    };
+    remote.create_user(&theirs).await.unwrap();
+    set_mode(&server, &target, target_id, "paused").await;
+    let process = start_user(&server, "mia", &[]).await;
+    let mia = wait_long(&server, &process, "completed").await["current_state"]["subscription_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    set_mode(&server, &target, target_id, "enabled").await;
+    run(
+        &server,
+        "terminate_user",
+        json!([{"subscription_id": mia}, {}]),
+    )
+    .await;
+    assert_eq!(
+        users_named(remote, "mia").await.len(),
+        1,
+        "not cadre's to delete"
+    );
+
+    // Two objects share cadre's "zoe": reconcile changes neither and says why.
+    let process = start_user(&server, "zoe", &[]).await;
+    wait_long(&server, &process, "completed").await;
+    let mut twin = theirs.clone();
+    twin.external_id = "zoe".to_owned();
+    twin.attributes = expected(&target, &[("user_id", "zoe"), ("username", "zoe.twin")]);
+    remote.create_user(&twin).await.unwrap();
+    let reconcile = start_reconcile(&server, target_id, false, 10).await;
+    let reconcile = wait_long(&server, &reconcile, "completed").await;
+    let report = &reconcile["current_state"]["report"];
+    assert_eq!(report["removed"], 0, "{report}");
+    assert_eq!(report["failed"], 1, "{report}");
+    assert!(
+        report["rows"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("more than one object")
+    );
+    assert_eq!(
+        users_named(remote, "zoe").await.len(),
+        2,
+        "both left as they were"
+    );
+    assert_eq!(users_named(remote, "mia").await.len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_ended_before_a_target_had_it_is_not_made_there_to_be_disabled() {
+    let Some(scim) = ScimServer::start() else {
+        return;
+    };
+    let mut target = scim_target(&scim);
+    target.body["deprovision"] = json!("disable");
+    target.body["mode"] = json!("paused");
+    let server = with_key().await;
+    let (target_id, remote) = configure(&server, &target).await;
+    let process = start_user(&server, "old", &[]).await;
+    let old = wait_long(&server, &process, "completed").await["current_state"]["subscription_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    run(
+        &server,
+        "terminate_user",
+        json!([{"subscription_id": old}, {}]),
+    )
+    .await;
+    let reconcile = start_reconcile(&server, target_id, false, 0).await;
+    let reconcile = wait_long(&server, &reconcile, "completed").await;
+    assert_eq!(reconcile["current_state"]["report"]["created"], 0);
+    assert!(users_named(remote.as_ref(), "old").await.is_empty());
     server.stop().await;
 }
