@@ -299,8 +299,8 @@ impl Pusher {
         Ok(())
     }
 
-    /// Records that pushing `subscriptions` to `target` failed with `error`, keeping what was
-    /// known of them: in a task of its own, once the step's transaction is over (a SQLite
+    /// Records that pushing `subscriptions` to `target` failed with `error`, changing nothing
+    /// else of their states: in a task of its own, once the step's transaction is over (a SQLite
     /// store has one connection, which the step holds). Best effort: a failure to record is
     /// logged.
     fn record_failure(&self, target: &OutboundTarget, subscriptions: Vec<Uuid>, error: &PushError) {
@@ -308,20 +308,7 @@ impl Pusher {
         let (target, now) = (target.id, self.clock.now());
         let error: String = error.to_string().chars().take(1000).collect();
         tokio::spawn(async move {
-            let recorded = async {
-                let known = store.push_states_on(target, &subscriptions).await?;
-                for subscription_id in subscriptions {
-                    let mut state = known
-                        .iter()
-                        .find(|state| state.subscription_id == subscription_id)
-                        .cloned()
-                        .unwrap_or_else(|| empty_state(target, subscription_id));
-                    state.last_error = Some(error.clone());
-                    state.failed_at = Some(now);
-                    store.save_push_state(&state).await?;
-                }
-                Ok::<(), cadre_domain::DomainError>(())
-            };
+            let recorded = store.record_push_failure(target, &subscriptions, &error, now);
             if let Err(failed) = recorded.await {
                 tracing::warn!(error = %failed, "could not record a failed push");
             }

@@ -6,6 +6,7 @@ use cadre_domain::outbound::PushState;
 use cadre_domain::{
     DomainError, Name, OutboundTarget, PushStateRepository, Result, TargetRepository, identity_key,
 };
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::Serialize;
@@ -213,6 +214,44 @@ impl<C: Conn> PushStateRepository for Repo<C> {
                         push_states::Column::RemoteId,
                         push_states::Column::Fingerprint,
                         push_states::Column::PushedAt,
+                        push_states::Column::LastError,
+                        push_states::Column::FailedAt,
+                    ])
+                    .to_owned(),
+                )
+                .exec_without_returning(&self.conn)
+                .await
+                .map_err(storage_error)?;
+        }
+        Ok(())
+    }
+
+    async fn record_push_failure(
+        &self,
+        target_id: Uuid,
+        subscription_ids: &[Uuid],
+        error: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        for chunk in subscription_ids.chunks(1000) {
+            let rows = chunk.iter().map(|subscription_id| {
+                state_row(&PushState {
+                    target_id,
+                    subscription_id: *subscription_id,
+                    remote_id: None,
+                    fingerprint: None,
+                    pushed_at: None,
+                    last_error: Some(error.to_owned()),
+                    failed_at: Some(at),
+                })
+            });
+            push_states::Entity::insert_many(rows)
+                .on_conflict(
+                    OnConflict::columns([
+                        push_states::Column::TargetId,
+                        push_states::Column::SubscriptionId,
+                    ])
+                    .update_columns([
                         push_states::Column::LastError,
                         push_states::Column::FailedAt,
                     ])

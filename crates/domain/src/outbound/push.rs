@@ -289,6 +289,15 @@ pub trait PushStateRepository: Send + Sync {
     /// Stores `states` as [`PushStateRepository::save_push_state`] does each, in as few
     /// statements as the store allows.
     async fn save_push_states(&self, states: &[PushState]) -> Result<()>;
+    /// Records that pushing `subscription_ids` to `target_id` failed at `at` with `error`,
+    /// changing nothing else a state holds (a state that did not exist is made).
+    async fn record_push_failure(
+        &self,
+        target_id: Uuid,
+        subscription_ids: &[Uuid],
+        error: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
     /// Forgets the state of `subscription_id` on `target_id` (its remote object is gone).
     async fn delete_push_state(&self, target_id: Uuid, subscription_id: Uuid) -> Result<()>;
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::{DomainError, Result};
@@ -157,6 +158,39 @@ impl<T: Access> PushStateRepository for T {
                 targets
                     .states
                     .insert((state.target_id, state.subscription_id), state.clone());
+            }
+            Ok(())
+        })
+    }
+
+    async fn record_push_failure(
+        &self,
+        target_id: Uuid,
+        subscription_ids: &[Uuid],
+        error: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let (subscription_ids, error) = (subscription_ids.to_vec(), error.to_owned());
+        self.write(move |tables, _| {
+            let targets = Arc::make_mut(&mut tables.targets);
+            if !targets.rows.contains_key(&target_id) {
+                return Err(DomainError::Conflict(super::MISSING_REFERENCE.to_owned()));
+            }
+            for subscription_id in &subscription_ids {
+                let state = targets
+                    .states
+                    .entry((target_id, *subscription_id))
+                    .or_insert_with(|| PushState {
+                        target_id,
+                        subscription_id: *subscription_id,
+                        remote_id: None,
+                        fingerprint: None,
+                        pushed_at: None,
+                        last_error: None,
+                        failed_at: None,
+                    });
+                state.last_error = Some(error.clone());
+                state.failed_at = Some(at);
             }
             Ok(())
         })

@@ -1547,6 +1547,23 @@ async fn push_states_are_kept_per_target_and_subscription_and_go_with_their_targ
         assert!(transcript[3].starts_with("conflict"), "{}", transcript[3]);
         assert_eq!(transcript[4], "1/11=b2:down");
         assert_eq!(transcript[5], "", "gone with their target");
+        // A failure changes the error only, and makes a state that did not exist.
+        store
+            .record_push_failure(id(1), &[id(11), id(13)], "late", now())
+            .await
+            .unwrap();
+        let after = store
+            .push_states_on(id(1), &[id(11), id(13)])
+            .await
+            .unwrap();
+        let kept = after.iter().find(|state| state.subscription_id == id(11));
+        assert_eq!(kept.unwrap().fingerprint.as_deref(), Some("b2-print"));
+        transcript.push(show(after));
+        assert_eq!(transcript[6], "1/11=b2:late 1/13=-:late");
+        let unknown = store
+            .record_push_failure(id(9), &[id(11)], "x", now())
+            .await;
+        assert!(unknown.is_err(), "an unknown target");
         transcript
     })
     .await;
