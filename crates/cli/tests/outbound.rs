@@ -456,3 +456,90 @@ async fn a_server_killed_between_an_outbound_push_and_its_commit_makes_no_second
     assert_eq!(targets[0]["last_error"], Value::Null, "{targets:#?}");
     assert_eq!(subscription["status"], "active", "{subscription:#}");
 }
+
+/// `cadre target reconcile`: a dry run prints the plan and changes nothing; the run repairs the
+/// target; an unknown target is an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cadre_target_reconcile_plans_then_repairs_an_outbound_target() {
+    let Some(scim) = ScimServer::start() else {
+        return;
+    };
+    let cadre = Cadre::new().await;
+    let secret = cadre.files.path().join("scim-token.txt");
+    std::fs::write(&secret, scim.token()).unwrap();
+    let url = scim.base_url();
+    let secret = secret.to_str().unwrap();
+    let target = cadre.json(&[
+        "target",
+        "add-scim",
+        "--name",
+        "App",
+        "--url",
+        &url,
+        "--secret-file",
+        secret,
+    ]);
+    let target_id = target[0]["id"].as_str().unwrap().to_owned();
+    let product = json!({"product": USER_INTERNAL_PRODUCT_ID}).to_string();
+    let user = json!({"user_id": "bob", "username": "bob", "email": "bob@example.org"});
+    cadre.ok(&[
+        "workflow",
+        "start",
+        "create_user",
+        &product,
+        &user.to_string(),
+    ]);
+
+    // The reconcile's worker runs the create first: bob is pushed, and then unchanged.
+    let report = cadre.json(&["target", "reconcile", &target_id, "--dry-run"]);
+    assert_eq!(
+        (report["unchanged"].as_u64(), report["created"].as_u64()),
+        (Some(1), Some(0)),
+        "{report}"
+    );
+    let client = client();
+    let [bob] = remote_users(&client, &scim, "bob")
+        .await
+        .try_into()
+        .unwrap();
+
+    // Someone deletes bob in the application.
+    let deleted = client
+        .delete(format!(
+            "{}/Users/{}",
+            scim.base_url(),
+            bob["id"].as_str().unwrap()
+        ))
+        .bearer_auth(scim.token())
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success());
+    let plan = cadre.json(&["target", "reconcile", &target_id, "--dry-run"]);
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(
+        plan["rows"],
+        json!([{"kind": "user", "external_id": "bob", "action": "create"}])
+    );
+    assert!(
+        remote_users(&client, &scim, "bob").await.is_empty(),
+        "a dry run changes nothing"
+    );
+    let repair = cadre.json(&["target", "reconcile", &target_id]);
+    assert_eq!(repair["created"], 1, "{repair}");
+    assert_eq!(
+        remote_users(&client, &scim, "bob").await.len(),
+        1,
+        "made again"
+    );
+
+    let unknown = cadre
+        .command(&["target", "reconcile", &uuid::Uuid::now_v7().to_string()])
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("not found"),
+        "{unknown:?}"
+    );
+}

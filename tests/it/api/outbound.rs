@@ -10,7 +10,7 @@ use cadre_domain::SystemClock;
 use cadre_migrations::demo::USER_INTERNAL_PRODUCT_ID;
 use cadre_outbound::connector::{Connector, GroupEntry, Remote, UserEntry, connect};
 use cadre_outbound::testing::{ScimServer, Slapd};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -733,6 +733,24 @@ async fn pushes_and_reconcile_leave_alone_what_cadre_did_not_make() {
         1,
         "not cadre's to delete"
     );
+
+    // Reconciling is for admins: a user's token, or none, starts nothing.
+    let attempt = json!([{"target_id": target_id, "dry_run": false, "max_removals": 1000}]);
+    let callers = [
+        (Some(server.user.as_str()), StatusCode::FORBIDDEN),
+        (None, StatusCode::UNAUTHORIZED),
+    ];
+    for (token, refused) in callers {
+        let (status, _) = server
+            .call(
+                Method::POST,
+                "/api/processes/reconcile_target",
+                token,
+                Some(attempt.clone()),
+            )
+            .await;
+        assert_eq!(status, refused);
+    }
 
     // Two objects share cadre's "zoe": reconcile changes neither and says why.
     let process = start_user(&server, "zoe", &[]).await;
