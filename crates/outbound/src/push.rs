@@ -529,7 +529,7 @@ struct Pushed {
 impl Pushed {
     /// The state of `subscription` on `target`: as this push left it, or as stored.
     async fn state(
-        &mut self,
+        &self,
         txn: &dyn StoreTransaction,
         target: Uuid,
         subscription: Uuid,
@@ -542,7 +542,7 @@ impl Pushed {
 
     /// The remote ids of those of `subscriptions` `target` has, sorted.
     async fn remote_ids(
-        &mut self,
+        &self,
         txn: &dyn StoreTransaction,
         target: Uuid,
         subscriptions: &[Uuid],

@@ -41,7 +41,7 @@ pub(crate) fn by_external_id<T>(
 
 /// One planned change to a user.
 struct UserPlan {
-    subscription: Option<Uuid>,
+    subscription: Uuid,
     entry: UserEntry,
     action: ReconcileAction,
     remote_id: Option<String>,
@@ -132,7 +132,7 @@ impl Pusher {
             };
             match action {
                 Some(action) => plans.push(UserPlan {
-                    subscription: Some(user.subscription_id),
+                    subscription: user.subscription_id,
                     entry,
                     action,
                     remote_id: existing.map(|remote| remote.id.clone()),
@@ -144,15 +144,14 @@ impl Pusher {
             if seen.contains(remote.id.as_str()) {
                 continue;
             }
-            if managed_users.contains_key(&remote.id) {
-                plans.push(UserPlan {
-                    subscription: managed_users.get(&remote.id).copied(),
+            match managed_users.get(&remote.id) {
+                Some(subscription) => plans.push(UserPlan {
+                    subscription: *subscription,
                     entry: remote.entry.clone(),
                     action: ReconcileAction::Remove,
                     remote_id: Some(remote.id.clone()),
-                });
-            } else {
-                report.foreign += 1;
+                }),
+                None => report.foreign += 1,
             }
         }
 
@@ -206,11 +205,8 @@ impl Pusher {
             let entries: Vec<UserEntry> = creates.iter().map(|plan| plan.entry.clone()).collect();
             let created = connector.create_users(&entries).await.map_err(refused)?;
             for (plan, outcome) in creates.iter().zip(created) {
-                let outcome = outcome.map(|id| {
-                    if let Some(subscription) = plan.subscription {
-                        states.keep(target.id, subscription, &id, &plan.entry);
-                    }
-                });
+                let outcome =
+                    outcome.map(|id| states.keep(target.id, plan.subscription, &id, &plan.entry));
                 row(
                     &mut report,
                     ("user", &plan.entry.external_id),
@@ -225,17 +221,13 @@ impl Pusher {
                 _ if options.dry_run => Ok(()),
                 (ReconcileAction::Create, _) => continue,
                 (ReconcileAction::Update, Some(id)) => {
-                    connector.replace_user(id, &plan.entry).await.map(|id| {
-                        if let Some(subscription) = plan.subscription {
-                            states.keep(target.id, subscription, &id, &plan.entry);
-                        }
-                    })
+                    let replaced = connector.replace_user(id, &plan.entry).await;
+                    replaced.map(|id| states.keep(target.id, plan.subscription, &id, &plan.entry))
                 }
-                (ReconcileAction::Remove, Some(id)) => connector.delete_user(id).await.map(|()| {
-                    if let Some(subscription) = plan.subscription {
-                        states.forget(subscription);
-                    }
-                }),
+                (ReconcileAction::Remove, Some(id)) => {
+                    let deleted = connector.delete_user(id).await;
+                    deleted.map(|()| states.forget(plan.subscription))
+                }
                 (_, None) => continue,
             };
             row(
