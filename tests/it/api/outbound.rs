@@ -239,6 +239,21 @@ async fn lifecycle_reaches(target: &Target) {
         "the console shows it: {page}"
     );
 
+    // The same values again: nothing is sent (the push time stays).
+    run(
+        &server,
+        "modify_user",
+        json!([{"subscription_id": user}, {"email": "ada@example.org"}]),
+    )
+    .await;
+    let (_, again) = server.get(&format!("/api/subscriptions/{user}")).await;
+    assert_eq!(
+        again["targets"][0]["pushed_at"], state["pushed_at"],
+        "not sent again"
+    );
+
+    // Someone deletes ada in the target; the next push makes her anew.
+    remote.delete_user(&ada.id).await.unwrap();
     // Modified: a new address, the last name cleared.
     run(
         &server,
@@ -438,6 +453,12 @@ async fn a_target_that_is_down_makes_processes_wait_and_each_completes_once_it_i
             assert_eq!(found.len(), 1, "exactly one remote {user_id}");
         }
         let (_, detail) = server.get(&format!("/api/subscriptions/{user}")).await;
+        let [u1] = users_named(remote.as_ref(), "u1").await.try_into().unwrap();
+        assert_eq!(
+            detail["targets"][0]["remote_id"],
+            u1.id.as_str(),
+            "{detail}"
+        );
         assert_eq!(detail["targets"][0]["last_error"], Value::Null, "{detail}");
         server.stop().await;
     }
