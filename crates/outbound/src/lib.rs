@@ -8,6 +8,7 @@
 
 pub mod connector;
 pub mod ldap;
+mod listing;
 pub mod push;
 mod reconcile;
 pub mod scim;

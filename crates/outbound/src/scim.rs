@@ -8,8 +8,10 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{Map, Value, json};
@@ -17,6 +19,7 @@ use serde_json::{Map, Value, json};
 use crate::connector::{
     Connector, ConnectorError, GroupEntry, REQUEST_TIMEOUT, Remote, UserEntry, create_each,
 };
+use crate::listing::{Listed, Listing, Remembered};
 
 /// The core User schema (RFC 7643 §4.1).
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -75,6 +78,12 @@ pub struct ScimConnector {
     settings: ScimSettings,
     base: Url,
     client: reqwest::Client,
+    /// The last listing of users, to ask only for what changed since.
+    users: Remembered<UserEntry>,
+    /// The last listing of groups, likewise.
+    groups: Remembered<GroupEntry>,
+    /// See [`ScimConnector::full_listings`].
+    full_listings: AtomicU64,
 }
 
 /// An answer of the target: its status and its JSON body, if it had one.
@@ -108,6 +117,9 @@ impl ScimConnector {
             settings,
             base,
             client,
+            users: Remembered::default(),
+            groups: Remembered::default(),
+            full_listings: AtomicU64::new(0),
         })
     }
 
@@ -224,10 +236,7 @@ impl ScimConnector {
         url.query_pairs_mut()
             .append_pair("filter", &equality_filter(attribute, value));
         let list = self.call(Method::GET, url, None).await?;
-        let total = list
-            .get("totalResults")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| ConnectorError::Protocol("a list without totalResults".to_owned()))?;
+        let total = total_results(&list)?;
         let resources = resources(&list)?;
         let found = total.max(u64::try_from(resources.len()).unwrap_or(u64::MAX));
         if found > 1 {
@@ -238,21 +247,23 @@ impl ScimConnector {
         resources.first().map(resource_id).transpose()
     }
 
-    /// Every resource of `endpoint`, read page by page.
-    async fn list(&self, endpoint: &str) -> Result<Vec<Value>, ConnectorError> {
+    /// Every resource of `endpoint` that `filter` (if any) selects, read page by page.
+    async fn list(
+        &self,
+        endpoint: &str,
+        filter: Option<&str>,
+    ) -> Result<Vec<Value>, ConnectorError> {
         let mut all = Vec::new();
         loop {
             let mut url = self.url(&[endpoint])?;
+            if let Some(filter) = filter {
+                url.query_pairs_mut().append_pair("filter", filter);
+            }
             url.query_pairs_mut()
                 .append_pair("startIndex", &(all.len() + 1).to_string())
                 .append_pair("count", &PAGE_SIZE.to_string());
             let page = self.call(Method::GET, url, None).await?;
-            let total = page
-                .get("totalResults")
-                .and_then(Value::as_u64)
-                .ok_or_else(|| {
-                    ConnectorError::Protocol("a list without totalResults".to_owned())
-                })?;
+            let total = total_results(&page)?;
             let resources = resources(&page)?;
             if resources.is_empty() {
                 return Ok(all);
@@ -262,6 +273,75 @@ impl ScimConnector {
                 return Ok(all);
             }
         }
+    }
+
+    /// How many resources `endpoint` has.
+    async fn count(&self, endpoint: &str) -> Result<u64, ConnectorError> {
+        let mut url = self.url(&[endpoint])?;
+        url.query_pairs_mut().append_pair("count", "0");
+        total_results(&self.call(Method::GET, url, None).await?)
+    }
+
+    /// Every resource of `endpoint` that is cadre's, as `read` reads it: only what changed
+    /// since the `remembered` listing when the target allows, in full otherwise (see
+    /// [`crate::listing`]); and whether it was listed in full.
+    async fn listing<T: Clone>(
+        &self,
+        endpoint: &str,
+        remembered: &Remembered<T>,
+        read: impl Fn(&Value) -> Result<Option<Remote<T>>, ConnectorError>,
+    ) -> Result<(Vec<Remote<T>>, bool), ConnectorError> {
+        let read_all = |resources: Vec<Value>| -> Result<Vec<Listed<T>>, ConnectorError> {
+            resources
+                .iter()
+                .map(|resource| {
+                    Ok(Listed {
+                        id: resource_id(resource)?,
+                        modified: last_modified(resource),
+                        entry: read(resource)?.map(|remote| remote.entry),
+                    })
+                })
+                .collect()
+        };
+        let known = remembered.take();
+        let updated = match known.as_ref().and_then(Listing::since) {
+            Some(since) => {
+                let filter = format!(
+                    "meta.lastModified ge \"{}\"",
+                    since.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+                );
+                match self.list(endpoint, Some(&filter)).await {
+                    Ok(changed) => {
+                        let changed = read_all(changed)?;
+                        let total = self.count(endpoint).await?;
+                        known.and_then(|known| known.update(changed, total))
+                    }
+                    Err(error @ ConnectorError::Unavailable(_)) => return Err(error),
+                    // A target that does not filter by modification time is listed in full.
+                    Err(_) => None,
+                }
+            }
+            None => None,
+        };
+        let (listing, in_full) = match updated {
+            Some(listing) => (listing, false),
+            None => {
+                self.full_listings.fetch_add(1, Ordering::Relaxed);
+                (
+                    Listing::full(read_all(self.list(endpoint, None).await?)?),
+                    true,
+                )
+            }
+        };
+        let remotes = listing.remotes();
+        remembered.put(listing);
+        Ok((remotes, in_full))
+    }
+
+    /// How many times this connector has listed users or groups in full rather than asking
+    /// for what changed since its last listing: for monitoring and tests.
+    pub fn full_listings(&self) -> u64 {
+        self.full_listings.load(Ordering::Relaxed)
     }
 
     /// Replaces the resource `id` of `endpoint` with `resource`; its remote id. Refused with
@@ -448,7 +528,11 @@ impl Connector for ScimConnector {
     }
 
     async fn delete_user(&self, id: &str) -> Result<(), ConnectorError> {
-        self.delete("Users", id).await
+        self.delete("Users", id).await?;
+        self.users.forget(id);
+        // The target may have taken the user out of its groups without dating the change.
+        self.groups.clear();
+        Ok(())
     }
 
     async fn create_users(
@@ -474,9 +558,12 @@ impl Connector for ScimConnector {
     }
 
     async fn list_users(&self) -> Result<Vec<Remote<UserEntry>>, ConnectorError> {
-        let mut users = Vec::new();
-        for resource in self.list("Users").await? {
-            users.extend(self.user_entry(&resource)?);
+        let (users, in_full) = self
+            .listing("Users", &self.users, |resource| self.user_entry(resource))
+            .await?;
+        if in_full {
+            // Users may have gone, and with them memberships the target did not date.
+            self.groups.clear();
         }
         Ok(users)
     }
@@ -502,14 +589,13 @@ impl Connector for ScimConnector {
     }
 
     async fn delete_group(&self, id: &str) -> Result<(), ConnectorError> {
-        self.delete("Groups", id).await
+        self.delete("Groups", id).await?;
+        self.groups.forget(id);
+        Ok(())
     }
 
     async fn list_groups(&self) -> Result<Vec<Remote<GroupEntry>>, ConnectorError> {
-        let mut groups = Vec::new();
-        for resource in self.list("Groups").await? {
-            groups.extend(group_entry(&resource)?);
-        }
+        let (groups, _) = self.listing("Groups", &self.groups, group_entry).await?;
         Ok(groups)
     }
 }
@@ -588,6 +674,21 @@ fn truncated(text: &str, max: usize) -> String {
 fn equality_filter(attribute: &str, value: &str) -> String {
     let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
     format!("{attribute} eq \"{escaped}\"")
+}
+
+/// The `totalResults` of a list answer.
+fn total_results(list: &Value) -> Result<u64, ConnectorError> {
+    list.get("totalResults")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| ConnectorError::Protocol("a list without totalResults".to_owned()))
+}
+
+/// When the target last changed `resource` (its `meta.lastModified`), if it says.
+fn last_modified(resource: &Value) -> Option<DateTime<Utc>> {
+    let modified = resource.pointer("/meta/lastModified")?.as_str()?;
+    DateTime::parse_from_rfc3339(modified)
+        .ok()
+        .map(|modified| modified.with_timezone(&Utc))
 }
 
 /// The resources of a list answer (none when it has no `Resources`).

@@ -277,6 +277,79 @@ async fn listing_reads_every_page() {
 }
 
 #[tokio::test]
+async fn listings_after_the_first_ask_only_for_what_changed() {
+    let Some(server) = ScimServer::start() else {
+        return;
+    };
+    let connector = connector(&server, false);
+    // Someone else at the application, and a fresh look at what it has.
+    let other = self::connector(&server, false);
+    let truth = || async { users(&self::connector(&server, false)).await };
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        ids.push(connector.create_user(&user(n)).await.unwrap());
+    }
+    assert_eq!(users(&connector).await, truth().await);
+    assert_eq!(connector.full_listings(), 1);
+
+    // Changed and added elsewhere: seen, without listing in full.
+    let mut renamed = user(1);
+    renamed
+        .attributes
+        .insert("name.givenName".to_owned(), "Renamed".to_owned());
+    other.replace_user(&ids[1], &renamed).await.unwrap();
+    other.create_user(&user(9)).await.unwrap();
+    let listed = users(&connector).await;
+    assert_eq!(listed.get(&ids[1]), Some(&renamed));
+    assert_eq!(listed.len(), 5);
+    assert_eq!(listed, truth().await);
+    assert_eq!(connector.full_listings(), 1);
+
+    // Deleted elsewhere: the count differs, so the target is listed in full.
+    other.delete_user(&ids[2]).await.unwrap();
+    let listed = users(&connector).await;
+    assert!(!listed.contains_key(&ids[2]));
+    assert_eq!(listed, truth().await);
+    assert_eq!(connector.full_listings(), 2);
+
+    // Deleted by this connector: it knows, and asks only for what changed.
+    connector.delete_user(&ids[3]).await.unwrap();
+    assert_eq!(users(&connector).await, truth().await);
+    assert_eq!(connector.full_listings(), 2);
+
+    // Groups likewise; a user this connector deleted may have left groups undated.
+    let mut staff = GroupEntry {
+        external_id: "0190a5c2-0000-7000-8000-00000000000g".to_owned(),
+        name: "Staff".to_owned(),
+        members: {
+            let mut members = vec![ids[0].clone(), ids[1].clone()];
+            members.sort();
+            members
+        },
+    };
+    let group = connector.create_group(&staff).await.unwrap();
+    let groups = || async { connector.list_groups().await.unwrap() };
+    assert_eq!(groups().await.len(), 1);
+    assert_eq!(connector.full_listings(), 3);
+    staff.name = "Everyone".to_owned();
+    other.replace_group(&group, &staff).await.unwrap();
+    assert_eq!(
+        groups().await,
+        [Remote {
+            id: group.clone(),
+            entry: staff.clone(),
+        }]
+    );
+    assert_eq!(connector.full_listings(), 3);
+    connector.delete_user(&ids[0]).await.unwrap();
+    assert_eq!(
+        groups().await,
+        self::connector(&server, false).list_groups().await.unwrap()
+    );
+    assert_eq!(connector.full_listings(), 4);
+}
+
+#[tokio::test]
 async fn a_stopped_target_is_unavailable_until_it_is_back() {
     let Some(mut server) = ScimServer::start() else {
         return;
