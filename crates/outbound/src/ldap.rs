@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 use async_trait::async_trait;
+use futures_util::StreamExt;
 use ldap3::controls::{Control, ControlType, PagedResults};
 use ldap3::{
     Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult, Mod, Scope, SearchEntry,
@@ -16,6 +17,10 @@ use crate::connector::{Connector, ConnectorError, GroupEntry, REQUEST_TIMEOUT, R
 /// Entries per page of a listing (the Simple Paged Results control): slapd's default size
 /// limit, so that no page exceeds it.
 const PAGE_SIZE: i32 = 500;
+
+/// Adds in flight at once on the one connection when many users are created: the directory
+/// works on one while cadre sends the next.
+const ADDS_IN_FLIGHT: usize = 4;
 
 /// The attribute of a group that holds cadre's external id of it (`groupOfNames` allows it).
 const GROUP_ID_ATTRIBUTE: &str = "businessCategory";
@@ -290,6 +295,22 @@ impl Connector for LdapConnector {
         );
         self.add(&dn, attributes).await?;
         Ok(dn)
+    }
+
+    async fn create_users(
+        &self,
+        users: &[UserEntry],
+    ) -> Result<Vec<Result<String, ConnectorError>>, ConnectorError> {
+        let adds: Vec<_> = users.iter().map(|user| self.create_user(user)).collect();
+        let mut creating = futures_util::stream::iter(adds).buffered(ADDS_IN_FLIGHT);
+        let mut created = Vec::with_capacity(users.len());
+        while let Some(outcome) = creating.next().await {
+            match outcome {
+                Err(error @ ConnectorError::Unavailable(_)) => return Err(error),
+                outcome => created.push(outcome),
+            }
+        }
+        Ok(created)
     }
 
     async fn replace_user(&self, id: &str, user: &UserEntry) -> Result<String, ConnectorError> {

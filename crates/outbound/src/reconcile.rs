@@ -189,8 +189,8 @@ impl Pusher {
             return Err(PushError::Refused {
                 target: target.name.to_string(),
                 detail: format!(
-                    "the removal guard stopped the run: it would remove {removals} objects, more \
-                     than {}; check them with a dry run, then allow them (max_removals)",
+                    "the removal guard stopped the run: it plans to remove {removals} (at most {} \
+                     allowed); check them with a dry run, then allow them (max_removals)",
                     options.max_removals
                 ),
             });

@@ -358,6 +358,38 @@ async fn a_directory_down_is_unavailable_until_it_is_back() {
 }
 
 #[tokio::test]
+async fn many_users_are_created_in_order_each_with_its_outcome() {
+    let Some(mut slapd) = Slapd::start().await else {
+        return;
+    };
+    let ldap = connector(&slapd);
+    let taken = ldap.create_user(&full_user("user-05")).await.unwrap();
+    let users: Vec<UserEntry> = (0..12)
+        .map(|n| full_user(&format!("user-{n:02}")))
+        .collect();
+    let created = ldap.create_users(&users).await.unwrap();
+    assert_eq!(created.len(), 12);
+    for (n, outcome) in created.iter().enumerate() {
+        match outcome {
+            Err(ConnectorError::Refused(_)) if n == 5 => {}
+            Ok(dn) if n != 5 => assert!(dn.starts_with(&format!("uid=user-{n:02},"))),
+            other => panic!("user {n}: {other:?}"),
+        }
+    }
+    assert_eq!(ldap.list_users().await.unwrap().len(), 12);
+    assert_eq!(ldap.find_user("user-05").await.unwrap(), Some(taken));
+
+    slapd.stop();
+    let down = ldap
+        .create_users(&[full_user("user-20"), full_user("user-21")])
+        .await;
+    assert!(
+        matches!(down, Err(ConnectorError::Unavailable(_))),
+        "{down:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_wrong_password_is_refused_and_not_shown() {
     let Some(slapd) = Slapd::start().await else {
         return;

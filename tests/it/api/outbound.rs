@@ -583,10 +583,9 @@ async fn reconcile_plans_then_repairs_what_was_changed_and_deleted_in_the_target
         let guarded = start_reconcile(&server, target_id, false, 0).await;
         let guarded = wait_long(&server, &guarded, "failed").await;
         assert!(
-            guarded["failed_reason"]
-                .as_str()
-                .unwrap()
-                .contains("removal guard"),
+            guarded["failed_reason"].as_str().unwrap().contains(
+                "removal guard stopped the run: it plans to remove 1 (at most 0 allowed)"
+            ),
             "{guarded}"
         );
         assert_eq!(users_named(remote, "u3").await.len(), 1, "nothing removed");
@@ -621,6 +620,38 @@ async fn reconcile_plans_then_repairs_what_was_changed_and_deleted_in_the_target
         );
 
         // Reconciled again: nothing to do.
+        let again = start_reconcile(&server, target_id, false, 0).await;
+        let again = wait_long(&server, &again, "completed").await;
+        assert!(rows(&again).is_empty(), "{again}");
+
+        // Changed and deleted in the target after that: the next run (which asks a SCIM
+        // target only for what changed since the last) repairs both, and then finds nothing.
+        let [u1] = users_named(remote, "u1").await.try_into().unwrap();
+        let mut changed = u1.entry.clone();
+        changed
+            .attributes
+            .insert(mail.to_owned(), "again@elsewhere.org".to_owned());
+        remote.replace_user(&u1.id, &changed).await.unwrap();
+        let [u2] = users_named(remote, "u2").await.try_into().unwrap();
+        remote.delete_user(&u2.id).await.unwrap();
+        let repair = start_reconcile(&server, target_id, false, 0).await;
+        let repair = wait_long(&server, &repair, "completed").await;
+        // A SCIM target gives the new u2 a new id, which its group must then name; an LDAP
+        // DN stays what it was.
+        let mut expected = vec!["user u1 update", "user u2 create"];
+        if target.has_active {
+            expected.insert(0, "group ops update");
+        }
+        assert_eq!(rows(&repair), expected);
+        let [u1] = users_named(remote, "u1").await.try_into().unwrap();
+        assert_eq!(u1.entry.attributes[mail], "u1@example.org", "repaired");
+        let [u2] = users_named(remote, "u2").await.try_into().unwrap();
+        let mut members = vec![u1.id, u2.id];
+        members.sort();
+        assert_eq!(
+            group_named(remote, "ops").await.unwrap().entry.members,
+            members
+        );
         let again = start_reconcile(&server, target_id, false, 0).await;
         let again = wait_long(&server, &again, "completed").await;
         assert!(rows(&again).is_empty(), "{again}");
@@ -825,5 +856,118 @@ async fn a_user_ended_before_a_target_had_it_is_not_made_there_to_be_disabled() 
     let reconcile = wait_long(&server, &reconcile, "completed").await;
     assert_eq!(reconcile["current_state"]["report"]["created"], 0);
     assert!(users_named(remote.as_ref(), "old").await.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_deprovisions_by_disabling_keeps_a_terminated_user_disabled() {
+    for running in running().await {
+        let mut target = running.target();
+        target.body["deprovision"] = json!("disable");
+        let server = with_key().await;
+        let (target_id, remote) = configure(&server, &target).await;
+        let remote = remote.as_ref();
+        let group = server.create_group("ops", "Ops").await;
+        tokio::time::sleep(cadre_forms::standard::CHOICES_TTL).await;
+        let process = start_user(&server, "leo", &[&group]).await;
+        let leo =
+            wait_long(&server, &process, "completed").await["current_state"]["subscription_id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+        assert_eq!(
+            group_named(remote, "ops")
+                .await
+                .unwrap()
+                .entry
+                .members
+                .len(),
+            1
+        );
+
+        run(
+            &server,
+            "terminate_user",
+            json!([{"subscription_id": leo}, {}]),
+        )
+        .await;
+        let [kept] = users_named(remote, "leo")
+            .await
+            .try_into()
+            .expect("kept on the target");
+        assert_eq!(kept.entry.active, !target.has_active, "inactive (SCIM)");
+        assert!(
+            group_named(remote, "ops")
+                .await
+                .unwrap()
+                .entry
+                .members
+                .is_empty(),
+            "and in no group"
+        );
+        let (_, detail) = server.get(&format!("/api/subscriptions/{leo}")).await;
+        assert_eq!(
+            detail["targets"][0]["remote_id"],
+            kept.id.as_str(),
+            "still cadre's there: {detail}"
+        );
+        let again = start_reconcile(&server, target_id, false, 0).await;
+        let again = wait_long(&server, &again, "completed").await;
+        assert!(rows(&again).is_empty(), "as it should be: {again}");
+        server.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_waits_for_every_target_and_reaches_each_exactly_once() {
+    let mut running = running().await;
+    if running.len() < 2 {
+        // Each missing target said so when it did not start.
+        return;
+    }
+    let server = with_key().await;
+    let mut remotes = Vec::new();
+    for target in &running {
+        remotes.push(configure(&server, &target.target()).await.1);
+    }
+    running[1].stop().await;
+    let process = start_user(&server, "kim", &[]).await;
+    let waiting = wait_long(&server, &process, "waiting").await;
+    assert_eq!(
+        users_named(remotes[0].as_ref(), "kim").await.len(),
+        1,
+        "the target that is up has it already"
+    );
+    let kim = waiting["current_state"]["subscription_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, detail) = server.get(&format!("/api/subscriptions/{kim}")).await;
+    assert!(
+        detail["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|state| state["remote_id"].is_null()),
+        "no state is kept until every target took the change: {detail}"
+    );
+
+    running[1].start_again().await;
+    wait_long(&server, &process, "completed").await;
+    for remote in &remotes {
+        let [user] = users_named(remote.as_ref(), "kim")
+            .await
+            .try_into()
+            .expect("exactly one on each target");
+        let (_, detail) = server.get(&format!("/api/subscriptions/{kim}")).await;
+        let states = detail["targets"].as_array().unwrap();
+        assert_eq!(states.len(), 2, "{detail}");
+        assert!(
+            states.iter().any(
+                |state| state["remote_id"] == user.id.as_str() && state["last_error"].is_null()
+            ),
+            "{detail}"
+        );
+    }
     server.stop().await;
 }
