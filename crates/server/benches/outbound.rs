@@ -7,8 +7,9 @@
 //! `scim2-server` 0.8.3 with `bulk` on, from `$SCIM2_SERVER`; OpenLDAP's `slapd`):
 //!
 //! - the target's raw write rate for `BENCH_USERS` (default 10,000) users with the attributes
-//!   cadre sends, one request after another as cadre pushes: SCIM `POST /Users` per user, and
-//!   `/Bulk` requests of 1,000 creates (what cadre uses); LDAP `ldapadd` of one LDIF file;
+//!   cadre sends, one request after another: SCIM `POST /Users` per user, and `/Bulk` requests
+//!   of 1,000 creates (what cadre uses, also one after another); LDAP `ldapadd` of one LDIF
+//!   file (cadre keeps four adds in flight);
 //! - cadre's push: a bulk load (`POST /api/provisioning/users`, incremental) of the same users
 //!   on a fresh database with the target configured and enabled; the load's `push` step from
 //!   the process's step log in users per second, against the raw rate, and the whole load;
@@ -476,7 +477,7 @@ async fn main() {
         "SQLite"
     };
     println!(
-        "\n{users} users, on {database}; raw writes one request after another (cadre pushes sequentially), on a fresh target each"
+        "\n{users} users, on {database}; raw writes one request after another (cadre's /Bulk requests go one after another; its LDAP adds four at a time), on a fresh target each"
     );
 
     // SCIM.
