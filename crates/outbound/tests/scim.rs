@@ -45,6 +45,17 @@ fn user(n: usize) -> UserEntry {
     }
 }
 
+/// The group "Staff" with `members` (remote ids).
+fn staff(members: &[String]) -> GroupEntry {
+    let mut members = members.to_vec();
+    members.sort();
+    GroupEntry {
+        external_id: "0190a5c2-0000-7000-8000-00000000000g".to_owned(),
+        name: "Staff".to_owned(),
+        members,
+    }
+}
+
 /// The users on the target, by remote id.
 async fn users(connector: &ScimConnector) -> BTreeMap<String, UserEntry> {
     connector
@@ -174,15 +185,7 @@ async fn groups_are_created_replaced_listed_and_deleted() {
     for n in 0..3 {
         ids.push(connector.create_user(&user(n)).await.unwrap());
     }
-    let mut staff = GroupEntry {
-        external_id: "0190a5c2-0000-7000-8000-00000000000g".to_owned(),
-        name: "Staff".to_owned(),
-        members: {
-            let mut members = vec![ids[0].clone(), ids[1].clone()];
-            members.sort();
-            members
-        },
-    };
+    let mut staff = staff(&ids[..2]);
     assert_eq!(connector.find_group(&staff).await.unwrap(), None);
     let id = connector.create_group(&staff).await.unwrap();
     assert_eq!(
@@ -318,15 +321,7 @@ async fn listings_after_the_first_ask_only_for_what_changed() {
     assert_eq!(connector.full_listings(), 2);
 
     // Groups likewise; a user this connector deleted may have left groups undated.
-    let mut staff = GroupEntry {
-        external_id: "0190a5c2-0000-7000-8000-00000000000g".to_owned(),
-        name: "Staff".to_owned(),
-        members: {
-            let mut members = vec![ids[0].clone(), ids[1].clone()];
-            members.sort();
-            members
-        },
-    };
+    let mut staff = staff(&ids[..2]);
     let group = connector.create_group(&staff).await.unwrap();
     let groups = || async { connector.list_groups().await.unwrap() };
     assert_eq!(groups().await.len(), 1);

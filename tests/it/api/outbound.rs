@@ -521,15 +521,9 @@ async fn reconcile_plans_then_repairs_what_was_changed_and_deleted_in_the_target
         }
 
         // Someone changes u1 and deletes u2 in the target, and adds a user of their own.
-        let [u1] = users_named(remote, "u1").await.try_into().unwrap();
-        let mut changed = u1.entry.clone();
         let mail = if target.has_active { "emails" } else { "mail" };
-        changed
-            .attributes
-            .insert(mail.to_owned(), "changed@elsewhere.org".to_owned());
-        remote.replace_user(&u1.id, &changed).await.unwrap();
-        let [u2] = users_named(remote, "u2").await.try_into().unwrap();
-        remote.delete_user(&u2.id).await.unwrap();
+        let changed = change_mail(remote, "u1", mail, "changed@elsewhere.org").await;
+        delete_in_target(remote, "u2").await;
         let mut stranger = changed.clone();
         stranger.external_id = "stranger".to_owned();
         stranger.attributes = expected(
@@ -603,37 +597,19 @@ async fn reconcile_plans_then_repairs_what_was_changed_and_deleted_in_the_target
             (Some(1), Some(1), Some(0)),
             "{report}"
         );
-        let [u1] = users_named(remote, "u1").await.try_into().unwrap();
-        assert_eq!(u1.entry.attributes[mail], "u1@example.org", "repaired");
-        let [u2] = users_named(remote, "u2").await.try_into().unwrap();
+        assert_u1_and_u2_repaired(remote, mail).await;
         assert!(users_named(remote, "u3").await.is_empty(), "removed");
         assert_eq!(
             users_named(remote, "stranger").await.len(),
             1,
             "never what cadre did not make"
         );
-        let mut members = vec![u1.id, u2.id];
-        members.sort();
-        assert_eq!(
-            group_named(remote, "ops").await.unwrap().entry.members,
-            members
-        );
-
-        // Reconciled again: nothing to do.
-        let again = start_reconcile(&server, target_id, false, 0).await;
-        let again = wait_long(&server, &again, "completed").await;
-        assert!(rows(&again).is_empty(), "{again}");
+        reconcile_finds_nothing(&server, target_id).await;
 
         // Changed and deleted in the target after that: the next run (which asks a SCIM
         // target only for what changed since the last) repairs both, and then finds nothing.
-        let [u1] = users_named(remote, "u1").await.try_into().unwrap();
-        let mut changed = u1.entry.clone();
-        changed
-            .attributes
-            .insert(mail.to_owned(), "again@elsewhere.org".to_owned());
-        remote.replace_user(&u1.id, &changed).await.unwrap();
-        let [u2] = users_named(remote, "u2").await.try_into().unwrap();
-        remote.delete_user(&u2.id).await.unwrap();
+        change_mail(remote, "u1", mail, "again@elsewhere.org").await;
+        delete_in_target(remote, "u2").await;
         let repair = start_reconcile(&server, target_id, false, 0).await;
         let repair = wait_long(&server, &repair, "completed").await;
         // A SCIM target gives the new u2 a new id, which its group must then name; an LDAP
@@ -643,20 +619,46 @@ async fn reconcile_plans_then_repairs_what_was_changed_and_deleted_in_the_target
             expected.insert(0, "group ops update");
         }
         assert_eq!(rows(&repair), expected);
-        let [u1] = users_named(remote, "u1").await.try_into().unwrap();
-        assert_eq!(u1.entry.attributes[mail], "u1@example.org", "repaired");
-        let [u2] = users_named(remote, "u2").await.try_into().unwrap();
-        let mut members = vec![u1.id, u2.id];
-        members.sort();
-        assert_eq!(
-            group_named(remote, "ops").await.unwrap().entry.members,
-            members
-        );
-        let again = start_reconcile(&server, target_id, false, 0).await;
-        let again = wait_long(&server, &again, "completed").await;
-        assert!(rows(&again).is_empty(), "{again}");
+        assert_u1_and_u2_repaired(remote, mail).await;
+        reconcile_finds_nothing(&server, target_id).await;
         server.stop().await;
     }
+}
+
+/// Sets `user_id`'s `mail` attribute to `value` in the target, behind cadre's back; the user
+/// as changed.
+async fn change_mail(remote: &dyn Connector, user_id: &str, mail: &str, value: &str) -> UserEntry {
+    let [user] = users_named(remote, user_id).await.try_into().unwrap();
+    let mut changed = user.entry;
+    changed.attributes.insert(mail.to_owned(), value.to_owned());
+    remote.replace_user(&user.id, &changed).await.unwrap();
+    changed
+}
+
+/// Deletes `user_id` in the target, behind cadre's back.
+async fn delete_in_target(remote: &dyn Connector, user_id: &str) {
+    let [user] = users_named(remote, user_id).await.try_into().unwrap();
+    remote.delete_user(&user.id).await.unwrap();
+}
+
+/// Checks that u1 has cadre's address again and that u1 and u2 are the members of ops.
+async fn assert_u1_and_u2_repaired(remote: &dyn Connector, mail: &str) {
+    let [u1] = users_named(remote, "u1").await.try_into().unwrap();
+    assert_eq!(u1.entry.attributes[mail], "u1@example.org", "repaired");
+    let [u2] = users_named(remote, "u2").await.try_into().unwrap();
+    let mut members = vec![u1.id, u2.id];
+    members.sort();
+    assert_eq!(
+        group_named(remote, "ops").await.unwrap().entry.members,
+        members
+    );
+}
+
+/// Reconciles `target` and checks that there was nothing to do.
+async fn reconcile_finds_nothing(server: &Server, target: Uuid) {
+    let again = start_reconcile(server, target, false, 0).await;
+    let again = wait_long(server, &again, "completed").await;
+    assert!(rows(&again).is_empty(), "{again}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -911,9 +913,7 @@ async fn a_target_that_deprovisions_by_disabling_keeps_a_terminated_user_disable
             kept.id.as_str(),
             "still cadre's there: {detail}"
         );
-        let again = start_reconcile(&server, target_id, false, 0).await;
-        let again = wait_long(&server, &again, "completed").await;
-        assert!(rows(&again).is_empty(), "as it should be: {again}");
+        reconcile_finds_nothing(&server, target_id).await;
         server.stop().await;
     }
 }
