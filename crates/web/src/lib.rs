@@ -23,7 +23,8 @@
 //!   `/admin/processes` (a process's steps, live while it runs; retry, skip, abort, and resume
 //!   with the form a suspended one waits for), `/admin/registrations` (approve, decline),
 //!   `/admin/loads` (bulk loads: upload, the dry run's plan, apply, progress, the report as
-//!   CSV), `/admin/tokens` (every API token; revoke), a user's roles on their subscription's
+//!   CSV), `/admin/targets` (outbound targets: new, settings and credential, the last push
+//!   errors, a reconcile started, removal), `/admin/tokens` (every API token; revoke), a user's roles on their subscription's
 //!   page, `/admin/audit`, `/admin/workflows` (any workflow started through its form, page by page
 //!   with back and next, drawn by one generic renderer from the pydantic-forms schema).
 
@@ -35,6 +36,7 @@ mod page;
 mod people;
 mod registrations;
 mod start;
+mod targets;
 mod users;
 mod workflow_groups;
 
@@ -95,6 +97,16 @@ pub fn pages() -> Router<AppState> {
         .route("/admin/loads/{id}", get(loads::load))
         .route("/admin/loads/{id}/again", post(loads::again))
         .route("/admin/loads/{id}/report.csv", get(loads::report_csv))
+        .route(
+            "/admin/targets",
+            get(targets::targets).post(targets::create),
+        )
+        .route(
+            "/admin/targets/{id}",
+            get(targets::target).post(targets::change),
+        )
+        .route("/admin/targets/{id}/remove", post(targets::remove))
+        .route("/admin/targets/{id}/reconcile", post(targets::reconcile))
         .route("/admin/workflows", get(start::workflows))
         .route(
             "/admin/workflows/{name}",

@@ -85,6 +85,12 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             include_str!("../templates/workflow_group.html"),
         ),
         ("load.html", include_str!("../templates/load.html")),
+        ("targets.html", include_str!("../templates/targets.html")),
+        ("target.html", include_str!("../templates/target.html")),
+        (
+            "target_form.html",
+            include_str!("../templates/target_form.html"),
+        ),
         (
             "registrations.html",
             include_str!("../templates/registrations.html"),

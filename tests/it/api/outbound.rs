@@ -971,3 +971,173 @@ async fn a_change_waits_for_every_target_and_reaches_each_exactly_once() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_configure_change_reconcile_and_remove_a_target_in_the_console() {
+    let Some(scim) = ScimServer::start() else {
+        return;
+    };
+    let server = with_key().await;
+    server.admin_with_password("root").await;
+    let mut console = Browser::new(&server);
+    console.sign_in("root", PASSWORD).await;
+    let page = console.get("/admin/targets").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("No target yet"), "{}", page.body);
+    let csrf = page.csrf();
+    let base_url = scim.base_url();
+    let form = |csrf: &str, base_url: &str, mapping: &str, mode: &str| {
+        vec![
+            ("csrf_token", csrf.to_owned()),
+            ("name", "App".to_owned()),
+            ("kind", "scim".to_owned()),
+            ("base_url", base_url.to_owned()),
+            ("bulk", "true".to_owned()),
+            ("mapping", mapping.to_owned()),
+            ("mode", mode.to_owned()),
+            ("deprovision", "delete".to_owned()),
+            ("secret", scim.token().to_owned()),
+        ]
+    };
+
+    // A forged form does nothing; what breaks a rule is shown with the form as it was sent,
+    // the credential left out.
+    let forged = form("forged", &base_url, "", "enabled");
+    let refused = console.post("/admin/targets", &pairs(&forged)).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let ftp = form(&csrf, "ftp://127.0.0.1/scim", "", "enabled");
+    let refused = console.post("/admin/targets", &pairs(&ftp)).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains(r#"value="ftp:&#x2f;&#x2f;127.0.0.1&#x2f;scim""#),
+        "kept: {}",
+        refused.body
+    );
+    assert!(!refused.body.contains(scim.token()), "never the credential");
+    let bad_mapping = form(
+        &csrf,
+        &base_url,
+        "externalId = user_id\nnonsense",
+        "enabled",
+    );
+    let refused = console.post("/admin/targets", &pairs(&bad_mapping)).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains("mapping, line 2"), "{}", refused.body);
+    let (_, targets) = server.get("/api/targets").await;
+    assert_eq!(targets, json!([]), "nothing configured");
+
+    let configured = form(&csrf, &base_url, "", "enabled");
+    let created = console.post("/admin/targets", &pairs(&configured)).await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    let at = created.location.unwrap();
+    let id: Uuid = at.trim_start_matches("/admin/targets/").parse().unwrap();
+    let (_, target) = server.get(&format!("/api/targets/{id}")).await;
+    assert_eq!(
+        (
+            &target["connection"]["base_url"],
+            &target["connection"]["bulk"]
+        ),
+        (&json!(base_url), &json!(true)),
+        "{target}"
+    );
+    assert_eq!(
+        target["mapping"]["externalId"], "user_id",
+        "the kind's defaults"
+    );
+
+    // The target's page: what it holds of cadre's, once a user went out.
+    let process = start_user(&server, "ann", &[]).await;
+    wait_long(&server, &process, "completed").await;
+    let page = console.get(&at).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body
+            .contains("Users and groups pushed: 1; with an error: 0."),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains(scim.token()), "never the credential");
+
+    // Paused, the mapping as shown and the credential kept.
+    let csrf = page.csrf();
+    let shown = target["mapping"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(attribute, field)| format!("{attribute} = {}", field.as_str().unwrap()))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut paused = form(&csrf, &base_url, &shown, "paused");
+    paused.retain(|(name, _)| *name != "secret");
+    let changed = console.post(&at, &pairs(&paused)).await;
+    assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.body);
+    let (_, after) = server.get(&format!("/api/targets/{id}")).await;
+    assert_eq!(after["mode"], "paused");
+    assert_eq!(after["mapping"], target["mapping"]);
+    // A new address needs its credential: said on the page.
+    let mut moved = form(&csrf, "http://127.0.0.1:1/scim/v2", &shown, "paused");
+    moved.retain(|(name, _)| *name != "secret");
+    let refused = console.post(&at, &pairs(&moved)).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.body.contains("needs its credential"),
+        "{}",
+        refused.body
+    );
+
+    // A dry run from the page: its process plans nothing to change and writes nothing.
+    let started = console
+        .post(
+            &format!("{at}/reconcile"),
+            &[
+                ("csrf_token", &csrf),
+                ("dry_run", "true"),
+                ("max_removals", "10"),
+            ],
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER);
+    let process = started.location.unwrap();
+    let process = process.trim_start_matches("/admin/processes/");
+    let done = wait_long(&server, process, "completed").await;
+    let report = &done["current_state"]["report"];
+    assert_eq!(
+        (report["dry_run"].as_bool(), report["unchanged"].as_u64()),
+        (Some(true), Some(1)),
+        "{report}"
+    );
+
+    let removed = console
+        .post(&format!("{at}/remove"), &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(removed.location.as_deref(), Some("/admin/targets"));
+    let (status, _) = server.get(&format!("/api/targets/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, audit) = server.get("/api/audit?limit=20").await;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["target"] == id.to_string())
+        .filter_map(|event| event["action"].as_str())
+        .collect();
+    assert_eq!(
+        actions,
+        ["target_removed", "target_changed", "target_configured"],
+        "{audit}"
+    );
+    server.stop().await;
+}
+
+/// `fields` as a form's name-value pairs.
+fn pairs<'a>(fields: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    fields
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect()
+}

@@ -24,15 +24,15 @@ pub(super) struct Browser<'a> {
 
 /// An answer: status, where it redirects, its body.
 pub(super) struct Page {
-    status: StatusCode,
-    location: Option<String>,
+    pub(super) status: StatusCode,
+    pub(super) location: Option<String>,
     policy: Option<String>,
     pub(super) body: String,
 }
 
 impl Page {
     /// The value of the first hidden `csrf_token` field.
-    fn csrf(&self) -> String {
+    pub(super) fn csrf(&self) -> String {
         let at = self
             .body
             .find(r#"name="csrf_token" value=""#)
@@ -90,7 +90,7 @@ impl<'a> Browser<'a> {
         self.send(request).await
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub(super) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let body = form
             .iter()
             .map(|(name, value)| {
@@ -1472,6 +1472,8 @@ async fn no_console_page_or_action_answers_a_person_without_the_admin_role() {
         format!("/admin/loads/{any}"),
         format!("/admin/loads/{any}/report.csv"),
         "/admin/tokens".to_owned(),
+        "/admin/targets".to_owned(),
+        format!("/admin/targets/{any}"),
     ] {
         assert_eq!(
             person.get(&path).await.status,
@@ -1489,6 +1491,10 @@ async fn no_console_page_or_action_answers_a_person_without_the_admin_role() {
         "/admin/registrations/ada/approve".to_owned(),
         format!("/admin/loads/{any}/again"),
         format!("/admin/tokens/{any}/revoke"),
+        "/admin/targets".to_owned(),
+        format!("/admin/targets/{any}"),
+        format!("/admin/targets/{any}/remove"),
+        format!("/admin/targets/{any}/reconcile"),
         // Bob making himself an admin.
         format!("/admin/users/{bob}/roles"),
     ] {
