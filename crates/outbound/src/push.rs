@@ -85,6 +85,13 @@ impl Pusher {
         Ok(connector)
     }
 
+    /// Drops the connectors of targets no longer among `targets`, and what they remember.
+    fn forget_removed(&self, targets: &[OutboundTarget]) {
+        if let Ok(mut connectors) = self.connectors.lock() {
+            connectors.retain(|id, _| targets.iter().any(|target| target.id == *id));
+        }
+    }
+
     /// The time now, by the pusher's clock.
     pub(crate) fn now(&self) -> DateTime<Utc> {
         self.clock.now()
@@ -323,6 +330,7 @@ impl Outbound for Pusher {
             return Ok(());
         }
         let targets = txn.list_targets().await?;
+        self.forget_removed(&targets);
         let mut writes = Vec::new();
         let mut first_error = None;
         // Every target is tried, so that each records its own outcome; nothing is written in
@@ -584,5 +592,73 @@ impl Pushed {
     fn forget(&mut self, target: Uuid, subscription: Uuid) {
         self.states.insert(subscription, None);
         self.changes.push(StateChange::Forget(target, subscription));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use cadre_domain::outbound::{
+        Connection, Deprovision, TargetMode, UserSnapshot, default_mapping,
+    };
+    use cadre_domain::testing::MemoryStore;
+    use cadre_domain::{Lifecycle, Name, SystemClock};
+
+    use super::*;
+
+    const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+    /// A paused SCIM target named `name`, its credential sealed with [`KEY`].
+    fn target(name: &str) -> OutboundTarget {
+        let id = Uuid::now_v7();
+        OutboundTarget {
+            id,
+            name: Name::parse(name).unwrap(),
+            connection: Connection::Scim {
+                base_url: "http://127.0.0.1:9/scim/v2".to_owned(),
+                username: None,
+                bulk: false,
+            },
+            mapping: default_mapping("scim"),
+            mode: TargetMode::Paused,
+            deprovision: Deprovision::Delete,
+            sealed_secret: SealingKey::from_hex(KEY)
+                .unwrap()
+                .seal(id, b"token")
+                .unwrap(),
+            created_by: "test".to_owned(),
+            created_at: SystemClock.now(),
+            updated_at: SystemClock.now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn connectors_of_removed_targets_are_dropped_at_the_next_push() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(Vec::new(), Vec::new()));
+        let pusher = Pusher::new(
+            Some(SealingKey::from_hex(KEY).unwrap()),
+            Arc::clone(&store),
+            Arc::new(SystemClock),
+        );
+        let (kept, removed) = (target("Kept"), target("Removed"));
+        let txn = store.begin().await.unwrap();
+        txn.create_target(&kept).await.unwrap();
+        txn.create_target(&removed).await.unwrap();
+        txn.commit().await.unwrap();
+        pusher.connector(&kept).unwrap();
+        pusher.connector(&removed).unwrap();
+        assert_eq!(pusher.connectors.lock().unwrap().len(), 2);
+
+        let txn = store.begin().await.unwrap();
+        txn.delete_target(removed.id).await.unwrap();
+        let change = Change::User(UserSnapshot {
+            subscription_id: Uuid::now_v7(),
+            lifecycle: Lifecycle::Active,
+            fields: BTreeMap::new(),
+        });
+        pusher.push(txn.as_ref(), &[change]).await.unwrap();
+        let held: Vec<Uuid> = pusher.connectors.lock().unwrap().keys().copied().collect();
+        assert_eq!(held, [kept.id]);
     }
 }

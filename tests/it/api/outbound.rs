@@ -1014,7 +1014,9 @@ async fn admins_configure_change_reconcile_and_remove_a_target_in_the_console() 
         refused.body
     );
     assert!(
-        refused.body.contains(r#"value="ftp:&#x2f;&#x2f;127.0.0.1&#x2f;scim""#),
+        refused
+            .body
+            .contains(r#"value="ftp:&#x2f;&#x2f;127.0.0.1&#x2f;scim""#),
         "kept: {}",
         refused.body
     );
