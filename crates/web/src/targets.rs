@@ -67,7 +67,13 @@ pub(crate) struct TargetForm {
 
 impl TargetForm {
     /// The settings the form holds, or what is wrong with them.
-    fn settings(&self) -> Result<TargetSettings, String> {
+    fn settings(&self) -> Result<TargetSettings, DomainError> {
+        self.read()
+            .map_err(|detail| DomainError::invalid("target", detail))
+    }
+
+    /// [`TargetForm::settings`], what is wrong said as text.
+    fn read(&self) -> Result<TargetSettings, String> {
         let or = |value: &str, default: &str| {
             if value.trim().is_empty() {
                 default.to_owned()
@@ -246,20 +252,17 @@ pub(crate) async fn create(
     if !session_form_ok(&session, &form.csrf_token) {
         return forged(Some(&session));
     }
-    let configured = match form.settings() {
-        Ok(settings) => {
-            configure_target(
-                state.engine.store().as_ref(),
-                state.outbound_key.as_ref(),
-                settings,
-                actor(&session, &extensions),
-                state.engine.clock().now(),
-            )
-            .await
-        }
-        Err(detail) => Err(DomainError::invalid("target", detail)),
+    let configured = async {
+        configure_target(
+            state.engine.store().as_ref(),
+            state.outbound_key.as_ref(),
+            form.settings()?,
+            actor(&session, &extensions),
+            state.engine.clock().now(),
+        )
+        .await
     };
-    match configured.map_err(problem) {
+    match configured.await.map_err(problem) {
         Ok(target) => Redirect::to(&format!("/admin/targets/{}", target.id)).into_response(),
         Err(Ok((status, detail))) => {
             list_page(&state, &session, status, Some(&detail), form.values()).await
@@ -338,21 +341,18 @@ pub(crate) async fn change(
     if !session_form_ok(&session, &form.csrf_token) {
         return forged(Some(&session));
     }
-    let changed = match form.settings() {
-        Ok(settings) => {
-            change_target(
-                state.engine.store().as_ref(),
-                state.outbound_key.as_ref(),
-                id,
-                settings,
-                actor(&session, &extensions),
-                state.engine.clock().now(),
-            )
-            .await
-        }
-        Err(detail) => Err(DomainError::invalid("target", detail)),
+    let changed = async {
+        change_target(
+            state.engine.store().as_ref(),
+            state.outbound_key.as_ref(),
+            id,
+            form.settings()?,
+            actor(&session, &extensions),
+            state.engine.clock().now(),
+        )
+        .await
     };
-    let (status, detail) = match changed.map_err(problem) {
+    let (status, detail) = match changed.await.map_err(problem) {
         Ok(_) => return Redirect::to(&format!("/admin/targets/{id}")).into_response(),
         Err(Ok(problem)) => problem,
         Err(Err(error)) => return refused(Some(&session), error),
