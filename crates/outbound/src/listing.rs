@@ -70,7 +70,13 @@ impl<T: Clone> Listing<T> {
     /// This listing with `changed` (every resource modified since [`Listing::since`]) applied,
     /// when `total`, the target's count of resources now, confirms that none went; `None` when
     /// it does not, or a changed resource has no modification time.
+    /// No change at all is not trusted either: the resource last changed is always among them
+    /// (they are asked from its time on) unless it went, so a target that answers none does not
+    /// filter as asked.
     pub fn update(mut self, changed: Vec<Listed<T>>, total: u64) -> Option<Self> {
+        if changed.is_empty() {
+            return None;
+        }
         self.since = Some(self.apply(changed)?);
         (u64::try_from(self.resources.len()) == Ok(total)).then_some(self)
     }
@@ -103,43 +109,60 @@ impl<T: Clone> Listing<T> {
 }
 
 /// A connector's remembered listing of one kind: taken while a listing runs (a listing at the
-/// same time lists in full), put back when it is done.
-pub(crate) struct Remembered<T>(Mutex<Option<Listing<T>>>);
+/// same time lists in full), put back when it is done unless it was forgotten meanwhile.
+pub(crate) struct Remembered<T>(Mutex<Slot<T>>);
+
+/// The listing, and how many times it was forgotten (so that one taken before is not put
+/// back after).
+struct Slot<T> {
+    listing: Option<Listing<T>>,
+    forgotten: u64,
+}
 
 impl<T> Default for Remembered<T> {
     fn default() -> Self {
-        Self(Mutex::new(None))
+        Self(Mutex::new(Slot {
+            listing: None,
+            forgotten: 0,
+        }))
     }
 }
 
 impl<T: Clone> Remembered<T> {
-    /// The remembered listing, if there is one; none is left meanwhile.
-    pub fn take(&self) -> Option<Listing<T>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    fn slot(&self) -> std::sync::MutexGuard<'_, Slot<T>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Remembers `listing` if there is something to ask from.
-    pub fn put(&self, listing: Listing<T>) {
-        if listing.since.is_some() {
-            *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(listing);
+    /// The remembered listing, if there is one, and a ticket to put one back with; none is
+    /// left meanwhile.
+    pub fn take(&self) -> (Option<Listing<T>>, u64) {
+        let mut slot = self.slot();
+        (slot.listing.take(), slot.forgotten)
+    }
+
+    /// Remembers `listing` if there is something to ask from and nothing was forgotten since
+    /// `ticket` was taken.
+    pub fn put(&self, listing: Listing<T>, ticket: u64) {
+        let mut slot = self.slot();
+        if listing.since.is_some() && slot.forgotten == ticket {
+            slot.listing = Some(listing);
         }
     }
 
     /// Forgets the resource `id`, which cadre deleted.
     pub fn forget(&self, id: &str) {
-        if let Some(listing) = self
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_mut()
-        {
+        let mut slot = self.slot();
+        slot.forgotten += 1;
+        if let Some(listing) = slot.listing.as_mut() {
             listing.resources.remove(id);
         }
     }
 
     /// Forgets the listing: the next one is in full.
     pub fn clear(&self) {
-        self.take();
+        let mut slot = self.slot();
+        slot.forgotten += 1;
+        slot.listing = None;
     }
 }
 
@@ -149,7 +172,10 @@ impl<T> fmt::Debug for Remembered<T> {
         f.debug_struct("Remembered")
             .field(
                 "resources",
-                &guard.as_ref().map(|listing| listing.resources.len()),
+                &guard
+                    .listing
+                    .as_ref()
+                    .map(|listing| listing.resources.len()),
             )
             .finish()
     }
@@ -192,7 +218,7 @@ mod tests {
             [("1".into(), "a".into()), ("2".into(), "b".into())]
         );
         let updated = listing
-            .update(Vec::new(), 3)
+            .update(vec![listed("1", 9, Some("a"))], 3)
             .expect("three resources, as before");
         assert_eq!(updated.since(), at(9));
     }
@@ -222,7 +248,13 @@ mod tests {
         // One came that the changes did not show.
         assert!(listing().update(Vec::new(), 3).is_none());
         // One went.
-        assert!(listing().update(Vec::new(), 1).is_none());
+        assert!(
+            listing()
+                .update(vec![listed("2", 2, Some("b"))], 1)
+                .is_none()
+        );
+        // No change at all, not even the last one asked from: the target does not filter.
+        assert!(listing().update(Vec::new(), 2).is_none());
     }
 
     #[test]
@@ -235,8 +267,9 @@ mod tests {
         let listing = Listing::full(vec![listed("1", 1, Some("a")), undated.clone()]);
         assert_eq!(listing.since(), None);
         let remembered = Remembered::default();
-        remembered.put(listing);
-        assert!(remembered.take().is_none(), "not remembered");
+        let (_, ticket) = remembered.take();
+        remembered.put(listing, ticket);
+        assert!(remembered.take().0.is_none(), "not remembered");
 
         let listing = Listing::full(vec![listed("1", 1, Some("a"))]);
         assert!(listing.update(vec![undated], 2).is_none());
@@ -256,16 +289,25 @@ mod tests {
     #[test]
     fn remembered_listings_forget_what_cadre_deleted() {
         let remembered = Remembered::default();
-        remembered.put(Listing::full(vec![
-            listed("1", 1, Some("a")),
-            listed("2", 2, Some("b")),
-        ]));
+        let (_, ticket) = remembered.take();
+        remembered.put(
+            Listing::full(vec![listed("1", 1, Some("a")), listed("2", 2, Some("b"))]),
+            ticket,
+        );
         remembered.forget("1");
-        let listing = remembered.take().expect("remembered");
+        let (listing, ticket) = remembered.take();
+        let listing = listing.expect("remembered");
         assert_eq!(remotes(&listing), [("2".into(), "b".into())]);
-        assert!(remembered.take().is_none(), "taken");
-        remembered.put(listing);
+        assert!(remembered.take().0.is_none(), "taken");
+        remembered.put(listing, ticket);
+        let (listing, _) = remembered.take();
         remembered.clear();
-        assert!(remembered.take().is_none(), "cleared");
+        assert!(remembered.take().0.is_none(), "cleared");
+        // Taken before it was cleared: not put back.
+        remembered.put(listing.expect("put back"), ticket);
+        assert!(
+            remembered.take().0.is_none(),
+            "a listing taken before a clear stays out"
+        );
     }
 }

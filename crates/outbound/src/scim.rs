@@ -303,7 +303,7 @@ impl ScimConnector {
                 })
                 .collect()
         };
-        let known = remembered.take();
+        let (known, ticket) = remembered.take();
         let updated = match known.as_ref().and_then(Listing::since) {
             Some(since) => {
                 let filter = format!(
@@ -313,8 +313,12 @@ impl ScimConnector {
                 match self.list(endpoint, Some(&filter)).await {
                     Ok(changed) => {
                         let changed = read_all(changed)?;
-                        let total = self.count(endpoint).await?;
-                        known.and_then(|known| known.update(changed, total))
+                        match self.count(endpoint).await {
+                            Ok(total) => known.and_then(|known| known.update(changed, total)),
+                            Err(error @ ConnectorError::Unavailable(_)) => return Err(error),
+                            // A target that does not count is listed in full.
+                            Err(_) => None,
+                        }
                     }
                     Err(error @ ConnectorError::Unavailable(_)) => return Err(error),
                     // A target that does not filter by modification time is listed in full.
@@ -334,7 +338,7 @@ impl ScimConnector {
             }
         };
         let remotes = listing.remotes();
-        remembered.put(listing);
+        remembered.put(listing, ticket);
         Ok((remotes, in_full))
     }
 
